@@ -1,0 +1,78 @@
+//! Command line, environment and the root credentials. No globals: `main`
+//! builds one [`ServeConfig`] and hands it down.
+
+use std::fs;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about = "An S3-compatible object storage gateway")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the S3 API.
+    Serve(ServeConfig),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// Data folder: metadata database and blob files.
+    #[arg(long, default_value = "./tessera-data")]
+    pub data: PathBuf,
+    /// The region this server answers for (SigV4 scopes must name it).
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// Enables virtual-hosted-style requests for `<bucket>.<domain>`.
+    #[arg(long)]
+    pub domain: Option<String>,
+}
+
+/// The root user's key pair, and where it came from.
+pub struct RootCredentials {
+    pub access_key: String,
+    pub secret_key: String,
+    pub origin: &'static str,
+}
+
+/// `TESSERA_ACCESS_KEY` / `TESSERA_SECRET_KEY` if both are set; otherwise the
+/// pair stored in the data folder; otherwise a new pair, stored there (0600).
+pub fn root_credentials(path: &Path) -> io::Result<RootCredentials> {
+    if let (Ok(access_key), Ok(secret_key)) = (std::env::var("TESSERA_ACCESS_KEY"), std::env::var("TESSERA_SECRET_KEY")) {
+        if !access_key.is_empty() && !secret_key.is_empty() {
+            return Ok(RootCredentials { access_key, secret_key, origin: "environment" });
+        }
+    }
+    if let Ok(text) = fs::read_to_string(path) {
+        let mut lines = text.lines().map(str::trim);
+        if let (Some(a), Some(s)) = (lines.next(), lines.next()) {
+            return Ok(RootCredentials { access_key: a.to_string(), secret_key: s.to_string(), origin: "data folder" });
+        }
+    }
+    let creds = RootCredentials { access_key: random_text(20, ACCESS_ALPHABET)?, secret_key: random_text(40, SECRET_ALPHABET)?, origin: "generated" };
+    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    writeln!(file, "{}\n{}", creds.access_key, creds.secret_key)?;
+    file.sync_all()?;
+    Ok(creds)
+}
+
+const ACCESS_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn random_text(len: usize, alphabet: &[u8]) -> io::Result<String> {
+    let mut bytes = vec![0u8; len];
+    getrandom::getrandom(&mut bytes).map_err(io::Error::other)?;
+    // Both alphabets divide 256 unevenly only slightly (36) or not at all (64):
+    // the bias of the 36-letter access key id is irrelevant, it is not a secret.
+    Ok(bytes.iter().map(|b| alphabet[usize::from(*b) % alphabet.len()] as char).collect())
+}

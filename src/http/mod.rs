@@ -1,0 +1,7 @@
+//! HTTP-level parsing that knows nothing of storage: routing, ranges,
+//! conditional headers, and the response body type.
+
+pub mod body;
+pub mod conditional;
+pub mod range;
+pub mod route;

@@ -1,0 +1,273 @@
+//! Request -> operation. Pure: the only place that knows S3's URL shapes.
+//! Path-style always; virtual-hosted style when a domain is configured.
+//! Reference: <https://docs.aws.amazon.com/AmazonS3/latest/userguide/VirtualHosting.html>
+
+use http::Method;
+use percent_encoding::percent_decode_str;
+
+use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
+
+/// Longest key S3 accepts, in UTF-8 bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Every operation the router can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    ListBuckets,
+    CreateBucket,
+    DeleteBucket,
+    HeadBucket,
+    GetBucketLocation,
+    GetBucketVersioning,
+    GetBucketAcl,
+    ListObjects,
+    ListObjectsV2,
+    ListObjectVersions,
+    DeleteObjects,
+    PutObject,
+    CopyObject,
+    GetObject,
+    HeadObject,
+    DeleteObject,
+    GetObjectAcl,
+    /// Recognised but not implemented: answered with `NotImplemented` (501).
+    NotImplemented(&'static str),
+}
+
+impl Op {
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::ListBuckets => "ListBuckets",
+            Op::CreateBucket => "CreateBucket",
+            Op::DeleteBucket => "DeleteBucket",
+            Op::HeadBucket => "HeadBucket",
+            Op::GetBucketLocation => "GetBucketLocation",
+            Op::GetBucketVersioning => "GetBucketVersioning",
+            Op::GetBucketAcl => "GetBucketAcl",
+            Op::ListObjects => "ListObjects",
+            Op::ListObjectsV2 => "ListObjectsV2",
+            Op::ListObjectVersions => "ListObjectVersions",
+            Op::DeleteObjects => "DeleteObjects",
+            Op::PutObject => "PutObject",
+            Op::CopyObject => "CopyObject",
+            Op::GetObject => "GetObject",
+            Op::HeadObject => "HeadObject",
+            Op::DeleteObject => "DeleteObject",
+            Op::GetObjectAcl => "GetObjectAcl",
+            Op::NotImplemented(name) => name,
+        }
+    }
+}
+
+/// Decoded query parameters, in the order sent.
+#[derive(Debug, Clone, Default)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Query {
+        Query(form_urlencoded::parse(raw.unwrap_or("").as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+}
+
+/// Where a request points and what it asks for.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+    pub query: Query,
+    pub op: Op,
+}
+
+/// Routes a request. `domain` enables virtual-hosted style for `bucket.domain`.
+pub fn route(method: &Method, host: Option<&str>, raw_path: &str, raw_query: Option<&str>, has_copy_source: bool, domain: Option<&str>) -> S3Result<Route> {
+    let query = Query::parse(raw_query);
+    let (bucket, key) = split_target(host, raw_path, domain)?;
+    let op = match (&bucket, &key) {
+        (None, _) => service_op(method),
+        (Some(_), None) => bucket_op(method, &query),
+        (Some(_), Some(_)) => object_op(method, &query, has_copy_source),
+    }?;
+    Ok(Route { bucket, key, query, op })
+}
+
+/// Splits the target into bucket and key, decoding the key exactly: `+` stays
+/// `+`, `//` and a leading `/` in the key are kept.
+fn split_target(host: Option<&str>, raw_path: &str, domain: Option<&str>) -> S3Result<(Option<String>, Option<String>)> {
+    let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
+    if let Some(bucket) = virtual_host_bucket(host, domain) {
+        return Ok((Some(bucket), decode_key(path)?));
+    }
+    let (bucket, key) = match path.split_once('/') {
+        Some((b, k)) => (b, k),
+        None => (path, ""),
+    };
+    if bucket.is_empty() {
+        return Ok((None, None));
+    }
+    let bucket = percent_decode_str(bucket).decode_utf8().map_err(|_| S3Error::new(S3ErrorCode::InvalidBucketName))?;
+    Ok((Some(bucket.into_owned()), decode_key(key)?))
+}
+
+fn virtual_host_bucket(host: Option<&str>, domain: Option<&str>) -> Option<String> {
+    let domain = domain?;
+    let host = host?;
+    let host = host.rsplit_once(':').filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit())).map_or(host, |(h, _)| h);
+    let bucket = host.strip_suffix(domain)?.strip_suffix('.')?;
+    (!bucket.is_empty()).then(|| bucket.to_string())
+}
+
+fn decode_key(raw: &str) -> S3Result<Option<String>> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let key = percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| S3Error::with_message(S3ErrorCode::InvalidArgument, "Object key is not valid UTF-8"))?;
+    if key.len() > MAX_KEY_BYTES {
+        return Err(S3Error::new(S3ErrorCode::KeyTooLongError));
+    }
+    Ok(Some(key.into_owned()))
+}
+
+fn service_op(method: &Method) -> S3Result<Op> {
+    match *method {
+        Method::GET => Ok(Op::ListBuckets),
+        _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+    }
+}
+
+/// Bucket sub-resources we know S3 has but Tessera does not serve yet.
+const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
+    "accelerate", "analytics", "cors", "encryption", "intelligent-tiering", "inventory", "lifecycle", "logging",
+    "metrics", "notification", "object-lock", "ownershipControls", "policy", "policyStatus", "publicAccessBlock",
+    "replication", "requestPayment", "tagging", "website", "uploads",
+];
+
+fn bucket_op(method: &Method, q: &Query) -> S3Result<Op> {
+    if let Some(sub) = UNSUPPORTED_BUCKET_SUBRESOURCES.iter().find(|s| q.has(s)) {
+        return Ok(Op::NotImplemented(sub));
+    }
+    let op = match *method {
+        Method::GET if q.has("location") => Op::GetBucketLocation,
+        Method::GET if q.has("versioning") => Op::GetBucketVersioning,
+        Method::GET if q.has("acl") => Op::GetBucketAcl,
+        Method::GET if q.has("versions") => Op::ListObjectVersions,
+        Method::GET if q.get("list-type") == Some("2") => Op::ListObjectsV2,
+        Method::GET => Op::ListObjects,
+        Method::HEAD => Op::HeadBucket,
+        Method::PUT if q.has("versioning") => Op::NotImplemented("PutBucketVersioning"),
+        Method::PUT if q.has("acl") => Op::NotImplemented("PutBucketAcl"),
+        Method::PUT => Op::CreateBucket,
+        Method::DELETE => Op::DeleteBucket,
+        Method::POST if q.has("delete") => Op::DeleteObjects,
+        _ => return Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+    };
+    Ok(op)
+}
+
+fn object_op(method: &Method, q: &Query, has_copy_source: bool) -> S3Result<Op> {
+    let multipart = q.has("uploadId") || q.has("uploads");
+    let op = match *method {
+        _ if q.has("tagging") => Op::NotImplemented("ObjectTagging"),
+        _ if q.has("retention") || q.has("legal-hold") => Op::NotImplemented("ObjectLock"),
+        _ if q.has("restore") || q.has("select") || q.has("attributes") || q.has("torrent") => Op::NotImplemented("ObjectExtras"),
+        Method::PUT if q.has("acl") => Op::NotImplemented("PutObjectAcl"),
+        Method::PUT if multipart && has_copy_source => Op::NotImplemented("UploadPartCopy"),
+        Method::PUT if multipart => Op::NotImplemented("UploadPart"),
+        Method::PUT if has_copy_source => Op::CopyObject,
+        Method::PUT => Op::PutObject,
+        Method::GET if q.has("acl") => Op::GetObjectAcl,
+        Method::GET if multipart => Op::NotImplemented("ListParts"),
+        Method::GET => Op::GetObject,
+        Method::HEAD => Op::HeadObject,
+        Method::DELETE if multipart => Op::NotImplemented("AbortMultipartUpload"),
+        Method::DELETE => Op::DeleteObject,
+        Method::POST if q.has("uploads") => Op::NotImplemented("CreateMultipartUpload"),
+        Method::POST if q.has("uploadId") => Op::NotImplemented("CompleteMultipartUpload"),
+        _ => return Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+    };
+    Ok(op)
+}
+
+/// S3's bucket naming rules for new buckets.
+/// Reference: <https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html>
+pub fn valid_bucket_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let allowed = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-';
+    let edge = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (3..=63).contains(&bytes.len())
+        && bytes.iter().copied().all(allowed)
+        && edge(bytes.first())
+        && edge(bytes.last())
+        && !name.contains("..")
+        && !name.contains(".-")
+        && !name.contains("-.")
+        && name.parse::<std::net::Ipv4Addr>().is_err()
+        && !name.starts_with("xn--")
+        && !name.starts_with("sthree-")
+        && !name.ends_with("-s3alias")
+        && !name.ends_with("--ol-s3")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(method: Method, path: &str, query: Option<&str>) -> Route {
+        match route(&method, Some("localhost:9000"), path, query, false, None) {
+            Ok(route) => route,
+            Err(e) => panic!("route failed: {e}"),
+        }
+    }
+
+    #[test]
+    fn keys_are_decoded_exactly() {
+        let route = r(Method::GET, "/b//a+b%20c/%2E%2E/x", None);
+        assert_eq!(route.bucket.as_deref(), Some("b"));
+        assert_eq!(route.key.as_deref(), Some("/a+b c/../x"));
+        assert_eq!(route.op, Op::GetObject);
+    }
+
+    #[test]
+    fn bucket_operations() {
+        assert_eq!(r(Method::GET, "/", None).op, Op::ListBuckets);
+        assert_eq!(r(Method::GET, "/b", Some("location")).op, Op::GetBucketLocation);
+        assert_eq!(r(Method::GET, "/b/", Some("list-type=2&prefix=a")).op, Op::ListObjectsV2);
+        assert_eq!(r(Method::GET, "/b", None).op, Op::ListObjects);
+        assert_eq!(r(Method::POST, "/b", Some("delete")).op, Op::DeleteObjects);
+        assert_eq!(r(Method::GET, "/b", Some("cors")).op, Op::NotImplemented("cors"));
+    }
+
+    #[test]
+    fn virtual_hosted_style() {
+        let route = route(&Method::GET, Some("photos.example.com:9000"), "/a/b.jpg", None, false, Some("example.com"));
+        let route = route.ok();
+        assert_eq!(route.as_ref().and_then(|r| r.bucket.as_deref()), Some("photos"));
+        assert_eq!(route.as_ref().and_then(|r| r.key.as_deref()), Some("a/b.jpg"));
+    }
+
+    #[test]
+    fn overlong_key_rejected() {
+        let path = format!("/b/{}", "k".repeat(1025));
+        let err = route(&Method::GET, None, &path, None, false, None).err().map(|e| e.code);
+        assert_eq!(err, Some(S3ErrorCode::KeyTooLongError));
+    }
+
+    #[test]
+    fn bucket_names() {
+        for good in ["abc", "my-bucket.data", "a1b", "123"] {
+            assert!(valid_bucket_name(good), "{good}");
+        }
+        for bad in ["ab", "Abc", "a_b", "-ab", "ab-", "a..b", "192.168.1.1", "xn--abc", &"a".repeat(64)] {
+            assert!(!valid_bucket_name(bad), "{bad}");
+        }
+    }
+}

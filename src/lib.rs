@@ -1,0 +1,12 @@
+//! Tessera: an S3-compatible object storage gateway.
+//!
+//! Request flow: `server` accepts and authenticates (`auth`), `http::route`
+//! names the operation, `s3` handles it, `store` keeps metadata in redb and
+//! bytes in immutable blob files. See docs/architecture.md.
+
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod s3;
+pub mod server;
+pub mod store;

@@ -1,0 +1,63 @@
+//! The `tessera` binary: parse the command line, open the store, serve.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tessera::config::{root_credentials, Cli, Command, ServeConfig};
+use tessera::s3::AppState;
+use tessera::store::Store;
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(config) => serve(config),
+    }
+}
+
+fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let store = Store::open(&config.data).with_context(|| format!("opening data folder {}", config.data.display()))?;
+        let creds = root_credentials(&store.layout().credentials_path()).context("loading root credentials")?;
+        let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(AppState {
+            store,
+            region: config.region.clone(),
+            domain: config.domain.clone(),
+            access_key: creds.access_key.clone(),
+            secret_key: creds.secret_key.clone(),
+        });
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "Access key: {}", creds.access_key)?;
+        writeln!(out, "Secret key: {}  ({})", creds.secret_key, creds.origin)?;
+        writeln!(out, "Region:     {}   Data: {}", config.region, config.data.display())?;
+        writeln!(out, "Tessera listening on http://{addr}")?;
+        out.flush()?;
+        drop(out);
+        tessera::server::serve(listener, state, shutdown_signal()).await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,138 @@
+//! Bucket operations: create, delete, head, list, location, versioning, ACL.
+
+use http::{Response, StatusCode};
+
+use super::error::{S3Error, S3ErrorCode, S3Result};
+use super::headers::now_ms;
+use super::ingest::receive_small;
+use super::xml::{self, XmlWriter};
+use super::{empty_response, write_owner, xml_response, AppState, S3Request};
+use crate::http::body::Body;
+use crate::http::route::valid_bucket_name;
+use crate::store::schema::BucketRecord;
+
+/// CreateBucketConfiguration is a few hundred bytes; anything larger is abuse.
+const MAX_CONFIG_BYTES: usize = 64 * 1024;
+
+pub async fn list_buckets(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
+    let owner = state.owner_of(&req.auth.access_key).to_string();
+    let owner_for_query = owner.clone();
+    let buckets = state.store.run(move |s| s.list_buckets(&owner_for_query)).await?;
+    let mut w = XmlWriter::new("ListAllMyBucketsResult");
+    write_owner(&mut w, &owner);
+    w.start("Buckets");
+    for (name, record) in &buckets {
+        w.start("Bucket")
+            .elem("Name", name)
+            .elem("CreationDate", &xml::iso8601(record.created_ms))
+            .elem("BucketRegion", &record.region)
+            .end("Bucket");
+    }
+    w.end("Buckets");
+    xml_response(w.finish("ListAllMyBucketsResult"))
+}
+
+pub async fn create(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
+    let bucket = req.bucket()?.to_string();
+    if !valid_bucket_name(&bucket) {
+        return Err(S3Error::new(S3ErrorCode::InvalidBucketName).with_extra("BucketName", bucket));
+    }
+    let body = receive_small(&mut req, MAX_CONFIG_BYTES).await?;
+    check_location(&body, &state.region)?;
+    let record = BucketRecord {
+        owner: state.owner_of(&req.auth.access_key).to_string(),
+        created_ms: now_ms(),
+        region: state.region.clone(),
+    };
+    let name = bucket.clone();
+    let owner = record.owner.clone();
+    let created = state.store.run(move |s| s.create_bucket(&name, &record)).await;
+    match created {
+        Err(crate::store::StoreError::BucketExists(existing)) if existing != owner => {
+            Err(S3Error::new(S3ErrorCode::BucketAlreadyExists).with_extra("BucketName", bucket))
+        }
+        Err(e) => Err(S3Error::from(e).with_extra("BucketName", bucket)),
+        Ok(()) => Response::builder()
+            .status(StatusCode::OK)
+            .header("location", format!("/{bucket}"))
+            .body(crate::http::body::empty())
+            .map_err(S3Error::internal),
+    }
+}
+
+/// Accepts an optional CreateBucketConfiguration; its LocationConstraint must
+/// name this server's region (empty or absent means us-east-1, as in S3).
+fn check_location(body: &[u8], region: &str) -> S3Result<()> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    let doc = xml::parse(body)?;
+    let constraint = doc.child_text("LocationConstraint").map(str::trim).unwrap_or("");
+    let requested = if constraint.is_empty() { "us-east-1" } else { constraint };
+    if requested != region {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            format!("The specified location-constraint is not valid: this server serves region {region}"),
+        )
+        .with_extra("ArgumentName", "LocationConstraint")
+        .with_extra("ArgumentValue", constraint));
+    }
+    Ok(())
+}
+
+pub async fn delete(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
+    let bucket = req.bucket()?.to_string();
+    let name = bucket.clone();
+    state.store.run(move |s| s.delete_bucket(&name)).await.map_err(|e| S3Error::from(e).with_extra("BucketName", bucket))?;
+    empty_response(StatusCode::NO_CONTENT)
+}
+
+pub async fn head(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
+    let record = existing(state, &req).await?;
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("x-amz-bucket-region", record.region)
+        .body(crate::http::body::empty())
+        .map_err(S3Error::internal)
+}
+
+/// GetBucketLocation: an empty constraint means us-east-1 (COMPAT-PITFALLS 15).
+pub async fn location(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
+    let record = existing(state, &req).await?;
+    let mut w = XmlWriter::new("LocationConstraint");
+    w.text(if record.region == "us-east-1" { "" } else { &record.region });
+    xml_response(w.finish("LocationConstraint"))
+}
+
+/// Tessera buckets never had versioning: an empty configuration, as S3 answers.
+pub async fn versioning(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
+    existing(state, &req).await?;
+    xml_response(XmlWriter::new("VersioningConfiguration").finish("VersioningConfiguration"))
+}
+
+/// The owner has full control: the only ACL Tessera has.
+pub async fn acl(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
+    let record = existing(state, &req).await?;
+    xml_response(owner_full_control(&record.owner))
+}
+
+pub fn owner_full_control(owner: &str) -> String {
+    let mut w = XmlWriter::new("AccessControlPolicy");
+    write_owner(&mut w, owner);
+    w.start("AccessControlList")
+        .start("Grant")
+        .raw("<Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">")
+        .elem("ID", owner)
+        .elem("DisplayName", owner)
+        .end("Grantee")
+        .elem("Permission", "FULL_CONTROL")
+        .end("Grant")
+        .end("AccessControlList");
+    w.finish("AccessControlPolicy")
+}
+
+async fn existing(state: &AppState, req: &S3Request) -> S3Result<BucketRecord> {
+    let bucket = req.bucket()?.to_string();
+    let name = bucket.clone();
+    state.store.run(move |s| s.bucket(&name)).await.map_err(|e| S3Error::from(e).with_extra("BucketName", bucket))
+}

@@ -1,0 +1,222 @@
+//! Receiving request bodies: the promises a request makes about its body
+//! (`Content-MD5`, `x-amz-content-sha256`, `x-amz-checksum-*` in a header or a
+//! trailer, `x-amz-decoded-content-length`) are read from the headers first,
+//! the body is decoded and hashed in one pass, and every promise is checked
+//! before anything becomes visible.
+//! Reference: <https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html>
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use http_body_util::BodyExt;
+
+use super::error::{S3Error, S3ErrorCode, S3Result};
+use super::headers::header;
+use super::{AppState, S3Request};
+use crate::auth::chunked::AwsChunkedDecoder;
+use crate::auth::verify::PayloadMode;
+use crate::store::blob::{BlobSink, StagedBlob};
+use crate::store::digest::{ChecksumAlgorithm, DigestSpec, Digests, Hashers};
+use crate::store::schema::StoredChecksum;
+
+/// The largest single PUT S3 accepts.
+pub const MAX_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// Where the flexible checksum's expected value comes from.
+#[derive(Debug, Clone)]
+enum ChecksumSource {
+    /// `x-amz-checksum-<alg>: value` (raw digest bytes).
+    Header(Vec<u8>),
+    /// Named by `x-amz-trailer`, arrives after the body.
+    Trailer,
+    /// Nothing to verify: computed so it can be stored (S3 stores a CRC64NVME
+    /// for every object that came without a checksum).
+    Computed,
+}
+
+/// What the request promised about its body.
+pub struct Promises {
+    content_md5: Option<[u8; 16]>,
+    sha256: Option<[u8; 32]>,
+    checksum: (ChecksumAlgorithm, ChecksumSource),
+    /// The exact body size, when the request announced one.
+    size: Option<u64>,
+}
+
+impl Promises {
+    pub fn from_request(headers: &HeaderMap, payload: &PayloadMode) -> S3Result<Promises> {
+        let chunked = !matches!(payload, PayloadMode::Sha256(_) | PayloadMode::Unsigned);
+        let size = announced_size(headers, chunked)?;
+        Ok(Promises {
+            content_md5: content_md5(headers)?,
+            sha256: match payload {
+                PayloadMode::Sha256(hash) => Some(*hash),
+                _ => None,
+            },
+            checksum: checksum_promise(headers)?,
+            size,
+        })
+    }
+
+    pub fn size(&self) -> Option<u64> {
+        self.size
+    }
+
+    fn digest_spec(&self) -> DigestSpec {
+        DigestSpec { sha256: self.sha256.is_some(), checksum: Some(self.checksum.0) }
+    }
+
+    /// Checks every promise against what arrived. Returns the checksum to store.
+    fn verify(&self, digests: &Digests, trailers: &[(String, String)]) -> S3Result<StoredChecksum> {
+        if self.size.is_some_and(|size| size != digests.size) {
+            return Err(S3Error::new(S3ErrorCode::IncompleteBody));
+        }
+        if self.content_md5.is_some_and(|md5| md5 != digests.md5) {
+            return Err(S3Error::new(S3ErrorCode::BadDigest));
+        }
+        if self.sha256.is_some() && self.sha256 != digests.sha256 {
+            return Err(S3Error::new(S3ErrorCode::XAmzContentSHA256Mismatch));
+        }
+        let (alg, computed) = match &digests.checksum {
+            Some((alg, raw)) => (*alg, raw.as_slice()),
+            None => return Err(S3Error::internal("checksum was not computed")),
+        };
+        let expected = match &self.checksum.1 {
+            ChecksumSource::Header(raw) => Some(raw.clone()),
+            ChecksumSource::Trailer => Some(trailer_value(trailers, alg)?),
+            ChecksumSource::Computed => None,
+        };
+        if expected.is_some_and(|raw| raw != computed) {
+            return Err(S3Error::with_message(
+                S3ErrorCode::BadDigest,
+                format!("The {} you specified did not match the calculated checksum.", alg.name()),
+            ));
+        }
+        Ok(StoredChecksum { algorithm: alg, value: BASE64.encode(computed), composite: false })
+    }
+}
+
+/// The body size the request announced: the decoded length for aws-chunked
+/// bodies (the framing makes Content-Length larger, COMPAT-PITFALLS 7).
+fn announced_size(headers: &HeaderMap, chunked: bool) -> S3Result<Option<u64>> {
+    let number = |name: &str| -> S3Result<Option<u64>> {
+        header(headers, name)
+            .map(|v| v.trim().parse::<u64>().map_err(|_| S3Error::with_message(S3ErrorCode::InvalidArgument, format!("Invalid {name}"))))
+            .transpose()
+    };
+    let size = if chunked { number("x-amz-decoded-content-length")? } else { number("content-length")? };
+    if size.is_some_and(|s| s > MAX_PUT_BYTES) {
+        return Err(S3Error::new(S3ErrorCode::EntityTooLarge));
+    }
+    if size.is_none() && !chunked && headers.contains_key("transfer-encoding") {
+        // AWS does not take a plain chunked upload of unknown length (COMPAT-PITFALLS 14).
+        return Err(S3Error::new(S3ErrorCode::MissingContentLength));
+    }
+    Ok(size)
+}
+
+fn content_md5(headers: &HeaderMap) -> S3Result<Option<[u8; 16]>> {
+    let Some(value) = header(headers, "content-md5") else { return Ok(None) };
+    let raw = BASE64.decode(value.trim()).map_err(|_| S3Error::new(S3ErrorCode::InvalidDigest))?;
+    raw.try_into().map(Some).map_err(|_| S3Error::new(S3ErrorCode::InvalidDigest))
+}
+
+/// Reads which checksum the client sends, and how: at most one
+/// `x-amz-checksum-*` header, or a trailer named by `x-amz-trailer`.
+fn checksum_promise(headers: &HeaderMap) -> S3Result<(ChecksumAlgorithm, ChecksumSource)> {
+    let mut in_headers = ChecksumAlgorithm::ALL.into_iter().filter_map(|alg| header(headers, alg.header_name()).map(|v| (alg, v)));
+    let first = in_headers.next();
+    if in_headers.next().is_some() {
+        return Err(S3Error::with_message(S3ErrorCode::InvalidRequest, "Expecting a single x-amz-checksum- header"));
+    }
+    if let Some((alg, value)) = first {
+        return Ok((alg, ChecksumSource::Header(decode_checksum(alg, value)?)));
+    }
+    if let Some(trailer) = header(headers, "x-amz-trailer") {
+        let alg = ChecksumAlgorithm::ALL
+            .into_iter()
+            .find(|alg| alg.header_name().eq_ignore_ascii_case(trailer.trim()))
+            .ok_or_else(|| S3Error::with_message(S3ErrorCode::InvalidRequest, format!("Unsupported trailer {trailer}")))?;
+        return Ok((alg, ChecksumSource::Trailer));
+    }
+    let alg = header(headers, "x-amz-sdk-checksum-algorithm").and_then(ChecksumAlgorithm::parse);
+    Ok((alg.unwrap_or(ChecksumAlgorithm::Crc64Nvme), ChecksumSource::Computed))
+}
+
+fn decode_checksum(alg: ChecksumAlgorithm, value: &str) -> S3Result<Vec<u8>> {
+    BASE64
+        .decode(value.trim())
+        .ok()
+        .filter(|raw| raw.len() == alg.digest_len())
+        .ok_or_else(|| S3Error::with_message(S3ErrorCode::InvalidRequest, format!("Value for {} header is invalid.", alg.header_name())))
+}
+
+fn trailer_value(trailers: &[(String, String)], alg: ChecksumAlgorithm) -> S3Result<Vec<u8>> {
+    let value = trailers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(alg.header_name()))
+        .map(|(_, v)| v.as_str())
+        .ok_or_else(|| S3Error::with_message(S3ErrorCode::InvalidRequest, format!("The {} trailer is missing", alg.header_name())))?;
+    decode_checksum(alg, value)
+}
+
+fn decoder_for(payload: &PayloadMode) -> Option<AwsChunkedDecoder> {
+    match payload {
+        PayloadMode::StreamingSigned { signer, trailer } => Some(AwsChunkedDecoder::new(Some(signer.clone()), *trailer)),
+        PayloadMode::StreamingUnsignedTrailer => Some(AwsChunkedDecoder::new(None, true)),
+        PayloadMode::Sha256(_) | PayloadMode::Unsigned => None,
+    }
+}
+
+/// Streams the body into a staged blob and verifies it. The blob is durable
+/// but invisible: the caller publishes it and commits its metadata.
+pub async fn receive_blob(state: &AppState, req: &mut S3Request) -> S3Result<(StagedBlob, StoredChecksum)> {
+    let promises = Promises::from_request(&req.parts.headers, &req.auth.payload)?;
+    let sink = BlobSink::start(state.store.layout(), promises.digest_spec(), decoder_for(&req.auth.payload));
+    while let Some(frame) = req.body.frame().await {
+        let frame = frame.map_err(|_| S3Error::new(S3ErrorCode::IncompleteBody))?;
+        if let Ok(data) = frame.into_data() {
+            if !sink.send(data).await {
+                break;
+            }
+        }
+    }
+    let staged = sink.finish().await?;
+    let checksum = promises.verify(&staged.digests, &staged.trailers)?;
+    Ok((staged, checksum))
+}
+
+/// Reads a small body (an XML document) into memory, refusing more than
+/// `limit` bytes, with the same decoding and verification as object bodies.
+pub async fn receive_small(req: &mut S3Request, limit: usize) -> S3Result<Bytes> {
+    let promises = Promises::from_request(&req.parts.headers, &req.auth.payload)?;
+    if promises.size().is_some_and(|s| s > limit as u64) {
+        return Err(S3Error::with_message(S3ErrorCode::InvalidRequest, "Request body is too large"));
+    }
+    let mut decoder = decoder_for(&req.auth.payload);
+    let mut hashers = Hashers::new(promises.digest_spec());
+    let mut out = BytesMut::new();
+    let mut pieces = Vec::new();
+    while let Some(frame) = req.body.frame().await {
+        let frame = frame.map_err(|_| S3Error::new(S3ErrorCode::IncompleteBody))?;
+        let Ok(data) = frame.into_data() else { continue };
+        match decoder.as_mut() {
+            Some(dec) => dec.push(data, &mut pieces)?,
+            None => pieces.push(data),
+        }
+        for piece in pieces.drain(..) {
+            hashers.update(&piece);
+            out.extend_from_slice(&piece);
+        }
+        if out.len() > limit {
+            return Err(S3Error::with_message(S3ErrorCode::InvalidRequest, "Request body is too large"));
+        }
+    }
+    let trailers = match decoder {
+        Some(dec) => dec.finish()?,
+        None => Vec::new(),
+    };
+    promises.verify(&hashers.finish(), &trailers)?;
+    Ok(out.freeze())
+}

@@ -1,0 +1,109 @@
+//! The S3 operations. Each handler takes a routed, authenticated request and
+//! returns a response or an [`S3Error`]; `server.rs` renders the errors.
+
+pub mod bucket;
+pub mod error;
+pub mod headers;
+pub mod ingest;
+pub mod list;
+pub mod object;
+pub mod xml;
+
+use std::sync::Arc;
+
+use http::{HeaderMap, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::auth::verify::VerifiedRequest;
+use crate::http::body::{self, Body};
+use crate::http::route::{Op, Route};
+use crate::store::Store;
+use error::{S3Error, S3ErrorCode, S3Result};
+
+/// What every handler may use: the store and the server's settings.
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub region: String,
+    /// Enables virtual-hosted-style addressing for `bucket.<domain>`.
+    pub domain: Option<String>,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl AppState {
+    /// The user id that owns what this access key creates. One root user for
+    /// now; the tables record owners so that more users can come later.
+    pub fn owner_of(&self, _access_key: &str) -> &'static str {
+        "root"
+    }
+}
+
+/// A request that has been routed and whose signature has been verified.
+pub struct S3Request {
+    pub parts: http::request::Parts,
+    pub body: Incoming,
+    pub route: Route,
+    pub auth: VerifiedRequest,
+}
+
+impl S3Request {
+    pub fn bucket(&self) -> S3Result<&str> {
+        self.route.bucket.as_deref().ok_or_else(|| S3Error::new(S3ErrorCode::InvalidRequest))
+    }
+
+    pub fn key(&self) -> S3Result<&str> {
+        self.route.key.as_deref().ok_or_else(|| S3Error::new(S3ErrorCode::InvalidRequest))
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        &self.parts.headers
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        headers::header(&self.parts.headers, name)
+    }
+}
+
+pub async fn dispatch(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
+    match req.route.op {
+        Op::ListBuckets => bucket::list_buckets(state, req).await,
+        Op::CreateBucket => bucket::create(state, req).await,
+        Op::DeleteBucket => bucket::delete(state, req).await,
+        Op::HeadBucket => bucket::head(state, req).await,
+        Op::GetBucketLocation => bucket::location(state, req).await,
+        Op::GetBucketVersioning => bucket::versioning(state, req).await,
+        Op::GetBucketAcl => bucket::acl(state, req).await,
+        Op::ListObjects => list::list_v1(state, req).await,
+        Op::ListObjectsV2 => list::list_v2(state, req).await,
+        Op::ListObjectVersions => list::list_versions(state, req).await,
+        Op::DeleteObjects => object::delete_many(state, req).await,
+        Op::PutObject => object::put(state, req).await,
+        Op::CopyObject => object::copy(state, req).await,
+        Op::GetObject => object::get(state, req, false).await,
+        Op::HeadObject => object::get(state, req, true).await,
+        Op::DeleteObject => object::delete(state, req).await,
+        Op::GetObjectAcl => object::acl(state, req).await,
+        Op::NotImplemented(what) => {
+            Err(S3Error::with_message(S3ErrorCode::NotImplemented, format!("{what} is not implemented by Tessera")))
+        }
+    }
+}
+
+/// A 200 with an XML document.
+pub fn xml_response(doc: String) -> S3Result<Response<Body>> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/xml")
+        .body(body::full(doc))
+        .map_err(S3Error::internal)
+}
+
+/// A response with no body.
+pub fn empty_response(status: StatusCode) -> S3Result<Response<Body>> {
+    Response::builder().status(status).body(body::empty()).map_err(S3Error::internal)
+}
+
+/// The `<Owner>` element of listings and ACLs.
+pub fn write_owner(w: &mut xml::XmlWriter, owner: &str) {
+    w.start("Owner").elem("ID", owner).elem("DisplayName", owner).end("Owner");
+}

@@ -1,0 +1,304 @@
+//! Object operations: put, get, head, delete (one and many), copy, ACL.
+
+use http::{Response, StatusCode};
+
+use super::bucket::owner_full_control;
+use super::error::{S3Error, S3ErrorCode, S3Result};
+use super::headers::{self, checksum_headers, content_headers, now_ms, object_headers, quoted, system_time, user_meta};
+use super::ingest::{receive_blob, receive_small};
+use super::xml::{self, XmlWriter};
+use super::{empty_response, xml_response, AppState, S3Request};
+use crate::http::body::{self, Body};
+use crate::http::conditional::{self, Outcome};
+use crate::http::range::ByteRange;
+use crate::store::read;
+use crate::store::schema::ObjectRecord;
+
+/// DeleteObjects takes at most 1000 keys; 1000 keys of 1 KiB fit in 2 MiB.
+const MAX_DELETE_BODY: usize = 2 * 1024 * 1024;
+const MAX_DELETE_KEYS: usize = 1000;
+
+pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
+    let (bucket, key) = (req.bucket()?.to_string(), req.key()?.to_string());
+    let b = bucket.clone();
+    state.store.run(move |s| s.bucket(&b)).await?; // fail before reading the body
+    let mut record = ObjectRecord {
+        size: 0,
+        etag: String::new(),
+        last_modified_ms: 0,
+        headers: content_headers(req.headers()),
+        user_meta: user_meta(req.headers())?,
+        checksum: None,
+        blobs: Vec::new(),
+    };
+    let conditions = WriteConditions::from_request(&req);
+    let (staged, checksum) = receive_blob(state, &mut req).await?;
+    record.size = staged.digests.size;
+    record.etag = hex::encode(staged.digests.md5);
+    record.checksum = Some(checksum);
+    let record = state
+        .store
+        .run(move |s| {
+            record.blobs = staged.publish().map_err(S3Error::internal)?.into_iter().collect();
+            record.last_modified_ms = now_ms();
+            let committed = s.put_object(&bucket, &key, &record, |current| conditions.check(current));
+            if committed.is_err() {
+                s.discard_blobs(&record.blobs);
+            }
+            committed.map(|()| record)
+        })
+        .await?;
+    let mut b = Response::builder().status(StatusCode::OK).header("etag", quoted(&record.etag));
+    if let Some(sum) = &record.checksum {
+        b = b.header(sum.algorithm.header_name(), &sum.value).header("x-amz-checksum-type", "FULL_OBJECT");
+    }
+    b.body(body::empty()).map_err(S3Error::internal)
+}
+
+/// `If-None-Match: *` and `If-Match` on a write, checked inside the commit so
+/// two racing writers cannot both win.
+struct WriteConditions {
+    if_none_match: Option<String>,
+    if_match: Option<String>,
+}
+
+impl WriteConditions {
+    fn from_request(req: &S3Request) -> WriteConditions {
+        WriteConditions {
+            if_none_match: req.header("if-none-match").map(str::to_string),
+            if_match: req.header("if-match").map(str::to_string),
+        }
+    }
+
+    fn check(&self, current: Option<&ObjectRecord>) -> S3Result<()> {
+        if let (Some(list), Some(cur)) = (&self.if_none_match, current) {
+            if conditional::etag_matches(list, &cur.etag) {
+                return Err(S3Error::new(S3ErrorCode::PreconditionFailed).with_extra("Condition", "If-None-Match"));
+            }
+        }
+        if let Some(list) = &self.if_match {
+            let cur = current.ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchKey))?;
+            if !conditional::etag_matches(list, &cur.etag) {
+                return Err(S3Error::new(S3ErrorCode::PreconditionFailed).with_extra("Condition", "If-Match"));
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn load(state: &AppState, req: &S3Request) -> S3Result<ObjectRecord> {
+    let (bucket, key) = (req.bucket()?.to_string(), req.key()?.to_string());
+    let k = key.clone();
+    state.store.run(move |s| s.get_object(&bucket, &k)).await.map_err(|e| {
+        let e = S3Error::from(e);
+        if e.code == S3ErrorCode::NoSuchKey { e.with_extra("Key", key) } else { e }
+    })
+}
+
+/// GetObject and HeadObject: conditional headers, then `partNumber` or
+/// `Range` (with `If-Range`), then the headers and, for GET, the bytes.
+pub async fn get(state: &AppState, req: S3Request, head_only: bool) -> S3Result<Response<Body>> {
+    let record = load(state, &req).await?;
+    match conditional::evaluate(req.headers(), &record.etag, system_time(record.last_modified_ms)) {
+        Outcome::Proceed => {}
+        Outcome::NotModified => return not_modified(&record),
+        Outcome::PreconditionFailed => return Err(S3Error::new(S3ErrorCode::PreconditionFailed).with_extra("Condition", "If-Match")),
+    }
+    let range = requested_range(&req, &record)?;
+    let whole = range.is_none();
+    let span = range.clone().unwrap_or(0..record.size);
+    let mut b = object_headers(Response::builder(), &record, &req.route.query);
+    b = checksum_headers(b, &record, req.headers(), whole).header("content-length", span.end - span.start);
+    b = match &range {
+        Some(r) => b
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header("content-range", format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), record.size)),
+        None => b.status(StatusCode::OK),
+    };
+    if head_only || span.is_empty() {
+        return b.body(body::empty()).map_err(S3Error::internal);
+    }
+    let blobs = record.blobs.clone();
+    let opened = state.store.run(move |s| read::open(s.layout(), &blobs, span).map_err(S3Error::internal)).await?;
+    b.body(body::from_channel(opened.stream())).map_err(S3Error::internal)
+}
+
+fn not_modified(record: &ObjectRecord) -> S3Result<Response<Body>> {
+    Response::builder()
+        .status(StatusCode::NOT_MODIFIED)
+        .header("etag", quoted(&record.etag))
+        .header("last-modified", headers::http_date(record.last_modified_ms))
+        .body(body::empty())
+        .map_err(S3Error::internal)
+}
+
+/// The byte range to serve, or `None` for the whole object.
+fn requested_range(req: &S3Request, record: &ObjectRecord) -> S3Result<Option<std::ops::Range<u64>>> {
+    let range = req.header("range").and_then(ByteRange::parse);
+    if let Some(part) = req.route.query.get("partNumber") {
+        if req.header("range").is_some() {
+            return Err(S3Error::with_message(S3ErrorCode::InvalidRequest, "Cannot specify both Range header and partNumber query parameter"));
+        }
+        // A single-PUT object is one part: part 1 is the whole object.
+        return match part.parse::<u32>() {
+            Ok(1) => Ok(None),
+            Ok(n) if (2..=10_000).contains(&n) => Err(S3Error::new(S3ErrorCode::InvalidPartNumber)),
+            _ => Err(S3Error::with_message(S3ErrorCode::InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")),
+        };
+    }
+    let Some(range) = range else { return Ok(None) };
+    if !if_range_holds(req, record) {
+        return Ok(None);
+    }
+    range.resolve(record.size).map(Some).map_err(|_| {
+        S3Error::new(S3ErrorCode::InvalidRange)
+            .with_header("content-range", format!("bytes */{}", record.size))
+            .with_extra("ActualObjectSize", record.size.to_string())
+            .with_extra("RangeRequested", req.header("range").unwrap_or_default().to_string())
+    })
+}
+
+/// `If-Range`: serve the range only if the object is still the one the client
+/// started with (same ETag, or not modified since the date); otherwise the
+/// whole current object, so a resumed download never mixes two versions.
+fn if_range_holds(req: &S3Request, record: &ObjectRecord) -> bool {
+    let Some(value) = req.header("if-range") else { return true };
+    match httpdate::parse_http_date(value) {
+        Ok(date) => system_time(record.last_modified_ms) <= date,
+        Err(_) => value.trim().trim_start_matches("W/").trim_matches('"') == record.etag,
+    }
+}
+
+pub async fn delete(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
+    let (bucket, key) = (req.bucket()?.to_string(), req.key()?.to_string());
+    state.store.run(move |s| s.delete_object(&bucket, &key)).await?;
+    empty_response(StatusCode::NO_CONTENT)
+}
+
+/// DeleteObjects: up to 1000 keys in one transaction. Missing keys count as deleted.
+pub async fn delete_many(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
+    let bucket = req.bucket()?.to_string();
+    let doc = xml::parse(&receive_small(&mut req, MAX_DELETE_BODY).await?)?;
+    if doc.name != "Delete" {
+        return Err(S3Error::new(S3ErrorCode::MalformedXML));
+    }
+    let quiet = doc.child_text("Quiet").is_some_and(|q| q.trim().eq_ignore_ascii_case("true"));
+    let objects: Vec<(String, Option<String>)> = doc
+        .children_named("Object")
+        .map(|o| (o.child_text("Key").unwrap_or_default().to_string(), o.child_text("VersionId").map(str::to_string)))
+        .collect();
+    if objects.is_empty() || objects.len() > MAX_DELETE_KEYS || objects.iter().any(|(k, _)| k.is_empty()) {
+        return Err(S3Error::new(S3ErrorCode::MalformedXML));
+    }
+    let keys: Vec<String> = objects.iter().map(|(k, _)| k.clone()).collect();
+    state.store.run(move |s| s.delete_objects(&bucket, &keys)).await?;
+    let mut w = XmlWriter::new("DeleteResult");
+    for (key, version) in objects.iter().filter(|_| !quiet) {
+        w.start("Deleted").elem("Key", key).opt("VersionId", version.as_deref()).end("Deleted");
+    }
+    xml_response(w.finish("DeleteResult"))
+}
+
+pub async fn acl(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
+    load(state, &req).await?;
+    xml_response(owner_full_control(state.owner_of(&req.auth.access_key)))
+}
+
+/// The largest source CopyObject accepts; larger objects need UploadPartCopy.
+const MAX_COPY_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// CopyObject: the destination shares the source's blobs, no bytes move.
+pub async fn copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
+    let (dst_bucket, dst_key) = (req.bucket()?.to_string(), req.key()?.to_string());
+    let (src_bucket, src_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
+    let replace = match req.header("x-amz-metadata-directive").unwrap_or("COPY") {
+        "COPY" => false,
+        "REPLACE" => true,
+        other => return Err(S3Error::with_message(S3ErrorCode::InvalidArgument, format!("Unknown metadata directive {other}"))),
+    };
+    if !replace && (src_bucket.as_str(), src_key.as_str()) == (dst_bucket.as_str(), dst_key.as_str()) {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+        ));
+    }
+    let new_headers = content_headers(req.headers());
+    let new_meta = user_meta(req.headers())?;
+    let request_headers = req.headers().clone();
+    let record = state
+        .store
+        .run(move |s| {
+            s.copy_object((&src_bucket, &src_key), (&dst_bucket, &dst_key), |source| {
+                check_copy_source(&request_headers, source)?;
+                let mut record = source.clone();
+                record.last_modified_ms = now_ms();
+                if replace {
+                    record.headers = new_headers;
+                    record.user_meta = new_meta;
+                }
+                Ok::<_, S3Error>(record)
+            })
+        })
+        .await?;
+    let mut w = XmlWriter::new("CopyObjectResult");
+    w.elem("LastModified", &xml::iso8601(record.last_modified_ms)).elem("ETag", &quoted(&record.etag));
+    if let Some(sum) = &record.checksum {
+        w.elem(sum.algorithm.xml_name(), &sum.value);
+    }
+    xml_response(w.finish("CopyObjectResult"))
+}
+
+fn check_copy_source(headers: &http::HeaderMap, source: &ObjectRecord) -> S3Result<()> {
+    if source.size > MAX_COPY_BYTES {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120",
+        ));
+    }
+    let names = [
+        "x-amz-copy-source-if-match",
+        "x-amz-copy-source-if-unmodified-since",
+        "x-amz-copy-source-if-none-match",
+        "x-amz-copy-source-if-modified-since",
+    ];
+    match conditional::evaluate_with(headers, names, &source.etag, system_time(source.last_modified_ms)) {
+        Outcome::Proceed => Ok(()),
+        // CopyObject answers 412 where GET would answer 304.
+        Outcome::NotModified | Outcome::PreconditionFailed => Err(S3Error::new(S3ErrorCode::PreconditionFailed)),
+    }
+}
+
+/// `x-amz-copy-source`: `[/]bucket/key[?versionId=null]`, URL-encoded.
+fn parse_copy_source(raw: &str) -> S3Result<(String, String)> {
+    let invalid = || S3Error::with_message(S3ErrorCode::InvalidArgument, "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
+    let (path, version) = match raw.split_once("?versionId=") {
+        Some((path, version)) => (path, Some(version)),
+        None => (raw, None),
+    };
+    if version.is_some_and(|v| v != "null") {
+        return Err(S3Error::with_message(S3ErrorCode::InvalidArgument, "Invalid version id specified"));
+    }
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8().map_err(|_| invalid())?;
+    let trimmed = decoded.strip_prefix('/').unwrap_or(&decoded);
+    let (bucket, key) = trimmed.split_once('/').ok_or_else(invalid)?;
+    if bucket.is_empty() || key.is_empty() {
+        return Err(invalid());
+    }
+    Ok((bucket.to_string(), key.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_source_forms() {
+        let ok = |s: &str| parse_copy_source(s).ok();
+        assert_eq!(ok("b/k"), Some(("b".into(), "k".into())));
+        assert_eq!(ok("/b/dir/a%20b%2Bc"), Some(("b".into(), "dir/a b+c".into())));
+        assert_eq!(ok("/b//lead"), Some(("b".into(), "/lead".into())));
+        assert_eq!(ok("b/k?versionId=null"), Some(("b".into(), "k".into())));
+        assert!(parse_copy_source("b").is_err());
+        assert!(parse_copy_source("b/k?versionId=abc").is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! The accept loop, graceful shutdown, the per-request span and id, and the one
+//! place where an [`S3Error`] becomes S3's XML error response.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+use crate::auth::verify::{verify, AuthContext};
+use crate::http::body::{self, Body};
+use crate::http::route::route;
+use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
+use crate::s3::xml::XmlWriter;
+use crate::s3::{dispatch, AppState, S3Request};
+
+/// How long requests in flight may take to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves until `shutdown` resolves, then stops accepting and lets requests in
+/// flight finish.
+pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    // A 4 KiB response must not wait for the client's delayed ACK.
+                    let _ = stream.set_nodelay(true);
+                    let state = state.clone();
+                    let service = service_fn(move |req| handle(state.clone(), req));
+                    let conn = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
+                        .serve_connection(TokioIo::new(stream), service);
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still running after the drain timeout");
+    }
+}
+
+async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let request_id = request_id();
+    let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path());
+    let is_head = req.method() == Method::HEAD;
+    let resource = req.uri().path().to_string();
+    let mut response = match process(&state, req).instrument(span.clone()).await {
+        Ok(response) => response,
+        Err(e) => error_response(&e, &resource, &request_id, is_head),
+    };
+    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "done"));
+    if let Ok(id) = request_id.parse() {
+        response.headers_mut().insert("x-amz-request-id", id);
+    }
+    response.headers_mut().insert("server", http::HeaderValue::from_static("Tessera"));
+    Ok(response)
+}
+
+/// Authenticates from the headers alone, before any body byte is read: with
+/// `Expect: 100-continue`, hyper sends `100 Continue` only when the handler
+/// starts reading the body, so a rejected client never uploads it.
+async fn process(state: &AppState, req: Request<Incoming>) -> S3Result<Response<Body>> {
+    let (parts, body) = req.into_parts();
+    let secret_for = |access_key: &str| (access_key == state.access_key).then(|| state.secret_key.clone());
+    let ctx = AuthContext { region: &state.region, now: SystemTime::now(), secret_for: &secret_for };
+    let auth = verify(&parts, &ctx)?;
+    let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
+    let has_copy_source = parts.headers.contains_key("x-amz-copy-source");
+    let route = route(&parts.method, host, parts.uri.path(), parts.uri.query(), has_copy_source, state.domain.as_deref())?;
+    tracing::debug!(op = route.op.name(), bucket = ?route.bucket, key = ?route.key, "routed");
+    dispatch(state, S3Request { parts, body, route, auth }).await
+}
+
+/// S3's error document. HEAD answers carry no body.
+/// Reference: <https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html>
+fn error_response(e: &S3Error, resource: &str, request_id: &str, is_head: bool) -> Response<Body> {
+    let status = e.code.status();
+    if status.is_server_error() {
+        tracing::warn!(code = e.code.as_str(), "request failed");
+    }
+    let mut w = XmlWriter::bare("Error");
+    w.elem("Code", e.code.as_str()).elem("Message", &e.message);
+    for (name, value) in &e.extra {
+        w.elem(name, value);
+    }
+    w.elem("Resource", resource).elem("RequestId", request_id).elem("HostId", request_id);
+    let doc = w.finish("Error");
+    let mut builder = Response::builder().status(status);
+    for (name, value) in &e.headers {
+        builder = builder.header(*name, value);
+    }
+    let response = if is_head || e.code == S3ErrorCode::NotModified {
+        builder.body(body::empty())
+    } else {
+        builder.header("content-type", "application/xml").body(body::full(doc))
+    };
+    response.unwrap_or_else(|_| Response::new(body::empty()))
+}
+
+fn request_id() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::getrandom(&mut bytes);
+    hex::encode_upper(bytes)
+}

@@ -1,0 +1,154 @@
+//! Writing a body into an immutable blob file, crash-safely:
+//! stream into `tmp/` while hashing, fsync, let the caller verify the digests,
+//! then rename into `blobs/` and fsync the folder. Only after that may a redb
+//! transaction reference the blob, so nothing is visible before it is checked
+//! and durable. A temp file that is never published deletes itself on drop.
+//!
+//! Hashing and writing run on a blocking thread fed by a bounded channel: the
+//! reactor only moves frames, memory per upload is bounded by the channel, and
+//! MD5 (the ceiling of one stream) never stalls other connections.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::digest::{DigestSpec, Digests, Hashers};
+use super::layout::{fsync_dir, new_blob_id, BlobId, Layout};
+use super::schema::BlobSpan;
+use crate::auth::chunked::AwsChunkedDecoder;
+use crate::s3::error::{S3Error, S3Result};
+
+/// Frames in flight between the connection and the writer thread.
+const CHANNEL_FRAMES: usize = 16;
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// A file in `tmp/` that is removed when dropped, unless published.
+struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A body written, hashed and fsynced, but not yet visible anywhere.
+pub struct StagedBlob {
+    id: BlobId,
+    layout: Layout,
+    /// `None` for an empty body: empty objects own no file.
+    tmp: Option<TempFile>,
+    pub digests: Digests,
+    /// Trailing headers of an aws-chunked body, `(lowercase name, value)`.
+    pub trailers: Vec<(String, String)>,
+}
+
+impl StagedBlob {
+    /// Renames the file into `blobs/` and makes the rename durable. Returns the
+    /// span to record, or `None` for an empty body. Blocking: call off the reactor.
+    pub fn publish(mut self) -> io::Result<Option<BlobSpan>> {
+        let Some(tmp) = self.tmp.as_mut() else { return Ok(None) };
+        fs::rename(&tmp.path, self.layout.blob_path(self.id))?;
+        tmp.armed = false;
+        fsync_dir(&self.layout.blob_dir(self.id))?;
+        Ok(Some(BlobSpan { id: self.id, size: self.digests.size }))
+    }
+}
+
+/// The sending end of an upload: push raw body frames, then `finish`.
+pub struct BlobSink {
+    tx: mpsc::Sender<Bytes>,
+    task: JoinHandle<S3Result<StagedBlob>>,
+}
+
+impl BlobSink {
+    /// Starts a writer thread. With a decoder, frames are aws-chunked and are
+    /// decoded (and their chunk signatures checked) before hashing.
+    pub fn start(layout: &Layout, spec: DigestSpec, decoder: Option<AwsChunkedDecoder>) -> BlobSink {
+        let (tx, rx) = mpsc::channel(CHANNEL_FRAMES);
+        let layout = layout.clone();
+        let task = tokio::task::spawn_blocking(move || write_blob(layout, spec, decoder, rx));
+        BlobSink { tx, task }
+    }
+
+    /// Queues one raw frame. Returns false if the writer already stopped
+    /// (bad framing, I/O error): `finish` then reports why.
+    pub async fn send(&self, frame: Bytes) -> bool {
+        self.tx.send(frame).await.is_ok()
+    }
+
+    /// Ends the body and waits for the file to be complete and fsynced.
+    pub async fn finish(self) -> S3Result<StagedBlob> {
+        drop(self.tx);
+        self.task.await.map_err(S3Error::internal)?
+    }
+}
+
+fn write_blob(
+    layout: Layout,
+    spec: DigestSpec,
+    mut decoder: Option<AwsChunkedDecoder>,
+    mut rx: mpsc::Receiver<Bytes>,
+) -> S3Result<StagedBlob> {
+    let id = new_blob_id().map_err(S3Error::internal)?;
+    let mut out = BlobOutput { layout: &layout, id, hashers: Hashers::new(spec), file: None };
+    let mut decoded = Vec::new();
+    while let Some(frame) = rx.blocking_recv() {
+        match decoder.as_mut() {
+            Some(dec) => {
+                dec.push(frame, &mut decoded)?;
+                for piece in decoded.drain(..) {
+                    out.write(&piece)?;
+                }
+            }
+            None => out.write(&frame)?,
+        }
+    }
+    let trailers = match decoder {
+        Some(dec) => dec.finish()?,
+        None => Vec::new(),
+    };
+    let tmp = out.sync()?;
+    Ok(StagedBlob { id, layout: layout.clone(), tmp, digests: out.hashers.finish(), trailers })
+}
+
+struct BlobOutput<'a> {
+    layout: &'a Layout,
+    id: BlobId,
+    hashers: Hashers,
+    file: Option<(BufWriter<File>, TempFile)>,
+}
+
+impl BlobOutput<'_> {
+    fn write(&mut self, data: &[u8]) -> S3Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.hashers.update(data);
+        if self.file.is_none() {
+            let path = self.layout.tmp_path(self.id);
+            let file = File::options().write(true).create_new(true).open(&path).map_err(S3Error::internal)?;
+            self.file = Some((BufWriter::with_capacity(WRITE_BUFFER, file), TempFile { path, armed: true }));
+        }
+        if let Some((writer, _)) = self.file.as_mut() {
+            writer.write_all(data).map_err(S3Error::internal)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and fsyncs the data, so the later rename can only expose complete bytes.
+    fn sync(&mut self) -> S3Result<Option<TempFile>> {
+        let Some((writer, tmp)) = self.file.take() else { return Ok(None) };
+        let file = writer.into_inner().map_err(|e| S3Error::internal(e.error()))?;
+        file.sync_all().map_err(S3Error::internal)?;
+        Ok(Some(tmp))
+    }
+}

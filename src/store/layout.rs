@@ -1,0 +1,97 @@
+//! Every name Tessera uses on disk, and the directory fsync that makes a rename
+//! durable. Nothing else in the crate builds a path inside the data folder.
+//!
+//! ```text
+//! DATA/
+//!   meta.redb        every table (see schema.rs)
+//!   blobs/ab/<id>    immutable bodies, `ab` = first byte of the id in hex
+//!   tmp/<id>         files being written; anything here at start-up is garbage
+//! ```
+//! One level of 256 fan-out folders keeps each folder small (4,000 files per
+//! folder at a million blobs) while letting start-up create them all once.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A blob's identity: 128 random bits, never reused, never derived from a key.
+pub type BlobId = u128;
+
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// Creates the folder structure if missing and fsyncs what it created.
+    pub fn create(root: &Path) -> io::Result<Layout> {
+        let layout = Layout { root: root.to_path_buf() };
+        fs::create_dir_all(layout.tmp_dir())?;
+        let blobs = layout.root.join("blobs");
+        fs::create_dir_all(&blobs)?;
+        for fan in 0..=255u8 {
+            let dir = blobs.join(format!("{fan:02x}"));
+            if !dir.exists() {
+                fs::create_dir(&dir)?;
+            }
+        }
+        fsync_dir(&blobs)?;
+        fsync_dir(&layout.root)?;
+        Ok(layout)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join("meta.redb")
+    }
+
+    pub fn credentials_path(&self) -> PathBuf {
+        self.root.join("root-credentials")
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn tmp_path(&self, id: BlobId) -> PathBuf {
+        self.tmp_dir().join(format!("{id:032x}"))
+    }
+
+    pub fn blob_dir(&self, id: BlobId) -> PathBuf {
+        self.root.join("blobs").join(format!("{:02x}", (id >> 120) as u8))
+    }
+
+    pub fn blob_path(&self, id: BlobId) -> PathBuf {
+        self.blob_dir(id).join(format!("{id:032x}"))
+    }
+
+    /// Every blob file currently on disk, for the background orphan sweep.
+    pub fn all_blob_ids(&self) -> io::Result<Vec<BlobId>> {
+        let mut ids = Vec::new();
+        for fan in fs::read_dir(self.root.join("blobs"))? {
+            for entry in fs::read_dir(fan?.path())? {
+                let name = entry?.file_name();
+                if let Some(id) = name.to_str().and_then(|n| u128::from_str_radix(n, 16).ok()) {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(ids)
+    }
+}
+
+/// A fresh random blob id.
+pub fn new_blob_id() -> io::Result<BlobId> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).map_err(io::Error::other)?;
+    Ok(u128::from_be_bytes(bytes))
+}
+
+/// Makes the creation, rename or removal of entries in `dir` durable: without it
+/// a power loss can forget a rename even though the file's data was synced.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}

@@ -1,0 +1,139 @@
+//! Listing: one range scan over the object table in key byte order (S3's order).
+//! With a delimiter, each common prefix costs one seek past all its keys
+//! instead of a walk through them.
+
+use std::ops::Bound;
+
+use redb::ReadOnlyTable;
+
+use super::schema::{decode, object_key, ObjectRecord};
+use super::StoreResult;
+
+pub struct ListQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// Exclusive start: `start-after`, `marker` or a continuation token.
+    pub after: Option<String>,
+    pub max_keys: usize,
+}
+
+pub enum ListEntry {
+    Object(String, ObjectRecord),
+    CommonPrefix(String),
+}
+
+impl ListEntry {
+    /// The key or prefix: where the next page starts.
+    pub fn name(&self) -> &str {
+        match self {
+            ListEntry::Object(key, _) | ListEntry::CommonPrefix(key) => key,
+        }
+    }
+}
+
+pub struct ListPage {
+    pub entries: Vec<ListEntry>,
+    pub truncated: bool,
+}
+
+/// The table range holding every object of `bucket`.
+pub fn bucket_bounds(bucket: &str) -> (Vec<u8>, Vec<u8>) {
+    let lo = object_key(bucket, b"");
+    let mut hi = lo.clone();
+    if let Some(last) = hi.last_mut() {
+        *last = 1; // the separator 0 becomes 1: just past every key of the bucket
+    }
+    (lo, hi)
+}
+
+/// The smallest byte string greater than every string starting with `prefix`.
+/// UTF-8 never contains 0xFF, so incrementing the last byte suffices.
+fn prefix_successor(prefix: &[u8]) -> Vec<u8> {
+    let mut out = prefix.to_vec();
+    while let Some(last) = out.pop() {
+        if last < 0xFF {
+            out.push(last + 1);
+            break;
+        }
+    }
+    out
+}
+
+/// The common prefix `key` rolls up into, if any.
+fn common_prefix<'k>(key: &'k str, prefix: &str, delimiter: Option<&str>) -> Option<&'k str> {
+    let delimiter = delimiter.filter(|d| !d.is_empty())?;
+    let rest = key.get(prefix.len()..)?;
+    rest.find(delimiter).and_then(|i| key.get(..prefix.len() + i + delimiter.len()))
+}
+
+pub fn list(table: &ReadOnlyTable<&[u8], &[u8]>, bucket: &str, q: &ListQuery) -> StoreResult<ListPage> {
+    let (_, bucket_end) = bucket_bounds(bucket);
+    let row_start = bucket.len() + 1;
+    let delimiter = q.delimiter.as_deref();
+    let mut start = initial_bound(bucket, q);
+    let mut entries = Vec::new();
+    'seek: loop {
+        let bounds = (as_slice_bound(&start), Bound::Excluded(bucket_end.as_slice()));
+        for row in table.range::<&[u8]>(bounds)? {
+            let (row_key, value) = row?;
+            let Some(key) = row_key.value().get(row_start..).and_then(|k| std::str::from_utf8(k).ok()) else {
+                continue;
+            };
+            if !key.starts_with(q.prefix.as_str()) {
+                break 'seek;
+            }
+            if entries.len() == q.max_keys {
+                return Ok(ListPage { entries, truncated: true });
+            }
+            if let Some(cp) = common_prefix(key, &q.prefix, delimiter) {
+                entries.push(ListEntry::CommonPrefix(cp.to_string()));
+                start = Bound::Included(object_key(bucket, &prefix_successor(cp.as_bytes())));
+                continue 'seek;
+            }
+            entries.push(ListEntry::Object(key.to_string(), decode(value.value())?));
+        }
+        break;
+    }
+    Ok(ListPage { entries, truncated: false })
+}
+
+/// Where the scan starts: at the prefix, or just after the marker. A marker
+/// inside a common prefix skips that whole prefix: it sorts before the marker,
+/// so S3 has already returned it.
+fn initial_bound(bucket: &str, q: &ListQuery) -> Bound<Vec<u8>> {
+    let prefix_start = Bound::Included(object_key(bucket, q.prefix.as_bytes()));
+    let Some(after) = q.after.as_deref().filter(|a| *a >= q.prefix.as_str()) else {
+        return prefix_start;
+    };
+    match common_prefix(after, &q.prefix, q.delimiter.as_deref()) {
+        Some(cp) => Bound::Included(object_key(bucket, &prefix_successor(cp.as_bytes()))),
+        None => Bound::Excluded(object_key(bucket, after.as_bytes())),
+    }
+}
+
+fn as_slice_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(v) => Bound::Included(v.as_slice()),
+        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successor_skips_whole_prefix() {
+        assert_eq!(prefix_successor(b"a/"), b"a0".to_vec());
+        assert!(b"a/zzz".as_slice() < prefix_successor(b"a/").as_slice());
+    }
+
+    #[test]
+    fn common_prefix_after_prefix_only() {
+        assert_eq!(common_prefix("a/b/c", "a/", Some("/")), Some("a/b/"));
+        assert_eq!(common_prefix("a/b", "a/", Some("/")), None);
+        assert_eq!(common_prefix("a/b", "", None), None);
+        assert_eq!(common_prefix("x--y--z", "", Some("--")), Some("x--"));
+    }
+}

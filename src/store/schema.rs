@@ -1,0 +1,96 @@
+//! Every redb table and the encoding of every stored value.
+//!
+//! Values are postcard-encoded structs behind a one-byte format version, so a
+//! layout change fails loudly instead of misreading bytes.
+
+use redb::TableDefinition;
+use serde::{Deserialize, Serialize};
+
+use super::layout::BlobId;
+use crate::store::digest::ChecksumAlgorithm;
+
+/// Bucket name -> [`BucketRecord`].
+pub const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets_v1");
+/// `object_key(bucket, key)` -> [`ObjectRecord`]. Byte order of the key is S3's
+/// listing order within a bucket.
+pub const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects_v1");
+/// Blob id -> number of object records that reference it (copies share blobs).
+pub const BLOB_REFS: TableDefinition<u128, u64> = TableDefinition::new("blob_refs_v1");
+/// Blobs no record references any more; their files are unlinked after the
+/// commit that put them here, and the table is replayed at start-up.
+pub const DEAD_BLOBS: TableDefinition<u128, ()> = TableDefinition::new("dead_blobs_v1");
+
+const FORMAT_VERSION: u8 = 1;
+
+/// The table key of an object: bucket, a 0 byte (never in a bucket name), key.
+/// All keys of one bucket are contiguous and sorted by key bytes.
+pub fn object_key(bucket: &str, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bucket.len() + 1 + key.len());
+    out.extend_from_slice(bucket.as_bytes());
+    out.push(0);
+    out.extend_from_slice(key);
+    out
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BucketRecord {
+    /// The owning user's id (the root user for now; the table is ready for more).
+    pub owner: String,
+    pub created_ms: i64,
+    pub region: String,
+}
+
+/// The standard headers S3 stores with an object and replays on GET/HEAD.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ContentHeaders {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub expires: Option<String>,
+}
+
+/// A whole-object checksum as S3 returns it in `x-amz-checksum-*`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredChecksum {
+    pub algorithm: ChecksumAlgorithm,
+    /// Base64 of the digest (with a `-N` suffix for composite checksums).
+    pub value: String,
+    /// `FULL_OBJECT` or `COMPOSITE`.
+    pub composite: bool,
+}
+
+/// One contiguous piece of an object's bytes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct BlobSpan {
+    pub id: BlobId,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ObjectRecord {
+    pub size: u64,
+    /// ETag without quotes: hex MD5, or `hex-N` for multipart objects.
+    pub etag: String,
+    pub last_modified_ms: i64,
+    pub headers: ContentHeaders,
+    /// `x-amz-meta-*` pairs, names lowercased without the prefix, in order.
+    pub user_meta: Vec<(String, String)>,
+    pub checksum: Option<StoredChecksum>,
+    /// The bytes, in order. Empty for an empty object.
+    pub blobs: Vec<BlobSpan>,
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, postcard::Error> {
+    let mut out = vec![FORMAT_VERSION];
+    out.extend_from_slice(&postcard::to_stdvec(value)?);
+    Ok(out)
+}
+
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postcard::Error> {
+    match bytes.split_first() {
+        Some((&FORMAT_VERSION, rest)) => postcard::from_bytes(rest),
+        _ => Err(postcard::Error::DeserializeBadEncoding),
+    }
+}
