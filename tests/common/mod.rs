@@ -1,0 +1,284 @@
+//! Test support: runs the real `tessera` binary on 127.0.0.1 and talks to it
+//! with a minimal SigV4-signing HTTP/1.1 client over a plain TCP socket, so a
+//! test can also stop mid-body or kill the server at any moment.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+use tessera::auth::sigv4;
+
+pub const ACCESS_KEY: &str = "TESTACCESSKEY0000001";
+pub const SECRET_KEY: &str = "test/secret/key/0000000000000000000000000";
+pub const REGION: &str = "us-east-1";
+
+/// A running `tessera serve` with its own data folder.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    pub data: PathBuf,
+}
+
+impl Server {
+    pub fn start(data: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
+            .env("TESSERA_SECRET_KEY", SECRET_KEY)
+            .env("TESSERA_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start tessera");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines.next().expect("server exited before listening").expect("read stdout");
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.trim().to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr, data: data.to_path_buf() }
+    }
+
+    pub fn client(&self) -> Client {
+        Client { addr: self.addr.clone(), access_key: ACCESS_KEY.into(), secret_key: SECRET_KEY.into() }
+    }
+
+    /// `kill -9`: no chance to flush or clean anything.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(mut self) -> ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("send SIGTERM");
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The `<Code>` of an S3 error body.
+    pub fn error_code(&self) -> Option<String> {
+        let text = self.text();
+        let start = text.find("<Code>")? + 6;
+        let end = text[start..].find("</Code>")? + start;
+        Some(text[start..end].to_string())
+    }
+}
+
+pub struct Client {
+    pub addr: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+/// A request to send: `path` is raw (already percent-encoded), `query` raw too.
+pub struct Req<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: Vec<(&'a str, String)>,
+    pub body: &'a [u8],
+}
+
+impl<'a> Req<'a> {
+    pub fn new(method: &'a str, path: &'a str) -> Req<'a> {
+        Req { method, path, query: "", headers: Vec::new(), body: b"" }
+    }
+    pub fn query(mut self, q: &'a str) -> Self {
+        self.query = q;
+        self
+    }
+    pub fn header(mut self, name: &'a str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+    pub fn body(mut self, body: &'a [u8]) -> Self {
+        self.body = body;
+        self
+    }
+}
+
+pub fn amz_date(t: SystemTime) -> String {
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let dt = time::OffsetDateTime::from_unix_timestamp(secs).expect("time");
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    )
+}
+
+impl Client {
+    /// Builds the signed request head (SigV4, payload hashed) for `req` at time `t`.
+    /// `payload_hash` defaults to the SHA-256 of `req.body`.
+    pub fn signed_head(&self, req: &Req, t: SystemTime, declared_len: usize, payload_hash: Option<&str>) -> String {
+        let date = amz_date(t);
+        let payload_hash = payload_hash.map_or_else(|| hex::encode(Sha256::digest(req.body)), str::to_string);
+        let mut headers: Vec<(String, String)> = vec![
+            ("host".into(), self.addr.clone()),
+            ("x-amz-content-sha256".into(), payload_hash.clone()),
+            ("x-amz-date".into(), date.clone()),
+        ];
+        for (n, v) in &req.headers {
+            headers.push((n.to_ascii_lowercase(), v.clone()));
+        }
+        headers.sort();
+        let signed: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        let signed_list = signed.join(";");
+        let canonical_headers: String = headers.iter().map(|(n, v)| format!("{n}:{}\n", v.trim())).collect();
+        let pairs: Vec<(String, String)> = req
+            .query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                let dec = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+                (dec(k), dec(v))
+            })
+            .collect();
+        let canonical_query = sigv4::canonical_query(&pairs);
+        let creq = sigv4::canonical_request(
+            req.method,
+            req.path,
+            &canonical_query,
+            &canonical_headers,
+            &signed_list,
+            &payload_hash,
+        );
+        let scope = format!("{}/{REGION}/s3/aws4_request", &date[..8]);
+        let sts = sigv4::string_to_sign(&date, &scope, &creq);
+        let key = sigv4::signing_key(&self.secret_key, &date[..8], REGION, "s3");
+        let signature = sigv4::hmac_hex(&key, &sts);
+        let target = if req.query.is_empty() { req.path.to_string() } else { format!("{}?{}", req.path, req.query) };
+        let mut head = format!("{} {target} HTTP/1.1\r\n", req.method);
+        for (n, v) in &headers {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        head.push_str(&format!(
+            "authorization: AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_list}, Signature={signature}\r\n",
+            self.access_key
+        ));
+        head.push_str(&format!("content-length: {declared_len}\r\nconnection: close\r\n\r\n"));
+        head
+    }
+
+    pub fn send(&self, req: Req) -> Response {
+        self.send_at(req, SystemTime::now())
+    }
+
+    pub fn send_at(&self, req: Req, t: SystemTime) -> Response {
+        let mut stream = self.connect();
+        let head = self.signed_head(&req, t, req.body.len(), None);
+        stream.write_all(head.as_bytes()).expect("write head");
+        stream.write_all(req.body).expect("write body");
+        read_response(&mut stream, req.method == "HEAD")
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(&self.addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        stream
+    }
+
+    /// Sends the signed head of `req` declaring `declared_len` body bytes and
+    /// only `req.body` of them; returns the open socket.
+    pub fn send_partial(&self, req: Req, declared_len: usize) -> TcpStream {
+        let mut stream = self.connect();
+        let head = self.signed_head(&req, SystemTime::now(), declared_len, Some("UNSIGNED-PAYLOAD"));
+        stream.write_all(head.as_bytes()).expect("write head");
+        stream.write_all(req.body).expect("write body");
+        stream.flush().expect("flush");
+        stream
+    }
+}
+
+/// Reads one HTTP/1.1 response (Content-Length or close-delimited body).
+pub fn read_response(stream: &mut TcpStream, head_only: bool) -> Response {
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).expect("status line");
+    let mut status: u16 = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+    let mut headers = read_headers(&mut reader);
+    while status == 100 {
+        status_line.clear();
+        reader.read_line(&mut status_line).expect("status line");
+        status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+        headers = read_headers(&mut reader);
+    }
+    let mut body = Vec::new();
+    if !head_only && status != 204 && status != 304 {
+        let len = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse::<usize>().ok());
+        match len {
+            Some(len) => {
+                body.resize(len, 0);
+                reader.read_exact(&mut body).expect("body");
+            }
+            None => {
+                reader.read_to_end(&mut body).expect("body");
+            }
+        }
+    }
+    Response { status, headers, body }
+}
+
+fn read_headers(reader: &mut impl BufRead) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("header line");
+        let line = line.trim_end();
+        if line.is_empty() {
+            return headers;
+        }
+        if let Some((n, v)) = line.split_once(':') {
+            headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

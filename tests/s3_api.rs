@@ -1,0 +1,162 @@
+//! S3 behaviour over the wire, against the real binary: error codes and
+//! statuses, authentication failures, ranges, conditionals, listings.
+
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use common::{pattern, read_response, Client, Req, Server};
+use md5::{Digest, Md5};
+
+fn setup() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    assert_eq!(server.client().send(Req::new("PUT", "/bkt")).status, 200);
+    (dir, server)
+}
+
+fn code(resp: &common::Response) -> String {
+    resp.error_code().unwrap_or_else(|| format!("<no code, status {}>", resp.status))
+}
+
+#[test]
+fn authentication_failures_have_s3_codes() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    let wrong_key = Client { access_key: "NOSUCHKEY".into(), ..server.client() };
+    let resp = wrong_key.send(Req::new("GET", "/"));
+    assert_eq!((resp.status, code(&resp)), (403, "InvalidAccessKeyId".into()));
+
+    let wrong_secret = Client { secret_key: "wrong".into(), ..server.client() };
+    let resp = wrong_secret.send(Req::new("GET", "/"));
+    assert_eq!((resp.status, code(&resp)), (403, "SignatureDoesNotMatch".into()));
+
+    let resp = c.send_at(Req::new("GET", "/"), SystemTime::now() - Duration::from_secs(16 * 60));
+    assert_eq!((resp.status, code(&resp)), (403, "RequestTimeTooSkewed".into()));
+    for element in ["<RequestTime>", "<ServerTime>", "<MaxAllowedSkewMilliseconds>900000"] {
+        assert!(resp.text().contains(element), "{element} missing: {}", resp.text());
+    }
+
+    let mut anonymous = c.connect();
+    anonymous.write_all(b"GET /bkt HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").expect("write");
+    let resp = read_response(&mut anonymous, false);
+    assert_eq!((resp.status, code(&resp)), (403, "AccessDenied".into()));
+}
+
+#[test]
+fn bucket_errors() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    let resp = c.send(Req::new("PUT", "/Invalid_Name"));
+    assert_eq!((resp.status, code(&resp)), (400, "InvalidBucketName".into()));
+    let resp = c.send(Req::new("PUT", "/bkt"));
+    assert_eq!((resp.status, code(&resp)), (409, "BucketAlreadyOwnedByYou".into()));
+    let resp = c.send(Req::new("GET", "/nosuchbucket").query("list-type=2"));
+    assert_eq!((resp.status, code(&resp)), (404, "NoSuchBucket".into()));
+    assert_eq!(c.send(Req::new("PUT", "/bkt/k").body(b"x")).status, 200);
+    let resp = c.send(Req::new("DELETE", "/bkt"));
+    assert_eq!((resp.status, code(&resp)), (409, "BucketNotEmpty".into()));
+    let resp = c.send(Req::new("GET", "/bkt").query("location"));
+    assert!(resp.text().contains("<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"></LocationConstraint>"), "{}", resp.text());
+    let resp = c.send(Req::new("GET", "/bkt").query("cors"));
+    assert_eq!((resp.status, code(&resp)), (501, "NotImplemented".into()));
+    assert_eq!(c.send(Req::new("GET", "/")).status, 200, "the server keeps serving after a 501");
+}
+
+#[test]
+fn object_errors_and_digests() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    let resp = c.send(Req::new("GET", "/bkt/missing"));
+    assert_eq!((resp.status, code(&resp)), (404, "NoSuchKey".into()));
+    let resp = c.send(Req::new("HEAD", "/bkt/missing"));
+    assert_eq!((resp.status, resp.body.len()), (404, 0), "HEAD errors have no body");
+
+    let wrong_md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(b"other"));
+    let resp = c.send(Req::new("PUT", "/bkt/k").header("content-md5", wrong_md5).body(b"data"));
+    assert_eq!((resp.status, code(&resp)), (400, "BadDigest".into()));
+    let resp = c.send(Req::new("PUT", "/bkt/k").header("x-amz-checksum-crc32", "AAAAAA==").body(b"data"));
+    assert_eq!((resp.status, code(&resp)), (400, "BadDigest".into()));
+    let resp = c.send(Req::new("GET", "/bkt/k"));
+    assert_eq!(resp.status, 404, "a rejected PUT leaves nothing behind");
+
+    let good_md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(b"data"));
+    let resp = c.send(Req::new("PUT", "/bkt/k").header("content-md5", good_md5).body(b"data"));
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("etag"), Some("\"8d777f385d3dfec8815d20f7496026dc\""));
+}
+
+#[test]
+fn ranges_and_conditionals() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    let body = pattern(1000, 9);
+    let etag = c.send(Req::new("PUT", "/bkt/r").body(&body)).header("etag").map(str::to_string).unwrap_or_default();
+
+    let resp = c.send(Req::new("GET", "/bkt/r").header("range", "bytes=10-19"));
+    assert_eq!((resp.status, resp.header("content-range")), (206, Some("bytes 10-19/1000")));
+    assert_eq!(resp.body, body[10..20]);
+    let resp = c.send(Req::new("GET", "/bkt/r").header("range", "bytes=-1"));
+    assert_eq!(resp.body, body[999..]);
+    let resp = c.send(Req::new("GET", "/bkt/r").header("range", "bytes=1000-"));
+    assert_eq!((resp.status, code(&resp)), (416, "InvalidRange".into()));
+    assert_eq!(resp.header("content-range"), Some("bytes */1000"));
+    let resp = c.send(Req::new("GET", "/bkt/r").header("range", "bytes=0-1,5-6"));
+    assert_eq!((resp.status, resp.body.len()), (200, 1000), "multi-range answers the whole object");
+
+    let resp = c.send(Req::new("GET", "/bkt/r").header("if-none-match", etag.clone()));
+    assert_eq!(resp.status, 304);
+    let resp = c.send(Req::new("GET", "/bkt/r").header("if-match", "\"nope\""));
+    assert_eq!((resp.status, code(&resp)), (412, "PreconditionFailed".into()));
+    let resp = c.send(Req::new("GET", "/bkt/r").header("range", "bytes=0-0").header("if-range", "\"stale\""));
+    assert_eq!((resp.status, resp.body.len()), (200, 1000), "a stale If-Range gets the whole object");
+
+    let resp = c.send(Req::new("PUT", "/bkt/r").header("if-none-match", "*").body(b"x"));
+    assert_eq!((resp.status, code(&resp)), (412, "PreconditionFailed".into()));
+    assert_eq!(c.send(Req::new("GET", "/bkt/r")).body, body, "a failed conditional PUT changes nothing");
+
+    assert_eq!(c.send(Req::new("PUT", "/bkt/empty")).status, 200);
+    let resp = c.send(Req::new("GET", "/bkt/empty").header("range", "bytes=0-0"));
+    assert_eq!(resp.status, 416, "any range of an empty object is unsatisfiable");
+    let resp = c.send(Req::new("GET", "/bkt/empty").query("partNumber=1"));
+    assert_eq!(resp.status, 200, "partNumber=1 of an empty object is the object");
+}
+
+#[test]
+fn expect_continue_rejected_before_the_body() {
+    let (_dir, server) = setup();
+    let bad = Client { secret_key: "wrong".into(), ..server.client() };
+    let mut stream = bad.connect();
+    let head = bad.signed_head(&Req::new("PUT", "/bkt/big").header("expect", "100-continue"), SystemTime::now(), 1 << 30, Some("UNSIGNED-PAYLOAD"));
+    stream.write_all(head.as_bytes()).expect("write head");
+    let resp = read_response(&mut stream, false);
+    assert_eq!((resp.status, code(&resp)), (403, "SignatureDoesNotMatch".into()), "answered without reading 1 GiB");
+}
+
+#[test]
+fn listing_orders_bytes_and_rolls_up_prefixes() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    for key in ["a/1", "a/2", "b", "c/x/y", "c+d", "c d", "é"] {
+        let path = format!("/bkt/{}", percent_encoding::utf8_percent_encode(key, percent_encoding::NON_ALPHANUMERIC));
+        assert_eq!(c.send(Req::new("PUT", &path).body(b"1")).status, 200);
+    }
+    let resp = c.send(Req::new("GET", "/bkt").query("list-type=2&delimiter=%2F&encoding-type=url"));
+    let text = resp.text();
+    let keys: Vec<&str> = text.split("<Key>").skip(1).filter_map(|s| s.split("</Key>").next()).collect();
+    assert_eq!(keys, vec!["b", "c+d", "c%2Bd", "%C3%A9"]);
+    let prefixes: Vec<&str> = text.split("<Prefix>").skip(2).filter_map(|s| s.split("</Prefix>").next()).collect();
+    assert_eq!(prefixes, vec!["a/", "c/"]);
+
+    let resp = c.send(Req::new("GET", "/bkt").query("list-type=2&max-keys=2"));
+    assert!(resp.text().contains("<IsTruncated>true</IsTruncated>"));
+    let token = resp.text().split("<NextContinuationToken>").nth(1).and_then(|s| s.split('<').next()).map(str::to_string);
+    let token = token.expect("a continuation token");
+    let q = format!("list-type=2&max-keys=100&continuation-token={token}");
+    let resp = c.send(Req::new("GET", "/bkt").query(&q));
+    let text = resp.text();
+    let keys: Vec<&str> = text.split("<Key>").skip(1).filter_map(|s| s.split("</Key>").next()).collect();
+    assert_eq!(keys, vec!["b", "c d", "c+d", "c/x/y", "é"], "page two starts after page one");
+}
