@@ -48,7 +48,8 @@ pub struct RootCredentials {
 /// `TESSERA_ACCESS_KEY` / `TESSERA_SECRET_KEY` if both are set; otherwise the
 /// pair stored in the data folder; otherwise a new pair, stored there (0600).
 pub fn root_credentials(path: &Path) -> io::Result<RootCredentials> {
-    if let (Ok(access_key), Ok(secret_key)) = (std::env::var("TESSERA_ACCESS_KEY"), std::env::var("TESSERA_SECRET_KEY")) {
+    if let (Ok(access_key), Ok(secret_key)) = (std::env::var("TESSERA_ACCESS_KEY"), std::env::var("TESSERA_SECRET_KEY"))
+    {
         if !access_key.is_empty() && !secret_key.is_empty() {
             return Ok(RootCredentials { access_key, secret_key, origin: "environment" });
         }
@@ -59,7 +60,11 @@ pub fn root_credentials(path: &Path) -> io::Result<RootCredentials> {
             return Ok(RootCredentials { access_key: a.to_string(), secret_key: s.to_string(), origin: "data folder" });
         }
     }
-    let creds = RootCredentials { access_key: random_text(20, ACCESS_ALPHABET)?, secret_key: random_text(40, SECRET_ALPHABET)?, origin: "generated" };
+    let creds = RootCredentials {
+        access_key: random_text(20, ACCESS_ALPHABET)?,
+        secret_key: random_text(40, SECRET_ALPHABET)?,
+        origin: "generated",
+    };
     let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     writeln!(file, "{}\n{}", creds.access_key, creds.secret_key)?;
     file.sync_all()?;

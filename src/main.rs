@@ -22,9 +22,11 @@ fn main() -> anyhow::Result<()> {
 fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let store = Store::open(&config.data).with_context(|| format!("opening data folder {}", config.data.display()))?;
+        let store =
+            Store::open(&config.data).with_context(|| format!("opening data folder {}", config.data.display()))?;
         let creds = root_credentials(&store.layout().credentials_path()).context("loading root credentials")?;
-        let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let listener =
+            tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
         let state = Arc::new(AppState {
             store,

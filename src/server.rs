@@ -91,7 +91,8 @@ async fn process(state: &AppState, req: Request<Incoming>) -> S3Result<Response<
     let auth = verify(&parts, &ctx)?;
     let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
     let has_copy_source = parts.headers.contains_key("x-amz-copy-source");
-    let route = route(&parts.method, host, parts.uri.path(), parts.uri.query(), has_copy_source, state.domain.as_deref())?;
+    let route =
+        route(&parts.method, host, parts.uri.path(), parts.uri.query(), has_copy_source, state.domain.as_deref())?;
     tracing::debug!(op = route.op.name(), bucket = ?route.bucket, key = ?route.key, "routed");
     dispatch(state, S3Request { parts, body, route, auth }).await
 }

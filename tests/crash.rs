@@ -61,18 +61,18 @@ fn acknowledged_put_survives_kill9() {
 fn overwrite_and_delete_free_blob_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path());
-    put(&server, "/gc", b"");
-    put(&server, "/gc/a", &pattern(1000, 4));
-    put(&server, "/gc/a", &pattern(1000, 5));
-    let copy = server.client().send(Req::new("PUT", "/gc/b").header("x-amz-copy-source", "/gc/a"));
+    put(&server, "/gcb", b"");
+    put(&server, "/gcb/a", &pattern(1000, 4));
+    put(&server, "/gcb/a", &pattern(1000, 5));
+    let copy = server.client().send(Req::new("PUT", "/gcb/b").header("x-amz-copy-source", "/gcb/a"));
     assert_eq!(copy.status, 200, "{}", copy.text());
     let blobs = |dir: &std::path::Path| -> usize {
         std::fs::read_dir(dir.join("blobs")).map(|d| d.flatten().map(|f| files_in(&f.path())).sum()).unwrap_or(0)
     };
     assert_eq!(blobs(dir.path()), 1, "an overwritten body is freed; a copy shares the blob");
-    assert_eq!(server.client().send(Req::new("DELETE", "/gc/a")).status, 204);
+    assert_eq!(server.client().send(Req::new("DELETE", "/gcb/a")).status, 204);
     assert_eq!(blobs(dir.path()), 1, "the copy still holds the blob");
-    assert_eq!(server.client().send(Req::new("DELETE", "/gc/b")).status, 204);
+    assert_eq!(server.client().send(Req::new("DELETE", "/gcb/b")).status, 204);
     assert_eq!(blobs(dir.path()), 0, "the last reference frees the file");
     assert!(server.terminate().success(), "SIGTERM exits 0");
 }

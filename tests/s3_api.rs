@@ -59,7 +59,12 @@ fn bucket_errors() {
     let resp = c.send(Req::new("DELETE", "/bkt"));
     assert_eq!((resp.status, code(&resp)), (409, "BucketNotEmpty".into()));
     let resp = c.send(Req::new("GET", "/bkt").query("location"));
-    assert!(resp.text().contains("<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"></LocationConstraint>"), "{}", resp.text());
+    assert!(
+        resp.text()
+            .contains("<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"></LocationConstraint>"),
+        "{}",
+        resp.text()
+    );
     let resp = c.send(Req::new("GET", "/bkt").query("cors"));
     assert_eq!((resp.status, code(&resp)), (501, "NotImplemented".into()));
     assert_eq!(c.send(Req::new("GET", "/")).status, 200, "the server keeps serving after a 501");
@@ -129,7 +134,12 @@ fn expect_continue_rejected_before_the_body() {
     let (_dir, server) = setup();
     let bad = Client { secret_key: "wrong".into(), ..server.client() };
     let mut stream = bad.connect();
-    let head = bad.signed_head(&Req::new("PUT", "/bkt/big").header("expect", "100-continue"), SystemTime::now(), 1 << 30, Some("UNSIGNED-PAYLOAD"));
+    let head = bad.signed_head(
+        &Req::new("PUT", "/bkt/big").header("expect", "100-continue"),
+        SystemTime::now(),
+        1 << 30,
+        Some("UNSIGNED-PAYLOAD"),
+    );
     stream.write_all(head.as_bytes()).expect("write head");
     let resp = read_response(&mut stream, false);
     assert_eq!((resp.status, code(&resp)), (403, "SignatureDoesNotMatch".into()), "answered without reading 1 GiB");
@@ -152,7 +162,8 @@ fn listing_orders_bytes_and_rolls_up_prefixes() {
 
     let resp = c.send(Req::new("GET", "/bkt").query("list-type=2&max-keys=2"));
     assert!(resp.text().contains("<IsTruncated>true</IsTruncated>"));
-    let token = resp.text().split("<NextContinuationToken>").nth(1).and_then(|s| s.split('<').next()).map(str::to_string);
+    let token =
+        resp.text().split("<NextContinuationToken>").nth(1).and_then(|s| s.split('<').next()).map(str::to_string);
     let token = token.expect("a continuation token");
     let q = format!("list-type=2&max-keys=100&continuation-token={token}");
     let resp = c.send(Req::new("GET", "/bkt").query(&q));

@@ -65,7 +65,11 @@ pub struct Query(Vec<(String, String)>);
 
 impl Query {
     pub fn parse(raw: Option<&str>) -> Query {
-        Query(form_urlencoded::parse(raw.unwrap_or("").as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+        Query(
+            form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -87,7 +91,14 @@ pub struct Route {
 }
 
 /// Routes a request. `domain` enables virtual-hosted style for `bucket.domain`.
-pub fn route(method: &Method, host: Option<&str>, raw_path: &str, raw_query: Option<&str>, has_copy_source: bool, domain: Option<&str>) -> S3Result<Route> {
+pub fn route(
+    method: &Method,
+    host: Option<&str>,
+    raw_path: &str,
+    raw_query: Option<&str>,
+    has_copy_source: bool,
+    domain: Option<&str>,
+) -> S3Result<Route> {
     let query = Query::parse(raw_query);
     let (bucket, key) = split_target(host, raw_path, domain)?;
     let op = match (&bucket, &key) {
@@ -100,7 +111,11 @@ pub fn route(method: &Method, host: Option<&str>, raw_path: &str, raw_query: Opt
 
 /// Splits the target into bucket and key, decoding the key exactly: `+` stays
 /// `+`, `//` and a leading `/` in the key are kept.
-fn split_target(host: Option<&str>, raw_path: &str, domain: Option<&str>) -> S3Result<(Option<String>, Option<String>)> {
+fn split_target(
+    host: Option<&str>,
+    raw_path: &str,
+    domain: Option<&str>,
+) -> S3Result<(Option<String>, Option<String>)> {
     let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
     if let Some(bucket) = virtual_host_bucket(host, domain) {
         return Ok((Some(bucket), decode_key(path)?));
@@ -119,7 +134,8 @@ fn split_target(host: Option<&str>, raw_path: &str, domain: Option<&str>) -> S3R
 fn virtual_host_bucket(host: Option<&str>, domain: Option<&str>) -> Option<String> {
     let domain = domain?;
     let host = host?;
-    let host = host.rsplit_once(':').filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit())).map_or(host, |(h, _)| h);
+    let host =
+        host.rsplit_once(':').filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit())).map_or(host, |(h, _)| h);
     let bucket = host.strip_suffix(domain)?.strip_suffix('.')?;
     (!bucket.is_empty()).then(|| bucket.to_string())
 }
@@ -146,9 +162,26 @@ fn service_op(method: &Method) -> S3Result<Op> {
 
 /// Bucket sub-resources we know S3 has but Tessera does not serve yet.
 const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
-    "accelerate", "analytics", "cors", "encryption", "intelligent-tiering", "inventory", "lifecycle", "logging",
-    "metrics", "notification", "object-lock", "ownershipControls", "policy", "policyStatus", "publicAccessBlock",
-    "replication", "requestPayment", "tagging", "website", "uploads",
+    "accelerate",
+    "analytics",
+    "cors",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "lifecycle",
+    "logging",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "replication",
+    "requestPayment",
+    "tagging",
+    "website",
+    "uploads",
 ];
 
 fn bucket_op(method: &Method, q: &Query) -> S3Result<Op> {
@@ -178,7 +211,9 @@ fn object_op(method: &Method, q: &Query, has_copy_source: bool) -> S3Result<Op> 
     let op = match *method {
         _ if q.has("tagging") => Op::NotImplemented("ObjectTagging"),
         _ if q.has("retention") || q.has("legal-hold") => Op::NotImplemented("ObjectLock"),
-        _ if q.has("restore") || q.has("select") || q.has("attributes") || q.has("torrent") => Op::NotImplemented("ObjectExtras"),
+        _ if q.has("restore") || q.has("select") || q.has("attributes") || q.has("torrent") => {
+            Op::NotImplemented("ObjectExtras")
+        }
         Method::PUT if q.has("acl") => Op::NotImplemented("PutObjectAcl"),
         Method::PUT if multipart && has_copy_source => Op::NotImplemented("UploadPartCopy"),
         Method::PUT if multipart => Op::NotImplemented("UploadPart"),

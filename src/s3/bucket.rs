@@ -83,7 +83,11 @@ fn check_location(body: &[u8], region: &str) -> S3Result<()> {
 pub async fn delete(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     let bucket = req.bucket()?.to_string();
     let name = bucket.clone();
-    state.store.run(move |s| s.delete_bucket(&name)).await.map_err(|e| S3Error::from(e).with_extra("BucketName", bucket))?;
+    state
+        .store
+        .run(move |s| s.delete_bucket(&name))
+        .await
+        .map_err(|e| S3Error::from(e).with_extra("BucketName", bucket))?;
     empty_response(StatusCode::NO_CONTENT)
 }
 

@@ -107,10 +107,9 @@ pub fn object_headers(mut b: Builder, record: &ObjectRecord, query: &Query) -> B
 pub fn checksum_headers(mut b: Builder, record: &ObjectRecord, headers: &HeaderMap, whole_object: bool) -> Builder {
     let enabled = header(headers, "x-amz-checksum-mode").is_some_and(|v| v.eq_ignore_ascii_case("enabled"));
     if let (true, true, Some(sum)) = (enabled, whole_object, &record.checksum) {
-        b = b.header(sum.algorithm.header_name(), &sum.value).header(
-            "x-amz-checksum-type",
-            if sum.composite { "COMPOSITE" } else { "FULL_OBJECT" },
-        );
+        b = b
+            .header(sum.algorithm.header_name(), &sum.value)
+            .header("x-amz-checksum-type", if sum.composite { "COMPOSITE" } else { "FULL_OBJECT" });
     }
     b
 }

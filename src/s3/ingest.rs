@@ -102,7 +102,11 @@ impl Promises {
 fn announced_size(headers: &HeaderMap, chunked: bool) -> S3Result<Option<u64>> {
     let number = |name: &str| -> S3Result<Option<u64>> {
         header(headers, name)
-            .map(|v| v.trim().parse::<u64>().map_err(|_| S3Error::with_message(S3ErrorCode::InvalidArgument, format!("Invalid {name}"))))
+            .map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .map_err(|_| S3Error::with_message(S3ErrorCode::InvalidArgument, format!("Invalid {name}")))
+            })
             .transpose()
     };
     let size = if chunked { number("x-amz-decoded-content-length")? } else { number("content-length")? };
@@ -125,7 +129,8 @@ fn content_md5(headers: &HeaderMap) -> S3Result<Option<[u8; 16]>> {
 /// Reads which checksum the client sends, and how: at most one
 /// `x-amz-checksum-*` header, or a trailer named by `x-amz-trailer`.
 fn checksum_promise(headers: &HeaderMap) -> S3Result<(ChecksumAlgorithm, ChecksumSource)> {
-    let mut in_headers = ChecksumAlgorithm::ALL.into_iter().filter_map(|alg| header(headers, alg.header_name()).map(|v| (alg, v)));
+    let mut in_headers =
+        ChecksumAlgorithm::ALL.into_iter().filter_map(|alg| header(headers, alg.header_name()).map(|v| (alg, v)));
     let first = in_headers.next();
     if in_headers.next().is_some() {
         return Err(S3Error::with_message(S3ErrorCode::InvalidRequest, "Expecting a single x-amz-checksum- header"));
@@ -137,7 +142,9 @@ fn checksum_promise(headers: &HeaderMap) -> S3Result<(ChecksumAlgorithm, Checksu
         let alg = ChecksumAlgorithm::ALL
             .into_iter()
             .find(|alg| alg.header_name().eq_ignore_ascii_case(trailer.trim()))
-            .ok_or_else(|| S3Error::with_message(S3ErrorCode::InvalidRequest, format!("Unsupported trailer {trailer}")))?;
+            .ok_or_else(|| {
+                S3Error::with_message(S3ErrorCode::InvalidRequest, format!("Unsupported trailer {trailer}"))
+            })?;
         return Ok((alg, ChecksumSource::Trailer));
     }
     let alg = header(headers, "x-amz-sdk-checksum-algorithm").and_then(ChecksumAlgorithm::parse);
@@ -145,11 +152,12 @@ fn checksum_promise(headers: &HeaderMap) -> S3Result<(ChecksumAlgorithm, Checksu
 }
 
 fn decode_checksum(alg: ChecksumAlgorithm, value: &str) -> S3Result<Vec<u8>> {
-    BASE64
-        .decode(value.trim())
-        .ok()
-        .filter(|raw| raw.len() == alg.digest_len())
-        .ok_or_else(|| S3Error::with_message(S3ErrorCode::InvalidRequest, format!("Value for {} header is invalid.", alg.header_name())))
+    BASE64.decode(value.trim()).ok().filter(|raw| raw.len() == alg.digest_len()).ok_or_else(|| {
+        S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            format!("Value for {} header is invalid.", alg.header_name()),
+        )
+    })
 }
 
 fn trailer_value(trailers: &[(String, String)], alg: ChecksumAlgorithm) -> S3Result<Vec<u8>> {
@@ -157,13 +165,17 @@ fn trailer_value(trailers: &[(String, String)], alg: ChecksumAlgorithm) -> S3Res
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(alg.header_name()))
         .map(|(_, v)| v.as_str())
-        .ok_or_else(|| S3Error::with_message(S3ErrorCode::InvalidRequest, format!("The {} trailer is missing", alg.header_name())))?;
+        .ok_or_else(|| {
+            S3Error::with_message(S3ErrorCode::InvalidRequest, format!("The {} trailer is missing", alg.header_name()))
+        })?;
     decode_checksum(alg, value)
 }
 
 fn decoder_for(payload: &PayloadMode) -> Option<AwsChunkedDecoder> {
     match payload {
-        PayloadMode::StreamingSigned { signer, trailer } => Some(AwsChunkedDecoder::new(Some(signer.clone()), *trailer)),
+        PayloadMode::StreamingSigned { signer, trailer } => {
+            Some(AwsChunkedDecoder::new(Some(signer.clone()), *trailer))
+        }
         PayloadMode::StreamingUnsignedTrailer => Some(AwsChunkedDecoder::new(None, true)),
         PayloadMode::Sha256(_) | PayloadMode::Unsigned => None,
     }

@@ -19,7 +19,8 @@ use crate::store::{ListEntry, ListPage, ListQuery};
 const MAX_KEYS: usize = 1000;
 
 /// What `encoding-type=url` leaves alone; a space is then turned into `+`.
-const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/').remove(b' ');
+const URL_ENCODE: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/').remove(b' ');
 
 /// Encodes listing text when the client asked for `encoding-type=url`:
 /// space -> `+`, `+` -> `%2B`, as S3 does (COMPAT-PITFALLS 10).
@@ -30,7 +31,9 @@ impl Encoder {
         match q.get("encoding-type") {
             None => Ok(Encoder(false)),
             Some(t) if t.eq_ignore_ascii_case("url") => Ok(Encoder(true)),
-            Some(_) => Err(S3Error::with_message(S3ErrorCode::InvalidArgument, "Invalid Encoding Method specified in Request")),
+            Some(_) => {
+                Err(S3Error::with_message(S3ErrorCode::InvalidArgument, "Invalid Encoding Method specified in Request"))
+            }
         }
     }
 
@@ -52,18 +55,23 @@ impl Encoder {
 fn max_keys(q: &Query, name: &str) -> S3Result<usize> {
     match q.get(name) {
         None => Ok(MAX_KEYS),
-        Some(v) => v
-            .trim()
-            .parse::<usize>()
-            .map(|n| n.min(MAX_KEYS))
-            .map_err(|_| S3Error::with_message(S3ErrorCode::InvalidArgument, format!("Provided {name} not an integer or within integer range"))),
+        Some(v) => v.trim().parse::<usize>().map(|n| n.min(MAX_KEYS)).map_err(|_| {
+            S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                format!("Provided {name} not an integer or within integer range"),
+            )
+        }),
     }
 }
 
 async fn scan(state: &AppState, req: &S3Request, query: ListQuery) -> S3Result<ListPage> {
     let bucket = req.bucket()?.to_string();
     let name = bucket.clone();
-    state.store.run(move |s| s.list_objects(&name, &query)).await.map_err(|e| S3Error::from(e).with_extra("BucketName", bucket))
+    state
+        .store
+        .run(move |s| s.list_objects(&name, &query))
+        .await
+        .map_err(|e| S3Error::from(e).with_extra("BucketName", bucket))
 }
 
 fn write_common(w: &mut XmlWriter, req: &S3Request, enc: &Encoder, prefix: &str, max: usize) -> S3Result<()> {
@@ -147,11 +155,9 @@ pub async fn list_v2(state: &AppState, req: S3Request) -> S3Result<Response<Body
 }
 
 fn decode_token(token: &str) -> S3Result<String> {
-    URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|raw| String::from_utf8(raw).ok())
-        .ok_or_else(|| S3Error::with_message(S3ErrorCode::InvalidArgument, "The continuation token provided is incorrect"))
+    URL_SAFE_NO_PAD.decode(token).ok().and_then(|raw| String::from_utf8(raw).ok()).ok_or_else(|| {
+        S3Error::with_message(S3ErrorCode::InvalidArgument, "The continuation token provided is incorrect")
+    })
 }
 
 pub async fn list_v1(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {

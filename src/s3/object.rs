@@ -91,7 +91,11 @@ async fn load(state: &AppState, req: &S3Request) -> S3Result<ObjectRecord> {
     let k = key.clone();
     state.store.run(move |s| s.get_object(&bucket, &k)).await.map_err(|e| {
         let e = S3Error::from(e);
-        if e.code == S3ErrorCode::NoSuchKey { e.with_extra("Key", key) } else { e }
+        if e.code == S3ErrorCode::NoSuchKey {
+            e.with_extra("Key", key)
+        } else {
+            e
+        }
     })
 }
 
@@ -102,7 +106,9 @@ pub async fn get(state: &AppState, req: S3Request, head_only: bool) -> S3Result<
     match conditional::evaluate(req.headers(), &record.etag, system_time(record.last_modified_ms)) {
         Outcome::Proceed => {}
         Outcome::NotModified => return not_modified(&record),
-        Outcome::PreconditionFailed => return Err(S3Error::new(S3ErrorCode::PreconditionFailed).with_extra("Condition", "If-Match")),
+        Outcome::PreconditionFailed => {
+            return Err(S3Error::new(S3ErrorCode::PreconditionFailed).with_extra("Condition", "If-Match"))
+        }
     }
     let range = requested_range(&req, &record)?;
     let whole = range.is_none();
@@ -137,13 +143,19 @@ fn requested_range(req: &S3Request, record: &ObjectRecord) -> S3Result<Option<st
     let range = req.header("range").and_then(ByteRange::parse);
     if let Some(part) = req.route.query.get("partNumber") {
         if req.header("range").is_some() {
-            return Err(S3Error::with_message(S3ErrorCode::InvalidRequest, "Cannot specify both Range header and partNumber query parameter"));
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "Cannot specify both Range header and partNumber query parameter",
+            ));
         }
         // A single-PUT object is one part: part 1 is the whole object.
         return match part.parse::<u32>() {
             Ok(1) => Ok(None),
             Ok(n) if (2..=10_000).contains(&n) => Err(S3Error::new(S3ErrorCode::InvalidPartNumber)),
-            _ => Err(S3Error::with_message(S3ErrorCode::InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")),
+            _ => Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "Part number must be an integer between 1 and 10000, inclusive",
+            )),
         };
     }
     let Some(range) = range else { return Ok(None) };
@@ -214,7 +226,12 @@ pub async fn copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> 
     let replace = match req.header("x-amz-metadata-directive").unwrap_or("COPY") {
         "COPY" => false,
         "REPLACE" => true,
-        other => return Err(S3Error::with_message(S3ErrorCode::InvalidArgument, format!("Unknown metadata directive {other}"))),
+        other => {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                format!("Unknown metadata directive {other}"),
+            ))
+        }
     };
     if !replace && (src_bucket.as_str(), src_key.as_str()) == (dst_bucket.as_str(), dst_key.as_str()) {
         return Err(S3Error::with_message(
@@ -270,7 +287,12 @@ fn check_copy_source(headers: &http::HeaderMap, source: &ObjectRecord) -> S3Resu
 
 /// `x-amz-copy-source`: `[/]bucket/key[?versionId=null]`, URL-encoded.
 fn parse_copy_source(raw: &str) -> S3Result<(String, String)> {
-    let invalid = || S3Error::with_message(S3ErrorCode::InvalidArgument, "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
+    let invalid = || {
+        S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+        )
+    };
     let (path, version) = match raw.split_once("?versionId=") {
         Some((path, version)) => (path, Some(version)),
         None => (raw, None),

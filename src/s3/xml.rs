@@ -177,7 +177,8 @@ mod tests {
         let root = parse(doc).ok();
         let root = root.as_ref();
         assert_eq!(root.map(|r| r.name.as_str()), Some("Delete"));
-        let keys: Vec<_> = root.map(|r| r.children_named("Object").filter_map(|o| o.child_text("Key")).collect()).unwrap_or_default();
+        let keys: Vec<_> =
+            root.map(|r| r.children_named("Object").filter_map(|o| o.child_text("Key")).collect()).unwrap_or_default();
         assert_eq!(keys, vec![" a&b ", "c"]);
     }
 

@@ -10,12 +10,10 @@ use super::Store;
 
 pub fn spawn_orphan_sweep(store: Arc<Store>) {
     let started = SystemTime::now();
-    let spawned = std::thread::Builder::new().name("orphan-sweep".into()).spawn(move || {
-        match sweep(&store, started) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "removed orphaned blob files"),
-            Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
-        }
+    let spawned = std::thread::Builder::new().name("orphan-sweep".into()).spawn(move || match sweep(&store, started) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "removed orphaned blob files"),
+        Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
     });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "could not start the orphan sweep");

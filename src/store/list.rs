@@ -18,7 +18,7 @@ pub struct ListQuery {
 }
 
 pub enum ListEntry {
-    Object(String, ObjectRecord),
+    Object(String, Box<ObjectRecord>),
     CommonPrefix(String),
 }
 
@@ -90,7 +90,7 @@ pub fn list(table: &ReadOnlyTable<&[u8], &[u8]>, bucket: &str, q: &ListQuery) ->
                 start = Bound::Included(object_key(bucket, &prefix_successor(cp.as_bytes())));
                 continue 'seek;
             }
-            entries.push(ListEntry::Object(key.to_string(), decode(value.value())?));
+            entries.push(ListEntry::Object(key.to_string(), Box::new(decode(value.value())?)));
         }
         break;
     }
