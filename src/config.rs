@@ -36,6 +36,10 @@ pub struct ServeConfig {
     /// Enables virtual-hosted-style requests for `<bucket>.<domain>`.
     #[arg(long)]
     pub domain: Option<String>,
+    /// Multipart uploads older than this are aborted in the background and
+    /// their parts freed (e.g. `7d`, `36h`, `90s`).
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    pub abort_incomplete_after: std::time::Duration,
 }
 
 /// The root user's key pair, and where it came from.

@@ -24,6 +24,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let store =
             Store::open(&config.data).with_context(|| format!("opening data folder {}", config.data.display()))?;
+        tessera::store::spawn_upload_reaper(store.clone(), config.abort_incomplete_after);
         let creds = root_credentials(&store.layout().credentials_path()).context("loading root credentials")?;
         let listener =
             tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;

@@ -30,6 +30,13 @@ pub enum Op {
     HeadObject,
     DeleteObject,
     GetObjectAcl,
+    CreateMultipartUpload,
+    UploadPart,
+    UploadPartCopy,
+    CompleteMultipartUpload,
+    AbortMultipartUpload,
+    ListParts,
+    ListMultipartUploads,
     /// Recognised but not implemented: answered with `NotImplemented` (501).
     NotImplemented(&'static str),
 }
@@ -54,6 +61,13 @@ impl Op {
             Op::HeadObject => "HeadObject",
             Op::DeleteObject => "DeleteObject",
             Op::GetObjectAcl => "GetObjectAcl",
+            Op::CreateMultipartUpload => "CreateMultipartUpload",
+            Op::UploadPart => "UploadPart",
+            Op::UploadPartCopy => "UploadPartCopy",
+            Op::CompleteMultipartUpload => "CompleteMultipartUpload",
+            Op::AbortMultipartUpload => "AbortMultipartUpload",
+            Op::ListParts => "ListParts",
+            Op::ListMultipartUploads => "ListMultipartUploads",
             Op::NotImplemented(name) => name,
         }
     }
@@ -181,7 +195,6 @@ const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "requestPayment",
     "tagging",
     "website",
-    "uploads",
 ];
 
 fn bucket_op(method: &Method, q: &Query) -> S3Result<Op> {
@@ -193,6 +206,7 @@ fn bucket_op(method: &Method, q: &Query) -> S3Result<Op> {
         Method::GET if q.has("versioning") => Op::GetBucketVersioning,
         Method::GET if q.has("acl") => Op::GetBucketAcl,
         Method::GET if q.has("versions") => Op::ListObjectVersions,
+        Method::GET if q.has("uploads") => Op::ListMultipartUploads,
         Method::GET if q.get("list-type") == Some("2") => Op::ListObjectsV2,
         Method::GET => Op::ListObjects,
         Method::HEAD => Op::HeadBucket,
@@ -215,18 +229,18 @@ fn object_op(method: &Method, q: &Query, has_copy_source: bool) -> S3Result<Op> 
             Op::NotImplemented("ObjectExtras")
         }
         Method::PUT if q.has("acl") => Op::NotImplemented("PutObjectAcl"),
-        Method::PUT if multipart && has_copy_source => Op::NotImplemented("UploadPartCopy"),
-        Method::PUT if multipart => Op::NotImplemented("UploadPart"),
+        Method::PUT if multipart && has_copy_source => Op::UploadPartCopy,
+        Method::PUT if multipart => Op::UploadPart,
         Method::PUT if has_copy_source => Op::CopyObject,
         Method::PUT => Op::PutObject,
         Method::GET if q.has("acl") => Op::GetObjectAcl,
-        Method::GET if multipart => Op::NotImplemented("ListParts"),
+        Method::GET if multipart => Op::ListParts,
         Method::GET => Op::GetObject,
         Method::HEAD => Op::HeadObject,
-        Method::DELETE if multipart => Op::NotImplemented("AbortMultipartUpload"),
+        Method::DELETE if multipart => Op::AbortMultipartUpload,
         Method::DELETE => Op::DeleteObject,
-        Method::POST if q.has("uploads") => Op::NotImplemented("CreateMultipartUpload"),
-        Method::POST if q.has("uploadId") => Op::NotImplemented("CompleteMultipartUpload"),
+        Method::POST if q.has("uploads") => Op::CreateMultipartUpload,
+        Method::POST if q.has("uploadId") => Op::CompleteMultipartUpload,
         _ => return Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
     };
     Ok(op)

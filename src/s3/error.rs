@@ -127,6 +127,7 @@ impl From<crate::store::StoreError> for S3Error {
             StoreError::BucketExists(_) => S3Error::new(S3ErrorCode::BucketAlreadyOwnedByYou),
             StoreError::BucketNotEmpty => S3Error::new(S3ErrorCode::BucketNotEmpty),
             StoreError::NoSuchKey => S3Error::new(S3ErrorCode::NoSuchKey),
+            StoreError::NoSuchUpload => S3Error::new(S3ErrorCode::NoSuchUpload),
             StoreError::Internal(cause) => S3Error::internal(cause),
         }
     }

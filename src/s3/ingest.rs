@@ -45,7 +45,9 @@ pub struct Promises {
 }
 
 impl Promises {
-    pub fn from_request(headers: &HeaderMap, payload: &PayloadMode) -> S3Result<Promises> {
+    /// `default` is the checksum computed when the request names none: S3's
+    /// CRC64NVME for objects, the upload's algorithm for parts.
+    pub fn from_request(headers: &HeaderMap, payload: &PayloadMode, default: ChecksumAlgorithm) -> S3Result<Promises> {
         let chunked = !matches!(payload, PayloadMode::Sha256(_) | PayloadMode::Unsigned);
         let size = announced_size(headers, chunked)?;
         Ok(Promises {
@@ -54,7 +56,7 @@ impl Promises {
                 PayloadMode::Sha256(hash) => Some(*hash),
                 _ => None,
             },
-            checksum: checksum_promise(headers)?,
+            checksum: checksum_promise(headers, default)?,
             size,
         })
     }
@@ -128,7 +130,7 @@ fn content_md5(headers: &HeaderMap) -> S3Result<Option<[u8; 16]>> {
 
 /// Reads which checksum the client sends, and how: at most one
 /// `x-amz-checksum-*` header, or a trailer named by `x-amz-trailer`.
-fn checksum_promise(headers: &HeaderMap) -> S3Result<(ChecksumAlgorithm, ChecksumSource)> {
+fn checksum_promise(headers: &HeaderMap, default: ChecksumAlgorithm) -> S3Result<(ChecksumAlgorithm, ChecksumSource)> {
     let mut in_headers =
         ChecksumAlgorithm::ALL.into_iter().filter_map(|alg| header(headers, alg.header_name()).map(|v| (alg, v)));
     let first = in_headers.next();
@@ -148,7 +150,7 @@ fn checksum_promise(headers: &HeaderMap) -> S3Result<(ChecksumAlgorithm, Checksu
         return Ok((alg, ChecksumSource::Trailer));
     }
     let alg = header(headers, "x-amz-sdk-checksum-algorithm").and_then(ChecksumAlgorithm::parse);
-    Ok((alg.unwrap_or(ChecksumAlgorithm::Crc64Nvme), ChecksumSource::Computed))
+    Ok((alg.unwrap_or(default), ChecksumSource::Computed))
 }
 
 fn decode_checksum(alg: ChecksumAlgorithm, value: &str) -> S3Result<Vec<u8>> {
@@ -183,8 +185,26 @@ fn decoder_for(payload: &PayloadMode) -> Option<AwsChunkedDecoder> {
 
 /// Streams the body into a staged blob and verifies it. The blob is durable
 /// but invisible: the caller publishes it and commits its metadata.
-pub async fn receive_blob(state: &AppState, req: &mut S3Request) -> S3Result<(StagedBlob, StoredChecksum)> {
-    let promises = Promises::from_request(&req.parts.headers, &req.auth.payload)?;
+///
+/// `upload_algorithm` is the checksum algorithm of the multipart upload a part
+/// belongs to: the part is hashed with it, and may not declare another.
+pub async fn receive_blob(
+    state: &AppState,
+    req: &mut S3Request,
+    upload_algorithm: Option<ChecksumAlgorithm>,
+) -> S3Result<(StagedBlob, StoredChecksum)> {
+    let default = upload_algorithm.unwrap_or(ChecksumAlgorithm::Crc64Nvme);
+    let promises = Promises::from_request(&req.parts.headers, &req.auth.payload, default)?;
+    if upload_algorithm.is_some_and(|alg| alg != promises.checksum.0) {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            format!(
+                "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                default.name().to_lowercase(),
+                promises.checksum.0.name().to_lowercase()
+            ),
+        ));
+    }
     let sink = BlobSink::start(state.store.layout(), promises.digest_spec(), decoder_for(&req.auth.payload));
     while let Some(frame) = req.body.frame().await {
         let frame = frame.map_err(|_| S3Error::new(S3ErrorCode::IncompleteBody))?;
@@ -202,7 +222,7 @@ pub async fn receive_blob(state: &AppState, req: &mut S3Request) -> S3Result<(St
 /// Reads a small body (an XML document) into memory, refusing more than
 /// `limit` bytes, with the same decoding and verification as object bodies.
 pub async fn receive_small(req: &mut S3Request, limit: usize) -> S3Result<Bytes> {
-    let promises = Promises::from_request(&req.parts.headers, &req.auth.payload)?;
+    let promises = Promises::from_request(&req.parts.headers, &req.auth.payload, ChecksumAlgorithm::Crc64Nvme)?;
     if promises.size().is_some_and(|s| s > limit as u64) {
         return Err(S3Error::with_message(S3ErrorCode::InvalidRequest, "Request body is too large"));
     }

@@ -24,10 +24,10 @@ const URL_ENCODE: &AsciiSet =
 
 /// Encodes listing text when the client asked for `encoding-type=url`:
 /// space -> `+`, `+` -> `%2B`, as S3 does (COMPAT-PITFALLS 10).
-struct Encoder(bool);
+pub(crate) struct Encoder(bool);
 
 impl Encoder {
-    fn from_query(q: &Query) -> S3Result<Encoder> {
+    pub(crate) fn from_query(q: &Query) -> S3Result<Encoder> {
         match q.get("encoding-type") {
             None => Ok(Encoder(false)),
             Some(t) if t.eq_ignore_ascii_case("url") => Ok(Encoder(true)),
@@ -37,7 +37,7 @@ impl Encoder {
         }
     }
 
-    fn apply(&self, text: &str) -> String {
+    pub(crate) fn apply(&self, text: &str) -> String {
         if self.0 {
             utf8_percent_encode(text, URL_ENCODE).to_string().replace(' ', "+")
         } else {
@@ -45,7 +45,7 @@ impl Encoder {
         }
     }
 
-    fn write_type(&self, w: &mut XmlWriter) {
+    pub(crate) fn write_type(&self, w: &mut XmlWriter) {
         if self.0 {
             w.elem("EncodingType", "url");
         }

@@ -2,10 +2,12 @@
 //! returns a response or an [`S3Error`]; `server.rs` renders the errors.
 
 pub mod bucket;
+pub mod copy;
 pub mod error;
 pub mod headers;
 pub mod ingest;
 pub mod list;
+pub mod multipart;
 pub mod object;
 pub mod xml;
 
@@ -78,7 +80,14 @@ pub async fn dispatch(state: &AppState, req: S3Request) -> S3Result<Response<Bod
         Op::ListObjectVersions => list::list_versions(state, req).await,
         Op::DeleteObjects => object::delete_many(state, req).await,
         Op::PutObject => object::put(state, req).await,
-        Op::CopyObject => object::copy(state, req).await,
+        Op::CopyObject => copy::copy(state, req).await,
+        Op::CreateMultipartUpload => multipart::create(state, req).await,
+        Op::UploadPart => multipart::upload_part(state, req).await,
+        Op::UploadPartCopy => copy::upload_part_copy(state, req).await,
+        Op::CompleteMultipartUpload => multipart::complete(state, req).await,
+        Op::AbortMultipartUpload => multipart::abort(state, req).await,
+        Op::ListParts => multipart::list_parts(state, req).await,
+        Op::ListMultipartUploads => multipart::list_uploads(state, req).await,
         Op::GetObject => object::get(state, req, false).await,
         Op::HeadObject => object::get(state, req, true).await,
         Op::DeleteObject => object::delete(state, req).await,

@@ -1,5 +1,7 @@
 //! Object operations: put, get, head, delete (one and many), copy, ACL.
 
+use std::ops::Range;
+
 use http::{Response, StatusCode};
 
 use super::bucket::owner_full_control;
@@ -32,14 +34,15 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
         blobs: Vec::new(),
     };
     let conditions = WriteConditions::from_request(&req);
-    let (staged, checksum) = receive_blob(state, &mut req).await?;
+    let (staged, checksum) = receive_blob(state, &mut req, None).await?;
     record.size = staged.digests.size;
     record.etag = hex::encode(staged.digests.md5);
     record.checksum = Some(checksum);
     let record = state
         .store
         .run(move |s| {
-            record.blobs = staged.publish().map_err(S3Error::internal)?.into_iter().collect();
+            let span = staged.publish().map_err(S3Error::internal)?;
+            record.blobs = if span.has_file() { vec![span] } else { Vec::new() };
             record.last_modified_ms = now_ms();
             let committed = s.put_object(&bucket, &key, &record, |current| conditions.check(current));
             if committed.is_err() {
@@ -57,20 +60,20 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
 
 /// `If-None-Match: *` and `If-Match` on a write, checked inside the commit so
 /// two racing writers cannot both win.
-struct WriteConditions {
+pub(crate) struct WriteConditions {
     if_none_match: Option<String>,
     if_match: Option<String>,
 }
 
 impl WriteConditions {
-    fn from_request(req: &S3Request) -> WriteConditions {
+    pub(crate) fn from_request(req: &S3Request) -> WriteConditions {
         WriteConditions {
             if_none_match: req.header("if-none-match").map(str::to_string),
             if_match: req.header("if-match").map(str::to_string),
         }
     }
 
-    fn check(&self, current: Option<&ObjectRecord>) -> S3Result<()> {
+    pub(crate) fn check(&self, current: Option<&ObjectRecord>) -> S3Result<()> {
         if let (Some(list), Some(cur)) = (&self.if_none_match, current) {
             if conditional::etag_matches(list, &cur.etag) {
                 return Err(S3Error::new(S3ErrorCode::PreconditionFailed).with_extra("Condition", "If-None-Match"));
@@ -110,11 +113,17 @@ pub async fn get(state: &AppState, req: S3Request, head_only: bool) -> S3Result<
             return Err(S3Error::new(S3ErrorCode::PreconditionFailed).with_extra("Condition", "If-Match"))
         }
     }
-    let range = requested_range(&req, &record)?;
+    let (range, parts_count) = match req.route.query.get("partNumber") {
+        Some(part) => part_range(&req, &record, part)?,
+        None => (requested_range(&req, &record)?, None),
+    };
     let whole = range.is_none();
     let span = range.clone().unwrap_or(0..record.size);
     let mut b = object_headers(Response::builder(), &record, &req.route.query);
     b = checksum_headers(b, &record, req.headers(), whole).header("content-length", span.end - span.start);
+    if let Some(count) = parts_count {
+        b = b.header("x-amz-mp-parts-count", count);
+    }
     b = match &range {
         Some(r) => b
             .status(StatusCode::PARTIAL_CONTENT)
@@ -138,27 +147,42 @@ fn not_modified(record: &ObjectRecord) -> S3Result<Response<Body>> {
         .map_err(S3Error::internal)
 }
 
-/// The byte range to serve, or `None` for the whole object.
-fn requested_range(req: &S3Request, record: &ObjectRecord) -> S3Result<Option<std::ops::Range<u64>>> {
-    let range = req.header("range").and_then(ByteRange::parse);
-    if let Some(part) = req.route.query.get("partNumber") {
-        if req.header("range").is_some() {
-            return Err(S3Error::with_message(
-                S3ErrorCode::InvalidRequest,
-                "Cannot specify both Range header and partNumber query parameter",
-            ));
-        }
-        // A single-PUT object is one part: part 1 is the whole object.
-        return match part.parse::<u32>() {
-            Ok(1) => Ok(None),
-            Ok(n) if (2..=10_000).contains(&n) => Err(S3Error::new(S3ErrorCode::InvalidPartNumber)),
-            _ => Err(S3Error::with_message(
-                S3ErrorCode::InvalidArgument,
-                "Part number must be an integer between 1 and 10000, inclusive",
-            )),
+/// `partNumber=N`: the bytes of part N of a multipart object (with the parts
+/// count), or the whole object for part 1 of a single-PUT object. A part
+/// number is the one it was uploaded as; Complete may have left gaps.
+fn part_range(req: &S3Request, record: &ObjectRecord, part: &str) -> S3Result<(Option<Range<u64>>, Option<usize>)> {
+    if req.header("range").is_some() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter",
+        ));
+    }
+    let number = part.parse::<u16>().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| {
+        S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive",
+        )
+    })?;
+    let parts_count = record.blobs.iter().filter(|s| s.part > 0).count();
+    if parts_count == 0 {
+        return match number {
+            1 => Ok((None, None)),
+            _ => Err(S3Error::new(S3ErrorCode::InvalidPartNumber)),
         };
     }
-    let Some(range) = range else { return Ok(None) };
+    let mut start = 0;
+    for span in &record.blobs {
+        if span.part == number {
+            return Ok((Some(start..start + span.size), Some(parts_count)));
+        }
+        start += span.size;
+    }
+    Err(S3Error::new(S3ErrorCode::InvalidPartNumber))
+}
+
+/// The byte range to serve, or `None` for the whole object.
+fn requested_range(req: &S3Request, record: &ObjectRecord) -> S3Result<Option<Range<u64>>> {
+    let Some(range) = req.header("range").and_then(ByteRange::parse) else { return Ok(None) };
     if !if_range_holds(req, record) {
         return Ok(None);
     }
@@ -214,113 +238,4 @@ pub async fn delete_many(state: &AppState, mut req: S3Request) -> S3Result<Respo
 pub async fn acl(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     load(state, &req).await?;
     xml_response(owner_full_control(state.owner_of(&req.auth.access_key)))
-}
-
-/// The largest source CopyObject accepts; larger objects need UploadPartCopy.
-const MAX_COPY_BYTES: u64 = 5 * 1024 * 1024 * 1024;
-
-/// CopyObject: the destination shares the source's blobs, no bytes move.
-pub async fn copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
-    let (dst_bucket, dst_key) = (req.bucket()?.to_string(), req.key()?.to_string());
-    let (src_bucket, src_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
-    let replace = match req.header("x-amz-metadata-directive").unwrap_or("COPY") {
-        "COPY" => false,
-        "REPLACE" => true,
-        other => {
-            return Err(S3Error::with_message(
-                S3ErrorCode::InvalidArgument,
-                format!("Unknown metadata directive {other}"),
-            ))
-        }
-    };
-    if !replace && (src_bucket.as_str(), src_key.as_str()) == (dst_bucket.as_str(), dst_key.as_str()) {
-        return Err(S3Error::with_message(
-            S3ErrorCode::InvalidRequest,
-            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
-        ));
-    }
-    let new_headers = content_headers(req.headers());
-    let new_meta = user_meta(req.headers())?;
-    let request_headers = req.headers().clone();
-    let record = state
-        .store
-        .run(move |s| {
-            s.copy_object((&src_bucket, &src_key), (&dst_bucket, &dst_key), |source| {
-                check_copy_source(&request_headers, source)?;
-                let mut record = source.clone();
-                record.last_modified_ms = now_ms();
-                if replace {
-                    record.headers = new_headers;
-                    record.user_meta = new_meta;
-                }
-                Ok::<_, S3Error>(record)
-            })
-        })
-        .await?;
-    let mut w = XmlWriter::new("CopyObjectResult");
-    w.elem("LastModified", &xml::iso8601(record.last_modified_ms)).elem("ETag", &quoted(&record.etag));
-    if let Some(sum) = &record.checksum {
-        w.elem(sum.algorithm.xml_name(), &sum.value);
-    }
-    xml_response(w.finish("CopyObjectResult"))
-}
-
-fn check_copy_source(headers: &http::HeaderMap, source: &ObjectRecord) -> S3Result<()> {
-    if source.size > MAX_COPY_BYTES {
-        return Err(S3Error::with_message(
-            S3ErrorCode::InvalidRequest,
-            "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120",
-        ));
-    }
-    let names = [
-        "x-amz-copy-source-if-match",
-        "x-amz-copy-source-if-unmodified-since",
-        "x-amz-copy-source-if-none-match",
-        "x-amz-copy-source-if-modified-since",
-    ];
-    match conditional::evaluate_with(headers, names, &source.etag, system_time(source.last_modified_ms)) {
-        Outcome::Proceed => Ok(()),
-        // CopyObject answers 412 where GET would answer 304.
-        Outcome::NotModified | Outcome::PreconditionFailed => Err(S3Error::new(S3ErrorCode::PreconditionFailed)),
-    }
-}
-
-/// `x-amz-copy-source`: `[/]bucket/key[?versionId=null]`, URL-encoded.
-fn parse_copy_source(raw: &str) -> S3Result<(String, String)> {
-    let invalid = || {
-        S3Error::with_message(
-            S3ErrorCode::InvalidArgument,
-            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-        )
-    };
-    let (path, version) = match raw.split_once("?versionId=") {
-        Some((path, version)) => (path, Some(version)),
-        None => (raw, None),
-    };
-    if version.is_some_and(|v| v != "null") {
-        return Err(S3Error::with_message(S3ErrorCode::InvalidArgument, "Invalid version id specified"));
-    }
-    let decoded = percent_encoding::percent_decode_str(path).decode_utf8().map_err(|_| invalid())?;
-    let trimmed = decoded.strip_prefix('/').unwrap_or(&decoded);
-    let (bucket, key) = trimmed.split_once('/').ok_or_else(invalid)?;
-    if bucket.is_empty() || key.is_empty() {
-        return Err(invalid());
-    }
-    Ok((bucket.to_string(), key.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn copy_source_forms() {
-        let ok = |s: &str| parse_copy_source(s).ok();
-        assert_eq!(ok("b/k"), Some(("b".into(), "k".into())));
-        assert_eq!(ok("/b/dir/a%20b%2Bc"), Some(("b".into(), "dir/a b+c".into())));
-        assert_eq!(ok("/b//lead"), Some(("b".into(), "/lead".into())));
-        assert_eq!(ok("b/k?versionId=null"), Some(("b".into(), "k".into())));
-        assert!(parse_copy_source("b").is_err());
-        assert!(parse_copy_source("b/k?versionId=abc").is_err());
-    }
 }

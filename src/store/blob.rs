@@ -53,13 +53,13 @@ pub struct StagedBlob {
 
 impl StagedBlob {
     /// Renames the file into `blobs/` and makes the rename durable. Returns the
-    /// span to record, or `None` for an empty body. Blocking: call off the reactor.
-    pub fn publish(mut self) -> io::Result<Option<BlobSpan>> {
-        let Some(tmp) = self.tmp.as_mut() else { return Ok(None) };
+    /// span to record (without a file for an empty body). Blocking: call off the reactor.
+    pub fn publish(mut self) -> io::Result<BlobSpan> {
+        let Some(tmp) = self.tmp.as_mut() else { return Ok(BlobSpan::EMPTY) };
         fs::rename(&tmp.path, self.layout.blob_path(self.id))?;
         tmp.armed = false;
         fsync_dir(&self.layout.blob_dir(self.id))?;
-        Ok(Some(BlobSpan { id: self.id, size: self.digests.size }))
+        Ok(BlobSpan { id: self.id, size: self.digests.size, part: 0 })
     }
 }
 

@@ -178,6 +178,39 @@ impl Digests {
     }
 }
 
+/// The checksum of a multipart object, from its parts' raw checksums in order.
+/// COMPOSITE: the checksum of the concatenated part checksums (S3 appends `-N`).
+/// FULL_OBJECT: the CRC of the whole byte stream, combined from the part CRCs
+/// and sizes without reading any byte; `None` for SHA (no such combination).
+/// Reference: <https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html#large-object-checksums>
+pub fn combine_parts(alg: ChecksumAlgorithm, parts: &[(&[u8], u64)], full_object: bool) -> Option<Vec<u8>> {
+    if !full_object {
+        let mut hasher = ChecksumHasher::new(alg);
+        for (raw, _) in parts {
+            hasher.update(raw);
+        }
+        return Some(hasher.finish());
+    }
+    let (crc_alg, len) = match alg {
+        ChecksumAlgorithm::Crc32 => (CrcAlgorithm::Crc32IsoHdlc, 4),
+        ChecksumAlgorithm::Crc32c => (CrcAlgorithm::Crc32Iscsi, 4),
+        ChecksumAlgorithm::Crc64Nvme => (CrcAlgorithm::Crc64Nvme, 8),
+        ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => return None,
+    };
+    let mut combined: Option<u64> = None;
+    for (raw, size) in parts {
+        let mut be = [0u8; 8];
+        be.get_mut(8 - raw.len()..)?.copy_from_slice(raw);
+        let crc = u64::from_be_bytes(be);
+        combined = Some(match combined {
+            None => crc,
+            Some(acc) => crc_fast::checksum_combine(crc_alg, acc, crc, *size),
+        });
+    }
+    let value = combined.unwrap_or_else(|| CrcDigest::new(crc_alg).finalize()).to_be_bytes();
+    value.get(8 - len..).map(<[u8]>::to_vec)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +231,36 @@ mod tests {
         assert_eq!(checksum_of(ChecksumAlgorithm::Crc64Nvme, data), "jSnVw/bqjr4=");
         assert_eq!(checksum_of(ChecksumAlgorithm::Sha1, data), "Kq5sNclPz7QV2+lfQIuc6R7oRu0=");
         assert_eq!(checksum_of(ChecksumAlgorithm::Sha256, data), "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=");
+    }
+
+    fn raw(alg: ChecksumAlgorithm, data: &[u8]) -> Vec<u8> {
+        let mut h = Hashers::new(DigestSpec { sha256: false, checksum: Some(alg) });
+        h.update(data);
+        h.finish().checksum.map(|(_, v)| v).unwrap_or_default()
+    }
+
+    #[test]
+    fn full_object_crc_combines_parts_exactly() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let (a, b, c) = (&data[..40_000], &data[40_000..40_001], &data[40_001..]);
+        for alg in [ChecksumAlgorithm::Crc32, ChecksumAlgorithm::Crc32c, ChecksumAlgorithm::Crc64Nvme] {
+            let parts = [raw(alg, a), raw(alg, b), raw(alg, c)];
+            let sized: Vec<(&[u8], u64)> =
+                parts.iter().zip([a, b, c]).map(|(p, d)| (p.as_slice(), d.len() as u64)).collect();
+            assert_eq!(combine_parts(alg, &sized, true), Some(raw(alg, &data)), "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn composite_is_checksum_of_checksums() {
+        let (p1, p2) = (raw(ChecksumAlgorithm::Sha256, b"a"), raw(ChecksumAlgorithm::Sha256, b"b"));
+        let joined = [p1.clone(), p2.clone()].concat();
+        let parts = [(p1.as_slice(), 1), (p2.as_slice(), 1)];
+        assert_eq!(
+            combine_parts(ChecksumAlgorithm::Sha256, &parts, false),
+            Some(raw(ChecksumAlgorithm::Sha256, &joined))
+        );
+        assert_eq!(combine_parts(ChecksumAlgorithm::Sha1, &parts, true), None);
     }
 
     #[test]

@@ -4,9 +4,39 @@
 //! files older than the sweep itself, so in-flight uploads are never touched.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::Store;
+
+/// Aborts multipart uploads older than `max_age`, forever, on its own thread.
+/// It checks four times per `max_age` (at least every second, at most every
+/// ten minutes), so an upload is gone at most a quarter period late.
+pub fn spawn_upload_reaper(store: Arc<Store>, max_age: Duration) {
+    let period = (max_age / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    let spawned = std::thread::Builder::new().name("upload-reaper".into()).spawn(move || loop {
+        std::thread::sleep(period);
+        if let Err(e) = reap_uploads(&store, max_age) {
+            tracing::warn!(error = %e, "aborting stale uploads failed");
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "could not start the stale upload reaper");
+    }
+}
+
+fn reap_uploads(store: &Store, max_age: Duration) -> Result<(), super::StoreError> {
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let cutoff = i64::try_from(now.saturating_sub(max_age).as_millis()).unwrap_or(i64::MAX);
+    for (bucket, key, id) in store.uploads_initiated_before(cutoff)? {
+        match store.abort_upload(&bucket, &key, &id) {
+            Ok(()) => tracing::info!(%bucket, %key, upload_id = %id, "aborted stale multipart upload"),
+            // Completed or aborted by a client meanwhile: nothing to do.
+            Err(super::StoreError::NoSuchUpload) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
 
 pub fn spawn_orphan_sweep(store: Arc<Store>) {
     let started = SystemTime::now();

@@ -83,11 +83,19 @@ impl Layout {
     }
 }
 
-/// A fresh random blob id.
+/// The id of "no file": an empty body or part has no blob.
+pub const NO_BLOB: BlobId = 0;
+
+/// A fresh random blob id (never [`NO_BLOB`]).
 pub fn new_blob_id() -> io::Result<BlobId> {
-    let mut bytes = [0u8; 16];
-    getrandom::getrandom(&mut bytes).map_err(io::Error::other)?;
-    Ok(u128::from_be_bytes(bytes))
+    loop {
+        let mut bytes = [0u8; 16];
+        getrandom::getrandom(&mut bytes).map_err(io::Error::other)?;
+        let id = u128::from_be_bytes(bytes);
+        if id != NO_BLOB {
+            return Ok(id);
+        }
+    }
 }
 
 /// Makes the creation, rename or removal of entries in `dir` durable: without it

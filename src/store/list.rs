@@ -48,7 +48,7 @@ pub fn bucket_bounds(bucket: &str) -> (Vec<u8>, Vec<u8>) {
 
 /// The smallest byte string greater than every string starting with `prefix`.
 /// UTF-8 never contains 0xFF, so incrementing the last byte suffices.
-fn prefix_successor(prefix: &[u8]) -> Vec<u8> {
+pub(super) fn prefix_successor(prefix: &[u8]) -> Vec<u8> {
     let mut out = prefix.to_vec();
     while let Some(last) = out.pop() {
         if last < 0xFF {
@@ -60,7 +60,7 @@ fn prefix_successor(prefix: &[u8]) -> Vec<u8> {
 }
 
 /// The common prefix `key` rolls up into, if any.
-fn common_prefix<'k>(key: &'k str, prefix: &str, delimiter: Option<&str>) -> Option<&'k str> {
+pub(super) fn common_prefix<'k>(key: &'k str, prefix: &str, delimiter: Option<&str>) -> Option<&'k str> {
     let delimiter = delimiter.filter(|d| !d.is_empty())?;
     let rest = key.get(prefix.len()..)?;
     rest.find(delimiter).and_then(|i| key.get(..prefix.len() + i + delimiter.len()))

@@ -7,8 +7,10 @@
 pub mod blob;
 pub mod digest;
 mod gc;
+pub use gc::spawn_upload_reaper;
 pub mod layout;
 mod list;
+mod multipart;
 pub mod read;
 pub mod schema;
 
@@ -20,7 +22,10 @@ use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, WriteTran
 
 use layout::{BlobId, Layout};
 pub use list::{ListEntry, ListPage, ListQuery};
-use schema::{decode, encode, object_key, BucketRecord, ObjectRecord, BLOB_REFS, BUCKETS, DEAD_BLOBS, OBJECTS};
+pub use multipart::{PartPage, UploadEntry, UploadPage, UploadQuery, UPLOAD_ID_LEN};
+use schema::{
+    decode, encode, object_key, BlobSpan, BucketRecord, ObjectRecord, BLOB_REFS, BUCKETS, DEAD_BLOBS, OBJECTS,
+};
 
 /// Failures of the store, free of any HTTP meaning (`s3::error` maps them).
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +38,8 @@ pub enum StoreError {
     BucketNotEmpty,
     #[error("no such key")]
     NoSuchKey,
+    #[error("no such upload")]
+    NoSuchUpload,
     #[error("storage failure: {0}")]
     Internal(String),
 }
@@ -84,6 +91,9 @@ impl Store {
         txn.open_table(OBJECTS)?;
         txn.open_table(BLOB_REFS)?;
         txn.open_table(DEAD_BLOBS)?;
+        txn.open_table(schema::UPLOADS)?;
+        txn.open_table(schema::UPLOAD_INDEX)?;
+        txn.open_table(schema::PARTS)?;
         txn.commit()?;
         Ok(())
     }
@@ -144,8 +154,14 @@ impl Store {
         Ok(out)
     }
 
+    /// Deletes an empty bucket. Uploads in progress do not keep it alive: they
+    /// are aborted in the same transaction, as S3 does.
     pub fn delete_bucket(&self, name: &str) -> StoreResult<()> {
         let txn = self.db.begin_write()?;
+        let mut dead = Vec::new();
+        for (upload, id) in multipart::uploads_of_bucket(&txn, name)? {
+            dead.extend(multipart::abort_in_txn(&txn, &upload, &id)?);
+        }
         {
             let mut buckets = txn.open_table(BUCKETS)?;
             if buckets.get(name)?.is_none() {
@@ -159,6 +175,7 @@ impl Store {
             buckets.remove(name)?;
         }
         txn.commit()?;
+        self.free_blobs(dead);
         Ok(())
     }
 
@@ -189,7 +206,7 @@ impl Store {
             require_bucket(&txn, bucket)?;
             let current = read_object(&txn, bucket, key)?;
             check(current.as_ref())?;
-            add_refs(&txn, record)?;
+            add_refs(&txn, &record.blobs)?;
             Ok(replace_object(&txn, bucket, key, Some(record), current)?)
         })()?;
         txn.commit().map_err(StoreError::from)?;
@@ -227,8 +244,8 @@ impl Store {
     }
 
     /// Removes published blobs whose commit failed: nothing references them.
-    pub fn discard_blobs(&self, spans: &[schema::BlobSpan]) {
-        for span in spans {
+    pub fn discard_blobs(&self, spans: &[BlobSpan]) {
+        for span in spans.iter().filter(|s| s.has_file()) {
             if let Err(e) = fs::remove_file(self.layout.blob_path(span.id)) {
                 tracing::warn!(error = %e, "could not remove an unused blob; the orphan sweep will");
             }
@@ -250,7 +267,7 @@ impl Store {
             require_bucket(&txn, dst.0)?;
             let source = read_object(&txn, src.0, src.1)?.ok_or(StoreError::NoSuchKey)?;
             let record = make(&source)?;
-            add_refs(&txn, &record)?;
+            add_refs(&txn, &record.blobs)?;
             let current = read_object(&txn, dst.0, dst.1)?;
             let dead = replace_object(&txn, dst.0, dst.1, Some(&record), current)?;
             Ok((record, dead))
@@ -340,10 +357,10 @@ fn read_object(txn: &WriteTransaction, bucket: &str, key: &str) -> StoreResult<O
     })
 }
 
-/// Counts one more reference to each blob of `record`.
-fn add_refs(txn: &WriteTransaction, record: &ObjectRecord) -> StoreResult<()> {
+/// Counts one more reference to each span's blob.
+fn add_refs(txn: &WriteTransaction, spans: &[BlobSpan]) -> StoreResult<()> {
     let mut refs = txn.open_table(BLOB_REFS)?;
-    for span in &record.blobs {
+    for span in spans.iter().filter(|s| s.has_file()) {
         let count = refs.get(span.id)?.map(|v| v.value()).unwrap_or(0);
         refs.insert(span.id, count + 1)?;
     }
@@ -368,10 +385,16 @@ fn replace_object(
             None => objects.remove(row.as_slice())?,
         };
     }
+    drop_refs(txn, &previous.map(|p| p.blobs).unwrap_or_default())
+}
+
+/// Drops one reference to each span's blob; returns the blobs now unreferenced,
+/// recorded in the dead-blob table of this transaction.
+fn drop_refs(txn: &WriteTransaction, spans: &[BlobSpan]) -> StoreResult<Vec<BlobId>> {
     let mut dead = Vec::new();
     let mut refs = txn.open_table(BLOB_REFS)?;
     let mut dead_table = txn.open_table(DEAD_BLOBS)?;
-    for span in previous.map(|p| p.blobs).unwrap_or_default() {
+    for span in spans.iter().filter(|s| s.has_file()) {
         let count = refs.get(span.id)?.map(|v| v.value()).unwrap_or(0);
         if count > 1 {
             refs.insert(span.id, count - 1)?;

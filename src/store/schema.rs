@@ -6,7 +6,7 @@
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
-use super::layout::BlobId;
+use super::layout::{BlobId, NO_BLOB};
 use crate::store::digest::ChecksumAlgorithm;
 
 /// Bucket name -> [`BucketRecord`].
@@ -20,7 +20,30 @@ pub const BLOB_REFS: TableDefinition<u128, u64> = TableDefinition::new("blob_ref
 /// commit that put them here, and the table is replayed at start-up.
 pub const DEAD_BLOBS: TableDefinition<u128, ()> = TableDefinition::new("dead_blobs_v1");
 
+/// Upload id -> [`UploadRecord`]: multipart uploads in progress.
+pub const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads_v1");
+/// `upload_index_key(bucket, key, upload id)` -> (): uploads in ListMultipartUploads
+/// order (key, then upload id, which sorts by initiation time).
+pub const UPLOAD_INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("upload_index_v1");
+/// `part_key(upload id, part number)` -> [`PartRecord`], in part-number order.
+pub const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts_v1");
+
 const FORMAT_VERSION: u8 = 1;
+
+pub fn upload_index_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
+    let mut out = object_key(bucket, key.as_bytes());
+    out.push(0);
+    out.extend_from_slice(upload_id.as_bytes());
+    out
+}
+
+/// Part rows of one upload are contiguous and ordered by part number.
+pub fn part_key(upload_id: &str, part: u16) -> Vec<u8> {
+    let mut out = Vec::with_capacity(upload_id.len() + 2);
+    out.extend_from_slice(upload_id.as_bytes());
+    out.extend_from_slice(&part.to_be_bytes());
+    out
+}
 
 /// The table key of an object: bucket, a 0 byte (never in a bucket name), key.
 /// All keys of one bucket are contiguous and sorted by key bytes.
@@ -61,11 +84,22 @@ pub struct StoredChecksum {
     pub composite: bool,
 }
 
-/// One contiguous piece of an object's bytes.
+/// One contiguous piece of an object's bytes: a whole PUT body, or one part of
+/// a multipart upload. A span of size 0 has no file (id [`NO_BLOB`]).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct BlobSpan {
     pub id: BlobId,
     pub size: u64,
+    /// The multipart part number this span was uploaded as; 0 for a single PUT.
+    pub part: u16,
+}
+
+impl BlobSpan {
+    pub const EMPTY: BlobSpan = BlobSpan { id: NO_BLOB, size: 0, part: 0 };
+
+    pub fn has_file(&self) -> bool {
+        self.id != NO_BLOB
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -93,4 +127,30 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postcard::Er
         Some((&FORMAT_VERSION, rest)) => postcard::from_bytes(rest),
         _ => Err(postcard::Error::DeserializeBadEncoding),
     }
+}
+
+/// A multipart upload in progress: what CreateMultipartUpload said about the
+/// object-to-be.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UploadRecord {
+    pub bucket: String,
+    pub key: String,
+    pub owner: String,
+    pub initiated_ms: i64,
+    pub headers: ContentHeaders,
+    pub user_meta: Vec<(String, String)>,
+    /// `x-amz-checksum-algorithm`, if the client chose one.
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
+    /// `x-amz-checksum-type: FULL_OBJECT` (else COMPOSITE where it applies).
+    pub full_object_checksum: bool,
+}
+
+/// One uploaded part.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PartRecord {
+    pub span: BlobSpan,
+    pub md5: [u8; 16],
+    pub last_modified_ms: i64,
+    /// The part's checksum (algorithm and raw digest).
+    pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
 }

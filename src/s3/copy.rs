@@ -1,0 +1,200 @@
+//! CopyObject and UploadPartCopy: the source named by `x-amz-copy-source`,
+//! checked with the `x-amz-copy-source-if-*` headers.
+//! CopyObject shares the source's blobs (no byte moves); UploadPartCopy copies
+//! a byte range into a new part blob, since a part is one blob of its own.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use http::Response;
+
+use super::error::{S3Error, S3ErrorCode, S3Result};
+use super::headers::{content_headers, now_ms, quoted, system_time, user_meta};
+use super::xml::{self, XmlWriter};
+use super::{xml_response, AppState, S3Request};
+use crate::http::body::Body;
+use crate::http::conditional::{self, Outcome};
+use crate::store::blob::BlobSink;
+use crate::store::digest::{ChecksumAlgorithm, DigestSpec};
+use crate::store::read;
+use crate::store::schema::{ObjectRecord, PartRecord};
+
+/// The largest source CopyObject accepts; larger objects need UploadPartCopy.
+const MAX_COPY_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// CopyObject: the destination shares the source's blobs, no bytes move.
+pub async fn copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
+    let (dst_bucket, dst_key) = (req.bucket()?.to_string(), req.key()?.to_string());
+    let (src_bucket, src_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
+    let replace = match req.header("x-amz-metadata-directive").unwrap_or("COPY") {
+        "COPY" => false,
+        "REPLACE" => true,
+        other => {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                format!("Unknown metadata directive {other}"),
+            ))
+        }
+    };
+    if !replace && (src_bucket.as_str(), src_key.as_str()) == (dst_bucket.as_str(), dst_key.as_str()) {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+        ));
+    }
+    let new_headers = content_headers(req.headers());
+    let new_meta = user_meta(req.headers())?;
+    let request_headers = req.headers().clone();
+    let record = state
+        .store
+        .run(move |s| {
+            s.copy_object((&src_bucket, &src_key), (&dst_bucket, &dst_key), |source| {
+                check_copy_source(&request_headers, source)?;
+                let mut record = source.clone();
+                record.last_modified_ms = now_ms();
+                if replace {
+                    record.headers = new_headers;
+                    record.user_meta = new_meta;
+                }
+                Ok::<_, S3Error>(record)
+            })
+        })
+        .await?;
+    let mut w = XmlWriter::new("CopyObjectResult");
+    w.elem("LastModified", &xml::iso8601(record.last_modified_ms)).elem("ETag", &quoted(&record.etag));
+    if let Some(sum) = &record.checksum {
+        w.elem(sum.algorithm.xml_name(), &sum.value);
+    }
+    xml_response(w.finish("CopyObjectResult"))
+}
+
+fn check_copy_source(headers: &http::HeaderMap, source: &ObjectRecord) -> S3Result<()> {
+    if source.size > MAX_COPY_BYTES {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120",
+        ));
+    }
+    let names = [
+        "x-amz-copy-source-if-match",
+        "x-amz-copy-source-if-unmodified-since",
+        "x-amz-copy-source-if-none-match",
+        "x-amz-copy-source-if-modified-since",
+    ];
+    match conditional::evaluate_with(headers, names, &source.etag, system_time(source.last_modified_ms)) {
+        Outcome::Proceed => Ok(()),
+        // CopyObject answers 412 where GET would answer 304.
+        Outcome::NotModified | Outcome::PreconditionFailed => Err(S3Error::new(S3ErrorCode::PreconditionFailed)),
+    }
+}
+
+/// `x-amz-copy-source`: `[/]bucket/key[?versionId=null]`, URL-encoded.
+fn parse_copy_source(raw: &str) -> S3Result<(String, String)> {
+    let invalid = || {
+        S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+        )
+    };
+    let (path, version) = match raw.split_once("?versionId=") {
+        Some((path, version)) => (path, Some(version)),
+        None => (raw, None),
+    };
+    if version.is_some_and(|v| v != "null") {
+        return Err(S3Error::with_message(S3ErrorCode::InvalidArgument, "Invalid version id specified"));
+    }
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8().map_err(|_| invalid())?;
+    let trimmed = decoded.strip_prefix('/').unwrap_or(&decoded);
+    let (bucket, key) = trimmed.split_once('/').ok_or_else(invalid)?;
+    if bucket.is_empty() || key.is_empty() {
+        return Err(invalid());
+    }
+    Ok((bucket.to_string(), key.to_string()))
+}
+
+/// `x-amz-copy-source-range: bytes=first-last`, both inclusive and inside the source.
+fn copy_range(req: &S3Request, size: u64) -> S3Result<std::ops::Range<u64>> {
+    let Some(value) = req.header("x-amz-copy-source-range") else { return Ok(0..size) };
+    let invalid = || {
+        S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+        )
+    };
+    let (first, last) = value.trim().strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(invalid)?;
+    let (first, last): (u64, u64) =
+        (first.trim().parse().map_err(|_| invalid())?, last.trim().parse().map_err(|_| invalid())?);
+    if first > last {
+        return Err(invalid());
+    }
+    if last >= size {
+        return Err(S3Error::with_message(S3ErrorCode::InvalidRange, "The requested range is not satisfiable")
+            .with_extra("ActualObjectSize", size.to_string())
+            .with_extra("RangeRequested", value.to_string()));
+    }
+    Ok(first..last + 1)
+}
+
+/// UploadPartCopy: a range of an existing object becomes a part.
+pub async fn upload_part_copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
+    let number = super::multipart::part_number(&req)?;
+    let (bucket, key, id, upload) = super::multipart::load_upload(state, &req).await?;
+    let (src_bucket, src_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
+    let source = state.store.run(move |s| s.get_object(&src_bucket, &src_key)).await?;
+    check_copy_source(req.headers(), &source)?;
+    let range = copy_range(&req, source.size)?;
+    let alg = upload.checksum_algorithm.unwrap_or(ChecksumAlgorithm::Crc64Nvme);
+    let blobs = source.blobs.clone();
+    let opened = state
+        .store
+        .run(move |s| {
+            read::open(s.layout(), &blobs, range).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => S3Error::new(S3ErrorCode::NoSuchKey),
+                _ => S3Error::internal(e),
+            })
+        })
+        .await?;
+    let sink = BlobSink::start(state.store.layout(), DigestSpec { sha256: false, checksum: Some(alg) }, None);
+    let mut chunks = opened.stream();
+    while let Some(chunk) = chunks.recv().await {
+        if !sink.send(chunk.map_err(S3Error::internal)?).await {
+            break;
+        }
+    }
+    let staged = sink.finish().await?;
+    let (md5, checksum) = (staged.digests.md5, staged.digests.checksum.clone());
+    let part = state
+        .store
+        .run(move |s| {
+            let mut span = staged.publish().map_err(S3Error::internal)?;
+            span.part = number;
+            let part = PartRecord { span, md5, last_modified_ms: now_ms(), checksum };
+            let stored = s.put_part(&bucket, &key, &id, number, &part);
+            if stored.is_err() {
+                s.discard_blobs(&[span]);
+            }
+            stored.map(|()| part).map_err(S3Error::from)
+        })
+        .await?;
+    let mut w = XmlWriter::new("CopyPartResult");
+    w.elem("LastModified", &xml::iso8601(part.last_modified_ms)).elem("ETag", &quoted(&hex::encode(part.md5)));
+    if let (Some((alg, raw)), Some(_)) = (&part.checksum, upload.checksum_algorithm) {
+        w.elem(alg.xml_name(), &BASE64.encode(raw));
+    }
+    xml_response(w.finish("CopyPartResult"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_source_forms() {
+        let ok = |s: &str| parse_copy_source(s).ok();
+        assert_eq!(ok("b/k"), Some(("b".into(), "k".into())));
+        assert_eq!(ok("/b/dir/a%20b%2Bc"), Some(("b".into(), "dir/a b+c".into())));
+        assert_eq!(ok("/b//lead"), Some(("b".into(), "/lead".into())));
+        assert_eq!(ok("b/k?versionId=null"), Some(("b".into(), "k".into())));
+        assert!(parse_copy_source("b").is_err());
+        assert!(parse_copy_source("b/k?versionId=abc").is_err());
+    }
+}

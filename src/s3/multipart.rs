@@ -1,0 +1,418 @@
+//! Multipart upload: Create, UploadPart, UploadPartCopy, Complete, Abort,
+//! ListParts and ListMultipartUploads, with S3's limits and errors.
+//! Reference: <https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html>
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use http::{Response, StatusCode};
+use md5::{Digest, Md5};
+
+use super::error::{S3Error, S3ErrorCode, S3Result};
+use super::headers::{content_headers, now_ms, quoted, user_meta};
+use super::ingest::receive_blob;
+use super::list::Encoder;
+use super::object::WriteConditions;
+use super::xml::{self, iso8601, XmlWriter};
+use super::{empty_response, write_owner, xml_response, AppState, S3Request};
+use crate::http::body::{self, Body};
+use crate::store::digest::{combine_parts, ChecksumAlgorithm};
+use crate::store::schema::{BlobSpan, ObjectRecord, PartRecord, StoredChecksum, UploadRecord};
+use crate::store::{UploadEntry, UploadQuery, UPLOAD_ID_LEN};
+
+/// Every part but the last must be at least this large.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+const MAX_PART_NUMBER: u16 = 10_000;
+/// 10,000 `<Part>` elements with checksums fit comfortably.
+const MAX_COMPLETE_BODY: usize = 4 * 1024 * 1024;
+const MAX_LISTED: usize = 1000;
+
+/// A new upload id: 12 hex digits of milliseconds then 20 random hex digits,
+/// so ids sort by initiation time (ListMultipartUploads order).
+fn new_upload_id() -> S3Result<String> {
+    let mut random = [0u8; 10];
+    getrandom::getrandom(&mut random).map_err(S3Error::internal)?;
+    let id = format!("{:012x}{}", now_ms() & 0xFFFF_FFFF_FFFF, hex::encode(random));
+    debug_assert_eq!(id.len(), UPLOAD_ID_LEN);
+    Ok(id)
+}
+
+fn upload_id(req: &S3Request) -> S3Result<String> {
+    match req.route.query.get("uploadId") {
+        Some(id) if id.len() == UPLOAD_ID_LEN => Ok(id.to_string()),
+        _ => Err(S3Error::new(S3ErrorCode::NoSuchUpload)),
+    }
+}
+
+pub(super) fn part_number(req: &S3Request) -> S3Result<u16> {
+    req.route
+        .query
+        .get("partNumber")
+        .and_then(|n| n.parse::<u16>().ok())
+        .filter(|n| (1..=MAX_PART_NUMBER).contains(n))
+        .ok_or_else(|| {
+            S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "Part number must be an integer between 1 and 10000, inclusive",
+            )
+            .with_extra("ArgumentName", "partNumber")
+        })
+}
+
+/// The checksum algorithm and type chosen at Create. CRC64NVME only exists
+/// as FULL_OBJECT, SHA only as COMPOSITE (COMPAT-PITFALLS 5).
+fn checksum_choice(req: &S3Request) -> S3Result<(Option<ChecksumAlgorithm>, bool)> {
+    let alg = match req.header("x-amz-checksum-algorithm") {
+        Some(name) => Some(ChecksumAlgorithm::parse(name).ok_or_else(|| {
+            S3Error::with_message(S3ErrorCode::InvalidRequest, format!("Checksum algorithm {name} is not supported"))
+        })?),
+        None => None,
+    };
+    let kind = req.header("x-amz-checksum-type").map(str::to_ascii_uppercase);
+    let full_object = match (alg, kind.as_deref()) {
+        (None, Some(_)) => {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
+            ))
+        }
+        (Some(ChecksumAlgorithm::Crc64Nvme), None | Some("FULL_OBJECT")) => true,
+        (Some(ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256), None | Some("COMPOSITE")) => false,
+        (Some(ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c), Some("FULL_OBJECT")) => true,
+        (Some(ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c), None | Some("COMPOSITE")) => false,
+        (None, None) => false,
+        (Some(alg), Some(kind)) => {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                format!(
+                    "The {kind} checksum type cannot be used with the {} checksum algorithm.",
+                    alg.name().to_lowercase()
+                ),
+            ))
+        }
+    };
+    Ok((alg, full_object))
+}
+
+fn checksum_type_name(full_object: bool) -> &'static str {
+    if full_object {
+        "FULL_OBJECT"
+    } else {
+        "COMPOSITE"
+    }
+}
+
+pub async fn create(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
+    let (bucket, key) = (req.bucket()?.to_string(), req.key()?.to_string());
+    let (checksum_algorithm, full_object_checksum) = checksum_choice(&req)?;
+    let record = UploadRecord {
+        bucket: bucket.clone(),
+        key: key.clone(),
+        owner: state.owner_of(&req.auth.access_key).to_string(),
+        initiated_ms: now_ms(),
+        headers: content_headers(req.headers()),
+        user_meta: user_meta(req.headers())?,
+        checksum_algorithm,
+        full_object_checksum,
+    };
+    let id = new_upload_id()?;
+    let upload_id = id.clone();
+    state.store.run(move |s| s.create_upload(&upload_id, &record)).await?;
+    let mut w = XmlWriter::new("InitiateMultipartUploadResult");
+    w.elem("Bucket", &bucket).elem("Key", &key).elem("UploadId", &id);
+    let mut response = xml_response(w.finish("InitiateMultipartUploadResult"))?;
+    if let Some(alg) = checksum_algorithm {
+        let headers = response.headers_mut();
+        headers.insert("x-amz-checksum-algorithm", http::HeaderValue::from_static(alg.name()));
+        headers.insert("x-amz-checksum-type", http::HeaderValue::from_static(checksum_type_name(full_object_checksum)));
+    }
+    Ok(response)
+}
+
+pub(super) async fn load_upload(state: &AppState, req: &S3Request) -> S3Result<(String, String, String, UploadRecord)> {
+    let (bucket, key, id) = (req.bucket()?.to_string(), req.key()?.to_string(), upload_id(req)?);
+    let (b, k, i) = (bucket.clone(), key.clone(), id.clone());
+    let upload = state
+        .store
+        .run(move |s| s.upload(&b, &k, &i))
+        .await
+        .map_err(|e| S3Error::from(e).with_extra("UploadId", id.clone()))?;
+    Ok((bucket, key, id, upload))
+}
+
+pub async fn upload_part(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
+    let number = part_number(&req)?;
+    let (bucket, key, id, upload) = load_upload(state, &req).await?;
+    let (staged, checksum) = receive_blob(state, &mut req, upload.checksum_algorithm).await?;
+    let md5 = staged.digests.md5;
+    let raw = staged.digests.checksum.clone();
+    let part = state
+        .store
+        .run(move |s| {
+            let mut span = staged.publish().map_err(S3Error::internal)?;
+            span.part = number;
+            let part = PartRecord { span, md5, last_modified_ms: now_ms(), checksum: raw };
+            let stored = s.put_part(&bucket, &key, &id, number, &part);
+            if stored.is_err() {
+                s.discard_blobs(&[span]);
+            }
+            stored.map(|()| part).map_err(S3Error::from)
+        })
+        .await?;
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("etag", quoted(&hex::encode(part.md5)))
+        .header(checksum.algorithm.header_name(), checksum.value)
+        .body(body::empty())
+        .map_err(S3Error::internal)
+}
+
+pub async fn abort(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
+    let (bucket, key, id) = (req.bucket()?.to_string(), req.key()?.to_string(), upload_id(&req)?);
+    state.store.run(move |s| s.abort_upload(&bucket, &key, &id)).await?;
+    empty_response(StatusCode::NO_CONTENT)
+}
+
+/// One `<Part>` of a CompleteMultipartUpload request.
+struct RequestedPart {
+    number: u16,
+    etag: String,
+    /// The part checksum the client expects, base64, for the upload's algorithm.
+    checksum: Option<String>,
+}
+
+fn parse_complete(body: &[u8], alg: Option<ChecksumAlgorithm>) -> S3Result<Vec<RequestedPart>> {
+    let doc = xml::parse(body)?;
+    if doc.name != "CompleteMultipartUpload" {
+        return Err(S3Error::new(S3ErrorCode::MalformedXML));
+    }
+    let mut parts = Vec::new();
+    for part in doc.children_named("Part") {
+        let number = part.child_text("PartNumber").and_then(|n| n.trim().parse::<u16>().ok());
+        let etag = part.child_text("ETag");
+        let (Some(number), Some(etag)) = (number, etag) else { return Err(S3Error::new(S3ErrorCode::MalformedXML)) };
+        let checksum = alg.and_then(|a| part.child_text(a.xml_name())).map(|v| v.trim().to_string());
+        parts.push(RequestedPart { number, etag: etag.trim().trim_matches('"').to_string(), checksum });
+    }
+    if parts.is_empty() {
+        return Err(S3Error::with_message(S3ErrorCode::MalformedXML, "You must specify at least one part"));
+    }
+    Ok(parts)
+}
+
+/// Checks the requested parts against the uploaded ones and builds the object:
+/// parts ascend (gaps allowed), each matches an uploaded ETag (and checksum),
+/// each but the last is at least 5 MiB.
+fn assemble(
+    upload: &UploadRecord,
+    uploaded: &[(u16, PartRecord)],
+    requested: &[RequestedPart],
+) -> S3Result<ObjectRecord> {
+    let mut chosen: Vec<&PartRecord> = Vec::with_capacity(requested.len());
+    let mut previous = 0u16;
+    for (i, want) in requested.iter().enumerate() {
+        if want.number <= previous {
+            return Err(S3Error::new(S3ErrorCode::InvalidPartOrder));
+        }
+        previous = want.number;
+        let invalid = || {
+            S3Error::new(S3ErrorCode::InvalidPart)
+                .with_extra("PartNumber", want.number.to_string())
+                .with_extra("ETag", want.etag.clone())
+        };
+        let part = uploaded
+            .binary_search_by_key(&want.number, |(n, _)| *n)
+            .ok()
+            .and_then(|i| uploaded.get(i))
+            .map(|(_, p)| p)
+            .ok_or_else(invalid)?;
+        if hex::encode(part.md5) != want.etag.to_ascii_lowercase() {
+            return Err(invalid());
+        }
+        if let (Some(expected), Some((_, raw))) = (&want.checksum, &part.checksum) {
+            if *expected != BASE64.encode(raw) {
+                return Err(invalid());
+            }
+        }
+        if i + 1 < requested.len() && part.span.size < MIN_PART_SIZE {
+            return Err(S3Error::new(S3ErrorCode::EntityTooSmall)
+                .with_extra("ProposedSize", part.span.size.to_string())
+                .with_extra("MinSizeAllowed", MIN_PART_SIZE.to_string())
+                .with_extra("PartNumber", want.number.to_string())
+                .with_extra("ETag", want.etag.clone()));
+        }
+        chosen.push(part);
+    }
+    let mut md5s = Md5::new();
+    for part in &chosen {
+        md5s.update(part.md5);
+    }
+    let blobs: Vec<BlobSpan> = chosen.iter().map(|p| p.span).collect();
+    Ok(ObjectRecord {
+        size: blobs.iter().map(|s| s.size).sum(),
+        etag: format!("{}-{}", hex::encode(md5s.finalize()), chosen.len()),
+        last_modified_ms: now_ms(),
+        headers: upload.headers.clone(),
+        user_meta: upload.user_meta.clone(),
+        checksum: object_checksum(upload, &chosen),
+        blobs,
+    })
+}
+
+/// The object's checksum from its parts': the upload's algorithm and type, or
+/// a FULL_OBJECT CRC64NVME when the upload chose none (parts default to it).
+fn object_checksum(upload: &UploadRecord, parts: &[&PartRecord]) -> Option<StoredChecksum> {
+    let alg = upload.checksum_algorithm.unwrap_or(ChecksumAlgorithm::Crc64Nvme);
+    let full_object = upload.full_object_checksum || upload.checksum_algorithm.is_none();
+    let raws: Option<Vec<(&[u8], u64)>> = parts
+        .iter()
+        .map(|p| p.checksum.as_ref().filter(|(a, _)| *a == alg).map(|(_, raw)| (raw.as_slice(), p.span.size)))
+        .collect();
+    let combined = combine_parts(alg, &raws?, full_object)?;
+    let mut value = BASE64.encode(combined);
+    if !full_object {
+        value = format!("{value}-{}", parts.len());
+    }
+    Some(StoredChecksum { algorithm: alg, value, composite: !full_object })
+}
+
+pub async fn complete(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
+    let (bucket, key, id, upload) = load_upload(state, &req).await?;
+    let body = super::ingest::receive_small(&mut req, MAX_COMPLETE_BODY).await?;
+    let requested = parse_complete(&body, upload.checksum_algorithm)?;
+    let conditions = WriteConditions::from_request(&req);
+    let (b, k) = (bucket.clone(), key.clone());
+    let record = state
+        .store
+        .run(move |s| {
+            s.complete_upload(
+                &b,
+                &k,
+                &id,
+                |upload, uploaded| assemble(upload, uploaded, &requested),
+                |current| conditions.check(current),
+            )
+        })
+        .await?;
+    let host = req.header("host").unwrap_or("localhost").to_string();
+    let mut w = XmlWriter::new("CompleteMultipartUploadResult");
+    w.elem("Location", &format!("http://{host}/{bucket}/{}", crate::auth::sigv4::uri_encode(&key, false)))
+        .elem("Bucket", &bucket)
+        .elem("Key", &key)
+        .elem("ETag", &quoted(&record.etag));
+    if let Some(sum) = &record.checksum {
+        w.elem(sum.algorithm.xml_name(), &sum.value).elem("ChecksumType", checksum_type_name(!sum.composite));
+    }
+    xml_response(w.finish("CompleteMultipartUploadResult"))
+}
+
+fn max_param(req: &S3Request, name: &str) -> S3Result<usize> {
+    match req.route.query.get(name) {
+        None => Ok(MAX_LISTED),
+        Some(v) => v.trim().parse::<usize>().map(|n| n.min(MAX_LISTED)).map_err(|_| {
+            S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                format!("Provided {name} not an integer or within integer range"),
+            )
+        }),
+    }
+}
+
+pub async fn list_parts(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
+    let (bucket, key, id) = (req.bucket()?.to_string(), req.key()?.to_string(), upload_id(&req)?);
+    let max = max_param(&req, "max-parts")?;
+    let marker: u16 = match req.route.query.get("part-number-marker") {
+        None | Some("") => 0,
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| S3Error::with_message(S3ErrorCode::InvalidArgument, "Invalid part-number-marker"))?,
+    };
+    let (b, k, i) = (bucket.clone(), key.clone(), id.clone());
+    let page = state.store.run(move |s| s.list_parts(&b, &k, &i, marker, max)).await?;
+    let mut w = XmlWriter::new("ListPartsResult");
+    w.elem("Bucket", &bucket).elem("Key", &key).elem("UploadId", &id);
+    w.elem("PartNumberMarker", &marker.to_string());
+    if let Some((last, _)) = page.parts.last() {
+        w.elem("NextPartNumberMarker", &last.to_string());
+    }
+    w.elem("MaxParts", &max.to_string()).elem("IsTruncated", &page.truncated.to_string());
+    write_initiator(&mut w, &page.upload.owner);
+    w.elem("StorageClass", "STANDARD");
+    if let Some(alg) = page.upload.checksum_algorithm {
+        w.elem("ChecksumAlgorithm", alg.name())
+            .elem("ChecksumType", checksum_type_name(page.upload.full_object_checksum));
+    }
+    for (number, part) in &page.parts {
+        w.start("Part")
+            .elem("PartNumber", &number.to_string())
+            .elem("LastModified", &iso8601(part.last_modified_ms))
+            .elem("ETag", &quoted(&hex::encode(part.md5)))
+            .elem("Size", &part.span.size.to_string());
+        if let (Some((alg, raw)), Some(_)) = (&part.checksum, page.upload.checksum_algorithm) {
+            w.elem(alg.xml_name(), &BASE64.encode(raw));
+        }
+        w.end("Part");
+    }
+    xml_response(w.finish("ListPartsResult"))
+}
+
+fn write_initiator(w: &mut XmlWriter, owner: &str) {
+    w.start("Initiator").elem("ID", owner).elem("DisplayName", owner).end("Initiator");
+    write_owner(w, owner);
+}
+
+pub async fn list_uploads(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
+    let bucket = req.bucket()?.to_string();
+    let q = &req.route.query;
+    let enc = Encoder::from_query(q)?;
+    let query = UploadQuery {
+        prefix: q.get("prefix").unwrap_or_default().to_string(),
+        delimiter: q.get("delimiter").filter(|d| !d.is_empty()).map(str::to_string),
+        key_marker: q.get("key-marker").unwrap_or_default().to_string(),
+        upload_id_marker: q.get("upload-id-marker").filter(|m| !m.is_empty()).map(str::to_string),
+        max: max_param(&req, "max-uploads")?,
+    };
+    let (prefix, key_marker, max) = (query.prefix.clone(), query.key_marker.clone(), query.max);
+    let b = bucket.clone();
+    let page = state
+        .store
+        .run(move |s| s.list_uploads(&b, &query))
+        .await
+        .map_err(|e| S3Error::from(e).with_extra("BucketName", bucket.clone()))?;
+    let mut w = XmlWriter::new("ListMultipartUploadsResult");
+    w.elem("Bucket", &bucket)
+        .elem("KeyMarker", &enc.apply(&key_marker))
+        .elem("UploadIdMarker", q.get("upload-id-marker").unwrap_or_default());
+    if page.truncated {
+        let (next_key, next_id) = match page.entries.last() {
+            Some(UploadEntry::Upload { key, upload_id, .. }) => (key.as_str(), upload_id.as_str()),
+            Some(UploadEntry::CommonPrefix(p)) => (p.as_str(), ""),
+            None => ("", ""),
+        };
+        w.elem("NextKeyMarker", &enc.apply(next_key)).elem("NextUploadIdMarker", next_id);
+    }
+    w.elem("Prefix", &enc.apply(&prefix));
+    if let Some(d) = q.get("delimiter") {
+        w.elem("Delimiter", &enc.apply(d));
+    }
+    w.elem("MaxUploads", &max.to_string()).elem("IsTruncated", &page.truncated.to_string());
+    enc.write_type(&mut w);
+    for entry in &page.entries {
+        if let UploadEntry::Upload { key, upload_id, record } = entry {
+            w.start("Upload").elem("Key", &enc.apply(key)).elem("UploadId", upload_id);
+            write_initiator(&mut w, &record.owner);
+            w.elem("StorageClass", "STANDARD").elem("Initiated", &iso8601(record.initiated_ms));
+            if let Some(alg) = record.checksum_algorithm {
+                w.elem("ChecksumAlgorithm", alg.name())
+                    .elem("ChecksumType", checksum_type_name(record.full_object_checksum));
+            }
+            w.end("Upload");
+        }
+    }
+    for entry in &page.entries {
+        if let UploadEntry::CommonPrefix(p) = entry {
+            w.start("CommonPrefixes").elem("Prefix", &enc.apply(p)).end("CommonPrefixes");
+        }
+    }
+    xml_response(w.finish("ListMultipartUploadsResult"))
+}

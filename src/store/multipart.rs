@@ -1,0 +1,314 @@
+//! Multipart uploads in the store: uploads and their parts are rows; a part's
+//! bytes are one blob. Complete moves the chosen parts' blobs into the object
+//! record (no byte is copied, O(parts)); unused parts, aborted uploads and
+//! replaced parts drop their blob references in the same transaction.
+
+use std::collections::HashSet;
+use std::ops::Bound;
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::list::{common_prefix, prefix_successor};
+use super::schema::{
+    decode, encode, object_key, part_key, upload_index_key, BlobSpan, ObjectRecord, PartRecord, UploadRecord, PARTS,
+    UPLOADS, UPLOAD_INDEX,
+};
+use super::{add_refs, drop_refs, read_object, replace_object, require_bucket, Store, StoreError, StoreResult};
+use crate::store::layout::BlobId;
+
+/// Length of every upload id (see `s3::multipart::new_upload_id`).
+pub const UPLOAD_ID_LEN: usize = 32;
+
+pub struct UploadQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub key_marker: String,
+    pub upload_id_marker: Option<String>,
+    pub max: usize,
+}
+
+pub enum UploadEntry {
+    Upload { key: String, upload_id: String, record: Box<UploadRecord> },
+    CommonPrefix(String),
+}
+
+pub struct UploadPage {
+    pub entries: Vec<UploadEntry>,
+    pub truncated: bool,
+}
+
+pub struct PartPage {
+    pub upload: UploadRecord,
+    pub parts: Vec<(u16, PartRecord)>,
+    pub truncated: bool,
+}
+
+impl Store {
+    pub fn create_upload(&self, upload_id: &str, record: &UploadRecord) -> StoreResult<()> {
+        let txn = self.db.begin_write()?;
+        require_bucket(&txn, &record.bucket)?;
+        txn.open_table(UPLOADS)?.insert(upload_id, encode(record)?.as_slice())?;
+        txn.open_table(UPLOAD_INDEX)?
+            .insert(upload_index_key(&record.bucket, &record.key, upload_id).as_slice(), ())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The upload, if it exists and belongs to `bucket/key`.
+    pub fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<UploadRecord> {
+        let txn = self.db.begin_read()?;
+        let value = txn.open_table(UPLOADS)?.get(upload_id)?.ok_or(StoreError::NoSuchUpload)?;
+        let record: UploadRecord = decode(value.value())?;
+        if record.bucket != bucket || record.key != key {
+            return Err(StoreError::NoSuchUpload);
+        }
+        Ok(record)
+    }
+
+    /// Records a part, replacing (and freeing) a previous upload of the same
+    /// number. Fails with `NoSuchUpload` if the upload was completed or
+    /// aborted meanwhile; the caller then discards the part's blob.
+    pub fn put_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        part: &PartRecord,
+    ) -> StoreResult<()> {
+        let txn = self.db.begin_write()?;
+        upload_in_txn(&txn, bucket, key, upload_id)?;
+        let row = part_key(upload_id, number);
+        let previous = {
+            let mut parts = txn.open_table(PARTS)?;
+            let previous = parts.insert(row.as_slice(), encode(part)?.as_slice())?;
+            match previous {
+                Some(v) => Some(decode::<PartRecord>(v.value())?),
+                None => None,
+            }
+        };
+        add_refs(&txn, &[part.span])?;
+        let dead = drop_refs(&txn, &previous.map(|p| vec![p.span]).unwrap_or_default())?;
+        txn.commit()?;
+        self.free_blobs(dead);
+        Ok(())
+    }
+
+    /// Parts after `after`, at most `max`, in part-number order.
+    pub fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        after: u16,
+        max: usize,
+    ) -> StoreResult<PartPage> {
+        let upload = self.upload(bucket, key, upload_id)?;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PARTS)?;
+        let (lo, hi) = (part_key(upload_id, after), part_key(upload_id, u16::MAX));
+        let mut parts = Vec::new();
+        for row in table.range::<&[u8]>((Bound::Excluded(lo.as_slice()), Bound::Included(hi.as_slice())))? {
+            let (k, v) = row?;
+            if parts.len() == max {
+                return Ok(PartPage { upload, parts, truncated: true });
+            }
+            parts.push((part_number(k.value()), decode(v.value())?));
+        }
+        Ok(PartPage { upload, parts, truncated: false })
+    }
+
+    /// Completes an upload: `build` turns the upload and all its parts into the
+    /// object record (whose spans must be parts of this upload); `check` sees
+    /// the current object, for conditional writes. One transaction.
+    pub fn complete_upload<E: From<StoreError>>(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        build: impl FnOnce(&UploadRecord, &[(u16, PartRecord)]) -> Result<ObjectRecord, E>,
+        check: impl FnOnce(Option<&ObjectRecord>) -> Result<(), E>,
+    ) -> Result<ObjectRecord, E> {
+        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        let (record, dead) = (|| -> Result<(ObjectRecord, Vec<BlobId>), E> {
+            let upload = upload_in_txn(&txn, bucket, key, upload_id)?;
+            let parts = take_parts(&txn, upload_id)?;
+            let record = build(&upload, &parts)?;
+            check(read_object(&txn, bucket, key)?.as_ref())?;
+            // The object inherits the used parts' references; the rest are dropped.
+            let used: HashSet<BlobId> = record.blobs.iter().map(|s| s.id).collect();
+            let unused: Vec<BlobSpan> = parts.iter().map(|(_, p)| p.span).filter(|s| !used.contains(&s.id)).collect();
+            let mut dead = drop_refs(&txn, &unused)?;
+            remove_upload_rows(&txn, &upload, upload_id)?;
+            let current = read_object(&txn, bucket, key)?;
+            dead.extend(replace_object(&txn, bucket, key, Some(&record), current)?);
+            Ok((record, dead))
+        })()?;
+        txn.commit().map_err(StoreError::from)?;
+        self.free_blobs(dead);
+        Ok(record)
+    }
+
+    /// Aborts an upload and frees every part.
+    pub fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<()> {
+        let txn = self.db.begin_write()?;
+        let upload = upload_in_txn(&txn, bucket, key, upload_id)?;
+        let dead = abort_in_txn(&txn, &upload, upload_id)?;
+        txn.commit()?;
+        self.free_blobs(dead);
+        Ok(())
+    }
+
+    /// Uploads of a bucket in key order, then upload-id (initiation) order.
+    pub fn list_uploads(&self, bucket: &str, q: &UploadQuery) -> StoreResult<UploadPage> {
+        let txn = self.db.begin_read()?;
+        if txn.open_table(super::schema::BUCKETS)?.get(bucket)?.is_none() {
+            return Err(StoreError::NoSuchBucket);
+        }
+        let index = txn.open_table(UPLOAD_INDEX)?;
+        let uploads = txn.open_table(UPLOADS)?;
+        let (_, bucket_end) = super::list::bucket_bounds(bucket);
+        let mut start = uploads_start(bucket, q);
+        let mut entries = Vec::new();
+        'seek: loop {
+            let bounds = (as_slice(&start), Bound::Excluded(bucket_end.as_slice()));
+            for row in index.range::<&[u8]>(bounds)? {
+                let (row_key, _) = row?;
+                let Some((key, upload_id)) = split_index_key(row_key.value(), bucket) else { continue };
+                if !key.starts_with(q.prefix.as_str()) {
+                    break 'seek;
+                }
+                if entries.len() == q.max {
+                    return Ok(UploadPage { entries, truncated: true });
+                }
+                if let Some(cp) = common_prefix(key, &q.prefix, q.delimiter.as_deref()) {
+                    entries.push(UploadEntry::CommonPrefix(cp.to_string()));
+                    start = Bound::Included(object_key(bucket, &prefix_successor(cp.as_bytes())));
+                    continue 'seek;
+                }
+                let Some(value) = uploads.get(upload_id)? else { continue };
+                let record = Box::new(decode(value.value())?);
+                entries.push(UploadEntry::Upload { key: key.to_string(), upload_id: upload_id.to_string(), record });
+            }
+            break;
+        }
+        Ok(UploadPage { entries, truncated: false })
+    }
+
+    /// Ids of uploads initiated before `cutoff_ms`, as (bucket, key, id).
+    pub fn uploads_initiated_before(&self, cutoff_ms: i64) -> StoreResult<Vec<(String, String, String)>> {
+        let txn = self.db.begin_read()?;
+        let mut out = Vec::new();
+        for row in txn.open_table(UPLOADS)?.iter()? {
+            let (id, value) = row?;
+            let record: UploadRecord = decode(value.value())?;
+            if record.initiated_ms < cutoff_ms {
+                out.push((record.bucket, record.key, id.value().to_string()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn upload_in_txn(txn: &WriteTransaction, bucket: &str, key: &str, upload_id: &str) -> StoreResult<UploadRecord> {
+    let value = txn.open_table(UPLOADS)?.get(upload_id)?.map(|v| v.value().to_vec());
+    let record: UploadRecord = decode(&value.ok_or(StoreError::NoSuchUpload)?)?;
+    if record.bucket != bucket || record.key != key {
+        return Err(StoreError::NoSuchUpload);
+    }
+    Ok(record)
+}
+
+/// Removes and returns every part row of an upload (their references stay).
+fn take_parts(txn: &WriteTransaction, upload_id: &str) -> StoreResult<Vec<(u16, PartRecord)>> {
+    let mut table = txn.open_table(PARTS)?;
+    let (lo, hi) = (part_key(upload_id, 0), part_key(upload_id, u16::MAX));
+    let mut parts = Vec::new();
+    for row in table.extract_from_if::<&[u8], _>(lo.as_slice()..=hi.as_slice(), |_, _| true)? {
+        let (k, v) = row?;
+        parts.push((part_number(k.value()), decode(v.value())?));
+    }
+    Ok(parts)
+}
+
+fn remove_upload_rows(txn: &WriteTransaction, upload: &UploadRecord, upload_id: &str) -> StoreResult<()> {
+    txn.open_table(UPLOADS)?.remove(upload_id)?;
+    txn.open_table(UPLOAD_INDEX)?.remove(upload_index_key(&upload.bucket, &upload.key, upload_id).as_slice())?;
+    Ok(())
+}
+
+/// Removes an upload and its parts inside `txn`; returns the freed blobs.
+pub(super) fn abort_in_txn(txn: &WriteTransaction, upload: &UploadRecord, upload_id: &str) -> StoreResult<Vec<BlobId>> {
+    let parts = take_parts(txn, upload_id)?;
+    remove_upload_rows(txn, upload, upload_id)?;
+    let spans: Vec<BlobSpan> = parts.into_iter().map(|(_, p)| p.span).collect();
+    drop_refs(txn, &spans)
+}
+
+/// Every upload of a bucket, for DeleteBucket (S3 deletes a bucket with
+/// uploads in progress and discards them).
+pub(super) fn uploads_of_bucket(txn: &WriteTransaction, bucket: &str) -> StoreResult<Vec<(UploadRecord, String)>> {
+    let (lo, hi) = super::list::bucket_bounds(bucket);
+    let ids: Vec<String> = {
+        let index = txn.open_table(UPLOAD_INDEX)?;
+        let mut ids = Vec::new();
+        for row in index.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
+            let (k, _) = row?;
+            if let Some((_, id)) = split_index_key(k.value(), bucket) {
+                ids.push(id.to_string());
+            }
+        }
+        ids
+    };
+    let mut out = Vec::new();
+    for id in ids {
+        let value = txn.open_table(UPLOADS)?.get(id.as_str())?.map(|v| v.value().to_vec());
+        if let Some(value) = value {
+            out.push((decode(&value)?, id));
+        }
+    }
+    Ok(out)
+}
+
+fn part_number(row_key: &[u8]) -> u16 {
+    match row_key {
+        [.., hi, lo] => u16::from_be_bytes([*hi, *lo]),
+        _ => 0,
+    }
+}
+
+/// `bucket \0 key \0 upload_id` -> (key, upload_id); the id has a fixed length.
+fn split_index_key<'a>(row: &'a [u8], bucket: &str) -> Option<(&'a str, &'a str)> {
+    let rest = row.get(bucket.len() + 1..)?;
+    let split = rest.len().checked_sub(UPLOAD_ID_LEN + 1)?;
+    let key = std::str::from_utf8(rest.get(..split)?).ok()?;
+    let id = std::str::from_utf8(rest.get(split + 1..)?).ok()?;
+    Some((key, id))
+}
+
+/// Start of a ListMultipartUploads scan: after `upload-id-marker` within
+/// `key-marker`, or after every upload of `key-marker`, or at the prefix.
+fn uploads_start(bucket: &str, q: &UploadQuery) -> Bound<Vec<u8>> {
+    if q.key_marker.is_empty() || q.key_marker.as_str() < q.prefix.as_str() {
+        return Bound::Included(object_key(bucket, q.prefix.as_bytes()));
+    }
+    if let Some(cp) = common_prefix(&q.key_marker, &q.prefix, q.delimiter.as_deref()) {
+        return Bound::Included(object_key(bucket, &prefix_successor(cp.as_bytes())));
+    }
+    match &q.upload_id_marker {
+        Some(id) => Bound::Excluded(upload_index_key(bucket, &q.key_marker, id)),
+        None => {
+            let mut past_key = object_key(bucket, q.key_marker.as_bytes());
+            past_key.push(1); // past `key \0 <any upload id>`
+            Bound::Included(past_key)
+        }
+    }
+}
+
+fn as_slice(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(v) => Bound::Included(v.as_slice()),
+        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
