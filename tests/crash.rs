@@ -66,9 +66,7 @@ fn overwrite_and_delete_free_blob_files() {
     put(&server, "/gcb/a", &pattern(1000, 5));
     let copy = server.client().send(Req::new("PUT", "/gcb/b").header("x-amz-copy-source", "/gcb/a"));
     assert_eq!(copy.status, 200, "{}", copy.text());
-    let blobs = |dir: &std::path::Path| -> usize {
-        std::fs::read_dir(dir.join("blobs")).map(|d| d.flatten().map(|f| files_in(&f.path())).sum()).unwrap_or(0)
-    };
+    let blobs = common::blob_files;
     assert_eq!(blobs(dir.path()), 1, "an overwritten body is freed; a copy shares the blob");
     assert_eq!(server.client().send(Req::new("DELETE", "/gcb/a")).status, 204);
     assert_eq!(blobs(dir.path()), 1, "the copy still holds the blob");

@@ -207,13 +207,11 @@ fn assemble(
     uploaded: &[(u16, PartRecord)],
     requested: &[RequestedPart],
 ) -> S3Result<ObjectRecord> {
+    if requested.windows(2).any(|pair| matches!(pair, [a, b] if b.number <= a.number)) {
+        return Err(S3Error::new(S3ErrorCode::InvalidPartOrder));
+    }
     let mut chosen: Vec<&PartRecord> = Vec::with_capacity(requested.len());
-    let mut previous = 0u16;
     for (i, want) in requested.iter().enumerate() {
-        if want.number <= previous {
-            return Err(S3Error::new(S3ErrorCode::InvalidPartOrder));
-        }
-        previous = want.number;
         let invalid = || {
             S3Error::new(S3ErrorCode::InvalidPart)
                 .with_extra("PartNumber", want.number.to_string())

@@ -25,9 +25,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(data: &Path) -> Server {
+        Server::start_with(data, &[])
+    }
+
+    /// Starts with extra `serve` flags.
+    pub fn start_with(data: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(extra)
             .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
             .env("TESSERA_SECRET_KEY", SECRET_KEY)
             .env("TESSERA_LOG", "warn")
@@ -88,10 +94,14 @@ impl Response {
 
     /// The `<Code>` of an S3 error body.
     pub fn error_code(&self) -> Option<String> {
+        self.elements("Code").into_iter().next()
+    }
+
+    /// The text of every `<name>` element of the body, in order.
+    pub fn elements(&self, name: &str) -> Vec<String> {
+        let (open, close) = (format!("<{name}>"), format!("</{name}>"));
         let text = self.text();
-        let start = text.find("<Code>")? + 6;
-        let end = text[start..].find("</Code>")? + start;
-        Some(text[start..end].to_string())
+        text.split(&open).skip(1).filter_map(|s| s.split(&close).next()).map(str::to_string).collect()
     }
 }
 
@@ -281,4 +291,10 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// Number of blob files in a data folder.
+pub fn blob_files(data: &Path) -> usize {
+    let count = |dir: &Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    std::fs::read_dir(data.join("blobs")).map(|d| d.flatten().map(|f| count(&f.path())).sum()).unwrap_or(0)
 }

@@ -1,0 +1,244 @@
+//! Multipart upload against the real binary: S3's errors, the ETag formula,
+//! freeing of part files, races, the crash-and-resume scenario, stale uploads.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{blob_files, pattern, Client, Req, Response, Server};
+use md5::{Digest, Md5};
+use sha1::Sha1;
+
+const MIB: usize = 1024 * 1024;
+
+fn setup() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    assert_eq!(server.client().send(Req::new("PUT", "/mpu")).status, 200);
+    (dir, server)
+}
+
+fn create(c: &Client, key: &str) -> String {
+    let resp = c.send(Req::new("POST", key).query("uploads"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    resp.elements("UploadId").pop().expect("an upload id")
+}
+
+fn upload_part(c: &Client, key: &str, id: &str, n: u32, body: &[u8]) -> Response {
+    let q = format!("partNumber={n}&uploadId={id}");
+    c.send(Req::new("PUT", key).query(&q).body(body))
+}
+
+fn part_etag(c: &Client, key: &str, id: &str, n: u32, body: &[u8]) -> String {
+    let resp = upload_part(c, key, id, n, body);
+    assert_eq!(resp.status, 200, "part {n}: {}", resp.text());
+    resp.header("etag").expect("part etag").to_string()
+}
+
+fn complete(c: &Client, key: &str, id: &str, parts: &[(u32, &str)]) -> Response {
+    let mut xml = String::from("<CompleteMultipartUpload>");
+    for (n, etag) in parts {
+        xml.push_str(&format!("<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"));
+    }
+    xml.push_str("</CompleteMultipartUpload>");
+    let q = format!("uploadId={id}");
+    c.send(Req::new("POST", key).query(&q).body(xml.as_bytes()))
+}
+
+fn code(resp: &Response) -> (u16, String) {
+    (resp.status, resp.error_code().unwrap_or_default())
+}
+
+#[test]
+fn complete_builds_the_object_with_s3s_etag_and_frees_unused_parts() {
+    let (dir, server) = setup();
+    let c = server.client();
+    let id = create(&c, "/mpu/obj");
+    let bodies = [pattern(5 * MIB, 1), pattern(5 * MIB, 2), pattern(5 * MIB, 3), pattern(1234, 4)];
+    let etags: Vec<String> = bodies.iter().zip(1..).map(|(b, n)| part_etag(&c, "/mpu/obj", &id, n, b)).collect();
+    assert_eq!(blob_files(dir.path()), 4);
+    // Parts 1, 3 and 4: a gap is allowed; part 2 is left out and freed.
+    // ETags with and without quotes are both accepted.
+    let unquoted = etags[2].trim_matches('"').to_string();
+    let resp = complete(&c, "/mpu/obj", &id, &[(1, &etags[0]), (3, &unquoted), (4, &etags[3])]);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let mut md5s = Md5::new();
+    for i in [0, 2, 3] {
+        md5s.update(Md5::digest(&bodies[i]));
+    }
+    let expected_etag = format!("\"{}-3\"", hex::encode(md5s.finalize()));
+    assert_eq!(resp.elements("ETag"), vec![expected_etag.replace('"', "&quot;")]);
+    assert_eq!(blob_files(dir.path()), 3, "the unused part is freed, no byte was copied");
+
+    let whole = [bodies[0].as_slice(), &bodies[2], &bodies[3]].concat();
+    let got = c.send(Req::new("GET", "/mpu/obj"));
+    assert_eq!(got.header("etag"), Some(expected_etag.as_str()));
+    assert!(got.body == whole, "object bytes are parts 1, 3, 4 in order");
+
+    let part3 = c.send(Req::new("GET", "/mpu/obj").query("partNumber=3"));
+    assert_eq!((part3.status, part3.header("x-amz-mp-parts-count")), (206, Some("3")));
+    assert!(part3.body == bodies[2]);
+    let across = c.send(Req::new("GET", "/mpu/obj").header("range", format!("bytes={}-{}", 5 * MIB - 10, 5 * MIB + 9)));
+    assert_eq!(across.body, whole[5 * MIB - 10..5 * MIB + 10], "a range spans part boundaries");
+
+    assert_eq!(code(&complete(&c, "/mpu/obj", &id, &[(1, &etags[0])])), (404, "NoSuchUpload".into()));
+}
+
+#[test]
+fn multipart_errors_have_s3_codes() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    let id = create(&c, "/mpu/e");
+    let small = part_etag(&c, "/mpu/e", &id, 1, b"tiny");
+    let big = part_etag(&c, "/mpu/e", &id, 2, &pattern(5 * MIB, 5));
+
+    assert_eq!(code(&upload_part(&c, "/mpu/e", &id, 0, b"x")).1, "InvalidArgument");
+    assert_eq!(code(&upload_part(&c, "/mpu/e", &id, 10001, b"x")).1, "InvalidArgument");
+    let bogus = "0123456789abcdef0123456789abcdef";
+    assert_eq!(code(&upload_part(&c, "/mpu/e", bogus, 1, b"x")), (404, "NoSuchUpload".into()));
+    assert_eq!(code(&upload_part(&c, "/mpu/other", &id, 1, b"x")), (404, "NoSuchUpload".into()));
+
+    assert_eq!(code(&complete(&c, "/mpu/e", &id, &[(2, &big), (1, &small)])), (400, "InvalidPartOrder".into()));
+    assert_eq!(code(&complete(&c, "/mpu/e", &id, &[(1, &small), (1, &small)])), (400, "InvalidPartOrder".into()));
+    assert_eq!(code(&complete(&c, "/mpu/e", &id, &[(1, &big)])), (400, "InvalidPart".into()));
+    assert_eq!(code(&complete(&c, "/mpu/e", &id, &[(7, &big)])), (400, "InvalidPart".into()));
+    assert_eq!(code(&complete(&c, "/mpu/e", &id, &[(1, &small), (2, &big)])), (400, "EntityTooSmall".into()));
+    assert_eq!(code(&complete(&c, "/mpu/e", &id, &[])), (400, "MalformedXML".into()));
+    // Still intact after every failed Complete.
+    assert_eq!(complete(&c, "/mpu/e", &id, &[(2, &big)]).status, 200);
+}
+
+#[test]
+fn list_parts_pages_by_marker_without_repeats() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    let id = create(&c, "/mpu/l");
+    for n in [1, 2, 3, 5, 8] {
+        part_etag(&c, "/mpu/l", &id, n, format!("part {n}").as_bytes());
+    }
+    let mut seen = Vec::new();
+    let mut marker = 0;
+    loop {
+        let q = format!("uploadId={id}&max-parts=2&part-number-marker={marker}");
+        let resp = c.send(Req::new("GET", "/mpu/l").query(&q));
+        let numbers: Vec<u32> = resp.elements("PartNumber").iter().filter_map(|n| n.parse().ok()).collect();
+        seen.extend(numbers);
+        if resp.elements("IsTruncated") != ["true"] {
+            break;
+        }
+        marker = resp.elements("NextPartNumberMarker")[0].parse().expect("marker");
+    }
+    assert_eq!(seen, vec![1, 2, 3, 5, 8]);
+
+    let resp = c.send(Req::new("GET", "/mpu").query("uploads"));
+    assert_eq!(resp.elements("UploadId"), vec![id.clone()]);
+    assert_eq!(c.send(Req::new("DELETE", "/mpu/l").query(&format!("uploadId={id}"))).status, 204);
+    assert!(c.send(Req::new("GET", "/mpu").query("uploads")).elements("UploadId").is_empty());
+}
+
+#[test]
+fn same_part_twice_at_once_keeps_one_and_frees_the_other() {
+    let (dir, server) = setup();
+    let c = server.client();
+    let id = create(&c, "/mpu/race");
+    let (a, b) = (pattern(5 * MIB, 10), pattern(5 * MIB, 11));
+    std::thread::scope(|s| {
+        let ta = s.spawn(|| upload_part(&server.client(), "/mpu/race", &id, 1, &a).status);
+        let tb = s.spawn(|| upload_part(&server.client(), "/mpu/race", &id, 1, &b).status);
+        assert_eq!((ta.join().ok(), tb.join().ok()), (Some(200), Some(200)));
+    });
+    let listed = c.send(Req::new("GET", "/mpu/race").query(&format!("uploadId={id}")));
+    let etags = listed.elements("ETag");
+    assert_eq!(etags.len(), 1, "one part 1");
+    let winner = etags[0].replace("&quot;", "");
+    let winner_body = if winner == hex::encode(Md5::digest(&a)) { &a } else { &b };
+    assert_eq!(blob_files(dir.path()), 1, "the losing body is freed");
+    assert_eq!(complete(&c, "/mpu/race", &id, &[(1, &winner)]).status, 200);
+    assert!(c.send(Req::new("GET", "/mpu/race")).body == *winner_body);
+}
+
+#[test]
+fn complete_racing_abort_is_all_or_nothing() {
+    for round in 0..5 {
+        let (dir, server) = setup();
+        let c = server.client();
+        let id = create(&c, "/mpu/ca");
+        let body = pattern(5 * MIB, 20 + round);
+        let etag = part_etag(&c, "/mpu/ca", &id, 1, &body);
+        let (done, aborted) = std::thread::scope(|s| {
+            let t1 = s.spawn(|| complete(&server.client(), "/mpu/ca", &id, &[(1, &etag)]).status);
+            let t2 =
+                s.spawn(|| server.client().send(Req::new("DELETE", "/mpu/ca").query(&format!("uploadId={id}"))).status);
+            (t1.join().unwrap_or(0), t2.join().unwrap_or(0))
+        });
+        let got = c.send(Req::new("GET", "/mpu/ca"));
+        match (done, aborted) {
+            (200, 404) => assert!(got.body == body && blob_files(dir.path()) == 1, "completed whole"),
+            (404, 204) => assert!(got.status == 404 && blob_files(dir.path()) == 0, "aborted whole"),
+            other => panic!("complete/abort answered {other:?}: exactly one must win"),
+        }
+    }
+}
+
+#[test]
+fn upload_resumes_after_kill9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source: Vec<u8> = pattern(17 * MIB + 3, 42);
+    let chunks: Vec<&[u8]> = source.chunks(5 * MIB).collect();
+    let server = Server::start(dir.path());
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/mpu")).status, 200);
+    let id = create(&c, "/mpu/resume");
+    let e1 = part_etag(&c, "/mpu/resume", &id, 1, chunks[0]);
+    let e2 = part_etag(&c, "/mpu/resume", &id, 2, chunks[1]);
+    // Part 3 is cut off by the crash.
+    let q = format!("partNumber=3&uploadId={id}");
+    let _socket = c.send_partial(Req::new("PUT", "/mpu/resume").query(&q).body(&chunks[2][..MIB]), chunks[2].len());
+    std::thread::sleep(Duration::from_millis(300));
+    server.kill9();
+
+    let server = Server::start(dir.path());
+    let c = server.client();
+    assert_eq!(c.send(Req::new("GET", "/mpu").query("uploads")).elements("UploadId"), vec![id.clone()]);
+    let listed = c.send(Req::new("GET", "/mpu/resume").query(&format!("uploadId={id}")));
+    assert_eq!(listed.elements("PartNumber"), vec!["1", "2"], "acknowledged parts survive, the torn one is absent");
+    assert_eq!(listed.elements("Size"), vec![(5 * MIB).to_string(), (5 * MIB).to_string()]);
+    assert_eq!(listed.elements("ETag"), vec![e1.replace('"', "&quot;"), e2.replace('"', "&quot;")]);
+    let e3 = part_etag(&c, "/mpu/resume", &id, 3, chunks[2]);
+    let e4 = part_etag(&c, "/mpu/resume", &id, 4, chunks[3]);
+    let resp = complete(&c, "/mpu/resume", &id, &[(1, &e1), (2, &e2), (3, &e3), (4, &e4)]);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let got = c.send(Req::new("GET", "/mpu/resume"));
+    assert_eq!(
+        hex::encode(Sha1::digest(&got.body)),
+        hex::encode(Sha1::digest(&source)),
+        "SHA-1 of the download equals the source's"
+    );
+}
+
+#[test]
+fn delete_bucket_discards_uploads_in_progress() {
+    let (dir, server) = setup();
+    let c = server.client();
+    let id = create(&c, "/mpu/pending");
+    part_etag(&c, "/mpu/pending", &id, 1, b"some bytes");
+    assert_eq!(blob_files(dir.path()), 1);
+    assert_eq!(c.send(Req::new("DELETE", "/mpu")).status, 204);
+    assert_eq!(blob_files(dir.path()), 0, "no orphaned part files");
+}
+
+#[test]
+fn stale_uploads_are_aborted_in_the_background() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(dir.path(), &["--abort-incomplete-after", "1s"]);
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/mpu")).status, 200);
+    let id = create(&c, "/mpu/stale");
+    part_etag(&c, "/mpu/stale", &id, 1, b"bytes");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while blob_files(dir.path()) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(blob_files(dir.path()), 0, "the stale upload's part is freed");
+    assert!(c.send(Req::new("GET", "/mpu").query("uploads")).elements("UploadId").is_empty());
+}
