@@ -72,6 +72,9 @@ pub fn list(table: &ReadOnlyTable<&[u8], &[u8]>, bucket: &str, q: &ListQuery) ->
     let delimiter = q.delimiter.as_deref();
     let mut start = initial_bound(bucket, q);
     let mut entries = Vec::new();
+    if q.max_keys == 0 {
+        return Ok(ListPage { entries, truncated: false });
+    }
     'seek: loop {
         let bounds = (as_slice_bound(&start), Bound::Excluded(bucket_end.as_slice()));
         for row in table.range::<&[u8]>(bounds)? {
