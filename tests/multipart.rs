@@ -242,3 +242,21 @@ fn stale_uploads_are_aborted_in_the_background() {
     assert_eq!(blob_files(dir.path()), 0, "the stale upload's part is freed");
     assert!(c.send(Req::new("GET", "/mpu").query("uploads")).elements("UploadId").is_empty());
 }
+
+#[test]
+fn lifecycle_abort_rules_round_trip_and_other_actions_are_refused() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    let missing = c.send(Req::new("GET", "/mpu").query("lifecycle"));
+    assert_eq!(code(&missing), (404, "NoSuchLifecycleConfiguration".into()));
+    let rule = "<LifecycleConfiguration><Rule><ID>tidy</ID><Filter><Prefix></Prefix></Filter><Status>Enabled</Status>\
+                <AbortIncompleteMultipartUpload><DaysAfterInitiation>2</DaysAfterInitiation></AbortIncompleteMultipartUpload>\
+                </Rule></LifecycleConfiguration>";
+    assert_eq!(c.send(Req::new("PUT", "/mpu").query("lifecycle").body(rule.as_bytes())).status, 200);
+    assert_eq!(c.send(Req::new("GET", "/mpu").query("lifecycle")).elements("DaysAfterInitiation"), vec!["2"]);
+    let expiration = "<LifecycleConfiguration><Rule><Filter/><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>";
+    let refused = c.send(Req::new("PUT", "/mpu").query("lifecycle").body(expiration.as_bytes()));
+    assert_eq!(code(&refused), (501, "NotImplemented".into()));
+    assert_eq!(c.send(Req::new("DELETE", "/mpu").query("lifecycle")).status, 204);
+    assert_eq!(c.send(Req::new("GET", "/mpu").query("lifecycle")).status, 404);
+}

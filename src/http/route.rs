@@ -20,6 +20,9 @@ pub enum Op {
     GetBucketLocation,
     GetBucketVersioning,
     GetBucketAcl,
+    PutBucketLifecycle,
+    GetBucketLifecycle,
+    DeleteBucketLifecycle,
     ListObjects,
     ListObjectsV2,
     ListObjectVersions,
@@ -51,6 +54,9 @@ impl Op {
             Op::GetBucketLocation => "GetBucketLocation",
             Op::GetBucketVersioning => "GetBucketVersioning",
             Op::GetBucketAcl => "GetBucketAcl",
+            Op::PutBucketLifecycle => "PutBucketLifecycleConfiguration",
+            Op::GetBucketLifecycle => "GetBucketLifecycleConfiguration",
+            Op::DeleteBucketLifecycle => "DeleteBucketLifecycle",
             Op::ListObjects => "ListObjects",
             Op::ListObjectsV2 => "ListObjectsV2",
             Op::ListObjectVersions => "ListObjectVersions",
@@ -182,7 +188,6 @@ const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "encryption",
     "intelligent-tiering",
     "inventory",
-    "lifecycle",
     "logging",
     "metrics",
     "notification",
@@ -198,6 +203,14 @@ const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
 ];
 
 fn bucket_op(method: &Method, q: &Query) -> S3Result<Op> {
+    if q.has("lifecycle") {
+        return match *method {
+            Method::GET => Ok(Op::GetBucketLifecycle),
+            Method::PUT => Ok(Op::PutBucketLifecycle),
+            Method::DELETE => Ok(Op::DeleteBucketLifecycle),
+            _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+        };
+    }
     if let Some(sub) = UNSUPPORTED_BUCKET_SUBRESOURCES.iter().find(|s| q.has(s)) {
         return Ok(Op::NotImplemented(sub));
     }

@@ -43,6 +43,7 @@ pub async fn create(state: &AppState, mut req: S3Request) -> S3Result<Response<B
         owner: state.owner_of(&req.auth.access_key).to_string(),
         created_ms: now_ms(),
         region: state.region.clone(),
+        lifecycle: None,
     };
     let name = bucket.clone();
     let owner = record.owner.clone();
@@ -135,7 +136,7 @@ pub fn owner_full_control(owner: &str) -> String {
     w.finish("AccessControlPolicy")
 }
 
-async fn existing(state: &AppState, req: &S3Request) -> S3Result<BucketRecord> {
+pub(super) async fn existing(state: &AppState, req: &S3Request) -> S3Result<BucketRecord> {
     let bucket = req.bucket()?.to_string();
     let name = bucket.clone();
     state.store.run(move |s| s.bucket(&name)).await.map_err(|e| S3Error::from(e).with_extra("BucketName", bucket))

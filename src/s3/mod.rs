@@ -6,6 +6,7 @@ pub mod copy;
 pub mod error;
 pub mod headers;
 pub mod ingest;
+pub mod lifecycle;
 pub mod list;
 pub mod multipart;
 pub mod object;
@@ -75,6 +76,9 @@ pub async fn dispatch(state: &AppState, req: S3Request) -> S3Result<Response<Bod
         Op::GetBucketLocation => bucket::location(state, req).await,
         Op::GetBucketVersioning => bucket::versioning(state, req).await,
         Op::GetBucketAcl => bucket::acl(state, req).await,
+        Op::PutBucketLifecycle => lifecycle::put(state, req).await,
+        Op::GetBucketLifecycle => lifecycle::get(state, req).await,
+        Op::DeleteBucketLifecycle => lifecycle::delete(state, req).await,
         Op::ListObjects => list::list_v1(state, req).await,
         Op::ListObjectsV2 => list::list_v2(state, req).await,
         Op::ListObjectVersions => list::list_versions(state, req).await,

@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use super::Store;
 
-/// Aborts multipart uploads older than `max_age`, forever, on its own thread.
-/// It checks four times per `max_age` (at least every second, at most every
-/// ten minutes), so an upload is gone at most a quarter period late.
+/// Aborts multipart uploads older than `max_age` (or than their bucket's
+/// lifecycle rule), forever, on its own thread. It checks four times per
+/// `max_age` (at least every second, at most every ten minutes).
 pub fn spawn_upload_reaper(store: Arc<Store>, max_age: Duration) {
     let period = (max_age / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
     let spawned = std::thread::Builder::new().name("upload-reaper".into()).spawn(move || loop {
@@ -26,8 +26,9 @@ pub fn spawn_upload_reaper(store: Arc<Store>, max_age: Duration) {
 
 fn reap_uploads(store: &Store, max_age: Duration) -> Result<(), super::StoreError> {
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let cutoff = i64::try_from(now.saturating_sub(max_age).as_millis()).unwrap_or(i64::MAX);
-    for (bucket, key, id) in store.uploads_initiated_before(cutoff)? {
+    let now_ms = i64::try_from(now.as_millis()).unwrap_or(i64::MAX);
+    let max_age_ms = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+    for (bucket, key, id) in store.expired_uploads(now_ms, max_age_ms)? {
         match store.abort_upload(&bucket, &key, &id) {
             Ok(()) => tracing::info!(%bucket, %key, upload_id = %id, "aborted stale multipart upload"),
             // Completed or aborted by a client meanwhile: nothing to do.

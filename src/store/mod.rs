@@ -156,6 +156,20 @@ impl Store {
 
     /// Deletes an empty bucket. Uploads in progress do not keep it alive: they
     /// are aborted in the same transaction, as S3 does.
+    /// Replaces (or removes, with `None`) a bucket's lifecycle configuration.
+    pub fn set_lifecycle(&self, name: &str, lifecycle: Option<schema::Lifecycle>) -> StoreResult<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut buckets = txn.open_table(BUCKETS)?;
+            let current = buckets.get(name)?.map(|v| v.value().to_vec()).ok_or(StoreError::NoSuchBucket)?;
+            let mut record: BucketRecord = decode(&current)?;
+            record.lifecycle = lifecycle;
+            buckets.insert(name, encode(&record)?.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     pub fn delete_bucket(&self, name: &str) -> StoreResult<()> {
         let txn = self.db.begin_write()?;
         let mut dead = Vec::new();

@@ -3,15 +3,15 @@
 //! record (no byte is copied, O(parts)); unused parts, aborted uploads and
 //! replaced parts drop their blob references in the same transaction.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 
 use redb::{ReadableTable, WriteTransaction};
 
 use super::list::{common_prefix, prefix_successor};
 use super::schema::{
-    decode, encode, object_key, part_key, upload_index_key, BlobSpan, ObjectRecord, PartRecord, UploadRecord, PARTS,
-    UPLOADS, UPLOAD_INDEX,
+    decode, encode, object_key, part_key, upload_index_key, AbortIncompleteRule, BlobSpan, BucketRecord, ObjectRecord,
+    PartRecord, UploadRecord, PARTS, UPLOADS, UPLOAD_INDEX,
 };
 use super::{add_refs, drop_refs, read_object, replace_object, require_bucket, Store, StoreError, StoreResult};
 use crate::store::layout::BlobId;
@@ -195,15 +195,35 @@ impl Store {
         Ok(UploadPage { entries, truncated: false })
     }
 
-    /// Ids of uploads initiated before `cutoff_ms`, as (bucket, key, id).
-    pub fn uploads_initiated_before(&self, cutoff_ms: i64) -> StoreResult<Vec<(String, String, String)>> {
+    /// Uploads to abort at `now_ms`: older than `max_age_ms`, or than the
+    /// `AbortIncompleteMultipartUpload` rule of their bucket that matches
+    /// their key. Returned as (bucket, key, upload id).
+    pub fn expired_uploads(&self, now_ms: i64, max_age_ms: i64) -> StoreResult<Vec<(String, String, String)>> {
+        const DAY_MS: i64 = 24 * 3600 * 1000;
         let txn = self.db.begin_read()?;
+        let buckets = txn.open_table(super::schema::BUCKETS)?;
+        let mut rules: HashMap<String, Vec<AbortIncompleteRule>> = HashMap::new();
         let mut out = Vec::new();
         for row in txn.open_table(UPLOADS)?.iter()? {
             let (id, value) = row?;
-            let record: UploadRecord = decode(value.value())?;
-            if record.initiated_ms < cutoff_ms {
-                out.push((record.bucket, record.key, id.value().to_string()));
+            let upload: UploadRecord = decode(value.value())?;
+            if !rules.contains_key(&upload.bucket) {
+                let bucket_rules = match buckets.get(upload.bucket.as_str())? {
+                    Some(v) => decode::<BucketRecord>(v.value())?.lifecycle.map(|l| l.abort_rules).unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                rules.insert(upload.bucket.clone(), bucket_rules);
+            }
+            let rule_age = rules
+                .get(&upload.bucket)
+                .into_iter()
+                .flatten()
+                .filter(|r| upload.key.starts_with(&r.prefix))
+                .map(|r| i64::from(r.days_after_initiation) * DAY_MS)
+                .min();
+            let limit = rule_age.map_or(max_age_ms, |age| age.min(max_age_ms));
+            if now_ms - upload.initiated_ms >= limit {
+                out.push((upload.bucket, upload.key, id.value().to_string()));
             }
         }
         Ok(out)

@@ -61,6 +61,23 @@ pub struct BucketRecord {
     pub owner: String,
     pub created_ms: i64,
     pub region: String,
+    /// The lifecycle configuration, if one was put.
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// A bucket lifecycle configuration: the document as the client sent it (for
+/// GetBucketLifecycleConfiguration) and the rules Tessera enforces.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Lifecycle {
+    pub xml: String,
+    pub abort_rules: Vec<AbortIncompleteRule>,
+}
+
+/// `AbortIncompleteMultipartUpload` of one enabled rule.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AbortIncompleteRule {
+    pub prefix: String,
+    pub days_after_initiation: u32,
 }
 
 /// The standard headers S3 stores with an object and replays on GET/HEAD.
