@@ -47,7 +47,7 @@ pub async fn copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> 
     let record = state
         .store
         .run(move |s| {
-            s.copy_object((&src_bucket, &src_key), (&dst_bucket, &dst_key), |source| {
+            s.copy_object((&src_bucket, &src_key), (&dst_bucket, &dst_key), move |source| {
                 check_copy_source(&request_headers, source)?;
                 let mut record = source.clone();
                 record.last_modified_ms = now_ms();
@@ -168,7 +168,7 @@ pub async fn upload_part_copy(state: &AppState, req: S3Request) -> S3Result<Resp
             let mut span = staged.publish().map_err(S3Error::internal)?;
             span.part = number;
             let part = PartRecord { span, md5, last_modified_ms: now_ms(), checksum };
-            let stored = s.put_part(&bucket, &key, &id, number, &part);
+            let stored = s.put_part(&bucket, &key, &id, number, part.clone());
             if stored.is_err() {
                 s.discard_blobs(&[span]);
             }

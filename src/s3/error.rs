@@ -132,3 +132,11 @@ impl From<crate::store::StoreError> for S3Error {
         }
     }
 }
+
+impl crate::store::Poison for S3Error {
+    /// Only storage failures (mapped to `InternalError`) can leave a write half
+    /// done; every other error is raised before a write changes anything.
+    fn poisons_batch(&self) -> bool {
+        self.code == S3ErrorCode::InternalError
+    }
+}

@@ -151,7 +151,7 @@ pub async fn upload_part(state: &AppState, mut req: S3Request) -> S3Result<Respo
             let mut span = staged.publish().map_err(S3Error::internal)?;
             span.part = number;
             let part = PartRecord { span, md5, last_modified_ms: now_ms(), checksum: raw };
-            let stored = s.put_part(&bucket, &key, &id, number, &part);
+            let stored = s.put_part(&bucket, &key, &id, number, part.clone());
             if stored.is_err() {
                 s.discard_blobs(&[span]);
             }
@@ -286,8 +286,8 @@ pub async fn complete(state: &AppState, mut req: S3Request) -> S3Result<Response
                 &b,
                 &k,
                 &id,
-                |upload, uploaded| assemble(upload, uploaded, &requested),
-                |current| conditions.check(current),
+                move |upload, uploaded| assemble(upload, uploaded, &requested),
+                move |current| conditions.check(current),
             )
         })
         .await?;

@@ -44,9 +44,10 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
             let span = staged.publish().map_err(S3Error::internal)?;
             record.blobs = if span.has_file() { vec![span] } else { Vec::new() };
             record.last_modified_ms = now_ms();
-            let committed = s.put_object(&bucket, &key, &record, |current| conditions.check(current));
+            let blobs = record.blobs.clone();
+            let committed = s.put_object(&bucket, &key, record.clone(), move |current| conditions.check(current));
             if committed.is_err() {
-                s.discard_blobs(&record.blobs);
+                s.discard_blobs(&blobs);
             }
             committed.map(|()| record)
         })
@@ -227,7 +228,7 @@ pub async fn delete_many(state: &AppState, mut req: S3Request) -> S3Result<Respo
         return Err(S3Error::new(S3ErrorCode::MalformedXML));
     }
     let keys: Vec<String> = objects.iter().map(|(k, _)| k.clone()).collect();
-    state.store.run(move |s| s.delete_objects(&bucket, &keys)).await?;
+    state.store.run(move |s| s.delete_objects(&bucket, keys)).await?;
     let mut w = XmlWriter::new("DeleteResult");
     for (key, version) in objects.iter().filter(|_| !quiet) {
         w.start("Deleted").elem("Key", key).opt("VersionId", version.as_deref()).end("Deleted");

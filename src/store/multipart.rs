@@ -13,7 +13,8 @@ use super::schema::{
     decode, encode, object_key, part_key, upload_index_key, AbortIncompleteRule, BlobSpan, BucketRecord, ObjectRecord,
     PartRecord, UploadRecord, PARTS, UPLOADS, UPLOAD_INDEX,
 };
-use super::{add_refs, drop_refs, read_object, replace_object, require_bucket, Store, StoreError, StoreResult};
+use super::txn::{add_refs, drop_refs, read_object, replace_object, require_bucket};
+use super::{Poison, Store, StoreError, StoreResult};
 use crate::store::layout::BlobId;
 
 /// Length of every upload id (see `s3::multipart::new_upload_id`).
@@ -45,13 +46,15 @@ pub struct PartPage {
 
 impl Store {
     pub fn create_upload(&self, upload_id: &str, record: &UploadRecord) -> StoreResult<()> {
-        let txn = self.db.begin_write()?;
-        require_bucket(&txn, &record.bucket)?;
-        txn.open_table(UPLOADS)?.insert(upload_id, encode(record)?.as_slice())?;
-        txn.open_table(UPLOAD_INDEX)?
-            .insert(upload_index_key(&record.bucket, &record.key, upload_id).as_slice(), ())?;
-        txn.commit()?;
-        Ok(())
+        let (id, value) = (upload_id.to_string(), encode(record)?);
+        let index_row = upload_index_key(&record.bucket, &record.key, upload_id);
+        let bucket = record.bucket.clone();
+        self.write(move |txn| {
+            require_bucket(txn, &bucket)?;
+            txn.open_table(UPLOADS)?.insert(id.as_str(), value.as_slice())?;
+            txn.open_table(UPLOAD_INDEX)?.insert(index_row.as_slice(), ())?;
+            Ok(((), Vec::new()))
+        })
     }
 
     /// The upload, if it exists and belongs to `bucket/key`.
@@ -68,30 +71,23 @@ impl Store {
     /// Records a part, replacing (and freeing) a previous upload of the same
     /// number. Fails with `NoSuchUpload` if the upload was completed or
     /// aborted meanwhile; the caller then discards the part's blob.
-    pub fn put_part(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        number: u16,
-        part: &PartRecord,
-    ) -> StoreResult<()> {
-        let txn = self.db.begin_write()?;
-        upload_in_txn(&txn, bucket, key, upload_id)?;
-        let row = part_key(upload_id, number);
-        let previous = {
-            let mut parts = txn.open_table(PARTS)?;
-            let previous = parts.insert(row.as_slice(), encode(part)?.as_slice())?;
-            match previous {
-                Some(v) => Some(decode::<PartRecord>(v.value())?),
-                None => None,
-            }
-        };
-        add_refs(&txn, &[part.span])?;
-        let dead = drop_refs(&txn, &previous.map(|p| vec![p.span]).unwrap_or_default())?;
-        txn.commit()?;
-        self.free_blobs(dead);
-        Ok(())
+    pub fn put_part(&self, bucket: &str, key: &str, upload_id: &str, number: u16, part: PartRecord) -> StoreResult<()> {
+        let (bucket, key, id) = (bucket.to_string(), key.to_string(), upload_id.to_string());
+        self.write(move |txn| {
+            upload_in_txn(txn, &bucket, &key, &id)?;
+            let row = part_key(&id, number);
+            let value = encode(&part)?;
+            let previous = {
+                let mut parts = txn.open_table(PARTS)?;
+                let previous = parts.insert(row.as_slice(), value.as_slice())?.map(|v| v.value().to_vec());
+                match previous {
+                    Some(bytes) => Some(decode::<PartRecord>(&bytes)?),
+                    None => None,
+                }
+            };
+            add_refs(txn, &[part.span])?;
+            Ok(((), drop_refs(txn, &previous.map(|p| vec![p.span]).unwrap_or_default())?))
+        })
     }
 
     /// Parts after `after`, at most `max`, in part-number order.
@@ -121,42 +117,45 @@ impl Store {
     /// Completes an upload: `build` turns the upload and all its parts into the
     /// object record (whose spans must be parts of this upload); `check` sees
     /// the current object, for conditional writes. One transaction.
-    pub fn complete_upload<E: From<StoreError>>(
+    pub fn complete_upload<E, B, C>(
         &self,
         bucket: &str,
         key: &str,
         upload_id: &str,
-        build: impl FnOnce(&UploadRecord, &[(u16, PartRecord)]) -> Result<ObjectRecord, E>,
-        check: impl FnOnce(Option<&ObjectRecord>) -> Result<(), E>,
-    ) -> Result<ObjectRecord, E> {
-        let txn = self.db.begin_write().map_err(StoreError::from)?;
-        let (record, dead) = (|| -> Result<(ObjectRecord, Vec<BlobId>), E> {
-            let upload = upload_in_txn(&txn, bucket, key, upload_id)?;
-            let parts = take_parts(&txn, upload_id)?;
+        build: B,
+        check: C,
+    ) -> Result<ObjectRecord, E>
+    where
+        E: From<StoreError> + Poison + Send + 'static,
+        B: FnOnce(&UploadRecord, &[(u16, PartRecord)]) -> Result<ObjectRecord, E> + Send + 'static,
+        C: FnOnce(Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
+    {
+        let (bucket, key, id) = (bucket.to_string(), key.to_string(), upload_id.to_string());
+        self.write(move |txn| {
+            let upload = upload_in_txn(txn, &bucket, &key, &id)?;
+            let parts = read_parts(txn, &id)?;
             let record = build(&upload, &parts)?;
-            check(read_object(&txn, bucket, key)?.as_ref())?;
+            let current = read_object(txn, &bucket, &key)?;
+            check(current.as_ref())?;
+            // Nothing changed so far; from here on, only storage errors.
             // The object inherits the used parts' references; the rest are dropped.
             let used: HashSet<BlobId> = record.blobs.iter().map(|s| s.id).collect();
             let unused: Vec<BlobSpan> = parts.iter().map(|(_, p)| p.span).filter(|s| !used.contains(&s.id)).collect();
-            let mut dead = drop_refs(&txn, &unused)?;
-            remove_upload_rows(&txn, &upload, upload_id)?;
-            let current = read_object(&txn, bucket, key)?;
-            dead.extend(replace_object(&txn, bucket, key, Some(&record), current)?);
+            let mut dead = drop_refs(txn, &unused)?;
+            remove_parts(txn, &id)?;
+            remove_upload_rows(txn, &upload, &id)?;
+            dead.extend(replace_object(txn, &bucket, &key, Some(&record), current)?);
             Ok((record, dead))
-        })()?;
-        txn.commit().map_err(StoreError::from)?;
-        self.free_blobs(dead);
-        Ok(record)
+        })
     }
 
     /// Aborts an upload and frees every part.
     pub fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<()> {
-        let txn = self.db.begin_write()?;
-        let upload = upload_in_txn(&txn, bucket, key, upload_id)?;
-        let dead = abort_in_txn(&txn, &upload, upload_id)?;
-        txn.commit()?;
-        self.free_blobs(dead);
-        Ok(())
+        let (bucket, key, id) = (bucket.to_string(), key.to_string(), upload_id.to_string());
+        self.write(move |txn| {
+            let upload = upload_in_txn(txn, &bucket, &key, &id)?;
+            Ok(((), abort_in_txn(txn, &upload, &id)?))
+        })
     }
 
     /// Uploads of a bucket in key order, then upload-id (initiation) order.
@@ -239,16 +238,24 @@ fn upload_in_txn(txn: &WriteTransaction, bucket: &str, key: &str, upload_id: &st
     Ok(record)
 }
 
-/// Removes and returns every part row of an upload (their references stay).
-fn take_parts(txn: &WriteTransaction, upload_id: &str) -> StoreResult<Vec<(u16, PartRecord)>> {
-    let mut table = txn.open_table(PARTS)?;
+/// Every part row of an upload, in part-number order.
+fn read_parts(txn: &WriteTransaction, upload_id: &str) -> StoreResult<Vec<(u16, PartRecord)>> {
+    let table = txn.open_table(PARTS)?;
     let (lo, hi) = (part_key(upload_id, 0), part_key(upload_id, u16::MAX));
     let mut parts = Vec::new();
-    for row in table.extract_from_if::<&[u8], _>(lo.as_slice()..=hi.as_slice(), |_, _| true)? {
+    for row in table.range::<&[u8]>(lo.as_slice()..=hi.as_slice())? {
         let (k, v) = row?;
         parts.push((part_number(k.value()), decode(v.value())?));
     }
     Ok(parts)
+}
+
+/// Removes every part row of an upload (their blob references stay).
+fn remove_parts(txn: &WriteTransaction, upload_id: &str) -> StoreResult<()> {
+    let mut table = txn.open_table(PARTS)?;
+    let (lo, hi) = (part_key(upload_id, 0), part_key(upload_id, u16::MAX));
+    table.retain_in::<&[u8], _>(lo.as_slice()..=hi.as_slice(), |_, _| false)?;
+    Ok(())
 }
 
 fn remove_upload_rows(txn: &WriteTransaction, upload: &UploadRecord, upload_id: &str) -> StoreResult<()> {
@@ -259,7 +266,8 @@ fn remove_upload_rows(txn: &WriteTransaction, upload: &UploadRecord, upload_id: 
 
 /// Removes an upload and its parts inside `txn`; returns the freed blobs.
 pub(super) fn abort_in_txn(txn: &WriteTransaction, upload: &UploadRecord, upload_id: &str) -> StoreResult<Vec<BlobId>> {
-    let parts = take_parts(txn, upload_id)?;
+    let parts = read_parts(txn, upload_id)?;
+    remove_parts(txn, upload_id)?;
     remove_upload_rows(txn, upload, upload_id)?;
     let spans: Vec<BlobSpan> = parts.into_iter().map(|(_, p)| p.span).collect();
     drop_refs(txn, &spans)

@@ -1,0 +1,74 @@
+//! Steps shared by write transactions: lookups and reference counting.
+//! Every function here runs inside a caller's transaction and commits nothing.
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::layout::BlobId;
+use super::schema::{decode, encode, object_key, BlobSpan, ObjectRecord, BLOB_REFS, BUCKETS, DEAD_BLOBS, OBJECTS};
+use super::{StoreError, StoreResult};
+
+pub(super) fn require_bucket(txn: &WriteTransaction, bucket: &str) -> StoreResult<()> {
+    match txn.open_table(BUCKETS)?.get(bucket)? {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NoSuchBucket),
+    }
+}
+
+pub(super) fn read_object(txn: &WriteTransaction, bucket: &str, key: &str) -> StoreResult<Option<ObjectRecord>> {
+    let objects = txn.open_table(OBJECTS)?;
+    let value = objects.get(object_key(bucket, key.as_bytes()).as_slice())?;
+    Ok(match value {
+        Some(v) => Some(decode(v.value())?),
+        None => None,
+    })
+}
+
+/// Counts one more reference to each span's blob.
+pub(super) fn add_refs(txn: &WriteTransaction, spans: &[BlobSpan]) -> StoreResult<()> {
+    let mut refs = txn.open_table(BLOB_REFS)?;
+    for span in spans.iter().filter(|s| s.has_file()) {
+        let count = refs.get(span.id)?.map(|v| v.value()).unwrap_or(0);
+        refs.insert(span.id, count + 1)?;
+    }
+    Ok(())
+}
+
+/// Writes (or removes, with `None`) the object row and drops the references of
+/// the version it replaces. Returns blobs no longer referenced, already
+/// recorded in the dead-blob table of this transaction.
+pub(super) fn replace_object(
+    txn: &WriteTransaction,
+    bucket: &str,
+    key: &str,
+    record: Option<&ObjectRecord>,
+    previous: Option<ObjectRecord>,
+) -> StoreResult<Vec<BlobId>> {
+    let row = object_key(bucket, key.as_bytes());
+    {
+        let mut objects = txn.open_table(OBJECTS)?;
+        match record {
+            Some(r) => objects.insert(row.as_slice(), encode(r)?.as_slice())?,
+            None => objects.remove(row.as_slice())?,
+        };
+    }
+    drop_refs(txn, &previous.map(|p| p.blobs).unwrap_or_default())
+}
+
+/// Drops one reference to each span's blob; returns the blobs now unreferenced,
+/// recorded in the dead-blob table of this transaction.
+pub(super) fn drop_refs(txn: &WriteTransaction, spans: &[BlobSpan]) -> StoreResult<Vec<BlobId>> {
+    let mut dead = Vec::new();
+    let mut refs = txn.open_table(BLOB_REFS)?;
+    let mut dead_table = txn.open_table(DEAD_BLOBS)?;
+    for span in spans.iter().filter(|s| s.has_file()) {
+        let count = refs.get(span.id)?.map(|v| v.value()).unwrap_or(0);
+        if count > 1 {
+            refs.insert(span.id, count - 1)?;
+        } else {
+            refs.remove(span.id)?;
+            dead_table.insert(span.id, ())?;
+            dead.push(span.id);
+        }
+    }
+    Ok(dead)
+}
