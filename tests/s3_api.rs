@@ -171,3 +171,85 @@ fn listing_orders_bytes_and_rolls_up_prefixes() {
     let keys: Vec<&str> = text.split("<Key>").skip(1).filter_map(|s| s.split("</Key>").next()).collect();
     assert_eq!(keys, vec!["b", "c d", "c+d", "c/x/y", "é"], "page two starts after page one");
 }
+
+#[test]
+fn if_range_by_date_and_conditional_precedence() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    let body = pattern(100, 3);
+    assert_eq!(c.send(Req::new("PUT", "/bkt/ir").body(&body)).status, 200);
+    let head = c.send(Req::new("HEAD", "/bkt/ir"));
+    let (etag, modified) = (
+        head.header("etag").unwrap_or_default().to_string(),
+        head.header("last-modified").unwrap_or_default().to_string(),
+    );
+    assert_eq!(head.header("accept-ranges"), Some("bytes"));
+    assert_eq!(head.header("content-length"), Some("100"));
+
+    let resp = c.send(Req::new("GET", "/bkt/ir").header("range", "bytes=50-").header("if-range", modified.clone()));
+    assert_eq!((resp.status, resp.body.len()), (206, 50), "If-Range with the current date serves the range");
+    let resp = c.send(Req::new("GET", "/bkt/ir").header("range", "bytes=50-").header("if-range", etag.clone()));
+    assert_eq!(resp.status, 206);
+    let resp = c.send(
+        Req::new("GET", "/bkt/ir").header("range", "bytes=50-").header("if-range", "Mon, 01 Jan 2001 00:00:00 GMT"),
+    );
+    assert_eq!((resp.status, resp.body.len()), (200, 100), "an older date gets the whole object");
+    assert!(resp.header("x-amz-checksum-crc64nvme").is_none(), "no checksum without checksum mode");
+
+    const PAST: &str = "Mon, 01 Jan 2001 00:00:00 GMT";
+    const FUTURE: &str = "Fri, 01 Jan 2100 00:00:00 GMT";
+    let get = |h: &[(&'static str, &str)]| {
+        let mut req = Req::new("GET", "/bkt/ir");
+        for (n, v) in h {
+            req = req.header(n, v.to_string());
+        }
+        c.send(req).status
+    };
+    assert_eq!(
+        get(&[("if-match", &etag), ("if-unmodified-since", PAST)]),
+        200,
+        "If-Match true wins over If-Unmodified-Since false"
+    );
+    assert_eq!(
+        get(&[("if-none-match", &etag), ("if-modified-since", PAST)]),
+        304,
+        "If-None-Match false wins over If-Modified-Since true"
+    );
+    assert_eq!(
+        get(&[("if-none-match", "\"other\""), ("if-modified-since", FUTURE)]),
+        200,
+        "If-None-Match true ignores If-Modified-Since"
+    );
+    assert_eq!(get(&[("if-unmodified-since", PAST)]), 412);
+    assert_eq!(get(&[("if-modified-since", FUTURE)]), 304);
+    assert_eq!(get(&[("if-match", "\"other\""), ("if-none-match", "\"other\"")]), 412, "412 before 304");
+
+    let ranged =
+        c.send(Req::new("GET", "/bkt/ir").header("range", "bytes=0-9").header("x-amz-checksum-mode", "ENABLED"));
+    assert!(
+        ranged.headers.iter().all(|(n, _)| !n.starts_with("x-amz-checksum-crc")),
+        "a 206 carries no whole-object checksum"
+    );
+    let whole = c.send(Req::new("GET", "/bkt/ir").header("x-amz-checksum-mode", "ENABLED"));
+    assert!(whole.header("x-amz-checksum-crc64nvme").is_some(), "a 200 with checksum mode carries the checksum");
+    let both = c.send(Req::new("GET", "/bkt/ir").query("partNumber=1").header("range", "bytes=0-1"));
+    assert_eq!((both.status, code(&both)), (400, "InvalidRequest".into()));
+}
+
+#[test]
+fn conditional_put_has_exactly_one_winner() {
+    let (_dir, server) = setup();
+    let results: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8u64)
+            .map(|i| {
+                let c = server.client();
+                s.spawn(move || {
+                    c.send(Req::new("PUT", "/bkt/once").header("if-none-match", "*").body(&pattern(1000, i))).status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).collect()
+    });
+    assert_eq!(results.iter().filter(|s| **s == 200).count(), 1, "exactly one creator wins: {results:?}");
+    assert_eq!(results.iter().filter(|s| **s == 412).count(), 7, "the others get 412: {results:?}");
+}

@@ -196,13 +196,17 @@ fn requested_range(req: &S3Request, record: &ObjectRecord) -> S3Result<Option<Ra
 }
 
 /// `If-Range`: serve the range only if the object is still the one the client
-/// started with (same ETag, or not modified since the date); otherwise the
-/// whole current object, so a resumed download never mixes two versions.
+/// started with; otherwise the whole current object, so a resumed download
+/// never mixes two versions. An entity tag must match exactly (a weak one
+/// never does); a date must equal Last-Modified (RFC 9110 section 13.1.5).
 fn if_range_holds(req: &S3Request, record: &ObjectRecord) -> bool {
-    let Some(value) = req.header("if-range") else { return true };
+    let Some(value) = req.header("if-range").map(str::trim) else { return true };
+    if value.starts_with('"') {
+        return value.trim_matches('"') == record.etag;
+    }
     match httpdate::parse_http_date(value) {
-        Ok(date) => system_time(record.last_modified_ms) <= date,
-        Err(_) => value.trim().trim_start_matches("W/").trim_matches('"') == record.etag,
+        Ok(date) => headers::http_date(record.last_modified_ms) == httpdate::fmt_http_date(date),
+        Err(_) => false,
     }
 }
 
