@@ -9,7 +9,7 @@
 //! MD5 (the ceiling of one stream) never stalls other connections.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use bytes::Bytes;
@@ -22,9 +22,10 @@ use super::schema::BlobSpan;
 use crate::auth::chunked::AwsChunkedDecoder;
 use crate::s3::error::{S3Error, S3Result};
 
-/// Frames in flight between the connection and the writer thread.
-const CHANNEL_FRAMES: usize = 16;
-const WRITE_BUFFER: usize = 1 << 20;
+/// Frames in flight between the connection and the writer thread. Frames are
+/// written as they come (no extra buffer, no copy): memory per upload is a few
+/// frames of hyper's read buffer.
+const CHANNEL_FRAMES: usize = 8;
 
 /// A file in `tmp/` that is removed when dropped, unless published.
 struct TempFile {
@@ -124,7 +125,7 @@ struct BlobOutput<'a> {
     layout: &'a Layout,
     id: BlobId,
     hashers: Hashers,
-    file: Option<(BufWriter<File>, TempFile)>,
+    file: Option<(File, TempFile)>,
 }
 
 impl BlobOutput<'_> {
@@ -136,18 +137,17 @@ impl BlobOutput<'_> {
         if self.file.is_none() {
             let path = self.layout.tmp_path(self.id);
             let file = File::options().write(true).create_new(true).open(&path).map_err(S3Error::internal)?;
-            self.file = Some((BufWriter::with_capacity(WRITE_BUFFER, file), TempFile { path, armed: true }));
+            self.file = Some((file, TempFile { path, armed: true }));
         }
-        if let Some((writer, _)) = self.file.as_mut() {
-            writer.write_all(data).map_err(S3Error::internal)?;
+        if let Some((file, _)) = self.file.as_mut() {
+            file.write_all(data).map_err(S3Error::internal)?;
         }
         Ok(())
     }
 
     /// Flushes and fsyncs the data, so the later rename can only expose complete bytes.
     fn sync(&mut self) -> S3Result<Option<TempFile>> {
-        let Some((writer, tmp)) = self.file.take() else { return Ok(None) };
-        let file = writer.into_inner().map_err(|e| S3Error::internal(e.error()))?;
+        let Some((file, tmp)) = self.file.take() else { return Ok(None) };
         file.sync_all().map_err(S3Error::internal)?;
         Ok(Some(tmp))
     }
