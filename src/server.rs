@@ -69,6 +69,7 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response
     let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path());
     let is_head = req.method() == Method::HEAD;
     let resource = req.uri().path().to_string();
+    let close_after = empty_body_expecting_continue(&req);
     let mut response = match process(&state, req).instrument(span.clone()).await {
         Ok(response) => response,
         Err(e) => error_response(&e, &resource, &request_id, is_head),
@@ -78,7 +79,20 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response
         response.headers_mut().insert("x-amz-request-id", id);
     }
     response.headers_mut().insert("server", http::HeaderValue::from_static("Tessera"));
+    if close_after {
+        response.headers_mut().insert("connection", http::HeaderValue::from_static("close"));
+    }
     Ok(response)
+}
+
+/// `Expect: 100-continue` with an empty body: hyper rightly answers without a
+/// `100 Continue`, but botocore then misreads the next response on the same
+/// connection (boto/botocore#3755, COMPAT-PITFALLS 13) and stalls until the
+/// idle timeout. Closing that connection makes the client open a fresh one.
+fn empty_body_expecting_continue(req: &Request<Incoming>) -> bool {
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+        && header("content-length").is_some_and(|v| v.trim() == "0")
 }
 
 /// Authenticates from the headers alone, before any body byte is read: with

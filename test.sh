@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The one command that runs every test: formatting, lints, unit and
+# integration tests, then the S3 compatibility suite with real clients.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+echo "== cargo fmt"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+echo "== cargo tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --locked
+else
+    cargo test --locked
+fi
+
+echo "== S3 compatibility tests (s3-compat-tests/run.sh)"
+s3-compat-tests/run.sh
