@@ -16,7 +16,7 @@ use crate::http::conditional::{self, Outcome};
 use crate::store::blob::BlobSink;
 use crate::store::digest::{ChecksumAlgorithm, DigestSpec};
 use crate::store::read;
-use crate::store::schema::{ObjectRecord, PartRecord};
+use crate::store::schema::ObjectRecord;
 
 /// The largest source CopyObject accepts; larger objects need UploadPartCopy.
 const MAX_COPY_BYTES: u64 = 5 * 1024 * 1024 * 1024;
@@ -161,20 +161,7 @@ pub async fn upload_part_copy(state: &AppState, req: S3Request) -> S3Result<Resp
         }
     }
     let staged = sink.finish().await?;
-    let (md5, checksum) = (staged.digests.md5, staged.digests.checksum.clone());
-    let part = state
-        .store
-        .run(move |s| {
-            let mut span = staged.publish().map_err(S3Error::internal)?;
-            span.part = number;
-            let part = PartRecord { span, md5, last_modified_ms: now_ms(), checksum };
-            let stored = s.put_part(&bucket, &key, &id, number, part.clone());
-            if stored.is_err() {
-                s.discard_blobs(&[span]);
-            }
-            stored.map(|()| part).map_err(S3Error::from)
-        })
-        .await?;
+    let part = super::multipart::store_part(state, (bucket, key, id), number, staged).await?;
     let mut w = XmlWriter::new("CopyPartResult");
     w.elem("LastModified", &xml::iso8601(part.last_modified_ms)).elem("ETag", &quoted(&hex::encode(part.md5)));
     if let (Some((alg, raw)), Some(_)) = (&part.checksum, upload.checksum_algorithm) {

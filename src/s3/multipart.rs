@@ -15,6 +15,7 @@ use super::object::WriteConditions;
 use super::xml::{self, iso8601, XmlWriter};
 use super::{empty_response, write_owner, xml_response, AppState, S3Request};
 use crate::http::body::{self, Body};
+use crate::store::blob::StagedBlob;
 use crate::store::digest::{combine_parts, ChecksumAlgorithm};
 use crate::store::schema::{BlobSpan, ObjectRecord, PartRecord, StoredChecksum, UploadRecord};
 use crate::store::{UploadEntry, UploadQuery, UPLOAD_ID_LEN};
@@ -143,27 +144,38 @@ pub async fn upload_part(state: &AppState, mut req: S3Request) -> S3Result<Respo
     let number = part_number(&req)?;
     let (bucket, key, id, upload) = load_upload(state, &req).await?;
     let (staged, checksum) = receive_blob(state, &mut req, upload.checksum_algorithm).await?;
-    let md5 = staged.digests.md5;
-    let raw = staged.digests.checksum.clone();
-    let part = state
-        .store
-        .run(move |s| {
-            let mut span = staged.publish().map_err(S3Error::internal)?;
-            span.part = number;
-            let part = PartRecord { span, md5, last_modified_ms: now_ms(), checksum: raw };
-            let stored = s.put_part(&bucket, &key, &id, number, part.clone());
-            if stored.is_err() {
-                s.discard_blobs(&[span]);
-            }
-            stored.map(|()| part).map_err(S3Error::from)
-        })
-        .await?;
+    let part = store_part(state, (bucket, key, id), number, staged).await?;
     Response::builder()
         .status(StatusCode::OK)
         .header("etag", quoted(&hex::encode(part.md5)))
         .header(checksum.algorithm.header_name(), checksum.value)
         .body(body::empty())
         .map_err(S3Error::internal)
+}
+
+/// Publishes a staged part body and records it as part `number` of the upload
+/// `(bucket, key, id)`. If the upload vanished meanwhile (completed or
+/// aborted), the blob is removed again and the caller gets `NoSuchUpload`.
+pub(super) async fn store_part(
+    state: &AppState,
+    (bucket, key, id): (String, String, String),
+    number: u16,
+    staged: StagedBlob,
+) -> S3Result<PartRecord> {
+    let (md5, checksum) = (staged.digests.md5, staged.digests.checksum.clone());
+    state
+        .store
+        .run(move |s| {
+            let mut span = staged.publish().map_err(S3Error::internal)?;
+            span.part = number;
+            let part = PartRecord { span, md5, last_modified_ms: now_ms(), checksum };
+            let stored = s.put_part(&bucket, &key, &id, number, part.clone());
+            if stored.is_err() {
+                s.discard_blobs(&[span]);
+            }
+            stored.map(|()| part).map_err(S3Error::from)
+        })
+        .await
 }
 
 pub async fn abort(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {

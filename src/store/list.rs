@@ -114,7 +114,7 @@ fn initial_bound(bucket: &str, q: &ListQuery) -> Bound<Vec<u8>> {
     }
 }
 
-fn as_slice_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+pub(super) fn as_slice_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     match b {
         Bound::Included(v) => Bound::Included(v.as_slice()),
         Bound::Excluded(v) => Bound::Excluded(v.as_slice()),

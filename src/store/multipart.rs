@@ -8,7 +8,7 @@ use std::ops::Bound;
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::list::{common_prefix, prefix_successor};
+use super::list::{as_slice_bound, common_prefix, prefix_successor};
 use super::schema::{
     decode, encode, object_key, part_key, upload_index_key, AbortIncompleteRule, BlobSpan, BucketRecord, ObjectRecord,
     PartRecord, UploadRecord, PARTS, UPLOADS, UPLOAD_INDEX,
@@ -170,7 +170,7 @@ impl Store {
         let mut start = uploads_start(bucket, q);
         let mut entries = Vec::new();
         'seek: loop {
-            let bounds = (as_slice(&start), Bound::Excluded(bucket_end.as_slice()));
+            let bounds = (as_slice_bound(&start), Bound::Excluded(bucket_end.as_slice()));
             for row in index.range::<&[u8]>(bounds)? {
                 let (row_key, _) = row?;
                 let Some((key, upload_id)) = split_index_key(row_key.value(), bucket) else { continue };
@@ -330,13 +330,5 @@ fn uploads_start(bucket: &str, q: &UploadQuery) -> Bound<Vec<u8>> {
             past_key.push(1); // past `key \0 <any upload id>`
             Bound::Included(past_key)
         }
-    }
-}
-
-fn as_slice(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match b {
-        Bound::Included(v) => Bound::Included(v.as_slice()),
-        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
     }
 }
