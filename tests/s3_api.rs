@@ -253,3 +253,24 @@ fn conditional_put_has_exactly_one_winner() {
     assert_eq!(results.iter().filter(|s| **s == 200).count(), 1, "exactly one creator wins: {results:?}");
     assert_eq!(results.iter().filter(|s| **s == 412).count(), 7, "the others get 412: {results:?}");
 }
+
+#[test]
+fn reads_racing_overwrites_see_one_whole_version() {
+    let (_dir, server) = setup();
+    let versions: Vec<Vec<u8>> = (0..4u64).map(|i| pattern(300_000 + i as usize, 100 + i)).collect();
+    assert_eq!(server.client().send(Req::new("PUT", "/bkt/hot").body(&versions[0])).status, 200);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            for round in 0..20 {
+                let body = &versions[round % versions.len()];
+                assert_eq!(server.client().send(Req::new("PUT", "/bkt/hot").body(body)).status, 200);
+            }
+        });
+        for _ in 0..40 {
+            let got = server.client().send(Req::new("GET", "/bkt/hot"));
+            assert_eq!(got.status, 200, "{}", got.text());
+            assert!(versions.contains(&got.body), "a GET returns exactly one version");
+        }
+        assert!(writer.join().is_ok());
+    });
+}

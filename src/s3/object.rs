@@ -14,7 +14,7 @@ use crate::http::body::{self, Body};
 use crate::http::conditional::{self, Outcome};
 use crate::http::range::ByteRange;
 use crate::store::read;
-use crate::store::schema::ObjectRecord;
+use crate::store::schema::{BlobSpan, ObjectRecord};
 
 /// DeleteObjects takes at most 1000 keys; 1000 keys of 1 KiB fit in 2 MiB.
 const MAX_DELETE_BODY: usize = 2 * 1024 * 1024;
@@ -105,23 +105,48 @@ async fn load(state: &AppState, req: &S3Request) -> S3Result<ObjectRecord> {
 
 /// GetObject and HeadObject: conditional headers, then `partNumber` or
 /// `Range` (with `If-Range`), then the headers and, for GET, the bytes.
+/// A concurrent overwrite or delete may unlink the blobs between reading the
+/// record and opening them: the object changed, so it is looked up again.
 pub async fn get(state: &AppState, req: S3Request, head_only: bool) -> S3Result<Response<Body>> {
-    let record = load(state, &req).await?;
+    const ATTEMPTS: usize = 3;
+    for _ in 0..ATTEMPTS {
+        let record = load(state, &req).await?;
+        let (head, span) = match prepare(&req, &record)? {
+            Prepared::Answer(response) => return Ok(response),
+            Prepared::Send(head, span) => (head, span),
+        };
+        if head_only || span.is_empty() {
+            return head.body(body::empty()).map_err(S3Error::internal);
+        }
+        if let Some(content) = open_content(state, record.blobs, span).await? {
+            return head.body(content).map_err(S3Error::internal);
+        }
+    }
+    Err(S3Error::internal("the object kept changing while being read"))
+}
+
+enum Prepared {
+    /// A complete answer without content (304).
+    Answer(Response<Body>),
+    /// The response head and the bytes of the object to send.
+    Send(http::response::Builder, Range<u64>),
+}
+
+fn prepare(req: &S3Request, record: &ObjectRecord) -> S3Result<Prepared> {
     match conditional::evaluate(req.headers(), &record.etag, system_time(record.last_modified_ms)) {
         Outcome::Proceed => {}
-        Outcome::NotModified => return not_modified(&record),
+        Outcome::NotModified => return not_modified(record).map(Prepared::Answer),
         Outcome::PreconditionFailed => {
             return Err(S3Error::new(S3ErrorCode::PreconditionFailed).with_extra("Condition", "If-Match"))
         }
     }
     let (range, parts_count) = match req.route.query.get("partNumber") {
-        Some(part) => part_range(&req, &record, part)?,
-        None => (requested_range(&req, &record)?, None),
+        Some(part) => part_range(req, record, part)?,
+        None => (requested_range(req, record)?, None),
     };
-    let whole = range.is_none();
     let span = range.clone().unwrap_or(0..record.size);
-    let mut b = object_headers(Response::builder(), &record, &req.route.query);
-    b = checksum_headers(b, &record, req.headers(), whole).header("content-length", span.end - span.start);
+    let mut b = object_headers(Response::builder(), record, &req.route.query);
+    b = checksum_headers(b, record, req.headers(), range.is_none()).header("content-length", span.end - span.start);
     if let Some(count) = parts_count {
         b = b.header("x-amz-mp-parts-count", count);
     }
@@ -131,12 +156,24 @@ pub async fn get(state: &AppState, req: S3Request, head_only: bool) -> S3Result<
             .header("content-range", format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), record.size)),
         None => b.status(StatusCode::OK),
     };
-    if head_only || span.is_empty() {
-        return b.body(body::empty()).map_err(S3Error::internal);
-    }
-    let blobs = record.blobs.clone();
-    let opened = state.store.run(move |s| read::open(s.layout(), &blobs, span).map_err(S3Error::internal)).await?;
-    b.body(body::from_channel(opened.stream())).map_err(S3Error::internal)
+    Ok(Prepared::Send(b, span))
+}
+
+/// Opens the bytes `span` of an object; `None` if a blob is gone (the object
+/// was replaced or deleted meanwhile). Small reads are done at once, larger
+/// ones stream from a reader thread.
+async fn open_content(state: &AppState, blobs: Vec<BlobSpan>, span: Range<u64>) -> S3Result<Option<Body>> {
+    state
+        .store
+        .run(move |s| match read::open(s.layout(), &blobs, span) {
+            Ok(opened) => match opened.read_small() {
+                Some(bytes) => bytes.map(|b| Some(body::full(b))).map_err(S3Error::internal),
+                None => Ok(Some(body::from_channel(opened.stream()))),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(S3Error::internal(e)),
+        })
+        .await
 }
 
 fn not_modified(record: &ObjectRecord) -> S3Result<Response<Body>> {

@@ -47,7 +47,30 @@ pub fn open(layout: &Layout, spans: &[BlobSpan], range: Range<u64>) -> io::Resul
     Ok(OpenObject { pieces })
 }
 
+/// Reads up to this size are done in one go on the opening thread.
+const SMALL_READ: u64 = 256 * 1024;
+
 impl OpenObject {
+    /// The whole content at once, if it is small (`None` otherwise): saves a
+    /// thread hand-off and a channel per small GET. Blocking.
+    pub fn read_small(&self) -> Option<io::Result<Bytes>> {
+        let total: u64 = self.pieces.iter().map(|p| p.len).sum();
+        if total > SMALL_READ {
+            return None;
+        }
+        let mut buf = BytesMut::zeroed(total as usize);
+        let mut at = 0usize;
+        for piece in &self.pieces {
+            let end = at + piece.len as usize;
+            let Some(slot) = buf.get_mut(at..end) else { return Some(Err(io::Error::other("piece out of bounds"))) };
+            if let Err(e) = piece.file.read_exact_at(slot, piece.offset) {
+                return Some(Err(e));
+            }
+            at = end;
+        }
+        Some(Ok(buf.freeze()))
+    }
+
     /// Streams the pieces from a blocking thread. The thread stops as soon as
     /// the receiver is dropped (client gone).
     pub fn stream(self) -> mpsc::Receiver<io::Result<Bytes>> {
