@@ -260,3 +260,31 @@ fn lifecycle_abort_rules_round_trip_and_other_actions_are_refused() {
     assert_eq!(c.send(Req::new("DELETE", "/mpu").query("lifecycle")).status, 204);
     assert_eq!(c.send(Req::new("GET", "/mpu").query("lifecycle")).status, 404);
 }
+
+#[test]
+fn parts_racing_complete_leave_no_orphans() {
+    let (dir, server) = setup();
+    let c = server.client();
+    let id = create(&c, "/mpu/late");
+    let first = pattern(5 * MIB, 30);
+    let etag = part_etag(&c, "/mpu/late", &id, 1, &first);
+    let late = pattern(MIB, 31);
+    let server = &server;
+    let (completed, late_statuses) = std::thread::scope(|s| {
+        let uploads: Vec<_> = (2..6u32)
+            .map(|n| {
+                let (late, id) = (&late, &id);
+                s.spawn(move || upload_part(&server.client(), "/mpu/late", id, n, late).status)
+            })
+            .collect();
+        let done = complete(&server.client(), "/mpu/late", &id, &[(1, &etag)]).status;
+        (done, uploads.into_iter().map(|h| h.join().unwrap_or(0)).collect::<Vec<_>>())
+    });
+    assert_eq!(completed, 200);
+    assert!(
+        late_statuses.iter().all(|s| *s == 200 || *s == 404),
+        "a racing part either lands before Complete or gets NoSuchUpload: {late_statuses:?}"
+    );
+    assert!(c.send(Req::new("GET", "/mpu/late")).body == first, "the object is exactly the completed part");
+    assert_eq!(blob_files(dir.path()), 1, "parts that lost the race or were left out are freed");
+}

@@ -214,7 +214,9 @@ impl Client {
         let mut stream = self.connect();
         let head = self.signed_head(&req, t, req.body.len(), None);
         stream.write_all(head.as_bytes()).expect("write head");
-        stream.write_all(req.body).expect("write body");
+        // A server may answer an error before reading the body and close the
+        // connection (as S3 does): the answer is still there to read.
+        let _ = stream.write_all(req.body);
         read_response(&mut stream, req.method == "HEAD")
     }
 
