@@ -156,6 +156,65 @@ make_test_files() {
     printf 'hello from the tessera compatibility tests\n' >"$dir/top.txt"
 }
 
+# make_random_file PATH MIB: a file of MIB MiB of random bytes.
+make_random_file() { head -c $(($2 * 1024 * 1024)) /dev/urandom >"$1"; }
+
+# multipart_etag FILE CHUNK_BYTES: the ETag S3 gives FILE uploaded in parts of
+# CHUNK_BYTES (the last one shorter), computed locally: md5 of the binary part
+# MD5s, then '-' and the part count, quoted.
+multipart_etag() {
+    python3 - "$1" "$2" <<'PY'
+import hashlib, sys
+path, chunk = sys.argv[1], int(sys.argv[2])
+digests = []
+with open(path, "rb") as f:
+    while True:
+        part = f.read(chunk)
+        if not part:
+            break
+        digests.append(hashlib.md5(part).digest())
+print(f'"{hashlib.md5(b"".join(digests)).hexdigest()}-{len(digests)}"')
+PY
+}
+
+# composite_crc32 FILE CHUNK_BYTES: the COMPOSITE x-amz-checksum-crc32 of FILE
+# uploaded in parts of CHUNK_BYTES: base64 of the CRC32 of the big-endian part
+# CRC32s, then '-' and the part count (COMPAT-PITFALLS 5).
+composite_crc32() {
+    python3 - "$1" "$2" <<'PY'
+import base64, sys, zlib
+path, chunk = sys.argv[1], int(sys.argv[2])
+crcs = []
+with open(path, "rb") as f:
+    while True:
+        part = f.read(chunk)
+        if not part:
+            break
+        crcs.append(zlib.crc32(part).to_bytes(4, "big"))
+print(base64.b64encode(zlib.crc32(b"".join(crcs)).to_bytes(4, "big")).decode() + f"-{len(crcs)}")
+PY
+}
+
+# slice_of FILE OFFSET LENGTH: LENGTH bytes of FILE from byte OFFSET, on stdout.
+slice_of() { tail -c +$(($2 + 1)) "$1" | head -c "$3"; }
+
+# rclone_env: point the rclone remote 't:' at $ENDPOINT (path style, no config
+# file: everything comes from RCLONE_CONFIG_T_* variables). Use it through rc_base.
+rclone_env() {
+    : >"$WORK/rclone.conf"
+    export RCLONE_CONFIG_T_TYPE=s3 RCLONE_CONFIG_T_PROVIDER=Other RCLONE_CONFIG_T_ENV_AUTH=false
+    export RCLONE_CONFIG_T_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID"
+    export RCLONE_CONFIG_T_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY"
+    export RCLONE_CONFIG_T_ENDPOINT="$ENDPOINT" RCLONE_CONFIG_T_REGION="$TEST_REGION"
+    export RCLONE_CONFIG_T_FORCE_PATH_STYLE=true
+}
+
+# aws_v1_bin: the aws-cli v1 script installed by pip beside the python3 on PATH
+# (with pyenv: /root/.pyenv/versions/X/bin/aws). $AWSCLI_V1 overrides it.
+aws_v1_bin() {
+    printf '%s' "${AWSCLI_V1:-$(python3 -c 'import os, sys; print(os.path.join(os.path.dirname(os.path.realpath(sys.executable)), "aws"))')}"
+}
+
 # The shared key layout (see README.md). Sizes are uploaded from FILES_DIR.
 SIZE_KEYS=(sizes/empty.bin sizes/one.bin sizes/5mib-minus-1.bin sizes/5mib.bin sizes/20mib.bin)
 HOSTILE_KEYS=(
@@ -185,15 +244,19 @@ local_file_for_key() {
 sorted_lines() { LC_ALL=C sort; }
 join_lines() { paste -sd '|' -; }
 
+# start_server [LISTEN]: start tessera on LISTEN (default 127.0.0.1:0, a free
+# port) with the data folder $WORK/data, and export ENDPOINT. The server's
+# stderr is appended to $WORK/server.log, so a restart keeps the earlier log.
 start_server() {
+    local listen="${1:-127.0.0.1:0}"
     [[ -x "$TESSERA_BIN" ]] || {
         fail "tessera binary exists at $TESSERA_BIN (run: cargo build --release)"
         return 1
     }
     mkdir -p "$WORK/data"
     TESSERA_ACCESS_KEY="$TEST_ACCESS_KEY" TESSERA_SECRET_KEY="$TEST_SECRET_KEY" \
-        "$TESSERA_BIN" serve --listen 127.0.0.1:0 --data "$WORK/data" --region "$TEST_REGION" \
-        >"$WORK/server.out" 2>"$WORK/server.log" &
+        "$TESSERA_BIN" serve --listen "$listen" --data "$WORK/data" --region "$TEST_REGION" \
+        >"$WORK/server.out" 2>>"$WORK/server.log" &
     SERVER_PID=$!
     local deadline=$((SECONDS + 20)) addr=""
     while ((SECONDS < deadline)); do
@@ -214,7 +277,23 @@ start_server() {
         return 1
     fi
     export ENDPOINT="http://$addr"
+    export SERVER_PID
     pass "server listening on $ENDPOINT (pid $SERVER_PID)"
+}
+
+# kill_server_hard: SIGKILL the server (a crash: no shutdown code runs) and reap it.
+kill_server_hard() {
+    [[ -n "$SERVER_PID" ]] || return 0
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    log "  server pid $SERVER_PID killed with SIGKILL"
+    SERVER_PID=""
+}
+
+# restart_server: start tessera again on the same address and data folder
+# (after kill_server_hard or stop_server).
+restart_server() {
+    start_server "${ENDPOINT#http://}"
 }
 
 stop_server() {

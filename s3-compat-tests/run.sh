@@ -11,7 +11,9 @@ set -euo pipefail
 
 S3T_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$S3T_DIR/.." && pwd)"
-ALL_SCENARIOS=(awscli-v2 awscli-v1 boto3 presigned rclone s3cmd js-sdk rust-sdk)
+ALL_SCENARIOS=(awscli-v2 awscli-v1 boto3 presigned rclone s3cmd js-sdk rust-sdk
+    multipart-awscli-v2 multipart-awscli-v1 multipart-boto3 resume-upload multipart-rclone
+    multipart-s3cmd multipart-js-sdk multipart-rust-sdk resume-download)
 TIMEOUT="${S3T_TIMEOUT:-900}" # seconds per scenario
 LOGS="$(mktemp -d "${TMPDIR:-/tmp}/tessera-compat-logs.XXXXXX")"
 trap 'rm -rf "$LOGS"' EXIT
@@ -45,11 +47,14 @@ wants() { # wants SCENARIO...: true if any of them was selected
 }
 
 install_clients() {
-    # Debian packages: aws-cli v2 (/usr/bin/aws), rclone, s3cmd, and the tools the scripts use.
+    # Debian packages: aws-cli v2 (/usr/bin/aws), rclone, s3cmd, wget, and the tools the
+    # scripts use. Some scenarios use aws-cli v2 to look at what another client did.
     local apt_pkgs=()
-    wants awscli-v2 && [[ ! -x /usr/bin/aws ]] && apt_pkgs+=(awscli)
-    wants rclone && ! command -v rclone >/dev/null && apt_pkgs+=(rclone)
-    wants s3cmd && ! command -v s3cmd >/dev/null && apt_pkgs+=(s3cmd)
+    wants awscli-v2 multipart-awscli-v2 multipart-rclone multipart-s3cmd resume-download &&
+        [[ ! -x /usr/bin/aws ]] && apt_pkgs+=(awscli)
+    wants rclone multipart-rclone && ! command -v rclone >/dev/null && apt_pkgs+=(rclone)
+    wants s3cmd multipart-s3cmd && ! command -v s3cmd >/dev/null && apt_pkgs+=(s3cmd)
+    wants resume-download && ! command -v wget >/dev/null && apt_pkgs+=(wget)
     command -v jq >/dev/null || apt_pkgs+=(jq)
     command -v curl >/dev/null || apt_pkgs+=(curl)
     if [[ ${#apt_pkgs[@]} -gt 0 ]]; then
@@ -61,13 +66,13 @@ install_clients() {
     # PyPI: boto3 and aws-cli v1 (its 'aws' script sits beside the python3 on PATH).
     local v1
     v1="$(python3 -c 'import os, sys; print(os.path.join(os.path.dirname(os.path.realpath(sys.executable)), "aws"))')"
-    if wants awscli-v1 boto3 presigned &&
+    if wants awscli-v1 boto3 presigned multipart-awscli-v1 multipart-boto3 resume-upload resume-download &&
         { ! python3 -c 'import boto3' 2>/dev/null || [[ ! -x "$v1" ]]; }; then
         quietly "pip install awscli boto3" python3 -m pip install -q awscli boto3
     fi
 
     # npm: the JavaScript SDK v3, pinned by js/package-lock.json.
-    if wants js-sdk && [[ ! -d "$S3T_DIR/js/node_modules/@aws-sdk/client-s3" ||
+    if wants js-sdk multipart-js-sdk && [[ ! -d "$S3T_DIR/js/node_modules/@aws-sdk/client-s3" ||
         ! -d "$S3T_DIR/js/node_modules/@aws-sdk/lib-storage" ]]; then
         quietly "npm ci (js/)" npm ci --prefix "$S3T_DIR/js" --no-audit --no-fund --loglevel=error
     fi
@@ -81,7 +86,7 @@ start=$SECONDS
 quietly "cargo build --release --locked" cargo build --release --locked --manifest-path "$REPO_ROOT/Cargo.toml"
 echo "   took $((SECONDS - start)) s"
 
-if wants rust-sdk; then
+if wants rust-sdk multipart-rust-sdk; then
     echo "== building the aws-sdk-rust scenario (rust-sdk/, release)"
     start=$SECONDS
     quietly "cargo build --release --locked (rust-sdk/)" \
@@ -101,12 +106,12 @@ for s in "${SCENARIOS[@]}"; do
     took=$((SECONDS - start))
     if [[ $rc -eq 0 ]]; then
         passed=$((passed + 1))
-        summary+=("$(printf 'PASS  %-10s %4d s' "$s" "$took")")
+        summary+=("$(printf 'PASS  %-19s %4d s' "$s" "$took")")
     else
         failed=$((failed + 1))
         why="exit $rc"
         [[ $rc -eq 124 || $rc -eq 137 ]] && why="timed out after $TIMEOUT s"
-        summary+=("$(printf 'FAIL  %-10s %4d s  (%s)' "$s" "$took" "$why")")
+        summary+=("$(printf 'FAIL  %-19s %4d s  (%s)' "$s" "$took" "$why")")
     fi
 done
 

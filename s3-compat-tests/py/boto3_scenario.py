@@ -231,13 +231,13 @@ def main():
     dst = os.path.join(os.environ.get("WORK", "/tmp"), "download.bin")
     ranged = TransferConfig(multipart_threshold=8 * MiB, multipart_chunksize=8 * MiB,
                             max_concurrency=3)
-    if c.call("download_file 20 MiB in 8 MiB ranged GETs", s3.download_file, BUCKET,
-              "transfer/20mib.bin", dst, Config=ranged) is not None:
+    if c.ran("download_file 20 MiB in 8 MiB ranged GETs", s3.download_file, BUCKET,
+             "transfer/20mib.bin", dst, Config=ranged):
         with open(dst, "rb") as f:
             c.eq("download_file sha256", sha256(f.read()), sha256(big))
     buf = io.BytesIO()
-    if c.call("download_fileobj 5 MiB", s3.download_fileobj, BUCKET, "sizes/5mib.bin", buf,
-              Config=ranged) is not None:
+    if c.ran("download_fileobj 5 MiB", s3.download_fileobj, BUCKET, "sizes/5mib.bin", buf,
+             Config=ranged):
         c.eq("download_fileobj sha256", sha256(buf.getvalue()), sha256(expected["sizes/5mib.bin"]))
     c.call("DeleteObject transfer/20mib.bin", s3.delete_object, Bucket=BUCKET, Key="transfer/20mib.bin")
 

@@ -4,9 +4,11 @@ Environment (exported by lib.sh): ENDPOINT, AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY, FILES_DIR, TEST_BUCKET, BAD_BUCKET.
 """
 
+import base64
 import hashlib
 import os
 import sys
+import zlib
 
 import boto3
 from botocore.config import Config
@@ -65,6 +67,28 @@ def sha256(data):
 
 def quoted_md5(data):
     return '"' + hashlib.md5(data).hexdigest() + '"'
+
+
+def chunks(data, size):
+    return [data[i:i + size] for i in range(0, len(data), size)] or [b""]
+
+
+def multipart_etag(data, part_size):
+    """The quoted ETag of DATA uploaded in parts of PART_SIZE: md5(part MD5s)-N."""
+    parts = chunks(data, part_size)
+    joined = b"".join(hashlib.md5(p).digest() for p in parts)
+    return f'"{hashlib.md5(joined).hexdigest()}-{len(parts)}"'
+
+
+def crc32_b64(data):
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+def composite_crc32(data, part_size):
+    """COMPOSITE x-amz-checksum-crc32: CRC32 of the part CRC32s, then -N."""
+    parts = chunks(data, part_size)
+    joined = b"".join(zlib.crc32(p).to_bytes(4, "big") for p in parts)
+    return f"{crc32_b64(joined)}-{len(parts)}"
 
 
 def byte_sorted(keys):
@@ -126,6 +150,13 @@ class Checks:
             return None
         self.check(True, what)
         return result
+
+    def ran(self, what, fn, *args, **kwargs):
+        """Like call, for functions that return None on success (download_file):
+        True if it succeeded."""
+        ok = []
+        self.call(what, lambda: ok.append(fn(*args, **kwargs)))
+        return bool(ok)
 
     def error(self, what, code, fn, *args, **kwargs):
         """The request must fail with this S3 error code (or HTTP status for HEAD)."""

@@ -17,12 +17,7 @@ rc() {
     without_ca_vars rclone --config "$WORK/rclone.conf" --s3-upload-cutoff 64M \
         --low-level-retries 1 --retries 1 "$@"
 }
-: >"$WORK/rclone.conf"
-export RCLONE_CONFIG_T_TYPE=s3 RCLONE_CONFIG_T_PROVIDER=Other RCLONE_CONFIG_T_ENV_AUTH=false
-export RCLONE_CONFIG_T_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID"
-export RCLONE_CONFIG_T_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY"
-export RCLONE_CONFIG_T_ENDPOINT="$ENDPOINT" RCLONE_CONFIG_T_REGION="$TEST_REGION"
-export RCLONE_CONFIG_T_FORCE_PATH_STYLE=true
+rclone_env
 
 KEYS=(
     "hostile/with space.txt"

@@ -1,5 +1,8 @@
 //! Tessera S3 compatibility scenario driven by aws-sdk-rust.
 //!
+//! `tessera-compat-rust-sdk` runs the round trip; `tessera-compat-rust-sdk multipart`
+//! runs the low-level multipart scenario (see `multipart` below).
+//!
 //! Environment: ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, FILES_DIR
 //! (the payloads made by lib.sh), TEST_BUCKET, BAD_BUCKET. Prints one line per
 //! check and exits 1 if any check failed.
@@ -11,8 +14,8 @@ use std::path::PathBuf;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{Delete, MetadataDirective, ObjectIdentifier};
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -75,6 +78,20 @@ impl Checks {
                 None
             }
         }
+    }
+
+    /// Prints the verdict; exits 1 if any check failed.
+    fn finish(&self) {
+        println!();
+        if self.failed.is_empty() {
+            println!("aws-sdk-rust: all {} checks passed", self.total);
+            return;
+        }
+        println!("aws-sdk-rust: {} of {} checks FAILED:", self.failed.len(), self.total);
+        for f in &self.failed {
+            println!("  - {f}");
+        }
+        std::process::exit(1);
     }
 
     /// The request must fail with this S3 error code.
@@ -198,6 +215,18 @@ async fn main() {
     let config = aws_sdk_s3::config::Builder::from(&sdk_config).force_path_style(true).build();
     let client = Client::from_conf(config);
     let mut c = Checks::default();
+    match std::env::args().nth(1).as_deref() {
+        None => round_trip(&client, &mut c, &files, &bucket, &bad_bucket).await,
+        Some("multipart") => multipart(&client, &mut c, &files, &bucket).await,
+        Some(other) => panic!("unknown mode {other:?}: expected no argument or 'multipart'"),
+    }
+    c.finish();
+}
+
+/// The round trip every client scenario makes (README.md, "Scenarios").
+async fn round_trip(client: &Client, c: &mut Checks, files: &std::path::Path, bucket: &str, bad_bucket: &str) {
+    let client = client.clone();
+    let bucket = bucket.to_string();
     let b = bucket.as_str();
 
     c.step("buckets: create, errors, list, location");
@@ -205,7 +234,7 @@ async fn main() {
     c.ok(&format!("HeadBucket {b}"), client.head_bucket().bucket(b).send().await);
     c.err_code(
         &format!("CreateBucket {bad_bucket} fails with InvalidBucketName"),
-        client.create_bucket().bucket(&bad_bucket).send().await,
+        client.create_bucket().bucket(bad_bucket).send().await,
         "InvalidBucketName",
     );
     c.err_code(
@@ -535,15 +564,314 @@ async fn main() {
             c.eq("HeadBucket after delete: 404", status, Some(404));
         }
     }
+}
 
-    println!();
-    if c.failed.is_empty() {
-        println!("aws-sdk-rust: all {} checks passed", c.total);
-    } else {
-        println!("aws-sdk-rust: {} of {} checks FAILED:", c.failed.len(), c.total);
-        for f in &c.failed {
-            println!("  - {f}");
-        }
-        std::process::exit(1);
+fn multipart_etag(parts: &[&[u8]]) -> String {
+    let mut joined = Vec::new();
+    for p in parts {
+        joined.extend_from_slice(&Md5::digest(p));
     }
+    format!("\"{}-{}\"", hex::encode(Md5::digest(&joined)), parts.len())
+}
+
+/// Every part of an upload, following ListParts' NextPartNumberMarker with `page` parts a page.
+async fn list_all_parts(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    page: i32,
+) -> Result<(Vec<(i32, i64, String)>, usize), String> {
+    let (mut parts, mut pages, mut marker) = (vec![], 0, None::<String>);
+    for _ in 0..100 {
+        let out = client
+            .list_parts()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .max_parts(page)
+            .set_part_number_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| format!("{e:#?}"))?;
+        pages += 1;
+        for p in out.parts() {
+            parts.push((
+                p.part_number().unwrap_or(-1),
+                p.size().unwrap_or(-1),
+                p.e_tag().unwrap_or_default().to_string(),
+            ));
+        }
+        if out.is_truncated() != Some(true) {
+            return Ok((parts, pages));
+        }
+        marker = out.next_part_number_marker().map(str::to_string);
+    }
+    Err("more than 100 pages".into())
+}
+
+/// Low-level multipart: Create, UploadPart (file slices: aws-chunked + CRC32
+/// trailer; and an in-memory body), ListParts paged, ListMultipartUploads,
+/// Complete, GET/HEAD with partNumber and Range, UploadPartCopy, Abort.
+async fn multipart(client: &Client, c: &mut Checks, files: &std::path::Path, b: &str) {
+    const MIB: usize = 1024 * 1024;
+    let src_path = files.join("20mib.bin");
+    let src = std::fs::read(&src_path).expect("20mib.bin");
+    let key = "rust/é multipart+parts.bin";
+    // Parts 1 and 2 are 5 MiB file slices, part 3 is 3 MiB + 777 B from memory.
+    let slices: [&[u8]; 3] = [&src[..5 * MIB], &src[5 * MIB..10 * MIB], &src[10 * MIB..13 * MIB + 777]];
+    let whole: Vec<u8> = slices.concat();
+
+    c.step("CreateMultipartUpload, ListMultipartUploads");
+    c.ok(&format!("CreateBucket {b}"), client.create_bucket().bucket(b).send().await);
+    let created = c.ok(
+        &format!("CreateMultipartUpload [{key}] with Content-Type and metadata"),
+        client
+            .create_multipart_upload()
+            .bucket(b)
+            .key(key)
+            .content_type("application/x-rust-parts")
+            .metadata("sdk", "rust")
+            .send()
+            .await,
+    );
+    let id = created.and_then(|o| o.upload_id().map(str::to_string)).unwrap_or_default();
+    println!("  UploadId {id}");
+    if let Some(out) = c.ok("ListMultipartUploads", client.list_multipart_uploads().bucket(b).send().await) {
+        let ups: Vec<(String, String)> = out
+            .uploads()
+            .iter()
+            .map(|u| (u.key().unwrap_or_default().to_string(), u.upload_id().unwrap_or_default().to_string()))
+            .collect();
+        c.eq("the upload is listed", ups, vec![(key.to_string(), id.clone())]);
+    }
+
+    c.step("UploadPart 3, 1, 2 (file slices stream as aws-chunked with a CRC32 trailer)");
+    for number in [3usize, 1, 2] {
+        let data = slices[number - 1];
+        let body = if number == 3 {
+            ByteStream::from(data.to_vec())
+        } else {
+            ByteStream::read_from()
+                .path(&src_path)
+                .offset(((number - 1) * 5 * MIB) as u64)
+                .length(Length::Exact(data.len() as u64))
+                .build()
+                .await
+                .expect("file slice")
+        };
+        if let Some(out) = c.ok(
+            &format!("UploadPart {number} ({} B)", data.len()),
+            client.upload_part().bucket(b).key(key).upload_id(&id).part_number(number as i32).body(body).send().await,
+        ) {
+            c.eq(&format!("part {number} ETag"), out.e_tag().unwrap_or_default().to_string(), quoted_md5(data));
+            c.check(out.checksum_crc32().is_some(), &format!("part {number} CRC32 echoed"), || format!("{out:?}"));
+        }
+    }
+
+    c.step("ListParts paged by 2 (part-number-marker), Complete");
+    let want: Vec<(i32, i64, String)> =
+        (0..3).map(|i| (i as i32 + 1, slices[i].len() as i64, quoted_md5(slices[i]))).collect();
+    if let Some((parts, pages)) = c.ok("ListParts paged by 2", list_all_parts(client, b, key, &id, 2).await) {
+        c.eq("parts: numbers, sizes, ETags", parts, want.clone());
+        c.eq("2 pages", pages, 2);
+    }
+    let completed = CompletedMultipartUpload::builder()
+        .set_parts(Some(
+            want.iter().map(|(n, _, etag)| CompletedPart::builder().part_number(*n).e_tag(etag).build()).collect(),
+        ))
+        .build();
+    if let Some(out) = c.ok(
+        "CompleteMultipartUpload",
+        client
+            .complete_multipart_upload()
+            .bucket(b)
+            .key(key)
+            .upload_id(&id)
+            .multipart_upload(completed.clone())
+            .send()
+            .await,
+    ) {
+        c.eq("Complete ETag = md5(part MD5s)-3", out.e_tag().unwrap_or_default().to_string(), multipart_etag(&slices));
+    }
+    c.err_code(
+        "Complete again fails with NoSuchUpload",
+        client.complete_multipart_upload().bucket(b).key(key).upload_id(&id).multipart_upload(completed).send().await,
+        "NoSuchUpload",
+    );
+    if let Some(out) =
+        c.ok("ListMultipartUploads after complete", client.list_multipart_uploads().bucket(b).send().await)
+    {
+        c.eq("no upload left", out.uploads().len(), 0);
+    }
+
+    c.step("GetObject / HeadObject: whole, partNumber, Range across parts");
+    if let Some((body, _, _)) = c.ok("GetObject (whole)", get_bytes(client, b, key, None).await) {
+        c.eq("object = part 1 + part 2 + part 3 (sha256)", sha256_hex(&body), sha256_hex(&whole));
+    }
+    if let Some(out) = c.ok("HeadObject", client.head_object().bucket(b).key(key).send().await) {
+        c.eq("ContentLength", out.content_length(), Some(whole.len() as i64));
+        c.eq("ContentType", out.content_type(), Some("application/x-rust-parts"));
+        c.eq("metadata sdk", out.metadata().and_then(|m| m.get("sdk")).cloned(), Some("rust".to_string()));
+    }
+    if let Some(out) =
+        c.ok("HeadObject partNumber=3", client.head_object().bucket(b).key(key).part_number(3).send().await)
+    {
+        c.eq("part 3: ContentLength", out.content_length(), Some(slices[2].len() as i64));
+        c.eq("part 3: PartsCount", out.parts_count(), Some(3));
+    }
+    match client.get_object().bucket(b).key(key).part_number(2).send().await {
+        Ok(out) => {
+            c.check(true, "GetObject partNumber=2", String::new);
+            c.eq("part 2: PartsCount", out.parts_count(), Some(3));
+            c.eq(
+                "part 2: Content-Range",
+                out.content_range().map(str::to_string),
+                Some(format!("bytes {}-{}/{}", 5 * MIB, 10 * MIB - 1, whole.len())),
+            );
+            let body = out.body.collect().await.map(|d| d.into_bytes().to_vec()).unwrap_or_default();
+            c.eq("part 2: bytes", sha256_hex(&body), sha256_hex(slices[1]));
+        }
+        Err(e) => {
+            c.check(false, "GetObject partNumber=2", || format!("{e:#?}"));
+        }
+    }
+    let (first, last) = (5 * MIB - 3, 10 * MIB + 2);
+    let range = format!("bytes={first}-{last}");
+    if let Some((body, content_range, _)) =
+        c.ok(&format!("GetObject Range {range} (parts 1 to 3)"), get_bytes(client, b, key, Some(&range)).await)
+    {
+        c.eq("range bytes", sha256_hex(&body), sha256_hex(&whole[first..=last]));
+        c.eq("range Content-Range", content_range, Some(format!("bytes {first}-{last}/{}", whole.len())));
+    }
+
+    c.step("UploadPartCopy with a source range, then Complete");
+    let copy_key = "rust/copied.bin";
+    let id2 = c
+        .ok(
+            "CreateMultipartUpload rust/copied.bin",
+            client.create_multipart_upload().bucket(b).key(copy_key).send().await,
+        )
+        .and_then(|o| o.upload_id().map(str::to_string))
+        .unwrap_or_default();
+    // x-amz-copy-source is sent as given: URL-encode the key, as AWS documents.
+    let encoded: String = key
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect();
+    let (cf, cl) = (4 * MIB, 9 * MIB + 99);
+    let mut etags = vec![];
+    if let Some(out) = c.ok(
+        &format!("UploadPartCopy part 1 <- [{key}] bytes={cf}-{cl}"),
+        client
+            .upload_part_copy()
+            .bucket(b)
+            .key(copy_key)
+            .upload_id(&id2)
+            .part_number(1)
+            .copy_source(format!("{b}/{encoded}"))
+            .copy_source_range(format!("bytes={cf}-{cl}"))
+            .send()
+            .await,
+    ) {
+        let etag = out.copy_part_result().and_then(|r| r.e_tag()).unwrap_or_default().to_string();
+        c.eq("copied part ETag = MD5 of the range", etag.clone(), quoted_md5(&whole[cf..=cl]));
+        etags.push(etag);
+    }
+    if let Some(out) = c.ok(
+        "UploadPart 2 (in memory, 10 B)",
+        client
+            .upload_part()
+            .bucket(b)
+            .key(copy_key)
+            .upload_id(&id2)
+            .part_number(2)
+            .body(ByteStream::from_static(b"0123456789"))
+            .send()
+            .await,
+    ) {
+        etags.push(out.e_tag().unwrap_or_default().to_string());
+    }
+    let parts = etags
+        .iter()
+        .enumerate()
+        .map(|(i, e)| CompletedPart::builder().part_number(i as i32 + 1).e_tag(e).build())
+        .collect();
+    c.ok(
+        "CompleteMultipartUpload rust/copied.bin",
+        client
+            .complete_multipart_upload()
+            .bucket(b)
+            .key(copy_key)
+            .upload_id(&id2)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await,
+    );
+    if let Some((body, _, _)) = c.ok("GetObject rust/copied.bin", get_bytes(client, b, copy_key, None).await) {
+        let mut want = whole[cf..=cl].to_vec();
+        want.extend_from_slice(b"0123456789");
+        c.eq("copied range + uploaded part (sha256)", sha256_hex(&body), sha256_hex(&want));
+    }
+
+    c.step("AbortMultipartUpload: the upload disappears, NoSuchUpload afterwards");
+    let akey = "rust/aborted.bin";
+    let id3 = c
+        .ok("CreateMultipartUpload rust/aborted.bin", client.create_multipart_upload().bucket(b).key(akey).send().await)
+        .and_then(|o| o.upload_id().map(str::to_string))
+        .unwrap_or_default();
+    c.ok(
+        "UploadPart 1",
+        client
+            .upload_part()
+            .bucket(b)
+            .key(akey)
+            .upload_id(&id3)
+            .part_number(1)
+            .body(ByteStream::from(slices[0].to_vec()))
+            .send()
+            .await,
+    );
+    c.ok("AbortMultipartUpload", client.abort_multipart_upload().bucket(b).key(akey).upload_id(&id3).send().await);
+    if let Some(out) = c.ok("ListMultipartUploads after abort", client.list_multipart_uploads().bucket(b).send().await)
+    {
+        c.eq("no upload left", out.uploads().len(), 0);
+    }
+    c.err_code(
+        "ListParts after abort fails with NoSuchUpload",
+        client.list_parts().bucket(b).key(akey).upload_id(&id3).send().await,
+        "NoSuchUpload",
+    );
+    c.err_code(
+        "UploadPart after abort fails with NoSuchUpload",
+        client
+            .upload_part()
+            .bucket(b)
+            .key(akey)
+            .upload_id(&id3)
+            .part_number(2)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await,
+        "NoSuchUpload",
+    );
+    c.err_code(
+        "AbortMultipartUpload again fails with NoSuchUpload",
+        client.abort_multipart_upload().bucket(b).key(akey).upload_id(&id3).send().await,
+        "NoSuchUpload",
+    );
+    c.err_code(
+        "GetObject rust/aborted.bin fails with NoSuchKey",
+        client.get_object().bucket(b).key(akey).send().await,
+        "NoSuchKey",
+    );
+
+    c.step("cleanup");
+    for k in [key, copy_key] {
+        c.ok(&format!("DeleteObject [{k}]"), client.delete_object().bucket(b).key(k).send().await);
+    }
+    c.ok(&format!("DeleteBucket {b}"), client.delete_bucket().bucket(b).send().await);
 }

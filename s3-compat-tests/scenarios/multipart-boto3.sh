@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# boto3 multipart: upload_file (5 MiB parts, 4 threads, default CRC32), PartNumber
+# GETs, download_file in concurrent ranged GETs, managed copy (UploadPartCopy),
+# Complete errors, ListMultipartUploads paging, abort.
+set -uo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "$0")/../lib.sh"
+
+scenario_begin multipart-boto3
+if python3 "$S3T_DIR/py/multipart_boto3_scenario.py"; then
+    pass "multipart-boto3 scenario"
+else
+    fail "multipart-boto3 scenario (see the FAIL lines above)"
+fi
+scenario_end
