@@ -62,8 +62,8 @@ fn overwrite_and_delete_free_blob_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path());
     put(&server, "/gcb", b"");
-    put(&server, "/gcb/a", &pattern(1000, 4));
-    put(&server, "/gcb/a", &pattern(1000, 5));
+    put(&server, "/gcb/a", &pattern(100_000, 4));
+    put(&server, "/gcb/a", &pattern(100_000, 5));
     let copy = server.client().send(Req::new("PUT", "/gcb/b").header("x-amz-copy-source", "/gcb/a"));
     assert_eq!(copy.status, 200, "{}", copy.text());
     let blobs = common::blob_files;
@@ -73,4 +73,29 @@ fn overwrite_and_delete_free_blob_files() {
     assert_eq!(server.client().send(Req::new("DELETE", "/gcb/b")).status, 204);
     assert_eq!(blobs(dir.path()), 0, "the last reference frees the file");
     assert!(server.terminate().success(), "SIGTERM exits 0");
+}
+
+/// Small bodies live inline in the database: no file, same durability.
+#[test]
+fn small_objects_are_inline_and_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    put(&server, "/small", b"");
+    let tiny = pattern(4096, 6);
+    put(&server, "/small/a", &tiny);
+    put(&server, "/small/b", &pattern(200_000, 7));
+    put(&server, "/small/b", &pattern(10, 8)); // large -> small frees the file
+    let copy = server.client().send(Req::new("PUT", "/small/c").header("x-amz-copy-source", "/small/a"));
+    assert_eq!(copy.status, 200, "{}", copy.text());
+    assert_eq!(common::blob_files(dir.path()), 0, "small bodies need no file");
+    server.kill9();
+
+    let server = Server::start(dir.path());
+    assert!(get(&server, "/small/a") == tiny, "an acknowledged small PUT survives kill -9");
+    assert!(get(&server, "/small/c") == tiny, "a copy of an inline object reads the same bytes");
+    assert_eq!(get(&server, "/small/b"), pattern(10, 8));
+    let ranged = server.client().send(Req::new("GET", "/small/a").header("range", "bytes=100-199"));
+    assert_eq!(ranged.body, tiny[100..200]);
+    assert_eq!(server.client().send(Req::new("DELETE", "/small/a")).status, 204);
+    assert!(get(&server, "/small/c") == tiny, "deleting the source keeps the shared inline blob");
 }

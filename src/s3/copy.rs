@@ -15,7 +15,6 @@ use crate::http::body::Body;
 use crate::http::conditional::{self, Outcome};
 use crate::store::blob::BlobSink;
 use crate::store::digest::{ChecksumAlgorithm, DigestSpec};
-use crate::store::read;
 use crate::store::schema::ObjectRecord;
 
 /// The largest source CopyObject accepts; larger objects need UploadPartCopy.
@@ -147,7 +146,7 @@ pub async fn upload_part_copy(state: &AppState, req: S3Request) -> S3Result<Resp
     let opened = state
         .store
         .run(move |s| {
-            read::open(s.layout(), &blobs, range).map_err(|e| match e.kind() {
+            s.open_range(&blobs, range).map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => S3Error::new(S3ErrorCode::NoSuchKey),
                 _ => S3Error::internal(e),
             })

@@ -166,10 +166,10 @@ pub(super) async fn store_part(
     state
         .store
         .run(move |s| {
-            let mut span = staged.publish().map_err(S3Error::internal)?;
+            let (mut span, inline) = staged.publish().map_err(S3Error::internal)?;
             span.part = number;
             let part = PartRecord { span, md5, last_modified_ms: now_ms(), checksum };
-            let stored = s.put_part(&bucket, &key, &id, number, part.clone());
+            let stored = s.put_part((&bucket, &key, &id), number, part.clone(), inline);
             if stored.is_err() {
                 s.discard_blobs(&[span]);
             }

@@ -13,7 +13,6 @@ use super::{empty_response, xml_response, AppState, S3Request};
 use crate::http::body::{self, Body};
 use crate::http::conditional::{self, Outcome};
 use crate::http::range::ByteRange;
-use crate::store::read;
 use crate::store::schema::{BlobSpan, ObjectRecord};
 
 /// DeleteObjects takes at most 1000 keys; 1000 keys of 1 KiB fit in 2 MiB.
@@ -41,11 +40,12 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
     let record = state
         .store
         .run(move |s| {
-            let span = staged.publish().map_err(S3Error::internal)?;
-            record.blobs = if span.has_file() { vec![span] } else { Vec::new() };
+            let (span, inline) = staged.publish().map_err(S3Error::internal)?;
+            record.blobs = if span.has_blob() { vec![span] } else { Vec::new() };
             record.last_modified_ms = now_ms();
             let blobs = record.blobs.clone();
-            let committed = s.put_object(&bucket, &key, record.clone(), move |current| conditions.check(current));
+            let committed =
+                s.put_object(&bucket, &key, record.clone(), inline, move |current| conditions.check(current));
             if committed.is_err() {
                 s.discard_blobs(&blobs);
             }
@@ -165,7 +165,7 @@ fn prepare(req: &S3Request, record: &ObjectRecord) -> S3Result<Prepared> {
 async fn open_content(state: &AppState, blobs: Vec<BlobSpan>, span: Range<u64>) -> S3Result<Option<Body>> {
     state
         .store
-        .run(move |s| match read::open(s.layout(), &blobs, span) {
+        .run(move |s| match s.open_range(&blobs, span) {
             Ok(opened) => match opened.read_small() {
                 Some(bytes) => bytes.map(|b| Some(body::full(b))).map_err(S3Error::internal),
                 None => Ok(Some(body::from_channel(opened.stream()))),

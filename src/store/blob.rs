@@ -1,8 +1,10 @@
-//! Writing a body into an immutable blob file, crash-safely:
+//! Writing a body into an immutable blob, crash-safely:
 //! stream into `tmp/` while hashing, fsync, let the caller verify the digests,
 //! then rename into `blobs/` and fsync the folder. Only after that may a redb
 //! transaction reference the blob, so nothing is visible before it is checked
 //! and durable. A temp file that is never published deletes itself on drop.
+//! Bodies of at most [`INLINE_MAX`] bytes never touch a file: they are stored
+//! inline in the database by the very commit that makes them visible.
 //!
 //! Hashing and writing run on a blocking thread fed by a bounded channel: the
 //! reactor only moves frames, memory per upload is bounded by the channel, and
@@ -41,26 +43,55 @@ impl Drop for TempFile {
     }
 }
 
-/// A body written, hashed and fsynced, but not yet visible anywhere.
+/// Bodies up to this size stay in memory and are stored inline in the
+/// database, committed with the record that references them.
+pub const INLINE_MAX: usize = 32 * 1024;
+
+/// Where a staged body is.
+enum Staged {
+    Empty,
+    /// A small body, kept in memory until it is committed inline.
+    Inline(Vec<u8>),
+    /// A written and fsynced file in `tmp/`.
+    File(TempFile),
+}
+
+/// A small blob's bytes, to be inserted by the transaction that references it.
+#[derive(Debug, Clone)]
+pub struct InlineBlob {
+    pub id: BlobId,
+    pub bytes: Vec<u8>,
+}
+
+/// A body received, hashed and (for files) fsynced, but not yet visible anywhere.
 pub struct StagedBlob {
     id: BlobId,
     layout: Layout,
-    /// `None` for an empty body: empty objects own no file.
-    tmp: Option<TempFile>,
+    staged: Staged,
     pub digests: Digests,
     /// Trailing headers of an aws-chunked body, `(lowercase name, value)`.
     pub trailers: Vec<(String, String)>,
 }
 
 impl StagedBlob {
-    /// Renames the file into `blobs/` and makes the rename durable. Returns the
-    /// span to record (without a file for an empty body). Blocking: call off the reactor.
-    pub fn publish(mut self) -> io::Result<BlobSpan> {
-        let Some(tmp) = self.tmp.as_mut() else { return Ok(BlobSpan::EMPTY) };
-        fs::rename(&tmp.path, self.layout.blob_path(self.id))?;
-        tmp.armed = false;
-        fsync_dir(&self.layout.blob_dir(self.id))?;
-        Ok(BlobSpan { id: self.id, size: self.digests.size, part: 0 })
+    /// Makes the body ready to be referenced: a file is renamed into `blobs/`
+    /// and the rename made durable; a small body is handed back to be inserted
+    /// inline by the same transaction as its record. Blocking.
+    pub fn publish(self) -> io::Result<(BlobSpan, Option<InlineBlob>)> {
+        let size = self.digests.size;
+        match self.staged {
+            Staged::Empty => Ok((BlobSpan::EMPTY, None)),
+            Staged::Inline(bytes) => {
+                let span = BlobSpan { id: self.id, size, part: 0, inline: true };
+                Ok((span, Some(InlineBlob { id: self.id, bytes })))
+            }
+            Staged::File(mut tmp) => {
+                fs::rename(&tmp.path, self.layout.blob_path(self.id))?;
+                tmp.armed = false;
+                fsync_dir(&self.layout.blob_dir(self.id))?;
+                Ok((BlobSpan { id: self.id, size, part: 0, inline: false }, None))
+            }
+        }
     }
 }
 
@@ -100,7 +131,7 @@ fn write_blob(
     mut rx: mpsc::Receiver<Bytes>,
 ) -> S3Result<StagedBlob> {
     let id = new_blob_id().map_err(S3Error::internal)?;
-    let mut out = BlobOutput { layout: &layout, id, hashers: Hashers::new(spec), file: None };
+    let mut out = BlobOutput { layout: &layout, id, hashers: Hashers::new(spec), pending: Vec::new(), file: None };
     let mut decoded = Vec::new();
     while let Some(frame) = rx.blocking_recv() {
         match decoder.as_mut() {
@@ -117,14 +148,16 @@ fn write_blob(
         Some(dec) => dec.finish()?,
         None => Vec::new(),
     };
-    let tmp = out.sync()?;
-    Ok(StagedBlob { id, layout: layout.clone(), tmp, digests: out.hashers.finish(), trailers })
+    let staged = out.finish()?;
+    Ok(StagedBlob { id, layout: layout.clone(), staged, digests: out.hashers.finish(), trailers })
 }
 
 struct BlobOutput<'a> {
     layout: &'a Layout,
     id: BlobId,
     hashers: Hashers,
+    /// The first bytes, until the body proves larger than [`INLINE_MAX`].
+    pending: Vec<u8>,
     file: Option<(File, TempFile)>,
 }
 
@@ -134,21 +167,37 @@ impl BlobOutput<'_> {
             return Ok(());
         }
         self.hashers.update(data);
-        if self.file.is_none() {
-            let path = self.layout.tmp_path(self.id);
-            let file = File::options().write(true).create_new(true).open(&path).map_err(S3Error::internal)?;
-            self.file = Some((file, TempFile { path, armed: true }));
+        if self.file.is_none() && self.pending.len() + data.len() <= INLINE_MAX {
+            self.pending.extend_from_slice(data);
+            return Ok(());
         }
-        if let Some((file, _)) = self.file.as_mut() {
-            file.write_all(data).map_err(S3Error::internal)?;
-        }
-        Ok(())
+        let file = match &mut self.file {
+            Some((file, _)) => file,
+            None => self.create_file()?,
+        };
+        file.write_all(data).map_err(S3Error::internal)
     }
 
-    /// Flushes and fsyncs the data, so the later rename can only expose complete bytes.
-    fn sync(&mut self) -> S3Result<Option<TempFile>> {
-        let Some((file, tmp)) = self.file.take() else { return Ok(None) };
-        file.sync_all().map_err(S3Error::internal)?;
-        Ok(Some(tmp))
+    /// Creates the temp file and moves the pending bytes into it.
+    fn create_file(&mut self) -> S3Result<&mut File> {
+        let path = self.layout.tmp_path(self.id);
+        let mut file = File::options().write(true).create_new(true).open(&path).map_err(S3Error::internal)?;
+        let tmp = TempFile { path, armed: true };
+        file.write_all(&self.pending).map_err(S3Error::internal)?;
+        self.pending = Vec::new();
+        let (file, _) = self.file.insert((file, tmp));
+        Ok(file)
+    }
+
+    /// Fsyncs a file body, so the later rename can only expose complete bytes.
+    fn finish(&mut self) -> S3Result<Staged> {
+        match self.file.take() {
+            Some((file, tmp)) => {
+                file.sync_all().map_err(S3Error::internal)?;
+                Ok(Staged::File(tmp))
+            }
+            None if self.pending.is_empty() => Ok(Staged::Empty),
+            None => Ok(Staged::Inline(std::mem::take(&mut self.pending))),
+        }
     }
 }

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
+use blob::InlineBlob;
 use commit::Committer;
 pub use commit::Poison;
 use layout::{BlobId, Layout};
@@ -32,7 +33,7 @@ pub use multipart::{PartPage, UploadEntry, UploadPage, UploadQuery, UPLOAD_ID_LE
 use schema::{
     decode, encode, object_key, BlobSpan, BucketRecord, ObjectRecord, BLOB_REFS, BUCKETS, DEAD_BLOBS, OBJECTS,
 };
-use txn::{add_refs, read_object, replace_object, require_bucket};
+use txn::{add_refs, insert_inline, read_object, replace_object, require_bucket};
 
 /// Failures of the store, free of any HTTP meaning (`s3::error` maps them).
 #[derive(Debug, thiserror::Error)]
@@ -207,9 +208,17 @@ impl Store {
     }
 
     /// Makes `record` the object at `bucket/key`, replacing (and freeing) any
-    /// previous version. `check` sees the current version inside the same
+    /// previous version; `inline` is the body when it is small enough to live
+    /// in the database. `check` sees the current version inside the same
     /// transaction, so conditional writes (`If-None-Match: *`) are atomic.
-    pub fn put_object<E, C>(&self, bucket: &str, key: &str, record: ObjectRecord, check: C) -> Result<(), E>
+    pub fn put_object<E, C>(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: ObjectRecord,
+        inline: Option<InlineBlob>,
+        check: C,
+    ) -> Result<(), E>
     where
         E: From<StoreError> + Poison + Send + 'static,
         C: FnOnce(Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
@@ -219,6 +228,7 @@ impl Store {
             require_bucket(txn, &bucket)?;
             let current = read_object(txn, &bucket, &key)?;
             check(current.as_ref())?;
+            insert_inline(txn, inline.as_slice())?;
             add_refs(txn, &record.blobs)?;
             Ok(((), replace_object(txn, &bucket, &key, Some(&record), current)?))
         })
@@ -272,6 +282,23 @@ impl Store {
             let current = read_object(txn, &dst_bucket, &dst_key)?;
             let dead = replace_object(txn, &dst_bucket, &dst_key, Some(&record), current)?;
             Ok((record, dead))
+        })
+    }
+
+    /// Opens the bytes `range` of an object made of `spans` (see `read.rs`).
+    /// `NotFound` if a blob is gone: the object was replaced meanwhile.
+    pub fn open_range(&self, spans: &[BlobSpan], range: std::ops::Range<u64>) -> std::io::Result<read::OpenObject> {
+        let not_found = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let txn = if spans.iter().any(|s| s.inline) {
+            Some(self.db.begin_read().map_err(std::io::Error::other)?)
+        } else {
+            None
+        };
+        read::open(&self.layout, spans, range, |id| {
+            let txn = txn.as_ref().ok_or_else(not_found)?;
+            let table = txn.open_table(schema::INLINE_BLOBS).map_err(std::io::Error::other)?;
+            let value = table.get(id).map_err(std::io::Error::other)?.ok_or_else(not_found)?;
+            Ok(bytes::Bytes::copy_from_slice(value.value()))
         })
     }
 
@@ -337,6 +364,7 @@ fn init_tables(db: &Database) -> StoreResult<()> {
     txn.open_table(schema::UPLOADS)?;
     txn.open_table(schema::UPLOAD_INDEX)?;
     txn.open_table(schema::PARTS)?;
+    txn.open_table(schema::INLINE_BLOBS)?;
     txn.commit()?;
     Ok(())
 }

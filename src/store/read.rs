@@ -1,7 +1,8 @@
-//! Reading an object's bytes: the blob files are opened up front (so a
-//! concurrent delete, which only unlinks, cannot cut a response short), then a
-//! blocking thread streams the requested range in large positioned reads
-//! through a small bounded channel. Memory per reader: a few buffers.
+//! Reading an object's bytes: the blobs are opened up front (so a concurrent
+//! delete, which only unlinks, cannot cut a response short; inline blobs are
+//! copied out of the database), then small reads are done at once and larger
+//! ones stream from a blocking thread in large positioned reads through a
+//! small bounded channel. Memory per reader: a few buffers.
 
 use std::fs::File;
 use std::io;
@@ -11,62 +12,87 @@ use std::os::unix::fs::FileExt;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
-use super::layout::Layout;
+use super::layout::{BlobId, Layout};
 use super::schema::BlobSpan;
 
 const READ_CHUNK: u64 = 256 * 1024;
 const CHANNEL_CHUNKS: usize = 4;
+/// Reads up to this size are done in one go on the opening thread.
+const SMALL_READ: u64 = 256 * 1024;
 
-/// One open blob and the part of it to send.
-struct Piece {
-    file: File,
-    offset: u64,
-    len: u64,
+/// One opened blob and the part of it to send.
+enum Piece {
+    File { file: File, offset: u64, len: u64 },
+    Memory(Bytes),
 }
 
-/// The open files behind one ranged read of an object.
+impl Piece {
+    fn len(&self) -> u64 {
+        match self {
+            Piece::File { len, .. } => *len,
+            Piece::Memory(bytes) => bytes.len() as u64,
+        }
+    }
+}
+
+/// The opened blobs behind one ranged read of an object.
 pub struct OpenObject {
     pieces: Vec<Piece>,
 }
 
-/// Opens the blobs that hold `range` of an object made of `spans`.
+/// Opens the blobs that hold `range` of an object made of `spans`; `inline`
+/// fetches the bytes of an inline blob (`NotFound` if it is gone).
 /// Blocking: call off the reactor.
-pub fn open(layout: &Layout, spans: &[BlobSpan], range: Range<u64>) -> io::Result<OpenObject> {
+pub fn open(
+    layout: &Layout,
+    spans: &[BlobSpan],
+    range: Range<u64>,
+    inline: impl Fn(BlobId) -> io::Result<Bytes>,
+) -> io::Result<OpenObject> {
     let mut pieces = Vec::new();
     let mut blob_start = 0u64;
     for span in spans {
         let blob_end = blob_start + span.size;
-        let start = range.start.max(blob_start);
-        let end = range.end.min(blob_end);
+        let (start, end) = (range.start.max(blob_start), range.end.min(blob_end));
         if start < end {
-            let file = File::open(layout.blob_path(span.id))?;
-            pieces.push(Piece { file, offset: start - blob_start, len: end - start });
+            let (offset, len) = (start - blob_start, end - start);
+            pieces.push(if span.inline {
+                let bytes = inline(span.id)?;
+                let slice = bytes.get(offset as usize..(offset + len) as usize).map(|s| bytes.slice_ref(s));
+                Piece::Memory(slice.ok_or_else(|| io::Error::other("inline blob shorter than its span"))?)
+            } else {
+                Piece::File { file: File::open(layout.blob_path(span.id))?, offset, len }
+            });
         }
         blob_start = blob_end;
     }
     Ok(OpenObject { pieces })
 }
 
-/// Reads up to this size are done in one go on the opening thread.
-const SMALL_READ: u64 = 256 * 1024;
-
 impl OpenObject {
     /// The whole content at once, if it is small (`None` otherwise): saves a
     /// thread hand-off and a channel per small GET. Blocking.
     pub fn read_small(&self) -> Option<io::Result<Bytes>> {
-        let total: u64 = self.pieces.iter().map(|p| p.len).sum();
+        let total: u64 = self.pieces.iter().map(Piece::len).sum();
         if total > SMALL_READ {
             return None;
         }
-        let mut buf = BytesMut::zeroed(total as usize);
-        let mut at = 0usize;
+        if let [Piece::Memory(bytes)] = self.pieces.as_slice() {
+            return Some(Ok(bytes.clone()));
+        }
+        let mut buf = BytesMut::with_capacity(total as usize);
         for piece in &self.pieces {
-            let end = at + piece.len as usize;
-            let Some(slot) = buf.get_mut(at..end) else { return Some(Err(io::Error::other("piece out of bounds"))) };
-            if let Err(e) = piece.file.read_exact_at(slot, piece.offset) {
-                return Some(Err(e));
+            match piece {
+                Piece::Memory(bytes) => buf.extend_from_slice(bytes),
+                Piece::File { file, offset, len } => {
+                    let at = buf.len();
+                    buf.resize(at + *len as usize, 0);
+                    let Some(slot) = buf.get_mut(at..) else { return Some(Err(io::Error::other("short buffer"))) };
+                    if let Err(e) = file.read_exact_at(slot, *offset) {
+                        return Some(Err(e));
+                    }
+                }
             }
-            at = end;
         }
         Some(Ok(buf.freeze()))
     }
@@ -77,7 +103,7 @@ impl OpenObject {
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
         tokio::task::spawn_blocking(move || {
             for piece in self.pieces {
-                if let Err(e) = send_piece(&piece, &tx) {
+                if let Err(e) = send_piece(piece, &tx) {
                     let _ = tx.blocking_send(Err(e));
                     return;
                 }
@@ -87,15 +113,21 @@ impl OpenObject {
     }
 }
 
-fn send_piece(piece: &Piece, tx: &mpsc::Sender<io::Result<Bytes>>) -> io::Result<()> {
-    let mut pos = piece.offset;
-    let end = piece.offset + piece.len;
+/// Sends one piece in chunks; returns early (Ok) if the client went away.
+fn send_piece(piece: Piece, tx: &mpsc::Sender<io::Result<Bytes>>) -> io::Result<()> {
+    let (file, mut pos, end) = match piece {
+        Piece::Memory(bytes) => {
+            let _ = tx.blocking_send(Ok(bytes));
+            return Ok(());
+        }
+        Piece::File { file, offset, len } => (file, offset, offset + len),
+    };
     while pos < end {
         let n = READ_CHUNK.min(end - pos) as usize;
         let mut buf = BytesMut::zeroed(n);
-        piece.file.read_exact_at(&mut buf, pos)?;
+        file.read_exact_at(&mut buf, pos)?;
         if tx.blocking_send(Ok(buf.freeze())).is_err() {
-            return Ok(()); // the client went away
+            return Ok(());
         }
         pos += n as u64;
     }

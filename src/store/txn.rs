@@ -3,8 +3,11 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
+use super::blob::InlineBlob;
 use super::layout::BlobId;
-use super::schema::{decode, encode, object_key, BlobSpan, ObjectRecord, BLOB_REFS, BUCKETS, DEAD_BLOBS, OBJECTS};
+use super::schema::{
+    decode, encode, object_key, BlobSpan, ObjectRecord, BLOB_REFS, BUCKETS, DEAD_BLOBS, INLINE_BLOBS, OBJECTS,
+};
 use super::{StoreError, StoreResult};
 
 pub(super) fn require_bucket(txn: &WriteTransaction, bucket: &str) -> StoreResult<()> {
@@ -26,7 +29,7 @@ pub(super) fn read_object(txn: &WriteTransaction, bucket: &str, key: &str) -> St
 /// Counts one more reference to each span's blob.
 pub(super) fn add_refs(txn: &WriteTransaction, spans: &[BlobSpan]) -> StoreResult<()> {
     let mut refs = txn.open_table(BLOB_REFS)?;
-    for span in spans.iter().filter(|s| s.has_file()) {
+    for span in spans.iter().filter(|s| s.has_blob()) {
         let count = refs.get(span.id)?.map(|v| v.value()).unwrap_or(0);
         refs.insert(span.id, count + 1)?;
     }
@@ -60,10 +63,14 @@ pub(super) fn drop_refs(txn: &WriteTransaction, spans: &[BlobSpan]) -> StoreResu
     let mut dead = Vec::new();
     let mut refs = txn.open_table(BLOB_REFS)?;
     let mut dead_table = txn.open_table(DEAD_BLOBS)?;
-    for span in spans.iter().filter(|s| s.has_file()) {
+    let mut inline = txn.open_table(INLINE_BLOBS)?;
+    for span in spans.iter().filter(|s| s.has_blob()) {
         let count = refs.get(span.id)?.map(|v| v.value()).unwrap_or(0);
         if count > 1 {
             refs.insert(span.id, count - 1)?;
+        } else if span.inline {
+            refs.remove(span.id)?;
+            inline.remove(span.id)?;
         } else {
             refs.remove(span.id)?;
             dead_table.insert(span.id, ())?;
@@ -71,4 +78,16 @@ pub(super) fn drop_refs(txn: &WriteTransaction, spans: &[BlobSpan]) -> StoreResu
         }
     }
     Ok(dead)
+}
+
+/// Stores the bytes of new inline blobs (their references are added separately).
+pub(super) fn insert_inline(txn: &WriteTransaction, blobs: &[InlineBlob]) -> StoreResult<()> {
+    if blobs.is_empty() {
+        return Ok(());
+    }
+    let mut table = txn.open_table(INLINE_BLOBS)?;
+    for blob in blobs {
+        table.insert(blob.id, blob.bytes.as_slice())?;
+    }
+    Ok(())
 }
