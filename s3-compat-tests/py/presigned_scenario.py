@@ -53,7 +53,10 @@ def s3_error_code(body):
 def tamper(url, param):
     """The same URL with the first character of one query parameter's value changed."""
     def flip(m):
-        return m.group(1) + ("A" if m.group(2) != "A" else "B")
+        # A different character of the same alphabet: for a hex SigV4
+        # signature a different lowercase digit, never the same digit in
+        # another case.
+        return m.group(1) + ("b" if m.group(2) != "b" else "c")
     tampered, n = re.subn(rf"([?&]{param}=)(.)", flip, url, count=1)
     assert n == 1, f"{param} not in {url}"
     return tampered

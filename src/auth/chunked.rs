@@ -106,9 +106,8 @@ impl ChunkSigner {
 
     /// Compares in constant time and, on success, chains to the next signature.
     fn check_and_advance(&mut self, expected: [u8; 32], provided: &str) -> S3Result<()> {
-        let mut given = [0u8; 32];
-        let decoded = hex::decode_to_slice(provided, &mut given).is_ok();
-        if !(decoded && bool::from(given.ct_eq(&expected))) {
+        let given = sigv4::decode_signature(provided);
+        if !given.is_some_and(|given| bool::from(given.ct_eq(&expected))) {
             return Err(S3Error::new(S3ErrorCode::SignatureDoesNotMatch));
         }
         self.prev_signature = hex::encode(expected);

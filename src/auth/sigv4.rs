@@ -150,6 +150,17 @@ pub fn hmac_hex(key: &[u8], msg: &str) -> String {
 }
 
 /// Lowercase hex SHA-256, the form SigV4 uses for payload and request hashes.
+/// A signature as sent: exactly 64 lowercase hex digits, as SigV4 defines it.
+/// Uppercase is refused, so a signature has one spelling only.
+pub fn decode_signature(text: &str) -> Option<[u8; 32]> {
+    let lower_hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    if text.len() != 64 || !text.as_bytes().iter().all(lower_hex) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).ok().map(|()| out)
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
@@ -338,5 +349,13 @@ mod tests {
             sign("PUT", "/examplebucket/chunkObject.txt", "", &h, &signed, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
             "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"
         );
+    }
+
+    #[test]
+    fn only_lowercase_hex_signatures_decode() {
+        let lower = "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
+        assert!(decode_signature(lower).is_some());
+        assert!(decode_signature(&lower.to_uppercase()).is_none());
+        assert!(decode_signature(&lower[1..]).is_none());
     }
 }

@@ -410,8 +410,9 @@ impl V4Check<'_> {
                 "A header listed in SignedHeaders is missing from the request.",
             )
         })?;
-        let mut provided = [0u8; 32];
-        let provided_ok = hex::decode_to_slice(self.provided, &mut provided).is_ok();
+        let provided = sigv4::decode_signature(self.provided);
+        let provided_ok = provided.is_some();
+        let provided = provided.unwrap_or([0u8; 32]);
         let raw = parts.uri.path();
         let strict = sigv4::uri_encode_bytes(&percent_decode_str(raw).collect::<Vec<u8>>(), false);
         let mut first_attempt = None;
