@@ -20,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the S3 API.
     Serve(ServeConfig),
+    /// Measure an S3 endpoint (throughput, latency, small objects, listing) and this machine's limits.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]

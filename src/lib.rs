@@ -5,6 +5,7 @@
 //! bytes in immutable blob files. See docs/architecture.md.
 
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod http;
 pub mod s3;

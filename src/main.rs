@@ -16,7 +16,16 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(config) => serve(config),
+        Command::Bench(args) => bench(args),
     }
+}
+
+/// Exits 1 when any request failed or any byte read back did not match.
+fn bench(args: tessera::bench::BenchArgs) -> anyhow::Result<()> {
+    if !tessera::bench::run(args)? {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn serve(config: ServeConfig) -> anyhow::Result<()> {

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Builds release, starts a fresh `tessera serve` on 127.0.0.1:0 with a
+# temporary data folder on the repository's disk, runs every scenario of the
+# performance table (docs/performance.md) with `tessera bench`, and prints the
+# server's peak RSS (VmHWM) after each one.
+#
+#   scripts/bench.sh                 # everything
+#   scripts/bench.sh --json          # extra arguments go to every `tessera bench`
+#   BENCH_DIR=/data scripts/bench.sh # data folder and disk test elsewhere
+#   BENCH_COMPLETE_PARTS=10000 ...   # Complete over more parts (5 MiB each, copied server-side:
+#                                    # 10,000 parts write 50 GiB and take about 3 minutes)
+#   BENCH_NO_BUILD=1 ...             # use the existing release binary
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ ${BENCH_NO_BUILD:-} == 1 ]]; then
+    built="an existing target/release/tessera"
+else
+    cargo build --release --quiet
+    built="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml || echo ' with uncommitted changes')"
+fi
+work=$(mktemp -d "${BENCH_DIR:-$PWD/target}/bench.XXXXXX")
+# A private copy: a concurrent `cargo build` must not swap the binary mid-run.
+bin=$work/tessera
+cp target/release/tessera "$bin"
+TESSERA_ACCESS_KEY=BENCH$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n' | tr a-f A-F)
+TESSERA_SECRET_KEY=$(od -An -N20 -tx1 /dev/urandom | tr -d ' \n')
+export TESSERA_ACCESS_KEY TESSERA_SECRET_KEY
+
+"$bin" serve --listen 127.0.0.1:0 --data "$work/data" >"$work/serve.out" 2>"$work/serve.log" &
+server=$!
+stop() {
+    kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap stop EXIT
+
+for _ in $(seq 100); do
+    endpoint=$(grep -o 'http://[0-9.:]*' "$work/serve.out" || true)
+    [[ -n $endpoint ]] && break
+    kill -0 "$server" || { cat "$work/serve.log"; exit 1; }
+    sleep 0.1
+done
+[[ -n $endpoint ]] || { echo "server did not start" >&2; exit 1; }
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
+    "$(free -g | awk '/Mem:/ {print $2}') GiB RAM; data: $(df -h "$work" | awk 'NR==2 {print $1, $2}')"
+echo "server: $("$bin" --version), built from $built, pid $server, $endpoint"
+
+failed=0
+bench() {
+    echo
+    echo "== tessera bench $*"
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    "$bin" bench --endpoint "$endpoint" --disk-dir "$work" --server-pid "$server" "$@" "${extra[@]}" || failed=1
+    echo "server: $(grep -E 'VmHWM|VmRSS' /proc/$server/status | tr -s ' \t' ' ' | paste -sd, -)"
+}
+extra=("$@")
+
+bench put --size 16MiB --count 64 --concurrency 4
+bench put --size 1GiB --count 1 --concurrency 1
+bench get --size 16MiB --count 64 --concurrency 4
+bench get --size 1GiB --count 1 --concurrency 1
+bench multipart --size 1GiB --part-size 16MiB --concurrency 4
+bench range --size 1GiB --range-size 1MiB --concurrency 8 --duration 10s
+bench small --size 4KiB --count 10000 --concurrency 16
+bench list --count 10000
+bench delete --size 4KiB --count 10000 --concurrency 16
+bench multipart --parts "${BENCH_COMPLETE_PARTS:-1000}" --part-size 5MiB --concurrency 4
+
+echo
+echo "server peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/$server/status)"
+exit "$failed"
