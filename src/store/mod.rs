@@ -72,6 +72,11 @@ internal_from!(
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// redb's page cache. Its default (1 GiB) would keep every inline body read or
+/// written in memory; metadata pages are small, and the OS page cache still
+/// holds the file. This bounds the server's memory.
+const DB_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 pub struct Store {
     db: Arc<Database>,
     layout: Layout,
@@ -86,7 +91,7 @@ impl Store {
         for entry in fs::read_dir(layout.tmp_dir())? {
             fs::remove_file(entry?.path())?;
         }
-        let db = Arc::new(Database::create(layout.db_path())?);
+        let db = Arc::new(Database::builder().set_cache_size(DB_CACHE_BYTES).create(layout.db_path())?);
         init_tables(&db)?;
         let committer = Committer::start(db.clone())?;
         let store = Arc::new(Store { db, layout, committer });

@@ -5,11 +5,10 @@
 //! small bounded channel. Memory per reader: a few buffers.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::layout::{BlobId, Layout};
@@ -80,21 +79,18 @@ impl OpenObject {
         if let [Piece::Memory(bytes)] = self.pieces.as_slice() {
             return Some(Ok(bytes.clone()));
         }
-        let mut buf = BytesMut::with_capacity(total as usize);
+        let mut buf = Vec::with_capacity(total as usize);
         for piece in &self.pieces {
             match piece {
                 Piece::Memory(bytes) => buf.extend_from_slice(bytes),
                 Piece::File { file, offset, len } => {
-                    let at = buf.len();
-                    buf.resize(at + *len as usize, 0);
-                    let Some(slot) = buf.get_mut(at..) else { return Some(Err(io::Error::other("short buffer"))) };
-                    if let Err(e) = file.read_exact_at(slot, *offset) {
+                    if let Err(e) = append_from(file, *offset, *len, &mut buf) {
                         return Some(Err(e));
                     }
                 }
             }
         }
-        Some(Ok(buf.freeze()))
+        Some(Ok(Bytes::from(buf)))
     }
 
     /// Streams the pieces from a blocking thread. The thread stops as soon as
@@ -123,13 +119,24 @@ fn send_piece(piece: Piece, tx: &mpsc::Sender<io::Result<Bytes>>) -> io::Result<
         Piece::File { file, offset, len } => (file, offset, offset + len),
     };
     while pos < end {
-        let n = READ_CHUNK.min(end - pos) as usize;
-        let mut buf = BytesMut::zeroed(n);
-        file.read_exact_at(&mut buf, pos)?;
-        if tx.blocking_send(Ok(buf.freeze())).is_err() {
+        let n = READ_CHUNK.min(end - pos);
+        let mut buf = Vec::with_capacity(n as usize);
+        append_from(&file, pos, n, &mut buf)?;
+        if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
             return Ok(());
         }
-        pos += n as u64;
+        pos += n;
+    }
+    Ok(())
+}
+
+/// Appends exactly `len` bytes of `file` from `offset` to `buf`. Reading into
+/// the vector's spare capacity avoids zero-filling every buffer first.
+fn append_from(mut file: &File, offset: u64, len: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+    file.seek(SeekFrom::Start(offset))?;
+    let read = file.take(len).read_to_end(buf)?;
+    if read as u64 != len {
+        return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
     }
     Ok(())
 }
