@@ -138,10 +138,10 @@ fn write_blob(
             Some(dec) => {
                 dec.push(frame, &mut decoded)?;
                 for piece in decoded.drain(..) {
-                    out.write(&piece)?;
+                    out.write(piece)?;
                 }
             }
-            None => out.write(&frame)?,
+            None => out.write(frame)?,
         }
     }
     let trailers = match decoder {
@@ -158,46 +158,76 @@ struct BlobOutput<'a> {
     hashers: Hashers,
     /// The first bytes, until the body proves larger than [`INLINE_MAX`].
     pending: Vec<u8>,
-    file: Option<(File, TempFile)>,
+    file: Option<FileWriter>,
 }
 
 impl BlobOutput<'_> {
-    fn write(&mut self, data: &[u8]) -> S3Result<()> {
+    fn write(&mut self, data: Bytes) -> S3Result<()> {
         if data.is_empty() {
             return Ok(());
         }
-        self.hashers.update(data);
+        self.hashers.update(&data);
         if self.file.is_none() && self.pending.len() + data.len() <= INLINE_MAX {
-            self.pending.extend_from_slice(data);
+            self.pending.extend_from_slice(&data);
             return Ok(());
         }
-        let file = match &mut self.file {
-            Some((file, _)) => file,
-            None => self.create_file()?,
-        };
-        file.write_all(data).map_err(S3Error::internal)
-    }
-
-    /// Creates the temp file and moves the pending bytes into it.
-    fn create_file(&mut self) -> S3Result<&mut File> {
-        let path = self.layout.tmp_path(self.id);
-        let mut file = File::options().write(true).create_new(true).open(&path).map_err(S3Error::internal)?;
-        let tmp = TempFile { path, armed: true };
-        file.write_all(&self.pending).map_err(S3Error::internal)?;
-        self.pending = Vec::new();
-        let (file, _) = self.file.insert((file, tmp));
-        Ok(file)
+        if self.file.is_none() {
+            let writer = FileWriter::start(self.layout.tmp_path(self.id)).map_err(S3Error::internal)?;
+            let pending = Bytes::from(std::mem::take(&mut self.pending));
+            self.file.insert(writer).write(pending).map_err(S3Error::internal)?;
+        }
+        match &self.file {
+            Some(writer) => writer.write(data).map_err(S3Error::internal),
+            None => Err(S3Error::internal("blob file missing")),
+        }
     }
 
     /// Fsyncs a file body, so the later rename can only expose complete bytes.
     fn finish(&mut self) -> S3Result<Staged> {
         match self.file.take() {
-            Some((file, tmp)) => {
-                file.sync_all().map_err(S3Error::internal)?;
-                Ok(Staged::File(tmp))
-            }
+            Some(writer) => writer.finish().map(Staged::File).map_err(S3Error::internal),
             None if self.pending.is_empty() => Ok(Staged::Empty),
             None => Ok(Staged::Inline(std::mem::take(&mut self.pending))),
         }
+    }
+}
+
+/// Frames queued between the hashing thread and the file writer.
+const WRITER_FRAMES: usize = 8;
+
+/// Writes a body to its temp file on a thread of its own, so that hashing
+/// (MD5 is the ceiling of one stream) and the copy into the page cache run
+/// side by side instead of one after the other.
+struct FileWriter {
+    tx: std::sync::mpsc::SyncSender<Bytes>,
+    thread: std::thread::JoinHandle<io::Result<File>>,
+    tmp: TempFile,
+}
+
+impl FileWriter {
+    fn start(path: std::path::PathBuf) -> io::Result<FileWriter> {
+        let mut file = File::options().write(true).create_new(true).open(&path)?;
+        let tmp = TempFile { path, armed: true };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(WRITER_FRAMES);
+        let thread = std::thread::Builder::new().name("blob-writer".into()).spawn(move || {
+            for data in rx {
+                file.write_all(&data)?;
+            }
+            Ok(file)
+        })?;
+        Ok(FileWriter { tx, thread, tmp })
+    }
+
+    /// Queues bytes; fails if the writer thread stopped on an I/O error.
+    fn write(&self, data: Bytes) -> io::Result<()> {
+        self.tx.send(data).map_err(|_| io::Error::other("the blob writer stopped"))
+    }
+
+    /// Waits for every byte to be written, then fsyncs the file.
+    fn finish(self) -> io::Result<TempFile> {
+        drop(self.tx);
+        let file = self.thread.join().map_err(|_| io::Error::other("the blob writer panicked"))??;
+        file.sync_all()?;
+        Ok(self.tmp)
     }
 }
