@@ -16,7 +16,7 @@ use super::headers::header;
 use super::{AppState, S3Request};
 use crate::auth::chunked::AwsChunkedDecoder;
 use crate::auth::verify::PayloadMode;
-use crate::store::blob::{BlobSink, StagedBlob};
+use crate::store::blob::{BlobSink, StagedBlob, INLINE_MAX};
 use crate::store::digest::{ChecksumAlgorithm, DigestSpec, Digests, Hashers};
 use crate::store::schema::StoredChecksum;
 
@@ -205,6 +205,13 @@ pub async fn receive_blob(
             ),
         ));
     }
+    // A body announced small enough to be stored inline is read right here:
+    // no writer thread, no channel, no file.
+    if promises.size().is_some_and(|size| size <= INLINE_MAX as u64) {
+        let (bytes, digests, trailers) = read_to_memory(req, &promises, INLINE_MAX).await?;
+        let checksum = promises.verify(&digests, &trailers)?;
+        return Ok((StagedBlob::in_memory(state.store.layout(), bytes.to_vec(), digests)?, checksum));
+    }
     let sink = BlobSink::start(state.store.layout(), promises.digest_spec(), decoder_for(&req.auth.payload));
     while let Some(frame) = req.body.frame().await {
         let frame = frame.map_err(|_| S3Error::new(S3ErrorCode::IncompleteBody))?;
@@ -223,8 +230,22 @@ pub async fn receive_blob(
 /// `limit` bytes, with the same decoding and verification as object bodies.
 pub async fn receive_small(req: &mut S3Request, limit: usize) -> S3Result<Bytes> {
     let promises = Promises::from_request(&req.parts.headers, &req.auth.payload, ChecksumAlgorithm::Crc64Nvme)?;
+    let (bytes, digests, trailers) = read_to_memory(req, &promises, limit).await?;
+    promises.verify(&digests, &trailers)?;
+    Ok(bytes)
+}
+
+/// Decodes and hashes a whole body into memory, refusing more than `limit`
+/// bytes. Returns the bytes, their digests and the trailers; the caller
+/// verifies them against the promises.
+async fn read_to_memory(
+    req: &mut S3Request,
+    promises: &Promises,
+    limit: usize,
+) -> S3Result<(Bytes, Digests, Vec<(String, String)>)> {
+    let too_large = || S3Error::with_message(S3ErrorCode::InvalidRequest, "Request body is too large");
     if promises.size().is_some_and(|s| s > limit as u64) {
-        return Err(S3Error::with_message(S3ErrorCode::InvalidRequest, "Request body is too large"));
+        return Err(too_large());
     }
     let mut decoder = decoder_for(&req.auth.payload);
     let mut hashers = Hashers::new(promises.digest_spec());
@@ -242,13 +263,12 @@ pub async fn receive_small(req: &mut S3Request, limit: usize) -> S3Result<Bytes>
             out.extend_from_slice(&piece);
         }
         if out.len() > limit {
-            return Err(S3Error::with_message(S3ErrorCode::InvalidRequest, "Request body is too large"));
+            return Err(too_large());
         }
     }
     let trailers = match decoder {
         Some(dec) => dec.finish()?,
         None => Vec::new(),
     };
-    promises.verify(&hashers.finish(), &trailers)?;
-    Ok(out.freeze())
+    Ok((out.freeze(), hashers.finish(), trailers))
 }

@@ -74,6 +74,13 @@ pub struct StagedBlob {
 }
 
 impl StagedBlob {
+    /// A small body already read and hashed in memory: it will be stored inline.
+    pub fn in_memory(layout: &Layout, bytes: Vec<u8>, digests: Digests) -> S3Result<StagedBlob> {
+        let staged = if bytes.is_empty() { Staged::Empty } else { Staged::Inline(bytes) };
+        let id = new_blob_id().map_err(S3Error::internal)?;
+        Ok(StagedBlob { id, layout: layout.clone(), staged, digests, trailers: Vec::new() })
+    }
+
     /// Makes the body ready to be referenced: a file is renamed into `blobs/`
     /// and the rename made durable; a small body is handed back to be inserted
     /// inline by the same transaction as its record. Blocking.
