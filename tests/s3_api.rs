@@ -274,3 +274,16 @@ fn reads_racing_overwrites_see_one_whole_version() {
         assert!(writer.join().is_ok());
     });
 }
+
+#[test]
+fn virtual_hosted_style_with_a_domain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(dir.path(), &["--domain", "s3.example.test"]);
+    let port = server.addr.rsplit(':').next().unwrap_or_default().to_string();
+    let vhost = Client { host: Some(format!("photos.s3.example.test:{port}")), ..server.client() };
+    assert_eq!(vhost.send(Req::new("PUT", "/")).status, 200, "CreateBucket addressed by host");
+    assert_eq!(vhost.send(Req::new("PUT", "/cat%20one.jpg").body(b"meow")).status, 200);
+    assert_eq!(server.client().send(Req::new("GET", "/photos/cat%20one.jpg")).body, b"meow", "path style still works");
+    let listed = vhost.send(Req::new("GET", "/").query("list-type=2"));
+    assert_eq!(listed.elements("Key"), vec!["cat one.jpg"]);
+}

@@ -54,7 +54,7 @@ impl Server {
     }
 
     pub fn client(&self) -> Client {
-        Client { addr: self.addr.clone(), access_key: ACCESS_KEY.into(), secret_key: SECRET_KEY.into() }
+        Client { addr: self.addr.clone(), access_key: ACCESS_KEY.into(), secret_key: SECRET_KEY.into(), host: None }
     }
 
     /// `kill -9`: no chance to flush or clean anything.
@@ -109,6 +109,8 @@ pub struct Client {
     pub addr: String,
     pub access_key: String,
     pub secret_key: String,
+    /// The Host header to send (default: `addr`), for virtual-hosted style.
+    pub host: Option<String>,
 }
 
 /// A request to send: `path` is raw (already percent-encoded), `query` raw too.
@@ -159,7 +161,7 @@ impl Client {
         let date = amz_date(t);
         let payload_hash = payload_hash.map_or_else(|| hex::encode(Sha256::digest(req.body)), str::to_string);
         let mut headers: Vec<(String, String)> = vec![
-            ("host".into(), self.addr.clone()),
+            ("host".into(), self.host.clone().unwrap_or_else(|| self.addr.clone())),
             ("x-amz-content-sha256".into(), payload_hash.clone()),
             ("x-amz-date".into(), date.clone()),
         ];
