@@ -40,10 +40,6 @@ impl Layout {
         Ok(layout)
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     pub fn db_path(&self) -> PathBuf {
         self.root.join("meta.redb")
     }

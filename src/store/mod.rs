@@ -22,7 +22,7 @@ use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{Database, ReadableTable, WriteTransaction};
 
 use blob::InlineBlob;
 use commit::Committer;
@@ -351,12 +351,6 @@ impl Store {
     fn blob_is_referenced(&self, id: BlobId) -> StoreResult<bool> {
         let txn = self.db.begin_read()?;
         Ok(txn.open_table(BLOB_REFS)?.get(id)?.is_some())
-    }
-
-    /// Number of referenced blobs, for tests and diagnostics.
-    pub fn referenced_blob_count(&self) -> StoreResult<u64> {
-        let txn = self.db.begin_read()?;
-        Ok(txn.open_table(BLOB_REFS)?.len()?)
     }
 }
 
