@@ -7,7 +7,7 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::BodyExt;
 
@@ -210,7 +210,7 @@ pub async fn receive_blob(
     if promises.size().is_some_and(|size| size <= INLINE_MAX as u64) {
         let (bytes, digests, trailers) = read_to_memory(req, &promises, INLINE_MAX).await?;
         let checksum = promises.verify(&digests, &trailers)?;
-        return Ok((StagedBlob::in_memory(state.store.layout(), bytes.to_vec(), digests)?, checksum));
+        return Ok((StagedBlob::in_memory(state.store.layout(), bytes, digests)?, checksum));
     }
     let sink = BlobSink::start(state.store.layout(), promises.digest_spec(), decoder_for(&req.auth.payload));
     while let Some(frame) = req.body.frame().await {
@@ -232,7 +232,7 @@ pub async fn receive_small(req: &mut S3Request, limit: usize) -> S3Result<Bytes>
     let promises = Promises::from_request(&req.parts.headers, &req.auth.payload, ChecksumAlgorithm::Crc64Nvme)?;
     let (bytes, digests, trailers) = read_to_memory(req, &promises, limit).await?;
     promises.verify(&digests, &trailers)?;
-    Ok(bytes)
+    Ok(Bytes::from(bytes))
 }
 
 /// Decodes and hashes a whole body into memory, refusing more than `limit`
@@ -242,14 +242,14 @@ async fn read_to_memory(
     req: &mut S3Request,
     promises: &Promises,
     limit: usize,
-) -> S3Result<(Bytes, Digests, Vec<(String, String)>)> {
+) -> S3Result<(Vec<u8>, Digests, Vec<(String, String)>)> {
     let too_large = || S3Error::with_message(S3ErrorCode::InvalidRequest, "Request body is too large");
     if promises.size().is_some_and(|s| s > limit as u64) {
         return Err(too_large());
     }
     let mut decoder = decoder_for(&req.auth.payload);
     let mut hashers = Hashers::new(promises.digest_spec());
-    let mut out = BytesMut::new();
+    let mut out = Vec::new();
     let mut pieces = Vec::new();
     while let Some(frame) = req.body.frame().await {
         let frame = frame.map_err(|_| S3Error::new(S3ErrorCode::IncompleteBody))?;
@@ -270,5 +270,5 @@ async fn read_to_memory(
         Some(dec) => dec.finish()?,
         None => Vec::new(),
     };
-    Ok((out.freeze(), hashers.finish(), trailers))
+    Ok((out, hashers.finish(), trailers))
 }
