@@ -10,6 +10,7 @@
 #   BENCH_COMPLETE_PARTS=10000 ...   # Complete over more parts (5 MiB each, copied server-side:
 #                                    # 10,000 parts write 50 GiB and take about 3 minutes)
 #   BENCH_NO_BUILD=1 ...             # use the existing release binary
+#   BENCH_ONLY='put|multipart' ...   # only the scenarios whose name matches (an extended regex)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +50,7 @@ echo "server: $("$bin" --version), built from $built, pid $server, $endpoint"
 
 failed=0
 bench() {
+    [[ -z ${BENCH_ONLY:-} || $1 =~ ^($BENCH_ONLY)$ ]] || return 0
     echo
     echo "== tessera bench $*"
     echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -171,13 +171,15 @@ struct BlobOutput<'a> {
 }
 
 impl BlobOutput<'_> {
+    /// Keeps or writes a frame, then hashes it: the file writer copies it
+    /// into the page cache while this thread and the MD5 engine hash it.
     fn write(&mut self, data: Bytes) -> S3Result<()> {
         if data.is_empty() {
             return Ok(());
         }
-        self.hashers.update(&data);
         if self.file.is_none() && self.pending.len() + data.len() <= INLINE_MAX {
             self.pending.extend_from_slice(&data);
+            self.hashers.update(&data);
             return Ok(());
         }
         if self.file.is_none() {
@@ -186,9 +188,11 @@ impl BlobOutput<'_> {
             self.file.insert(writer).write(pending).map_err(S3Error::internal)?;
         }
         match &self.file {
-            Some(writer) => writer.write(data).map_err(S3Error::internal),
-            None => Err(S3Error::internal("blob file missing")),
+            Some(writer) => writer.write(data.clone()).map_err(S3Error::internal)?,
+            None => return Err(S3Error::internal("blob file missing")),
         }
+        self.hashers.update_frame(&data);
+        Ok(())
     }
 
     /// Fsyncs a file body, so the later rename can only expose complete bytes.
@@ -220,8 +224,10 @@ impl FileWriter {
         let tmp = TempFile { path, armed: true };
         let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(WRITER_FRAMES);
         let thread = std::thread::Builder::new().name("blob-writer".into()).spawn(move || {
+            let mut writeback = Writeback::default();
             for data in rx {
                 file.write_all(&data)?;
+                writeback.wrote(&file, data.len() as u64);
             }
             Ok(file)
         })?;
@@ -241,3 +247,41 @@ impl FileWriter {
         Ok(self.tmp)
     }
 }
+
+/// Dirty bytes after which the writer asks the kernel to start writing them
+/// out. Without it a body sits in the page cache until the final fsync, which
+/// then waits for all of it: the disk idles while the body arrives and the
+/// client waits while the disk works. (RocksDB's `bytes_per_sync` does the same.)
+const WRITEBACK_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Starts writeback of a file's bytes as they are written, so the final
+/// fsync only waits for the last few MiB.
+#[derive(Default)]
+struct Writeback {
+    written: u64,
+    started: u64,
+}
+
+impl Writeback {
+    fn wrote(&mut self, file: &File, len: u64) {
+        self.written += len;
+        if self.written - self.started >= WRITEBACK_BYTES {
+            start_writeback(file, self.started, self.written - self.started);
+            self.started = self.written;
+        }
+    }
+}
+
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)`: queue the range for writing and
+/// return. A hint only (durability still comes from the fsync), so failure
+/// is ignored.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
+    // SAFETY: plain integer arguments on a descriptor `file` keeps open.
+    unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}

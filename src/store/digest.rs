@@ -4,11 +4,13 @@
 //! Reference: <https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html>
 
 use base64::Engine;
+use bytes::Bytes;
 use crc_fast::{CrcAlgorithm, Digest as CrcDigest};
-use md5::{Digest as _, Md5};
 use serde::{Deserialize, Serialize};
 use sha1::Sha1;
-use sha2::Sha256;
+use sha2::{Digest as _, Sha256};
+
+use super::md5_lanes::LaneMd5;
 
 /// The five flexible-checksum algorithms S3 supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,10 +127,27 @@ pub struct DigestSpec {
 
 /// The running hashes of one body.
 pub struct Hashers {
-    md5: Md5,
+    md5: LaneMd5,
+    rest: OtherHashers,
+}
+
+/// Everything but the MD5: computed on the upload's own thread.
+struct OtherHashers {
     sha256: Option<Sha256>,
     checksum: Option<(ChecksumAlgorithm, ChecksumHasher)>,
     size: u64,
+}
+
+impl OtherHashers {
+    fn update(&mut self, data: &[u8]) {
+        if let Some(h) = &mut self.sha256 {
+            h.update(data);
+        }
+        if let Some((_, h)) = &mut self.checksum {
+            h.update(data);
+        }
+        self.size += data.len() as u64;
+    }
 }
 
 /// The finished digests of one body.
@@ -142,31 +161,34 @@ pub struct Digests {
 
 impl Hashers {
     pub fn new(spec: DigestSpec) -> Hashers {
-        Hashers {
-            md5: Md5::new(),
+        let rest = OtherHashers {
             sha256: spec.sha256.then(Sha256::new),
             checksum: spec.checksum.map(|alg| (alg, ChecksumHasher::new(alg))),
             size: 0,
-        }
+        };
+        Hashers { md5: LaneMd5::default(), rest }
     }
 
+    /// Hashes a small piece on the calling thread.
     pub fn update(&mut self, data: &[u8]) {
         self.md5.update(data);
-        if let Some(h) = &mut self.sha256 {
-            h.update(data);
-        }
-        if let Some((_, h)) = &mut self.checksum {
-            h.update(data);
-        }
-        self.size += data.len() as u64;
+        self.rest.update(data);
+    }
+
+    /// Hashes a frame of a streamed body: its MD5 is batched with other
+    /// uploads' on the shared engine while this thread computes the rest.
+    pub fn update_frame(&mut self, data: &Bytes) {
+        let rest = &mut self.rest;
+        self.md5.update_shared(data, || rest.update(data));
     }
 
     pub fn finish(self) -> Digests {
+        let OtherHashers { sha256, checksum, size } = self.rest;
         Digests {
-            md5: self.md5.finalize().into(),
-            sha256: self.sha256.map(|h| h.finalize().into()),
-            checksum: self.checksum.map(|(alg, h)| (alg, h.finish())),
-            size: self.size,
+            md5: self.md5.finalize(),
+            sha256: sha256.map(|h| h.finalize().into()),
+            checksum: checksum.map(|(alg, h)| (alg, h.finish())),
+            size,
         }
     }
 }

@@ -13,6 +13,7 @@ mod gc;
 pub use gc::spawn_upload_reaper;
 pub mod layout;
 mod list;
+mod md5_lanes;
 mod multipart;
 pub mod read;
 pub mod schema;
