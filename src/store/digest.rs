@@ -175,11 +175,11 @@ impl Hashers {
         self.rest.update(data);
     }
 
-    /// Hashes a frame of a streamed body: its MD5 is batched with other
-    /// uploads' on the shared engine while this thread computes the rest.
+    /// Hashes a frame of a streamed body: its MD5 is queued for the shared
+    /// engine (batched with other uploads') while this thread computes the rest.
     pub fn update_frame(&mut self, data: &Bytes) {
-        let rest = &mut self.rest;
-        self.md5.update_shared(data, || rest.update(data));
+        self.md5.push(data.clone());
+        self.rest.update(data);
     }
 
     pub fn finish(self) -> Digests {

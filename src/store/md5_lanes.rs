@@ -15,6 +15,7 @@
 //! The engine never owns a caller's only copy of its state: if it ever stops
 //! (a panic), callers hash their frame themselves and nothing is lost.
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
@@ -32,82 +33,103 @@ const ROUND_BYTES: usize = 64 * 1024;
 /// The widest batch: AVX-512's native width, or two AVX2 groups.
 const MAX_LANES: usize = 16;
 
-/// A running MD5 whose large updates may be batched with other uploads'.
-#[derive(Clone, Copy)]
+/// Frames one upload may have queued for hashing. More than one keeps the
+/// engine busy while the upload's thread fetches the next frame; the frames
+/// are shared with the file writer, so this adds little memory.
+const MAX_QUEUED: usize = 4;
+
+/// A running MD5 whose large frames are hashed by the shared engine, batched
+/// with other uploads', while the caller goes on.
 pub struct LaneMd5 {
-    state: Md5State,
+    lane: Arc<Lane>,
 }
 
 impl Default for LaneMd5 {
     fn default() -> Self {
-        LaneMd5 { state: Md5State::new() }
+        LaneMd5 { lane: Arc::new(Lane::default()) }
     }
 }
 
 impl LaneMd5 {
-    /// Hashes `data` on the calling thread.
+    /// Hashes `data` on the calling thread, after any queued frame.
     pub fn update(&mut self, data: &[u8]) {
-        self.state.update(data);
+        self.lane.wait_idle().state.update(data);
     }
 
-    /// Hashes `data` on the shared engine, running `meanwhile` on the calling
-    /// thread as it does (the other digests of the same frame, say).
-    pub fn update_shared(&mut self, data: &Bytes, meanwhile: impl FnOnce()) {
-        let Some(engine) = engine().filter(|_| data.len() >= SHARED_MIN_BYTES) else {
-            meanwhile();
-            return self.update(data);
+    /// Queues a frame for the engine (small frames, or without an engine: hashed
+    /// here). Waits only if the upload already has [`MAX_QUEUED`] frames queued.
+    pub fn push(&mut self, frame: Bytes) {
+        let Some(engine) = engine().filter(|_| frame.len() >= SHARED_MIN_BYTES) else {
+            return self.update(&frame);
         };
-        let reply = Arc::new(Reply::default());
-        engine.submit(Job { state: self.state, data: data.clone(), done: 0, reply: reply.clone() });
-        meanwhile();
-        match reply.wait() {
-            Some(state) => self.state = state,
-            None => self.update(data),
+        let mut inner = lock(&self.lane.inner);
+        while inner.frames.len() >= MAX_QUEUED && !inner.orphaned {
+            inner = self.lane.changed.wait(inner).unwrap_or_else(PoisonError::into_inner);
+        }
+        inner.frames.push_back(frame);
+        let enqueue = !inner.in_engine && !inner.orphaned;
+        inner.in_engine |= enqueue;
+        drop(inner);
+        if enqueue {
+            engine.enqueue(self.lane.clone());
         }
     }
 
+    /// Waits for every queued frame, then finishes the digest.
     pub fn finalize(&self) -> [u8; 16] {
-        self.state.finalize()
+        self.lane.wait_idle().state.finalize()
     }
 }
 
-/// One frame of one upload, while the engine hashes it.
-struct Job {
-    state: Md5State,
-    data: Bytes,
-    /// Bytes of `data` hashed so far.
-    done: usize,
-    reply: Arc<Reply>,
-}
-
-impl Job {
-    fn remaining(&self) -> &[u8] {
-        &self.data[self.done..]
+impl Drop for LaneMd5 {
+    /// An abandoned upload: the engine drops its frames unhashed.
+    fn drop(&mut self) {
+        lock(&self.lane.inner).frames.clear();
     }
 }
 
-/// Where the engine leaves a job's outcome: the new state, or `None` if the
-/// engine failed and the caller must hash the frame itself.
+/// One upload's MD5 state and the frames it still has to hash.
 #[derive(Default)]
-struct Reply {
-    outcome: Mutex<Option<Option<Md5State>>>,
-    ready: Condvar,
+struct Lane {
+    inner: Mutex<LaneInner>,
+    /// Signalled whenever the engine consumed a frame or gave the lane back.
+    changed: Condvar,
 }
 
-impl Reply {
-    fn send(&self, state: Option<Md5State>) {
-        *lock(&self.outcome) = Some(state);
-        self.ready.notify_one();
-    }
+#[derive(Default)]
+struct LaneInner {
+    state: Md5State,
+    frames: VecDeque<Bytes>,
+    /// Bytes of the front frame already hashed.
+    offset: usize,
+    /// In the engine's queue or batch; only the engine clears it.
+    in_engine: bool,
+    /// The engine stopped: the owner hashes what is left itself.
+    orphaned: bool,
+}
 
-    fn wait(&self) -> Option<Md5State> {
-        let mut outcome = lock(&self.outcome);
-        loop {
-            if let Some(state) = outcome.take() {
-                return state;
-            }
-            outcome = self.ready.wait(outcome).unwrap_or_else(PoisonError::into_inner);
+impl LaneInner {
+    /// Hashes whatever is queued on the calling thread.
+    fn hash_queued(&mut self) {
+        while let Some(frame) = self.frames.pop_front() {
+            self.state.update(&frame[self.offset..]);
+            self.offset = 0;
         }
+    }
+}
+
+impl Lane {
+    /// Locks the lane once no frame is queued, so its state is current.
+    fn wait_idle(&self) -> MutexGuard<'_, LaneInner> {
+        let mut inner = lock(&self.inner);
+        while !inner.frames.is_empty() {
+            if inner.orphaned {
+                inner.hash_queued();
+                break;
+            }
+            inner = self.changed.wait(inner).unwrap_or_else(PoisonError::into_inner);
+        }
+        inner
     }
 }
 
@@ -119,7 +141,7 @@ struct Engine {
 
 #[derive(Default)]
 struct EngineQueue {
-    jobs: Vec<Job>,
+    lanes: Vec<Arc<Lane>>,
     /// Set when the engine thread stopped: callers hash on their own.
     stopped: bool,
 }
@@ -140,91 +162,121 @@ impl Engine {
         spawned.ok().map(|_| engine)
     }
 
-    fn submit(&self, job: Job) {
+    fn enqueue(&self, lane: Arc<Lane>) {
         let mut queue = lock(&self.queue);
         if queue.stopped {
             drop(queue);
-            return job.reply.send(None);
+            return orphan(&lane);
         }
-        queue.jobs.push(job);
+        queue.lanes.push(lane);
         drop(queue);
         self.wake.notify_one();
     }
 
     fn run(&self) {
         let simd = Md5Many::new();
-        let mut lanes: Vec<Job> = Vec::with_capacity(MAX_LANES);
+        let mut active: Vec<Arc<Lane>> = Vec::with_capacity(MAX_LANES);
         loop {
-            self.take_waiting(&mut lanes);
-            if catch_unwind(AssertUnwindSafe(|| hash_round(simd, &mut lanes))).is_err() {
-                return self.stop(lanes);
-            }
-            for job in extract_finished(&mut lanes) {
-                job.reply.send(Some(job.state));
+            self.take_waiting(&mut active);
+            if catch_unwind(AssertUnwindSafe(|| hash_round(simd, &mut active))).is_err() {
+                return self.stop(active);
             }
         }
     }
 
     /// Fills free lanes from the queue, sleeping while there is nothing to do.
-    fn take_waiting(&self, lanes: &mut Vec<Job>) {
+    fn take_waiting(&self, active: &mut Vec<Arc<Lane>>) {
         let mut queue = lock(&self.queue);
-        while lanes.is_empty() && queue.jobs.is_empty() {
+        while active.is_empty() && queue.lanes.is_empty() {
             queue = self.wake.wait(queue).unwrap_or_else(PoisonError::into_inner);
         }
-        let take = queue.jobs.len().min(MAX_LANES - lanes.len());
-        lanes.extend(queue.jobs.drain(..take));
+        let take = queue.lanes.len().min(MAX_LANES - active.len());
+        active.extend(queue.lanes.drain(..take));
     }
 
-    /// After a panic: every caller, now and later, hashes on its own thread.
-    fn stop(&self, lanes: Vec<Job>) {
+    /// After a panic: every owner, now and later, hashes on its own thread.
+    fn stop(&self, active: Vec<Arc<Lane>>) {
         let mut queue = lock(&self.queue);
         queue.stopped = true;
-        let waiting = std::mem::take(&mut queue.jobs);
+        let waiting = std::mem::take(&mut queue.lanes);
         drop(queue);
-        for job in lanes.into_iter().chain(waiting) {
-            job.reply.send(None);
+        for lane in active.iter().chain(&waiting) {
+            orphan(lane);
         }
     }
 }
 
-/// Hashes the same number of bytes of every lane's job: the least any lane
-/// has left, at most [`ROUND_BYTES`]. Unused SIMD lanes repeat the first job
-/// (their results are dropped), which keeps the batch on the full-width kernel.
-fn hash_round(simd: Md5Many, lanes: &mut [Job]) {
-    let len = lanes.iter().map(|job| job.remaining().len()).min().unwrap_or(0).min(ROUND_BYTES);
+fn orphan(lane: &Lane) {
+    let mut inner = lock(&lane.inner);
+    inner.orphaned = true;
+    inner.in_engine = false;
+    drop(inner);
+    lane.changed.notify_all();
+}
+
+/// One lane's share of a round: its state and the bytes it will hash.
+struct Work {
+    state: Md5State,
+    frame: Bytes,
+    offset: usize,
+}
+
+/// Hashes the same number of bytes of every active lane's front frame: the
+/// least any lane has left, at most [`ROUND_BYTES`]. Then hands each lane its
+/// new state, and gives back lanes with nothing left. Unused SIMD lanes
+/// repeat the first lane (their results are dropped), which keeps the batch on
+/// the full-width kernel.
+fn hash_round(simd: Md5Many, active: &mut Vec<Arc<Lane>>) {
+    let mut work: Vec<Work> = active.iter().map(|lane| snapshot(lane)).collect();
+    let len = work.iter().map(|w| w.frame.len() - w.offset).min().unwrap_or(0).min(ROUND_BYTES);
+    hash_work(simd, &mut work, len);
+    let mut stays = active.iter().zip(work).map(|(lane, w)| write_back(lane, w, len)).collect::<Vec<_>>().into_iter();
+    active.retain(|_| stays.next().unwrap_or(false));
+}
+
+fn snapshot(lane: &Lane) -> Work {
+    let inner = lock(&lane.inner);
+    let frame = inner.frames.front().cloned().unwrap_or_default();
+    Work { state: inner.state, frame, offset: inner.offset }
+}
+
+fn hash_work(simd: Md5Many, work: &mut [Work], len: usize) {
     if len == 0 {
         return;
     }
-    if let [job] = lanes {
-        job.state.update(&job.data[job.done..job.done + len]);
-        job.done += len;
-        return;
+    if let [w] = work {
+        return w.state.update(&w.frame[w.offset..w.offset + len]);
     }
-    let width = if lanes.len() <= 8 { 8 } else { MAX_LANES };
-    let mut states = [lanes[0].state; MAX_LANES];
-    let mut inputs: [&[u8]; MAX_LANES] = [&lanes[0].remaining()[..len]; MAX_LANES];
-    for (i, job) in lanes.iter().enumerate() {
-        states[i] = job.state;
-        inputs[i] = &job.remaining()[..len];
+    let width = if work.len() <= 8 { 8 } else { MAX_LANES };
+    let mut states = [work[0].state; MAX_LANES];
+    let mut inputs: [&[u8]; MAX_LANES] = [&work[0].frame[work[0].offset..work[0].offset + len]; MAX_LANES];
+    for (i, w) in work.iter().enumerate() {
+        states[i] = w.state;
+        inputs[i] = &w.frame[w.offset..w.offset + len];
     }
     simd.update_many(&mut states[..width], &inputs[..width]);
-    for (job, state) in lanes.iter_mut().zip(states) {
-        job.state = state;
-        job.done += len;
+    for (w, state) in work.iter_mut().zip(states) {
+        w.state = state;
     }
 }
 
-fn extract_finished(lanes: &mut Vec<Job>) -> Vec<Job> {
-    let mut finished = Vec::new();
-    let mut i = 0;
-    while i < lanes.len() {
-        if lanes[i].remaining().is_empty() {
-            finished.push(lanes.swap_remove(i));
-        } else {
-            i += 1;
+/// Stores a lane's new state; returns whether it stays in the batch.
+fn write_back(lane: &Lane, work: Work, len: usize) -> bool {
+    let mut inner = lock(&lane.inner);
+    // The owner may have dropped its frames (an abandoned upload) meanwhile.
+    if !inner.frames.is_empty() {
+        inner.state = work.state;
+        inner.offset += len;
+        if inner.frames.front().is_some_and(|front| inner.offset == front.len()) {
+            inner.frames.pop_front();
+            inner.offset = 0;
         }
     }
-    finished
+    let stays = !inner.frames.is_empty();
+    inner.in_engine = stays;
+    drop(inner);
+    lane.changed.notify_all();
+    stays
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -254,7 +306,7 @@ mod tests {
                 break;
             }
             let end = (at + size.max(1)).min(data.len());
-            md5.update_shared(&data.slice(at..end), || {});
+            md5.push(data.slice(at..end));
             at = end;
         }
         md5.finalize()
@@ -265,8 +317,15 @@ mod tests {
         let empty = LaneMd5::default().finalize();
         assert_eq!(hex::encode(empty), "d41d8cd98f00b204e9800998ecf8427e");
         let mut fox = LaneMd5::default();
-        fox.update_shared(&Bytes::from_static(b"The quick brown fox jumps over the lazy dog"), || {});
-        assert_eq!(hex::encode(fox.finalize()), "9e107d9d372bb6826bd81d3542a419d6");
+        fox.update(b"The quick ");
+        fox.push(Bytes::from(vec![b'x'; 20_000]));
+        fox.update(b"brown fox");
+        fox.push(Bytes::from(vec![b'y'; 30_000]));
+        let mut expected = b"The quick ".to_vec();
+        expected.extend([b'x'; 20_000]);
+        expected.extend(b"brown fox");
+        expected.extend([b'y'; 30_000]);
+        assert_eq!(fox.finalize(), reference(&expected));
     }
 
     #[test]
@@ -291,22 +350,36 @@ mod tests {
     #[test]
     fn batched_rounds_match_md5() {
         // Called directly, so every width is exercised whatever the timing:
-        // 2 and 5 jobs (padded to 8 lanes), 13 jobs (16 lanes).
+        // 2 and 5 lanes (padded to 8), 13 lanes (16), frames of odd sizes.
         for count in [2usize, 5, 13] {
             let data: Vec<Bytes> = (0..count).map(|i| pattern(200_000 + i * 7_777, i as u8)).collect();
-            let mut lanes: Vec<Job> = data
+            let lanes: Vec<Arc<Lane>> = data
                 .iter()
-                .map(|d| Job { state: Md5State::new(), data: d.clone(), done: 0, reply: Arc::default() })
+                .map(|d| {
+                    let lane = Arc::new(Lane::default());
+                    let mut inner = lock(&lane.inner);
+                    inner.frames.extend([d.slice(..70_001), d.slice(70_001..)]);
+                    drop(inner);
+                    lane
+                })
                 .collect();
-            let mut finished = Vec::new();
-            while !lanes.is_empty() {
-                hash_round(Md5Many::new(), &mut lanes);
-                finished.extend(extract_finished(&mut lanes));
+            let mut active = lanes.clone();
+            while !active.is_empty() {
+                hash_round(Md5Many::new(), &mut active);
             }
-            for job in finished {
-                assert_eq!(job.state.finalize(), reference(&job.data));
+            for (lane, d) in lanes.iter().zip(&data) {
+                assert_eq!(lock(&lane.inner).state.finalize(), reference(d));
             }
         }
+    }
+
+    #[test]
+    fn an_orphaned_lane_is_finished_by_its_owner() {
+        let data = pattern(100_000, 9);
+        let md5 = LaneMd5::default();
+        lock(&md5.lane.inner).frames.extend([data.slice(..50_000), data.slice(50_000..)]);
+        orphan(&md5.lane);
+        assert_eq!(md5.finalize(), reference(&data));
     }
 
     proptest! {
