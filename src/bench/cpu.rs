@@ -1,7 +1,9 @@
 //! CPU time of this process and, when it runs on the same machine, of the
 //! server, over each timed phase. On a shared or small machine the CPU seconds
 //! per operation are steadier than the wall-clock rates, and the client's share
-//! shows whether the benchmark itself is the bottleneck.
+//! shows whether the benchmark itself is the bottleneck. For the server, also
+//! its peak RSS during the phase: the kernel's high-water mark is reset when
+//! the phase starts (`clear_refs`) and read when it ends.
 
 use std::time::Duration;
 
@@ -29,6 +31,8 @@ fn cpu_of(pid: &str) -> Option<Duration> {
 pub struct CpuUse {
     pub client: Option<Duration>,
     pub server: Option<Duration>,
+    /// The server's peak resident set during the phase, in KiB.
+    pub server_peak_rss_kib: Option<u64>,
 }
 
 pub struct CpuMeter {
@@ -39,6 +43,11 @@ pub struct CpuMeter {
 
 impl CpuMeter {
     pub fn start(server_pid: Option<u32>) -> CpuMeter {
+        if let Some(pid) = server_pid {
+            // "5" resets VmHWM (proc(5)); without the permission the figure
+            // is the peak since the server started, still an upper bound.
+            let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+        }
         CpuMeter { server_pid, client: cpu_of("self"), server: server_pid.and_then(|p| cpu_of(&p.to_string())) }
     }
 
@@ -47,8 +56,16 @@ impl CpuMeter {
         CpuUse {
             client: since(self.client, cpu_of("self")),
             server: since(self.server, self.server_pid.and_then(|p| cpu_of(&p.to_string()))),
+            server_peak_rss_kib: self.server_pid.and_then(peak_rss_kib),
         }
     }
+}
+
+/// `VmHWM` from `/proc/<pid>/status`, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -67,5 +84,7 @@ mod tests {
     fn reads_this_process() {
         assert!(CpuMeter::start(None).stop().client.is_some());
         assert!(CpuMeter::start(Some(u32::MAX)).stop().server.is_none());
+        let own = CpuMeter::start(Some(std::process::id())).stop();
+        assert!(own.server_peak_rss_kib.is_some_and(|kib| kib > 100), "{own:?}");
     }
 }

@@ -78,13 +78,16 @@ impl Row {
         }
     }
 
-    /// CPU seconds per GiB moved (throughput rows) or microseconds per
-    /// operation: steadier than rates on a shared machine, and comparable
-    /// across machines once divided by the MD5 limit.
-    fn cpu_costs(&self) -> Vec<Note> {
+    /// The server's peak RSS, then CPU seconds per GiB moved (throughput rows)
+    /// or microseconds per operation: steadier than rates on a shared machine,
+    /// and comparable across machines once divided by the MD5 limit.
+    fn server_costs(&self) -> Vec<Note> {
         let p = &self.phase;
         let gib = p.bytes as f64 / (1u64 << 30) as f64;
         let mut notes = Vec::new();
+        if let Some(kib) = p.cpu.server_peak_rss_kib {
+            notes.push(Note { label: "server peak RSS", value: kib as f64 / 1024.0, unit: "MiB" });
+        }
         if p.elapsed.as_secs_f64() < MIN_CPU_SECS {
             return notes;
         }
@@ -149,7 +152,7 @@ pub fn table(rows: &mut [Row], limits: Option<&Limits>) -> String {
             row.phase.errors,
             row.cores(),
         );
-        for note in row.notes.iter().chain(&row.cpu_costs()) {
+        for note in row.notes.iter().chain(&row.server_costs()) {
             let _ = writeln!(out, "    {} {:.2} {}", note.label, note.value, note.unit);
         }
         for message in &row.phase.messages {
@@ -191,7 +194,7 @@ pub fn json(rows: &mut [Row], limits: Option<&Limits>) -> String {
         let ratios: Vec<String> =
             row.ratios(limits).iter().map(|(r, name)| format!("{}:{}", quote(name), num(Some(*r)))).collect();
         let _ = write!(o, ",\"ratios\":{{{}}}", ratios.join(","));
-        for note in row.notes.iter().chain(&row.cpu_costs()) {
+        for note in row.notes.iter().chain(&row.server_costs()) {
             let _ = write!(
                 o,
                 ",{}:{}",

@@ -17,6 +17,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use bytes::Bytes;
@@ -84,7 +85,9 @@ impl LaneMd5 {
 impl Drop for LaneMd5 {
     /// An abandoned upload: the engine drops its frames unhashed.
     fn drop(&mut self) {
-        lock(&self.lane.inner).frames.clear();
+        let mut inner = lock(&self.lane.inner);
+        inner.frames.clear();
+        inner.offset = 0;
     }
 }
 
@@ -135,15 +138,12 @@ impl Lane {
 
 /// The queue between uploads and the engine thread.
 struct Engine {
-    queue: Mutex<EngineQueue>,
+    /// Lanes with frames to hash, not yet in the engine's batch.
+    queue: Mutex<Vec<Arc<Lane>>>,
     wake: Condvar,
-}
-
-#[derive(Default)]
-struct EngineQueue {
-    lanes: Vec<Arc<Lane>>,
-    /// Set when the engine thread stopped: callers hash on their own.
-    stopped: bool,
+    /// Set (under the queue's lock) when the engine thread stopped: callers
+    /// hash on their own.
+    stopped: AtomicBool,
 }
 
 /// The process-wide engine, started on first use; `None` if its thread could
@@ -151,24 +151,24 @@ struct EngineQueue {
 fn engine() -> Option<&'static Engine> {
     static ENGINE: OnceLock<Option<&'static Engine>> = OnceLock::new();
     let engine = (*ENGINE.get_or_init(Engine::start))?;
-    (!lock(&engine.queue).stopped).then_some(engine)
+    (!engine.stopped.load(Ordering::Relaxed)).then_some(engine)
 }
 
 impl Engine {
     fn start() -> Option<&'static Engine> {
-        let engine: &'static Engine =
-            Box::leak(Box::new(Engine { queue: Mutex::new(EngineQueue::default()), wake: Condvar::new() }));
+        let engine = Engine { queue: Mutex::default(), wake: Condvar::new(), stopped: AtomicBool::new(false) };
+        let engine: &'static Engine = Box::leak(Box::new(engine));
         let spawned = std::thread::Builder::new().name("md5-lanes".into()).spawn(move || engine.run());
         spawned.ok().map(|_| engine)
     }
 
     fn enqueue(&self, lane: Arc<Lane>) {
         let mut queue = lock(&self.queue);
-        if queue.stopped {
+        if self.stopped.load(Ordering::Relaxed) {
             drop(queue);
             return orphan(&lane);
         }
-        queue.lanes.push(lane);
+        queue.push(lane);
         drop(queue);
         self.wake.notify_one();
     }
@@ -187,18 +187,18 @@ impl Engine {
     /// Fills free lanes from the queue, sleeping while there is nothing to do.
     fn take_waiting(&self, active: &mut Vec<Arc<Lane>>) {
         let mut queue = lock(&self.queue);
-        while active.is_empty() && queue.lanes.is_empty() {
+        while active.is_empty() && queue.is_empty() {
             queue = self.wake.wait(queue).unwrap_or_else(PoisonError::into_inner);
         }
-        let take = queue.lanes.len().min(MAX_LANES - active.len());
-        active.extend(queue.lanes.drain(..take));
+        let take = queue.len().min(MAX_LANES - active.len());
+        active.extend(queue.drain(..take));
     }
 
     /// After a panic: every owner, now and later, hashes on its own thread.
     fn stop(&self, active: Vec<Arc<Lane>>) {
         let mut queue = lock(&self.queue);
-        queue.stopped = true;
-        let waiting = std::mem::take(&mut queue.lanes);
+        self.stopped.store(true, Ordering::Relaxed);
+        let waiting = std::mem::take(&mut *queue);
         drop(queue);
         for lane in active.iter().chain(&waiting) {
             orphan(lane);
@@ -236,8 +236,10 @@ fn hash_round(simd: Md5Many, active: &mut Vec<Arc<Lane>>) {
 
 fn snapshot(lane: &Lane) -> Work {
     let inner = lock(&lane.inner);
-    let frame = inner.frames.front().cloned().unwrap_or_default();
-    Work { state: inner.state, frame, offset: inner.offset }
+    match inner.frames.front() {
+        Some(frame) => Work { state: inner.state, frame: frame.clone(), offset: inner.offset.min(frame.len()) },
+        None => Work { state: inner.state, frame: Bytes::new(), offset: 0 },
+    }
 }
 
 fn hash_work(simd: Md5Many, work: &mut [Work], len: usize) {
@@ -371,6 +373,21 @@ mod tests {
                 assert_eq!(lock(&lane.inner).state.finalize(), reference(d));
             }
         }
+    }
+
+    #[test]
+    fn an_abandoned_upload_leaves_the_batch() {
+        let data = pattern(2 * ROUND_BYTES + 2, 3);
+        let md5 = LaneMd5::default();
+        lock(&md5.lane.inner).frames.extend([data.slice(..ROUND_BYTES + 1), data.slice(ROUND_BYTES + 1..)]);
+        let mut active = vec![md5.lane.clone()];
+        hash_round(Md5Many::new(), &mut active);
+        assert_eq!(lock(&md5.lane.inner).offset, ROUND_BYTES);
+        let lane = md5.lane.clone();
+        drop(md5);
+        hash_round(Md5Many::new(), &mut active);
+        assert!(active.is_empty());
+        assert!(!lock(&lane.inner).in_engine);
     }
 
     #[test]
