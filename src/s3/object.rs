@@ -13,7 +13,9 @@ use super::{empty_response, xml_response, AppState, S3Request};
 use crate::http::body::{self, Body};
 use crate::http::conditional::{self, Outcome};
 use crate::http::range::ByteRange;
+use crate::store::blob::StagedBlob;
 use crate::store::schema::{BlobSpan, ObjectRecord};
+use crate::store::Store;
 
 /// DeleteObjects takes at most 1000 keys; 1000 keys of 1 KiB fit in 2 MiB.
 const MAX_DELETE_BODY: usize = 2 * 1024 * 1024;
@@ -21,8 +23,9 @@ const MAX_DELETE_KEYS: usize = 1000;
 
 pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
     let (bucket, key) = (req.bucket()?.to_string(), req.key()?.to_string());
-    let b = bucket.clone();
-    state.store.run(move |s| s.bucket(&b)).await?; // fail before reading the body
+    // Fail before reading the body. One key read from redb's cache: done
+    // here rather than on a blocking thread, whose hand-off costs more.
+    state.store.bucket(&bucket)?;
     let mut record = ObjectRecord {
         size: 0,
         etag: String::new(),
@@ -37,7 +40,28 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
     record.size = staged.digests.size;
     record.etag = hex::encode(staged.digests.md5);
     record.checksum = Some(checksum);
-    let record = state
+    let record = match staged.is_in_memory() {
+        true => commit_small_put(state, bucket, key, record, staged, conditions).await?,
+        false => commit_put(state, bucket, key, record, staged, conditions).await?,
+    };
+    let mut b = Response::builder().status(StatusCode::OK).header("etag", quoted(&record.etag));
+    if let Some(sum) = &record.checksum {
+        b = b.header(sum.algorithm.header_name(), &sum.value).header("x-amz-checksum-type", "FULL_OBJECT");
+    }
+    b.body(body::empty()).map_err(S3Error::internal)
+}
+
+/// Publishes a body written to a file (rename, fsync: blocking) and commits
+/// its record; the file is discarded if the commit fails.
+async fn commit_put(
+    state: &AppState,
+    bucket: String,
+    key: String,
+    mut record: ObjectRecord,
+    staged: StagedBlob,
+    conditions: WriteConditions,
+) -> S3Result<ObjectRecord> {
+    state
         .store
         .run(move |s| {
             let (span, inline) = staged.publish().map_err(S3Error::internal)?;
@@ -51,12 +75,24 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
             }
             committed.map(|()| record)
         })
-        .await?;
-    let mut b = Response::builder().status(StatusCode::OK).header("etag", quoted(&record.etag));
-    if let Some(sum) = &record.checksum {
-        b = b.header(sum.algorithm.header_name(), &sum.value).header("x-amz-checksum-type", "FULL_OBJECT");
-    }
-    b.body(body::empty()).map_err(S3Error::internal)
+        .await
+}
+
+/// Commits the record of an empty or inline body straight from this task.
+async fn commit_small_put(
+    state: &AppState,
+    bucket: String,
+    key: String,
+    mut record: ObjectRecord,
+    staged: StagedBlob,
+    conditions: WriteConditions,
+) -> S3Result<ObjectRecord> {
+    let (span, inline) = staged.publish().map_err(S3Error::internal)?;
+    record.blobs = if span.has_blob() { vec![span] } else { Vec::new() };
+    record.last_modified_ms = now_ms();
+    let check = move |current: Option<&ObjectRecord>| conditions.check(current);
+    state.store.put_object_async(&bucket, &key, record.clone(), inline, check).await?;
+    Ok(record)
 }
 
 /// `If-None-Match: *` and `If-Match` on a write, checked inside the commit so
@@ -92,8 +128,9 @@ impl WriteConditions {
 
 async fn load(state: &AppState, req: &S3Request) -> S3Result<ObjectRecord> {
     let (bucket, key) = (req.bucket()?.to_string(), req.key()?.to_string());
-    let k = key.clone();
-    state.store.run(move |s| s.get_object(&bucket, &k)).await.map_err(|e| {
+    // A point read from redb (its cache, or the page cache): cheaper here
+    // than the hand-off to a blocking thread and back.
+    state.store.get_object(&bucket, &key).map_err(|e| {
         let e = S3Error::from(e);
         if e.code == S3ErrorCode::NoSuchKey {
             e.with_extra("Key", key)
@@ -163,17 +200,21 @@ fn prepare(req: &S3Request, record: &ObjectRecord) -> S3Result<Prepared> {
 /// was replaced or deleted meanwhile). Small reads are done at once, larger
 /// ones stream from a reader thread.
 async fn open_content(state: &AppState, blobs: Vec<BlobSpan>, span: Range<u64>) -> S3Result<Option<Body>> {
-    state
-        .store
-        .run(move |s| match s.open_range(&blobs, span) {
-            Ok(opened) => match opened.read_small() {
-                Some(bytes) => bytes.map(|b| Some(body::full(b))).map_err(S3Error::internal),
-                None => Ok(Some(body::from_channel(opened.stream()))),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(S3Error::internal(e)),
-        })
-        .await
+    let in_database = blobs.iter().all(|b| b.inline);
+    let open = move |s: &Store| match s.open_range(&blobs, span) {
+        Ok(opened) => match opened.read_small() {
+            Some(bytes) => bytes.map(|b| Some(body::full(b))).map_err(S3Error::internal),
+            None => Ok(Some(body::from_channel(opened.stream()))),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(S3Error::internal(e)),
+    };
+    // Inline bodies (at most 32 KiB each) are database reads, done here;
+    // files are opened and read on a blocking thread.
+    match in_database {
+        true => open(&state.store),
+        false => state.store.run(open).await,
+    }
 }
 
 fn not_modified(record: &ObjectRecord) -> S3Result<Response<Body>> {

@@ -83,6 +83,11 @@ impl StagedBlob {
         Ok(StagedBlob { id, layout: layout.clone(), staged, digests, trailers: Vec::new() })
     }
 
+    /// Whether publishing is free of file work (an empty or inline body).
+    pub fn is_in_memory(&self) -> bool {
+        !matches!(self.staged, Staged::File(_))
+    }
+
     /// Makes the body ready to be referenced: a file is renamed into `blobs/`
     /// and the rename made durable; a small body is handed back to be inserted
     /// inline by the same transaction as its record. Blocking.

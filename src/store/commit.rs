@@ -53,6 +53,7 @@ impl Committer {
     }
 
     /// Runs `f` in the next batch; returns its result once the batch is durable.
+    /// Blocks the calling thread.
     pub fn execute<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
@@ -60,23 +61,49 @@ impl Committer {
         E: From<StoreError> + Poison + Send + 'static,
     {
         let (reply_tx, reply_rx): (SyncSender<Result<T, E>>, _) = mpsc::sync_channel(1);
+        self.submit(f, move |outcome| {
+            let _ = reply_tx.send(outcome);
+        })?;
+        reply_rx.recv().unwrap_or_else(|_| Err(stopped().into()))
+    }
+
+    /// [`Committer::execute`] for async callers: the commit thread wakes the
+    /// task itself, with no blocking thread in between.
+    pub async fn execute_async<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Poison + Send + 'static,
+    {
+        let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+        self.submit(f, move |outcome| {
+            let _ = reply_tx.send(outcome);
+        })?;
+        reply_rx.await.unwrap_or_else(|_| Err(stopped().into()))
+    }
+
+    /// Queues `f` for the next batch; `reply` gets its outcome once the batch
+    /// committed (or failed).
+    fn submit<T, E, F, R>(&self, f: F, reply: R) -> Result<(), E>
+    where
+        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Poison + Send + 'static,
+        R: FnOnce(Result<T, E>) + Send + 'static,
+    {
         let job: Job = Box::new(move |txn| {
             let result = f(txn);
             let poisoned = matches!(&result, Err(e) if e.poisons_batch());
             let finish: Finish = Box::new(move |committed| {
-                let outcome = match (committed, result) {
+                reply(match (committed, result) {
                     (true, result) | (false, result @ Err(_)) => result,
                     (false, Ok(_)) => Err(StoreError::Internal("the metadata commit failed".into()).into()),
-                };
-                let _ = reply_tx.send(outcome);
+                })
             });
             (finish, poisoned)
         });
         let sent = self.jobs.lock().map_err(|_| StoreError::Internal("commit queue poisoned".into()))?.send(job);
-        if sent.is_err() {
-            return Err(StoreError::Internal("the commit thread stopped".into()).into());
-        }
-        reply_rx.recv().unwrap_or_else(|_| Err(StoreError::Internal("the commit thread stopped".into()).into()))
+        sent.map_err(|_| stopped().into())
     }
 
     /// Records blobs whose files are gone: their dead-table rows are removed
@@ -136,6 +163,10 @@ fn commit_batch(db: &Database, jobs: Vec<Job>, forgotten: &Mutex<Vec<BlobId>>) {
     for finish in finishers {
         finish(committed);
     }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Internal("the commit thread stopped".into())
 }
 
 fn remove_dead_rows(txn: &WriteTransaction, ids: &[BlobId]) -> Result<(), StoreError> {
