@@ -185,10 +185,15 @@ impl Engine {
     }
 
     /// Fills free lanes from the queue, sleeping while there is nothing to do.
+    /// With more uploads than lanes, the batch goes to the back of the queue
+    /// after every round (round robin), so no upload waits for others to end.
     fn take_waiting(&self, active: &mut Vec<Arc<Lane>>) {
         let mut queue = lock(&self.queue);
         while active.is_empty() && queue.is_empty() {
             queue = self.wake.wait(queue).unwrap_or_else(PoisonError::into_inner);
+        }
+        if active.len() == MAX_LANES && !queue.is_empty() {
+            queue.extend(active.drain(..));
         }
         let take = queue.len().min(MAX_LANES - active.len());
         active.extend(queue.drain(..take));
@@ -332,12 +337,13 @@ mod tests {
 
     #[test]
     fn many_uploads_at_once_match_md5() {
-        // 12 threads with frame sizes that are not multiples of 64, so the
-        // lanes are misaligned and join and leave the batch at odd points.
-        let handles: Vec<_> = (0..12u8)
+        // 24 threads (more than the lanes, so the batch rotates) with frame
+        // sizes that are not multiples of 64, so the lanes are misaligned and
+        // join and leave the batch at odd points.
+        let handles: Vec<_> = (0..24u8)
             .map(|seed| {
                 std::thread::spawn(move || {
-                    let data = pattern(3 * 1024 * 1024 + seed as usize * 4099, seed);
+                    let data = pattern(2 * 1024 * 1024 + seed as usize * 4099, seed);
                     let frames = [17_000 + seed as usize * 1000, 70_001, 16_384, 300];
                     (hash_in_frames(&data, &frames), reference(&data))
                 })
