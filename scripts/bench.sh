@@ -14,6 +14,8 @@
 #   BENCH_ONLY='put|multipart' ...   # only the scenarios whose name matches (an extended regex)
 #   BENCH_CONCURRENT=32 ...          # also 32 concurrent 1 GiB PUTs, then 32 concurrent 1 GiB GETs
 #                                    # (memory under load; writes 32 GiB twice, about 2 minutes)
+#   BENCH_GROWTH=1 ...               # also the cost-growth table: PUT and GET of 4 KiB to 256 MiB
+#                                    # objects (4 in flight), listing 100,000 keys (about 3 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,6 +80,13 @@ bench small --size 4KiB --count 10000 --concurrency 16
 bench list --count 10000
 bench delete --size 4KiB --count 10000 --concurrency 16
 bench multipart --parts "${BENCH_COMPLETE_PARTS:-1000}" --part-size 5MiB --concurrency 4
+if [[ -n ${BENCH_GROWTH:-} ]]; then
+    for size_count in 4KiB:10000 64KiB:4096 1MiB:1024 16MiB:64 256MiB:8; do
+        bench put --size "${size_count%:*}" --count "${size_count#*:}" --concurrency 4 --no-limits
+        bench get --size "${size_count%:*}" --count "${size_count#*:}" --concurrency 4 --no-limits
+    done
+    bench list --count 100000 --no-limits
+fi
 if [[ -n ${BENCH_CONCURRENT:-} ]]; then
     bench put --size 1GiB --count "$BENCH_CONCURRENT" --concurrency "$BENCH_CONCURRENT" --no-limits
     bench get --size 1GiB --count "$BENCH_CONCURRENT" --concurrency "$BENCH_CONCURRENT" --no-limits

@@ -8,8 +8,7 @@ use http::Response;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::error::{S3Error, S3ErrorCode, S3Result};
-use super::headers::quoted;
-use super::xml::{iso8601, XmlWriter};
+use super::xml::XmlWriter;
 use super::{write_owner, xml_response, AppState, S3Request};
 use crate::http::body::Body;
 use crate::http::route::Query;
@@ -86,9 +85,9 @@ fn write_common(w: &mut XmlWriter, req: &S3Request, enc: &Encoder, prefix: &str,
 fn write_object(w: &mut XmlWriter, enc: &Encoder, key: &str, record: &ObjectRecord, owner: Option<&str>) {
     w.start("Contents")
         .elem("Key", &enc.apply(key))
-        .elem("LastModified", &iso8601(record.last_modified_ms))
-        .elem("ETag", &quoted(&record.etag))
-        .elem("Size", &record.size.to_string());
+        .elem_time("LastModified", record.last_modified_ms)
+        .elem_etag("ETag", &record.etag)
+        .elem_u64("Size", record.size);
     if let Some(sum) = &record.checksum {
         w.elem("ChecksumAlgorithm", sum.algorithm.name())
             .elem("ChecksumType", if sum.composite { "COMPOSITE" } else { "FULL_OBJECT" });
@@ -209,9 +208,9 @@ pub async fn list_versions(state: &AppState, req: S3Request) -> S3Result<Respons
                 .elem("Key", &enc.apply(key))
                 .elem("VersionId", "null")
                 .elem("IsLatest", "true")
-                .elem("LastModified", &iso8601(record.last_modified_ms))
-                .elem("ETag", &quoted(&record.etag))
-                .elem("Size", &record.size.to_string())
+                .elem_time("LastModified", record.last_modified_ms)
+                .elem_etag("ETag", &record.etag)
+                .elem_u64("Size", record.size)
                 .elem("StorageClass", "STANDARD");
             write_owner(&mut w, owner);
             w.end("Version");

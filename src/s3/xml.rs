@@ -4,7 +4,8 @@
 use quick_xml::escape::escape;
 use quick_xml::events::Event;
 use quick_xml::Reader;
-use time::format_description::well_known::Rfc3339;
+use std::fmt::Write as _;
+
 use time::OffsetDateTime;
 
 use super::error::{S3Error, S3ErrorCode, S3Result};
@@ -62,6 +63,25 @@ impl XmlWriter {
         self
     }
 
+    /// An element holding an ISO 8601 timestamp (milliseconds since the epoch).
+    pub fn elem_time(&mut self, name: &str, ms: i64) -> &mut Self {
+        self.start(name);
+        write_iso8601(&mut self.out, ms);
+        self.end(name)
+    }
+
+    /// An element holding a number.
+    pub fn elem_u64(&mut self, name: &str, value: u64) -> &mut Self {
+        self.start(name);
+        let _ = write!(self.out, "{value}");
+        self.end(name)
+    }
+
+    /// An element holding an ETag in its quotes (escaped, as S3 writes them).
+    pub fn elem_etag(&mut self, name: &str, etag: &str) -> &mut Self {
+        self.start(name).raw("&quot;").text(etag).raw("&quot;").end(name)
+    }
+
     pub fn opt(&mut self, name: &str, text: Option<&str>) -> &mut Self {
         if let Some(text) = text {
             self.elem(name, text);
@@ -78,13 +98,27 @@ impl XmlWriter {
 
 /// ISO 8601 with milliseconds, as S3 writes timestamps in XML.
 pub fn iso8601(ms: i64) -> String {
+    let mut out = String::with_capacity(24);
+    write_iso8601(&mut out, ms);
+    out
+}
+
+/// [`iso8601`] appended to `out`: a listing writes one per key, so no
+/// intermediate strings.
+fn write_iso8601(out: &mut String, ms: i64) {
     let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let text = t.format(&Rfc3339).unwrap_or_default();
-    // Rfc3339 writes as many fraction digits as needed; S3 writes exactly three.
-    match text.split_once('.') {
-        Some((secs, _)) => format!("{secs}.{:03}Z", t.millisecond()),
-        None => format!("{}.{:03}Z", text.trim_end_matches('Z'), t.millisecond()),
-    }
+    let (date, time) = (t.date(), t.time());
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        date.year(),
+        u8::from(date.month()),
+        date.day(),
+        time.hour(),
+        time.minute(),
+        time.second(),
+        time.millisecond()
+    );
 }
 
 /// A parsed element tree, enough for S3's small request documents.
@@ -164,6 +198,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn typed_leaves_write_what_s3_writes() {
+        let mut w = XmlWriter::bare("Contents");
+        w.elem_time("LastModified", 1_700_000_000_123).elem_etag("ETag", "abc-2").elem_u64("Size", 5_368_709_120);
+        assert_eq!(
+            w.finish("Contents"),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Contents><LastModified>2023-11-14T22:13:20.123Z</LastModified>\
+             <ETag>&quot;abc-2&quot;</ETag><Size>5368709120</Size></Contents>"
+        );
+    }
+
+    #[test]
     fn writer_escapes_text() {
         let mut w = XmlWriter::new("R");
         w.elem("Key", "a&b<c>\"d'");
@@ -192,5 +237,7 @@ mod tests {
     fn timestamps_have_milliseconds() {
         assert_eq!(iso8601(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
         assert_eq!(iso8601(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(951_782_400_007), "2000-02-29T00:00:00.007Z");
     }
 }

@@ -6,9 +6,11 @@
 //! Bodies of at most [`INLINE_MAX`] bytes never touch a file: they are stored
 //! inline in the database by the very commit that makes them visible.
 //!
-//! Hashing and writing run on a blocking thread fed by a bounded channel: the
-//! reactor only moves frames, memory per upload is bounded by the channel, and
-//! MD5 (the ceiling of one stream) never stalls other connections.
+//! Each upload has a blocking thread fed by a bounded channel (the reactor
+//! only moves frames): it decodes, computes the checksums, and hands every
+//! frame both to a file writer thread and to the shared MD5 engine
+//! (`md5_lanes`), so the copy into the page cache and MD5, the ceiling of one
+//! stream, run side by side. Memory per upload is bounded by the queues.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
