@@ -40,10 +40,7 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
     record.size = staged.digests.size;
     record.etag = hex::encode(staged.digests.md5);
     record.checksum = Some(checksum);
-    let record = match staged.is_in_memory() {
-        true => commit_small_put(state, bucket, key, record, staged, conditions).await?,
-        false => commit_put(state, bucket, key, record, staged, conditions).await?,
-    };
+    let record = commit_put(state, bucket, key, record, staged, conditions).await?;
     let mut b = Response::builder().status(StatusCode::OK).header("etag", quoted(&record.etag));
     if let Some(sum) = &record.checksum {
         b = b.header(sum.algorithm.header_name(), &sum.value).header("x-amz-checksum-type", "FULL_OBJECT");
@@ -51,8 +48,9 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
     b.body(body::empty()).map_err(S3Error::internal)
 }
 
-/// Publishes a body written to a file (rename, fsync: blocking) and commits
-/// its record; the file is discarded if the commit fails.
+/// Publishes the body and commits its record. An empty or inline body is
+/// committed straight from this task; a file is published (rename, fsync:
+/// blocking) on a blocking thread and discarded if the commit fails.
 async fn commit_put(
     state: &AppState,
     bucket: String,
@@ -61,38 +59,31 @@ async fn commit_put(
     staged: StagedBlob,
     conditions: WriteConditions,
 ) -> S3Result<ObjectRecord> {
+    let check = move |current: Option<&ObjectRecord>| conditions.check(current);
+    if staged.is_in_memory() {
+        let (span, inline) = staged.publish().map_err(S3Error::internal)?;
+        stamp(&mut record, span);
+        state.store.put_object_async(&bucket, &key, record.clone(), inline, check).await?;
+        return Ok(record);
+    }
     state
         .store
         .run(move |s| {
             let (span, inline) = staged.publish().map_err(S3Error::internal)?;
-            record.blobs = if span.has_blob() { vec![span] } else { Vec::new() };
-            record.last_modified_ms = now_ms();
-            let blobs = record.blobs.clone();
-            let committed =
-                s.put_object(&bucket, &key, record.clone(), inline, move |current| conditions.check(current));
+            stamp(&mut record, span);
+            let committed = s.put_object(&bucket, &key, record.clone(), inline, check);
             if committed.is_err() {
-                s.discard_blobs(&blobs);
+                s.discard_blobs(&record.blobs);
             }
             committed.map(|()| record)
         })
         .await
 }
 
-/// Commits the record of an empty or inline body straight from this task.
-async fn commit_small_put(
-    state: &AppState,
-    bucket: String,
-    key: String,
-    mut record: ObjectRecord,
-    staged: StagedBlob,
-    conditions: WriteConditions,
-) -> S3Result<ObjectRecord> {
-    let (span, inline) = staged.publish().map_err(S3Error::internal)?;
+/// Points a new record at its published body and dates it.
+fn stamp(record: &mut ObjectRecord, span: BlobSpan) {
     record.blobs = if span.has_blob() { vec![span] } else { Vec::new() };
     record.last_modified_ms = now_ms();
-    let check = move |current: Option<&ObjectRecord>| conditions.check(current);
-    state.store.put_object_async(&bucket, &key, record.clone(), inline, check).await?;
-    Ok(record)
 }
 
 /// `If-None-Match: *` and `If-Match` on a write, checked inside the commit so
