@@ -287,3 +287,44 @@ fn virtual_hosted_style_with_a_domain() {
     let listed = vhost.send(Req::new("GET", "/").query("list-type=2"));
     assert_eq!(listed.elements("Key"), vec!["cat one.jpg"]);
 }
+
+/// Uploads share one MD5 engine (SIMD lanes): 20 concurrent PUTs of odd
+/// sizes, more than the engine's lanes, while other uploads are abandoned
+/// halfway, must each get the ETag of their own bytes and read back whole.
+#[test]
+fn concurrent_uploads_get_their_own_etags() {
+    let (_dir, server) = setup();
+    std::thread::scope(|s| {
+        let abandoned: Vec<_> = (0..4usize)
+            .map(|i| {
+                let c = server.client();
+                s.spawn(move || {
+                    let half = pattern(1_000_003, 500 + i as u64);
+                    let stream = c.send_partial(Req::new("PUT", "/bkt/abandoned").body(&half), 2_000_006);
+                    std::thread::sleep(Duration::from_millis(200));
+                    drop(stream);
+                })
+            })
+            .collect();
+        let uploads: Vec<_> = (0..20usize)
+            .map(|i| {
+                let c = server.client();
+                s.spawn(move || {
+                    let body = pattern(40_000 + i * 150_001, i as u64);
+                    let key = format!("/bkt/upload-{i}");
+                    let put = c.send(Req::new("PUT", &key).body(&body));
+                    assert_eq!(put.status, 200, "{}", put.text());
+                    let md5 = hex::encode(Md5::digest(&body));
+                    assert_eq!(put.header("etag"), Some(format!("\"{md5}\"").as_str()), "ETag of {key}");
+                    let got = c.send(Req::new("GET", &key));
+                    assert!(got.status == 200 && got.body == body, "{key} reads back whole");
+                })
+            })
+            .collect();
+        for handle in uploads.into_iter().chain(abandoned) {
+            assert!(handle.join().is_ok());
+        }
+    });
+    let listed = server.client().send(Req::new("GET", "/bkt").query("list-type=2"));
+    assert_eq!(listed.elements("Key").len(), 20, "abandoned uploads left no object");
+}
