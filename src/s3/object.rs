@@ -48,9 +48,9 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
     b.body(body::empty()).map_err(S3Error::internal)
 }
 
-/// Publishes the body and commits its record. An empty or inline body is
-/// committed straight from this task; a file is published (rename, fsync:
-/// blocking) on a blocking thread and discarded if the commit fails.
+/// Publishes the body and commits its record. An empty or inline body needs
+/// no file work; a file is published (rename, fsync: blocking) on a blocking
+/// thread, and removed again if the commit fails.
 async fn commit_put(
     state: &AppState,
     bucket: String,
@@ -59,25 +59,24 @@ async fn commit_put(
     staged: StagedBlob,
     conditions: WriteConditions,
 ) -> S3Result<ObjectRecord> {
+    let (span, inline) = match staged.is_in_memory() {
+        true => staged.publish().map_err(S3Error::internal)?,
+        false => state.store.run(move |_| staged.publish().map_err(S3Error::internal)).await?,
+    };
+    stamp(&mut record, span);
     let check = move |current: Option<&ObjectRecord>| conditions.check(current);
-    if staged.is_in_memory() {
-        let (span, inline) = staged.publish().map_err(S3Error::internal)?;
-        stamp(&mut record, span);
-        state.store.put_object_async(&bucket, &key, record.clone(), inline, check).await?;
-        return Ok(record);
+    let committed = state.store.put_object(&bucket, &key, record.clone(), inline, check).await;
+    if committed.is_err() && span.has_file() {
+        let blobs = record.blobs.clone();
+        state
+            .store
+            .run(move |s| {
+                s.discard_blobs(&blobs);
+                Ok::<_, S3Error>(())
+            })
+            .await?;
     }
-    state
-        .store
-        .run(move |s| {
-            let (span, inline) = staged.publish().map_err(S3Error::internal)?;
-            stamp(&mut record, span);
-            let committed = s.put_object(&bucket, &key, record.clone(), inline, check);
-            if committed.is_err() {
-                s.discard_blobs(&record.blobs);
-            }
-            committed.map(|()| record)
-        })
-        .await
+    committed.map(|()| record)
 }
 
 /// Points a new record at its published body and dates it.

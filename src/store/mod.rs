@@ -217,25 +217,10 @@ impl Store {
     /// previous version; `inline` is the body when it is small enough to live
     /// in the database. `check` sees the current version inside the same
     /// transaction, so conditional writes (`If-None-Match: *`) are atomic.
-    pub fn put_object<E, C>(
-        &self,
-        bucket: &str,
-        key: &str,
-        record: ObjectRecord,
-        inline: Option<InlineBlob>,
-        check: C,
-    ) -> Result<(), E>
-    where
-        E: From<StoreError> + Poison + Send + 'static,
-        C: FnOnce(Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
-    {
-        self.write(put_object_txn(bucket, key, record, inline, check))
-    }
-
-    /// [`Store::put_object`] from an async task, for a record whose blobs
-    /// need no file work (inline or empty): a small PUT then costs no
-    /// blocking-thread hand-off. Blobs it frees are unlinked in the background.
-    pub async fn put_object_async<E, C>(
+    ///
+    /// Async: the commit thread wakes the task itself, with no blocking
+    /// thread in between; blobs the write frees are unlinked in the background.
+    pub async fn put_object<E, C>(
         self: &Arc<Self>,
         bucket: &str,
         key: &str,
@@ -247,7 +232,16 @@ impl Store {
         E: From<StoreError> + Poison + Send + 'static,
         C: FnOnce(Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
     {
-        let (value, dead) = self.committer.execute_async(put_object_txn(bucket, key, record, inline, check)).await?;
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        let txn = move |txn: &WriteTransaction| -> Result<((), Vec<BlobId>), E> {
+            require_bucket(txn, &bucket)?;
+            let current = read_object(txn, &bucket, &key)?;
+            check(current.as_ref())?;
+            insert_inline(txn, inline.as_slice())?;
+            add_refs(txn, &record.blobs)?;
+            Ok(((), replace_object(txn, &bucket, &key, Some(&record), current)?))
+        };
+        let (value, dead) = self.committer.execute_async(txn).await?;
         if !dead.is_empty() {
             let store = self.clone();
             tokio::task::spawn_blocking(move || store.free_blobs(dead));
@@ -382,28 +376,4 @@ fn init_tables(db: &Database) -> StoreResult<()> {
     txn.open_table(schema::INLINE_BLOBS)?;
     txn.commit()?;
     Ok(())
-}
-
-/// The transaction of a PutObject: replace the key's record, checking the
-/// caller's write conditions against the current one first.
-fn put_object_txn<E, C>(
-    bucket: &str,
-    key: &str,
-    record: ObjectRecord,
-    inline: Option<InlineBlob>,
-    check: C,
-) -> impl FnOnce(&WriteTransaction) -> Result<((), Vec<BlobId>), E> + Send + 'static
-where
-    E: From<StoreError> + Poison + Send + 'static,
-    C: FnOnce(Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
-{
-    let (bucket, key) = (bucket.to_string(), key.to_string());
-    move |txn| {
-        require_bucket(txn, &bucket)?;
-        let current = read_object(txn, &bucket, &key)?;
-        check(current.as_ref())?;
-        insert_inline(txn, inline.as_slice())?;
-        add_refs(txn, &record.blobs)?;
-        Ok(((), replace_object(txn, &bucket, &key, Some(&record), current)?))
-    }
 }
