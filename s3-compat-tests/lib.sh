@@ -99,15 +99,10 @@ OUT="" ERR=""
 run_ok() {
     local label="$1" rc=0
     shift
-    "$@" >"$WORK/last.out" 2>"$WORK/last.err" || rc=$?
+    run_to_file "$label" "$WORK/last.out" "$@" || rc=$?
     OUT="$(cat "$WORK/last.out")"
     ERR="$(cat "$WORK/last.err")"
-    if [[ $rc -eq 0 ]]; then
-        pass "$label"
-        return 0
-    fi
-    fail "$label" "command: $*" "exit code $rc" "stderr: $(tail -c 2000 "$WORK/last.err")"
-    return 1
+    return "$rc"
 }
 
 # run_to_file LABEL FILE CMD...: the command must exit 0; its stdout goes to FILE.
@@ -207,6 +202,51 @@ rclone_env() {
     export RCLONE_CONFIG_T_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY"
     export RCLONE_CONFIG_T_ENDPOINT="$ENDPOINT" RCLONE_CONFIG_T_REGION="$TEST_REGION"
     export RCLONE_CONFIG_T_FORCE_PATH_STYLE=true
+}
+
+# s3cmd_env: write $WORK/s3cfg for $ENDPOINT (path style, SigV4) and define
+# s3c, s3cmd with that config.
+s3cmd_env() {
+    local hostport="${ENDPOINT#http://}"
+    cat >"$WORK/s3cfg" <<CFG
+[default]
+access_key = $AWS_ACCESS_KEY_ID
+secret_key = $AWS_SECRET_ACCESS_KEY
+host_base = $hostport
+host_bucket = $hostport
+use_https = False
+signature_v2 = False
+bucket_location = $TEST_REGION
+CFG
+    s3c() { s3cmd -c "$WORK/s3cfg" --no-progress "$@"; }
+}
+
+# run_program LABEL CMD...: a scenario program that prints its own PASS/FAIL
+# lines; one more line says whether it succeeded as a whole.
+run_program() {
+    local label="$1"
+    shift
+    if "$@"; then
+        pass "$label"
+    else
+        fail "$label (see the FAIL lines above)"
+    fi
+}
+
+# run_rust_sdk LABEL [MODE]: build the aws-sdk-rust scenario (run.sh has
+# usually built it already) and run it, in MODE if given.
+run_rust_sdk() {
+    local label="$1" start=$SECONDS
+    shift
+    step "build the aws-sdk-rust scenario (cargo build --release --locked)"
+    run_ok "cargo build --release --locked in rust-sdk/" \
+        cargo build --release --locked --quiet --manifest-path "$S3T_DIR/rust-sdk/Cargo.toml"
+    log "  build took $((SECONDS - start)) s"
+    local bin="$S3T_DIR/rust-sdk/target/release/tessera-compat-rust-sdk"
+    if [[ -x $bin ]]; then
+        step "run tessera-compat-rust-sdk${1:+ $1} against $ENDPOINT"
+        run_program "$label" "$bin" "$@"
+    fi
 }
 
 # aws_v1_bin: the aws-cli v1 script installed by pip beside the python3 on PATH

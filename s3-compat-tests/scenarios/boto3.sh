@@ -5,9 +5,5 @@ set -uo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 scenario_begin boto3
-if python3 "$S3T_DIR/py/boto3_scenario.py"; then
-    pass "boto3 scenario"
-else
-    fail "boto3 scenario (see the FAIL lines above)"
-fi
+run_program "boto3 scenario" python3 "$S3T_DIR/py/boto3_scenario.py"
 scenario_end

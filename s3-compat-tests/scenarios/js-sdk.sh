@@ -7,9 +7,5 @@ source "$(dirname "$0")/../lib.sh"
 
 scenario_begin js-sdk
 log "node $(node --version), @aws-sdk/client-s3 $(cd "$S3T_DIR/js" && node -p 'require("@aws-sdk/client-s3/package.json").version')"
-if node "$S3T_DIR/js/scenario.mjs"; then
-    pass "js-sdk scenario"
-else
-    fail "js-sdk scenario (see the FAIL lines above)"
-fi
+run_program "js-sdk scenario" node "$S3T_DIR/js/scenario.mjs"
 scenario_end

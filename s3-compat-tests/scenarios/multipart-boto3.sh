@@ -7,9 +7,5 @@ set -uo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 scenario_begin multipart-boto3
-if python3 "$S3T_DIR/py/multipart_boto3_scenario.py"; then
-    pass "multipart-boto3 scenario"
-else
-    fail "multipart-boto3 scenario (see the FAIL lines above)"
-fi
+run_program "multipart-boto3 scenario" python3 "$S3T_DIR/py/multipart_boto3_scenario.py"
 scenario_end

@@ -8,9 +8,5 @@ source "$(dirname "$0")/../lib.sh"
 
 scenario_begin multipart-js-sdk
 log "node $(node --version), @aws-sdk/lib-storage $(cd "$S3T_DIR/js" && node -p 'require("@aws-sdk/lib-storage/package.json").version')"
-if node "$S3T_DIR/js/multipart.mjs"; then
-    pass "multipart-js-sdk scenario"
-else
-    fail "multipart-js-sdk scenario (see the FAIL lines above)"
-fi
+run_program "multipart-js-sdk scenario" node "$S3T_DIR/js/multipart.mjs"
 scenario_end

@@ -6,17 +6,5 @@ set -uo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 scenario_begin multipart-rust-sdk
-step "build the aws-sdk-rust scenario (cargo build --release --locked)"
-start=$SECONDS
-run_ok "cargo build --release --locked in rust-sdk/" \
-    cargo build --release --locked --quiet --manifest-path "$S3T_DIR/rust-sdk/Cargo.toml"
-log "  build took $((SECONDS - start)) s"
-if [[ -x "$S3T_DIR/rust-sdk/target/release/tessera-compat-rust-sdk" ]]; then
-    step "run 'tessera-compat-rust-sdk multipart' against $ENDPOINT"
-    if "$S3T_DIR/rust-sdk/target/release/tessera-compat-rust-sdk" multipart; then
-        pass "aws-sdk-rust multipart scenario"
-    else
-        fail "aws-sdk-rust multipart scenario (see the FAIL lines above)"
-    fi
-fi
+run_rust_sdk "aws-sdk-rust multipart scenario" multipart
 scenario_end

@@ -7,18 +7,7 @@ set -uo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 scenario_begin multipart-s3cmd
-hostport="${ENDPOINT#http://}"
-cat >"$WORK/s3cfg" <<CFG
-[default]
-access_key = $AWS_ACCESS_KEY_ID
-secret_key = $AWS_SECRET_ACCESS_KEY
-host_base = $hostport
-host_bucket = $hostport
-use_https = False
-signature_v2 = False
-bucket_location = $TEST_REGION
-CFG
-s3c() { s3cmd -c "$WORK/s3cfg" --no-progress "$@"; }
+s3cmd_env
 s3api() { "${AWSCLI_V2:-/usr/bin/aws}" --endpoint-url "$ENDPOINT" --output json s3api "$@"; }
 export AWS_PAGER=""
 B="s3://$TEST_BUCKET"

@@ -7,9 +7,5 @@ source "$(dirname "$0")/../lib.sh"
 
 scenario_begin presigned
 log "curl: $(curl --version | head -n 1)"
-if python3 "$S3T_DIR/py/presigned_scenario.py"; then
-    pass "presigned scenario"
-else
-    fail "presigned scenario (see the FAIL lines above)"
-fi
+run_program "presigned scenario" python3 "$S3T_DIR/py/presigned_scenario.py"
 scenario_end

@@ -10,11 +10,7 @@ source "$(dirname "$0")/../lib.sh"
 
 scenario_begin resume-upload
 step "phase 1: upload part of the object, then crash the server mid-part"
-if python3 "$S3T_DIR/py/resume_upload_scenario.py" before; then
-    pass "resume-upload phase 1"
-else
-    fail "resume-upload phase 1 (see the FAIL lines above)"
-fi
+run_program "resume-upload phase 1" python3 "$S3T_DIR/py/resume_upload_scenario.py" before
 if [[ -n "${S3_COMPAT_ENDPOINT:-}" ]]; then
     log "external endpoint: no server to crash or restart"
 else
@@ -25,9 +21,5 @@ else
     assert_eq "restarted on the same address" "$ENDPOINT" "$before_endpoint"
 fi
 step "phase 2: resume"
-if python3 "$S3T_DIR/py/resume_upload_scenario.py" after; then
-    pass "resume-upload phase 2"
-else
-    fail "resume-upload phase 2 (see the FAIL lines above)"
-fi
+run_program "resume-upload phase 2" python3 "$S3T_DIR/py/resume_upload_scenario.py" after
 scenario_end

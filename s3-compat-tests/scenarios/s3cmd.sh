@@ -11,18 +11,7 @@ set -uo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 scenario_begin s3cmd
-hostport="${ENDPOINT#http://}"
-cat >"$WORK/s3cfg" <<EOF
-[default]
-access_key = $AWS_ACCESS_KEY_ID
-secret_key = $AWS_SECRET_ACCESS_KEY
-host_base = $hostport
-host_bucket = $hostport
-use_https = False
-signature_v2 = False
-bucket_location = $TEST_REGION
-EOF
-s3c() { s3cmd -c "$WORK/s3cfg" --no-progress "$@"; }
+s3cmd_env
 B="s3://$TEST_BUCKET"
 # keys_of: the keys in s3cmd ls output (DIR lines keep their trailing '/').
 keys_of() { sed -n "s|^.* $B/||p" <<<"$OUT"; }
