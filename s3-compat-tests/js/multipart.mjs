@@ -8,7 +8,6 @@ import { createReadStream, writeFileSync } from "node:fs";
 import { crc32 } from "node:zlib";
 import { join } from "node:path";
 import {
-  S3Client,
   CreateBucketCommand,
   HeadObjectCommand,
   GetObjectCommand,
@@ -17,15 +16,14 @@ import {
   ListMultipartUploadsCommand,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
+import { call, check, client, describe, eq, run, sha256, step, summary } from "./checks.mjs";
 
 const ENDPOINT = process.env.ENDPOINT;
 const WORK = process.env.WORK;
 const BUCKET = process.env.TEST_BUCKET || "compat";
 const MiB = 1024 * 1024;
 
-const sha256 = (data) => createHash("sha256").update(data).digest("hex");
 const md5 = (data) => createHash("md5").update(data).digest();
-const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 // The quoted ETag of DATA uploaded in parts of PART bytes: md5(part MD5s)-N.
 function multipartEtag(data, part) {
   const digests = [];
@@ -46,43 +44,11 @@ function compositeCrc32(data, part) {
   return `${whole.toString("base64")}-${crcs.length}`;
 }
 
-let total = 0;
-const failed = [];
-const step = (what) => console.log(`\n== ${what}`);
-function check(ok, what, detail = "") {
-  total += 1;
-  console.log(`  ${ok ? "ok  " : "FAIL"}  ${what}`);
-  if (!ok) {
-    for (const line of String(detail).split("\n")) console.log(`        ${line}`);
-    failed.push(what);
-  }
-  return ok;
-}
-const eq = (what, actual, expected) =>
-  check(same(actual, expected), what, `expected: ${JSON.stringify(expected)}\nactual:   ${JSON.stringify(actual)}`);
-const describe = (e) => `${e.name}: ${e.message}${e.$metadata ? ` HTTP ${e.$metadata.httpStatusCode}` : ""}`;
-async function call(what, fn) {
-  try {
-    const out = await fn();
-    check(true, what);
-    return out;
-  } catch (e) {
-    check(false, what, describe(e));
-    return undefined;
-  }
-}
-
 // Counts requests per command, and the most UploadPart requests in flight at once.
 const counts = {};
 let inflight = 0;
 let maxInflight = 0;
-const s3 = new S3Client({
-  endpoint: ENDPOINT,
-  region: "us-east-1",
-  forcePathStyle: true,
-  maxAttempts: 1,
-  credentials: { accessKeyId: process.env.AWS_ACCESS_KEY_ID, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY },
-});
+const s3 = client();
 s3.middlewareStack.add(
   (next, context) => async (args) => {
     const op = context.commandName;
@@ -210,20 +176,7 @@ async function main() {
   await call(`DeleteObject ${key}`, () => send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key })));
   await call(`DeleteBucket ${BUCKET}`, () => send(new DeleteBucketCommand({ Bucket: BUCKET })));
 
-  console.log();
-  if (failed.length === 0) {
-    console.log(`js-sdk multipart: all ${total} checks passed`);
-    return 0;
-  }
-  console.log(`js-sdk multipart: ${failed.length} of ${total} checks FAILED:`);
-  for (const f of failed) console.log(`  - ${f}`);
-  return 1;
+  return summary("js-sdk multipart");
 }
 
-main().then(
-  (code) => process.exit(code),
-  (e) => {
-    console.error(e);
-    process.exit(2);
-  }
-);
+run(main);

@@ -6,7 +6,6 @@ import { createHash } from "node:crypto";
 import { createReadStream, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  S3Client,
   CreateBucketCommand,
   HeadBucketCommand,
   ListBucketsCommand,
@@ -23,6 +22,7 @@ import {
   paginateListObjectsV2,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
+import { call, check, client, eq, error, run, sha256, step, summary } from "./checks.mjs";
 
 const ENDPOINT = process.env.ENDPOINT;
 const FILES_DIR = process.env.FILES_DIR;
@@ -44,70 +44,15 @@ const HOSTILE_KEYS = [
 ];
 const MARKER_KEY = "dir/";
 
-const sha256 = (data) => createHash("sha256").update(data).digest("hex");
 const quotedMd5 = (data) => `"${createHash("md5").update(data).digest("hex")}"`;
 const hostileContent = (key) => Buffer.from(`key:${key}\n`, "utf8");
 const byteSorted = (keys) => [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 // x-amz-copy-source must be URL-encoded by the caller with this SDK.
 const copySource = (bucket, key) => `${bucket}/${encodeURIComponent(key).replace(/%2F/g, "/")}`;
 
-let total = 0;
-const failed = [];
-const step = (what) => console.log(`\n== ${what}`);
-function check(ok, what, detail = "") {
-  total += 1;
-  if (ok) {
-    console.log(`  ok    ${what}`);
-  } else {
-    console.log(`  FAIL  ${what}`);
-    for (const line of String(detail).split("\n")) console.log(`        ${line}`);
-    failed.push(what);
-  }
-  return ok;
-}
-const eq = (what, actual, expected) =>
-  check(same(actual, expected), what, `expected: ${JSON.stringify(expected)}\nactual:   ${JSON.stringify(actual)}`);
-
-function describe(e) {
-  const meta = e.$metadata ? ` HTTP ${e.$metadata.httpStatusCode}` : "";
-  const resp = e.$response ? `\nheaders ${JSON.stringify(e.$response.headers)}` : "";
-  return `${e.name}: ${e.message}${meta}${resp}`;
-}
-
-async function call(what, fn) {
-  try {
-    const out = await fn();
-    check(true, what);
-    return out;
-  } catch (e) {
-    check(false, what, describe(e));
-    return undefined;
-  }
-}
-
-// The request must fail with this error code (the SDK's error name; NotFound for HEAD 404).
-async function error(what, code, fn) {
-  try {
-    const out = await fn();
-    return check(false, what, `expected ${code}, got success: ${JSON.stringify(out.$metadata)}`);
-  } catch (e) {
-    return check(e.name === code || e.Code === code, what, `expected ${code}, got ${describe(e)}`);
-  }
-}
-
 // Records the payload mode of each request (x-amz-content-sha256, content-encoding).
 const payloadModes = [];
-const s3 = new S3Client({
-  endpoint: ENDPOINT,
-  region: "us-east-1",
-  forcePathStyle: true,
-  maxAttempts: 1,
-  credentials: {
-    accessKeyId: process.env.AWS_ACCESS_KEY_ID,
-    secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY,
-  },
-});
+const s3 = client();
 s3.middlewareStack.add(
   (next, context) => async (args) => {
     const h = args.request.headers || {};
@@ -401,20 +346,7 @@ async function main() {
   await call(`DeleteBucket ${BUCKET}`, () => send(new DeleteBucketCommand({ Bucket: BUCKET })));
   await error("HeadBucket after delete: NotFound (404)", "NotFound", () => send(new HeadBucketCommand({ Bucket: BUCKET })));
 
-  console.log();
-  if (failed.length === 0) {
-    console.log(`js-sdk: all ${total} checks passed`);
-    return 0;
-  }
-  console.log(`js-sdk: ${failed.length} of ${total} checks FAILED:`);
-  for (const f of failed) console.log(`  - ${f}`);
-  return 1;
+  return summary("js-sdk");
 }
 
-main().then(
-  (code) => process.exit(code),
-  (e) => {
-    console.error(e);
-    process.exit(2);
-  }
-);
+run(main);
