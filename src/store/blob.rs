@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::digest::{DigestSpec, Digests, Hashers};
+use super::digest::{BlockCrcs, DigestSpec, Digests, Hashers};
 use super::layout::{fsync_dir, new_blob_id, BlobId, Layout};
 use super::schema::BlobSpan;
 use crate::auth::chunked::AwsChunkedDecoder;
@@ -60,11 +60,14 @@ enum Staged {
     File(TempFile),
 }
 
-/// A small blob's bytes, to be inserted by the transaction that references it.
+/// The rows a new blob needs, inserted by the transaction that first
+/// references it: its block checksums and, for a small body, its bytes.
 #[derive(Debug, Clone)]
-pub struct InlineBlob {
+pub struct NewBlob {
     pub id: BlobId,
-    pub bytes: Vec<u8>,
+    pub blocks: BlockCrcs,
+    /// The bytes of a small blob stored inline; `None` for a file.
+    pub inline: Option<Vec<u8>>,
 }
 
 /// A body received, hashed and (for files) fsynced, but not yet visible anywhere.
@@ -91,21 +94,22 @@ impl StagedBlob {
     }
 
     /// Makes the body ready to be referenced: a file is renamed into `blobs/`
-    /// and the rename made durable; a small body is handed back to be inserted
-    /// inline by the same transaction as its record. Blocking.
-    pub fn publish(self) -> io::Result<(BlobSpan, Option<InlineBlob>)> {
-        let size = self.digests.size;
+    /// and the rename made durable; the block checksums (and a small body,
+    /// to be stored inline) are handed back to be inserted by the same
+    /// transaction as its record. Blocking.
+    pub fn publish(self) -> io::Result<(BlobSpan, Option<NewBlob>)> {
+        let (id, size, blocks) = (self.id, self.digests.size, self.digests.blocks);
         match self.staged {
             Staged::Empty => Ok((BlobSpan::EMPTY, None)),
             Staged::Inline(bytes) => {
-                let span = BlobSpan { id: self.id, size, part: 0, inline: true };
-                Ok((span, Some(InlineBlob { id: self.id, bytes })))
+                let span = BlobSpan { id, size, part: 0, inline: true };
+                Ok((span, Some(NewBlob { id, blocks, inline: Some(bytes) })))
             }
             Staged::File(mut tmp) => {
-                fs::rename(&tmp.path, self.layout.blob_path(self.id))?;
+                fs::rename(&tmp.path, self.layout.blob_path(id))?;
                 tmp.armed = false;
-                fsync_dir(&self.layout.blob_dir(self.id))?;
-                Ok((BlobSpan { id: self.id, size, part: 0, inline: false }, None))
+                fsync_dir(&self.layout.blob_dir(id))?;
+                Ok((BlobSpan { id, size, part: 0, inline: false }, Some(NewBlob { id, blocks, inline: None })))
             }
         }
     }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableTable, WriteTransaction};
 
-use blob::InlineBlob;
+use blob::NewBlob;
 use commit::Committer;
 pub use commit::Poison;
 use layout::{BlobId, Layout};
@@ -34,7 +34,7 @@ pub use multipart::{PartPage, UploadEntry, UploadPage, UploadQuery, UPLOAD_ID_LE
 use schema::{
     decode, encode, object_key, BlobSpan, BucketRecord, ObjectRecord, BLOB_REFS, BUCKETS, DEAD_BLOBS, OBJECTS,
 };
-use txn::{add_refs, insert_inline, read_object, replace_object, require_bucket};
+use txn::{add_refs, insert_new_blobs, read_object, replace_object, require_bucket};
 
 /// Failures of the store, free of any HTTP meaning (`s3::error` maps them).
 #[derive(Debug, thiserror::Error)]
@@ -214,8 +214,8 @@ impl Store {
     }
 
     /// Makes `record` the object at `bucket/key`, replacing (and freeing) any
-    /// previous version; `inline` is the body when it is small enough to live
-    /// in the database. `check` sees the current version inside the same
+    /// previous version; `inline` has the new blob's block checksums and, when
+    /// the body is small enough to live in the database, its bytes. `check` sees the current version inside the same
     /// transaction, so conditional writes (`If-None-Match: *`) are atomic.
     ///
     /// Async: the commit thread wakes the task itself, with no blocking
@@ -225,7 +225,7 @@ impl Store {
         bucket: &str,
         key: &str,
         record: ObjectRecord,
-        inline: Option<InlineBlob>,
+        inline: Option<NewBlob>,
         check: C,
     ) -> Result<(), E>
     where
@@ -237,7 +237,7 @@ impl Store {
             require_bucket(txn, &bucket)?;
             let current = read_object(txn, &bucket, &key)?;
             check(current.as_ref())?;
-            insert_inline(txn, inline.as_slice())?;
+            insert_new_blobs(txn, inline.as_slice())?;
             add_refs(txn, &record.blobs)?;
             Ok(((), replace_object(txn, &bucket, &key, Some(&record), current)?))
         };
@@ -303,18 +303,8 @@ impl Store {
     /// Opens the bytes `range` of an object made of `spans` (see `read.rs`).
     /// `NotFound` if a blob is gone: the object was replaced meanwhile.
     pub fn open_range(&self, spans: &[BlobSpan], range: std::ops::Range<u64>) -> std::io::Result<read::OpenObject> {
-        let not_found = || std::io::Error::from(std::io::ErrorKind::NotFound);
-        let txn = if spans.iter().any(|s| s.inline) {
-            Some(self.db.begin_read().map_err(std::io::Error::other)?)
-        } else {
-            None
-        };
-        read::open(&self.layout, spans, range, |id| {
-            let txn = txn.as_ref().ok_or_else(not_found)?;
-            let table = txn.open_table(schema::INLINE_BLOBS).map_err(std::io::Error::other)?;
-            let value = table.get(id).map_err(std::io::Error::other)?.ok_or_else(not_found)?;
-            Ok(bytes::Bytes::copy_from_slice(value.value()))
-        })
+        let txn = self.db.begin_read().map_err(std::io::Error::other)?;
+        read::open(&self.layout, spans, range, &read::Snapshot(txn))
     }
 
     pub fn list_objects(&self, bucket: &str, query: &ListQuery) -> StoreResult<ListPage> {
@@ -374,6 +364,7 @@ fn init_tables(db: &Database) -> StoreResult<()> {
     txn.open_table(schema::UPLOAD_INDEX)?;
     txn.open_table(schema::PARTS)?;
     txn.open_table(schema::INLINE_BLOBS)?;
+    txn.open_table(schema::BLOB_CRCS)?;
     txn.commit()?;
     Ok(())
 }

@@ -8,13 +8,13 @@ use std::ops::Bound;
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::blob::InlineBlob;
+use super::blob::NewBlob;
 use super::list::{as_slice_bound, common_prefix, prefix_successor};
 use super::schema::{
     decode, encode, object_key, part_key, upload_index_key, AbortIncompleteRule, BlobSpan, BucketRecord, ObjectRecord,
     PartRecord, UploadRecord, PARTS, UPLOADS, UPLOAD_INDEX,
 };
-use super::txn::{add_refs, drop_refs, insert_inline, read_object, replace_object, require_bucket};
+use super::txn::{add_refs, drop_refs, insert_new_blobs, read_object, replace_object, require_bucket};
 use super::{Poison, Store, StoreError, StoreResult};
 use crate::store::layout::BlobId;
 
@@ -77,7 +77,7 @@ impl Store {
         (bucket, key, upload_id): (&str, &str, &str),
         number: u16,
         part: PartRecord,
-        inline: Option<InlineBlob>,
+        inline: Option<NewBlob>,
     ) -> StoreResult<()> {
         let (bucket, key, id) = (bucket.to_string(), key.to_string(), upload_id.to_string());
         self.write(move |txn| {
@@ -92,7 +92,7 @@ impl Store {
                     None => None,
                 }
             };
-            insert_inline(txn, inline.as_slice())?;
+            insert_new_blobs(txn, inline.as_slice())?;
             add_refs(txn, &[part.span])?;
             Ok(((), drop_refs(txn, &previous.map(|p| vec![p.span]).unwrap_or_default())?))
         })

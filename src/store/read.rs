@@ -4,6 +4,13 @@
 //! ones stream from a blocking thread in large positioned reads through a
 //! small bounded channel. Memory per reader: a few buffers, recycled
 //! through a small pool (see [`ReadBuffer`]).
+//!
+//! Every byte served is checked first: reads are widened to whole blocks and
+//! each block's CRC32C is compared with the one stored when the blob was
+//! written (`digest::BLOCK_SIZE`). A mismatch, or a file shorter than its
+//! blob, is a [`Corruption`]: logged, and returned as an `InvalidData` error,
+//! so a small read fails before any header is sent and a stream ends early
+//! (the client sees a cut transfer, never wrong bytes presented as complete).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -11,29 +18,176 @@ use std::ops::Range;
 use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
+use redb::ReadTransaction;
 use tokio::sync::mpsc;
 
+use super::digest::block_crc;
 use super::layout::{BlobId, Layout};
-use super::schema::BlobSpan;
+use super::schema::{block_crcs_slice, BlobSpan, BLOB_CRCS, BLOB_REFS, INLINE_BLOBS};
 
 /// Reads of 512 KiB, two queued per reader: the same memory per reader as
 /// 256 KiB x 4, half the hand-offs (GET 64 x 16 MiB: 0.39-0.70 -> 0.37-0.39
-/// server CPU-seconds per GiB over three runs each).
+/// server CPU-seconds per GiB over three runs each). A multiple of every
+/// accepted block size, so each read of a widened range starts on a block.
 const READ_CHUNK: u64 = 512 * 1024;
 const CHANNEL_CHUNKS: usize = 2;
 /// Reads up to this size are done in one go on the opening thread.
 const SMALL_READ: u64 = 256 * 1024;
+/// Block sizes a reader accepts: 4 KiB to [`READ_CHUNK`].
+const BLOCK_SHIFTS: std::ops::RangeInclusive<u8> = 12..=19;
+
+/// What is wrong with a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Damage {
+    /// The block starting at the offset does not match its checksum.
+    Mismatch,
+    /// The blob ends at the offset, before its recorded size.
+    Truncated,
+    /// The blob is referenced but its file is gone.
+    Missing,
+    /// Its stored block checksums cannot be read.
+    BadChecksums,
+}
+
+/// A blob whose bytes are not the ones written, found at `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("blob {blob:032x} is corrupt at offset {offset}: {}", self.damage.describe())]
+pub struct Corruption {
+    pub blob: BlobId,
+    pub offset: u64,
+    pub damage: Damage,
+}
+
+impl Damage {
+    fn describe(self) -> &'static str {
+        match self {
+            Damage::Mismatch => "block checksum mismatch",
+            Damage::Truncated => "the data ends before the blob's size",
+            Damage::Missing => "the blob file is missing",
+            Damage::BadChecksums => "its block checksums are unreadable",
+        }
+    }
+}
+
+impl Corruption {
+    /// The corruption an I/O error of this module carries, if any.
+    pub fn of(e: &io::Error) -> Option<Corruption> {
+        e.get_ref().and_then(|inner| inner.downcast_ref::<Corruption>()).copied()
+    }
+}
+
+/// Logs a corruption (at error level: data was lost) and makes it an error.
+fn corrupt(blob: BlobId, offset: u64, damage: Damage) -> io::Error {
+    let found = Corruption { blob, offset, damage };
+    tracing::error!(blob = %format_args!("{blob:032x}"), offset, "corrupt blob: {}", damage.describe());
+    io::Error::new(io::ErrorKind::InvalidData, found)
+}
+
+/// The stored checksums of the blocks of one blob that a read covers.
+#[derive(Debug, Clone)]
+pub struct BlockCheck {
+    blob: BlobId,
+    shift: u8,
+    /// Index of the block whose checksum is `crcs[0]`.
+    first: u64,
+    crcs: Vec<u32>,
+}
+
+impl BlockCheck {
+    /// The checks for bytes `range` of a blob of `size` bytes, from its
+    /// stored value (`schema::encode_block_crcs`).
+    pub fn from_value(blob: BlobId, value: &[u8], range: Range<u64>, size: u64) -> io::Result<BlockCheck> {
+        let at = range.start;
+        let bad = || corrupt(blob, at, Damage::BadChecksums);
+        let shift = *value.get(1).ok_or_else(bad)?;
+        if !BLOCK_SHIFTS.contains(&shift) {
+            return Err(bad());
+        }
+        let wide = widen(shift, range, size);
+        let (first, last) = (wide.start >> shift, wide.end.div_ceil(1 << shift));
+        let (_, crcs) = block_crcs_slice(value, first, last - first).ok_or_else(bad)?;
+        Ok(BlockCheck { blob, shift, first, crcs })
+    }
+
+    /// Compares `data`, which starts at `pos` (on a block boundary) and ends
+    /// on one or at the end of the blob, with the stored checksums.
+    fn verify(&self, pos: u64, data: &[u8]) -> io::Result<()> {
+        let size = 1usize << self.shift;
+        for (i, block) in data.chunks(size).enumerate() {
+            let offset = pos + (i * size) as u64;
+            let stored = (offset >> self.shift).checked_sub(self.first).and_then(|k| self.crcs.get(k as usize));
+            if stored != Some(&block_crc(block)) {
+                return Err(corrupt(self.blob, offset, Damage::Mismatch));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `range` grown to whole blocks of `1 << shift` bytes (the last block of a
+/// blob of `size` bytes ends at `size`).
+fn widen(shift: u8, range: Range<u64>, size: u64) -> Range<u64> {
+    let mask = (1u64 << shift) - 1;
+    let end = range.end.checked_add(mask).map_or(size, |e| e & !mask).min(size);
+    (range.start & !mask)..end.max(range.end)
+}
+
+/// Where [`open`] finds what is not in the blob files.
+pub trait BlobSource {
+    /// The bytes of an inline blob; `NotFound` if the blob is gone.
+    fn inline(&self, id: BlobId) -> io::Result<Bytes>;
+    /// The checks for bytes `range` of a blob of `size` bytes: `None` for a
+    /// blob written before block checksums existed; `NotFound` if it is gone.
+    fn check(&self, id: BlobId, range: Range<u64>, size: u64) -> io::Result<Option<BlockCheck>>;
+}
+
+/// A database snapshot as a [`BlobSource`]. Opening the blobs inside the
+/// snapshot that names them keeps "gone" (a concurrent delete) apart from
+/// "never had checksums" (a blob from an older version).
+pub struct Snapshot(pub ReadTransaction);
+
+impl BlobSource for Snapshot {
+    fn inline(&self, id: BlobId) -> io::Result<Bytes> {
+        let table = self.0.open_table(INLINE_BLOBS).map_err(io::Error::other)?;
+        let value = table.get(id).map_err(io::Error::other)?.ok_or_else(not_found)?;
+        Ok(Bytes::copy_from_slice(value.value()))
+    }
+
+    fn check(&self, id: BlobId, range: Range<u64>, size: u64) -> io::Result<Option<BlockCheck>> {
+        let table = self.0.open_table(BLOB_CRCS).map_err(io::Error::other)?;
+        if let Some(value) = table.get(id).map_err(io::Error::other)? {
+            return BlockCheck::from_value(id, value.value(), range, size).map(Some);
+        }
+        let refs = self.0.open_table(BLOB_REFS).map_err(io::Error::other)?;
+        match refs.get(id).map_err(io::Error::other)? {
+            Some(_) => Ok(None),
+            None => Err(not_found()),
+        }
+    }
+}
+
+fn not_found() -> io::Error {
+    io::Error::from(io::ErrorKind::NotFound)
+}
 
 /// One opened blob and the part of it to send.
 enum Piece {
-    File { file: File, offset: u64, len: u64 },
+    File {
+        file: File,
+        check: Option<BlockCheck>,
+        blob: BlobId,
+        /// What is read: `want` widened to whole blocks when checked.
+        read: Range<u64>,
+        /// What is sent, offsets in the blob.
+        want: Range<u64>,
+    },
     Memory(Bytes),
 }
 
 impl Piece {
     fn len(&self) -> u64 {
         match self {
-            Piece::File { len, .. } => *len,
+            Piece::File { want, .. } => want.end - want.start,
             Piece::Memory(bytes) => bytes.len() as u64,
         }
     }
@@ -44,28 +198,29 @@ pub struct OpenObject {
     pieces: Vec<Piece>,
 }
 
-/// Opens the blobs that hold `range` of an object made of `spans`; `inline`
-/// fetches the bytes of an inline blob (`NotFound` if it is gone).
-/// Blocking: call off the reactor.
-pub fn open(
-    layout: &Layout,
-    spans: &[BlobSpan],
-    range: Range<u64>,
-    inline: impl Fn(BlobId) -> io::Result<Bytes>,
-) -> io::Result<OpenObject> {
+/// Opens the blobs that hold `range` of an object made of `spans`; `source`
+/// gives their checksums and the bytes of inline blobs. Inline bytes are
+/// checked here, files as they are read. Blocking: call off the reactor.
+pub fn open(layout: &Layout, spans: &[BlobSpan], range: Range<u64>, source: &impl BlobSource) -> io::Result<OpenObject> {
     let mut pieces = Vec::new();
     let mut blob_start = 0u64;
     for span in spans {
         let blob_end = blob_start + span.size;
         let (start, end) = (range.start.max(blob_start), range.end.min(blob_end));
         if start < end {
-            let (offset, len) = (start - blob_start, end - start);
+            let want = (start - blob_start)..(end - blob_start);
             pieces.push(if span.inline {
-                let bytes = inline(span.id)?;
-                let slice = bytes.get(offset as usize..(offset + len) as usize).map(|s| bytes.slice_ref(s));
-                Piece::Memory(slice.ok_or_else(|| io::Error::other("inline blob shorter than its span"))?)
+                let bytes = checked_inline(span, source)?;
+                let slice = bytes.get(want.start as usize..want.end as usize).map(|s| bytes.slice_ref(s));
+                Piece::Memory(slice.ok_or_else(|| corrupt(span.id, bytes.len() as u64, Damage::Truncated))?)
             } else {
-                Piece::File { file: File::open(layout.blob_path(span.id))?, offset, len }
+                let check = source.check(span.id, want.clone(), span.size)?;
+                let read = match &check {
+                    Some(c) => widen(c.shift, want.clone(), span.size),
+                    None => want.clone(),
+                };
+                let file = File::open(layout.blob_path(span.id))?;
+                Piece::File { file, check, blob: span.id, read, want }
             });
         }
         blob_start = blob_end;
@@ -73,33 +228,36 @@ pub fn open(
     Ok(OpenObject { pieces })
 }
 
+/// The whole of an inline blob, checked against its size and block checksums.
+pub fn checked_inline(span: &BlobSpan, source: &impl BlobSource) -> io::Result<Bytes> {
+    let bytes = source.inline(span.id)?;
+    if (bytes.len() as u64) < span.size {
+        return Err(corrupt(span.id, bytes.len() as u64, Damage::Truncated));
+    }
+    if let Some(check) = source.check(span.id, 0..span.size, span.size)? {
+        check.verify(0, bytes.get(..span.size as usize).unwrap_or_default())?;
+    }
+    Ok(bytes)
+}
+
 impl OpenObject {
     /// The whole content at once, if it is small (`None` otherwise): saves a
-    /// thread hand-off and a channel per small GET. Blocking.
+    /// thread hand-off and a channel per small GET, and is checked before
+    /// any header is sent. Blocking.
     pub fn read_small(&self) -> Option<io::Result<Bytes>> {
         let total: u64 = self.pieces.iter().map(Piece::len).sum();
         if total > SMALL_READ {
             return None;
         }
-        if let [Piece::Memory(bytes)] = self.pieces.as_slice() {
-            return Some(Ok(bytes.clone()));
-        }
-        let mut buf = ReadBuffer::take();
-        for piece in &self.pieces {
-            match piece {
-                Piece::Memory(bytes) => buf.0.extend_from_slice(bytes),
-                Piece::File { file, offset, len } => {
-                    if let Err(e) = append_from(file, *offset, *len, &mut buf.0) {
-                        return Some(Err(e));
-                    }
-                }
-            }
-        }
-        Some(Ok(Bytes::from_owner(buf)))
+        Some(match self.pieces.as_slice() {
+            [Piece::Memory(bytes)] => Ok(bytes.clone()),
+            [piece @ Piece::File { .. }] => read_piece(piece),
+            pieces => read_pieces(pieces),
+        })
     }
 
     /// Streams the pieces from a blocking thread. The thread stops as soon as
-    /// the receiver is dropped (client gone).
+    /// the receiver is dropped (client gone); an error ends the stream.
     pub fn stream(self) -> mpsc::Receiver<io::Result<Bytes>> {
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
         tokio::task::spawn_blocking(move || {
@@ -114,20 +272,45 @@ impl OpenObject {
     }
 }
 
+/// One small piece, in a pooled buffer (no copy beyond the read).
+fn read_piece(piece: &Piece) -> io::Result<Bytes> {
+    let Piece::File { file, check, blob, read, want } = piece else {
+        return Err(io::Error::other("not a file piece"));
+    };
+    let mut buf = ReadBuffer::take();
+    read_checked(file, *blob, check.as_ref(), read.clone(), &mut buf.0)?;
+    let lo = (want.start - read.start) as usize;
+    Ok(Bytes::from_owner(buf).slice(lo..lo + (want.end - want.start) as usize))
+}
+
+/// Several small pieces, copied into one buffer.
+fn read_pieces(pieces: &[Piece]) -> io::Result<Bytes> {
+    let mut out = ReadBuffer::take();
+    for piece in pieces {
+        match piece {
+            Piece::Memory(bytes) => out.0.extend_from_slice(bytes),
+            Piece::File { .. } => out.0.extend_from_slice(&read_piece(piece)?),
+        }
+    }
+    Ok(Bytes::from_owner(out))
+}
+
 /// Sends one piece in chunks; returns early (Ok) if the client went away.
 fn send_piece(piece: Piece, tx: &mpsc::Sender<io::Result<Bytes>>) -> io::Result<()> {
-    let (file, mut pos, end) = match piece {
+    let (file, check, blob, read, want) = match piece {
         Piece::Memory(bytes) => {
             let _ = tx.blocking_send(Ok(bytes));
             return Ok(());
         }
-        Piece::File { file, offset, len } => (file, offset, offset + len),
+        Piece::File { file, check, blob, read, want } => (file, check, blob, read, want),
     };
-    while pos < end {
-        let n = READ_CHUNK.min(end - pos);
+    let mut pos = read.start;
+    while pos < read.end {
+        let n = READ_CHUNK.min(read.end - pos);
         let mut buf = ReadBuffer::take();
-        append_from(&file, pos, n, &mut buf.0)?;
-        if tx.blocking_send(Ok(Bytes::from_owner(buf))).is_err() {
+        read_checked(&file, blob, check.as_ref(), pos..pos + n, &mut buf.0)?;
+        let (lo, hi) = (want.start.max(pos) - pos, want.end.min(pos + n) - pos);
+        if tx.blocking_send(Ok(Bytes::from_owner(buf).slice(lo as usize..hi as usize))).is_err() {
             return Ok(());
         }
         pos += n;
@@ -135,15 +318,26 @@ fn send_piece(piece: Piece, tx: &mpsc::Sender<io::Result<Bytes>>) -> io::Result<
     Ok(())
 }
 
-/// Appends exactly `len` bytes of `file` from `offset` to `buf`. Reading into
-/// the vector's spare capacity avoids zero-filling every buffer first.
-fn append_from(mut file: &File, offset: u64, len: u64, buf: &mut Vec<u8>) -> io::Result<()> {
-    file.seek(SeekFrom::Start(offset))?;
-    let read = file.take(len).read_to_end(buf)?;
-    if read as u64 != len {
-        return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+/// Appends bytes `range` of a blob file to `buf` and checks them: a short
+/// file is corrupt (its size is recorded), not a mere I/O error.
+fn read_checked(file: &File, blob: BlobId, check: Option<&BlockCheck>, range: Range<u64>, buf: &mut Vec<u8>) -> io::Result<()> {
+    let start = buf.len();
+    let read = append_from(file, range.start, range.end - range.start, buf)?;
+    if read < range.end - range.start {
+        return Err(corrupt(blob, range.start + read, Damage::Truncated));
     }
-    Ok(())
+    match (check, buf.get(start..)) {
+        (Some(check), Some(data)) => check.verify(range.start, data),
+        _ => Ok(()),
+    }
+}
+
+/// Appends up to `len` bytes of `file` from `offset` to `buf`; returns how
+/// many there were. Reading into the vector's spare capacity avoids
+/// zero-filling every buffer first.
+fn append_from(mut file: &File, offset: u64, len: u64, buf: &mut Vec<u8>) -> io::Result<u64> {
+    file.seek(SeekFrom::Start(offset))?;
+    Ok(file.take(len).read_to_end(buf)? as u64)
 }
 
 /// Read buffers kept for reuse, at most [`POOL_BUFFERS`] of them (8 MiB).

@@ -7,7 +7,7 @@ use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
 use super::layout::{BlobId, NO_BLOB};
-use crate::store::digest::ChecksumAlgorithm;
+use crate::store::digest::{BlockCrcs, ChecksumAlgorithm};
 
 /// Bucket name -> [`BucketRecord`].
 pub const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets_v1");
@@ -23,6 +23,13 @@ pub const DEAD_BLOBS: TableDefinition<u128, ()> = TableDefinition::new("dead_blo
 /// Blob id -> bytes of a small blob, kept in the database: a small PUT then
 /// costs one (group) commit instead of a file, two fsyncs and a rename.
 pub const INLINE_BLOBS: TableDefinition<u128, &[u8]> = TableDefinition::new("inline_blobs_v1");
+/// Blob id (file or inline) -> its block checksums, [`encode_block_crcs`].
+/// Inserted by the transaction that first references the blob, removed by the
+/// one that frees it. A blob written before this table existed has no row:
+/// it is served unchecked and counted as unverified by the scrub.
+/// Kept apart from the object records (which every GET, HEAD and listing
+/// decodes) because a 1 GiB blob has 64 KiB of them; shared by copies.
+pub const BLOB_CRCS: TableDefinition<u128, &[u8]> = TableDefinition::new("blob_crcs_v1");
 /// Upload id -> [`UploadRecord`]: multipart uploads in progress.
 pub const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads_v1");
 /// `upload_index_key(bucket, key, upload id)` -> (): uploads in ListMultipartUploads
@@ -148,6 +155,47 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, postcard::Error> {
     let mut out = vec![FORMAT_VERSION];
     out.extend_from_slice(&postcard::to_stdvec(value)?);
     Ok(out)
+}
+
+/// Version byte of a [`BLOB_CRCS`] value.
+const BLOCK_CRCS_VERSION: u8 = 1;
+/// Bytes before the checksums: version, log2 of the block size.
+const BLOCK_CRCS_HEADER: usize = 2;
+
+/// `[version][log2 block size][CRC32C little-endian]*`: raw rather than
+/// postcard so a reader can take the checksums of the few blocks a Range
+/// GET needs by slicing, without decoding the rest.
+pub fn encode_block_crcs(blocks: &BlockCrcs) -> Vec<u8> {
+    let mut out = Vec::with_capacity(BLOCK_CRCS_HEADER + 4 * blocks.crcs.len());
+    out.extend_from_slice(&[BLOCK_CRCS_VERSION, blocks.shift]);
+    for crc in &blocks.crcs {
+        out.extend_from_slice(&crc.to_le_bytes());
+    }
+    out
+}
+
+/// The block-size shift and the checksums of blocks `first..first + count`
+/// of a [`BLOB_CRCS`] value (`None` if the value is malformed or too short).
+pub fn block_crcs_slice(value: &[u8], first: u64, count: u64) -> Option<(u8, Vec<u32>)> {
+    let (&[version, shift], crcs) = value.split_first_chunk::<BLOCK_CRCS_HEADER>()?;
+    if version != BLOCK_CRCS_VERSION {
+        return None;
+    }
+    let start = usize::try_from(first.checked_mul(4)?).ok()?;
+    let len = usize::try_from(count.checked_mul(4)?).ok()?;
+    let raw = crcs.get(start..start.checked_add(len)?)?;
+    let crcs = raw.chunks_exact(4).map(|c| c.try_into().map(u32::from_le_bytes)).collect::<Result<_, _>>();
+    Some((shift, crcs.ok()?))
+}
+
+/// Every checksum of a [`BLOB_CRCS`] value.
+pub fn decode_block_crcs(value: &[u8]) -> Option<BlockCrcs> {
+    let count = value.len().checked_sub(BLOCK_CRCS_HEADER)?;
+    if count % 4 != 0 {
+        return None;
+    }
+    let (shift, crcs) = block_crcs_slice(value, 0, (count / 4) as u64)?;
+    Some(BlockCrcs { shift, crcs })
 }
 
 pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postcard::Error> {

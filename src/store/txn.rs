@@ -3,10 +3,11 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::blob::InlineBlob;
+use super::blob::NewBlob;
 use super::layout::BlobId;
 use super::schema::{
-    decode, encode, object_key, BlobSpan, ObjectRecord, BLOB_REFS, BUCKETS, DEAD_BLOBS, INLINE_BLOBS, OBJECTS,
+    decode, encode, encode_block_crcs, object_key, BlobSpan, ObjectRecord, BLOB_CRCS, BLOB_REFS, BUCKETS, DEAD_BLOBS,
+    INLINE_BLOBS, OBJECTS,
 };
 use super::{StoreError, StoreResult};
 
@@ -64,15 +65,18 @@ pub(super) fn drop_refs(txn: &WriteTransaction, spans: &[BlobSpan]) -> StoreResu
     let mut refs = txn.open_table(BLOB_REFS)?;
     let mut dead_table = txn.open_table(DEAD_BLOBS)?;
     let mut inline = txn.open_table(INLINE_BLOBS)?;
+    let mut crcs = txn.open_table(BLOB_CRCS)?;
     for span in spans.iter().filter(|s| s.has_blob()) {
         let count = refs.get(span.id)?.map(|v| v.value()).unwrap_or(0);
         if count > 1 {
             refs.insert(span.id, count - 1)?;
-        } else if span.inline {
-            refs.remove(span.id)?;
+            continue;
+        }
+        refs.remove(span.id)?;
+        crcs.remove(span.id)?;
+        if span.inline {
             inline.remove(span.id)?;
         } else {
-            refs.remove(span.id)?;
             dead_table.insert(span.id, ())?;
             dead.push(span.id);
         }
@@ -80,14 +84,19 @@ pub(super) fn drop_refs(txn: &WriteTransaction, spans: &[BlobSpan]) -> StoreResu
     Ok(dead)
 }
 
-/// Stores the bytes of new inline blobs (their references are added separately).
-pub(super) fn insert_inline(txn: &WriteTransaction, blobs: &[InlineBlob]) -> StoreResult<()> {
+/// Stores the rows of new blobs: block checksums, and the bytes of inline
+/// ones (their references are added separately).
+pub(super) fn insert_new_blobs(txn: &WriteTransaction, blobs: &[NewBlob]) -> StoreResult<()> {
     if blobs.is_empty() {
         return Ok(());
     }
-    let mut table = txn.open_table(INLINE_BLOBS)?;
+    let mut inline = txn.open_table(INLINE_BLOBS)?;
+    let mut crcs = txn.open_table(BLOB_CRCS)?;
     for blob in blobs {
-        table.insert(blob.id, blob.bytes.as_slice())?;
+        crcs.insert(blob.id, encode_block_crcs(&blob.blocks).as_slice())?;
+        if let Some(bytes) = &blob.inline {
+            inline.insert(blob.id, bytes.as_slice())?;
+        }
     }
     Ok(())
 }
