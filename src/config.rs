@@ -22,6 +22,16 @@ pub enum Command {
     Serve(ServeConfig),
     /// Measure an S3 endpoint (throughput, latency, small objects, listing) and this machine's limits.
     Bench(crate::bench::BenchArgs),
+    /// Check every blob of a stopped server's data folder against its block
+    /// checksums; exits 1 if any is corrupt, 2 if the check could not run.
+    Scrub(ScrubArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScrubArgs {
+    /// Data folder of a stopped server.
+    #[arg(long, default_value = "./tessera-data")]
+    pub data: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -42,6 +52,14 @@ pub struct ServeConfig {
     /// their parts freed (e.g. `7d`, `36h`, `90s`).
     #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
     pub abort_incomplete_after: std::time::Duration,
+    /// Time between background scrub passes, which read every blob and log
+    /// corruption (the first starts after this or 10 minutes, whichever is
+    /// sooner); `0s` turns the background scrub off.
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    pub scrub_interval: std::time::Duration,
+    /// Most bytes per second the background scrub reads (e.g. `16MiB`).
+    #[arg(long, default_value = "16MiB", value_parser = crate::bench::units::parse_size)]
+    pub scrub_rate: u64,
 }
 
 /// The root user's key pair, and where it came from.

@@ -17,6 +17,26 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(config) => serve(config),
         Command::Bench(args) => bench(args),
+        Command::Scrub(args) => scrub(&args.data),
+    }
+}
+
+/// Prints the report; exits 1 when anything is corrupt, 2 when the folder
+/// could not be scrubbed.
+fn scrub(data: &std::path::Path) -> anyhow::Result<()> {
+    match tessera::store::scrub::scrub_folder(data) {
+        Ok(report) => {
+            print!("scrubbed {}\n{report}", data.display());
+            std::io::stdout().flush()?;
+            if !report.corrupt.is_empty() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("tessera scrub: {}: {e}", data.display());
+            std::process::exit(2);
+        }
     }
 }
 
@@ -35,6 +55,9 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let store =
             Store::open(&config.data).with_context(|| format!("opening data folder {}", config.data.display()))?;
         tessera::store::spawn_upload_reaper(store.clone(), config.abort_incomplete_after);
+        if !config.scrub_interval.is_zero() {
+            tessera::store::spawn_scrubber(store.clone(), config.scrub_interval, config.scrub_rate);
+        }
         let creds = root_credentials(&store.layout().credentials_path()).context("loading root credentials")?;
         let listener =
             tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;

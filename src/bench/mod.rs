@@ -19,7 +19,7 @@ mod run;
 mod scenarios;
 mod settings;
 mod stats;
-mod units;
+pub(crate) mod units;
 mod xml;
 
 use std::sync::Arc;

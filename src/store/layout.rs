@@ -40,6 +40,11 @@ impl Layout {
         Ok(layout)
     }
 
+    /// The layout of a folder that is only read (the offline scrub): creates nothing.
+    pub fn existing(root: &Path) -> Layout {
+        Layout { root: root.to_path_buf() }
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.root.join("meta.redb")
     }

@@ -11,12 +11,14 @@ mod commit;
 pub mod digest;
 mod gc;
 pub use gc::spawn_upload_reaper;
+pub use scrub::spawn_scrubber;
 pub mod layout;
 mod list;
 mod md5_lanes;
 mod multipart;
 pub mod read;
 pub mod schema;
+pub mod scrub;
 mod txn;
 
 use std::fs;

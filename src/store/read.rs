@@ -51,36 +51,40 @@ pub enum Damage {
 
 /// A blob whose bytes are not the ones written, found at `offset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("blob {blob:032x} is corrupt at offset {offset}: {}", self.damage.describe())]
+#[error("blob {blob:032x} is corrupt at offset {offset}: {damage}")]
 pub struct Corruption {
     pub blob: BlobId,
     pub offset: u64,
     pub damage: Damage,
 }
 
-impl Damage {
-    fn describe(self) -> &'static str {
-        match self {
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
             Damage::Mismatch => "block checksum mismatch",
             Damage::Truncated => "the data ends before the blob's size",
             Damage::Missing => "the blob file is missing",
             Damage::BadChecksums => "its block checksums are unreadable",
-        }
+        })
     }
 }
 
 impl Corruption {
+    /// A corruption just found: logged at error level (data was lost).
+    pub fn new(blob: BlobId, offset: u64, damage: Damage) -> Corruption {
+        tracing::error!(blob = %format_args!("{blob:032x}"), offset, "corrupt blob: {damage}");
+        Corruption { blob, offset, damage }
+    }
+
     /// The corruption an I/O error of this module carries, if any.
     pub fn of(e: &io::Error) -> Option<Corruption> {
         e.get_ref().and_then(|inner| inner.downcast_ref::<Corruption>()).copied()
     }
 }
 
-/// Logs a corruption (at error level: data was lost) and makes it an error.
+/// Logs a corruption and makes it an error.
 fn corrupt(blob: BlobId, offset: u64, damage: Damage) -> io::Error {
-    let found = Corruption { blob, offset, damage };
-    tracing::error!(blob = %format_args!("{blob:032x}"), offset, "corrupt blob: {}", damage.describe());
-    io::Error::new(io::ErrorKind::InvalidData, found)
+    io::Error::new(io::ErrorKind::InvalidData, Corruption::new(blob, offset, damage))
 }
 
 /// The stored checksums of the blocks of one blob that a read covers.
@@ -154,9 +158,15 @@ impl BlobSource for Snapshot {
     }
 
     fn check(&self, id: BlobId, range: Range<u64>, size: u64) -> io::Result<Option<BlockCheck>> {
-        let table = self.0.open_table(BLOB_CRCS).map_err(io::Error::other)?;
-        if let Some(value) = table.get(id).map_err(io::Error::other)? {
-            return BlockCheck::from_value(id, value.value(), range, size).map(Some);
+        match self.0.open_table(BLOB_CRCS) {
+            Ok(table) => {
+                if let Some(value) = table.get(id).map_err(io::Error::other)? {
+                    return BlockCheck::from_value(id, value.value(), range, size).map(Some);
+                }
+            }
+            // A data folder of a version before block checksums, not yet served.
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(io::Error::other(e)),
         }
         let refs = self.0.open_table(BLOB_REFS).map_err(io::Error::other)?;
         match refs.get(id).map_err(io::Error::other)? {
@@ -320,7 +330,7 @@ fn send_piece(piece: Piece, tx: &mpsc::Sender<io::Result<Bytes>>) -> io::Result<
 
 /// Appends bytes `range` of a blob file to `buf` and checks them: a short
 /// file is corrupt (its size is recorded), not a mere I/O error.
-fn read_checked(file: &File, blob: BlobId, check: Option<&BlockCheck>, range: Range<u64>, buf: &mut Vec<u8>) -> io::Result<()> {
+pub(super) fn read_checked(file: &File, blob: BlobId, check: Option<&BlockCheck>, range: Range<u64>, buf: &mut Vec<u8>) -> io::Result<()> {
     let start = buf.len();
     let read = append_from(file, range.start, range.end - range.start, buf)?;
     if read < range.end - range.start {
