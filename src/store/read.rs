@@ -211,7 +211,12 @@ pub struct OpenObject {
 /// Opens the blobs that hold `range` of an object made of `spans`; `source`
 /// gives their checksums and the bytes of inline blobs. Inline bytes are
 /// checked here, files as they are read. Blocking: call off the reactor.
-pub fn open(layout: &Layout, spans: &[BlobSpan], range: Range<u64>, source: &impl BlobSource) -> io::Result<OpenObject> {
+pub fn open(
+    layout: &Layout,
+    spans: &[BlobSpan],
+    range: Range<u64>,
+    source: &impl BlobSource,
+) -> io::Result<OpenObject> {
     let mut pieces = Vec::new();
     let mut blob_start = 0u64;
     for span in spans {
@@ -330,7 +335,13 @@ fn send_piece(piece: Piece, tx: &mpsc::Sender<io::Result<Bytes>>) -> io::Result<
 
 /// Appends bytes `range` of a blob file to `buf` and checks them: a short
 /// file is corrupt (its size is recorded), not a mere I/O error.
-pub(super) fn read_checked(file: &File, blob: BlobId, check: Option<&BlockCheck>, range: Range<u64>, buf: &mut Vec<u8>) -> io::Result<()> {
+pub(super) fn read_checked(
+    file: &File,
+    blob: BlobId,
+    check: Option<&BlockCheck>,
+    range: Range<u64>,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
     let start = buf.len();
     let read = append_from(file, range.start, range.end - range.start, buf)?;
     if read < range.end - range.start {

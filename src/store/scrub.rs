@@ -56,7 +56,11 @@ pub struct CorruptBlob {
 
 impl fmt::Display for ScrubReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "checked {} blobs ({} files, {} inline), {} bytes", self.blobs, self.files, self.inline, self.bytes)?;
+        writeln!(
+            f,
+            "checked {} blobs ({} files, {} inline), {} bytes",
+            self.blobs, self.files, self.inline, self.bytes
+        )?;
         writeln!(f, "unverified: {} (written before block checksums: read, not checked)", self.unverified)?;
         writeln!(f, "corrupt: {}", self.corrupt.len())?;
         for bad in &self.corrupt {
