@@ -95,7 +95,8 @@ fn get_raw(c: &Client, key: &str, range: Option<&str>) -> Raw {
         .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
         .and_then(|(_, v)| v.trim().parse().ok());
     let body = raw[split + 4..].to_vec();
-    Raw { status, announced, text: String::from_utf8_lossy(&body).to_string(), body }
+    let text = String::from_utf8_lossy(&body[..body.len().min(400)]).to_string();
+    Raw { status, announced, text, body }
 }
 
 /// What a read of corrupt bytes may do: fail before its headers (5xx, or
