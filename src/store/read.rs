@@ -395,3 +395,35 @@ impl Drop for ReadBuffer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::digest::{BlockCrcs, BLOCK_SHIFT, BLOCK_SIZE};
+    use crate::store::schema::encode_block_crcs;
+
+    #[test]
+    fn reads_widen_to_whole_blocks_within_the_blob() {
+        let b = BLOCK_SIZE;
+        assert_eq!(widen(BLOCK_SHIFT, 0..1, 10 * b), 0..b);
+        assert_eq!(widen(BLOCK_SHIFT, b..2 * b, 10 * b), b..2 * b);
+        assert_eq!(widen(BLOCK_SHIFT, b + 1..3 * b - 1, 10 * b), b..3 * b);
+        assert_eq!(widen(BLOCK_SHIFT, 9 * b + 5..9 * b + 7, 9 * b + 100), 9 * b..9 * b + 100);
+    }
+
+    #[test]
+    fn a_check_covers_the_widened_blocks_and_finds_the_changed_one() {
+        let data: Vec<u8> = (0..5 * BLOCK_SIZE as u32 + 10).map(|i| (i % 251) as u8).collect();
+        let size = data.len() as u64;
+        let value = encode_block_crcs(&BlockCrcs::of(&data));
+        let check = BlockCheck::from_value(7, &value, 2 * BLOCK_SIZE + 3..4 * BLOCK_SIZE + 1, size).expect("check");
+        assert_eq!((check.first, check.crcs.len()), (2, 3));
+        let (start, end) = (2 * BLOCK_SIZE as usize, 5 * BLOCK_SIZE as usize);
+        assert!(check.verify(2 * BLOCK_SIZE, &data[start..end]).is_ok());
+        let mut bad = data[start..end].to_vec();
+        bad[BLOCK_SIZE as usize + 9] ^= 1;
+        let found = check.verify(2 * BLOCK_SIZE, &bad).err().as_ref().and_then(Corruption::of);
+        assert_eq!(found, Some(Corruption { blob: 7, offset: 3 * BLOCK_SIZE, damage: Damage::Mismatch }));
+        assert!(BlockCheck::from_value(7, &value[..value.len() - 4], 0..size, size).is_err(), "too few checksums");
+    }
+}

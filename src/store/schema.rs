@@ -230,3 +230,21 @@ pub struct PartRecord {
     /// The part's checksum (algorithm and raw digest).
     pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_crcs_round_trip_and_slice() {
+        let blocks = BlockCrcs { shift: 16, crcs: vec![1, 0xdead_beef, 3] };
+        let value = encode_block_crcs(&blocks);
+        assert_eq!(value.len(), 2 + 12);
+        assert_eq!(decode_block_crcs(&value), Some(blocks));
+        assert_eq!(block_crcs_slice(&value, 1, 2), Some((16, vec![0xdead_beef, 3])));
+        assert_eq!(block_crcs_slice(&value, 2, 2), None, "past the end");
+        let mut other_version = value.clone();
+        other_version[0] = 2;
+        assert_eq!(decode_block_crcs(&other_version), None, "an unknown version fails loudly");
+    }
+}
