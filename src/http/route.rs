@@ -151,7 +151,8 @@ fn split_target(
     Ok((Some(bucket.into_owned()), decode_key(key)?))
 }
 
-fn virtual_host_bucket(host: Option<&str>, domain: Option<&str>) -> Option<String> {
+/// The bucket of a virtual-hosted request: `bucket.domain[:port]` in Host.
+pub fn virtual_host_bucket(host: Option<&str>, domain: Option<&str>) -> Option<String> {
     let domain = domain?;
     let host = host?;
     let host =
