@@ -199,8 +199,11 @@ fn require_signed_headers(headers: &HeaderMap, signed_headers: &str, query: Opti
     if missing.is_empty() {
         return Ok(());
     }
-    Err(S3Error::with_message(S3ErrorCode::AccessDenied, "There were headers present in the request which were not signed")
-        .with_extra("HeadersNotSigned", missing.join(", ")))
+    Err(S3Error::with_message(
+        S3ErrorCode::AccessDenied,
+        "There were headers present in the request which were not signed",
+    )
+    .with_extra("HeadersNotSigned", missing.join(", ")))
 }
 
 pub(crate) fn lookup_secret(ctx: &AuthContext, access_key: &str) -> S3Result<String> {

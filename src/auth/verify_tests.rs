@@ -464,11 +464,9 @@ fn headers_not_signed(e: &S3Error) -> Option<&str> {
 /// whoever holds a signed request can turn it into something else.
 #[test]
 fn unsigned_amz_header_is_refused_with_header_auth() {
-    for (name, value) in [
-        ("x-amz-copy-source", "/other-bucket/payroll.csv"),
-        ("x-amz-acl", "public-read"),
-        ("x-amz-meta-injected", "1"),
-    ] {
+    for (name, value) in
+        [("x-amz-copy-source", "/other-bucket/payroll.csv"), ("x-amz-acl", "public-read"), ("x-amz-meta-injected", "1")]
+    {
         let mut p = signed_get("/b/k", "/b/k", &[]);
         p.headers.insert(name, HeaderValue::from_static(value));
         assert_eq!(headers_not_signed(&err(verify(&p, &ctx()))), Some(name));

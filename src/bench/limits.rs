@@ -61,7 +61,15 @@ pub fn measure(dir: &Path, bytes: u64) -> io::Result<Limits> {
     let disk_write_mib_s = write_speed(&file.0, blocks)?;
     let (disk_read_mib_s, read_method) = read_speed(&file.0, blocks)?;
     let (fsync_p50_us, fsync_p99_us) = fsync_latency(&file.0)?;
-    Ok(Limits { md5_mib_s, md5_crate_mib_s, disk_write_mib_s, disk_read_mib_s, read_method, fsync_p50_us, fsync_p99_us })
+    Ok(Limits {
+        md5_mib_s,
+        md5_crate_mib_s,
+        disk_write_mib_s,
+        disk_read_mib_s,
+        read_method,
+        fsync_p50_us,
+        fsync_p99_us,
+    })
 }
 
 fn md5_input() -> Vec<u8> {
