@@ -29,8 +29,8 @@ struct Tmpfs {
 }
 
 impl Tmpfs {
-    fn mount(size_mib: u32) -> Tmpfs {
-        let dir = std::env::temp_dir().join(format!("tessera-disk-full-{}", std::process::id()));
+    fn mount(name: &str, size_mib: u32) -> Tmpfs {
+        let dir = std::env::temp_dir().join(format!("tessera-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mount point");
         let status = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
@@ -80,6 +80,24 @@ fn fill(c: &Client, prefix: &str, size: usize, max: usize, stored: &mut BTreeMap
     panic!("{max} PUTs of {size} bytes all fit in a {FS_MIB} MiB filesystem");
 }
 
+/// DeleteObjects of `/full/...` paths; every key must be reported deleted.
+fn delete_objects(c: &Client, paths: &[String]) {
+    let xml: String = paths.iter().map(|k| format!("<Object><Key>{}</Key></Object>", &k[6..])).collect();
+    let xml = format!("<Delete>{xml}</Delete>");
+    let deleted = c.send(Req::new("POST", "/full").query("delete").body(xml.as_bytes()));
+    assert_eq!(deleted.status, 200, "DeleteObjects on a full disk: {}", deleted.text());
+    assert_eq!(deleted.elements("Deleted").len(), paths.len(), "{}", deleted.text());
+    assert!(deleted.elements("Error").is_empty(), "{}", deleted.text());
+}
+
+fn assert_all_read_back(c: &Client, stored: &BTreeMap<String, Vec<u8>>) {
+    for (key, body) in stored {
+        let resp = c.send(Req::new("GET", key));
+        assert_eq!(resp.status, 200, "GET {key}: {}", resp.text());
+        assert!(resp.body == *body, "{key} reads back byte-exact");
+    }
+}
+
 fn tmp_entries(data: &Path) -> Vec<String> {
     let entries = std::fs::read_dir(data.join("tmp")).expect("tmp/");
     entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()
@@ -91,7 +109,7 @@ fn full_disk_refuses_writes_with_507_and_deletes_free_space_without_restart() {
         eprintln!("\n*** SKIPPED full_disk_refuses_writes...: needs root to mount a tmpfs ***\n");
         return;
     }
-    let fs = Tmpfs::mount(FS_MIB);
+    let fs = Tmpfs::mount("disk-full", FS_MIB);
     let server = Server::start(&fs.dir);
     let c = server.client();
     let mut stored = BTreeMap::new();
@@ -120,12 +138,7 @@ fn full_disk_refuses_writes_with_507_and_deletes_free_space_without_restart() {
     // Free space through the API, without a restart.
     let big_keys: Vec<String> = stored.keys().filter(|k| k.contains("/big-")).cloned().collect();
     let doomed: Vec<String> = big_keys.iter().take(big_keys.len() / 2).cloned().collect();
-    let xml: String = doomed.iter().map(|k| format!("<Object><Key>{}</Key></Object>", &k[6..])).collect();
-    let xml = format!("<Delete>{xml}</Delete>");
-    let deleted = c.send(Req::new("POST", "/full").query("delete").body(xml.as_bytes()));
-    assert_eq!(deleted.status, 200, "DeleteObjects on a full disk: {}", deleted.text());
-    assert_eq!(deleted.elements("Deleted").len(), doomed.len(), "{}", deleted.text());
-    assert!(deleted.elements("Error").is_empty(), "{}", deleted.text());
+    delete_objects(&c, &doomed);
     let single = big_keys.last().expect("a big key").clone();
     assert_eq!(c.send(Req::new("DELETE", &single)).status, 204, "DELETE on a full disk");
     let abort = c.send(Req::new("DELETE", "/full/mpu").query(&format!("uploadId={upload_id}")));
@@ -142,11 +155,39 @@ fn full_disk_refuses_writes_with_507_and_deletes_free_space_without_restart() {
         stored.insert(key.to_string(), body);
     }
 
-    for (key, body) in &stored {
-        let resp = c.send(Req::new("GET", key));
-        assert_eq!(resp.status, 200, "GET {key}: {}", resp.text());
-        assert!(resp.body == *body, "{key} reads back byte-exact");
+    assert_all_read_back(&c, &stored);
+    assert_eq!(tmp_entries(&fs.dir), Vec::<String>::new(), "no leftovers in tmp/");
+    drop(server);
+}
+
+/// Small objects live inside the database file, which redb only trims at its
+/// end: deleting them must still make room for new writes (the database is
+/// compacted), not leave the store refusing every write forever.
+#[test]
+fn deleting_small_objects_on_a_full_disk_makes_room_for_writes() {
+    if !is_root() {
+        eprintln!("\n*** SKIPPED deleting_small_objects...: needs root to mount a tmpfs ***\n");
+        return;
     }
+    let fs = Tmpfs::mount("disk-full-inline", 16);
+    let server = Server::start(&fs.dir);
+    let c = server.client();
+    let mut stored = BTreeMap::new();
+    assert_eq!(c.send(Req::new("PUT", "/full")).status, 200);
+
+    let refused = fill(&c, "small", SMALL, 4000, &mut stored);
+    assert_storage_full(&refused, "a small PUT on a full disk");
+    let doomed: Vec<String> = stored.keys().step_by(2).cloned().collect();
+    delete_objects(&c, &doomed);
+    for key in &doomed {
+        stored.remove(key);
+    }
+
+    let body = pattern(SMALL, 77);
+    let resp = c.send(Req::new("PUT", "/full/after").body(&body));
+    assert_eq!(resp.status, 200, "PUT after deleting small objects: {}", resp.text());
+    stored.insert("/full/after".to_string(), body);
+    assert_all_read_back(&c, &stored);
     assert_eq!(tmp_entries(&fs.dir), Vec::<String>::new(), "no leftovers in tmp/");
     drop(server);
 }

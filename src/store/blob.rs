@@ -208,7 +208,9 @@ impl BlobOutput<'_> {
             return Ok(());
         }
         match self.file.take() {
-            Some(writer) => Err(S3Error::io(writer.finish().err().unwrap_or_else(|| io::Error::other("writer stopped")))),
+            Some(writer) => {
+                Err(S3Error::io(writer.finish().err().unwrap_or_else(|| io::Error::other("writer stopped"))))
+            }
             None => Err(S3Error::internal("blob file missing")),
         }
     }

@@ -45,15 +45,22 @@ impl Poison for StoreError {
 type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type Job = Box<dyn FnOnce(Result<&WriteTransaction, &StoreError>) -> (Finish, bool) + Send>;
 
+/// What the commit thread is asked to do: a write, or (on a full disk) a
+/// compaction, whose requester waits until its sender is dropped.
+enum Msg {
+    Write(Job),
+    Compact(SyncSender<()>),
+}
+
 pub struct Committer {
-    jobs: Mutex<Sender<Job>>,
+    jobs: Mutex<Sender<Msg>>,
     /// Dead blobs whose files are unlinked; their rows go in the next batch.
     forgotten: Arc<Mutex<Vec<BlobId>>>,
 }
 
 impl Committer {
     pub fn start(db: Arc<DbSlot>, space: Arc<Space>) -> std::io::Result<Committer> {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<Msg>();
         let forgotten = Arc::new(Mutex::new(Vec::new()));
         let pending = forgotten.clone();
         let thread = move || run(&Target { db, space }, &rx, &pending);
@@ -114,8 +121,21 @@ impl Committer {
             });
             (finish, poisoned)
         });
-        let sent = self.jobs.lock().map_err(|_| StoreError::Internal("commit queue poisoned".into()))?.send(job);
-        sent.map_err(|_| stopped().into())
+        self.send(Msg::Write(job)).map_err(E::from)
+    }
+
+    fn send(&self, msg: Msg) -> Result<(), StoreError> {
+        let sent = self.jobs.lock().map_err(|_| StoreError::Internal("commit queue poisoned".into()))?.send(msg);
+        sent.map_err(|_| stopped())
+    }
+
+    /// Compacts the database between two batches and waits for it (see
+    /// `dbslot::compact`). Blocks the calling thread.
+    pub fn compact(&self) {
+        let (done_tx, done_rx) = mpsc::sync_channel(0);
+        if self.send(Msg::Compact(done_tx)).is_ok() {
+            let _ = done_rx.recv();
+        }
     }
 
     /// Records blobs whose files are gone: their dead-table rows are removed
@@ -134,16 +154,37 @@ struct Target {
     space: Arc<Space>,
 }
 
-fn run(target: &Target, rx: &Receiver<Job>, forgotten: &Mutex<Vec<BlobId>>) {
+fn run(target: &Target, rx: &Receiver<Msg>, forgotten: &Mutex<Vec<BlobId>>) {
     while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
+        let (mut jobs, mut compactions) = (Vec::new(), Vec::new());
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Write(job) => jobs.push(job),
+                Msg::Compact(done) => compactions.push(done),
+            }
+            if jobs.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
             }
         }
-        commit_batch(target, jobs, forgotten);
+        if !jobs.is_empty() {
+            commit_batch(target, jobs, forgotten);
+        }
+        if !compactions.is_empty() {
+            compact(target);
+        }
+    }
+}
+
+/// Compacts the database so the pages freed by deletes go back to the
+/// filesystem. A failure only leaves the disk as full as it was (an I/O
+/// error poisons the database: the next batch reopens it).
+fn compact(target: &Target) {
+    let started = std::time::Instant::now();
+    match target.db.exclusive(super::dbslot::compact) {
+        Ok(Ok(_)) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "metadata database compacted"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "compacting the metadata database failed"),
+        Err(e) => tracing::warn!(error = %e, "could not compact the metadata database"),
     }
 }
 
@@ -175,7 +216,11 @@ fn commit_batch(target: &Target, jobs: Vec<Job>, forgotten: &Mutex<Vec<BlobId>>)
         let _ = txn.abort();
         Err(StoreError::Internal("another write of the same commit failed".into()))
     } else {
-        txn.commit().map_err(|e| failed_commit(target, e))
+        let committed = txn.commit().map_err(|e| failed_commit(target, e));
+        if committed.is_ok() {
+            target.space.committed();
+        }
+        committed
     };
     for finish in finishers {
         finish(committed.clone());

@@ -73,9 +73,51 @@ impl DbSlot {
         Ok(())
     }
 
+    /// Runs `f` with the database to itself, for compaction (which needs
+    /// `&mut Database` and no live read transaction). Requests meanwhile get
+    /// `Unavailable`; gives up (leaving the database open) if some request
+    /// keeps its handle for longer than [`REOPEN_WAIT`].
+    pub fn exclusive<T>(&self, f: impl FnOnce(&mut Database) -> T) -> Result<T, StoreError> {
+        let mut shared =
+            self.current.write().map_err(|_| StoreError::Unavailable)?.take().ok_or(StoreError::Unavailable)?;
+        let started = Instant::now();
+        let mut db = loop {
+            match Arc::try_unwrap(shared) {
+                Ok(db) => break db,
+                Err(still_shared) if started.elapsed() < REOPEN_WAIT => {
+                    shared = still_shared;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(still_shared) => {
+                    *self.current.write().map_err(|_| StoreError::Unavailable)? = Some(still_shared);
+                    return Err(StoreError::Unavailable);
+                }
+            }
+        };
+        let out = f(&mut db);
+        *self.current.write().map_err(|_| StoreError::Unavailable)? = Some(Arc::new(db));
+        Ok(out)
+    }
+
     /// Whether the slot is empty (a reopen failed and must be retried).
     pub fn is_closed(&self) -> bool {
         self.current.read().map(|c| c.is_none()).unwrap_or(true)
+    }
+}
+
+/// Gives the free pages of the file back to the filesystem: redb only trims
+/// free pages at the end of its file, so deleting small (inline) objects alone
+/// would never make room on a full disk. Waits briefly for read
+/// transactions still open on the instance.
+pub fn compact(db: &mut Database) -> Result<bool, redb::CompactionError> {
+    let started = Instant::now();
+    loop {
+        match db.compact() {
+            Err(redb::CompactionError::TransactionInProgress) if started.elapsed() < REOPEN_WAIT => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            other => return other,
+        }
     }
 }
 

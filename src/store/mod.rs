@@ -31,14 +31,14 @@ use blob::InlineBlob;
 use commit::Committer;
 pub use commit::Poison;
 use dbslot::DbSlot;
-pub use space::is_full as is_disk_full;
-use space::Space;
 use layout::{BlobId, Layout};
 pub use list::{ListEntry, ListPage, ListQuery};
 pub use multipart::{PartPage, UploadEntry, UploadPage, UploadQuery, UPLOAD_ID_LEN};
 use schema::{
     decode, encode, object_key, BlobSpan, BucketRecord, ObjectRecord, BLOB_REFS, BUCKETS, DEAD_BLOBS, OBJECTS,
 };
+pub use space::is_full as is_disk_full;
+use space::Space;
 use txn::{add_refs, insert_inline, read_object, replace_object, require_bucket};
 
 /// Failures of the store, free of any HTTP meaning (`s3::error` maps them).
@@ -148,7 +148,19 @@ impl Store {
     pub async fn admit_write(self: &Arc<Self>) -> StoreResult<()> {
         match self.space.check() {
             Ok(()) => Ok(()),
-            Err(_) => self.run(|s| s.space.admit()).await,
+            Err(_) => self.run(|s| s.admit()).await,
+        }
+    }
+
+    /// [`Space::admit`], after compacting the database if deletes since the
+    /// last try may have freed pages only inside it (small objects). Blocking.
+    fn admit(&self) -> StoreResult<()> {
+        match self.space.admit() {
+            Err(StoreError::StorageFull) if self.space.take_compaction_due() => {
+                self.committer.compact();
+                self.space.admit()
+            }
+            other => other,
         }
     }
 
@@ -174,7 +186,7 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Poison + Send + 'static,
     {
-        self.space.admit()?;
+        self.admit()?;
         self.write_freeing(f)
     }
 

@@ -39,6 +39,8 @@ pub struct Space {
     reserve_tmp: PathBuf,
     size: u64,
     full: AtomicBool,
+    /// A commit (a delete, in full mode) succeeded since the last compaction.
+    compaction_due: AtomicBool,
     /// Serializes re-creating the reserve.
     refill: Mutex<()>,
 }
@@ -49,7 +51,15 @@ impl Space {
     pub fn open(layout: &Layout) -> io::Result<Space> {
         let root = layout.root().to_path_buf();
         let size = (fs_stats(&root)?.total / 32).clamp(RESERVE_MIN, RESERVE_MAX);
-        let space = Space { root, reserve: layout.reserve_path(), reserve_tmp: layout.reserve_tmp_path(), size, full: AtomicBool::new(false), refill: Mutex::new(()) };
+        let space = Space {
+            root,
+            reserve: layout.reserve_path(),
+            reserve_tmp: layout.reserve_tmp_path(),
+            size,
+            full: AtomicBool::new(false),
+            compaction_due: AtomicBool::new(false),
+            refill: Mutex::new(()),
+        };
         let present = fs::metadata(&space.reserve).is_ok_and(|m| m.len() == size);
         if !present {
             match space.write_reserve() {
@@ -61,7 +71,6 @@ impl Space {
         Ok(space)
     }
 
-
     /// A metadata commit found no space: free the reserve for the deletes to
     /// come, and refuse new data until there is room again.
     pub fn enter_full_mode(&self) {
@@ -72,6 +81,21 @@ impl Space {
             Err(e) if e.kind() != io::ErrorKind::NotFound => tracing::error!(error = %e, "cannot free the reserve"),
             _ => {}
         }
+    }
+
+    /// Notes a successful metadata commit: in full mode it was a delete, whose
+    /// freed pages a compaction can give back to the filesystem.
+    pub fn committed(&self) {
+        if self.full.load(Ordering::Acquire) {
+            self.compaction_due.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether a write refused in full mode should compact the database and
+    /// ask again: only if something was deleted since the last compaction
+    /// (so retried writes never compact in a loop).
+    pub fn take_compaction_due(&self) -> bool {
+        self.full.load(Ordering::Acquire) && self.compaction_due.swap(false, Ordering::AcqRel)
     }
 
     /// Lets a write that adds data start, or refuses it with `StorageFull`
