@@ -211,9 +211,8 @@ fn commit_batch(target: &Target, jobs: Vec<Job>, forgotten: &Mutex<Vec<BlobId>>)
         finishers.push(finish);
     }
     let committed = if poisoned {
-        // A job's storage error may have come from redb's own file I/O,
-        // which poisons the database: the next `begin` finds out and reopens.
         let _ = txn.abort();
+        heal(target);
         Err(StoreError::Internal("another write of the same commit failed".into()))
     } else {
         let committed = txn.commit().map_err(|e| failed_commit(target, e));
@@ -238,6 +237,18 @@ fn begin(target: &Target) -> Result<WriteTransaction, StoreError> {
             Ok(target.db.get()?.begin_write()?)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// A job failed on a storage error, which may have come from redb's own file
+/// I/O and poisoned the database: find out now and reopen, rather than let
+/// readers fail until the next write comes.
+fn heal(target: &Target) {
+    let probe = target.db.get().and_then(|db| Ok(db.begin_write()?));
+    if matches!(probe, Err(StoreError::Unavailable)) {
+        if let Err(e) = recover(target) {
+            tracing::error!(error = %e, "reopening the metadata database failed; retried at the next write");
+        }
     }
 }
 

@@ -127,7 +127,7 @@ impl Space {
     /// Whether less than the reserve's size is free: a failed database write
     /// that did not say why was then most likely a full disk.
     pub fn free_is_low(&self) -> bool {
-        fs_stats(&self.root).map_or(false, |s| s.free < self.size)
+        fs_stats(&self.root).is_ok_and(|s| s.free < self.size)
     }
 
     /// The cheap form of [`Space::admit`], for async callers: refuses while
