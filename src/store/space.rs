@@ -47,7 +47,7 @@ pub struct Space {
 
 impl Space {
     /// Sizes the reserve from the filesystem and writes it if missing; a disk
-    /// already too full for it starts in full mode.
+    /// without room for it and as much again starts in full mode.
     pub fn open(layout: &Layout) -> io::Result<Space> {
         let root = layout.root().to_path_buf();
         let size = (fs_stats(&root)?.total / 32).clamp(RESERVE_MIN, RESERVE_MAX);
@@ -62,10 +62,11 @@ impl Space {
         };
         let present = fs::metadata(&space.reserve).is_ok_and(|m| m.len() == size);
         if !present {
-            match space.write_reserve() {
-                Ok(()) => {}
-                Err(e) if is_full(&e) => space.enter_full_mode(),
-                Err(e) => return Err(e),
+            // Restarted in full mode (the reserve spent): stay there, as
+            // [`Space::admit`] would, so the free bytes stay for deletes.
+            match fs_stats(&space.root)?.free >= 2 * size {
+                true => space.write_reserve()?,
+                false => space.enter_full_mode(),
             }
         }
         Ok(space)
