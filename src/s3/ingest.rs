@@ -193,6 +193,7 @@ pub async fn receive_blob(
     req: &mut S3Request,
     upload_algorithm: Option<ChecksumAlgorithm>,
 ) -> S3Result<(StagedBlob, StoredChecksum)> {
+    state.store.admit_write().await?;
     let default = upload_algorithm.unwrap_or(ChecksumAlgorithm::Crc64Nvme);
     let promises = Promises::from_request(&req.parts.headers, &req.auth.payload, default)?;
     if upload_algorithm.is_some_and(|alg| alg != promises.checksum.0) {

@@ -166,7 +166,7 @@ pub(super) async fn store_part(
     state
         .store
         .run(move |s| {
-            let (mut span, inline) = staged.publish().map_err(S3Error::internal)?;
+            let (mut span, inline) = staged.publish().map_err(S3Error::io)?;
             span.part = number;
             let part = PartRecord { span, md5, last_modified_ms: now_ms(), checksum };
             let stored = s.put_part((&bucket, &key, &id), number, part.clone(), inline);

@@ -60,8 +60,8 @@ async fn commit_put(
     conditions: WriteConditions,
 ) -> S3Result<ObjectRecord> {
     let (span, inline) = match staged.is_in_memory() {
-        true => staged.publish().map_err(S3Error::internal)?,
-        false => state.store.run(move |_| staged.publish().map_err(S3Error::internal)).await?,
+        true => staged.publish().map_err(S3Error::io)?,
+        false => state.store.run(move |_| staged.publish().map_err(S3Error::io)).await?,
     };
     stamp(&mut record, span);
     let check = move |current: Option<&ObjectRecord>| conditions.check(current);

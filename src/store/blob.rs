@@ -190,22 +190,35 @@ impl BlobOutput<'_> {
             return Ok(());
         }
         if self.file.is_none() {
-            let writer = FileWriter::start(self.layout.tmp_path(self.id)).map_err(S3Error::internal)?;
+            let writer = FileWriter::start(self.layout.tmp_path(self.id)).map_err(S3Error::io)?;
             let pending = Bytes::from(std::mem::take(&mut self.pending));
-            self.file.insert(writer).write(pending).map_err(S3Error::internal)?;
+            self.file = Some(writer);
+            self.send(pending)?;
         }
-        match &self.file {
-            Some(writer) => writer.write(data.clone()).map_err(S3Error::internal)?,
-            None => return Err(S3Error::internal("blob file missing")),
-        }
+        self.send(data.clone())?;
         self.hashers.update_frame(&data);
         Ok(())
+    }
+
+    /// Hands bytes to the file writer. If it stopped, its own error (a full
+    /// disk is `StorageFull`, not a generic failure) is what the client gets.
+    fn send(&mut self, data: Bytes) -> S3Result<()> {
+        let writer = self.file.as_ref().ok_or_else(|| S3Error::internal("blob file missing"))?;
+        if writer.write(data).is_ok() {
+            return Ok(());
+        }
+        match self.file.take() {
+            Some(writer) => {
+                Err(S3Error::io(writer.finish().err().unwrap_or_else(|| io::Error::other("writer stopped"))))
+            }
+            None => Err(S3Error::internal("blob file missing")),
+        }
     }
 
     /// Fsyncs a file body, so the later rename can only expose complete bytes.
     fn finish(&mut self) -> S3Result<Staged> {
         match self.file.take() {
-            Some(writer) => writer.finish().map(Staged::File).map_err(S3Error::internal),
+            Some(writer) => writer.finish().map(Staged::File).map_err(S3Error::io),
             None if self.pending.is_empty() => Ok(Staged::Empty),
             None => Ok(Staged::Inline(std::mem::take(&mut self.pending))),
         }

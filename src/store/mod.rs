@@ -8,6 +8,7 @@
 
 pub mod blob;
 mod commit;
+mod dbslot;
 pub mod digest;
 mod gc;
 pub use gc::spawn_upload_reaper;
@@ -17,6 +18,7 @@ mod md5_lanes;
 mod multipart;
 pub mod read;
 pub mod schema;
+mod space;
 mod txn;
 
 use std::fs;
@@ -28,16 +30,19 @@ use redb::{Database, ReadableTable, WriteTransaction};
 use blob::InlineBlob;
 use commit::Committer;
 pub use commit::Poison;
+use dbslot::DbSlot;
 use layout::{BlobId, Layout};
 pub use list::{ListEntry, ListPage, ListQuery};
 pub use multipart::{PartPage, UploadEntry, UploadPage, UploadQuery, UPLOAD_ID_LEN};
 use schema::{
     decode, encode, object_key, BlobSpan, BucketRecord, ObjectRecord, BLOB_REFS, BUCKETS, DEAD_BLOBS, OBJECTS,
 };
+pub use space::is_full as is_disk_full;
+use space::Space;
 use txn::{add_refs, insert_inline, read_object, replace_object, require_bucket};
 
 /// Failures of the store, free of any HTTP meaning (`s3::error` maps them).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("no such bucket")]
     NoSuchBucket,
@@ -49,38 +54,65 @@ pub enum StoreError {
     NoSuchKey,
     #[error("no such upload")]
     NoSuchUpload,
+    /// The filesystem (or quota) is full: nothing was written.
+    #[error("storage full")]
+    StorageFull,
+    /// The metadata database is being reopened after an I/O error: retry.
+    #[error("metadata store temporarily unavailable")]
+    Unavailable,
     #[error("storage failure: {0}")]
     Internal(String),
 }
 
-macro_rules! internal_from {
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        match space::is_full(&e) {
+            true => StoreError::StorageFull,
+            false => StoreError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<redb::StorageError> for StoreError {
+    /// A full disk keeps its meaning; `PreviousIo` means an earlier failure
+    /// poisoned the database, which the commit thread is reopening.
+    fn from(e: redb::StorageError) -> Self {
+        match e {
+            redb::StorageError::Io(io) => io.into(),
+            redb::StorageError::PreviousIo => StoreError::Unavailable,
+            other => StoreError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// redb's other error types wrap a `StorageError` for their I/O failures.
+macro_rules! storage_from {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
-            fn from(e: $t) -> Self { StoreError::Internal(e.to_string()) }
+            fn from(e: $t) -> Self {
+                match e.into() {
+                    redb::Error::Io(io) => io.into(),
+                    redb::Error::PreviousIo => StoreError::Unavailable,
+                    other => StoreError::Internal(other.to_string()),
+                }
+            }
         }
     )*};
 }
-internal_from!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    std::io::Error,
-    postcard::Error
-);
+storage_from!(redb::Error, redb::DatabaseError, redb::TransactionError, redb::TableError, redb::CommitError);
+
+impl From<postcard::Error> for StoreError {
+    fn from(e: postcard::Error) -> Self {
+        StoreError::Internal(e.to_string())
+    }
+}
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// redb's page cache. Its default (1 GiB) would keep every inline body read or
-/// written in memory; metadata pages are small, and the OS page cache still
-/// holds the file. This bounds the server's memory.
-const DB_CACHE_BYTES: usize = 16 * 1024 * 1024;
-
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
     layout: Layout,
+    space: Arc<Space>,
     committer: Committer,
 }
 
@@ -92,10 +124,11 @@ impl Store {
         for entry in fs::read_dir(layout.tmp_dir())? {
             fs::remove_file(entry?.path())?;
         }
-        let db = Arc::new(Database::builder().set_cache_size(DB_CACHE_BYTES).create(layout.db_path())?);
-        init_tables(&db)?;
-        let committer = Committer::start(db.clone())?;
-        let store = Arc::new(Store { db, layout, committer });
+        let space = Arc::new(Space::open(&layout)?);
+        let db = Arc::new(DbSlot::open(layout.db_path())?);
+        init_tables(&*db.get()?)?;
+        let committer = Committer::start(db.clone(), space.clone())?;
+        let store = Arc::new(Store { db, layout, space, committer });
         store.unlink_dead_blobs()?;
         gc::spawn_orphan_sweep(store.clone());
         Ok(store)
@@ -103,6 +136,32 @@ impl Store {
 
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// The open database (never one being reopened, see `dbslot.rs`).
+    fn db(&self) -> StoreResult<Arc<Database>> {
+        self.db.get()
+    }
+
+    /// Refuses, before any byte is received, a write that adds data while
+    /// the disk is full (see `space.rs`). Costs one atomic load unless full.
+    pub async fn admit_write(self: &Arc<Self>) -> StoreResult<()> {
+        match self.space.check() {
+            Ok(()) => Ok(()),
+            Err(_) => self.run(|s| s.admit()).await,
+        }
+    }
+
+    /// [`Space::admit`], after compacting the database if deletes since the
+    /// last try may have freed pages only inside it (small objects). Blocking.
+    fn admit(&self) -> StoreResult<()> {
+        match self.space.admit() {
+            Err(StoreError::StorageFull) if self.space.take_compaction_due() => {
+                self.committer.compact();
+                self.space.admit()
+            }
+            other => other,
+        }
     }
 
     /// Runs blocking store work off the async reactor.
@@ -119,9 +178,22 @@ impl Store {
         }
     }
 
-    /// Runs a write in the next group commit, then frees the blobs it reported
-    /// dead (their rows are already in the dead-blob table of that commit).
+    /// Runs a write that adds data in the next group commit (refused on a
+    /// full disk), then frees the blobs it reported dead.
     fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&WriteTransaction) -> Result<(T, Vec<BlobId>), E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Poison + Send + 'static,
+    {
+        self.admit()?;
+        self.write_freeing(f)
+    }
+
+    /// Runs a write in the next group commit, even on a full disk (deletes
+    /// must work there), then frees the blobs it reported dead (their rows
+    /// are already in the dead-blob table of that commit).
+    fn write_freeing<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&WriteTransaction) -> Result<(T, Vec<BlobId>), E> + Send + 'static,
         T: Send + 'static,
@@ -148,7 +220,7 @@ impl Store {
     }
 
     pub fn bucket(&self, name: &str) -> StoreResult<BucketRecord> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let buckets = txn.open_table(BUCKETS)?;
         let value = buckets.get(name)?.ok_or(StoreError::NoSuchBucket)?;
         Ok(decode(value.value())?)
@@ -156,7 +228,7 @@ impl Store {
 
     /// All buckets owned by `owner`, sorted by name.
     pub fn list_buckets(&self, owner: &str) -> StoreResult<Vec<(String, BucketRecord)>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let buckets = txn.open_table(BUCKETS)?;
         let mut out = Vec::new();
         for entry in buckets.iter()? {
@@ -186,7 +258,7 @@ impl Store {
     /// are aborted in the same transaction, as S3 does.
     pub fn delete_bucket(&self, name: &str) -> StoreResult<()> {
         let name = name.to_string();
-        self.write(move |txn| {
+        self.write_freeing(move |txn| {
             require_bucket(txn, &name)?;
             let (lo, hi) = list::bucket_bounds(&name);
             if txn.open_table(OBJECTS)?.range(lo.as_slice()..hi.as_slice())?.next().is_some() {
@@ -204,7 +276,7 @@ impl Store {
     // ---- objects ----
 
     pub fn get_object(&self, bucket: &str, key: &str) -> StoreResult<ObjectRecord> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
             return Err(StoreError::NoSuchBucket);
         }
@@ -232,6 +304,7 @@ impl Store {
         E: From<StoreError> + Poison + Send + 'static,
         C: FnOnce(Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
     {
+        self.space.check()?;
         let (bucket, key) = (bucket.to_string(), key.to_string());
         let txn = move |txn: &WriteTransaction| -> Result<((), Vec<BlobId>), E> {
             require_bucket(txn, &bucket)?;
@@ -257,7 +330,7 @@ impl Store {
     /// Deletes keys of one bucket in one transaction (DeleteObjects).
     pub fn delete_objects(&self, bucket: &str, keys: Vec<String>) -> StoreResult<()> {
         let bucket = bucket.to_string();
-        self.write(move |txn| {
+        self.write_freeing(move |txn| {
             require_bucket(txn, &bucket)?;
             let mut dead = Vec::new();
             for key in &keys {
@@ -305,7 +378,7 @@ impl Store {
     pub fn open_range(&self, spans: &[BlobSpan], range: std::ops::Range<u64>) -> std::io::Result<read::OpenObject> {
         let not_found = || std::io::Error::from(std::io::ErrorKind::NotFound);
         let txn = if spans.iter().any(|s| s.inline) {
-            Some(self.db.begin_read().map_err(std::io::Error::other)?)
+            Some(self.db().map_err(std::io::Error::other)?.begin_read().map_err(std::io::Error::other)?)
         } else {
             None
         };
@@ -318,7 +391,7 @@ impl Store {
     }
 
     pub fn list_objects(&self, bucket: &str, query: &ListQuery) -> StoreResult<ListPage> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
             return Err(StoreError::NoSuchBucket);
         }
@@ -348,7 +421,7 @@ impl Store {
 
     fn unlink_dead_blobs(&self) -> StoreResult<()> {
         let dead: Vec<BlobId> = {
-            let txn = self.db.begin_read()?;
+            let txn = self.db()?.begin_read()?;
             let table = txn.open_table(DEAD_BLOBS)?;
             let ids: Result<Vec<_>, _> = table.iter()?.map(|e| e.map(|(k, _)| k.value())).collect();
             ids?
@@ -359,7 +432,7 @@ impl Store {
 
     /// Whether any record references the blob (for the orphan sweep).
     fn blob_is_referenced(&self, id: BlobId) -> StoreResult<bool> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         Ok(txn.open_table(BLOB_REFS)?.get(id)?.is_some())
     }
 }
