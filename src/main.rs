@@ -39,6 +39,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let listener =
             tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let closing = store.clone();
         let state = Arc::new(AppState {
             store,
             region: config.region.clone(),
@@ -54,6 +55,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         out.flush()?;
         drop(out);
         tessera::server::serve(listener, state, shutdown_signal()).await;
+        tokio::task::spawn_blocking(move || closing.close()).await?;
         tracing::info!("stopped");
         Ok(())
     })

@@ -50,6 +50,8 @@ type Job = Box<dyn FnOnce(Result<&WriteTransaction, &StoreError>) -> (Finish, bo
 enum Msg {
     Write(Job),
     Compact(SyncSender<()>),
+    /// Commit what is queued, then end the thread (clean shutdown).
+    Stop(SyncSender<()>),
 }
 
 pub struct Committer {
@@ -138,6 +140,16 @@ impl Committer {
         }
     }
 
+    /// Commits the writes already queued, then stops the commit thread and
+    /// waits for it, so nothing holds the database any more. Later writes
+    /// fail with "the commit thread stopped". Blocks the calling thread.
+    pub fn stop(&self) {
+        let (done_tx, done_rx) = mpsc::sync_channel(0);
+        if self.send(Msg::Stop(done_tx)).is_ok() {
+            let _ = done_rx.recv();
+        }
+    }
+
     /// Records blobs whose files are gone: their dead-table rows are removed
     /// in the next batch (a crash before that only replays the unlink).
     pub fn forget(&self, ids: Vec<BlobId>) {
@@ -156,14 +168,15 @@ struct Target {
 
 fn run(target: &Target, rx: &Receiver<Msg>, forgotten: &Mutex<Vec<BlobId>>) {
     while let Ok(first) = rx.recv() {
-        let (mut jobs, mut compactions) = (Vec::new(), Vec::new());
+        let (mut jobs, mut compactions, mut stop) = (Vec::new(), Vec::new(), None);
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Write(job) => jobs.push(job),
                 Msg::Compact(done) => compactions.push(done),
+                Msg::Stop(done) => stop = Some(done),
             }
-            if jobs.len() < MAX_BATCH {
+            if jobs.len() < MAX_BATCH && stop.is_none() {
                 next = rx.try_recv().ok();
             }
         }
@@ -172,6 +185,11 @@ fn run(target: &Target, rx: &Receiver<Msg>, forgotten: &Mutex<Vec<BlobId>>) {
         }
         if !compactions.is_empty() {
             compact(target);
+        }
+        if stop.is_some() {
+            // Dropping `done` wakes the waiter; jobs still queued are dropped
+            // with the receiver, and their callers learn the thread stopped.
+            return;
         }
     }
 }

@@ -99,6 +99,29 @@ impl DbSlot {
         Ok(out)
     }
 
+    /// Closes the database for good (clean shutdown): empties the slot, waits
+    /// for the last reader of the instance, and drops it, which lets redb
+    /// record a clean close so the next start needs no repair. Returns false
+    /// if some reader kept its handle past [`REOPEN_WAIT`] (the next start
+    /// then repairs, as after a crash).
+    pub fn close(&self) -> bool {
+        let Ok(Some(mut shared)) = self.current.write().map(|mut slot| slot.take()) else { return true };
+        let started = Instant::now();
+        loop {
+            match Arc::try_unwrap(shared) {
+                Ok(db) => {
+                    drop(db);
+                    return true;
+                }
+                Err(still_shared) if started.elapsed() < REOPEN_WAIT => {
+                    shared = still_shared;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// Whether the slot is empty (a reopen failed and must be retried).
     pub fn is_closed(&self) -> bool {
         self.current.read().map(|c| c.is_none()).unwrap_or(true)

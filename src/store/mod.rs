@@ -138,6 +138,18 @@ impl Store {
         &self.layout
     }
 
+    /// Clean shutdown: commits what is queued, stops the commit thread and
+    /// closes the database, so the next start does not repair it (repairing
+    /// took 1.1-1.3 s at 515 MiB). Call once no request runs any more. Blocking.
+    pub fn close(&self) {
+        self.committer.stop();
+        if self.db.close() {
+            tracing::info!("metadata database closed cleanly");
+        } else {
+            tracing::warn!("a reader kept the metadata database open; the next start will check it");
+        }
+    }
+
     /// The open database (never one being reopened, see `dbslot.rs`).
     fn db(&self) -> StoreResult<Arc<Database>> {
         self.db.get()
