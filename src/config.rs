@@ -42,6 +42,11 @@ pub struct ServeConfig {
     /// their parts freed (e.g. `7d`, `36h`, `90s`).
     #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
     pub abort_incomplete_after: std::time::Duration,
+    /// Serve a metadata database found older than the commits already
+    /// acknowledged to clients (after a corrupted header or a lost write),
+    /// instead of refusing to start. See docs/reliability.md.
+    #[arg(long)]
+    pub accept_db_rollback: bool,
 }
 
 /// The root user's key pair, and where it came from.

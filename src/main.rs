@@ -32,8 +32,8 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
     limit_malloc_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let store =
-            Store::open(&config.data).with_context(|| format!("opening data folder {}", config.data.display()))?;
+        let store = Store::open_with(&config.data, config.accept_db_rollback)
+            .with_context(|| format!("opening data folder {}", config.data.display()))?;
         tessera::store::spawn_upload_reaper(store.clone(), config.abort_incomplete_after);
         let creds = root_credentials(&store.layout().credentials_path()).context("loading root credentials")?;
         let listener =

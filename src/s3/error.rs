@@ -133,6 +133,7 @@ impl From<crate::store::StoreError> for S3Error {
             StoreError::StorageFull => S3Error::new(S3ErrorCode::StorageFull),
             StoreError::Unavailable => S3Error::new(S3ErrorCode::ServiceUnavailable),
             StoreError::Internal(cause) => S3Error::internal(cause),
+            e @ StoreError::RolledBack { .. } => S3Error::internal(e.to_string()),
         }
     }
 }

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use redb::WriteTransaction;
 
+use super::commit_mark::{self, CommitMark};
 use super::dbslot::DbSlot;
 use super::layout::BlobId;
 use super::schema::DEAD_BLOBS;
@@ -61,11 +62,11 @@ pub struct Committer {
 }
 
 impl Committer {
-    pub fn start(db: Arc<DbSlot>, space: Arc<Space>) -> std::io::Result<Committer> {
+    pub fn start(db: Arc<DbSlot>, space: Arc<Space>, mark: Arc<CommitMark>) -> std::io::Result<Committer> {
         let (tx, rx) = mpsc::channel::<Msg>();
         let forgotten = Arc::new(Mutex::new(Vec::new()));
         let pending = forgotten.clone();
-        let thread = move || run(&Target { db, space }, &rx, &pending);
+        let thread = move || run(&Target { db, space, mark }, &rx, &pending);
         std::thread::Builder::new().name("group-commit".into()).spawn(thread)?;
         Ok(Committer { jobs: Mutex::new(tx), forgotten })
     }
@@ -164,6 +165,7 @@ impl Committer {
 struct Target {
     db: Arc<DbSlot>,
     space: Arc<Space>,
+    mark: Arc<CommitMark>,
 }
 
 fn run(target: &Target, rx: &Receiver<Msg>, forgotten: &Mutex<Vec<BlobId>>) {
@@ -233,9 +235,14 @@ fn commit_batch(target: &Target, jobs: Vec<Job>, forgotten: &Mutex<Vec<BlobId>>)
         heal(target);
         Err(StoreError::Internal("another write of the same commit failed".into()))
     } else {
+        let seq = commit_mark::bump(&txn);
         let committed = txn.commit().map_err(|e| failed_commit(target, e));
         if committed.is_ok() {
             target.space.committed();
+            match seq {
+                Ok(seq) => target.mark.record(seq),
+                Err(e) => tracing::warn!(error = %e, "could not advance the commit sequence"),
+            }
         }
         committed
     };

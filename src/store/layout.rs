@@ -58,6 +58,11 @@ impl Layout {
         self.root.join("meta.redb")
     }
 
+    /// The last commit sequence acknowledged (see `commit_mark.rs`).
+    pub fn commit_mark_path(&self) -> PathBuf {
+        self.root.join("commit-mark")
+    }
+
     pub fn credentials_path(&self) -> PathBuf {
         self.root.join("root-credentials")
     }

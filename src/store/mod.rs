@@ -8,6 +8,8 @@
 
 pub mod blob;
 mod commit;
+mod commit_mark;
+use commit_mark::CommitMark;
 mod dbslot;
 pub mod digest;
 mod gc;
@@ -62,6 +64,13 @@ pub enum StoreError {
     Unavailable,
     #[error("storage failure: {0}")]
     Internal(String),
+    /// At start-up: the database is older than commits already acknowledged.
+    #[error(
+        "meta.redb is at commit {database} but commit {acknowledged} was acknowledged to clients: the database \
+         went back in time (a corrupted header or a lost write) and acknowledged writes are missing. Restore \
+         meta.redb from a backup, or start with --accept-db-rollback to serve the older state (docs/reliability.md)"
+    )]
+    RolledBack { database: u64, acknowledged: u64 },
 }
 
 impl From<std::io::Error> for StoreError {
@@ -114,21 +123,31 @@ pub struct Store {
     layout: Layout,
     space: Arc<Space>,
     committer: Committer,
+    mark: Arc<CommitMark>,
 }
 
 impl Store {
     /// Opens (or creates) the data folder: empties `tmp/`, replays the dead-blob
     /// table, and starts the group committer and the orphan sweep.
     pub fn open(root: &Path) -> StoreResult<Arc<Store>> {
+        Store::open_with(root, false)
+    }
+
+    /// [`Store::open`]; with `accept_rollback`, a database found behind the
+    /// commits already acknowledged (see `commit_mark.rs`) is served anyway.
+    pub fn open_with(root: &Path, accept_rollback: bool) -> StoreResult<Arc<Store>> {
         let layout = Layout::create(root)?;
         for entry in fs::read_dir(layout.tmp_dir())? {
             fs::remove_file(entry?.path())?;
         }
         let space = Arc::new(Space::open(&layout)?);
-        let db = Arc::new(DbSlot::open(layout.db_path())?);
-        init_tables(&*db.get()?)?;
-        let committer = Committer::start(db.clone(), space.clone())?;
-        let store = Arc::new(Store { db, layout, space, committer });
+        let (db, db_seq) = open_database(&layout.db_path())?;
+        let db = Arc::new(db);
+        let (mark, marked) = CommitMark::open(&layout.commit_mark_path())?;
+        commit_mark::check(db_seq, marked, accept_rollback)?;
+        let mark = Arc::new(mark);
+        let committer = Committer::start(db.clone(), space.clone(), mark.clone())?;
+        let store = Arc::new(Store { db, layout, space, committer, mark });
         store.unlink_dead_blobs()?;
         gc::spawn_orphan_sweep(store.clone());
         Ok(store)
@@ -143,6 +162,7 @@ impl Store {
     /// took 1.1-1.3 s at 515 MiB). Call once no request runs any more. Blocking.
     pub fn close(&self) {
         self.committer.stop();
+        self.mark.sync();
         if self.db.close() {
             tracing::info!("metadata database closed cleanly");
         } else {
@@ -449,6 +469,30 @@ impl Store {
     }
 }
 
+/// Opens the database, creates missing tables and reads its commit sequence.
+/// redb asserts (panics) on some damaged pages instead of returning an error:
+/// a damaged file then stops the start with an error naming it, not a bare panic.
+fn open_database(path: &Path) -> StoreResult<(DbSlot, u64)> {
+    let opened = std::panic::catch_unwind(|| {
+        let db = DbSlot::open(path.to_path_buf())?;
+        init_tables(&*db.get()?)?;
+        let seq = commit_mark::current(&*db.get()?)?;
+        Ok((db, seq))
+    });
+    let damaged = |what: String| {
+        StoreError::Internal(format!(
+            "{}: {what}; if it is damaged, restore it from a backup (docs/reliability.md)",
+            path.display()
+        ))
+    };
+    match opened {
+        Ok(Ok(opened)) => Ok(opened),
+        Ok(Err(e @ StoreError::Internal(_))) => Err(damaged(e.to_string())),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(damaged("redb panicked while reading it".into())),
+    }
+}
+
 fn init_tables(db: &Database) -> StoreResult<()> {
     let txn = db.begin_write()?;
     txn.open_table(BUCKETS)?;
@@ -459,6 +503,7 @@ fn init_tables(db: &Database) -> StoreResult<()> {
     txn.open_table(schema::UPLOAD_INDEX)?;
     txn.open_table(schema::PARTS)?;
     txn.open_table(schema::INLINE_BLOBS)?;
+    txn.open_table(schema::STORE_META)?;
     txn.commit()?;
     Ok(())
 }

@@ -23,6 +23,8 @@ pub const DEAD_BLOBS: TableDefinition<u128, ()> = TableDefinition::new("dead_blo
 /// Blob id -> bytes of a small blob, kept in the database: a small PUT then
 /// costs one (group) commit instead of a file, two fsyncs and a rename.
 pub const INLINE_BLOBS: TableDefinition<u128, &[u8]> = TableDefinition::new("inline_blobs_v1");
+/// Store-wide counters: `commit_seq`, bumped by every group commit (see `commit_mark.rs`).
+pub const STORE_META: TableDefinition<&str, u64> = TableDefinition::new("store_meta_v1");
 /// Upload id -> [`UploadRecord`]: multipart uploads in progress.
 pub const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads_v1");
 /// `upload_index_key(bucket, key, upload id)` -> (): uploads in ListMultipartUploads

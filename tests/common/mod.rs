@@ -53,6 +53,38 @@ impl Server {
         Server { child, addr, data: data.to_path_buf() }
     }
 
+    /// Starts with extra `serve` flags and stderr into `stderr`; None if the
+    /// server exits before listening (its reason is then in `stderr`).
+    pub fn try_start_with(data: &Path, extra: &[&str], stderr: std::fs::File) -> Option<Server> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
+            .env("TESSERA_SECRET_KEY", SECRET_KEY)
+            .env("TESSERA_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start tessera");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => match line.split("listening on http://").nth(1) {
+                    Some(rest) => break rest.trim().to_string(),
+                    None => continue,
+                },
+                _ => {
+                    let _ = child.wait();
+                    return None;
+                }
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Some(Server { child, addr, data: data.to_path_buf() })
+    }
+
     pub fn client(&self) -> Client {
         Client { addr: self.addr.clone(), access_key: ACCESS_KEY.into(), secret_key: SECRET_KEY.into(), host: None }
     }
