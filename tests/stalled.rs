@@ -5,11 +5,13 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use md5::{Digest, Md5};
 
 use common::{pattern, read_response, Client, Req, Server, ACCESS_KEY, SECRET_KEY};
 
@@ -112,7 +114,10 @@ fn stalled_body_is_aborted_after_body_timeout() {
         stall(&c, "/slow/headers-only", 0),
         c.send_partial(Req::new("PUT", "/slow/small").body(&[7u8; 1000]), 2000),
     ];
-    std::thread::sleep(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_millis(800);
+    while tmp_files(dir.path()) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(tmp_files(dir.path()), 1, "the partial large body is being written to a temp file");
     for socket in &mut sockets {
         socket.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
@@ -142,4 +147,27 @@ fn stalled_body_is_aborted_after_body_timeout() {
 
 fn tmp_files(data: &Path) -> usize {
     std::fs::read_dir(data.join("tmp")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// The receive loop processes a partial batch when the client pauses, then
+/// goes on gathering: a body that arrives in bursts, with pauses longer than
+/// that wait, across the inline size and the batch size, is stored whole.
+#[test]
+fn body_arriving_in_bursts_is_stored_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/bursts")).status, 200);
+    let body = pattern(3 * MIB + 12_345, 11);
+    let cuts = [0, 1000, 40 * 1024, 100 * 1024, MIB + 7, 2 * MIB + 500_000, body.len()];
+    let mut socket = c.send_partial(Req::new("PUT", "/bursts/obj"), body.len());
+    for piece in cuts.windows(2) {
+        socket.write_all(&body[piece[0]..piece[1]]).expect("write a burst");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let put = read_response(&mut socket, false);
+    assert_eq!(put.status, 200, "{}", put.text());
+    let etag = format!("\"{}\"", hex::encode(Md5::digest(&body)));
+    assert_eq!(put.header("etag"), Some(etag.as_str()));
+    assert!(c.send(Req::new("GET", "/bursts/obj")).body == body, "the object reads back byte for byte");
 }

@@ -390,3 +390,7 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+
+#[cfg(test)]
+#[path = "blob_tests.rs"]
+mod tests;
