@@ -40,6 +40,11 @@ use crate::s3::error::{S3Error, S3Result};
 /// that 32 concurrent uploads hold 64 MiB.
 const BATCH_BYTES: usize = 1024 * 1024;
 
+/// The most frames in a batch, whatever their size: a client sending
+/// aws-chunked bodies over HTTP chunked transfer with tiny chunks would
+/// otherwise make a 1 MiB batch hold a million frames.
+const BATCH_FRAMES: usize = 256;
+
 /// How long a partial batch waits for more frames before it is processed
 /// anyway: a slow or stalled client's bytes go to the file instead of
 /// sitting in memory, and the few ms bound how often a trickling client
@@ -193,7 +198,7 @@ impl BlobSink {
         }
         self.batch_bytes += frame.len();
         self.batch.push(frame);
-        if self.batch_bytes >= BATCH_BYTES {
+        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_FRAMES {
             self.land().await?;
             self.dispatch()?;
         }

@@ -155,3 +155,14 @@ async fn abandoned_upload_leaves_no_temp_file() {
     }
     panic!("the abandoned upload's temp file is still there");
 }
+
+#[tokio::test]
+async fn many_tiny_frames_are_written_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let layout = Layout::create(dir.path()).expect("layout");
+    let body = data(150_001);
+    let cuts: Vec<usize> = (1..3000).map(|i| i * 50).collect();
+    let staged = receive(&layout, frames(&body, &cuts), &[700], None).await.expect("receive");
+    check_digests(&staged, &body);
+    assert!(file_bytes(&layout, staged) == body);
+}
