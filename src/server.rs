@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use crate::auth::verify::{verify, AuthContext};
 use crate::http::body::{self, Body};
-use crate::http::route::route;
+use crate::http::route::{route, virtual_host_bucket};
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
 use crate::s3::xml::XmlWriter;
 use crate::s3::{dispatch, AppState, S3Request};
@@ -101,9 +101,15 @@ fn empty_body_expecting_continue(req: &Request<Incoming>) -> bool {
 async fn process(state: &AppState, req: Request<Incoming>) -> S3Result<Response<Body>> {
     let (parts, body) = req.into_parts();
     let secret_for = |access_key: &str| (access_key == state.access_key).then(|| state.secret_key.clone());
-    let ctx = AuthContext { region: &state.region, now: SystemTime::now(), secret_for: &secret_for };
-    let auth = verify(&parts, &ctx)?;
     let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
+    let virtual_bucket = virtual_host_bucket(host, state.domain.as_deref());
+    let ctx = AuthContext {
+        region: &state.region,
+        now: SystemTime::now(),
+        secret_for: &secret_for,
+        virtual_bucket: virtual_bucket.as_deref(),
+    };
+    let auth = verify(&parts, &ctx)?;
     let has_copy_source = parts.headers.contains_key("x-amz-copy-source");
     let route =
         route(&parts.method, host, parts.uri.path(), parts.uri.query(), has_copy_source, state.domain.as_deref())?;

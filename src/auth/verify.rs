@@ -26,6 +26,11 @@ use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
 pub struct AuthContext<'a> {
     pub region: &'a str,
     pub now: SystemTime,
+    /// The bucket named by the Host header of a virtual-hosted request
+    /// (`bucket.domain`). SigV2 signs the bucket only through its canonical
+    /// resource, so it must be part of it, or a signature made for
+    /// `/bucket-a/key` could be replayed against `bucket-b.domain/bucket-a/key`.
+    pub virtual_bucket: Option<&'a str>,
     /// Returns the secret key for an access key, or None if unknown.
     pub secret_for: &'a (dyn Fn(&str) -> Option<String> + Sync),
 }
@@ -100,6 +105,7 @@ fn verify_v4_header(parts: &Parts, ctx: &AuthContext, query: &RawQuery, auth: &s
     let cred = Credential::parse(auth.credential, CredentialSource::Header)?;
     cred.check(&time.amz_date, ctx.region, CredentialSource::Header)?;
     let secret = lookup_secret(ctx, cred.access_key)?;
+    require_signed_headers(&parts.headers, auth.signed_headers, None)?;
     let payload_hash = content_sha256_header(&parts.headers)?;
     let content = ContentSha256::parse(payload_hash)?;
     let check = V4Check {
@@ -127,6 +133,7 @@ fn verify_v4_presigned(parts: &Parts, ctx: &AuthContext, query: &RawQuery) -> S3
     cred.check(p.amz_date, ctx.region, CredentialSource::Query)?;
     check_presigned_window(p.date, p.expires, clock::server_now(ctx.now)?)?;
     let secret = lookup_secret(ctx, cred.access_key)?;
+    require_signed_headers(&parts.headers, p.signed_headers, Some(query))?;
     // A presigned URL does not know its body, unless the signer pinned a hash.
     let payload_hash = query.get("X-Amz-Content-Sha256").unwrap_or(UNSIGNED_PAYLOAD);
     let payload = match ContentSha256::parse(payload_hash)? {
@@ -161,6 +168,42 @@ fn check_presigned_window(date: OffsetDateTime, expires: i64, now: OffsetDateTim
             .with_extra("ServerTime", clock::format_iso8601(now)));
     }
     Ok(())
+}
+
+/// S3 obeys only what was signed: `host` must be in SignedHeaders (otherwise a
+/// signature made for one bucket's host name could be replayed against
+/// another's), and so must every `x-amz-*` header present, since those change
+/// what a request does (`x-amz-copy-source` turns a PUT into a copy of another
+/// object, `x-amz-acl` and `x-amz-meta-*` change what is stored). A presigned
+/// URL may instead carry such a header in its signed query, with the same
+/// value. Anything else is `AccessDenied` before any work is done, as S3
+/// answers it ("There were headers present in the request which were not
+/// signed", with a `HeadersNotSigned` element).
+fn require_signed_headers(headers: &HeaderMap, signed_headers: &str, query: Option<&RawQuery>) -> S3Result<()> {
+    let signed: Vec<&str> = signed_headers.split(';').map(str::trim).collect();
+    let is_signed = |name: &str| signed.iter().any(|s| s.eq_ignore_ascii_case(name));
+    let in_signed_query = |name: &str, value: &HeaderValue| {
+        query.and_then(|q| q.get(name)).is_some_and(|v| v.as_bytes() == value.as_bytes())
+    };
+    let mut missing: Vec<&str> = Vec::new();
+    if !is_signed("host") {
+        missing.push("host");
+    }
+    for (name, value) in headers {
+        let name = name.as_str();
+        let unsigned = name.starts_with("x-amz-") && !is_signed(name) && !in_signed_query(name, value);
+        if unsigned && !missing.contains(&name) {
+            missing.push(name);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(S3Error::with_message(
+        S3ErrorCode::AccessDenied,
+        "There were headers present in the request which were not signed",
+    )
+    .with_extra("HeadersNotSigned", missing.join(", ")))
 }
 
 pub(crate) fn lookup_secret(ctx: &AuthContext, access_key: &str) -> S3Result<String> {

@@ -24,7 +24,7 @@ fn ctx_at(region: &'static str, offset_secs: i64) -> AuthContext<'static> {
     } else {
         base - StdDuration::from_secs(offset_secs.unsigned_abs())
     };
-    AuthContext { region, now, secret_for: &secrets }
+    AuthContext { region, now, secret_for: &secrets, virtual_bucket: None }
 }
 
 fn ctx() -> AuthContext<'static> {
@@ -208,7 +208,7 @@ fn self_signed_request_verifies_and_a_flipped_byte_fails() {
 #[test]
 fn unknown_access_key() {
     let p = signed_get("/b/k", "/b/k", &[]);
-    let c = AuthContext { region: "us-east-1", now: ctx().now, secret_for: &|_| None };
+    let c = AuthContext { region: "us-east-1", now: ctx().now, secret_for: &|_| None, virtual_bucket: None };
     assert_eq!(err(verify(&p, &c)).code, S3ErrorCode::InvalidAccessKeyId);
 }
 
@@ -348,7 +348,7 @@ const V2_EPOCH: u64 = 1_175_024_202; // Tue, 27 Mar 2007 19:36:42 GMT
 
 fn ctx_v2(offset: u64) -> AuthContext<'static> {
     let now = UNIX_EPOCH + StdDuration::from_secs(V2_EPOCH + offset);
-    AuthContext { region: "us-east-1", now, secret_for: &secrets }
+    AuthContext { region: "us-east-1", now, secret_for: &secrets, virtual_bucket: None }
 }
 
 /// The "Object GET" example of RESTAuthentication.html, verbatim.
@@ -453,4 +453,105 @@ mod never_panics {
             let _ = verify(&p, &ctx());
         }
     }
+}
+
+fn headers_not_signed(e: &S3Error) -> Option<&str> {
+    assert_eq!(e.code, S3ErrorCode::AccessDenied, "{e:?}");
+    extra(e, "HeadersNotSigned")
+}
+
+/// Issue 9: an `x-amz-*` header that is not signed must not be obeyed, or
+/// whoever holds a signed request can turn it into something else.
+#[test]
+fn unsigned_amz_header_is_refused_with_header_auth() {
+    for (name, value) in
+        [("x-amz-copy-source", "/other-bucket/payroll.csv"), ("x-amz-acl", "public-read"), ("x-amz-meta-injected", "1")]
+    {
+        let mut p = signed_get("/b/k", "/b/k", &[]);
+        p.headers.insert(name, HeaderValue::from_static(value));
+        assert_eq!(headers_not_signed(&err(verify(&p, &ctx()))), Some(name));
+    }
+    // Headers outside x-amz-* may stay unsigned, as SDKs leave them.
+    let mut p = signed_get("/b/k", "/b/k", &[]);
+    p.headers.insert("x-amzn-trace-id", HeaderValue::from_static("Root=1-abc"));
+    p.headers.insert("user-agent", HeaderValue::from_static("aws-cli/2"));
+    assert!(verify(&p, &ctx()).is_ok());
+}
+
+#[test]
+fn host_must_be_signed() {
+    let signed = [("x-amz-content-sha256", sigv4::EMPTY_SHA256_HEX), ("x-amz-date", DATE)];
+    let auth = sign_v4("GET", "/b/k", &[], &signed, sigv4::EMPTY_SHA256_HEX);
+    let p = parts("GET", "/b/k", &[("host", HOST), signed[0], signed[1], ("authorization", &auth)]);
+    assert_eq!(headers_not_signed(&err(verify(&p, &ctx()))), Some("host"));
+}
+
+/// A presigned URL signed like an SDK: `host` plus `headers` signed, `query`
+/// added to the signed query.
+fn presign_v4(method: &str, path: &str, query: &[(&str, &str)], headers: &[(&str, &str)]) -> String {
+    let mut names: Vec<&str> = headers.iter().map(|(k, _)| *k).chain(["host"]).collect();
+    names.sort_unstable();
+    let signed = names.join(";");
+    let scope = sigv4::scope("20130524", "us-east-1", "s3");
+    let credential = format!("{AK}/{scope}");
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("X-Amz-Algorithm", "AWS4-HMAC-SHA256"),
+        ("X-Amz-Credential", &credential),
+        ("X-Amz-Date", DATE),
+        ("X-Amz-Expires", "86400"),
+        ("X-Amz-SignedHeaders", &signed),
+    ];
+    pairs.extend_from_slice(query);
+    let mut all_headers = headers.to_vec();
+    all_headers.push(("host", HOST));
+    let map = parts(method, "/", &all_headers).headers;
+    let ch = sigv4::canonical_headers(&map, &names).unwrap();
+    let cq = sigv4::canonical_query(&pairs);
+    let cr = sigv4::canonical_request(method, path, &cq, &ch, &signed, "UNSIGNED-PAYLOAD");
+    let key = sigv4::signing_key(SECRET, "20130524", "us-east-1", "s3");
+    let sig = sigv4::hmac_hex(&key, &sigv4::string_to_sign(DATE, &scope, &cr));
+    pairs.push(("X-Amz-Signature", &sig));
+    format!("{path}?{}", sigv4::canonical_query(&pairs))
+}
+
+#[test]
+fn presigned_url_obeys_only_signed_amz_headers() {
+    let url = presign_v4("PUT", "/b/upload.txt", &[], &[]);
+    assert!(verify(&parts("PUT", &url, &[("host", HOST)]), &ctx()).is_ok());
+    let copy = [("host", HOST), ("x-amz-copy-source", "/other-bucket/payroll.csv")];
+    assert_eq!(headers_not_signed(&err(verify(&parts("PUT", &url, &copy), &ctx()))), Some("x-amz-copy-source"));
+    let both = [("host", HOST), ("x-amz-acl", "public-read"), ("x-amz-meta-a", "1")];
+    assert_eq!(headers_not_signed(&err(verify(&parts("PUT", &url, &both), &ctx()))), Some("x-amz-acl, x-amz-meta-a"));
+
+    // An UploadPart URL cannot become an UploadPartCopy.
+    let part = presign_v4("PUT", "/b/k", &[("partNumber", "1"), ("uploadId", "u1")], &[]);
+    assert!(verify(&parts("PUT", &part, &copy), &ctx()).is_err());
+
+    // Signed as a header, or carried in the signed query with the same value: obeyed.
+    let signed_acl = presign_v4("PUT", "/b/k", &[], &[("x-amz-acl", "private")]);
+    assert!(verify(&parts("PUT", &signed_acl, &[("host", HOST), ("x-amz-acl", "private")]), &ctx()).is_ok());
+    let query_acl = presign_v4("PUT", "/b/k", &[("x-amz-acl", "private")], &[]);
+    assert!(verify(&parts("PUT", &query_acl, &[("host", HOST), ("x-amz-acl", "private")]), &ctx()).is_ok());
+    let e = err(verify(&parts("PUT", &query_acl, &[("host", HOST), ("x-amz-acl", "public-read")]), &ctx()));
+    assert_eq!(headers_not_signed(&e), Some("x-amz-acl"));
+}
+
+/// SigV2 signs the bucket only through the canonical resource: a signature
+/// for `/bucket-a/k` must not open `bucket-b.domain/bucket-a/k`.
+#[test]
+fn sigv2_virtual_host_bucket_is_signed() {
+    let sign = |resource: &str| {
+        let sts = sigv2::string_to_sign("GET", "", "", "1175139620", "", resource);
+        sigv2::sign(SECRET, &sts).replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
+    };
+    let query = |sig: &str| format!("?AWSAccessKeyId={AK}&Expires=1175139620&Signature={sig}");
+    let ctx_for = |bucket: Option<&'static str>| AuthContext { virtual_bucket: bucket, ..ctx_v2(0) };
+
+    let path_style = format!("/bucket-a/k{}", query(&sign("/bucket-a/k")));
+    assert!(verify(&parts("GET", &path_style, &[]), &ctx_for(None)).is_ok());
+    let replayed = verify(&parts("GET", &path_style, &[("host", "bucket-b.example")]), &ctx_for(Some("bucket-b")));
+    assert_eq!(err(replayed).code, S3ErrorCode::SignatureDoesNotMatch);
+
+    let virtual_style = format!("/k{}", query(&sign("/bucket-b/k")));
+    assert!(verify(&parts("GET", &virtual_style, &[]), &ctx_for(Some("bucket-b"))).is_ok());
 }

@@ -3,8 +3,10 @@
 //! Both carry an unsigned payload.
 //!
 //! Reference: <https://docs.aws.amazon.com/AmazonS3/latest/userguide/RESTAuthentication.html>
-//! Only path-style requests are supported: the canonical resource is the raw
-//! path as sent, which for virtual-hosted requests would lack the bucket.
+//! The canonical resource is the raw path as sent, preceded by the bucket for
+//! virtual-hosted requests (`bucket.domain`), as S3 defines it.
+
+use std::borrow::Cow;
 
 use base64::Engine;
 use http::request::Parts;
@@ -39,7 +41,7 @@ pub(crate) fn header(parts: &Parts, ctx: &AuthContext, query: &RawQuery, rest: &
     } else {
         vec![date_header]
     };
-    check(parts, query, &secret, access_key, signature, &date_slots)?;
+    check(parts, ctx, query, &secret, access_key, signature, &date_slots)?;
     Ok(verified(access_key))
 }
 
@@ -71,7 +73,7 @@ pub(crate) fn presigned(parts: &Parts, ctx: &AuthContext, query: &RawQuery) -> S
             .with_extra("ServerTime", clock::format_iso8601(now)));
     }
     let secret = lookup_secret(ctx, access_key)?;
-    check(parts, query, &secret, access_key, signature, &[expires])?;
+    check(parts, ctx, query, &secret, access_key, signature, &[expires])?;
     Ok(verified(access_key))
 }
 
@@ -83,6 +85,7 @@ fn verified(access_key: &str) -> VerifiedRequest {
 /// constant time with the one provided.
 fn check(
     parts: &Parts,
+    ctx: &AuthContext,
     query: &RawQuery,
     secret: &str,
     access_key: &str,
@@ -91,7 +94,11 @@ fn check(
 ) -> S3Result<()> {
     let provided_raw = base64::engine::general_purpose::STANDARD.decode(provided.trim()).unwrap_or_default();
     let amz_headers = sigv2::canonical_amz_headers(&parts.headers);
-    let resource = sigv2::canonical_resource(parts.uri.path(), &query.pairs_v2());
+    let path = match ctx.virtual_bucket {
+        Some(bucket) => Cow::Owned(format!("/{bucket}{}", parts.uri.path())),
+        None => Cow::Borrowed(parts.uri.path()),
+    };
+    let resource = sigv2::canonical_resource(&path, &query.pairs_v2());
     let mut first_sts = None;
     for date in date_slots {
         let sts = sigv2::string_to_sign(

@@ -35,6 +35,11 @@ pub struct Limits {
     pub disk_read_mib_s: f64,
     /// How the page cache was kept out of the read: "O_DIRECT" or "fadvise DONTNEED".
     pub read_method: &'static str,
+    /// Median time to overwrite 4 KiB in place and fdatasync it, in microseconds:
+    /// the floor of a durable commit. With `c` small PUTs in flight sharing each
+    /// group commit, `c / commit latency` bounds the small-PUT rate.
+    pub fsync_p50_us: f64,
+    pub fsync_p99_us: f64,
 }
 
 /// Measures with `bytes` of data (rounded up to whole 8 MiB blocks) in `dir`.
@@ -55,7 +60,16 @@ pub fn measure(dir: &Path, bytes: u64) -> io::Result<Limits> {
     let blocks = bytes.div_ceil(BLOCK as u64).max(1);
     let disk_write_mib_s = write_speed(&file.0, blocks)?;
     let (disk_read_mib_s, read_method) = read_speed(&file.0, blocks)?;
-    Ok(Limits { md5_mib_s, md5_crate_mib_s, disk_write_mib_s, disk_read_mib_s, read_method })
+    let (fsync_p50_us, fsync_p99_us) = fsync_latency(&file.0)?;
+    Ok(Limits {
+        md5_mib_s,
+        md5_crate_mib_s,
+        disk_write_mib_s,
+        disk_read_mib_s,
+        read_method,
+        fsync_p50_us,
+        fsync_p99_us,
+    })
 }
 
 fn md5_input() -> Vec<u8> {
@@ -142,6 +156,28 @@ fn read_speed(path: &Path, blocks: u64) -> io::Result<(f64, &'static str)> {
         return Err(io::Error::other(format!("read {total} bytes back, wrote {}", blocks * BLOCK as u64)));
     }
     Ok((mib_per_s(total, began.elapsed().as_secs_f64()), method))
+}
+
+/// Durable 4 KiB overwrites measured one by one.
+const FSYNC_ROUNDS: usize = 200;
+
+/// Median and 99th percentile of "write 4 KiB in place, fdatasync", in
+/// microseconds (the file is the one just written and read, so no block is
+/// allocated: the figure is the device's flush latency, as a commit pays it).
+fn fsync_latency(path: &Path) -> io::Result<(f64, f64)> {
+    use std::os::unix::fs::FileExt;
+    let file = OpenOptions::new().write(true).open(path)?;
+    let page = [7u8; ALIGN];
+    let mut micros = Vec::with_capacity(FSYNC_ROUNDS);
+    for i in 0..FSYNC_ROUNDS {
+        let began = Instant::now();
+        file.write_all_at(&page, (i * ALIGN) as u64)?;
+        file.sync_data()?;
+        micros.push(began.elapsed().as_secs_f64() * 1e6);
+    }
+    micros.sort_by(f64::total_cmp);
+    let at = |q: f64| micros.get(((micros.len() - 1) as f64 * q).round() as usize).copied().unwrap_or(0.0);
+    Ok((at(0.5), at(0.99)))
 }
 
 /// Starts writing the block just written out while the next is copied, as

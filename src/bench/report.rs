@@ -166,6 +166,8 @@ pub fn table(rows: &mut [Row], limits: Option<&Limits>) -> String {
         let _ = writeln!(out, "    {:<32} {:>9.1} MiB/s", "md5 (one core, md-5 crate)", l.md5_crate_mib_s);
         let _ = writeln!(out, "    {:<32} {:>9.1} MiB/s", "disk write (with fsync)", l.disk_write_mib_s);
         let _ = writeln!(out, "    {read:<32} {:>9.1} MiB/s", l.disk_read_mib_s);
+        let fsync = "4 KiB write + fdatasync p50/p99";
+        let _ = writeln!(out, "    {fsync:<32} {:>9.0} / {:.0} us", l.fsync_p50_us, l.fsync_p99_us);
     }
     out
 }
@@ -210,12 +212,15 @@ pub fn json(rows: &mut [Row], limits: Option<&Limits>) -> String {
         || "null".to_string(),
         |l| {
             format!(
-                "{{\"md5_mib_s\":{},\"md5_crate_mib_s\":{},\"disk_write_mib_s\":{},\"disk_read_mib_s\":{},\"disk_read_method\":{}}}",
+                "{{\"md5_mib_s\":{},\"md5_crate_mib_s\":{},\"disk_write_mib_s\":{},\"disk_read_mib_s\":{},\"disk_read_method\":{},\
+                 \"fsync_p50_us\":{},\"fsync_p99_us\":{}}}",
                 num(Some(l.md5_mib_s)),
                 num(Some(l.md5_crate_mib_s)),
                 num(Some(l.disk_write_mib_s)),
                 num(Some(l.disk_read_mib_s)),
-                quote(l.read_method)
+                quote(l.read_method),
+                num(Some(l.fsync_p50_us)),
+                num(Some(l.fsync_p99_us))
             )
         },
     );
@@ -262,12 +267,15 @@ mod tests {
             disk_write_mib_s: 1.0,
             disk_read_mib_s: 1.0,
             read_method: "O_DIRECT",
+            fsync_p50_us: 120.0,
+            fsync_p99_us: 900.0,
         };
         let mut rows = vec![Row::new("put", phase, true, Basis::Write).note("complete", 1.5, "ms")];
         let doc = json(&mut rows, Some(&limits));
         assert!(doc.contains("\"mib_s\":200.000"), "{doc}");
         assert!(doc.contains("\"ratios\":{\"md5\":0.500,\"disk write\":200.000}"), "{doc}");
         assert!(doc.contains("\"complete_ms\":1.500"), "{doc}");
+        assert!(doc.contains("\"fsync_p50_us\":120.000,\"fsync_p99_us\":900.000"), "{doc}");
         assert!(doc.contains("bad \\\"etag\\\"\\u000a"), "{doc}");
         assert!(table(&mut rows, Some(&limits)).contains("50% of md5, 20000% of disk write"));
     }

@@ -137,6 +137,7 @@ fn copy_range(req: &S3Request, size: u64) -> S3Result<std::ops::Range<u64>> {
 pub async fn upload_part_copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     let number = super::multipart::part_number(&req)?;
     let (bucket, key, id, upload) = super::multipart::load_upload(state, &req).await?;
+    state.store.admit_write().await?;
     let (src_bucket, src_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
     let source = state.store.run(move |s| s.get_object(&src_bucket, &src_key)).await?;
     check_copy_source(req.headers(), &source)?;
@@ -152,13 +153,9 @@ pub async fn upload_part_copy(state: &AppState, req: S3Request) -> S3Result<Resp
             })
         })
         .await?;
-    let sink = BlobSink::start(state.store.layout(), DigestSpec { sha256: false, checksum: Some(alg) }, None);
+    let mut sink = BlobSink::start(state.store.layout(), DigestSpec { sha256: false, checksum: Some(alg) }, None)?;
     let mut chunks = opened.stream();
-    while let Some(chunk) = chunks.recv().await {
-        if !sink.send(chunk.map_err(S3Error::internal)?).await {
-            break;
-        }
-    }
+    while sink.feed(async { chunks.recv().await.transpose().map_err(S3Error::internal) }).await? {}
     let staged = sink.finish().await?;
     let part = super::multipart::store_part(state, (bucket, key, id), number, staged).await?;
     let mut w = XmlWriter::new("CopyPartResult");

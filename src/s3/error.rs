@@ -58,8 +58,11 @@ s3_codes! {
     NotImplemented => NOT_IMPLEMENTED, "A header or query you provided implies functionality that is not implemented.";
     NotModified => NOT_MODIFIED, "Not Modified";
     PreconditionFailed => PRECONDITION_FAILED, "At least one of the pre-conditions you specified did not hold";
+    RequestTimeout => BAD_REQUEST, "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.";
     RequestTimeTooSkewed => FORBIDDEN, "The difference between the request time and the server's time is too large.";
+    ServiceUnavailable => SERVICE_UNAVAILABLE, "Service is unable to handle request. Please retry.";
     SignatureDoesNotMatch => FORBIDDEN, "The request signature we calculated does not match the signature you provided. Check your key and signing method.";
+    StorageFull => INSUFFICIENT_STORAGE, "The storage is full. Delete objects (or abort multipart uploads) to free space, then retry.";
     XAmzContentSHA256Mismatch => BAD_REQUEST, "The provided 'x-amz-content-sha256' header does not match what was computed.";
     ExpiredToken => BAD_REQUEST, "The provided token has expired.";
 }
@@ -128,7 +131,21 @@ impl From<crate::store::StoreError> for S3Error {
             StoreError::BucketNotEmpty => S3Error::new(S3ErrorCode::BucketNotEmpty),
             StoreError::NoSuchKey => S3Error::new(S3ErrorCode::NoSuchKey),
             StoreError::NoSuchUpload => S3Error::new(S3ErrorCode::NoSuchUpload),
+            StoreError::StorageFull => S3Error::new(S3ErrorCode::StorageFull),
+            StoreError::Unavailable => S3Error::new(S3ErrorCode::ServiceUnavailable),
             StoreError::Internal(cause) => S3Error::internal(cause),
+            e @ StoreError::RolledBack { .. } => S3Error::internal(e.to_string()),
+        }
+    }
+}
+
+impl S3Error {
+    /// A failed file operation: a full disk is the client's `StorageFull`
+    /// (507, which SDKs do not retry), anything else an internal error.
+    pub fn io(e: std::io::Error) -> Self {
+        match crate::store::is_disk_full(&e) {
+            true => S3Error::new(S3ErrorCode::StorageFull),
+            false => S3Error::internal(e),
         }
     }
 }
@@ -137,6 +154,6 @@ impl crate::store::Poison for S3Error {
     /// Only storage failures (mapped to `InternalError`) can leave a write half
     /// done; every other error is raised before a write changes anything.
     fn poisons_batch(&self) -> bool {
-        self.code == S3ErrorCode::InternalError
+        matches!(self.code, S3ErrorCode::InternalError | S3ErrorCode::StorageFull | S3ErrorCode::ServiceUnavailable)
     }
 }

@@ -166,7 +166,7 @@ pub(super) async fn store_part(
     state
         .store
         .run(move |s| {
-            let (mut span, inline) = staged.publish().map_err(S3Error::internal)?;
+            let (mut span, inline) = staged.publish().map_err(S3Error::io)?;
             span.part = number;
             let part = PartRecord { span, md5, last_modified_ms: now_ms(), checksum };
             let stored = s.put_part((&bucket, &key, &id), number, part.clone(), inline);
@@ -287,7 +287,7 @@ fn object_checksum(upload: &UploadRecord, parts: &[&PartRecord]) -> Option<Store
 
 pub async fn complete(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
     let (bucket, key, id, upload) = load_upload(state, &req).await?;
-    let body = super::ingest::receive_small(&mut req, MAX_COMPLETE_BODY).await?;
+    let body = super::ingest::receive_small(state, &mut req, MAX_COMPLETE_BODY).await?;
     let requested = parse_complete(&body, upload.checksum_algorithm)?;
     let conditions = WriteConditions::from_request(&req);
     let (b, k) = (bucket.clone(), key.clone());

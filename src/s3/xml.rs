@@ -1,7 +1,6 @@
 //! XML in and out. Responses are built with a small writer that escapes every
 //! text node; request bodies are parsed with quick-xml under a size limit.
 
-use quick_xml::escape::escape;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 use std::fmt::Write as _;
@@ -47,13 +46,13 @@ impl XmlWriter {
 
     pub fn elem(&mut self, name: &str, text: &str) -> &mut Self {
         self.start(name);
-        self.out.push_str(&escape(text));
+        escape_into(&mut self.out, text);
         self.end(name)
     }
 
     /// Escaped text inside the current element.
     pub fn text(&mut self, text: &str) -> &mut Self {
-        self.out.push_str(&escape(text));
+        escape_into(&mut self.out, text);
         self
     }
 
@@ -94,6 +93,34 @@ impl XmlWriter {
         self.end(root);
         self.out
     }
+}
+
+/// Appends `text` escaped as S3 escapes it: the five markup characters as
+/// entities, and every C0 control character (keys may hold any of them) as a
+/// numeric reference such as `&#x1;`, which is what S3 answers (a raw
+/// control byte makes the document ill-formed, and a raw CR or TAB would come
+/// back as LF or space after XML's end-of-line and whitespace normalisation,
+/// naming another key). Clients that cannot parse such references ask for
+/// `encoding-type=url`, as S3 documents.
+fn escape_into(out: &mut String, text: &str) {
+    let special = |c: char| matches!(c, '&' | '<' | '>' | '"' | '\'') || c.is_ascii_control() && c != '\u{7f}';
+    let mut rest = text;
+    while let Some(at) = rest.find(special) {
+        out.push_str(&rest[..at]);
+        let c = rest[at..].chars().next().unwrap_or(' ');
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            control => {
+                let _ = write!(out, "&#x{:X};", u32::from(control));
+            }
+        }
+        rest = &rest[at + c.len_utf8()..];
+    }
+    out.push_str(rest);
 }
 
 /// ISO 8601 with milliseconds, as S3 writes timestamps in XML.
@@ -214,6 +241,19 @@ mod tests {
         w.elem("Key", "a&b<c>\"d'");
         let doc = w.finish("R");
         assert!(doc.contains("<Key>a&amp;b&lt;c&gt;&quot;d&apos;</Key>"), "{doc}");
+    }
+
+    /// Issue 9: raw control characters from keys made listings ill-formed.
+    #[test]
+    fn control_characters_become_references() {
+        let mut w = XmlWriter::new("R");
+        w.elem("Key", "a\u{0}b\u{1}c\td\re\nf\u{1f}g\u{7f}h\u{e9}");
+        let doc = w.finish("R");
+        assert!(doc.contains("<Key>a&#x0;b&#x1;c&#x9;d&#xD;e&#xA;f&#x1F;g\u{7f}h\u{e9}</Key>"), "{doc}");
+        assert!(!doc.bytes().any(|b| b < 0x20 && b != b'\n'), "raw control byte in {doc:?}");
+        let parsed = parse(b"<Delete><Object><Key>a&#x1;b&#xD;c&#x9;</Key></Object></Delete>").ok();
+        let key = parsed.as_ref().and_then(|d| d.child("Object")).and_then(|o| o.child_text("Key"));
+        assert_eq!(key, Some("a\u{1}b\rc\t"));
     }
 
     #[test]

@@ -8,14 +8,21 @@
 //! failed...) must be returned before the write changes anything, so the other
 //! writes of the batch can still commit. A storage error (one that
 //! [`Poison::poisons_batch`]) aborts the whole batch.
+//!
+//! A failed commit poisons redb's `Database` (see `dbslot.rs`): the thread
+//! then reopens it before the next batch, after freeing the reserve if the
+//! disk was full (`space.rs`), so the store recovers without a restart.
 
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 
-use redb::{Database, WriteTransaction};
+use redb::WriteTransaction;
 
+use super::commit_mark::{self, CommitMark};
+use super::dbslot::DbSlot;
 use super::layout::BlobId;
 use super::schema::DEAD_BLOBS;
+use super::space::Space;
 use super::StoreError;
 
 /// Largest number of writes committed together.
@@ -28,27 +35,39 @@ pub trait Poison {
 
 impl Poison for StoreError {
     fn poisons_batch(&self) -> bool {
-        matches!(self, StoreError::Internal(_))
+        matches!(self, StoreError::Internal(_) | StoreError::StorageFull | StoreError::Unavailable)
     }
 }
 
 /// What a job hands back after running inside the transaction: a callback
-/// told whether the batch committed, and whether the job poisoned the batch.
-type Finish = Box<dyn FnOnce(bool) + Send>;
-type Job = Box<dyn FnOnce(&WriteTransaction) -> (Finish, bool) + Send>;
+/// told whether the batch committed (or why not), and whether the job
+/// poisoned the batch. A job given an error instead of a transaction (no
+/// transaction could begin) just reports it.
+type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(Result<&WriteTransaction, &StoreError>) -> (Finish, bool) + Send>;
+
+/// What the commit thread is asked to do: a write, or (on a full disk) a
+/// compaction, whose requester waits until its sender is dropped.
+enum Msg {
+    Write(Job),
+    Compact(SyncSender<()>),
+    /// Commit what is queued, then end the thread (clean shutdown).
+    Stop(SyncSender<()>),
+}
 
 pub struct Committer {
-    jobs: Mutex<Sender<Job>>,
+    jobs: Mutex<Sender<Msg>>,
     /// Dead blobs whose files are unlinked; their rows go in the next batch.
     forgotten: Arc<Mutex<Vec<BlobId>>>,
 }
 
 impl Committer {
-    pub fn start(db: Arc<Database>) -> std::io::Result<Committer> {
-        let (tx, rx) = mpsc::channel::<Job>();
+    pub fn start(db: Arc<DbSlot>, space: Arc<Space>, mark: Arc<CommitMark>) -> std::io::Result<Committer> {
+        let (tx, rx) = mpsc::channel::<Msg>();
         let forgotten = Arc::new(Mutex::new(Vec::new()));
         let pending = forgotten.clone();
-        std::thread::Builder::new().name("group-commit".into()).spawn(move || run(&db, &rx, &pending))?;
+        let thread = move || run(&Target { db, space, mark }, &rx, &pending);
+        std::thread::Builder::new().name("group-commit".into()).spawn(thread)?;
         Ok(Committer { jobs: Mutex::new(tx), forgotten })
     }
 
@@ -92,18 +111,44 @@ impl Committer {
         R: FnOnce(Result<T, E>) + Send + 'static,
     {
         let job: Job = Box::new(move |txn| {
-            let result = f(txn);
+            let result = match txn {
+                Ok(txn) => f(txn),
+                Err(e) => Err(e.clone().into()),
+            };
             let poisoned = matches!(&result, Err(e) if e.poisons_batch());
             let finish: Finish = Box::new(move |committed| {
                 reply(match (committed, result) {
-                    (true, result) | (false, result @ Err(_)) => result,
-                    (false, Ok(_)) => Err(StoreError::Internal("the metadata commit failed".into()).into()),
+                    (Ok(()), result) | (Err(_), result @ Err(_)) => result,
+                    (Err(e), Ok(_)) => Err(e.into()),
                 })
             });
             (finish, poisoned)
         });
-        let sent = self.jobs.lock().map_err(|_| StoreError::Internal("commit queue poisoned".into()))?.send(job);
-        sent.map_err(|_| stopped().into())
+        self.send(Msg::Write(job)).map_err(E::from)
+    }
+
+    fn send(&self, msg: Msg) -> Result<(), StoreError> {
+        let sent = self.jobs.lock().map_err(|_| StoreError::Internal("commit queue poisoned".into()))?.send(msg);
+        sent.map_err(|_| stopped())
+    }
+
+    /// Compacts the database between two batches and waits for it (see
+    /// `dbslot::compact`). Blocks the calling thread.
+    pub fn compact(&self) {
+        let (done_tx, done_rx) = mpsc::sync_channel(0);
+        if self.send(Msg::Compact(done_tx)).is_ok() {
+            let _ = done_rx.recv();
+        }
+    }
+
+    /// Commits the writes already queued, then stops the commit thread and
+    /// waits for it, so nothing holds the database any more. Later writes
+    /// fail with "the commit thread stopped". Blocks the calling thread.
+    pub fn stop(&self) {
+        let (done_tx, done_rx) = mpsc::sync_channel(0);
+        if self.send(Msg::Stop(done_tx)).is_ok() {
+            let _ = done_rx.recv();
+        }
     }
 
     /// Records blobs whose files are gone: their dead-table rows are removed
@@ -115,25 +160,62 @@ impl Committer {
     }
 }
 
-fn run(db: &Database, rx: &Receiver<Job>, forgotten: &Mutex<Vec<BlobId>>) {
+/// What the commit thread writes to: the database, reopened after a failure,
+/// and the reserve it frees when the disk is full.
+struct Target {
+    db: Arc<DbSlot>,
+    space: Arc<Space>,
+    mark: Arc<CommitMark>,
+}
+
+fn run(target: &Target, rx: &Receiver<Msg>, forgotten: &Mutex<Vec<BlobId>>) {
     while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
+        let (mut jobs, mut compactions, mut stop) = (Vec::new(), Vec::new(), None);
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Write(job) => jobs.push(job),
+                Msg::Compact(done) => compactions.push(done),
+                Msg::Stop(done) => stop = Some(done),
+            }
+            if jobs.len() < MAX_BATCH && stop.is_none() {
+                next = rx.try_recv().ok();
             }
         }
-        commit_batch(db, jobs, forgotten);
+        if !jobs.is_empty() {
+            commit_batch(target, jobs, forgotten);
+        }
+        if !compactions.is_empty() {
+            compact(target);
+        }
+        if stop.is_some() {
+            // Dropping `done` wakes the waiter; jobs still queued are dropped
+            // with the receiver, and their callers learn the thread stopped.
+            return;
+        }
     }
 }
 
-fn commit_batch(db: &Database, jobs: Vec<Job>, forgotten: &Mutex<Vec<BlobId>>) {
-    let txn = match db.begin_write() {
+/// Compacts the database so the pages freed by deletes go back to the
+/// filesystem. A failure only leaves the disk as full as it was (an I/O
+/// error poisons the database: the next batch reopens it).
+fn compact(target: &Target) {
+    let started = std::time::Instant::now();
+    match target.db.exclusive(super::dbslot::compact) {
+        Ok(Ok(_)) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "metadata database compacted"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "compacting the metadata database failed"),
+        Err(e) => tracing::warn!(error = %e, "could not compact the metadata database"),
+    }
+}
+
+fn commit_batch(target: &Target, jobs: Vec<Job>, forgotten: &Mutex<Vec<BlobId>>) {
+    let txn = match begin(target) {
         Ok(txn) => txn,
         Err(e) => {
-            // Dropping the jobs drops their reply channels: each caller gets an error.
             tracing::error!(error = %e, "cannot begin a metadata transaction");
+            for job in jobs {
+                job(Err(&e)).0(Err(e.clone()));
+            }
             return;
         }
     };
@@ -144,25 +226,86 @@ fn commit_batch(db: &Database, jobs: Vec<Job>, forgotten: &Mutex<Vec<BlobId>>) {
     let mut finishers = Vec::with_capacity(jobs.len());
     let mut poisoned = false;
     for job in jobs {
-        let (finish, poison) = job(&txn);
+        let (finish, poison) = job(Ok(&txn));
         poisoned |= poison;
         finishers.push(finish);
     }
     let committed = if poisoned {
         let _ = txn.abort();
-        false
+        heal(target);
+        Err(StoreError::Internal("another write of the same commit failed".into()))
     } else {
-        match txn.commit() {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "metadata commit failed");
-                false
+        let seq = commit_mark::bump(&txn);
+        let committed = txn.commit().map_err(|e| failed_commit(target, e));
+        if committed.is_ok() {
+            target.space.committed();
+            match seq {
+                Ok(seq) => target.mark.record(seq),
+                Err(e) => tracing::warn!(error = %e, "could not advance the commit sequence"),
             }
         }
+        committed
     };
     for finish in finishers {
-        finish(committed);
+        finish(committed.clone());
     }
+}
+
+/// Begins the batch's transaction. A database poisoned by an earlier I/O
+/// error (or left closed by a reopen that failed) is reopened first.
+fn begin(target: &Target) -> Result<WriteTransaction, StoreError> {
+    let first = target.db.get().and_then(|db| Ok(db.begin_write()?));
+    match first {
+        Ok(txn) => Ok(txn),
+        Err(StoreError::Unavailable) => {
+            recover(target)?;
+            Ok(target.db.get()?.begin_write()?)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A job failed on a storage error, which may have come from redb's own file
+/// I/O and poisoned the database: find out now and reopen, rather than let
+/// readers fail until the next write comes.
+fn heal(target: &Target) {
+    let probe = target.db.get().and_then(|db| Ok(db.begin_write()?));
+    if matches!(probe, Err(StoreError::Unavailable)) {
+        if let Err(e) = recover(target) {
+            tracing::error!(error = %e, "reopening the metadata database failed; retried at the next write");
+        }
+    }
+}
+
+/// A commit failed: redb has poisoned the database. Frees the reserve if the
+/// disk is full, then reopens, so the next batch (a delete, typically) runs
+/// on a sound database with room to commit.
+fn failed_commit(target: &Target, e: redb::CommitError) -> StoreError {
+    let error = StoreError::from(e);
+    tracing::error!(%error, "metadata commit failed; reopening the database");
+    if let Err(e) = recover_after(target, &error) {
+        tracing::error!(error = %e, "reopening the metadata database failed; retried at the next write");
+    }
+    error
+}
+
+fn recover_after(target: &Target, error: &StoreError) -> Result<(), StoreError> {
+    if matches!(error, StoreError::StorageFull) {
+        target.space.enter_full_mode();
+    }
+    recover(target)
+}
+
+fn recover(target: &Target) -> Result<(), StoreError> {
+    if !target.db.is_closed() {
+        // Poisoned by an I/O error we did not see (a failed read, a job's
+        // write): it may have been a full disk too; freeing the reserve is
+        // what lets the deletes that follow commit.
+        if target.space.free_is_low() {
+            target.space.enter_full_mode();
+        }
+    }
+    target.db.reopen()
 }
 
 fn stopped() -> StoreError {

@@ -6,6 +6,7 @@
 //!   meta.redb        every table (see schema.rs)
 //!   blobs/ab/<id>    immutable bodies, `ab` = first byte of the id in hex
 //!   tmp/<id>         files being written; anything here at start-up is garbage
+//!   reserve          space held back for the database on a full disk (space.rs)
 //! ```
 //! One level of 256 fan-out folders keeps each folder small (4,000 files per
 //! folder at a million blobs) while letting start-up create them all once.
@@ -45,8 +46,26 @@ impl Layout {
         Layout { root: root.to_path_buf() }
     }
 
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The reserve file (see `space.rs`), and where it is written before its rename.
+    pub fn reserve_path(&self) -> PathBuf {
+        self.root.join("reserve")
+    }
+
+    pub fn reserve_tmp_path(&self) -> PathBuf {
+        self.tmp_dir().join("reserve")
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.root.join("meta.redb")
+    }
+
+    /// The last commit sequence acknowledged (see `commit_mark.rs`).
+    pub fn commit_mark_path(&self) -> PathBuf {
+        self.root.join("commit-mark")
     }
 
     pub fn credentials_path(&self) -> PathBuf {

@@ -60,7 +60,7 @@ impl Store {
 
     /// The upload, if it exists and belongs to `bucket/key`.
     pub fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<UploadRecord> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let value = txn.open_table(UPLOADS)?.get(upload_id)?.ok_or(StoreError::NoSuchUpload)?;
         let record: UploadRecord = decode(value.value())?;
         if record.bucket != bucket || record.key != key {
@@ -108,7 +108,7 @@ impl Store {
         max: usize,
     ) -> StoreResult<PartPage> {
         let upload = self.upload(bucket, key, upload_id)?;
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let table = txn.open_table(PARTS)?;
         let (lo, hi) = (part_key(upload_id, after), part_key(upload_id, u16::MAX));
         let mut parts = Vec::new();
@@ -160,7 +160,7 @@ impl Store {
     /// Aborts an upload and frees every part.
     pub fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<()> {
         let (bucket, key, id) = (bucket.to_string(), key.to_string(), upload_id.to_string());
-        self.write(move |txn| {
+        self.write_freeing(move |txn| {
             let upload = upload_in_txn(txn, &bucket, &key, &id)?;
             Ok(((), abort_in_txn(txn, &upload, &id)?))
         })
@@ -168,7 +168,7 @@ impl Store {
 
     /// Uploads of a bucket in key order, then upload-id (initiation) order.
     pub fn list_uploads(&self, bucket: &str, q: &UploadQuery) -> StoreResult<UploadPage> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         if txn.open_table(super::schema::BUCKETS)?.get(bucket)?.is_none() {
             return Err(StoreError::NoSuchBucket);
         }
@@ -207,7 +207,7 @@ impl Store {
     /// their key. Returned as (bucket, key, upload id).
     pub fn expired_uploads(&self, now_ms: i64, max_age_ms: i64) -> StoreResult<Vec<(String, String, String)>> {
         const DAY_MS: i64 = 24 * 3600 * 1000;
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let buckets = txn.open_table(super::schema::BUCKETS)?;
         let mut rules: HashMap<String, Vec<AbortIncompleteRule>> = HashMap::new();
         let mut out = Vec::new();

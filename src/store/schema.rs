@@ -30,6 +30,8 @@ pub const INLINE_BLOBS: TableDefinition<u128, &[u8]> = TableDefinition::new("inl
 /// Kept apart from the object records (which every GET, HEAD and listing
 /// decodes) because a 1 GiB blob has 64 KiB of them; shared by copies.
 pub const BLOB_CRCS: TableDefinition<u128, &[u8]> = TableDefinition::new("blob_crcs_v1");
+/// Store-wide counters: `commit_seq`, bumped by every group commit (see `commit_mark.rs`).
+pub const STORE_META: TableDefinition<&str, u64> = TableDefinition::new("store_meta_v1");
 /// Upload id -> [`UploadRecord`]: multipart uploads in progress.
 pub const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads_v1");
 /// `upload_index_key(bucket, key, upload id)` -> (): uploads in ListMultipartUploads

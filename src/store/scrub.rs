@@ -96,7 +96,8 @@ pub fn spawn_scrubber(store: Arc<Store>, interval: Duration, rate: u64) {
     let spawned = std::thread::Builder::new().name("scrub".into()).spawn(move || {
         std::thread::sleep(first);
         loop {
-            match Scrubber::new(&store.db, &store.layout, Some(rate)).run() {
+            let pass = store.db().and_then(|db| Scrubber::new(&db, &store.layout, Some(rate)).run());
+            match pass {
                 Ok(report) => log_pass(&report),
                 Err(e) => tracing::warn!(error = %e, "scrub pass failed"),
             }

@@ -53,6 +53,38 @@ impl Server {
         Server { child, addr, data: data.to_path_buf() }
     }
 
+    /// Starts with extra `serve` flags and stderr into `stderr`; None if the
+    /// server exits before listening (its reason is then in `stderr`).
+    pub fn try_start_with(data: &Path, extra: &[&str], stderr: std::fs::File) -> Option<Server> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
+            .env("TESSERA_SECRET_KEY", SECRET_KEY)
+            .env("TESSERA_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start tessera");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => match line.split("listening on http://").nth(1) {
+                    Some(rest) => break rest.trim().to_string(),
+                    None => continue,
+                },
+                _ => {
+                    let _ = child.wait();
+                    return None;
+                }
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Some(Server { child, addr, data: data.to_path_buf() })
+    }
+
     pub fn client(&self) -> Client {
         Client { addr: self.addr.clone(), access_key: ACCESS_KEY.into(), secret_key: SECRET_KEY.into(), host: None }
     }
@@ -226,6 +258,54 @@ impl Client {
         let stream = TcpStream::connect(&self.addr).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
         stream
+    }
+
+    /// A SigV4 presigned target (`path?query`) for `method path`, valid for an
+    /// hour, signing `host` only (what SDKs do by default). `query` (raw,
+    /// already encoded) joins the signed query.
+    pub fn presigned_target(&self, method: &str, path: &str, query: &str) -> String {
+        let date = amz_date(SystemTime::now());
+        let scope = format!("{}/{REGION}/s3/aws4_request", &date[..8]);
+        let credential = format!("{}/{scope}", self.access_key);
+        let dec = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        let mut pairs: Vec<(String, String)> = vec![
+            ("X-Amz-Algorithm".into(), "AWS4-HMAC-SHA256".into()),
+            ("X-Amz-Credential".into(), credential),
+            ("X-Amz-Date".into(), date.clone()),
+            ("X-Amz-Expires".into(), "3600".into()),
+            ("X-Amz-SignedHeaders".into(), "host".into()),
+        ];
+        for p in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            pairs.push((dec(k), dec(v)));
+        }
+        let host = self.host.clone().unwrap_or_else(|| self.addr.clone());
+        let creq = sigv4::canonical_request(
+            method,
+            path,
+            &sigv4::canonical_query(&pairs),
+            &format!("host:{host}\n"),
+            "host",
+            "UNSIGNED-PAYLOAD",
+        );
+        let key = sigv4::signing_key(&self.secret_key, &date[..8], REGION, "s3");
+        pairs.push(("X-Amz-Signature".into(), sigv4::hmac_hex(&key, &sigv4::string_to_sign(&date, &scope, &creq))));
+        format!("{path}?{}", sigv4::canonical_query(&pairs))
+    }
+
+    /// Sends `method target` with exactly `headers` (plus host, length and
+    /// `connection: close`) and `body`: for presigned targets and forged requests.
+    pub fn send_raw(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        let mut stream = self.connect();
+        let host = self.host.clone().unwrap_or_else(|| self.addr.clone());
+        let mut head = format!("{method} {target} HTTP/1.1\r\nhost: {host}\r\n");
+        for (n, v) in headers {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        head.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
+        stream.write_all(head.as_bytes()).expect("write head");
+        let _ = stream.write_all(body);
+        read_response(&mut stream, method == "HEAD")
     }
 
     /// Sends the signed head of `req` declaring `declared_len` body bytes and
