@@ -60,9 +60,7 @@ impl ServerInfo {
     pub fn read(layout: &Layout) -> anyhow::Result<ServerInfo> {
         let path = layout.server_info_path();
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let field = |name: &str| {
-            text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix('=')).map(str::trim)
-        };
+        let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix('=')).map(str::trim);
         let listen = field("listen").and_then(|a| a.parse().ok());
         match (listen, field("region")) {
             (Some(listen), Some(region)) => Ok(ServerInfo { listen, region: region.to_string() }),

@@ -330,8 +330,7 @@ mod tests {
     fn tables(db: &Database) -> (Vec<String>, Vec<String>) {
         let txn = db.begin_read().expect("read");
         let mut plain: Vec<String> = txn.list_tables().expect("list").map(|t| t.name().to_string()).collect();
-        let mut multi: Vec<String> =
-            txn.list_multimap_tables().expect("list").map(|t| t.name().to_string()).collect();
+        let mut multi: Vec<String> = txn.list_multimap_tables().expect("list").map(|t| t.name().to_string()).collect();
         plain.sort();
         multi.sort();
         (plain, multi)
