@@ -103,7 +103,25 @@ fn write_stable(client: &Client, written: &Written) -> Vec<String> {
     keys
 }
 
-/// Overwrites and deletes churn keys until `stop`, from `threads` threads.
+/// The keys the load works on, written from 4 threads (group commits).
+fn write_churn(server: &Server, written: &Written) {
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let (client, written) = (server.client(), written.clone());
+            std::thread::spawn(move || {
+                for i in (t..CHURN_KEYS).step_by(4) {
+                    let key = format!("churn/{i:04}");
+                    let body = pattern(CHURN_SIZE, i as u64);
+                    written.lock().expect("lock").entry(key.clone()).or_default().insert(md5_hex(&body));
+                    put(&client, &key, &body);
+                }
+            })
+        })
+        .collect();
+    writers.into_iter().for_each(|w| w.join().expect("writer"));
+}
+
+/// Overwrites and deletes churn keys until `stop`, from 3 threads.
 fn start_load(server: &Server, written: &Written, stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<usize>> {
     (0..3)
         .map(|t| {
@@ -138,12 +156,7 @@ fn backup_of_a_running_server_under_put_delete_load_is_complete_and_consistent()
     assert_eq!(client.send(Req::new("PUT", "/bkt")).status, 200);
     let written: Written = Arc::default();
     let stable = write_stable(&client, &written);
-    for i in 0..CHURN_KEYS {
-        let key = format!("churn/{i:04}");
-        let body = pattern(CHURN_SIZE, i as u64);
-        written.lock().expect("lock").entry(key.clone()).or_default().insert(md5_hex(&body));
-        put(&client, &key, &body);
-    }
+    write_churn(&server, &written);
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = start_load(&server, &written, &stop);

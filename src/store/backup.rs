@@ -353,6 +353,27 @@ mod tests {
         assert_eq!(src_multi, copied_multi, "multimap tables are not copied");
     }
 
+    /// Across filesystems (/dev/shm is tmpfs here) the blob is copied, else linked.
+    #[test]
+    fn blobs_are_linked_on_one_filesystem_and_copied_across() {
+        use std::os::unix::fs::MetadataExt;
+        let src = tempfile::tempdir().expect("tempdir");
+        let from = src.path().join("blob");
+        fs::write(&from, b"immutable bytes").expect("write");
+        let shm = Path::new("/dev/shm");
+        let across =
+            shm.is_dir() && fs::metadata(shm).map(|m| m.dev()).ok() != fs::metadata(&from).map(|m| m.dev()).ok();
+        let dst = if across { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.expect("tempdir");
+        let (to, mut linked) = (dst.path().join("blob"), 0);
+        assert_eq!(link_or_copy(&from, &to, &mut linked).expect("link or copy"), 15);
+        assert_eq!(fs::read(&to).expect("read"), b"immutable bytes");
+        assert_eq!(linked, u64::from(!across), "across filesystems: {across}");
+        let same = src.path().join("linked");
+        link_or_copy(&from, &same, &mut linked).expect("link");
+        assert_eq!(fs::metadata(&same).expect("stat").ino(), fs::metadata(&from).expect("stat").ino());
+        assert!(link_or_copy(&src.path().join("gone"), &src.path().join("x"), &mut linked).is_err());
+    }
+
     #[test]
     fn refuses_a_non_empty_out_and_one_inside_the_data_folder() {
         let dir = tempfile::tempdir().expect("tempdir");
