@@ -98,7 +98,9 @@ pub fn backup(args: BackupArgs) -> anyhow::Result<()> {
 /// Asks the running server to write the backup, signed as root.
 fn through_server(data: &Path, info: &ServerInfo, out: &Path) -> anyhow::Result<BackupReport> {
     let creds_path = Layout::existing(data).credentials_path();
-    let from_env = std::env::var_os("TESSERA_ACCESS_KEY").is_some() && std::env::var_os("TESSERA_SECRET_KEY").is_some();
+    // `root_credentials` generates a pair when it finds none: never here.
+    let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let from_env = set("TESSERA_ACCESS_KEY") && set("TESSERA_SECRET_KEY");
     if !from_env && !creds_path.is_file() {
         bail!("no root credentials: set TESSERA_ACCESS_KEY and TESSERA_SECRET_KEY, or keep {}", creds_path.display());
     }

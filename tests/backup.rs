@@ -210,6 +210,21 @@ fn backup_of_a_stopped_servers_folder_is_served_whole() {
     assert!(!again.status.success(), "a second backup into the same folder must be refused");
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
 
+    // A referenced blob file gone (damage): the backup fails, naming it, and
+    // leaves its folder empty for a retry.
+    let damaged = dir.path().join("damaged");
+    let blob = std::fs::read_dir(out.join("blobs"))
+        .expect("blobs")
+        .flatten()
+        .find_map(|fan| std::fs::read_dir(fan.path()).expect("fan").flatten().next())
+        .expect("a blob file");
+    let fan = blob.path().parent().and_then(|p| p.file_name()).expect("fan").to_owned();
+    std::fs::remove_file(data.join("blobs").join(fan).join(blob.file_name())).expect("remove");
+    let failed = run_backup(&data, &damaged);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success() && stderr.contains(&*blob.file_name().to_string_lossy()), "{stderr}");
+    assert_eq!(std::fs::read_dir(&damaged).map(|d| d.count()).unwrap_or(0), 0, "a failed backup is emptied");
+
     let restored = Server::start(&out);
     let keys = check_every_object(&restored, &written.lock().expect("lock"), 1);
     assert_eq!(keys, stable.into_iter().collect::<HashSet<_>>());

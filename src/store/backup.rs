@@ -122,8 +122,11 @@ impl Store {
         let dst = prepare_out(out, self.layout.root())?;
         self.unlink_gate.pause();
         let _paused = Paused(self);
-        let snapshot = self.db()?.begin_read().map_err(StoreError::from)?;
-        write_backup(snapshot, &self.layout, &dst, started)
+        let written = match self.db().and_then(|db| Ok(db.begin_read()?)) {
+            Ok(snapshot) => write_backup(snapshot, &self.layout, &dst, started),
+            Err(e) => Err(e.into()),
+        };
+        written.inspect_err(|_| discard_partial(&dst))
     }
 }
 
@@ -142,8 +145,28 @@ pub fn backup_offline(data: &Path, out: &Path) -> Result<BackupReport, BackupErr
         Err(e) => return Err(StoreError::from(e).into()),
     };
     let dst = prepare_out(out, data)?;
-    let snapshot = db.begin_read().map_err(StoreError::from)?;
-    write_backup(snapshot, &src, &dst, started)
+    let written = match db.begin_read() {
+        Ok(snapshot) => write_backup(snapshot, &src, &dst, started),
+        Err(e) => Err(StoreError::from(e).into()),
+    };
+    written.inspect_err(|_| discard_partial(&dst))
+}
+
+/// Empties the output folder of a failed backup, so that it can be retried
+/// there. Everything in it is ours: it was empty or absent at the start.
+/// The folder itself stays (it may be a mount point).
+fn discard_partial(dst: &Layout) {
+    let Ok(entries) = fs::read_dir(dst.root()) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let removed = match entry.file_type().map(|t| t.is_dir()) {
+            Ok(true) => fs::remove_dir_all(&path),
+            _ => fs::remove_file(&path),
+        };
+        if let Err(e) = removed {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove part of a failed backup");
+        }
+    }
 }
 
 /// The whole backup from an open snapshot: tables, blobs, then the rename
