@@ -324,6 +324,120 @@ mod tests {
         assert_eq!(err, Some(S3ErrorCode::KeyTooLongError));
     }
 
+    /// Every operation, in the request forms of the S3 API reference
+    /// (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_Operations_Amazon_Simple_Storage_Service.html>),
+    /// with the `x-id` parameter SDKs add, path-style and virtual-hosted.
+    /// `(method, target after the bucket, query, x-amz-copy-source present, expected)`.
+    const TABLE: &[(&str, &str, &str, bool, Op)] = &[
+        ("PUT", "", "", false, Op::CreateBucket),
+        ("DELETE", "", "", false, Op::DeleteBucket),
+        ("HEAD", "", "", false, Op::HeadBucket),
+        ("GET", "", "location", false, Op::GetBucketLocation),
+        ("GET", "", "versioning", false, Op::GetBucketVersioning),
+        ("GET", "", "acl", false, Op::GetBucketAcl),
+        ("PUT", "", "lifecycle", false, Op::PutBucketLifecycle),
+        ("GET", "", "lifecycle", false, Op::GetBucketLifecycle),
+        ("DELETE", "", "lifecycle", false, Op::DeleteBucketLifecycle),
+        ("GET", "", "delimiter=%2F&encoding-type=url&marker=a&max-keys=2&prefix=p", false, Op::ListObjects),
+        ("GET", "", "list-type=2&continuation-token=t&fetch-owner=true&start-after=a", false, Op::ListObjectsV2),
+        ("GET", "", "versions&key-marker=k&version-id-marker=v", false, Op::ListObjectVersions),
+        ("GET", "", "uploads&key-marker=k&upload-id-marker=u&max-uploads=5", false, Op::ListMultipartUploads),
+        ("POST", "", "delete", false, Op::DeleteObjects),
+        ("PUT", "/dir/key.txt", "x-id=PutObject", false, Op::PutObject),
+        ("PUT", "/dir/key.txt", "x-id=CopyObject", true, Op::CopyObject),
+        ("GET", "/dir/key.txt", "x-id=GetObject&partNumber=1&versionId=v", false, Op::GetObject),
+        ("HEAD", "/dir/key.txt", "partNumber=2", false, Op::HeadObject),
+        ("DELETE", "/dir/key.txt", "x-id=DeleteObject", false, Op::DeleteObject),
+        ("GET", "/dir/key.txt", "acl", false, Op::GetObjectAcl),
+        ("POST", "/dir/key.txt", "uploads&x-id=CreateMultipartUpload", false, Op::CreateMultipartUpload),
+        ("PUT", "/dir/key.txt", "partNumber=3&uploadId=u1&x-id=UploadPart", false, Op::UploadPart),
+        ("PUT", "/dir/key.txt", "partNumber=3&uploadId=u1&x-id=UploadPartCopy", true, Op::UploadPartCopy),
+        ("POST", "/dir/key.txt", "uploadId=u1&x-id=CompleteMultipartUpload", false, Op::CompleteMultipartUpload),
+        ("DELETE", "/dir/key.txt", "uploadId=u1&x-id=AbortMultipartUpload", false, Op::AbortMultipartUpload),
+        ("GET", "/dir/key.txt", "uploadId=u1&max-parts=2&part-number-marker=1&x-id=ListParts", false, Op::ListParts),
+        ("PUT", "", "cors", false, Op::NotImplemented("cors")),
+        ("PUT", "", "versioning", false, Op::NotImplemented("PutBucketVersioning")),
+        ("PUT", "/dir/key.txt", "tagging", false, Op::NotImplemented("ObjectTagging")),
+        ("PUT", "/dir/key.txt", "acl", false, Op::NotImplemented("PutObjectAcl")),
+    ];
+
+    /// Fails to compile when an operation is added without a row above.
+    fn ordinal(op: Op) -> usize {
+        match op {
+            Op::ListBuckets => 0,
+            Op::CreateBucket => 1,
+            Op::DeleteBucket => 2,
+            Op::HeadBucket => 3,
+            Op::GetBucketLocation => 4,
+            Op::GetBucketVersioning => 5,
+            Op::GetBucketAcl => 6,
+            Op::PutBucketLifecycle => 7,
+            Op::GetBucketLifecycle => 8,
+            Op::DeleteBucketLifecycle => 9,
+            Op::ListObjects => 10,
+            Op::ListObjectsV2 => 11,
+            Op::ListObjectVersions => 12,
+            Op::DeleteObjects => 13,
+            Op::PutObject => 14,
+            Op::CopyObject => 15,
+            Op::GetObject => 16,
+            Op::HeadObject => 17,
+            Op::DeleteObject => 18,
+            Op::GetObjectAcl => 19,
+            Op::CreateMultipartUpload => 20,
+            Op::UploadPart => 21,
+            Op::UploadPartCopy => 22,
+            Op::CompleteMultipartUpload => 23,
+            Op::AbortMultipartUpload => 24,
+            Op::ListParts => 25,
+            Op::ListMultipartUploads => 26,
+            Op::NotImplemented(_) => 27,
+        }
+    }
+
+    #[test]
+    fn routing_table_covers_every_operation_in_both_styles() {
+        let mut seen = [false; 28];
+        seen[ordinal(r(Method::GET, "/", None).op)] = true;
+        for &(method, target, query, copy, expected) in TABLE {
+            let method: Method = method.parse().unwrap_or(Method::OPTIONS);
+            let query = (!query.is_empty()).then_some(query);
+            let path_style = route(&method, Some("localhost"), &format!("/bkt{target}"), query, copy, None);
+            let host = route(
+                &method,
+                Some("bkt.s3.test:9000"),
+                &format!("/{}", target.trim_start_matches('/')),
+                query,
+                copy,
+                Some("s3.test"),
+            );
+            for (style, routed) in [("path", path_style), ("virtual", host)] {
+                let routed = routed.unwrap_or_else(|e| panic!("{method} {target}?{query:?} ({style}): {e}"));
+                assert_eq!(routed.op, expected, "{method} {target}?{query:?} ({style})");
+                assert_eq!(routed.bucket.as_deref(), Some("bkt"), "{style}");
+                let key = target.strip_prefix('/');
+                assert_eq!(routed.key.as_deref(), key, "{style}");
+            }
+            seen[ordinal(expected)] = true;
+        }
+        let missing: Vec<usize> = (0..seen.len()).filter(|&i| !seen[i]).collect();
+        assert!(missing.is_empty(), "operations without a row: {missing:?}");
+    }
+
+    #[test]
+    fn methods_an_operation_does_not_have_are_refused() {
+        for (method, path, query) in [
+            ("POST", "/", None),
+            ("PATCH", "/bkt", None),
+            ("POST", "/bkt/k", None),
+            ("POST", "/bkt", Some("lifecycle")),
+        ] {
+            let method: Method = method.parse().unwrap_or(Method::OPTIONS);
+            let err = route(&method, None, path, query, false, None).err().map(|e| e.code);
+            assert_eq!(err, Some(S3ErrorCode::MethodNotAllowed), "{method} {path}");
+        }
+    }
+
     #[test]
     fn bucket_names() {
         for good in ["abc", "my-bucket.data", "a1b", "123"] {

@@ -153,18 +153,42 @@ impl Space {
     }
 }
 
-/// Real zero bytes, not a sparse file: only written blocks are taken from
-/// the filesystem, and only taken blocks can be given back.
+/// Blocks really taken from the filesystem, not a sparse file: only taken
+/// blocks can be given back. `fallocate` takes them without writing (a
+/// 64 MiB reserve costs no I/O at a first start); where the filesystem
+/// cannot, zero bytes are written.
 fn write_zeros(path: &std::path::Path, size: u64) -> io::Result<()> {
     let mut file = File::create(path)?;
-    let chunk = vec![0u8; 1024 * 1024];
-    let mut left = size;
-    while left > 0 {
-        let n = left.min(chunk.len() as u64) as usize;
-        file.write_all(chunk.get(..n).unwrap_or(&chunk))?;
-        left -= n as u64;
+    if !allocate(&file, size)? {
+        let chunk = vec![0u8; 1024 * 1024];
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            file.write_all(chunk.get(..n).unwrap_or(&chunk))?;
+            left -= n as u64;
+        }
     }
     file.sync_all()
+}
+
+/// `fallocate(2)`: Ok(false) when the filesystem does not support it.
+#[cfg(target_os = "linux")]
+fn allocate(file: &File, size: u64) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let len = libc::off_t::try_from(size).map_err(io::Error::other)?;
+    // SAFETY: plain integer arguments on a descriptor `file` keeps open.
+    match unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } {
+        0 => Ok(true),
+        _ => match io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(false),
+            e => Err(e),
+        },
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn allocate(_file: &File, _size: u64) -> io::Result<bool> {
+    Ok(false)
 }
 
 struct FsStats {
