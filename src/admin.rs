@@ -61,11 +61,24 @@ impl ServerInfo {
         let path = layout.server_info_path();
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix('=')).map(str::trim);
-        let listen = field("listen").and_then(|a| a.parse().ok());
+        let listen = field("listen").and_then(|a| a.parse().ok()).map(reachable);
         match (listen, field("region")) {
             (Some(listen), Some(region)) => Ok(ServerInfo { listen, region: region.to_string() }),
             _ => bail!("{} is malformed", path.display()),
         }
+    }
+}
+
+/// A server listening on every address (`0.0.0.0`, `[::]`) is reached on loopback.
+fn reachable(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, listen.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, listen.port()))
+        }
+        _ => listen,
     }
 }
 
@@ -133,4 +146,25 @@ fn parse_report(doc: &str) -> anyhow::Result<BackupReport> {
         bytes: number("Bytes")?,
         seconds: field("Seconds")?.parse().context("<Seconds> in reply")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_info_round_trips_and_wildcards_become_loopback() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let layout = Layout::existing(dir.path());
+        for (listen, expected) in
+            [("127.0.0.1:9000", "127.0.0.1:9000"), ("0.0.0.0:9001", "127.0.0.1:9001"), ("[::]:9002", "[::1]:9002")]
+        {
+            let info = ServerInfo { listen: listen.parse().expect("addr"), region: "eu-west-3".into() };
+            info.announce(&layout).expect("announce");
+            let read = ServerInfo::read(&layout).expect("read");
+            assert_eq!((read.listen, read.region.as_str()), (expected.parse().expect("addr"), "eu-west-3"));
+        }
+        ServerInfo::withdraw(&layout);
+        assert!(ServerInfo::read(&layout).is_err());
+    }
 }

@@ -201,7 +201,9 @@ fn backup_of_a_stopped_servers_folder_is_served_whole() {
     let part = pattern(64 * 1024, 7);
     let query = format!("partNumber=1&uploadId={upload_id}");
     assert_eq!(client.send(Req::new("PUT", "/bkt/upload").query(&query).body(&part)).status, 200);
+    assert!(data.join("server-info").is_file(), "a running server announces itself");
     assert!(server.terminate().success());
+    assert!(!data.join("server-info").exists(), "a clean stop removes server-info");
 
     let report = backup_ok(&data, &out);
     assert!(report.contains("offline") && report.contains("40 objects"), "{report}");
