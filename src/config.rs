@@ -45,11 +45,24 @@ pub struct ServeConfig {
     /// their parts freed (e.g. `7d`, `36h`, `90s`).
     #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
     pub abort_incomplete_after: std::time::Duration,
+    /// A request body that sends no byte for this long is abandoned with
+    /// `RequestTimeout` and its connection closed, freeing all it held.
+    #[arg(long, env = "TESSERA_BODY_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
+    pub body_timeout: std::time::Duration,
     /// Serve a metadata database found older than the commits already
     /// acknowledged to clients (after a corrupted header or a lost write),
     /// instead of refusing to start. See docs/reliability.md.
     #[arg(long)]
     pub accept_db_rollback: bool,
+}
+
+/// A humantime duration (`30s`, `2m`) greater than zero.
+fn positive_duration(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be greater than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The root user's key pair, and where it came from.

@@ -32,6 +32,7 @@ fn bench(args: tessera::bench::BenchArgs) -> anyhow::Result<()> {
 
 fn serve(config: ServeConfig) -> anyhow::Result<()> {
     limit_malloc_arenas();
+    raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let store = Store::open_with(&config.data, config.accept_db_rollback)
@@ -51,6 +52,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
             domain: config.domain.clone(),
             access_key: creds.access_key.clone(),
             secret_key: creds.secret_key.clone(),
+            body_timeout: config.body_timeout,
         });
         let mut out = std::io::stdout().lock();
         writeln!(out, "Access key: {}", creds.access_key)?;
@@ -100,3 +102,24 @@ fn limit_malloc_arenas() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_malloc_arenas() {}
+
+/// Raises the soft limit on open files to the hard limit: every connection
+/// holds a socket and every upload past the inline size a temp file too, and
+/// the usual soft limit (1,024) would refuse connections long before memory
+/// or threads run out. docs/reliability.md says what a limit supports.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    let raised = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the open files limit");
+            return;
+        }
+        let wanted = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        limit.rlim_cur < limit.rlim_max && libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0
+    };
+    if raised {
+        limit.rlim_cur = limit.rlim_max;
+    }
+    tracing::info!(open_files = limit.rlim_cur, hard = limit.rlim_max, "open files limit");
+}

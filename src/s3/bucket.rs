@@ -37,7 +37,7 @@ pub async fn create(state: &AppState, mut req: S3Request) -> S3Result<Response<B
     if !valid_bucket_name(&bucket) {
         return Err(S3Error::new(S3ErrorCode::InvalidBucketName).with_extra("BucketName", bucket));
     }
-    let body = receive_small(&mut req, MAX_CONFIG_BYTES).await?;
+    let body = receive_small(state, &mut req, MAX_CONFIG_BYTES).await?;
     check_location(&body, &state.region)?;
     let record = BucketRecord {
         owner: state.owner_of(&req.auth.access_key).to_string(),

@@ -5,11 +5,14 @@
 //! before anything becomes visible.
 //! Reference: <https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html>
 
+use std::time::Duration;
+
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
 
 use super::error::{S3Error, S3ErrorCode, S3Result};
 use super::headers::header;
@@ -207,21 +210,14 @@ pub async fn receive_blob(
         ));
     }
     // A body announced small enough to be stored inline is read right here:
-    // no writer thread, no channel, no file.
+    // no blocking thread, no file.
     if promises.size().is_some_and(|size| size <= INLINE_MAX as u64) {
-        let (bytes, digests, trailers) = read_to_memory(req, &promises, INLINE_MAX).await?;
+        let (bytes, digests, trailers) = read_to_memory(state, req, &promises, INLINE_MAX).await?;
         let checksum = promises.verify(&digests, &trailers)?;
         return Ok((StagedBlob::in_memory(state.store.layout(), bytes, digests)?, checksum));
     }
-    let sink = BlobSink::start(state.store.layout(), promises.digest_spec(), decoder_for(&req.auth.payload));
-    while let Some(frame) = req.body.frame().await {
-        let frame = frame.map_err(|_| S3Error::new(S3ErrorCode::IncompleteBody))?;
-        if let Ok(data) = frame.into_data() {
-            if !sink.send(data).await {
-                break;
-            }
-        }
-    }
+    let mut sink = BlobSink::start(state.store.layout(), promises.digest_spec(), decoder_for(&req.auth.payload))?;
+    while sink.feed(next_data(&mut req.body, state.body_timeout)).await? {}
     let staged = sink.finish().await?;
     let checksum = promises.verify(&staged.digests, &staged.trailers)?;
     Ok((staged, checksum))
@@ -229,9 +225,9 @@ pub async fn receive_blob(
 
 /// Reads a small body (an XML document) into memory, refusing more than
 /// `limit` bytes, with the same decoding and verification as object bodies.
-pub async fn receive_small(req: &mut S3Request, limit: usize) -> S3Result<Bytes> {
+pub async fn receive_small(state: &AppState, req: &mut S3Request, limit: usize) -> S3Result<Bytes> {
     let promises = Promises::from_request(&req.parts.headers, &req.auth.payload, ChecksumAlgorithm::Crc64Nvme)?;
-    let (bytes, digests, trailers) = read_to_memory(req, &promises, limit).await?;
+    let (bytes, digests, trailers) = read_to_memory(state, req, &promises, limit).await?;
     promises.verify(&digests, &trailers)?;
     Ok(Bytes::from(bytes))
 }
@@ -240,6 +236,7 @@ pub async fn receive_small(req: &mut S3Request, limit: usize) -> S3Result<Bytes>
 /// bytes. Returns the bytes, their digests and the trailers; the caller
 /// verifies them against the promises.
 async fn read_to_memory(
+    state: &AppState,
     req: &mut S3Request,
     promises: &Promises,
     limit: usize,
@@ -252,9 +249,7 @@ async fn read_to_memory(
     let mut hashers = Hashers::new(promises.digest_spec());
     let mut out = Vec::new();
     let mut pieces = Vec::new();
-    while let Some(frame) = req.body.frame().await {
-        let frame = frame.map_err(|_| S3Error::new(S3ErrorCode::IncompleteBody))?;
-        let Ok(data) = frame.into_data() else { continue };
+    while let Some(data) = next_data(&mut req.body, state.body_timeout).await? {
         match decoder.as_mut() {
             Some(dec) => dec.push(data, &mut pieces)?,
             None => pieces.push(data),
@@ -272,4 +267,20 @@ async fn read_to_memory(
         None => Vec::new(),
     };
     Ok((out, hashers.finish(), trailers))
+}
+
+/// The next data frame of a request body, `None` at its end. A client that
+/// sends nothing for `idle` gets S3's `RequestTimeout`, and its connection is
+/// closed: the rest of its body will not be read.
+async fn next_data(body: &mut Incoming, idle: Duration) -> S3Result<Option<Bytes>> {
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_elapsed) => return Err(S3Error::new(S3ErrorCode::RequestTimeout).with_header("connection", "close")),
+            Ok(None) => return Ok(None),
+            Ok(Some(frame)) => frame.map_err(|_| S3Error::new(S3ErrorCode::IncompleteBody))?,
+        };
+        if let Ok(data) = frame.into_data() {
+            return Ok(Some(data));
+        }
+    }
 }

@@ -20,7 +20,7 @@ const MAX_RULES: usize = 1000;
 
 pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
     let bucket = req.bucket()?.to_string();
-    let body = receive_small(&mut req, MAX_LIFECYCLE_BODY).await?;
+    let body = receive_small(state, &mut req, MAX_LIFECYCLE_BODY).await?;
     let doc = xml::parse(&body)?;
     let abort_rules = parse_rules(&doc)?;
     let xml = String::from_utf8(body.to_vec()).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;

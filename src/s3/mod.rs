@@ -32,6 +32,9 @@ pub struct AppState {
     pub domain: Option<String>,
     pub access_key: String,
     pub secret_key: String,
+    /// A request body that sends nothing for this long is abandoned with
+    /// `RequestTimeout` (`serve --body-timeout`).
+    pub body_timeout: std::time::Duration,
 }
 
 impl AppState {

@@ -287,7 +287,7 @@ fn object_checksum(upload: &UploadRecord, parts: &[&PartRecord]) -> Option<Store
 
 pub async fn complete(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
     let (bucket, key, id, upload) = load_upload(state, &req).await?;
-    let body = super::ingest::receive_small(&mut req, MAX_COMPLETE_BODY).await?;
+    let body = super::ingest::receive_small(state, &mut req, MAX_COMPLETE_BODY).await?;
     let requested = parse_complete(&body, upload.checksum_algorithm)?;
     let conditions = WriteConditions::from_request(&req);
     let (b, k) = (bucket.clone(), key.clone());

@@ -287,7 +287,7 @@ pub async fn delete(state: &AppState, req: S3Request) -> S3Result<Response<Body>
 /// DeleteObjects: up to 1000 keys in one transaction. Missing keys count as deleted.
 pub async fn delete_many(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
     let bucket = req.bucket()?.to_string();
-    let doc = xml::parse(&receive_small(&mut req, MAX_DELETE_BODY).await?)?;
+    let doc = xml::parse(&receive_small(state, &mut req, MAX_DELETE_BODY).await?)?;
     if doc.name != "Delete" {
         return Err(S3Error::new(S3ErrorCode::MalformedXML));
     }

@@ -6,18 +6,24 @@
 //! Bodies of at most [`INLINE_MAX`] bytes never touch a file: they are stored
 //! inline in the database by the very commit that makes them visible.
 //!
-//! Each upload has a blocking thread fed by a bounded channel (the reactor
-//! only moves frames): it decodes, computes the checksums, and hands every
-//! frame both to a file writer thread and to the shared MD5 engine
-//! (`md5_lanes`), so the copy into the page cache and MD5, the ceiling of one
-//! stream, run side by side. Memory per upload is bounded by the queues.
+//! The connection's task owns the receive loop (and its idle timeout): it
+//! gathers frames into batches of up to [`BATCH_BYTES`] and hands each batch,
+//! with the upload's state (decoder, hashers, file), to a blocking thread,
+//! which gives the state back. One batch is processed while the next is
+//! gathered. No thread waits for the network: a silent client costs a parked
+//! task, not a thread (a thread per upload let a few hundred stalled uploads
+//! take every blocking thread and starve all other clients, issue 9). The
+//! blocking side hands each frame to the shared MD5 engine (`md5_lanes`), so
+//! MD5, the ceiling of one stream, runs beside the checksums and the copy into
+//! the page cache.
 
 use std::fs::{self, File};
+use std::future::Future;
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::digest::{DigestSpec, Digests, Hashers};
@@ -26,12 +32,24 @@ use super::schema::BlobSpan;
 use crate::auth::chunked::AwsChunkedDecoder;
 use crate::s3::error::{S3Error, S3Result};
 
-/// Frames in flight between the connection and the hashing thread. Frames are
-/// written as they come (no extra buffer, no copy), but one frame can be up to
-/// hyper's read buffer (about 400 KiB): with 2 here and 2 before the file
-/// writer, 32 concurrent 1 GiB uploads peaked at 164 MiB of server RSS
-/// (232 MiB with 4 and 4, 322 MiB with 8 and 8, at the same throughput).
-const CHANNEL_FRAMES: usize = 2;
+/// The most body bytes gathered before they are handed to a blocking thread.
+/// One batch is gathered while the previous one is processed, so an upload
+/// holds at most about twice this (the frames the MD5 engine has queued are
+/// shared with the batch): large enough that handing a batch over costs
+/// nothing next to hashing it (about 1.3 ms of MD5 per MiB), small enough
+/// that 32 concurrent uploads hold 64 MiB.
+const BATCH_BYTES: usize = 1024 * 1024;
+
+/// The most frames in a batch, whatever their size: a client sending
+/// aws-chunked bodies over HTTP chunked transfer with tiny chunks would
+/// otherwise make a 1 MiB batch hold a million frames.
+const BATCH_FRAMES: usize = 256;
+
+/// How long a partial batch waits for more frames before it is processed
+/// anyway: a slow or stalled client's bytes go to the file instead of
+/// sitting in memory, and the few ms bound how often a trickling client
+/// makes us hand work to a thread.
+const LINGER: Duration = Duration::from_millis(5);
 
 /// A file in `tmp/` that is removed when dropped, unless published.
 struct TempFile {
@@ -111,75 +129,178 @@ impl StagedBlob {
     }
 }
 
-/// The sending end of an upload: push raw body frames, then `finish`.
+/// The receiving end of an upload, driven by the connection's task: feed it
+/// raw body frames with [`BlobSink::feed`], then [`BlobSink::finish`].
 pub struct BlobSink {
-    tx: mpsc::Sender<Bytes>,
-    task: JoinHandle<S3Result<StagedBlob>>,
+    /// The upload's state while no batch is being processed.
+    idle: Option<Box<BlobWriter>>,
+    /// The batch being processed on a blocking thread; it gives the state back.
+    busy: Option<JoinHandle<S3Result<Box<BlobWriter>>>>,
+    batch: Vec<Bytes>,
+    batch_bytes: usize,
 }
 
 impl BlobSink {
-    /// Starts a writer thread. With a decoder, frames are aws-chunked and are
-    /// decoded (and their chunk signatures checked) before hashing.
-    pub fn start(layout: &Layout, spec: DigestSpec, decoder: Option<AwsChunkedDecoder>) -> BlobSink {
-        let (tx, rx) = mpsc::channel(CHANNEL_FRAMES);
-        let layout = layout.clone();
-        let task = tokio::task::spawn_blocking(move || write_blob(layout, spec, decoder, rx));
-        BlobSink { tx, task }
+    /// A new upload; nothing runs until there are bytes to process. With a
+    /// decoder, frames are aws-chunked and are decoded (and their chunk
+    /// signatures checked) before hashing.
+    pub fn start(layout: &Layout, spec: DigestSpec, decoder: Option<AwsChunkedDecoder>) -> S3Result<BlobSink> {
+        let out = BlobOutput {
+            layout: layout.clone(),
+            id: new_blob_id().map_err(S3Error::internal)?,
+            hashers: Hashers::new(spec),
+            pending: Vec::new(),
+            file: None,
+        };
+        let writer = BlobWriter { decoder, decoded: Vec::new(), out };
+        Ok(BlobSink { idle: Some(Box::new(writer)), busy: None, batch: Vec::new(), batch_bytes: 0 })
     }
 
-    /// Queues one raw frame. Returns false if the writer already stopped
-    /// (bad framing, I/O error): `finish` then reports why.
-    pub async fn send(&self, frame: Bytes) -> bool {
-        self.tx.send(frame).await.is_ok()
-    }
-
-    /// Ends the body and waits for the file to be complete and fsynced.
-    pub async fn finish(self) -> S3Result<StagedBlob> {
-        drop(self.tx);
-        self.task.await.map_err(S3Error::internal)?
-    }
-}
-
-fn write_blob(
-    layout: Layout,
-    spec: DigestSpec,
-    mut decoder: Option<AwsChunkedDecoder>,
-    mut rx: mpsc::Receiver<Bytes>,
-) -> S3Result<StagedBlob> {
-    let id = new_blob_id().map_err(S3Error::internal)?;
-    let mut out = BlobOutput { layout: &layout, id, hashers: Hashers::new(spec), pending: Vec::new(), file: None };
-    let mut decoded = Vec::new();
-    while let Some(frame) = rx.blocking_recv() {
-        match decoder.as_mut() {
-            Some(dec) => {
-                dec.push(frame, &mut decoded)?;
-                for piece in decoded.drain(..) {
-                    out.write(piece)?;
+    /// Waits for `next`, the next raw frame (`None` at the end of the body),
+    /// and takes it in. Meanwhile the batch in flight may come back, and a
+    /// partial batch that waited [`LINGER`] is processed. Returns false at the
+    /// end of the body; an error from `next` (a timeout, a broken connection)
+    /// or from processing ends the upload.
+    pub async fn feed(&mut self, next: impl Future<Output = S3Result<Option<Bytes>>>) -> S3Result<bool> {
+        tokio::pin!(next);
+        loop {
+            let lingering = self.busy.is_none() && self.batch_bytes > 0;
+            tokio::select! {
+                biased;
+                item = &mut next => {
+                    let Some(frame) = item? else { return Ok(false) };
+                    self.push(frame).await?;
+                    return Ok(true);
                 }
+                back = landed(&mut self.busy) => {
+                    self.busy = None;
+                    self.idle = Some(back?);
+                }
+                () = tokio::time::sleep(LINGER), if lingering => self.dispatch()?,
             }
-            None => out.write(frame)?,
         }
     }
-    let trailers = match decoder {
-        Some(dec) => dec.finish()?,
-        None => Vec::new(),
-    };
-    let staged = out.finish()?;
-    Ok(StagedBlob { id, layout: layout.clone(), staged, digests: out.hashers.finish(), trailers })
+
+    /// Ends the body: processes what is left and fsyncs the file.
+    pub async fn finish(mut self) -> S3Result<StagedBlob> {
+        self.land().await?;
+        let writer = self.idle.take().ok_or_else(|| S3Error::internal("upload state lost"))?;
+        let batch = std::mem::take(&mut self.batch);
+        match tokio::task::spawn_blocking(move || writer.finish(batch)).await {
+            Ok(result) => result,
+            Err(e) => Err(S3Error::internal(e)),
+        }
+    }
+
+    async fn push(&mut self, frame: Bytes) -> S3Result<()> {
+        if frame.is_empty() {
+            return Ok(());
+        }
+        self.batch_bytes += frame.len();
+        self.batch.push(frame);
+        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_FRAMES {
+            self.land().await?;
+            self.dispatch()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the batch in flight, if any, to give the state back.
+    async fn land(&mut self) -> S3Result<()> {
+        if self.busy.is_some() {
+            let back = landed(&mut self.busy).await;
+            self.busy = None;
+            self.idle = Some(back?);
+        }
+        Ok(())
+    }
+
+    /// Hands the gathered batch and the state to a blocking thread.
+    fn dispatch(&mut self) -> S3Result<()> {
+        let mut writer = self.idle.take().ok_or_else(|| S3Error::internal("upload state lost"))?;
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        self.busy = Some(tokio::task::spawn_blocking(move || {
+            writer.write_batch(batch)?;
+            Ok(writer)
+        }));
+        Ok(())
+    }
 }
 
-struct BlobOutput<'a> {
-    layout: &'a Layout,
+/// The state the batch in flight gives back; never resolves if none is.
+async fn landed(busy: &mut Option<JoinHandle<S3Result<Box<BlobWriter>>>>) -> S3Result<Box<BlobWriter>> {
+    match busy {
+        Some(job) => job.await.map_err(S3Error::internal)?,
+        None => std::future::pending().await,
+    }
+}
+
+impl Drop for BlobSink {
+    /// An abandoned upload (timeout, error, client gone): its temp file is
+    /// closed and unlinked on a blocking thread, not on the reactor. A batch
+    /// still in flight does the same when it ends.
+    fn drop(&mut self) {
+        let Some(writer) = self.idle.take() else { return };
+        if writer.out.file.is_none() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn_blocking(move || drop(writer));
+        }
+    }
+}
+
+/// One upload's state, moved to a blocking thread with each batch.
+struct BlobWriter {
+    decoder: Option<AwsChunkedDecoder>,
+    /// The decoder's output, kept to reuse its allocation.
+    decoded: Vec<Bytes>,
+    out: BlobOutput,
+}
+
+impl BlobWriter {
+    fn write_batch(&mut self, batch: Vec<Bytes>) -> S3Result<()> {
+        for frame in batch {
+            match self.decoder.as_mut() {
+                Some(dec) => {
+                    dec.push(frame, &mut self.decoded)?;
+                    for piece in self.decoded.drain(..) {
+                        self.out.write(piece)?;
+                    }
+                }
+                None => self.out.write(frame)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Processes the last batch, checks the trailer, fsyncs the file.
+    fn finish(mut self: Box<Self>, batch: Vec<Bytes>) -> S3Result<StagedBlob> {
+        self.write_batch(batch)?;
+        let trailers = match self.decoder.take() {
+            Some(dec) => dec.finish()?,
+            None => Vec::new(),
+        };
+        let staged = self.out.finish()?;
+        let BlobOutput { layout, id, hashers, .. } = self.out;
+        Ok(StagedBlob { id, layout, staged, digests: hashers.finish(), trailers })
+    }
+}
+
+struct BlobOutput {
+    layout: Layout,
     id: BlobId,
     hashers: Hashers,
     /// The first bytes, until the body proves larger than [`INLINE_MAX`].
     pending: Vec<u8>,
-    file: Option<FileWriter>,
+    file: Option<TempWriter>,
 }
 
-impl BlobOutput<'_> {
-    /// Keeps or writes a frame, then hashes it: the file writer copies it
-    /// into the page cache while this thread and the MD5 engine hash it.
+impl BlobOutput {
+    /// Keeps or writes a frame and hashes it: its MD5 is queued for the
+    /// shared engine first, so the engine hashes while this thread computes
+    /// the other checksums and copies the frame into the page cache.
     fn write(&mut self, data: Bytes) -> S3Result<()> {
         if data.is_empty() {
             return Ok(());
@@ -189,81 +310,50 @@ impl BlobOutput<'_> {
             self.hashers.update(&data);
             return Ok(());
         }
-        if self.file.is_none() {
-            let writer = FileWriter::start(self.layout.tmp_path(self.id)).map_err(S3Error::io)?;
-            let pending = Bytes::from(std::mem::take(&mut self.pending));
-            self.file = Some(writer);
-            self.send(pending)?;
-        }
-        self.send(data.clone())?;
-        self.hashers.update_frame(&data);
-        Ok(())
-    }
-
-    /// Hands bytes to the file writer. If it stopped, its own error (a full
-    /// disk is `StorageFull`, not a generic failure) is what the client gets.
-    fn send(&mut self, data: Bytes) -> S3Result<()> {
-        let writer = self.file.as_ref().ok_or_else(|| S3Error::internal("blob file missing"))?;
-        if writer.write(data).is_ok() {
-            return Ok(());
-        }
-        match self.file.take() {
-            Some(writer) => {
-                Err(S3Error::io(writer.finish().err().unwrap_or_else(|| io::Error::other("writer stopped"))))
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => {
+                let mut file = TempWriter::create(self.layout.tmp_path(self.id)).map_err(S3Error::io)?;
+                file.write(&std::mem::take(&mut self.pending)).map_err(S3Error::io)?;
+                self.file.insert(file)
             }
-            None => Err(S3Error::internal("blob file missing")),
-        }
+        };
+        self.hashers.update_frame(&data);
+        file.write(&data).map_err(S3Error::io)
     }
 
     /// Fsyncs a file body, so the later rename can only expose complete bytes.
     fn finish(&mut self) -> S3Result<Staged> {
         match self.file.take() {
-            Some(writer) => writer.finish().map(Staged::File).map_err(S3Error::io),
+            Some(file) => file.finish().map(Staged::File).map_err(S3Error::io),
             None if self.pending.is_empty() => Ok(Staged::Empty),
             None => Ok(Staged::Inline(std::mem::take(&mut self.pending))),
         }
     }
 }
 
-/// Frames queued between the hashing thread and the file writer (see
-/// `CHANNEL_FRAMES` for the memory this bounds).
-const WRITER_FRAMES: usize = 2;
-
-/// Writes a body to its temp file on a thread of its own, so that hashing
-/// (MD5 is the ceiling of one stream) and the copy into the page cache run
-/// side by side instead of one after the other.
-struct FileWriter {
-    tx: std::sync::mpsc::SyncSender<Bytes>,
-    thread: std::thread::JoinHandle<io::Result<File>>,
+/// A body's temp file being written, with early writeback.
+struct TempWriter {
+    file: File,
     tmp: TempFile,
+    writeback: Writeback,
 }
 
-impl FileWriter {
-    fn start(path: std::path::PathBuf) -> io::Result<FileWriter> {
-        let mut file = File::options().write(true).create_new(true).open(&path)?;
-        let tmp = TempFile { path, armed: true };
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(WRITER_FRAMES);
-        let thread = std::thread::Builder::new().name("blob-writer".into()).spawn(move || {
-            let mut writeback = Writeback::default();
-            for data in rx {
-                file.write_all(&data)?;
-                writeback.wrote(&file, data.len() as u64);
-            }
-            Ok(file)
-        })?;
-        Ok(FileWriter { tx, thread, tmp })
+impl TempWriter {
+    fn create(path: PathBuf) -> io::Result<TempWriter> {
+        let file = File::options().write(true).create_new(true).open(&path)?;
+        Ok(TempWriter { file, tmp: TempFile { path, armed: true }, writeback: Writeback::default() })
     }
 
-    /// Queues bytes; fails if the writer thread stopped on an I/O error.
-    fn write(&self, data: Bytes) -> io::Result<()> {
-        self.tx.send(data).map_err(|_| io::Error::other("the blob writer stopped"))
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all(data)?;
+        self.writeback.wrote(&self.file, data.len() as u64);
+        Ok(())
     }
 
-    /// Waits for every byte to be written, then fsyncs the file.
+    /// Fsyncs the file: only complete, durable bytes may be renamed into place.
     fn finish(self) -> io::Result<TempFile> {
-        drop(self.tx);
-        let file = self.thread.join().map_err(|_| io::Error::other("the blob writer panicked"))??;
-        file.sync_all()?;
+        self.file.sync_all()?;
         Ok(self.tmp)
     }
 }
@@ -305,3 +395,7 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+
+#[cfg(test)]
+#[path = "blob_tests.rs"]
+mod tests;

@@ -1,0 +1,173 @@
+//! Issue 9 item 3: uploads whose body stops arriving. Each one used to park a
+//! blocking thread (and a writer thread) until its client went away; a few
+//! hundred of them took every blocking thread, and every other client's
+//! GET, PUT and listing hung.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use md5::{Digest, Md5};
+
+use common::{pattern, read_response, Client, Req, Server, ACCESS_KEY, SECRET_KEY};
+
+const MIB: usize = 1024 * 1024;
+
+/// Uploads left hanging, far more than tokio's 512 blocking threads.
+const STALLED: usize = 2_500;
+
+/// Raises this process's open-files limit to its hard limit (the server it
+/// starts inherits it), so that thousands of sockets fit on both sides.
+fn raise_nofile() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    limit.rlim_cur
+}
+
+/// Opens an upload of 2 MiB that sends its headers and `sent` body bytes, then nothing.
+fn stall(c: &Client, key: &str, sent: usize) -> TcpStream {
+    let body = pattern(sent, 7);
+    c.send_partial(Req::new("PUT", key).body(&body), 2 * MIB)
+}
+
+/// Runs `op` on a thread and fails unless it finishes within `limit` (a late
+/// thread is left behind; stopping the server ends it).
+fn within(limit: Duration, what: &str, op: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = mpsc::channel();
+    let start = Instant::now();
+    std::thread::spawn(move || {
+        op();
+        let _ = tx.send(start.elapsed());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(took) => eprintln!("{what}: {took:?}"),
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what} took over {limit:?} beside {STALLED} stalled uploads"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what} failed (see its panic above)"),
+    }
+}
+
+/// A client of `addr` with the test credentials, to move to another thread.
+fn client_of(addr: &str) -> Client {
+    Client { addr: addr.to_string(), access_key: ACCESS_KEY.into(), secret_key: SECRET_KEY.into(), host: None }
+}
+
+#[test]
+fn stalled_uploads_do_not_starve_other_clients() {
+    let nofile = raise_nofile();
+    assert!(nofile as usize > 2 * STALLED + 200, "the hard open-files limit ({nofile}) is too low for this test");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/busy")).status, 200);
+    let object = pattern(MIB, 1);
+    assert_eq!(c.send(Req::new("PUT", "/busy/existing").body(&object)).status, 200);
+
+    // Headers only for most; every fourth also sends the first 64-100 KiB,
+    // enough to have a temp file and (before the fix) a writer thread.
+    let stalled: Vec<TcpStream> = (0..STALLED)
+        .map(|i| {
+            let sent = if i % 4 == 0 { 64 * 1024 + (i % 37) * 1024 } else { 0 };
+            stall(&c, &format!("/busy/stalled-{i}"), sent)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500)); // let the server take them all in
+
+    let limit = Duration::from_secs(1);
+    let c = client_of(&server.addr);
+    within(limit, "a 1 MiB GET", move || {
+        let got = c.send(Req::new("GET", "/busy/existing"));
+        assert_eq!(got.body.len(), MIB, "GET status {}", got.status);
+    });
+    let c = client_of(&server.addr);
+    within(limit, "a 1 MiB PUT", move || {
+        let body = pattern(MIB, 2);
+        assert_eq!(c.send(Req::new("PUT", "/busy/fresh").body(&body)).status, 200);
+    });
+    let c = client_of(&server.addr);
+    within(limit, "a listing", move || {
+        let listed = c.send(Req::new("GET", "/busy").query("list-type=2"));
+        assert_eq!(listed.elements("Key"), vec!["existing", "fresh"]);
+    });
+    drop(stalled);
+}
+
+#[test]
+fn stalled_body_is_aborted_after_body_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(dir.path(), &["--body-timeout", "1s"]);
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/slow")).status, 200);
+    let start = Instant::now();
+    // A large body that stopped after 100 KiB (it has a temp file), one that
+    // never started, and a small (inline) one that stopped half way.
+    let mut sockets = [
+        stall(&c, "/slow/partial", 100 * 1024),
+        stall(&c, "/slow/headers-only", 0),
+        c.send_partial(Req::new("PUT", "/slow/small").body(&[7u8; 1000]), 2000),
+    ];
+    let deadline = Instant::now() + Duration::from_millis(800);
+    while tmp_files(dir.path()) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(tmp_files(dir.path()), 1, "the partial large body is being written to a temp file");
+    for socket in &mut sockets {
+        socket.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let resp = read_response(socket, false);
+        assert_eq!(resp.status, 400, "{}", resp.text());
+        assert_eq!(resp.error_code().as_deref(), Some("RequestTimeout"));
+        assert_eq!(resp.header("connection"), Some("close"));
+        let mut rest = [0u8; 1];
+        match socket.read(&mut rest) {
+            Ok(0) => {}
+            Ok(_) => panic!("data after the RequestTimeout response"),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("the connection was not closed: {e}"),
+        }
+    }
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(900), "aborted before the timeout ({waited:?})");
+    assert!(waited < Duration::from_secs(4), "aborted long after the 1 s timeout ({waited:?})");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while tmp_files(dir.path()) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(tmp_files(dir.path()), 0, "the aborted upload's temp file is removed");
+    let listed = c.send(Req::new("GET", "/slow").query("list-type=2"));
+    assert!(listed.elements("Key").is_empty(), "nothing of an aborted upload is visible");
+}
+
+fn tmp_files(data: &Path) -> usize {
+    std::fs::read_dir(data.join("tmp")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// The receive loop processes a partial batch when the client pauses, then
+/// goes on gathering: a body that arrives in bursts, with pauses longer than
+/// that wait, across the inline size and the batch size, is stored whole.
+#[test]
+fn body_arriving_in_bursts_is_stored_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/bursts")).status, 200);
+    let body = pattern(3 * MIB + 12_345, 11);
+    let cuts = [0, 1000, 40 * 1024, 100 * 1024, MIB + 7, 2 * MIB + 500_000, body.len()];
+    let mut socket = c.send_partial(Req::new("PUT", "/bursts/obj"), body.len());
+    for piece in cuts.windows(2) {
+        socket.write_all(&body[piece[0]..piece[1]]).expect("write a burst");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let put = read_response(&mut socket, false);
+    assert_eq!(put.status, 200, "{}", put.text());
+    let etag = format!("\"{}\"", hex::encode(Md5::digest(&body)));
+    assert_eq!(put.header("etag"), Some(etag.as_str()));
+    assert!(c.send(Req::new("GET", "/bursts/obj")).body == body, "the object reads back byte for byte");
+}
