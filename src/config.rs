@@ -22,6 +22,9 @@ pub enum Command {
     Serve(ServeConfig),
     /// Measure an S3 endpoint (throughput, latency, small objects, listing) and this machine's limits.
     Bench(crate::bench::BenchArgs),
+    /// Write a consistent backup of a data folder, from a running server (asked
+    /// through its admin API) or a stopped one.
+    Backup(crate::admin::BackupArgs),
     /// Check every blob of a stopped server's data folder against its block
     /// checksums; exits 1 if any is corrupt, 2 if the check could not run.
     Scrub(ScrubArgs),

@@ -4,6 +4,7 @@
 //! names the operation, `s3` handles it, `store` keeps metadata in redb and
 //! bytes in immutable blob files. See docs/architecture.md.
 
+pub mod admin;
 pub mod auth;
 pub mod bench;
 pub mod config;

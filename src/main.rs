@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use tessera::admin::ServerInfo;
 use tessera::config::{root_credentials, Cli, Command, ServeConfig};
 use tessera::s3::AppState;
 use tessera::store::Store;
@@ -17,6 +18,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(config) => serve(config),
         Command::Bench(args) => bench(args),
+        Command::Backup(args) => tessera::admin::backup(args),
         Command::Scrub(args) => scrub(&args.data),
     }
 }
@@ -63,6 +65,9 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let listener =
             tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let info = ServerInfo { listen: addr, region: config.region.clone() };
+        info.announce(store.layout()).context("writing server-info")?;
+        let layout = store.layout().clone();
         let closing = store.clone();
         let state = Arc::new(AppState {
             store,
@@ -80,6 +85,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         out.flush()?;
         drop(out);
         tessera::server::serve(listener, state, shutdown_signal()).await;
+        ServerInfo::withdraw(&layout);
         tokio::task::spawn_blocking(move || closing.close()).await?;
         tracing::info!("stopped");
         Ok(())

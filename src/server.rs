@@ -18,6 +18,7 @@ use tracing::Instrument;
 use crate::auth::verify::{verify, AuthContext};
 use crate::http::body::{self, Body};
 use crate::http::route::{route, virtual_host_bucket};
+use crate::s3::admin;
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
 use crate::s3::xml::XmlWriter;
 use crate::s3::{dispatch, AppState, S3Request};
@@ -110,6 +111,9 @@ async fn process(state: &AppState, req: Request<Incoming>) -> S3Result<Response<
         virtual_bucket: virtual_bucket.as_deref(),
     };
     let auth = verify(&parts, &ctx)?;
+    if virtual_bucket.is_none() && admin::is_admin_path(parts.uri.path()) {
+        return admin::handle(state, &parts, &auth).await;
+    }
     let has_copy_source = parts.headers.contains_key("x-amz-copy-source");
     let route =
         route(&parts.method, host, parts.uri.path(), parts.uri.query(), has_copy_source, state.domain.as_deref())?;

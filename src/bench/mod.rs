@@ -8,7 +8,7 @@
 //! computed before the clock starts. See docs/performance.md.
 
 mod body;
-mod client;
+pub(crate) mod client;
 mod cpu;
 mod limits;
 mod multipart;
@@ -20,7 +20,7 @@ mod scenarios;
 mod settings;
 mod stats;
 pub(crate) mod units;
-mod xml;
+pub(crate) mod xml;
 
 use std::sync::Arc;
 

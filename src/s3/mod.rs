@@ -1,6 +1,7 @@
 //! The S3 operations. Each handler takes a routed, authenticated request and
 //! returns a response or an [`S3Error`]; `server.rs` renders the errors.
 
+pub mod admin;
 pub mod bucket;
 pub mod copy;
 pub mod error;

@@ -56,7 +56,8 @@ fn sweep(store: &Store, started: SystemTime) -> Result<usize, super::StoreError>
     for id in store.layout().all_blob_ids()? {
         let path = store.layout().blob_path(id);
         let Ok(modified) = path.metadata().and_then(|m| m.modified()) else { continue };
-        if modified < started && !store.blob_is_referenced(id)? {
+        // A backup may still copy a blob deleted since its snapshot (backup.rs).
+        if modified < started && !store.blob_is_referenced(id)? && store.unlink_gate.open() {
             std::fs::remove_file(&path)?;
             removed += 1;
         }

@@ -41,9 +41,14 @@ impl Layout {
         Ok(layout)
     }
 
-    /// The layout of a folder that is only read (the offline scrub): creates nothing.
+    /// The layout of a folder as it is, creating nothing (offline backup, scrub).
     pub fn existing(root: &Path) -> Layout {
         Layout { root: root.to_path_buf() }
+    }
+
+    /// Where a running server announces its address (see `admin.rs`).
+    pub fn server_info_path(&self) -> PathBuf {
+        self.root.join("server-info")
     }
 
     pub fn root(&self) -> &Path {

@@ -6,6 +6,8 @@
 //! redb commit. redb is used nowhere else in the crate, so another backend can
 //! replace this module.
 
+mod backup;
+pub use backup::{backup_offline, BackupError, BackupReport};
 pub mod blob;
 mod commit;
 mod commit_mark;
@@ -126,6 +128,8 @@ pub struct Store {
     space: Arc<Space>,
     committer: Committer,
     mark: Arc<CommitMark>,
+    /// Closed while a backup runs: freed blob files wait (see `backup.rs`).
+    unlink_gate: backup::UnlinkGate,
 }
 
 impl Store {
@@ -149,7 +153,7 @@ impl Store {
         commit_mark::check(db_seq, marked, accept_rollback)?;
         let mark = Arc::new(mark);
         let committer = Committer::start(db.clone(), space.clone(), mark.clone())?;
-        let store = Arc::new(Store { db, layout, space, committer, mark });
+        let store = Arc::new(Store { db, layout, space, committer, mark, unlink_gate: Default::default() });
         store.unlink_dead_blobs()?;
         gc::spawn_orphan_sweep(store.clone());
         Ok(store)
@@ -428,7 +432,8 @@ impl Store {
     /// rows leave the dead-blob table in a later commit. A crash in between is
     /// harmless: start-up replays the table.
     fn free_blobs(&self, dead: Vec<BlobId>) {
-        if dead.is_empty() {
+        // During a backup the rows stay; its end replays the table.
+        if dead.is_empty() || !self.unlink_gate.open() {
             return;
         }
         for id in &dead {

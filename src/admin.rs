@@ -1,0 +1,170 @@
+//! The admin side of the binary: the `DATA/server-info` file through which
+//! a running server can be found, and `tessera backup`.
+//!
+//! redb locks `meta.redb` while a server runs, so a second process cannot
+//! read it. `tessera backup` therefore first tries to open the database
+//! itself (a stopped server: an offline backup); if a server holds the lock,
+//! it reads that server's address from `server-info` and asks it, with a
+//! request signed by the root credentials, to write the backup
+//! (`s3/admin.rs`).
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use http::Method;
+
+use crate::bench::client::{read_doc, Request, S3};
+use crate::bench::xml::texts;
+use crate::config::root_credentials;
+use crate::s3::admin::BACKUP_PATH;
+use crate::store::layout::Layout;
+use crate::store::{backup_offline, BackupError, BackupReport};
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// Data folder to back up, of a running or a stopped server.
+    #[arg(long, default_value = "./tessera-data")]
+    pub data: PathBuf,
+    /// Folder to write the backup into; it must not exist or be empty. A
+    /// running server writes it, so it is a path on the server's machine.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// What a running server writes into its data folder at start and removes
+/// at a clean stop: where to reach it and which region to sign for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerInfo {
+    pub listen: SocketAddr,
+    pub region: String,
+}
+
+impl ServerInfo {
+    /// Writes `server-info` (temp file and rename: a reader never sees half).
+    pub fn announce(&self, layout: &Layout) -> io::Result<()> {
+        let path = layout.server_info_path();
+        let tmp = path.with_extension("tmp");
+        let mut file = std::fs::File::create(&tmp)?;
+        writeln!(file, "listen={}\nregion={}\npid={}", self.listen, self.region, std::process::id())?;
+        std::fs::rename(tmp, path)
+    }
+
+    /// Removes `server-info` (clean stop).
+    pub fn withdraw(layout: &Layout) {
+        let _ = std::fs::remove_file(layout.server_info_path());
+    }
+
+    pub fn read(layout: &Layout) -> anyhow::Result<ServerInfo> {
+        let path = layout.server_info_path();
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix('=')).map(str::trim);
+        let listen = field("listen").and_then(|a| a.parse().ok()).map(reachable);
+        match (listen, field("region")) {
+            (Some(listen), Some(region)) => Ok(ServerInfo { listen, region: region.to_string() }),
+            _ => bail!("{} is malformed", path.display()),
+        }
+    }
+}
+
+/// A server listening on every address (`0.0.0.0`, `[::]`) is reached on loopback.
+fn reachable(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, listen.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, listen.port()))
+        }
+        _ => listen,
+    }
+}
+
+/// `tessera backup`: offline when the database is free, else through the server.
+pub fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    let out = std::path::absolute(&args.out).context("resolving --out")?;
+    let (report, how) = match backup_offline(&args.data, &out) {
+        Ok(report) => (report, "offline".to_string()),
+        Err(BackupError::Locked) => {
+            let info = ServerInfo::read(&Layout::existing(&args.data))
+                .context("a server holds the database, but its address is unknown")?;
+            let report = through_server(&args.data, &info, &out)?;
+            (report, format!("by the server at {}", info.listen))
+        }
+        Err(e) => return Err(anyhow!(e).context("backup failed")),
+    };
+    println!(
+        "Backup of {} written to {} ({how}): {} objects, {} blob files ({} hard-linked), {} bytes, {:.2} s",
+        args.data.display(),
+        out.display(),
+        report.objects,
+        report.blobs,
+        report.linked,
+        report.bytes,
+        report.seconds
+    );
+    Ok(())
+}
+
+/// Asks the running server to write the backup, signed as root.
+fn through_server(data: &Path, info: &ServerInfo, out: &Path) -> anyhow::Result<BackupReport> {
+    let creds_path = Layout::existing(data).credentials_path();
+    // `root_credentials` generates a pair when it finds none: never here.
+    let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let from_env = set("TESSERA_ACCESS_KEY") && set("TESSERA_SECRET_KEY");
+    if !from_env && !creds_path.is_file() {
+        bail!("no root credentials: set TESSERA_ACCESS_KEY and TESSERA_SECRET_KEY, or keep {}", creds_path.display());
+    }
+    let creds = root_credentials(&creds_path).context("loading root credentials")?;
+    let out = out.to_str().ok_or_else(|| anyhow!("--out must be valid UTF-8 to be sent to the server"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = S3::new(&format!("http://{}", info.listen), &creds.access_key, &creds.secret_key, &info.region)?;
+        let path = BACKUP_PATH.trim_start_matches('/');
+        let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+        let request = Request::new("Backup", Method::POST, bucket, Some(key)).query("out", out);
+        let response = client.send(request).await?;
+        let status = response.status();
+        let doc = read_doc("Backup", response.into_body()).await?;
+        if !status.is_success() {
+            let field = |name| texts(&doc, name).next().unwrap_or_default();
+            bail!("the server at {} refused: {} {}: {}", info.listen, status, field("Code"), field("Message"));
+        }
+        parse_report(&doc)
+    })
+}
+
+fn parse_report(doc: &str) -> anyhow::Result<BackupReport> {
+    let field = |name| texts(doc, name).next().ok_or_else(|| anyhow!("reply lacks <{name}>: {doc}"));
+    let number = |name| field(name)?.parse::<u64>().with_context(|| format!("<{name}> in reply"));
+    Ok(BackupReport {
+        objects: number("Objects")?,
+        blobs: number("Blobs")?,
+        linked: number("Linked")?,
+        bytes: number("Bytes")?,
+        seconds: field("Seconds")?.parse().context("<Seconds> in reply")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_info_round_trips_and_wildcards_become_loopback() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let layout = Layout::existing(dir.path());
+        for (listen, expected) in
+            [("127.0.0.1:9000", "127.0.0.1:9000"), ("0.0.0.0:9001", "127.0.0.1:9001"), ("[::]:9002", "[::1]:9002")]
+        {
+            let info = ServerInfo { listen: listen.parse().expect("addr"), region: "eu-west-3".into() };
+            info.announce(&layout).expect("announce");
+            let read = ServerInfo::read(&layout).expect("read");
+            assert_eq!((read.listen, read.region.as_str()), (expected.parse().expect("addr"), "eu-west-3"));
+        }
+        ServerInfo::withdraw(&layout);
+        assert!(ServerInfo::read(&layout).is_err());
+    }
+}
