@@ -50,7 +50,7 @@ fn within(limit: Duration, what: &str, op: impl FnOnce() + Send + 'static) {
     });
     match rx.recv_timeout(limit) {
         Ok(took) => eprintln!("{what}: {took:?}"),
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what} took over {limit:?} beside {STALLED} stalled uploads"),
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what} took over {limit:?}"),
         Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what} failed (see its panic above)"),
     }
 }
@@ -83,17 +83,17 @@ fn stalled_uploads_do_not_starve_other_clients() {
 
     let limit = Duration::from_secs(1);
     let c = client_of(&server.addr);
-    within(limit, "a 1 MiB GET", move || {
+    within(limit, "a 1 MiB GET beside stalled uploads", move || {
         let got = c.send(Req::new("GET", "/busy/existing"));
         assert_eq!(got.body.len(), MIB, "GET status {}", got.status);
     });
     let c = client_of(&server.addr);
-    within(limit, "a 1 MiB PUT", move || {
+    within(limit, "a 1 MiB PUT beside stalled uploads", move || {
         let body = pattern(MIB, 2);
         assert_eq!(c.send(Req::new("PUT", "/busy/fresh").body(&body)).status, 200);
     });
     let c = client_of(&server.addr);
-    within(limit, "a listing", move || {
+    within(limit, "a listing beside stalled uploads", move || {
         let listed = c.send(Req::new("GET", "/busy").query("list-type=2"));
         assert_eq!(listed.elements("Key"), vec!["existing", "fresh"]);
     });
@@ -170,4 +170,67 @@ fn body_arriving_in_bursts_is_stored_whole() {
     let etag = format!("\"{}\"", hex::encode(Md5::digest(&body)));
     assert_eq!(put.header("etag"), Some(etag.as_str()));
     assert!(c.send(Req::new("GET", "/bursts/obj")).body == body, "the object reads back byte for byte");
+}
+
+/// Downloads whose client stops reading: each used to park a blocking thread
+/// in the reader's send until the client went away, so 600 of them (more
+/// than the 512 blocking threads) hung every other client. Now the reader
+/// is a task that only takes a thread for a read the client has room for.
+#[test]
+fn stalled_readers_do_not_starve_other_clients() {
+    const READERS: usize = 600;
+    let nofile = raise_nofile();
+    assert!(nofile as usize > 2 * READERS + 200, "the hard open-files limit ({nofile}) is too low for this test");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/reads")).status, 200);
+    let big = pattern(16 * MIB, 3);
+    assert_eq!(c.send(Req::new("PUT", "/reads/big").body(&big)).status, 200);
+    let small = pattern(MIB, 4);
+    assert_eq!(c.send(Req::new("PUT", "/reads/small").body(&small)).status, 200);
+
+    // Each asks for 16 MiB and reads nothing: the server's sends fill the
+    // socket buffers and then wait for a reader that never comes.
+    let stalled: Vec<TcpStream> = (0..READERS)
+        .map(|_| {
+            let mut stream = c.connect();
+            small_receive_buffer(&stream);
+            let head = c.signed_head(&Req::new("GET", "/reads/big"), std::time::SystemTime::now(), 0, None);
+            stream.write_all(head.as_bytes()).expect("send GET");
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(4)); // let the server start every response
+
+    let limit = Duration::from_secs(1);
+    let c = client_of(&server.addr);
+    within(limit, "a listing beside stalled readers", move || {
+        let listed = c.send(Req::new("GET", "/reads").query("list-type=2"));
+        assert_eq!(listed.elements("Key"), vec!["big", "small"]);
+    });
+    let c = client_of(&server.addr);
+    within(limit, "a 1 MiB GET beside stalled readers", move || {
+        assert_eq!(c.send(Req::new("GET", "/reads/small")).body.len(), MIB);
+    });
+    drop(stalled);
+}
+
+/// Keeps a non-reading client's socket from holding megabytes of kernel
+/// memory: 600 of them at the default sizes push loopback TCP into memory
+/// pressure, which slows every connection on the machine, server or not.
+fn small_receive_buffer(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 16 * 1024;
+    // SAFETY: setsockopt reads `size` (a c_int whose length is passed) on an open socket.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt SO_RCVBUF");
 }

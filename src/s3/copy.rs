@@ -154,7 +154,7 @@ pub async fn upload_part_copy(state: &AppState, req: S3Request) -> S3Result<Resp
         })
         .await?;
     let mut sink = BlobSink::start(state.store.layout(), DigestSpec { sha256: false, checksum: Some(alg) }, None)?;
-    let mut chunks = opened.stream();
+    let mut chunks = opened.stream(state.body_timeout);
     while sink.feed(async { chunks.recv().await.transpose().map_err(S3Error::internal) }).await? {}
     let staged = sink.finish().await?;
     let part = super::multipart::store_part(state, (bucket, key, id), number, staged).await?;

@@ -191,10 +191,11 @@ fn prepare(req: &S3Request, record: &ObjectRecord) -> S3Result<Prepared> {
 /// ones stream from a reader thread.
 async fn open_content(state: &AppState, blobs: Vec<BlobSpan>, span: Range<u64>) -> S3Result<Option<Body>> {
     let in_database = blobs.iter().all(|b| b.inline);
+    let stall = state.body_timeout;
     let open = move |s: &Store| match s.open_range(&blobs, span) {
         Ok(opened) => match opened.read_small() {
             Some(bytes) => bytes.map(|b| Some(body::full(b))).map_err(S3Error::internal),
-            None => Ok(Some(body::from_channel(opened.stream()))),
+            None => Ok(Some(body::from_channel(opened.stream(stall)))),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(S3Error::internal(e)),

@@ -1,8 +1,8 @@
 //! Reading an object's bytes: the blobs are opened up front (so a concurrent
 //! delete, which only unlinks, cannot cut a response short; inline blobs are
 //! copied out of the database), then small reads are done at once and larger
-//! ones stream from a blocking thread in large positioned reads through a
-//! small bounded channel. Memory per reader: a few buffers, recycled
+//! ones stream in large positioned reads, each done on a blocking thread once
+//! the small bounded channel to the connection has room for it. Memory per reader: a few buffers, recycled
 //! through a small pool (see [`ReadBuffer`]).
 //!
 //! Every byte served is checked first: reads are widened to whole blocks and
@@ -16,6 +16,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
 use redb::ReadTransaction;
@@ -271,19 +272,120 @@ impl OpenObject {
         })
     }
 
-    /// Streams the pieces from a blocking thread. The thread stops as soon as
-    /// the receiver is dropped (client gone); an error ends the stream.
-    pub fn stream(self) -> mpsc::Receiver<io::Result<Bytes>> {
+    /// Streams the pieces. A task reads the next chunk on a blocking thread
+    /// only once the channel has room for it, so a client that stops reading
+    /// parks no thread, only this task (a thread parked per stalled reader let
+    /// a few hundred non-reading clients exhaust the blocking pool and hang
+    /// everyone). A client that takes no chunk for `stall` is given up on: the
+    /// stream ends early and the files are closed. The stream also ends when
+    /// the receiver is dropped (client gone); an error ends it.
+    pub fn stream(self, stall: Duration) -> mpsc::Receiver<io::Result<Bytes>> {
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-        tokio::task::spawn_blocking(move || {
-            for piece in self.pieces {
-                if let Err(e) = send_piece(piece, &tx) {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
+        let cursor = Cursor { pieces: self.pieces.into_iter(), current: None };
+        tokio::spawn(feed(cursor, tx, stall));
+        rx
+    }
+}
+
+/// How long a reader thread waits for the client to make room before it
+/// hands the stream back to its task: long enough that a client that keeps
+/// reading never costs a thread hand-off per chunk, short enough that a
+/// stalled one holds the thread only that long.
+const LINGER: Duration = Duration::from_millis(5);
+
+type Chunks = mpsc::Sender<io::Result<Bytes>>;
+
+/// What a reader thread hands back.
+enum Pause {
+    /// The client is slow: wait for room without a thread, then go on.
+    Wait(Cursor),
+    /// Everything was sent, the client went away, or an error was sent.
+    Done,
+}
+
+/// Waits (on no thread) until the client has room, then reads on a blocking
+/// thread for as long as the client keeps taking chunks.
+async fn feed(mut cursor: Cursor, tx: Chunks, stall: Duration) {
+    loop {
+        let permit = match tokio::time::timeout(stall, tx.clone().reserve_owned()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_closed)) => return,
+            Err(_elapsed) => {
+                tracing::info!(stall_s = stall.as_secs(), "client stopped reading a response; abandoned");
+                return;
+            }
+        };
+        let handle = tokio::runtime::Handle::current();
+        let job = tokio::task::spawn_blocking(move || read_while_taken(cursor, permit, &handle));
+        match job.await {
+            Ok(Pause::Wait(back)) => cursor = back,
+            Ok(Pause::Done) | Err(_) => return,
+        }
+    }
+}
+
+/// Reads and sends chunks while the client makes room within [`LINGER`].
+/// Blocking.
+fn read_while_taken(
+    mut cursor: Cursor,
+    mut permit: mpsc::OwnedPermit<io::Result<Bytes>>,
+    handle: &tokio::runtime::Handle,
+) -> Pause {
+    loop {
+        let Some(chunk) = cursor.next_chunk() else { return Pause::Done };
+        let failed = chunk.is_err();
+        let tx = permit.send(chunk);
+        if failed {
+            return Pause::Done;
+        }
+        permit = match tx.try_reserve_owned() {
+            Ok(permit) => permit,
+            Err(mpsc::error::TrySendError::Closed(_)) => return Pause::Done,
+            Err(mpsc::error::TrySendError::Full(tx)) => {
+                match handle.block_on(tokio::time::timeout(LINGER, tx.reserve_owned())) {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(_closed)) => return Pause::Done,
+                    Err(_slow) => return Pause::Wait(cursor),
                 }
             }
-        });
-        rx
+        };
+    }
+}
+
+/// Where a stream is: the pieces left, and the file piece being read.
+struct Cursor {
+    pieces: std::vec::IntoIter<Piece>,
+    /// A file piece and the next offset to read in it.
+    current: Option<(Piece, u64)>,
+}
+
+impl Cursor {
+    /// The next chunk to send, read and checked; None at the end. Blocking.
+    fn next_chunk(&mut self) -> Option<io::Result<Bytes>> {
+        loop {
+            if let Some((Piece::File { file, check, blob, read, want }, pos)) = &mut self.current {
+                if *pos < read.end {
+                    let n = READ_CHUNK.min(read.end - *pos);
+                    let mut buf = ReadBuffer::take();
+                    let at = *pos;
+                    *pos += n;
+                    return Some(read_checked(file, *blob, check.as_ref(), at..at + n, &mut buf.0).map(|()| {
+                        let (lo, hi) = (want.start.max(at) - at, want.end.min(at + n) - at);
+                        Bytes::from_owner(buf).slice(lo as usize..hi as usize)
+                    }));
+                }
+            }
+            match self.pieces.next()? {
+                Piece::Memory(bytes) => return Some(Ok(bytes)),
+                piece @ Piece::File { .. } => {
+                    let start = match &piece {
+                        Piece::File { read, .. } => read.start,
+                        Piece::Memory(_) => 0,
+                    };
+                    self.current = Some((piece, start));
+                }
+            }
+        }
     }
 }
 
@@ -308,29 +410,6 @@ fn read_pieces(pieces: &[Piece]) -> io::Result<Bytes> {
         }
     }
     Ok(Bytes::from_owner(out))
-}
-
-/// Sends one piece in chunks; returns early (Ok) if the client went away.
-fn send_piece(piece: Piece, tx: &mpsc::Sender<io::Result<Bytes>>) -> io::Result<()> {
-    let (file, check, blob, read, want) = match piece {
-        Piece::Memory(bytes) => {
-            let _ = tx.blocking_send(Ok(bytes));
-            return Ok(());
-        }
-        Piece::File { file, check, blob, read, want } => (file, check, blob, read, want),
-    };
-    let mut pos = read.start;
-    while pos < read.end {
-        let n = READ_CHUNK.min(read.end - pos);
-        let mut buf = ReadBuffer::take();
-        read_checked(&file, blob, check.as_ref(), pos..pos + n, &mut buf.0)?;
-        let (lo, hi) = (want.start.max(pos) - pos, want.end.min(pos + n) - pos);
-        if tx.blocking_send(Ok(Bytes::from_owner(buf).slice(lo as usize..hi as usize))).is_err() {
-            return Ok(());
-        }
-        pos += n;
-    }
-    Ok(())
 }
 
 /// Appends bytes `range` of a blob file to `buf` and checks them: a short
