@@ -119,6 +119,7 @@ pub fn root_credentials(path: &Path) -> io::Result<RootCredentials> {
 const ACCESS_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+#[allow(clippy::indexing_slicing, reason = "a value modulo the alphabet length indexes the alphabet")]
 fn random_text(len: usize, alphabet: &[u8]) -> io::Result<String> {
     let mut bytes = vec![0u8; len];
     getrandom::getrandom(&mut bytes).map_err(io::Error::other)?;

@@ -2,6 +2,13 @@
 //! runs under PUT/DELETE load, and one of a stopped server's folder, are each
 //! served by `tessera serve --data BACKUP` with every object byte-exact; the
 //! admin endpoint answers only to root signatures.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step is a failed test"
+)]
 
 mod common;
 

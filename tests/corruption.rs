@@ -2,6 +2,13 @@
 //! bytes changed after it was written must never be served as good data
 //! (a full GET or a Range GET either fails before its headers or is cut
 //! short), and `tessera scrub` and the background scrub must report it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step is a failed test"
+)]
 
 mod common;
 

@@ -1,5 +1,12 @@
 //! Crash safety of PutObject against the real binary: `kill -9` during or
 //! right after a PUT leaves either the old or the new object, never a torn one.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step is a failed test"
+)]
 
 mod common;
 

@@ -3,6 +3,13 @@
 //! 1,024), a server that kept it could not accept a new connection once a
 //! few hundred uploads were in flight (each holds a socket and a temp file).
 //! A test binary of its own: the limit is changed for the whole process.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step is a failed test"
+)]
 
 mod common;
 

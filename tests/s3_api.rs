@@ -1,5 +1,12 @@
 //! S3 behaviour over the wire, against the real binary: error codes and
 //! statuses, authentication failures, ranges, conditionals, listings.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step is a failed test"
+)]
 
 mod common;
 

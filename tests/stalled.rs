@@ -2,6 +2,13 @@
 //! blocking thread (and a writer thread) until its client went away; a few
 //! hundred of them took every blocking thread, and every other client's
 //! GET, PUT and listing hung.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step is a failed test"
+)]
 
 mod common;
 

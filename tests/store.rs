@@ -1,4 +1,11 @@
 //! The store on its own: lifecycle rules decide which uploads the reaper aborts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step is a failed test"
+)]
 
 use tessera::store::schema::{AbortIncompleteRule, BucketRecord, ContentHeaders, Lifecycle, UploadRecord};
 use tessera::store::Store;

@@ -76,6 +76,10 @@ pub fn sign(secret: &str, string_to_sign: &str) -> String {
 
 /// HMAC-SHA1 with the same infallible key handling as `sigv4::hmac_sha256`:
 /// hash a key longer than the 64-byte block, zero-pad it (RFC 2104 section 2).
+#[allow(
+    clippy::indexing_slicing,
+    reason = "the key is copied into a 64-byte block only when it fits, or its 20-byte digest"
+)]
 pub fn hmac_sha1(key: &[u8], msg: &[u8]) -> [u8; 20] {
     let mut block = [0u8; 64];
     if key.len() > block.len() {

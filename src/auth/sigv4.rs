@@ -32,6 +32,7 @@ pub fn uri_encode(s: &str, encode_slash: bool) -> String {
 }
 
 /// [`uri_encode`] over raw bytes, for decoded query values that need not be UTF-8.
+#[allow(clippy::indexing_slicing, reason = "a nibble (0..16) indexes the 16-byte HEX table")]
 pub fn uri_encode_bytes(bytes: &[u8], encode_slash: bool) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(bytes.len() * 3);
@@ -171,6 +172,10 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// unwrapping it we do what HMAC does to a key (RFC 2104 section 2): hash it when
 /// longer than a block, then zero-pad it to the block size. The padded key gives
 /// the same MAC and fits the infallible `KeyInit::new`.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "the key is copied into a 64-byte block only when it fits, or its 32-byte digest"
+)]
 pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     let mut block = [0u8; SHA256_BLOCK];
     if key.len() > SHA256_BLOCK {

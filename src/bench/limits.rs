@@ -110,11 +110,13 @@ impl Aligned {
         Aligned { buf, start }
     }
 
+    #[allow(clippy::indexing_slicing, reason = "start <= ALIGN and the buffer holds BLOCK + ALIGN bytes")]
     fn block(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..self.start + BLOCK]
     }
 }
 
+#[allow(clippy::indexing_slicing, reason = "chunks_mut(8) yields at most 8 bytes, the length of a u64")]
 fn write_speed(path: &Path, blocks: u64) -> io::Result<f64> {
     let mut block = Aligned::new();
     let mut state = 2;

@@ -40,6 +40,7 @@ fn unit_multiplier(unit: &str) -> Option<u64> {
 }
 
 /// `16 MiB`, `1 GiB`, `4 KiB`, `100 B`: the largest binary unit that divides evenly.
+#[allow(clippy::indexing_slicing, reason = "the loop keeps unit + 1 < UNITS.len()")]
 pub fn format_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes;

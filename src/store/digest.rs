@@ -106,6 +106,7 @@ impl ChecksumHasher {
         }
     }
 
+    #[allow(clippy::indexing_slicing, reason = "len is 4 or 8, the CRC width, never more than the u64 bytes")]
     fn finish(self) -> Vec<u8> {
         match self {
             ChecksumHasher::Crc(d, len) => {
@@ -371,6 +372,7 @@ impl Shift {
         Shift { columns, constant }
     }
 
+    #[allow(clippy::indexing_slicing, reason = "trailing_zeros of a non-zero u64 is below 64, the column count")]
     fn apply(&self, acc: u64) -> u64 {
         let mut out = self.constant;
         let mut bits = acc;

@@ -113,6 +113,7 @@ struct LaneInner {
 
 impl LaneInner {
     /// Hashes whatever is queued on the calling thread.
+    #[allow(clippy::indexing_slicing, reason = "offset is at most the frame length (Work keeps it so)")]
     fn hash_queued(&mut self) {
         while let Some(frame) = self.frames.pop_front() {
             self.state.update(&frame[self.offset..]);
@@ -247,6 +248,10 @@ fn snapshot(lane: &Lane) -> Work {
     }
 }
 
+#[allow(
+    clippy::indexing_slicing,
+    reason = "hot path: len is the least any lane holds past its offset, and the engine never activates more than MAX_LANES lanes"
+)]
 fn hash_work(simd: Md5Many, work: &mut [Work], len: usize) {
     if len == 0 {
         return;

@@ -201,8 +201,9 @@ struct FsStats {
 fn fs_stats(dir: &std::path::Path) -> io::Result<FsStats> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    // SAFETY: `statvfs` only writes into the zeroed struct we own; `path` is NUL-terminated.
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `statvfs` only writes into the struct we own; `path` is NUL-terminated.
     if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
         return Err(io::Error::last_os_error());
     }

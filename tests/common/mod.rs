@@ -1,6 +1,13 @@
 //! Test support: runs the real `tessera` binary on 127.0.0.1 and talks to it
 //! with a minimal SigV4-signing HTTP/1.1 client over a plain TCP socket, so a
 //! test can also stop mid-body or kill the server at any moment.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step is a failed test"
+)]
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
