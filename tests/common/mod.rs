@@ -37,32 +37,12 @@ impl Server {
 
     /// Starts with extra `serve` flags.
     pub fn start_with(data: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .args(extra)
-            .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
-            .env("TESSERA_SECRET_KEY", SECRET_KEY)
-            .env("TESSERA_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start tessera");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = lines.next().expect("server exited before listening").expect("read stdout");
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.trim().to_string();
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, addr, data: data.to_path_buf() }
+        Server::try_start_with(data, extra, Stdio::inherit()).expect("server exited before listening")
     }
 
-    /// Starts with extra `serve` flags and stderr into `stderr`; None if the
-    /// server exits before listening (its reason is then in `stderr`).
-    pub fn try_start_with(data: &Path, extra: &[&str], stderr: std::fs::File) -> Option<Server> {
+    /// Starts with extra `serve` flags and stderr going to `stderr`; None if
+    /// the server exits before listening (its reason is then in `stderr`).
+    pub fn try_start_with(data: &Path, extra: &[&str], stderr: impl Into<Stdio>) -> Option<Server> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
@@ -88,6 +68,7 @@ impl Server {
                 }
             }
         };
+        // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Some(Server { child, addr, data: data.to_path_buf() })
     }
