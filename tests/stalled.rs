@@ -201,8 +201,7 @@ fn stalled_readers_do_not_starve_other_clients() {
     // socket buffers and then wait for a reader that never comes.
     let stalled: Vec<TcpStream> = (0..READERS)
         .map(|_| {
-            let mut stream = c.connect();
-            small_receive_buffer(&stream);
+            let mut stream = connect_with_small_receive_buffer(&c.addr);
             let head = c.signed_head(&Req::new("GET", "/reads/big"), std::time::SystemTime::now(), 0, None);
             stream.write_all(head.as_bytes()).expect("send GET");
             stream
@@ -223,21 +222,33 @@ fn stalled_readers_do_not_starve_other_clients() {
     drop(stalled);
 }
 
-/// Keeps a non-reading client's socket from holding megabytes of kernel
-/// memory: 600 of them at the default sizes push loopback TCP into memory
-/// pressure, which slows every connection on the machine, server or not.
-fn small_receive_buffer(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
+/// A connection whose receive buffer is set small before it connects, so the
+/// window it advertises stays small: 600 non-reading clients at the default
+/// sizes made the server's kernel queue about 3 MB each (1.7 GB in all), past
+/// `net.ipv4.tcp_mem`'s pressure mark, which slows every connection on the
+/// machine for seconds, server or not.
+fn connect_with_small_receive_buffer(addr: &str) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let addr: std::net::SocketAddrV4 = addr.parse().expect("an IPv4 address");
     let size: libc::c_int = 16 * 1024;
-    // SAFETY: setsockopt reads `size` (a c_int whose length is passed) on an open socket.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
+    let sockaddr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(*addr.ip()).to_be() },
+        sin_zero: [0; 8],
     };
-    assert_eq!(rc, 0, "setsockopt SO_RCVBUF");
+    // SAFETY: a new socket is configured and connected with structs we own,
+    // whose sizes are passed; on success the descriptor is handed to TcpStream,
+    // which closes it.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let rc = libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&size as *const libc::c_int).cast(), len);
+        assert_eq!(rc, 0, "setsockopt SO_RCVBUF");
+        let sa_len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let rc = libc::connect(fd, (&sockaddr as *const libc::sockaddr_in).cast(), sa_len);
+        assert_eq!(rc, 0, "connect: {}", std::io::Error::last_os_error());
+        TcpStream::from_raw_fd(fd)
+    }
 }
