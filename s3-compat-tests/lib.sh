@@ -174,7 +174,7 @@ PY
 
 # composite_crc32 FILE CHUNK_BYTES: the COMPOSITE x-amz-checksum-crc32 of FILE
 # uploaded in parts of CHUNK_BYTES: base64 of the CRC32 of the big-endian part
-# CRC32s, then '-' and the part count (COMPAT-PITFALLS 5).
+# CRC32s, then '-' and the part count (client-pitfalls.md item 5).
 composite_crc32() {
     python3 - "$1" "$2" <<'PY'
 import base64, sys, zlib

@@ -88,7 +88,7 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response
 
 /// `Expect: 100-continue` with an empty body: hyper rightly answers without a
 /// `100 Continue`, but botocore then misreads the next response on the same
-/// connection (boto/botocore#3755, COMPAT-PITFALLS 13) and stalls until the
+/// connection (boto/botocore#3755, client-pitfalls.md item 13) and stalls until the
 /// idle timeout. Closing that connection makes the client open a fresh one.
 fn empty_body_expecting_continue(req: &Request<Incoming>) -> bool {
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());

@@ -195,7 +195,7 @@ fn trailer_end_may_be_missing_at_eof() {
 
 #[test]
 fn empty_payload_with_trailer() {
-    // A zero-byte PUT still carries framing (COMPAT-PITFALLS 7).
+    // A zero-byte PUT still carries framing (client-pitfalls.md item 7).
     let (data, trailers) = decode(b"0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n", None, true).unwrap();
     assert!(data.is_empty());
     assert_eq!(trailers.len(), 1);

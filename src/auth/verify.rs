@@ -441,7 +441,7 @@ impl V4Check<'_> {
     ///
     /// The canonical URI is first the raw path exactly as sent: S3 does not
     /// normalise it, so keys with `//`, a leading `/` or a literal `+` verify
-    /// (COMPAT-PITFALLS 9). Only if that fails, the strict re-encoding
+    /// (client-pitfalls.md item 9). Only if that fails, the strict re-encoding
     /// `uri_encode(percent_decode(path))` is tried, for clients that sign the
     /// strict form but send a looser one.
     fn run(&self, parts: &Parts) -> S3Result<String> {

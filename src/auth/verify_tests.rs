@@ -237,7 +237,7 @@ fn region_mismatch_names_the_expected_region() {
     assert_eq!(extra(&e, "Region"), Some("eu-central-1"));
 }
 
-/// COMPAT-PITFALLS 9: a key `/a/+b` in bucket `bucket` is sent as
+/// client-pitfalls.md item 9: a key `/a/+b` in bucket `bucket` is sent as
 /// `/bucket//a/+b`; clients sign that path as sent, `+` literal.
 #[test]
 fn double_slash_and_literal_plus_in_path() {

@@ -101,7 +101,7 @@ pub async fn head(state: &AppState, req: S3Request) -> S3Result<Response<Body>> 
         .map_err(S3Error::internal)
 }
 
-/// GetBucketLocation: an empty constraint means us-east-1 (COMPAT-PITFALLS 15).
+/// GetBucketLocation: an empty constraint means us-east-1 (client-pitfalls.md item 15).
 pub async fn location(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     let record = existing(state, &req).await?;
     let mut w = XmlWriter::new("LocationConstraint");

@@ -20,7 +20,7 @@ pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The content headers of a write. `aws-chunked` is transfer framing, not a
 /// property of the object, so it is stripped from Content-Encoding
-/// (COMPAT-PITFALLS 4); other encodings are kept.
+/// (client-pitfalls.md item 4); other encodings are kept.
 pub fn content_headers(headers: &HeaderMap) -> ContentHeaders {
     let get = |name| header(headers, name).map(str::to_string);
     ContentHeaders {
@@ -103,7 +103,7 @@ pub fn object_headers(mut b: Builder, record: &ObjectRecord, query: &Query) -> B
 
 /// Adds the stored checksum when the client asked for it with
 /// `x-amz-checksum-mode: ENABLED`. Never on a partial response: the client
-/// would check a range against the whole object's value (COMPAT-PITFALLS 6).
+/// would check a range against the whole object's value (client-pitfalls.md item 6).
 pub fn checksum_headers(mut b: Builder, record: &ObjectRecord, headers: &HeaderMap, whole_object: bool) -> Builder {
     let enabled = header(headers, "x-amz-checksum-mode").is_some_and(|v| v.eq_ignore_ascii_case("enabled"));
     if let (true, true, Some(sum)) = (enabled, whole_object, &record.checksum) {

@@ -103,7 +103,7 @@ impl Promises {
 }
 
 /// The body size the request announced: the decoded length for aws-chunked
-/// bodies (the framing makes Content-Length larger, COMPAT-PITFALLS 7).
+/// bodies (the framing makes Content-Length larger, client-pitfalls.md item 7).
 fn announced_size(headers: &HeaderMap, chunked: bool) -> S3Result<Option<u64>> {
     let number = |name: &str| -> S3Result<Option<u64>> {
         header(headers, name)
@@ -119,7 +119,7 @@ fn announced_size(headers: &HeaderMap, chunked: bool) -> S3Result<Option<u64>> {
         return Err(S3Error::new(S3ErrorCode::EntityTooLarge));
     }
     if size.is_none() && !chunked && headers.contains_key("transfer-encoding") {
-        // AWS does not take a plain chunked upload of unknown length (COMPAT-PITFALLS 14).
+        // AWS does not take a plain chunked upload of unknown length (client-pitfalls.md item 14).
         return Err(S3Error::new(S3ErrorCode::MissingContentLength));
     }
     Ok(size)

@@ -22,7 +22,7 @@ const URL_ENCODE: &AsciiSet =
     &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/').remove(b' ');
 
 /// Encodes listing text when the client asked for `encoding-type=url`:
-/// space -> `+`, `+` -> `%2B`, as S3 does (COMPAT-PITFALLS 10).
+/// space -> `+`, `+` -> `%2B`, as S3 does (client-pitfalls.md item 10).
 pub(crate) struct Encoder(bool);
 
 impl Encoder {

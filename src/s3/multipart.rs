@@ -60,7 +60,7 @@ pub(super) fn part_number(req: &S3Request) -> S3Result<u16> {
 }
 
 /// The checksum algorithm and type chosen at Create. CRC64NVME only exists
-/// as FULL_OBJECT, SHA only as COMPOSITE (COMPAT-PITFALLS 5).
+/// as FULL_OBJECT, SHA only as COMPOSITE (client-pitfalls.md item 5).
 fn checksum_choice(req: &S3Request) -> S3Result<(Option<ChecksumAlgorithm>, bool)> {
     let alg = match req.header("x-amz-checksum-algorithm") {
         Some(name) => Some(ChecksumAlgorithm::parse(name).ok_or_else(|| {
