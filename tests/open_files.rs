@@ -18,20 +18,10 @@ use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
-use common::{pattern, Client, Req, Server, ACCESS_KEY, SECRET_KEY};
+use common::{pattern, set_soft_nofile, Client, Req, Server, ACCESS_KEY, SECRET_KEY};
 
 const LOW_SOFT_LIMIT: u64 = 256;
 const UPLOADS: usize = 400;
-
-fn set_soft_nofile(soft: Option<u64>) {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        limit.rlim_cur = soft.unwrap_or(limit.rlim_max);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-    }
-}
 
 /// `Client::send_partial`, but failing within seconds when the server stops
 /// accepting (a full accept queue makes `connect` retry for minutes).

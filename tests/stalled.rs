@@ -20,25 +20,12 @@ use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
 
-use common::{pattern, read_response, Client, Req, Server, ACCESS_KEY, SECRET_KEY};
+use common::{pattern, read_response, set_soft_nofile, Client, Req, Server, ACCESS_KEY, SECRET_KEY};
 
 const MIB: usize = 1024 * 1024;
 
 /// Uploads left hanging, far more than tokio's 512 blocking threads.
 const STALLED: usize = 2_500;
-
-/// Raises this process's open-files limit to its hard limit (the server it
-/// starts inherits it), so that thousands of sockets fit on both sides.
-fn raise_nofile() -> u64 {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        limit.rlim_cur = limit.rlim_max;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-    }
-    limit.rlim_cur
-}
 
 /// Opens an upload of 2 MiB that sends its headers and `sent` body bytes, then nothing.
 fn stall(c: &Client, key: &str, sent: usize) -> TcpStream {
@@ -69,7 +56,7 @@ fn client_of(addr: &str) -> Client {
 
 #[test]
 fn stalled_uploads_do_not_starve_other_clients() {
-    let nofile = raise_nofile();
+    let nofile = set_soft_nofile(None);
     assert!(nofile as usize > 2 * STALLED + 200, "the hard open-files limit ({nofile}) is too low for this test");
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path());
@@ -186,7 +173,7 @@ fn body_arriving_in_bursts_is_stored_whole() {
 #[test]
 fn stalled_readers_do_not_starve_other_clients() {
     const READERS: usize = 600;
-    let nofile = raise_nofile();
+    let nofile = set_soft_nofile(None);
     assert!(nofile as usize > 2 * READERS + 200, "the hard open-files limit ({nofile}) is too low for this test");
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path());

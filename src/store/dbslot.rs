@@ -78,20 +78,13 @@ impl DbSlot {
     /// `Unavailable`; gives up (leaving the database open) if some request
     /// keeps its handle for longer than [`REOPEN_WAIT`].
     pub fn exclusive<T>(&self, f: impl FnOnce(&mut Database) -> T) -> Result<T, StoreError> {
-        let mut shared =
+        let shared =
             self.current.write().map_err(|_| StoreError::Unavailable)?.take().ok_or(StoreError::Unavailable)?;
-        let started = Instant::now();
-        let mut db = loop {
-            match Arc::try_unwrap(shared) {
-                Ok(db) => break db,
-                Err(still_shared) if started.elapsed() < REOPEN_WAIT => {
-                    shared = still_shared;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err(still_shared) => {
-                    *self.current.write().map_err(|_| StoreError::Unavailable)? = Some(still_shared);
-                    return Err(StoreError::Unavailable);
-                }
+        let mut db = match sole_owner(shared) {
+            Ok(db) => db,
+            Err(still_shared) => {
+                *self.current.write().map_err(|_| StoreError::Unavailable)? = Some(still_shared);
+                return Err(StoreError::Unavailable);
             }
         };
         let out = f(&mut db);
@@ -105,26 +98,29 @@ impl DbSlot {
     /// if some reader kept its handle past [`REOPEN_WAIT`] (the next start
     /// then repairs, as after a crash).
     pub fn close(&self) -> bool {
-        let Ok(Some(mut shared)) = self.current.write().map(|mut slot| slot.take()) else { return true };
-        let started = Instant::now();
-        loop {
-            match Arc::try_unwrap(shared) {
-                Ok(db) => {
-                    drop(db);
-                    return true;
-                }
-                Err(still_shared) if started.elapsed() < REOPEN_WAIT => {
-                    shared = still_shared;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err(_) => return false,
-            }
-        }
+        let Ok(Some(shared)) = self.current.write().map(|mut slot| slot.take()) else { return true };
+        sole_owner(shared).is_ok()
     }
 
     /// Whether the slot is empty (a reopen failed and must be retried).
     pub fn is_closed(&self) -> bool {
         self.current.read().map(|c| c.is_none()).unwrap_or(true)
+    }
+}
+
+/// The database itself once no request holds a handle to it any more
+/// (they are short), or the shared handle back after [`REOPEN_WAIT`].
+fn sole_owner(mut shared: Arc<Database>) -> Result<Database, Arc<Database>> {
+    let started = Instant::now();
+    loop {
+        match Arc::try_unwrap(shared) {
+            Ok(db) => return Ok(db),
+            Err(still_shared) if started.elapsed() < REOPEN_WAIT => {
+                shared = still_shared;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(still_shared) => return Err(still_shared),
+        }
     }
 }
 

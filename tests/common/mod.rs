@@ -365,6 +365,19 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Sets this process's soft open-files limit to `soft`, or to the hard limit
+/// with None (a server started afterwards inherits it); returns the new soft limit.
+pub fn set_soft_nofile(soft: Option<u64>) -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = soft.unwrap_or(limit.rlim_max);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    limit.rlim_cur
+}
+
 /// Number of blob files in a data folder.
 pub fn blob_files(data: &Path) -> usize {
     let count = |dir: &Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
