@@ -21,7 +21,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::{pattern, Client, Req, Server, ACCESS_KEY, SECRET_KEY};
 use redb::{Database, ReadableTable};
-use tessera::store::schema::{BLOB_CRCS, INLINE_BLOBS};
+use tessera::store::layout::packed_id;
+use tessera::store::schema::{BLOB_CRCS, PACK_CHUNKS};
 
 /// Larger than one read (256 KiB): streamed.
 const BIG: usize = 1024 * 1024;
@@ -243,25 +244,21 @@ fn a_truncated_blob_file_is_reported_as_corruption_at_its_end() {
     assert_served(&get_raw(&c, "/cor/big", Some("bytes=0-99999")), 206, &big[..100_000], "Range GET before the cut");
 }
 
-/// Flips one byte of the only inline body in a stopped server's database;
-/// returns the blob id in hex.
+/// Flips one byte of the only small body, packed in a stopped server's
+/// database (`store/pack.rs`); returns the blob id in hex.
 fn corrupt_inline_body(data: &Path) -> String {
     let db = Database::open(data.join("meta.redb")).expect("open the database");
     let txn = db.begin_write().expect("write transaction");
-    let id = {
-        let mut table = txn.open_table(INLINE_BLOBS).expect("inline table");
-        let (id, mut bytes) = {
-            let mut rows = table.iter().expect("iterate");
-            let (id, value) = rows.next().expect("an inline body").expect("row");
-            assert!(rows.next().is_none(), "one inline body");
-            (id.value(), value.value().to_vec())
-        };
-        bytes[7] ^= 0x01;
-        table.insert(id, bytes.as_slice()).expect("rewrite");
-        id
-    };
+    {
+        let mut table = txn.open_table(PACK_CHUNKS).expect("pack table");
+        let mut value = table.get(0).expect("get").expect("the first chunk").value().to_vec();
+        assert!(table.get(1).expect("get").is_none(), "one small body");
+        // The chunk is a CRC32C (4 bytes), then the data.
+        value[4 + 7] ^= 0x01;
+        table.insert(0, value.as_slice()).expect("rewrite");
+    }
     txn.commit().expect("commit");
-    format!("{id:032x}")
+    format!("{:032x}", packed_id(0))
 }
 
 #[test]
@@ -355,12 +352,12 @@ fn blobs_without_block_checksums_are_served_and_scrubbed_as_unverified() {
     let c = server.client();
     assert_served(&get_raw(&c, "/cor/old", None), 200, &big, "full GET of an unchecked blob");
     assert_served(&get_raw(&c, "/cor/old", Some("bytes=1000-1999")), 206, &big[1000..2000], "Range GET");
-    assert_served(&get_raw(&c, "/cor/tiny", None), 200, b"tiny", "inline body without checksums");
+    assert_served(&get_raw(&c, "/cor/tiny", None), 200, b"tiny", "a small body (the pack checks its own)");
     assert_eq!(server.terminate().code(), Some(0));
 
     let (code, report) = scrub(dir.path());
     assert_eq!(code, Some(0), "{report}");
-    assert!(report.contains("unverified: 2"), "{report}");
+    assert!(report.contains("unverified: 1"), "the file; the packed body is still checked: {report}");
 }
 
 #[test]

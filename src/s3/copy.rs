@@ -137,7 +137,7 @@ fn copy_range(req: &S3Request, size: u64) -> S3Result<std::ops::Range<u64>> {
 pub async fn upload_part_copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     let number = super::multipart::part_number(&req)?;
     let (bucket, key, id, upload) = super::multipart::load_upload(state, &req).await?;
-    state.store.admit_write().await?;
+    state.store.admit_write(false).await?;
     let (src_bucket, src_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
     let source = state.store.run(move |s| s.get_object(&src_bucket, &src_key)).await?;
     check_copy_source(req.headers(), &source)?;

@@ -196,9 +196,10 @@ pub async fn receive_blob(
     req: &mut S3Request,
     upload_algorithm: Option<ChecksumAlgorithm>,
 ) -> S3Result<(StagedBlob, StoredChecksum)> {
-    state.store.admit_write().await?;
     let default = upload_algorithm.unwrap_or(ChecksumAlgorithm::Crc64Nvme);
     let promises = Promises::from_request(&req.parts.headers, &req.auth.payload, default)?;
+    let small = promises.size().is_some_and(|size| size <= INLINE_MAX as u64);
+    state.store.admit_write(small).await?;
     if upload_algorithm.is_some_and(|alg| alg != promises.checksum.0) {
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
@@ -211,7 +212,7 @@ pub async fn receive_blob(
     }
     // A body announced small enough to be stored inline is read right here:
     // no blocking thread, no file.
-    if promises.size().is_some_and(|size| size <= INLINE_MAX as u64) {
+    if small {
         let (bytes, digests, trailers) = read_to_memory(state, req, &promises, INLINE_MAX).await?;
         let checksum = promises.verify(&digests, &trailers)?;
         return Ok((StagedBlob::in_memory(state.store.layout(), bytes, digests)?, checksum));

@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use redb::{Database, Key, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, Value};
 
-use super::layout::{fsync_dir, BlobId, Layout};
+use super::layout::{fsync_dir, packed_position, BlobId, Layout};
 use super::schema;
 use super::{Store, StoreError, StoreResult};
 
@@ -222,6 +222,8 @@ fn copy_tables(src: &ReadTransaction, dst: &Database) -> StoreResult<()> {
     copy_table(src, dst, schema::DEAD_BLOBS)?;
     copy_table(src, dst, schema::INLINE_BLOBS)?;
     copy_table(src, dst, schema::BLOB_CRCS)?;
+    copy_table(src, dst, schema::PACK_CHUNKS)?;
+    copy_table(src, dst, schema::PACK_LIVE)?;
     copy_table(src, dst, schema::STORE_META)?;
     copy_table(src, dst, schema::UPLOADS)?;
     copy_table(src, dst, schema::UPLOAD_INDEX)?;
@@ -290,7 +292,7 @@ fn referenced_files(db: &Database) -> StoreResult<(u64, Vec<BlobId>)> {
     let mut files = Vec::new();
     for row in txn.open_table(schema::BLOB_REFS)?.iter()? {
         let id = row?.0.value();
-        if inline.get(id)?.is_none() {
+        if packed_position(id).is_none() && inline.get(id)?.is_none() {
             files.push(id);
         }
     }

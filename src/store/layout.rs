@@ -111,13 +111,29 @@ impl Layout {
 /// The id of "no file": an empty body or part has no blob.
 pub const NO_BLOB: BlobId = 0;
 
-/// A fresh random blob id (never [`NO_BLOB`]).
+/// The top 64 bits of every packed blob's id (`store/pack.rs`), "tsrpack"
+/// in ASCII; the low 64 bits are the blob's position in the pack. Random ids
+/// never have them, so one table of reference counts serves both kinds.
+const PACKED_TAG: u64 = 0x7473_7270_6163_6b00;
+
+/// The id of the packed blob at `position` in the pack.
+pub fn packed_id(position: u64) -> BlobId {
+    (u128::from(PACKED_TAG) << 64) | u128::from(position)
+}
+
+/// The position in the pack of a packed blob; `None` for a file (or an
+/// inline row of an older version).
+pub fn packed_position(id: BlobId) -> Option<u64> {
+    ((id >> 64) as u64 == PACKED_TAG).then_some(id as u64)
+}
+
+/// A fresh random blob id (never [`NO_BLOB`], never a packed blob's).
 pub fn new_blob_id() -> io::Result<BlobId> {
     loop {
         let mut bytes = [0u8; 16];
         getrandom::getrandom(&mut bytes).map_err(io::Error::other)?;
         let id = u128::from_be_bytes(bytes);
-        if id != NO_BLOB {
+        if id != NO_BLOB && packed_position(id).is_none() {
             return Ok(id);
         }
     }

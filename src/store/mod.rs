@@ -21,6 +21,7 @@ pub mod layout;
 mod list;
 mod md5_lanes;
 mod multipart;
+pub mod pack;
 pub mod read;
 pub mod schema;
 pub mod scrub;
@@ -45,7 +46,7 @@ use schema::{
 };
 pub use space::is_full as is_disk_full;
 use space::Space;
-use txn::{add_refs, insert_new_blobs, read_object, replace_object, require_bucket};
+use txn::{add_refs, read_object, replace_object, require_bucket, store_new_blob};
 
 /// Failures of the store, free of any HTTP meaning (`s3::error` maps them).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -183,23 +184,44 @@ impl Store {
 
     /// Refuses, before any byte is received, a write that adds data while
     /// the disk is full (see `space.rs`). Costs one atomic load unless full.
-    pub async fn admit_write(self: &Arc<Self>) -> StoreResult<()> {
+    /// A `small` body (announced at most `INLINE_MAX` bytes) is packed into
+    /// the database, so it may still go into the database's own free pages.
+    pub async fn admit_write(self: &Arc<Self>, small: bool) -> StoreResult<()> {
         match self.space.check() {
             Ok(()) => Ok(()),
-            Err(_) => self.run(|s| s.admit()).await,
+            Err(_) => self.run(move |s| s.admit(small)).await,
         }
     }
 
     /// [`Space::admit`], after compacting the database if deletes since the
-    /// last try may have freed pages only inside it (small objects). Blocking.
-    fn admit(&self) -> StoreResult<()> {
-        match self.space.admit() {
+    /// last try may have freed pages only inside it (small objects). redb
+    /// gives pages back to the filesystem only from the end of its file, so
+    /// deleting small objects may free room only inside the database: a small
+    /// body is then admitted if the database keeps at least the reserve's
+    /// size free besides (so deletes can still commit). Blocking.
+    fn admit(&self, small: bool) -> StoreResult<()> {
+        let refused = match self.space.admit() {
             Err(StoreError::StorageFull) if self.space.take_compaction_due() => {
                 self.committer.compact();
                 self.space.admit()
             }
             other => other,
+        };
+        match refused {
+            Err(StoreError::StorageFull) if small && self.spare_database_bytes()? >= self.space.reserve_bytes() => {
+                Ok(())
+            }
+            other => other,
         }
+    }
+
+    /// Bytes of the database file that are on disk but in no page in use:
+    /// what redb can reuse without growing the file.
+    fn spare_database_bytes(&self) -> StoreResult<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let stats = self.committer.execute(|txn| Ok::<_, StoreError>(txn.stats()?))?;
+        let on_disk = fs::metadata(self.layout.db_path())?.blocks() * 512;
+        Ok(on_disk.saturating_sub(stats.allocated_pages() * stats.page_size() as u64))
     }
 
     /// Runs blocking store work off the async reactor.
@@ -224,7 +246,7 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Poison + Send + 'static,
     {
-        self.admit()?;
+        self.admit(false)?;
         self.write_freeing(f)
     }
 
@@ -342,13 +364,16 @@ impl Store {
         E: From<StoreError> + Poison + Send + 'static,
         C: FnOnce(Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
     {
-        self.space.check()?;
-        let (bucket, key) = (bucket.to_string(), key.to_string());
+        if inline.as_ref().is_some_and(|blob| blob.inline.is_none()) {
+            // A new file while the disk is full; small bodies were admitted by `admit`.
+            self.space.check()?;
+        }
+        let (bucket, key, mut record) = (bucket.to_string(), key.to_string(), record);
         let txn = move |txn: &WriteTransaction| -> Result<((), Vec<BlobId>), E> {
             require_bucket(txn, &bucket)?;
             let current = read_object(txn, &bucket, &key)?;
             check(current.as_ref())?;
-            insert_new_blobs(txn, inline.as_slice())?;
+            store_new_blob(txn, inline, &mut record.blobs)?;
             add_refs(txn, &record.blobs)?;
             Ok(((), replace_object(txn, &bucket, &key, Some(&record), current)?))
         };
@@ -502,6 +527,8 @@ fn init_tables(db: &Database) -> StoreResult<()> {
     txn.open_table(schema::INLINE_BLOBS)?;
     txn.open_table(schema::BLOB_CRCS)?;
     txn.open_table(schema::STORE_META)?;
+    txn.open_table(schema::PACK_CHUNKS)?;
+    txn.open_table(schema::PACK_LIVE)?;
     txn.commit()?;
     Ok(())
 }

@@ -14,7 +14,7 @@ use super::schema::{
     decode, encode, object_key, part_key, upload_index_key, AbortIncompleteRule, BlobSpan, BucketRecord, ObjectRecord,
     PartRecord, UploadRecord, PARTS, UPLOADS, UPLOAD_INDEX,
 };
-use super::txn::{add_refs, drop_refs, insert_new_blobs, read_object, replace_object, require_bucket};
+use super::txn::{add_refs, drop_refs, read_object, replace_object, require_bucket, store_new_blob};
 use super::{Poison, Store, StoreError, StoreResult};
 use crate::store::layout::BlobId;
 
@@ -80,8 +80,11 @@ impl Store {
         inline: Option<NewBlob>,
     ) -> StoreResult<()> {
         let (bucket, key, id) = (bucket.to_string(), key.to_string(), upload_id.to_string());
-        self.write(move |txn| {
+        let mut part = part;
+        self.admit(inline.as_ref().is_some_and(|blob| blob.inline.is_some()))?;
+        self.write_freeing(move |txn| {
             upload_in_txn(txn, &bucket, &key, &id)?;
+            store_new_blob(txn, inline, std::slice::from_mut(&mut part.span))?;
             let row = part_key(&id, number);
             let value = encode(&part)?;
             let previous = {
@@ -92,7 +95,6 @@ impl Store {
                     None => None,
                 }
             };
-            insert_new_blobs(txn, inline.as_slice())?;
             add_refs(txn, &[part.span])?;
             Ok(((), drop_refs(txn, &previous.map(|p| vec![p.span]).unwrap_or_default())?))
         })

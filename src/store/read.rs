@@ -23,8 +23,10 @@ use redb::ReadTransaction;
 use tokio::sync::mpsc;
 
 use super::digest::block_crc;
+use super::layout::packed_position;
 use super::layout::{BlobId, Layout};
-use super::schema::{block_crcs_slice, BlobSpan, BLOB_CRCS, BLOB_REFS, INLINE_BLOBS};
+use super::pack::{self, ReadError};
+use super::schema::{block_crcs_slice, BlobSpan, BLOB_CRCS, BLOB_REFS, INLINE_BLOBS, PACK_CHUNKS};
 
 /// Reads of 512 KiB, two queued per reader: the same memory per reader as
 /// 256 KiB x 4, half the hand-offs (GET 64 x 16 MiB: 0.39-0.70 -> 0.37-0.39
@@ -44,7 +46,7 @@ pub enum Damage {
     Mismatch,
     /// The blob ends at the offset, before its recorded size.
     Truncated,
-    /// The blob is referenced but its file is gone.
+    /// The blob is referenced but its file (or a chunk of the pack) is gone.
     Missing,
     /// Its stored block checksums cannot be read.
     BadChecksums,
@@ -64,7 +66,7 @@ impl std::fmt::Display for Damage {
         f.write_str(match self {
             Damage::Mismatch => "block checksum mismatch",
             Damage::Truncated => "the data ends before the blob's size",
-            Damage::Missing => "the blob file is missing",
+            Damage::Missing => "its data is missing",
             Damage::BadChecksums => "its block checksums are unreadable",
         })
     }
@@ -139,8 +141,12 @@ fn widen(shift: u8, range: Range<u64>, size: u64) -> Range<u64> {
 
 /// Where [`open`] finds what is not in the blob files.
 pub trait BlobSource {
-    /// The bytes of an inline blob; `NotFound` if the blob is gone.
+    /// The bytes of an inline blob of an older version ([`INLINE_BLOBS`]);
+    /// `NotFound` if the blob is gone.
     fn inline(&self, id: BlobId) -> io::Result<Bytes>;
+    /// The `size` bytes of the packed blob `id` at `position` in the pack,
+    /// checked; `NotFound` if the blob is gone.
+    fn packed(&self, id: BlobId, position: u64, size: u64) -> io::Result<Bytes>;
     /// The checks for bytes `range` of a blob of `size` bytes: `None` for a
     /// blob written before block checksums existed; `NotFound` if it is gone.
     fn check(&self, id: BlobId, range: Range<u64>, size: u64) -> io::Result<Option<BlockCheck>>;
@@ -156,6 +162,22 @@ impl BlobSource for Snapshot {
         let table = self.0.open_table(INLINE_BLOBS).map_err(io::Error::other)?;
         let value = table.get(id).map_err(io::Error::other)?.ok_or_else(not_found)?;
         Ok(Bytes::copy_from_slice(value.value()))
+    }
+
+    fn packed(&self, id: BlobId, position: u64, size: u64) -> io::Result<Bytes> {
+        let chunks = self.0.open_table(PACK_CHUNKS).map_err(io::Error::other)?;
+        match pack::read(&chunks, position, size) {
+            Ok(bytes) => Ok(bytes),
+            Err(ReadError::Mismatch { offset }) => Err(corrupt(id, offset, Damage::Mismatch)),
+            Err(ReadError::Truncated { offset }) => Err(corrupt(id, offset, Damage::Truncated)),
+            Err(ReadError::Db(e)) => Err(io::Error::other(e)),
+            // A chunk of a blob still referenced is lost; else the blob was freed.
+            Err(ReadError::Missing) => match self.0.open_table(BLOB_REFS).map_err(io::Error::other)?.get(id) {
+                Ok(Some(_)) => Err(corrupt(id, 0, Damage::Missing)),
+                Ok(None) => Err(not_found()),
+                Err(e) => Err(io::Error::other(e)),
+            },
+        }
     }
 
     fn check(&self, id: BlobId, range: Range<u64>, size: u64) -> io::Result<Option<BlockCheck>> {
@@ -244,8 +266,11 @@ pub fn open(
     Ok(OpenObject { pieces })
 }
 
-/// The whole of an inline blob, checked against its size and block checksums.
+/// The whole of an inline blob, checked against its size and checksums.
 pub fn checked_inline(span: &BlobSpan, source: &impl BlobSource) -> io::Result<Bytes> {
+    if let Some(position) = packed_position(span.id) {
+        return source.packed(span.id, position, span.size);
+    }
     let bytes = source.inline(span.id)?;
     if (bytes.len() as u64) < span.size {
         return Err(corrupt(span.id, bytes.len() as u64, Damage::Truncated));

@@ -20,17 +20,24 @@ pub const BLOB_REFS: TableDefinition<u128, u64> = TableDefinition::new("blob_ref
 /// commit that put them here, and the table is replayed at start-up.
 pub const DEAD_BLOBS: TableDefinition<u128, ()> = TableDefinition::new("dead_blobs_v1");
 
-/// Blob id -> bytes of a small blob, kept in the database: a small PUT then
-/// costs one (group) commit instead of a file, two fsyncs and a rename.
+/// Blob id -> bytes of a small blob, as versions before the pack
+/// (`store/pack.rs`) stored them: still read and freed, no longer written.
 pub const INLINE_BLOBS: TableDefinition<u128, &[u8]> = TableDefinition::new("inline_blobs_v1");
-/// Blob id (file or inline) -> its block checksums, [`encode_block_crcs`].
+/// Blob id (file or [`INLINE_BLOBS`] row; the pack checks its own chunks) -> its block checksums, [`encode_block_crcs`].
 /// Inserted by the transaction that first references the blob, removed by the
 /// one that frees it. A blob written before this table existed has no row:
 /// it is served unchecked and counted as unverified by the scrub.
 /// Kept apart from the object records (which every GET, HEAD and listing
 /// decodes) because a 1 GiB blob has 64 KiB of them; shared by copies.
 pub const BLOB_CRCS: TableDefinition<u128, &[u8]> = TableDefinition::new("blob_crcs_v1");
-/// Store-wide counters: `commit_seq`, bumped by every group commit (see `commit_mark.rs`).
+/// Chunk number -> `[CRC32C of the data, little-endian][data]`; chunk `n`
+/// holds bytes `n * CHUNK_DATA ..` of the pack (`store/pack.rs`).
+pub const PACK_CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("pack_chunks_v1");
+/// Chunk number -> how many packed blobs overlap it.
+pub const PACK_LIVE: TableDefinition<u64, u32> = TableDefinition::new("pack_live_v1");
+
+/// Store-wide counters: `commit_seq`, bumped by every group commit (see
+/// `commit_mark.rs`); `pack_end`, the length of the pack.
 pub const STORE_META: TableDefinition<&str, u64> = TableDefinition::new("store_meta_v1");
 /// Upload id -> [`UploadRecord`]: multipart uploads in progress.
 pub const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads_v1");
@@ -115,7 +122,8 @@ pub struct StoredChecksum {
 
 /// One contiguous piece of an object's bytes: a whole PUT body, or one part of
 /// a multipart upload. A span of size 0 has no blob (id [`NO_BLOB`]). A small
-/// blob lives inline in the database ([`INLINE_BLOBS`]) instead of in a file.
+/// blob (`inline`) lives in the database instead of in a file: packed
+/// (`store/pack.rs`; its id says where), or in an [`INLINE_BLOBS`] row.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct BlobSpan {
     pub id: BlobId,

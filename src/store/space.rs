@@ -131,6 +131,11 @@ impl Space {
         fs_stats(&self.root).is_ok_and(|s| s.free < self.size)
     }
 
+    /// The size of the reserve: the room kept for deletes to commit.
+    pub fn reserve_bytes(&self) -> u64 {
+        self.size
+    }
+
     /// The cheap form of [`Space::admit`], for async callers: refuses while
     /// in full mode without touching the disk.
     pub fn check(&self) -> Result<(), StoreError> {

@@ -4,7 +4,8 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::blob::NewBlob;
-use super::layout::BlobId;
+use super::layout::{packed_position, BlobId};
+use super::pack;
 use super::schema::{
     decode, encode, encode_block_crcs, object_key, BlobSpan, ObjectRecord, BLOB_CRCS, BLOB_REFS, BUCKETS, DEAD_BLOBS,
     INLINE_BLOBS, OBJECTS,
@@ -73,10 +74,13 @@ pub(super) fn drop_refs(txn: &WriteTransaction, spans: &[BlobSpan]) -> StoreResu
             continue;
         }
         refs.remove(span.id)?;
-        crcs.remove(span.id)?;
-        if span.inline {
+        if let Some(position) = packed_position(span.id) {
+            pack::release(txn, position, span.size)?;
+        } else if span.inline {
+            crcs.remove(span.id)?;
             inline.remove(span.id)?;
         } else {
+            crcs.remove(span.id)?;
             dead_table.insert(span.id, ())?;
             dead.push(span.id);
         }
@@ -84,18 +88,21 @@ pub(super) fn drop_refs(txn: &WriteTransaction, spans: &[BlobSpan]) -> StoreResu
     Ok(dead)
 }
 
-/// Stores the rows of new blobs: block checksums, and the bytes of inline
-/// ones (their references are added separately).
-pub(super) fn insert_new_blobs(txn: &WriteTransaction, blobs: &[NewBlob]) -> StoreResult<()> {
-    if blobs.is_empty() {
+/// Stores what a new blob needs besides its references: a file's block
+/// checksums, or a small body's bytes, appended to the pack. A packed body
+/// gets its id here (its position in the pack), and `spans` naming the blob
+/// by its provisional id are updated to it.
+pub(super) fn store_new_blob(txn: &WriteTransaction, blob: Option<NewBlob>, spans: &mut [BlobSpan]) -> StoreResult<()> {
+    let Some(blob) = blob else {
         return Ok(());
-    }
-    let mut inline = txn.open_table(INLINE_BLOBS)?;
-    let mut crcs = txn.open_table(BLOB_CRCS)?;
-    for blob in blobs {
-        crcs.insert(blob.id, encode_block_crcs(&blob.blocks).as_slice())?;
-        if let Some(bytes) = &blob.inline {
-            inline.insert(blob.id, bytes.as_slice())?;
+    };
+    match blob.inline {
+        Some(bytes) => {
+            let id = pack::append(txn, &bytes)?;
+            spans.iter_mut().filter(|s| s.id == blob.id).for_each(|s| s.id = id);
+        }
+        None => {
+            txn.open_table(BLOB_CRCS)?.insert(blob.id, encode_block_crcs(&blob.blocks).as_slice())?;
         }
     }
     Ok(())

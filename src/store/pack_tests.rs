@@ -1,0 +1,109 @@
+//! The pack against a real redb file: positions, chunk boundaries, release,
+//! checks, and the space a packed body costs.
+
+use std::os::unix::fs::MetadataExt;
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, WriteTransaction};
+
+use super::*;
+use crate::store::layout::packed_position;
+
+fn db(dir: &tempfile::TempDir) -> Database {
+    Database::create(dir.path().join("pack.redb")).expect("create")
+}
+
+fn write<T>(db: &Database, f: impl FnOnce(&WriteTransaction) -> T) -> T {
+    let txn = db.begin_write().expect("begin");
+    let out = f(&txn);
+    txn.commit().expect("commit");
+    out
+}
+
+fn body(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+fn read_back(db: &Database, id: BlobId, size: usize) -> Result<Bytes, ReadError> {
+    let txn = db.begin_read().expect("read");
+    let chunks = txn.open_table(PACK_CHUNKS).expect("chunks");
+    read(&chunks, packed_position(id).expect("a packed id"), size as u64)
+}
+
+#[test]
+fn bodies_are_packed_back_to_back_across_chunk_boundaries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db(&dir);
+    let sizes = [1, 4096, 2 * CHUNK_DATA as usize - 4097, 10_000, 32 * 1024, 3];
+    let mut placed = Vec::new();
+    let mut expect_at = 0u64;
+    for (seed, &size) in sizes.iter().enumerate() {
+        let data = body(size, seed as u8);
+        let id = write(&db, |t| append(t, &data).expect("append"));
+        assert_eq!(packed_position(id), Some(expect_at), "bodies follow each other");
+        expect_at += size as u64;
+        placed.push((id, data));
+    }
+    for (id, data) in &placed {
+        assert_eq!(read_back(&db, *id, data.len()).expect("read").as_ref(), data.as_slice());
+    }
+}
+
+#[test]
+fn a_chunk_goes_when_its_last_blob_is_released_but_the_tail_stays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db(&dir);
+    let a = write(&db, |t| append(t, &body(3000, 1)).expect("append"));
+    let b = write(&db, |t| append(t, &body(3000, 2)).expect("append"));
+    let count = |db: &Database| db.begin_read().expect("r").open_table(PACK_CHUNKS).expect("t").len().expect("len");
+    assert_eq!(count(&db), 2, "6000 bytes span two chunks");
+    write(&db, |t| release(t, packed_position(a).expect("a"), 3000).expect("release"));
+    assert_eq!(count(&db), 2, "chunk 0 still holds part of b");
+    write(&db, |t| release(t, packed_position(b).expect("b"), 3000).expect("release"));
+    assert_eq!(count(&db), 1, "chunk 0 is gone; chunk 1 is still being filled");
+    assert!(matches!(read_back(&db, a, 3000), Err(ReadError::Missing)));
+    let c = write(&db, |t| append(t, &body(5000, 3)).expect("append"));
+    assert_eq!(packed_position(c), Some(6000), "positions are never reused");
+    assert_eq!(read_back(&db, c, 5000).expect("read").as_ref(), body(5000, 3).as_slice());
+    write(&db, |t| release(t, packed_position(c).expect("c"), 5000).expect("release"));
+    assert_eq!(count(&db), 1, "only the tail chunk (partly filled) is left");
+}
+
+#[test]
+fn a_changed_byte_is_a_mismatch_and_a_corrupt_tail_is_never_rewritten() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db(&dir);
+    let a = write(&db, |t| append(t, &body(100, 1)).expect("append"));
+    write(&db, |t| {
+        let mut chunks = t.open_table(PACK_CHUNKS).expect("chunks");
+        let mut value = chunks.get(0).expect("get").expect("chunk 0").value().to_vec();
+        value[4 + 50] ^= 1;
+        chunks.insert(0, value.as_slice()).expect("insert");
+    });
+    assert!(matches!(read_back(&db, a, 100), Err(ReadError::Mismatch { offset: 0 })));
+    let b = write(&db, |t| append(t, &body(100, 2)).expect("append"));
+    assert_eq!(packed_position(b), Some(CHUNK_DATA), "the next body starts after the damaged chunk");
+    assert_eq!(read_back(&db, b, 100).expect("read").as_ref(), body(100, 2).as_slice());
+    assert!(matches!(read_back(&db, a, 100), Err(ReadError::Mismatch { .. })), "still reported");
+}
+
+/// What a 4 KiB body costs: redb's pages in use, and the blocks the file
+/// holds on disk (its length is larger: redb extends it sparsely, ahead).
+#[test]
+fn a_packed_body_costs_about_its_size() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db(&dir);
+    let count = 2000u64;
+    // One body per transaction: the worst case for the tail chunk.
+    for i in 0..count {
+        write(&db, |t| append(t, &body(4096, i as u8)).expect("append"));
+    }
+    let bytes = (count * 4096) as f64;
+    let txn = db.begin_write().expect("begin");
+    let stats = txn.stats().expect("stats");
+    let pages = (stats.allocated_pages() * stats.page_size() as u64) as f64;
+    assert!(pages / bytes < 1.05, "redb pages in use: {:.3}x ({stats:?})", pages / bytes);
+    txn.abort().expect("abort");
+    drop(db);
+    let on_disk = std::fs::metadata(dir.path().join("pack.redb")).expect("stat").blocks() * 512;
+    assert!((on_disk as f64) / bytes < 1.3, "blocks on disk: {:.3}x", on_disk as f64 / bytes);
+}

@@ -1,0 +1,79 @@
+//! Data folders written by earlier versions keep working: small bodies
+//! stored as rows of `inline_blobs_v1` (before the pack, `store/pack.rs`)
+//! are still read, checked and freed.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step is a failed test"
+)]
+
+mod common;
+
+use std::path::Path;
+
+use common::{pattern, Req, Server};
+use redb::{Database, ReadableTable, ReadableTableMetadata};
+use tessera::store::digest::BlockCrcs;
+use tessera::store::schema::{
+    decode, encode, encode_block_crcs, object_key, ObjectRecord, BLOB_CRCS, BLOB_REFS, INLINE_BLOBS, OBJECTS,
+    PACK_CHUNKS, PACK_LIVE,
+};
+
+const LEGACY_ID: u128 = 0x1234_5678_9abc_def0_1234_5678_9abc_def0;
+
+/// Rewrites the packed body of `bucket/key` the way versions before the
+/// pack stored it: a row of its own under a random id, with its checksums.
+fn unpack_to_legacy_row(data: &Path, bucket: &str, key: &str, body: &[u8]) {
+    let db = Database::open(data.join("meta.redb")).expect("open the database");
+    let txn = db.begin_write().expect("write transaction");
+    {
+        let row = object_key(bucket, key.as_bytes());
+        let mut objects = txn.open_table(OBJECTS).expect("objects");
+        let mut record: ObjectRecord = decode(objects.get(row.as_slice()).unwrap().expect("the object").value()).unwrap();
+        let packed = record.blobs[0].id;
+        record.blobs[0].id = LEGACY_ID;
+        objects.insert(row.as_slice(), encode(&record).unwrap().as_slice()).unwrap();
+        let mut refs = txn.open_table(BLOB_REFS).unwrap();
+        refs.remove(packed).unwrap().expect("the packed blob's reference");
+        refs.insert(LEGACY_ID, 1).unwrap();
+        txn.open_table(INLINE_BLOBS).unwrap().insert(LEGACY_ID, body).unwrap();
+        let blocks = BlockCrcs { shift: 16, crcs: vec![tessera::store::digest::block_crc(body)] };
+        txn.open_table(BLOB_CRCS).unwrap().insert(LEGACY_ID, encode_block_crcs(&blocks).as_slice()).unwrap();
+        txn.open_table(PACK_CHUNKS).unwrap().retain(|_, _| false).unwrap();
+        txn.open_table(PACK_LIVE).unwrap().retain(|_, _| false).unwrap();
+    }
+    txn.commit().expect("commit");
+}
+
+fn legacy_rows(data: &Path) -> (u64, u64) {
+    let db = Database::open(data.join("meta.redb")).expect("open the database");
+    let txn = db.begin_read().unwrap();
+    (txn.open_table(INLINE_BLOBS).unwrap().len().unwrap(), txn.open_table(BLOB_CRCS).unwrap().len().unwrap())
+}
+
+#[test]
+fn small_bodies_of_an_older_layout_are_read_and_freed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = pattern(3000, 42);
+    let server = Server::start(dir.path());
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/old")).status, 200);
+    assert_eq!(c.send(Req::new("PUT", "/old/small").body(&body)).status, 200);
+    assert_eq!(server.terminate().code(), Some(0));
+    unpack_to_legacy_row(dir.path(), "old", "small", &body);
+    assert_eq!(legacy_rows(dir.path()), (1, 1));
+
+    let server = Server::start(dir.path());
+    let c = server.client();
+    let got = c.send(Req::new("GET", "/old/small"));
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert!(got.body == body, "the old row reads back byte-exact");
+    let range = c.send(Req::new("GET", "/old/small").header("range", "bytes=100-199"));
+    assert_eq!(range.status, 206);
+    assert!(range.body == body[100..200], "and a range of it");
+    assert_eq!(c.send(Req::new("DELETE", "/old/small")).status, 204);
+    assert_eq!(server.terminate().code(), Some(0));
+    assert_eq!(legacy_rows(dir.path()), (0, 0), "deleting the object frees the old row and its checksums");
+}
