@@ -26,6 +26,13 @@ use crate::s3::{dispatch, AppState, S3Request};
 /// How long requests in flight may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The kernel send buffer of a connection (Linux doubles it for bookkeeping).
+/// Left to autotuning, a client that asks for a large object and does not
+/// read gets up to 4 MiB (`net.ipv4.tcp_wmem`) queued in the server's kernel:
+/// 600 of them put the machine's TCP memory past `net.ipv4.tcp_mem`'s
+/// pressure mark, which slows every connection. Fixed at this size, the
+/// same 600 hold a third as much; docs/reliability.md has the cost.
+const SEND_BUFFER: usize = 512 * 1024;
 
 /// Serves until `shutdown` resolves, then stops accepting and lets requests in
 /// flight finish.
@@ -38,6 +45,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
                 Ok((stream, _peer)) => {
                     // A 4 KiB response must not wait for the client's delayed ACK.
                     let _ = stream.set_nodelay(true);
+                    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
                     let state = state.clone();
                     let service = service_fn(move |req| handle(state.clone(), req));
                     let conn = http1::Builder::new()

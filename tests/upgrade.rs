@@ -31,7 +31,8 @@ fn unpack_to_legacy_row(data: &Path, bucket: &str, key: &str, body: &[u8]) {
     {
         let row = object_key(bucket, key.as_bytes());
         let mut objects = txn.open_table(OBJECTS).expect("objects");
-        let mut record: ObjectRecord = decode(objects.get(row.as_slice()).unwrap().expect("the object").value()).unwrap();
+        let mut record: ObjectRecord =
+            decode(objects.get(row.as_slice()).unwrap().expect("the object").value()).unwrap();
         let packed = record.blobs[0].id;
         record.blobs[0].id = LEGACY_ID;
         objects.insert(row.as_slice(), encode(&record).unwrap().as_slice()).unwrap();

@@ -224,6 +224,7 @@ fn copy_tables(src: &ReadTransaction, dst: &Database) -> StoreResult<()> {
     copy_table(src, dst, schema::BLOB_CRCS)?;
     copy_table(src, dst, schema::PACK_CHUNKS)?;
     copy_table(src, dst, schema::PACK_LIVE)?;
+    copy_table(src, dst, schema::PACK_DEAD)?;
     copy_table(src, dst, schema::STORE_META)?;
     copy_table(src, dst, schema::UPLOADS)?;
     copy_table(src, dst, schema::UPLOAD_INDEX)?;

@@ -529,6 +529,7 @@ fn init_tables(db: &Database) -> StoreResult<()> {
     txn.open_table(schema::STORE_META)?;
     txn.open_table(schema::PACK_CHUNKS)?;
     txn.open_table(schema::PACK_LIVE)?;
+    txn.open_table(schema::PACK_DEAD)?;
     txn.commit()?;
     Ok(())
 }

@@ -7,6 +7,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::*;
 use crate::store::layout::packed_position;
+use crate::store::schema::PACK_DEAD;
 
 fn db(dir: &tempfile::TempDir) -> Database {
     Database::create(dir.path().join("pack.redb")).expect("create")
@@ -76,7 +77,7 @@ fn a_changed_byte_is_a_mismatch_and_a_corrupt_tail_is_never_rewritten() {
     write(&db, |t| {
         let mut chunks = t.open_table(PACK_CHUNKS).expect("chunks");
         let mut value = chunks.get(0).expect("get").expect("chunk 0").value().to_vec();
-        value[4 + 50] ^= 1;
+        *value.last_mut().expect("a byte") ^= 1;
         chunks.insert(0, value.as_slice()).expect("insert");
     });
     assert!(matches!(read_back(&db, a, 100), Err(ReadError::Mismatch { offset: 0 })));
@@ -106,4 +107,109 @@ fn a_packed_body_costs_about_its_size() {
     drop(db);
     let on_disk = std::fs::metadata(dir.path().join("pack.redb")).expect("stat").blocks() * 512;
     assert!((on_disk as f64) / bytes < 1.3, "blocks on disk: {:.3}x", on_disk as f64 / bytes);
+}
+
+fn pages_in_use(db: &Database) -> u64 {
+    let txn = db.begin_write().expect("begin");
+    let pages = txn.stats().expect("stats").allocated_pages();
+    txn.abort().expect("abort");
+    pages
+}
+
+#[test]
+fn a_blob_freed_from_a_shared_chunk_is_cut_out_by_later_appends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db(&dir);
+    let bodies: Vec<Vec<u8>> = (0..5).map(|i| body(1000, i)).collect();
+    let ids: Vec<BlobId> = write(&db, |t| bodies.iter().map(|b| append(t, b).expect("append")).collect());
+    // Chunk 0 holds bodies 0-3 and the start of 4; free 1, then 4 (which spills into chunk 1).
+    for gone in [1, 4] {
+        write(&db, |t| release(t, packed_position(ids[gone]).expect("packed"), 1000).expect("release"));
+    }
+    let dead_rows = |db: &Database| db.begin_read().expect("r").open_table(PACK_DEAD).expect("t").len().expect("len");
+    assert_eq!(dead_rows(&db), 3, "a release only records dead bytes: one run for body 1, two for body 4");
+    assert!(read_back(&db, ids[1], 1000).is_ok(), "not cut yet");
+    // Each append trims one chunk, the highest first.
+    let more: Vec<BlobId> = (0..2).map(|i| write(&db, |t| append(t, &body(2000, 9 + i)).expect("append"))).collect();
+    assert_eq!(dead_rows(&db), 0, "both chunks trimmed");
+    assert!(matches!(read_back(&db, ids[1], 1000), Err(ReadError::Truncated { offset: 0 })), "its bytes are gone");
+    assert!(matches!(read_back(&db, ids[4], 1000), Err(ReadError::Truncated { offset: 0 })));
+    for keep in [0, 2, 3] {
+        assert_eq!(read_back(&db, ids[keep], 1000).expect("read").as_ref(), bodies[keep].as_slice(), "body {keep}");
+    }
+    for (i, id) in more.iter().enumerate() {
+        assert_eq!(read_back(&db, *id, 2000).expect("read").as_ref(), body(2000, 9 + i as u8).as_slice());
+    }
+}
+
+#[test]
+fn a_release_needs_no_new_chunk_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db(&dir);
+    let ids: Vec<BlobId> = write(&db, |t| (0..400).map(|i| append(t, &body(1000, i as u8)).expect("append")).collect());
+    write(&db, |_| ());
+    write(&db, |_| ());
+    let before = pages_in_use(&db);
+    write(&db, |t| {
+        ids.iter().step_by(2).for_each(|id| release(t, packed_position(*id).expect("p"), 1000).expect("release"))
+    });
+    write(&db, |_| ());
+    write(&db, |_| ());
+    assert!(
+        pages_in_use(&db) <= before + 2,
+        "freeing half the bodies wrote no chunk: {before} -> {}",
+        pages_in_use(&db)
+    );
+}
+
+fn tiny_bodies(db: &Database) -> Vec<BlobId> {
+    (0..40u8)
+        .flat_map(|batch| {
+            write(db, |t| (0..100).map(|i| append(t, &body(100, batch ^ i)).expect("append")).collect::<Vec<_>>())
+        })
+        .collect()
+}
+
+/// Frees every blob but one in ten, `one_txn` in one transaction or else one
+/// per transaction in a shuffled order, then appends enough to trim every
+/// chunk; returns pages in use before and after.
+fn free_nine_in_ten(db: &Database, ids: &[BlobId], one_txn: bool) -> (u64, u64) {
+    let full = pages_in_use(db);
+    let mut doomed: Vec<BlobId> = ids.iter().enumerate().filter(|(i, _)| i % 10 != 0).map(|(_, id)| *id).collect();
+    let release_one =
+        |t: &WriteTransaction, id: BlobId| release(t, packed_position(id).expect("packed"), 100).expect("release");
+    if one_txn {
+        write(db, |t| doomed.iter().for_each(|id| release_one(t, *id)));
+    } else {
+        let mut x = 12345u64;
+        for i in (1..doomed.len()).rev() {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            doomed.swap(i, (x >> 33) as usize % (i + 1));
+        }
+        doomed.iter().for_each(|id| write(db, |t| release_one(t, *id)));
+    }
+    // Later writes trim the chunks, one each.
+    for _ in 0..ids.len() / 10 {
+        write(db, |t| append(t, b"x").expect("append"));
+    }
+    // Pages freed by a commit are reusable once later commits have run.
+    write(db, |_| ());
+    write(db, |_| ());
+    (full, pages_in_use(db))
+}
+
+/// Deleting most of many tiny bodies gives their pages back, though every
+/// chunk keeps a few live ones: cut chunks shrink and share leaf pages.
+#[test]
+fn freeing_most_tiny_bodies_frees_most_pages() {
+    for one_txn in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = db(&dir);
+        let ids = tiny_bodies(&db);
+        let (full, after) = free_nine_in_ten(&db, &ids, one_txn);
+        assert!(after * 3 < full, "pages in use: {full} with every body, {after} with one in ten (one txn: {one_txn})");
+        for id in ids.iter().step_by(10) {
+            assert_eq!(read_back(&db, *id, 100).expect("read").len(), 100);
+        }
+    }
 }

@@ -35,6 +35,9 @@ pub const BLOB_CRCS: TableDefinition<u128, &[u8]> = TableDefinition::new("blob_c
 pub const PACK_CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("pack_chunks_v1");
 /// Chunk number -> how many packed blobs overlap it.
 pub const PACK_LIVE: TableDefinition<u64, u32> = TableDefinition::new("pack_live_v1");
+/// `chunk number << 16 | offset in the chunk` -> length: bytes of freed blobs
+/// still inside a chunk that other blobs hold, cut out later (`store/pack.rs`).
+pub const PACK_DEAD: TableDefinition<u64, u32> = TableDefinition::new("pack_dead_v1");
 
 /// Store-wide counters: `commit_seq`, bumped by every group commit (see
 /// `commit_mark.rs`); `pack_end`, the length of the pack.
