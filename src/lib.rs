@@ -8,6 +8,7 @@ pub mod admin;
 pub mod auth;
 pub mod bench;
 pub mod config;
+pub mod error;
 pub mod http;
 pub mod s3;
 pub mod server;

@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::auth::sigv4;
-use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
 
 /// Longest chunk-header or trailer line accepted, CRLF included. A signed header
 /// is about 90 bytes; the bound only stops a client from making us buffer.

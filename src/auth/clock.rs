@@ -15,7 +15,7 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{Duration, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
 
 /// How far a request time may be from ours, either way.
 pub(crate) const MAX_SKEW: Duration = Duration::minutes(15);

@@ -20,7 +20,7 @@ use crate::auth::chunked::ChunkSigner;
 use crate::auth::clock;
 use crate::auth::query::RawQuery;
 use crate::auth::{sigv4, verify_v2};
-use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
 
 /// What the server knows that a signature check needs.
 pub struct AuthContext<'a> {

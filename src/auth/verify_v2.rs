@@ -17,7 +17,7 @@ use crate::auth::clock;
 use crate::auth::query::RawQuery;
 use crate::auth::sigv2;
 use crate::auth::verify::{lookup_secret, signature_mismatch, AuthContext, PayloadMode, VerifiedRequest};
-use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
 
 /// `Authorization: AWS AKID:signature` (the part after `AWS ` is `rest`).
 pub(crate) fn header(parts: &Parts, ctx: &AuthContext, query: &RawQuery, rest: &str) -> S3Result<VerifiedRequest> {

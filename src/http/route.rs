@@ -5,7 +5,7 @@
 use http::Method;
 use percent_encoding::percent_decode_str;
 
-use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
 
 /// Longest key S3 accepts, in UTF-8 bytes.
 pub const MAX_KEY_BYTES: usize = 1024;

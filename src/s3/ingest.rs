@@ -19,7 +19,7 @@ use super::headers::header;
 use super::{AppState, S3Request};
 use crate::auth::chunked::AwsChunkedDecoder;
 use crate::auth::verify::PayloadMode;
-use crate::store::blob::{BlobSink, StagedBlob, INLINE_MAX};
+use crate::store::blob::{BlobSink, BodyDecoder, StagedBlob, INLINE_MAX};
 use crate::store::digest::{ChecksumAlgorithm, DigestSpec, Digests, Hashers};
 use crate::store::schema::StoredChecksum;
 
@@ -176,13 +176,25 @@ fn trailer_value(trailers: &[(String, String)], alg: ChecksumAlgorithm) -> S3Res
     decode_checksum(alg, value)
 }
 
-fn decoder_for(payload: &PayloadMode) -> Option<AwsChunkedDecoder> {
+fn decoder_for(payload: &PayloadMode) -> Option<Box<dyn BodyDecoder<S3Error>>> {
     match payload {
         PayloadMode::StreamingSigned { signer, trailer } => {
-            Some(AwsChunkedDecoder::new(Some(signer.clone()), *trailer))
+            Some(Box::new(AwsChunkedDecoder::new(Some(signer.clone()), *trailer)))
         }
-        PayloadMode::StreamingUnsignedTrailer => Some(AwsChunkedDecoder::new(None, true)),
+        PayloadMode::StreamingUnsignedTrailer => Some(Box::new(AwsChunkedDecoder::new(None, true))),
         PayloadMode::Sha256(_) | PayloadMode::Unsigned => None,
+    }
+}
+
+/// aws-chunked bodies are decoded (and their chunk signatures checked) on the
+/// thread that processes the upload's batches.
+impl BodyDecoder<S3Error> for AwsChunkedDecoder {
+    fn decode(&mut self, frame: Bytes, out: &mut Vec<Bytes>) -> S3Result<()> {
+        self.push(frame, out)
+    }
+
+    fn finish(self: Box<Self>) -> S3Result<Vec<(String, String)>> {
+        AwsChunkedDecoder::finish(*self)
     }
 }
 
@@ -252,7 +264,7 @@ async fn read_to_memory(
     let mut pieces = Vec::new();
     while let Some(data) = next_data(&mut req.body, state.body_timeout).await? {
         match decoder.as_mut() {
-            Some(dec) => dec.push(data, &mut pieces)?,
+            Some(dec) => dec.decode(data, &mut pieces)?,
             None => pieces.push(data),
         }
         for piece in pieces.drain(..) {

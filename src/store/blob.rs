@@ -3,8 +3,8 @@
 //! then rename into `blobs/` and fsync the folder. Only after that may a redb
 //! transaction reference the blob, so nothing is visible before it is checked
 //! and durable. A temp file that is never published deletes itself on drop.
-//! Bodies of at most [`INLINE_MAX`] bytes never touch a file: they are stored
-//! inline in the database by the very commit that makes them visible.
+//! Bodies of at most [`INLINE_MAX`] bytes never touch a file: they are packed
+//! into the database by the very commit that makes them visible (`pack.rs`).
 //!
 //! The connection's task owns the receive loop (and its idle timeout): it
 //! gathers frames into batches of up to [`BATCH_BYTES`] and hands each batch,
@@ -29,8 +29,19 @@ use tokio::task::JoinHandle;
 use super::digest::{BlockCrcs, DigestSpec, Digests, Hashers};
 use super::layout::{fsync_dir, new_blob_id, BlobId, Layout};
 use super::schema::BlobSpan;
-use crate::auth::chunked::AwsChunkedDecoder;
-use crate::s3::error::{S3Error, S3Result};
+use super::{StoreError, StoreResult};
+
+/// Turns the frames of a request body into the blob's bytes, on the blocking
+/// thread that processes the upload's batches (aws-chunked decoding checks
+/// a signature per chunk: work to keep off the reactor). What the encoding
+/// is belongs to the layers above; the store only calls it. `E` is the
+/// caller's error type, handed back as it is.
+pub trait BodyDecoder<E>: Send {
+    /// Decodes one raw frame, appending the payload pieces to `out`.
+    fn decode(&mut self, frame: Bytes, out: &mut Vec<Bytes>) -> Result<(), E>;
+    /// Ends the body; returns its trailing headers, `(lowercase name, value)`.
+    fn finish(self: Box<Self>) -> Result<Vec<(String, String)>, E>;
+}
 
 /// The most body bytes gathered before they are handed to a blocking thread.
 /// One batch is gathered while the previous one is processed, so an upload
@@ -100,9 +111,9 @@ pub struct StagedBlob {
 
 impl StagedBlob {
     /// A small body already read and hashed in memory: it will be stored inline.
-    pub fn in_memory(layout: &Layout, bytes: Vec<u8>, digests: Digests) -> S3Result<StagedBlob> {
+    pub fn in_memory(layout: &Layout, bytes: Vec<u8>, digests: Digests) -> StoreResult<StagedBlob> {
         let staged = if bytes.is_empty() { Staged::Empty } else { Staged::Inline(bytes) };
-        let id = new_blob_id().map_err(S3Error::internal)?;
+        let id = new_blob_id()?;
         Ok(StagedBlob { id, layout: layout.clone(), staged, digests, trailers: Vec::new() })
     }
 
@@ -134,24 +145,28 @@ impl StagedBlob {
 }
 
 /// The receiving end of an upload, driven by the connection's task: feed it
-/// raw body frames with [`BlobSink::feed`], then [`BlobSink::finish`].
-pub struct BlobSink {
+/// raw body frames with [`BlobSink::feed`], then [`BlobSink::finish`]. `E` is
+/// the caller's error type: errors of the frame source and of the decoder
+/// come back as they were raised, the store's own through `From`.
+pub struct BlobSink<E: 'static> {
     /// The upload's state while no batch is being processed.
-    idle: Option<Box<BlobWriter>>,
+    idle: Option<Box<BlobWriter<E>>>,
     /// The batch being processed on a blocking thread; it gives the state back.
-    busy: Option<JoinHandle<S3Result<Box<BlobWriter>>>>,
+    busy: Option<Busy<E>>,
     batch: Vec<Bytes>,
     batch_bytes: usize,
 }
 
-impl BlobSink {
+type Busy<E> = JoinHandle<Result<Box<BlobWriter<E>>, E>>;
+
+impl<E: From<StoreError> + Send + 'static> BlobSink<E> {
     /// A new upload; nothing runs until there are bytes to process. With a
-    /// decoder, frames are aws-chunked and are decoded (and their chunk
-    /// signatures checked) before hashing.
-    pub fn start(layout: &Layout, spec: DigestSpec, decoder: Option<AwsChunkedDecoder>) -> S3Result<BlobSink> {
+    /// decoder, frames are decoded (aws-chunked: and their chunk signatures
+    /// checked) before hashing.
+    pub fn start(layout: &Layout, spec: DigestSpec, decoder: Option<Box<dyn BodyDecoder<E>>>) -> Result<Self, E> {
         let out = BlobOutput {
             layout: layout.clone(),
-            id: new_blob_id().map_err(S3Error::internal)?,
+            id: new_blob_id().map_err(StoreError::from)?,
             hashers: Hashers::new(spec),
             pending: Vec::new(),
             file: None,
@@ -165,7 +180,7 @@ impl BlobSink {
     /// partial batch that waited [`LINGER`] is processed. Returns false at the
     /// end of the body; an error from `next` (a timeout, a broken connection)
     /// or from processing ends the upload.
-    pub async fn feed(&mut self, next: impl Future<Output = S3Result<Option<Bytes>>>) -> S3Result<bool> {
+    pub async fn feed(&mut self, next: impl Future<Output = Result<Option<Bytes>, E>>) -> Result<bool, E> {
         tokio::pin!(next);
         loop {
             let lingering = self.busy.is_none() && self.batch_bytes > 0;
@@ -186,17 +201,17 @@ impl BlobSink {
     }
 
     /// Ends the body: processes what is left and fsyncs the file.
-    pub async fn finish(mut self) -> S3Result<StagedBlob> {
+    pub async fn finish(mut self) -> Result<StagedBlob, E> {
         self.land().await?;
-        let writer = self.idle.take().ok_or_else(|| S3Error::internal("upload state lost"))?;
+        let writer = self.idle.take().ok_or_else(state_lost)?;
         let batch = std::mem::take(&mut self.batch);
         match tokio::task::spawn_blocking(move || writer.finish(batch)).await {
             Ok(result) => result,
-            Err(e) => Err(S3Error::internal(e)),
+            Err(e) => Err(StoreError::Internal(format!("upload thread: {e}")).into()),
         }
     }
 
-    async fn push(&mut self, frame: Bytes) -> S3Result<()> {
+    async fn push(&mut self, frame: Bytes) -> Result<(), E> {
         if frame.is_empty() {
             return Ok(());
         }
@@ -210,7 +225,7 @@ impl BlobSink {
     }
 
     /// Waits for the batch in flight, if any, to give the state back.
-    async fn land(&mut self) -> S3Result<()> {
+    async fn land(&mut self) -> Result<(), E> {
         if self.busy.is_some() {
             let back = landed(&mut self.busy).await;
             self.busy = None;
@@ -220,8 +235,8 @@ impl BlobSink {
     }
 
     /// Hands the gathered batch and the state to a blocking thread.
-    fn dispatch(&mut self) -> S3Result<()> {
-        let mut writer = self.idle.take().ok_or_else(|| S3Error::internal("upload state lost"))?;
+    fn dispatch(&mut self) -> Result<(), E> {
+        let mut writer = self.idle.take().ok_or_else(state_lost)?;
         let batch = std::mem::take(&mut self.batch);
         self.batch_bytes = 0;
         self.busy = Some(tokio::task::spawn_blocking(move || {
@@ -233,14 +248,18 @@ impl BlobSink {
 }
 
 /// The state the batch in flight gives back; never resolves if none is.
-async fn landed(busy: &mut Option<JoinHandle<S3Result<Box<BlobWriter>>>>) -> S3Result<Box<BlobWriter>> {
+async fn landed<E: From<StoreError>>(busy: &mut Option<Busy<E>>) -> Result<Box<BlobWriter<E>>, E> {
     match busy {
-        Some(job) => job.await.map_err(S3Error::internal)?,
+        Some(job) => job.await.map_err(|e| StoreError::Internal(format!("upload thread: {e}")))?,
         None => std::future::pending().await,
     }
 }
 
-impl Drop for BlobSink {
+fn state_lost() -> StoreError {
+    StoreError::Internal("upload state lost".into())
+}
+
+impl<E: 'static> Drop for BlobSink<E> {
     /// An abandoned upload (timeout, error, client gone): its temp file is
     /// closed and unlinked on a blocking thread, not on the reactor. A batch
     /// still in flight does the same when it ends.
@@ -256,19 +275,19 @@ impl Drop for BlobSink {
 }
 
 /// One upload's state, moved to a blocking thread with each batch.
-struct BlobWriter {
-    decoder: Option<AwsChunkedDecoder>,
+struct BlobWriter<E> {
+    decoder: Option<Box<dyn BodyDecoder<E>>>,
     /// The decoder's output, kept to reuse its allocation.
     decoded: Vec<Bytes>,
     out: BlobOutput,
 }
 
-impl BlobWriter {
-    fn write_batch(&mut self, batch: Vec<Bytes>) -> S3Result<()> {
+impl<E: From<StoreError>> BlobWriter<E> {
+    fn write_batch(&mut self, batch: Vec<Bytes>) -> Result<(), E> {
         for frame in batch {
             match self.decoder.as_mut() {
                 Some(dec) => {
-                    dec.push(frame, &mut self.decoded)?;
+                    dec.decode(frame, &mut self.decoded)?;
                     for piece in self.decoded.drain(..) {
                         self.out.write(piece)?;
                     }
@@ -280,7 +299,7 @@ impl BlobWriter {
     }
 
     /// Processes the last batch, checks the trailer, fsyncs the file.
-    fn finish(mut self: Box<Self>, batch: Vec<Bytes>) -> S3Result<StagedBlob> {
+    fn finish(mut self: Box<Self>, batch: Vec<Bytes>) -> Result<StagedBlob, E> {
         self.write_batch(batch)?;
         let trailers = match self.decoder.take() {
             Some(dec) => dec.finish()?,
@@ -305,7 +324,7 @@ impl BlobOutput {
     /// Keeps or writes a frame and hashes it: its MD5 is queued for the
     /// shared engine first, so the engine hashes while this thread computes
     /// the other checksums and copies the frame into the page cache.
-    fn write(&mut self, data: Bytes) -> S3Result<()> {
+    fn write(&mut self, data: Bytes) -> StoreResult<()> {
         if data.is_empty() {
             return Ok(());
         }
@@ -317,19 +336,19 @@ impl BlobOutput {
         let file = match &mut self.file {
             Some(file) => file,
             None => {
-                let mut file = TempWriter::create(self.layout.tmp_path(self.id)).map_err(S3Error::io)?;
-                file.write(&std::mem::take(&mut self.pending)).map_err(S3Error::io)?;
+                let mut file = TempWriter::create(self.layout.tmp_path(self.id))?;
+                file.write(&std::mem::take(&mut self.pending))?;
                 self.file.insert(file)
             }
         };
         self.hashers.update_frame(&data);
-        file.write(&data).map_err(S3Error::io)
+        Ok(file.write(&data)?)
     }
 
     /// Fsyncs a file body, so the later rename can only expose complete bytes.
-    fn finish(&mut self) -> S3Result<Staged> {
+    fn finish(&mut self) -> StoreResult<Staged> {
         match self.file.take() {
-            Some(file) => file.finish().map(Staged::File).map_err(S3Error::io),
+            Some(file) => Ok(file.finish().map(Staged::File)?),
             None if self.pending.is_empty() => Ok(Staged::Empty),
             None => Ok(Staged::Inline(std::mem::take(&mut self.pending))),
         }

@@ -1,6 +1,6 @@
 //! Tests of the upload pipeline on its own: bodies cut into frames anywhere,
-//! client pauses that make a partial batch go to the blocking thread, an
-//! aws-chunked body decoded across batches, and abandoned uploads.
+//! client pauses that make a partial batch go to the blocking thread, a
+//! decoded body cut across batches, and abandoned uploads.
 
 use std::time::Duration;
 
@@ -8,11 +8,10 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use sha2::Sha256;
 
-use super::{BlobSink, Staged, StagedBlob};
-use crate::auth::chunked::AwsChunkedDecoder;
-use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
+use super::{BlobSink, BodyDecoder, Staged, StagedBlob};
 use crate::store::digest::{ChecksumAlgorithm, DigestSpec};
 use crate::store::layout::Layout;
+use crate::store::{StoreError, StoreResult};
 
 const SPEC: DigestSpec = DigestSpec { sha256: true, checksum: Some(ChecksumAlgorithm::Crc32) };
 
@@ -34,8 +33,8 @@ async fn receive(
     layout: &Layout,
     frames: Vec<Bytes>,
     pauses: &[usize],
-    decoder: Option<AwsChunkedDecoder>,
-) -> S3Result<StagedBlob> {
+    decoder: Option<Box<dyn BodyDecoder<StoreError>>>,
+) -> StoreResult<StagedBlob> {
     let mut sink = BlobSink::start(layout, SPEC, decoder)?;
     for (i, frame) in frames.into_iter().enumerate() {
         let pause = pauses.contains(&i);
@@ -97,40 +96,73 @@ async fn small_body_with_pauses_stays_inline() {
     assert_eq!(tmp_files(&layout), 0, "no temp file for an inline body");
 }
 
-/// `STREAMING-UNSIGNED-PAYLOAD-TRAILER` framing with 64 KiB chunks.
-fn aws_chunked(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for chunk in payload.chunks(64 * 1024) {
-        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        out.extend_from_slice(chunk);
-        out.extend_from_slice(b"\r\n");
+/// A stand-in for aws-chunked: every byte is sent twice, and the body ends
+/// with a trailer line. Its state (half a pair) crosses frame boundaries,
+/// as a chunk header does.
+#[derive(Default)]
+struct Doubled {
+    half: Option<u8>,
+}
+
+impl BodyDecoder<StoreError> for Doubled {
+    fn decode(&mut self, frame: Bytes, out: &mut Vec<Bytes>) -> StoreResult<()> {
+        let mut piece = Vec::with_capacity(frame.len() / 2 + 1);
+        for byte in frame {
+            match self.half.take() {
+                Some(first) if first == byte => piece.push(byte),
+                Some(_) => return Err(StoreError::Internal("not a pair".into())),
+                None => self.half = Some(byte),
+            }
+        }
+        out.push(Bytes::from(piece));
+        Ok(())
     }
-    out.extend_from_slice(b"0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n");
-    out
+
+    fn finish(self: Box<Self>) -> StoreResult<Vec<(String, String)>> {
+        match self.half {
+            None => Ok(vec![("x-trailer".to_string(), "done".to_string())]),
+            Some(_) => Err(StoreError::Internal("the body ends inside a pair".into())),
+        }
+    }
 }
 
 #[tokio::test]
-async fn aws_chunked_body_is_decoded_across_batches() {
+async fn decoded_body_is_decoded_across_batches() {
     let dir = tempfile::tempdir().expect("tempdir");
     let layout = Layout::create(dir.path()).expect("layout");
     let payload = data(2 * 1024 * 1024 + 999);
-    let body = aws_chunked(&payload);
-    // Cuts inside chunk headers, inside the data and inside the trailer.
-    let cuts = [3, 70_000, 65_540, 1_100_000, 2_000_000, body.len() - 10];
-    let mut cuts = cuts.to_vec();
-    cuts.sort_unstable();
-    let decoder = AwsChunkedDecoder::new(None, true);
-    let staged = receive(&layout, frames(&body, &cuts), &[1, 3, 6], Some(decoder)).await.expect("receive");
+    let body: Vec<u8> = payload.iter().flat_map(|&b| [b, b]).collect();
+    // Odd cuts fall inside a pair.
+    let cuts = [3, 65_541, 70_000, 1_100_001, 2_000_000, body.len() - 11];
+    let staged =
+        receive(&layout, frames(&body, &cuts), &[1, 3, 6], Some(Box::new(Doubled::default()))).await.expect("receive");
     check_digests(&staged, &payload);
-    assert_eq!(staged.trailers, vec![("x-amz-checksum-crc32".to_string(), "AAAAAA==".to_string())]);
+    assert_eq!(staged.trailers, vec![("x-trailer".to_string(), "done".to_string())]);
     assert!(file_bytes(&layout, staged) == payload);
+}
+
+#[tokio::test]
+async fn a_decoder_error_ends_the_upload_and_leaves_no_temp_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let layout = Layout::create(dir.path()).expect("layout");
+    let mut body: Vec<u8> = data(300_000).iter().flat_map(|&b| [b, b]).collect();
+    body[500_001] ^= 1;
+    let result = receive(&layout, frames(&body, &[100_000, 400_000]), &[], Some(Box::new(Doubled::default()))).await;
+    assert!(matches!(result, Err(StoreError::Internal(ref m)) if m == "not a pair"), "{:?}", result.err());
+    for _ in 0..100 {
+        if tmp_files(&layout) == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the failed upload's temp file is still there");
 }
 
 #[tokio::test]
 async fn abandoned_upload_leaves_no_temp_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let layout = Layout::create(dir.path()).expect("layout");
-    let mut sink = BlobSink::start(&layout, SPEC, None).expect("start");
+    let mut sink = BlobSink::<StoreError>::start(&layout, SPEC, None).expect("start");
     assert!(sink.feed(async { Ok(Some(Bytes::from(data(200_000)))) }).await.expect("feed"));
     // The client goes silent: the partial batch goes to the temp file, then
     // the source gives up (as the body timeout does).
@@ -141,10 +173,10 @@ async fn abandoned_upload_leaves_no_temp_file() {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Err(S3Error::new(S3ErrorCode::RequestTimeout))
+        Err(StoreError::Unavailable)
     };
     let err = sink.feed(stalled).await.expect_err("the source's error ends the upload");
-    assert_eq!(err.code, S3ErrorCode::RequestTimeout);
+    assert!(matches!(err, StoreError::Unavailable), "the source's own error comes back: {err}");
     assert_eq!(tmp_files(&layout), 1, "the paused partial batch went to its temp file");
     drop(sink);
     for _ in 0..100 {
