@@ -29,11 +29,3 @@ impl S3Error {
         }
     }
 }
-
-impl crate::store::Poison for S3Error {
-    /// Only storage failures (mapped to `InternalError`) can leave a write half
-    /// done; every other error is raised before a write changes anything.
-    fn poisons_batch(&self) -> bool {
-        matches!(self.code, S3ErrorCode::InternalError | S3ErrorCode::StorageFull | S3ErrorCode::ServiceUnavailable)
-    }
-}

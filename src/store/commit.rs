@@ -4,10 +4,11 @@
 //! single writer anyway; batching turns N concurrent small PUTs from N
 //! serialized fsyncs into a few.
 //!
-//! Contract for a write: a *logical* error (no such bucket, precondition
-//! failed...) must be returned before the write changes anything, so the other
-//! writes of the batch can still commit. A storage error (one that
-//! [`Poison::poisons_batch`]) aborts the whole batch.
+//! Contract for a write: it says how it failed ([`WriteError`]). A rejection
+//! (no such bucket, precondition failed...) must be returned before the write
+//! changes anything, so the other writes of the batch still commit. A storage
+//! failure may leave half of the write in the transaction: it aborts the
+//! whole batch.
 //!
 //! A failed commit poisons redb's `Database` (see `dbslot.rs`): the thread
 //! then reopens it before the next batch, after freeing the reserve if the
@@ -28,14 +29,34 @@ use super::StoreError;
 /// Largest number of writes committed together.
 const MAX_BATCH: usize = 256;
 
-/// Whether an error means the transaction may hold half of a write.
-pub trait Poison {
-    fn poisons_batch(&self) -> bool;
+/// How a write failed inside its transaction. `E` is the caller's error.
+#[derive(Debug)]
+pub enum WriteError<E> {
+    /// Refused before it changed anything (a failed precondition, no such
+    /// bucket...): the other writes of its batch still commit.
+    Rejected(E),
+    /// A storage failure: the transaction may hold half of this write, so
+    /// its whole batch is aborted.
+    Failed(StoreError),
 }
 
-impl Poison for StoreError {
-    fn poisons_batch(&self) -> bool {
-        matches!(self, StoreError::Internal(_) | StoreError::StorageFull | StoreError::Unavailable)
+impl<E: From<StoreError>> From<StoreError> for WriteError<E> {
+    /// The store's own errors say which kind they are.
+    fn from(e: StoreError) -> Self {
+        match e.is_storage_failure() {
+            true => WriteError::Failed(e),
+            false => WriteError::Rejected(e.into()),
+        }
+    }
+}
+
+impl<E: From<StoreError>> WriteError<E> {
+    /// The error the caller sees.
+    pub fn into_inner(self) -> E {
+        match self {
+            WriteError::Rejected(e) => e,
+            WriteError::Failed(e) => e.into(),
+        }
     }
 }
 
@@ -45,6 +66,10 @@ impl Poison for StoreError {
 /// transaction could begin) just reports it.
 type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type Job = Box<dyn FnOnce(Result<&WriteTransaction, &StoreError>) -> (Finish, bool) + Send>;
+
+/// A write as the commit thread runs it.
+pub trait WriteFn<T, E>: FnOnce(&WriteTransaction) -> Result<T, WriteError<E>> + Send + 'static {}
+impl<T, E, F: FnOnce(&WriteTransaction) -> Result<T, WriteError<E>> + Send + 'static> WriteFn<T, E> for F {}
 
 /// What the commit thread is asked to do: a write, or (on a full disk) a
 /// compaction, whose requester waits until its sender is dropped.
@@ -75,9 +100,9 @@ impl Committer {
     /// Blocks the calling thread.
     pub fn execute<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+        F: WriteFn<T, E>,
         T: Send + 'static,
-        E: From<StoreError> + Poison + Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         let (reply_tx, reply_rx): (SyncSender<Result<T, E>>, _) = mpsc::sync_channel(1);
         self.submit(f, move |outcome| {
@@ -90,9 +115,9 @@ impl Committer {
     /// task itself, with no blocking thread in between.
     pub async fn execute_async<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+        F: WriteFn<T, E>,
         T: Send + 'static,
-        E: From<StoreError> + Poison + Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
         self.submit(f, move |outcome| {
@@ -105,17 +130,18 @@ impl Committer {
     /// committed (or failed).
     fn submit<T, E, F, R>(&self, f: F, reply: R) -> Result<(), E>
     where
-        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+        F: WriteFn<T, E>,
         T: Send + 'static,
-        E: From<StoreError> + Poison + Send + 'static,
+        E: From<StoreError> + Send + 'static,
         R: FnOnce(Result<T, E>) + Send + 'static,
     {
         let job: Job = Box::new(move |txn| {
             let result = match txn {
                 Ok(txn) => f(txn),
-                Err(e) => Err(e.clone().into()),
+                Err(e) => Err(WriteError::Failed(e.clone())),
             };
-            let poisoned = matches!(&result, Err(e) if e.poisons_batch());
+            let poisoned = matches!(&result, Err(WriteError::Failed(_)));
+            let result = result.map_err(WriteError::into_inner);
             let finish: Finish = Box::new(move |committed| {
                 reply(match (committed, result) {
                     (Ok(()), result) | (Err(_), result @ Err(_)) => result,
@@ -321,4 +347,80 @@ fn remove_dead_rows(txn: &WriteTransaction, ids: &[BlobId]) -> Result<(), StoreE
         table.remove(*id)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::thread;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::schema::BUCKETS;
+    use crate::store::{Store, StoreResult};
+
+    fn insert(txn: &WriteTransaction, name: &str) -> Result<(), StoreError> {
+        txn.open_table(BUCKETS)?.insert(name, b"row".as_slice())?;
+        Ok(())
+    }
+
+    fn has_row(store: &Store, name: &str) -> bool {
+        let txn = store.db().expect("db").begin_read().expect("read");
+        txn.open_table(BUCKETS).expect("table").get(name).expect("get").is_some()
+    }
+
+    /// Runs `jobs` in one batch: a first job holds the commit thread until
+    /// all of them are queued behind it. Returns each job's outcome.
+    type TestJob = fn(&WriteTransaction) -> Result<(), WriteError<StoreError>>;
+
+    fn one_batch(store: &Arc<Store>, jobs: Vec<TestJob>) -> Vec<StoreResult<()>> {
+        let holder = {
+            let store = store.clone();
+            thread::spawn(move || {
+                store.committer.execute(|_| {
+                    thread::sleep(Duration::from_millis(300));
+                    Ok::<_, WriteError<StoreError>>(())
+                })
+            })
+        };
+        thread::sleep(Duration::from_millis(50));
+        let queued: Vec<_> = jobs
+            .into_iter()
+            .map(|job| {
+                let store = store.clone();
+                thread::spawn(move || store.committer.execute(job))
+            })
+            .collect();
+        holder.join().expect("holder").expect("the holding job commits");
+        queued.into_iter().map(|t| t.join().expect("job thread")).collect()
+    }
+
+    #[test]
+    fn a_rejected_write_spares_its_batch_and_a_failed_one_aborts_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(dir.path()).expect("open"));
+
+        let outcomes = one_batch(
+            &store,
+            vec![|txn| Ok(insert(txn, "kept")?), |_| Err(WriteError::Rejected(StoreError::NoSuchKey))],
+        );
+        assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+        assert!(matches!(outcomes[1], Err(StoreError::NoSuchKey)), "the rejection comes back as it was");
+        assert!(has_row(&store, "kept"), "a rejection does not abort the others");
+
+        let outcomes = one_batch(
+            &store,
+            vec![|txn| Ok(insert(txn, "innocent")?), |txn| {
+                insert(txn, "half")?;
+                Err(WriteError::Failed(StoreError::Internal("disk on fire".into())))
+            }],
+        );
+        assert!(outcomes.iter().all(Result::is_err), "{outcomes:?}");
+        assert!(!has_row(&store, "innocent") && !has_row(&store, "half"), "the whole batch was aborted");
+
+        // The store's own errors classify themselves.
+        assert!(matches!(WriteError::<StoreError>::from(StoreError::NoSuchBucket), WriteError::Rejected(_)));
+        assert!(matches!(WriteError::<StoreError>::from(StoreError::StorageFull), WriteError::Failed(_)));
+        store.close();
+    }
 }

@@ -36,7 +36,7 @@ use redb::{Database, ReadableTable, WriteTransaction};
 
 use blob::NewBlob;
 use commit::Committer;
-pub use commit::Poison;
+pub use commit::WriteError;
 use dbslot::DbSlot;
 use layout::{BlobId, Layout};
 pub use list::{ListEntry, ListPage, ListQuery};
@@ -76,6 +76,14 @@ pub enum StoreError {
          meta.redb from a backup, or start with --accept-db-rollback to serve the older state (docs/reliability.md)"
     )]
     RolledBack { database: u64, acknowledged: u64 },
+}
+
+impl StoreError {
+    /// Whether the store failed (the disk, the database), rather than
+    /// refused: a write that fails so may be half done in its transaction.
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(self, StoreError::Internal(_) | StoreError::StorageFull | StoreError::Unavailable)
+    }
 }
 
 impl From<std::io::Error> for StoreError {
@@ -219,7 +227,8 @@ impl Store {
     /// what redb can reuse without growing the file.
     fn spare_database_bytes(&self) -> StoreResult<u64> {
         use std::os::unix::fs::MetadataExt;
-        let stats = self.committer.execute(|txn| Ok::<_, StoreError>(txn.stats()?))?;
+        let stats =
+            self.committer.execute(|txn| Ok::<_, WriteError<StoreError>>(txn.stats().map_err(StoreError::from)?))?;
         let on_disk = fs::metadata(self.layout.db_path())?.blocks() * 512;
         Ok(on_disk.saturating_sub(stats.allocated_pages() * stats.page_size() as u64))
     }
@@ -240,24 +249,42 @@ impl Store {
 
     /// Runs a write that adds data in the next group commit (refused on a
     /// full disk), then frees the blobs it reported dead.
-    fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
-        F: FnOnce(&WriteTransaction) -> Result<(T, Vec<BlobId>), E> + Send + 'static,
+        F: FnOnce(&WriteTransaction) -> StoreResult<(T, Vec<BlobId>)> + Send + 'static,
         T: Send + 'static,
-        E: From<StoreError> + Poison + Send + 'static,
+    {
+        self.write_checked(move |txn| Ok(f(txn)?))
+    }
+
+    /// [`Store::write`] of a write that raises the caller's own errors
+    /// (preconditions): those are rejections, the store's say what they are.
+    fn write_checked<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&WriteTransaction) -> Result<(T, Vec<BlobId>), WriteError<E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         self.admit(false)?;
-        self.write_freeing(f)
+        self.commit_freeing(f)
     }
 
     /// Runs a write in the next group commit, even on a full disk (deletes
     /// must work there), then frees the blobs it reported dead (their rows
     /// are already in the dead-blob table of that commit).
-    fn write_freeing<T, E, F>(&self, f: F) -> Result<T, E>
+    fn write_freeing<T, F>(&self, f: F) -> StoreResult<T>
     where
-        F: FnOnce(&WriteTransaction) -> Result<(T, Vec<BlobId>), E> + Send + 'static,
+        F: FnOnce(&WriteTransaction) -> StoreResult<(T, Vec<BlobId>)> + Send + 'static,
         T: Send + 'static,
-        E: From<StoreError> + Poison + Send + 'static,
+    {
+        self.commit_freeing(move |txn| Ok(f(txn)?))
+    }
+
+    fn commit_freeing<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&WriteTransaction) -> Result<(T, Vec<BlobId>), WriteError<E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         let (value, dead) = self.committer.execute(f)?;
         self.free_blobs(dead);
@@ -361,7 +388,7 @@ impl Store {
         check: C,
     ) -> Result<(), E>
     where
-        E: From<StoreError> + Poison + Send + 'static,
+        E: From<StoreError> + Send + 'static,
         C: FnOnce(Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
     {
         if inline.as_ref().is_some_and(|blob| blob.inline.is_none()) {
@@ -369,10 +396,10 @@ impl Store {
             self.space.check()?;
         }
         let (bucket, key, mut record) = (bucket.to_string(), key.to_string(), record);
-        let txn = move |txn: &WriteTransaction| -> Result<((), Vec<BlobId>), E> {
+        let txn = move |txn: &WriteTransaction| -> Result<((), Vec<BlobId>), WriteError<E>> {
             require_bucket(txn, &bucket)?;
             let current = read_object(txn, &bucket, &key)?;
-            check(current.as_ref())?;
+            check(current.as_ref()).map_err(WriteError::Rejected)?;
             store_new_blob(txn, inline, &mut record.blobs)?;
             add_refs(txn, &record.blobs)?;
             Ok(((), replace_object(txn, &bucket, &key, Some(&record), current)?))
@@ -419,16 +446,16 @@ impl Store {
     /// so `x-amz-copy-source-if-*` checks see exactly what is copied.
     pub fn copy_object<E, M>(&self, src: (&str, &str), dst: (&str, &str), make: M) -> Result<ObjectRecord, E>
     where
-        E: From<StoreError> + Poison + Send + 'static,
+        E: From<StoreError> + Send + 'static,
         M: FnOnce(&ObjectRecord) -> Result<ObjectRecord, E> + Send + 'static,
     {
         let (src_bucket, src_key) = (src.0.to_string(), src.1.to_string());
         let (dst_bucket, dst_key) = (dst.0.to_string(), dst.1.to_string());
-        self.write(move |txn| {
+        self.write_checked(move |txn| {
             require_bucket(txn, &src_bucket)?;
             require_bucket(txn, &dst_bucket)?;
             let source = read_object(txn, &src_bucket, &src_key)?.ok_or(StoreError::NoSuchKey)?;
-            let record = make(&source)?;
+            let record = make(&source).map_err(WriteError::Rejected)?;
             add_refs(txn, &record.blobs)?;
             let current = read_object(txn, &dst_bucket, &dst_key)?;
             let dead = replace_object(txn, &dst_bucket, &dst_key, Some(&record), current)?;

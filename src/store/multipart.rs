@@ -15,7 +15,7 @@ use super::schema::{
     PartRecord, UploadRecord, PARTS, UPLOADS, UPLOAD_INDEX,
 };
 use super::txn::{add_refs, drop_refs, read_object, replace_object, require_bucket, store_new_blob};
-use super::{Poison, Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, WriteError};
 use crate::store::layout::BlobId;
 
 /// Length of every upload id (see `s3::multipart::new_upload_id`).
@@ -136,17 +136,17 @@ impl Store {
         check: C,
     ) -> Result<ObjectRecord, E>
     where
-        E: From<StoreError> + Poison + Send + 'static,
+        E: From<StoreError> + Send + 'static,
         B: FnOnce(&UploadRecord, &[(u16, PartRecord)]) -> Result<ObjectRecord, E> + Send + 'static,
         C: FnOnce(Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
     {
         let (bucket, key, id) = (bucket.to_string(), key.to_string(), upload_id.to_string());
-        self.write(move |txn| {
+        self.write_checked(move |txn| {
             let upload = upload_in_txn(txn, &bucket, &key, &id)?;
             let parts = read_parts(txn, &id)?;
-            let record = build(&upload, &parts)?;
+            let record = build(&upload, &parts).map_err(WriteError::Rejected)?;
             let current = read_object(txn, &bucket, &key)?;
-            check(current.as_ref())?;
+            check(current.as_ref()).map_err(WriteError::Rejected)?;
             // Nothing changed so far; from here on, only storage errors.
             // The object inherits the used parts' references; the rest are dropped.
             let used: HashSet<BlobId> = record.blobs.iter().map(|s| s.id).collect();
