@@ -153,29 +153,16 @@ pub async fn upload_part(state: &AppState, mut req: S3Request) -> S3Result<Respo
         .map_err(S3Error::internal)
 }
 
-/// Publishes a staged part body and records it as part `number` of the upload
-/// `(bucket, key, id)`. If the upload vanished meanwhile (completed or
-/// aborted), the blob is removed again and the caller gets `NoSuchUpload`.
+/// Records a verified part body as part `number` of the upload `(bucket,
+/// key, id)`: the store publishes it and commits it, or removes it again
+/// (`NoSuchUpload` if the upload was completed or aborted meanwhile).
 pub(super) async fn store_part(
     state: &AppState,
     (bucket, key, id): (String, String, String),
     number: u16,
     staged: StagedBlob,
 ) -> S3Result<PartRecord> {
-    let (md5, checksum) = (staged.digests.md5, staged.digests.checksum.clone());
-    state
-        .store
-        .run(move |s| {
-            let (mut span, inline) = staged.publish().map_err(S3Error::io)?;
-            span.part = number;
-            let part = PartRecord { span, md5, last_modified_ms: now_ms(), checksum };
-            let stored = s.put_part((&bucket, &key, &id), number, part.clone(), inline);
-            if stored.is_err() {
-                s.discard_blobs(&[span]);
-            }
-            stored.map(|()| part).map_err(S3Error::from)
-        })
-        .await
+    Ok(state.store.write_part((&bucket, &key, &id), number, staged, now_ms()).await?)
 }
 
 pub async fn abort(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {

@@ -48,9 +48,9 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
     b.body(body::empty()).map_err(S3Error::internal)
 }
 
-/// Publishes the body and commits its record. An empty or inline body needs
-/// no file work; a file is published (rename, fsync: blocking) on a blocking
-/// thread, and removed again if the commit fails.
+/// Commits a verified body as the object: the store publishes it, commits
+/// its record with the write conditions checked in the same transaction,
+/// and removes the body again if it does not commit.
 async fn commit_put(
     state: &AppState,
     bucket: String,
@@ -59,30 +59,9 @@ async fn commit_put(
     staged: StagedBlob,
     conditions: WriteConditions,
 ) -> S3Result<ObjectRecord> {
-    let (span, inline) = match staged.is_in_memory() {
-        true => staged.publish().map_err(S3Error::io)?,
-        false => state.store.run(move |_| staged.publish().map_err(S3Error::io)).await?,
-    };
-    stamp(&mut record, span);
-    let check = move |current: Option<&ObjectRecord>| conditions.check(current);
-    let committed = state.store.put_object(&bucket, &key, record.clone(), inline, check).await;
-    if committed.is_err() && span.has_file() {
-        let blobs = record.blobs.clone();
-        state
-            .store
-            .run(move |s| {
-                s.discard_blobs(&blobs);
-                Ok::<_, S3Error>(())
-            })
-            .await?;
-    }
-    committed.map(|()| record)
-}
-
-/// Points a new record at its published body and dates it.
-fn stamp(record: &mut ObjectRecord, span: BlobSpan) {
-    record.blobs = if span.has_blob() { vec![span] } else { Vec::new() };
     record.last_modified_ms = now_ms();
+    let check = move |current: Option<&ObjectRecord>| conditions.check(current);
+    state.store.write_object((&bucket, &key), record, staged, check).await
 }
 
 /// `If-None-Match: *` and `If-Match` on a write, checked inside the commit so

@@ -124,22 +124,58 @@ impl StagedBlob {
 
     /// Makes the body ready to be referenced: a file is renamed into `blobs/`
     /// and the rename made durable; the block checksums (and a small body,
-    /// to be stored inline) are handed back to be inserted by the same
-    /// transaction as its record. Blocking.
-    pub fn publish(self) -> io::Result<(BlobSpan, Option<NewBlob>)> {
+    /// to be packed) are handed back to be inserted by the same transaction
+    /// as its record. The guard removes the file again unless told the
+    /// commit that references it succeeded. Blocking.
+    pub(super) fn publish(self) -> io::Result<(BlobSpan, Option<NewBlob>, PublishedFile)> {
         let (id, size, blocks) = (self.id, self.digests.size, self.digests.blocks);
+        let nothing = PublishedFile { path: None };
         match self.staged {
-            Staged::Empty => Ok((BlobSpan::EMPTY, None)),
+            Staged::Empty => Ok((BlobSpan::EMPTY, None, nothing)),
             Staged::Inline(bytes) => {
                 let span = BlobSpan { id, size, part: 0, inline: true };
-                Ok((span, Some(NewBlob { id, blocks, inline: Some(bytes) })))
+                Ok((span, Some(NewBlob { id, blocks, inline: Some(bytes) }), nothing))
             }
             Staged::File(mut tmp) => {
-                fs::rename(&tmp.path, self.layout.blob_path(id))?;
+                let path = self.layout.blob_path(id);
+                fs::rename(&tmp.path, &path)?;
                 tmp.armed = false;
+                let guard = PublishedFile { path: Some(path) };
                 fsync_dir(&self.layout.blob_dir(id))?;
-                Ok((BlobSpan { id, size, part: 0, inline: false }, Some(NewBlob { id, blocks, inline: None })))
+                let span = BlobSpan { id, size, part: 0, inline: false };
+                Ok((span, Some(NewBlob { id, blocks, inline: None }), guard))
             }
+        }
+    }
+}
+
+/// A blob file in `blobs/` that no committed record references yet. Dropped
+/// without [`PublishedFile::keep`] (the commit failed, the request was
+/// dropped before its commit was queued, publishing failed after the
+/// rename), it removes the file, on a blocking thread when in a runtime.
+#[must_use = "dropping it removes the published file"]
+pub struct PublishedFile {
+    path: Option<PathBuf>,
+}
+
+impl PublishedFile {
+    /// The commit that references the file succeeded: it stays.
+    pub fn keep(mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for PublishedFile {
+    fn drop(&mut self) {
+        let Some(path) = self.path.take() else { return };
+        let remove = move || {
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::warn!(error = %e, path = %path.display(), "could not remove an unused blob; the orphan sweep will");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
         }
     }
 }

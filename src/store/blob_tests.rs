@@ -61,7 +61,8 @@ fn check_digests(staged: &StagedBlob, body: &[u8]) {
 fn file_bytes(layout: &Layout, staged: StagedBlob) -> Vec<u8> {
     assert!(matches!(staged.staged, Staged::File(_)), "a body over the inline size is a file");
     let id = staged.id;
-    staged.publish().expect("publish");
+    let (_, _, file) = staged.publish().expect("publish");
+    file.keep();
     std::fs::read(layout.blob_path(id)).expect("read the blob")
 }
 

@@ -105,34 +105,44 @@ impl Committer {
         E: From<StoreError> + Send + 'static,
     {
         let (reply_tx, reply_rx): (SyncSender<Result<T, E>>, _) = mpsc::sync_channel(1);
-        self.submit(f, move |outcome| {
-            let _ = reply_tx.send(outcome);
-        })?;
+        self.submit(
+            f,
+            |_: Option<&T>| {},
+            move |outcome| {
+                let _ = reply_tx.send(outcome);
+            },
+        )?;
         reply_rx.recv().unwrap_or_else(|_| Err(stopped().into()))
     }
 
     /// [`Committer::execute`] for async callers: the commit thread wakes the
-    /// task itself, with no blocking thread in between.
-    pub async fn execute_async<T, E, F>(&self, f: F) -> Result<T, E>
+    /// task itself, with no blocking thread in between. `settle` is given the
+    /// write's value if it committed (`None` if not) on the commit thread,
+    /// even if the caller has gone away meanwhile (a dropped request): what
+    /// must follow a commit, or be undone without one, is done there.
+    pub async fn execute_async<T, E, F, S>(&self, f: F, settle: S) -> Result<T, E>
     where
         F: WriteFn<T, E>,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
+        S: FnOnce(Option<&T>) + Send + 'static,
     {
         let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
-        self.submit(f, move |outcome| {
+        self.submit(f, settle, move |outcome| {
             let _ = reply_tx.send(outcome);
         })?;
         reply_rx.await.unwrap_or_else(|_| Err(stopped().into()))
     }
 
-    /// Queues `f` for the next batch; `reply` gets its outcome once the batch
-    /// committed (or failed).
-    fn submit<T, E, F, R>(&self, f: F, reply: R) -> Result<(), E>
+    /// Queues `f` for the next batch; `settle` and then `reply` get its
+    /// outcome once the batch committed (or failed). A job that cannot be
+    /// queued is dropped unrun, `settle` with it.
+    fn submit<T, E, F, S, R>(&self, f: F, settle: S, reply: R) -> Result<(), E>
     where
         F: WriteFn<T, E>,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
+        S: FnOnce(Option<&T>) + Send + 'static,
         R: FnOnce(Result<T, E>) + Send + 'static,
     {
         let job: Job = Box::new(move |txn| {
@@ -143,10 +153,12 @@ impl Committer {
             let poisoned = matches!(&result, Err(WriteError::Failed(_)));
             let result = result.map_err(WriteError::into_inner);
             let finish: Finish = Box::new(move |committed| {
-                reply(match (committed, result) {
+                let outcome = match (committed, result) {
                     (Ok(()), result) | (Err(_), result @ Err(_)) => result,
                     (Err(e), Ok(_)) => Err(e.into()),
-                })
+                };
+                settle(outcome.as_ref().ok());
+                reply(outcome)
             });
             (finish, poisoned)
         });

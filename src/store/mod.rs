@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableTable, WriteTransaction};
 
-use blob::NewBlob;
+use blob::{NewBlob, PublishedFile, StagedBlob};
 use commit::Committer;
 pub use commit::WriteError;
 use dbslot::DbSlot;
@@ -372,44 +372,74 @@ impl Store {
         Ok(decode(value.value())?)
     }
 
-    /// Makes `record` the object at `bucket/key`, replacing (and freeing) any
-    /// previous version; `inline` has the new blob's block checksums and, when
-    /// the body is small enough to live in the database, its bytes. `check` sees the current version inside the same
-    /// transaction, so conditional writes (`If-None-Match: *`) are atomic.
+    /// PutObject's one entry: publishes `staged` (a file is renamed into
+    /// `blobs/` and the rename made durable, a small body is packed by the
+    /// commit), points `record` at it and commits it as the object at
+    /// `bucket/key`, replacing (and freeing) any previous version. `check`
+    /// sees the current version inside the same transaction, so conditional
+    /// writes (`If-None-Match: *`) are atomic. A published file that does
+    /// not end up committed is removed, on every path: a failed commit, a
+    /// failed publish, a request dropped at any await (see `PublishedFile`).
     ///
-    /// Async: the commit thread wakes the task itself, with no blocking
-    /// thread in between; blobs the write frees are unlinked in the background.
-    pub async fn put_object<E, C>(
+    /// Blobs the write frees are unlinked in the background.
+    pub async fn write_object<E, C>(
         self: &Arc<Self>,
-        bucket: &str,
-        key: &str,
-        record: ObjectRecord,
-        inline: Option<NewBlob>,
+        (bucket, key): (&str, &str),
+        mut record: ObjectRecord,
+        staged: StagedBlob,
         check: C,
-    ) -> Result<(), E>
+    ) -> Result<ObjectRecord, E>
     where
         E: From<StoreError> + Send + 'static,
         C: FnOnce(Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
     {
-        if inline.as_ref().is_some_and(|blob| blob.inline.is_none()) {
+        if !staged.is_in_memory() {
             // A new file while the disk is full; small bodies were admitted by `admit`.
             self.space.check()?;
         }
-        let (bucket, key, mut record) = (bucket.to_string(), key.to_string(), record);
-        let txn = move |txn: &WriteTransaction| -> Result<((), Vec<BlobId>), WriteError<E>> {
+        let (span, new_blob, file) = self.publish(staged).await?;
+        record.blobs = if span.has_blob() { vec![span] } else { Vec::new() };
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        let txn = move |txn: &WriteTransaction| -> Result<(ObjectRecord, Vec<BlobId>), WriteError<E>> {
             require_bucket(txn, &bucket)?;
             let current = read_object(txn, &bucket, &key)?;
             check(current.as_ref()).map_err(WriteError::Rejected)?;
-            store_new_blob(txn, inline, &mut record.blobs)?;
+            store_new_blob(txn, new_blob, &mut record.blobs)?;
             add_refs(txn, &record.blobs)?;
-            Ok(((), replace_object(txn, &bucket, &key, Some(&record), current)?))
+            let dead = replace_object(txn, &bucket, &key, Some(&record), current)?;
+            Ok((record, dead))
         };
-        let (value, dead) = self.committer.execute_async(txn).await?;
-        if !dead.is_empty() {
-            let store = self.clone();
-            tokio::task::spawn_blocking(move || store.free_blobs(dead));
+        let (record, _) = self.committer.execute_async(txn, self.settle(file)).await?;
+        Ok(record)
+    }
+
+    /// Publishes a staged body (`StagedBlob::publish`), on a blocking thread
+    /// if it is a file.
+    async fn publish(self: &Arc<Self>, staged: StagedBlob) -> StoreResult<(BlobSpan, Option<NewBlob>, PublishedFile)> {
+        match staged.is_in_memory() {
+            true => Ok(staged.publish()?),
+            false => self.run(move |_| Ok(staged.publish()?)).await,
         }
-        Ok(value)
+    }
+
+    /// What follows a write's commit, run by the commit thread even if the
+    /// request is gone: if it committed, its published file stays and the
+    /// blobs it freed are unlinked (on a blocking thread); if not, the file
+    /// is removed (the guard's drop). Call from within the runtime.
+    fn settle<T>(self: &Arc<Self>, file: PublishedFile) -> impl FnOnce(Option<&(T, Vec<BlobId>)>) + Send + 'static {
+        let (store, runtime) = (self.clone(), tokio::runtime::Handle::try_current());
+        move |committed| match committed {
+            Some((_, dead)) => {
+                file.keep();
+                let dead = dead.clone();
+                match (dead.is_empty(), runtime) {
+                    (true, _) => {}
+                    (false, Ok(runtime)) => drop(runtime.spawn_blocking(move || store.free_blobs(dead))),
+                    (false, Err(_)) => store.free_blobs(dead),
+                }
+            }
+            None => drop(file),
+        }
     }
 
     /// Deletes an object; deleting a missing key succeeds, as in S3.
@@ -430,15 +460,6 @@ impl Store {
             }
             Ok(((), dead))
         })
-    }
-
-    /// Removes published blobs whose commit failed: nothing references them.
-    pub fn discard_blobs(&self, spans: &[BlobSpan]) {
-        for span in spans.iter().filter(|s| s.has_file()) {
-            if let Err(e) = fs::remove_file(self.layout.blob_path(span.id)) {
-                tracing::warn!(error = %e, "could not remove an unused blob; the orphan sweep will");
-            }
-        }
     }
 
     /// Copies an object by sharing its blobs (no bytes are copied). `make`
@@ -560,3 +581,7 @@ fn init_tables(db: &Database) -> StoreResult<()> {
     txn.commit()?;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "write_tests.rs"]
+mod write_tests;

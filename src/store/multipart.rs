@@ -5,10 +5,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::blob::NewBlob;
+use super::blob::{NewBlob, StagedBlob};
 use super::list::{as_slice_bound, common_prefix, prefix_successor};
 use super::schema::{
     decode, encode, object_key, part_key, upload_index_key, AbortIncompleteRule, BlobSpan, BucketRecord, ObjectRecord,
@@ -69,35 +70,29 @@ impl Store {
         Ok(record)
     }
 
-    /// Records a part, replacing (and freeing) a previous upload of the same
-    /// number. Fails with `NoSuchUpload` if the upload was completed or
-    /// aborted meanwhile; the caller then discards the part's blob.
-    pub fn put_part(
-        &self,
+    /// UploadPart's (and UploadPartCopy's) one entry: publishes `staged`
+    /// and records it as part `number` of the upload, replacing (and
+    /// freeing) an earlier upload of the same number. `NoSuchUpload` if the
+    /// upload was completed or aborted meanwhile. A published file that does
+    /// not end up committed is removed, as in [`Store::write_object`].
+    pub async fn write_part(
+        self: &Arc<Self>,
         (bucket, key, upload_id): (&str, &str, &str),
         number: u16,
-        part: PartRecord,
-        inline: Option<NewBlob>,
-    ) -> StoreResult<()> {
+        staged: StagedBlob,
+        last_modified_ms: i64,
+    ) -> StoreResult<PartRecord> {
+        self.admit_write(staged.is_in_memory()).await?;
+        let (md5, checksum) = (staged.digests.md5, staged.digests.checksum.clone());
+        let (mut span, new_blob, file) = self.publish(staged).await?;
+        span.part = number;
+        let part = PartRecord { span, md5, last_modified_ms, checksum };
         let (bucket, key, id) = (bucket.to_string(), key.to_string(), upload_id.to_string());
-        let mut part = part;
-        self.admit(inline.as_ref().is_some_and(|blob| blob.inline.is_some()))?;
-        self.write_freeing(move |txn| {
-            upload_in_txn(txn, &bucket, &key, &id)?;
-            store_new_blob(txn, inline, std::slice::from_mut(&mut part.span))?;
-            let row = part_key(&id, number);
-            let value = encode(&part)?;
-            let previous = {
-                let mut parts = txn.open_table(PARTS)?;
-                let previous = parts.insert(row.as_slice(), value.as_slice())?.map(|v| v.value().to_vec());
-                match previous {
-                    Some(bytes) => Some(decode::<PartRecord>(&bytes)?),
-                    None => None,
-                }
-            };
-            add_refs(txn, &[part.span])?;
-            Ok(((), drop_refs(txn, &previous.map(|p| vec![p.span]).unwrap_or_default())?))
-        })
+        let txn = move |txn: &WriteTransaction| {
+            record_part(txn, (&bucket, &key, &id), number, part, new_blob).map_err(WriteError::<StoreError>::from)
+        };
+        let (part, _) = self.committer.execute_async(txn, self.settle(file)).await?;
+        Ok(part)
     }
 
     /// Parts after `after`, at most `max`, in part-number order.
@@ -341,4 +336,24 @@ fn uploads_start(bucket: &str, q: &UploadQuery) -> Bound<Vec<u8>> {
             Bound::Included(past_key)
         }
     }
+}
+
+/// Stores part `number` of an upload; returns the part as stored and the
+/// blobs the part it replaces leaves unreferenced.
+fn record_part(
+    txn: &WriteTransaction,
+    (bucket, key, id): (&str, &str, &str),
+    number: u16,
+    mut part: PartRecord,
+    new_blob: Option<NewBlob>,
+) -> StoreResult<(PartRecord, Vec<BlobId>)> {
+    upload_in_txn(txn, bucket, key, id)?;
+    store_new_blob(txn, new_blob, std::slice::from_mut(&mut part.span))?;
+    let row = part_key(id, number);
+    let previous =
+        txn.open_table(PARTS)?.insert(row.as_slice(), encode(&part)?.as_slice())?.map(|v| v.value().to_vec());
+    let previous = previous.map(|bytes| decode::<PartRecord>(&bytes)).transpose()?;
+    add_refs(txn, &[part.span])?;
+    let dead = drop_refs(txn, &previous.map(|p| vec![p.span]).unwrap_or_default())?;
+    Ok((part, dead))
 }

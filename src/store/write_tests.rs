@@ -1,0 +1,151 @@
+//! The store's write entries when the request goes away: an object or part
+//! write dropped at any point (while its body is published, while its commit
+//! is queued or running) leaves no blob file that nothing references and no
+//! reference to a file that is gone.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redb::ReadableTable;
+
+use super::blob::{BlobSink, StagedBlob};
+use super::digest::DigestSpec;
+use super::layout::packed_position;
+use super::schema::{BucketRecord, ContentHeaders, ObjectRecord, UploadRecord, BLOB_REFS};
+use super::{Store, StoreError};
+
+const FILE_BODY: usize = 100 * 1024;
+
+async fn staged(store: &Store, seed: u8) -> StagedBlob {
+    let spec = DigestSpec { sha256: false, checksum: None };
+    let mut sink = BlobSink::<StoreError>::start(store.layout(), spec, None).expect("start");
+    let body = Bytes::from(vec![seed; FILE_BODY]);
+    assert!(sink.feed(async { Ok(Some(body)) }).await.expect("feed"));
+    assert!(!sink.feed(async { Ok(None) }).await.expect("end"));
+    sink.finish().await.expect("finish")
+}
+
+fn record() -> ObjectRecord {
+    ObjectRecord {
+        size: FILE_BODY as u64,
+        etag: "e".into(),
+        last_modified_ms: 0,
+        headers: ContentHeaders::default(),
+        user_meta: Vec::new(),
+        checksum: None,
+        blobs: Vec::new(),
+    }
+}
+
+/// Blob files on disk, and file blobs the database references.
+fn files_and_references(store: &Store) -> (HashSet<u128>, HashSet<u128>) {
+    let files: HashSet<u128> = store.layout().all_blob_ids().expect("list blobs").into_iter().collect();
+    let txn = store.db().expect("db").begin_read().expect("read");
+    let refs = txn.open_table(BLOB_REFS).expect("refs");
+    let referenced = refs
+        .iter()
+        .expect("iterate")
+        .map(|row| row.expect("row").0.value())
+        .filter(|id| packed_position(*id).is_none())
+        .collect();
+    (files, referenced)
+}
+
+/// Waits for the background work of dropped writes (queued commits, file
+/// removals) to end, then checks that files and references match.
+async fn assert_no_orphan_and_no_dangling(store: &Arc<Store>, what: &str) {
+    let mut last = (HashSet::new(), HashSet::new());
+    for _ in 0..200 {
+        // A write queued behind every dropped one: their commits are done.
+        let sync = store.clone();
+        tokio::task::spawn_blocking(move || sync.create_bucket("sync", &bucket_record()))
+            .await
+            .expect("join")
+            .or_else(|e| if matches!(e, StoreError::BucketExists(_)) { Ok(()) } else { Err(e) })
+            .expect("a write after the dropped ones");
+        last = files_and_references(store);
+        if last.0 == last.1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (files, referenced) = last;
+    let orphans: Vec<_> = files.difference(&referenced).collect();
+    let dangling: Vec<_> = referenced.difference(&files).collect();
+    panic!("{what}: orphan files {orphans:x?}, references to missing files {dangling:x?}");
+}
+
+fn bucket_record() -> BucketRecord {
+    BucketRecord { owner: "root".into(), created_ms: 0, region: "us-east-1".into(), lifecycle: None }
+}
+
+/// Delays before the write's future is dropped: 0 drops it before its first
+/// poll; the others land in publishing, in the queue and in the commit.
+fn cancel_points() -> impl Iterator<Item = Option<Duration>> {
+    std::iter::once(None).chain((0..40u64).map(|i| Some(Duration::from_micros(i * 150))))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_write_dropped_at_any_point_leaves_files_and_references_matching() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(dir.path()).expect("open"));
+    store.create_bucket("b", &bucket_record()).expect("bucket");
+    let (mut done, mut dropped) = (0, 0);
+    for (i, point) in cancel_points().enumerate() {
+        let body = staged(&store, i as u8).await;
+        let key = format!("k{}", i % 7); // overwrites free earlier versions too
+        let write = store.write_object::<StoreError, _>(("b", &key), record(), body, |_| Ok(()));
+        match point {
+            None => drop(write),
+            Some(delay) => tokio::select! {
+                result = write => { result.expect("write"); done += 1 }
+                () = tokio::time::sleep(delay) => dropped += 1,
+            },
+        }
+    }
+    assert!(done > 0 && dropped > 1, "some writes finished ({done}) and some were dropped ({dropped})");
+    assert_no_orphan_and_no_dangling(&store, "object writes").await;
+    store.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_write_dropped_at_any_point_leaves_files_and_references_matching() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(dir.path()).expect("open"));
+    store.create_bucket("b", &bucket_record()).expect("bucket");
+    let upload = UploadRecord {
+        bucket: "b".into(),
+        key: "big".into(),
+        owner: "root".into(),
+        initiated_ms: 0,
+        headers: ContentHeaders::default(),
+        user_meta: Vec::new(),
+        checksum_algorithm: None,
+        full_object_checksum: false,
+    };
+    let id = "0".repeat(super::UPLOAD_ID_LEN);
+    store.create_upload(&id, &upload).expect("upload");
+    let (mut done, mut dropped) = (0, 0);
+    for (i, point) in cancel_points().enumerate() {
+        let body = staged(&store, i as u8).await;
+        let number = (i % 5) as u16 + 1; // replaced parts free earlier blobs too
+        let write = store.write_part(("b", "big", &id), number, body, 0);
+        match point {
+            None => drop(write),
+            Some(delay) => tokio::select! {
+                result = write => { result.expect("write"); done += 1 }
+                () = tokio::time::sleep(delay) => dropped += 1,
+            },
+        }
+    }
+    assert!(done > 0 && dropped > 1, "some writes finished ({done}) and some were dropped ({dropped})");
+    assert_no_orphan_and_no_dangling(&store, "part writes").await;
+    // A part written after its upload is gone is refused and removed.
+    store.abort_upload("b", "big", &id).expect("abort");
+    let late = store.write_part(("b", "big", &id), 1, staged(&store, 99).await, 0).await;
+    assert!(matches!(late, Err(StoreError::NoSuchUpload)), "{late:?}");
+    assert_no_orphan_and_no_dangling(&store, "a part of an aborted upload").await;
+    store.close();
+}
