@@ -15,7 +15,9 @@ use crate::http::body::Body;
 use crate::http::conditional::{self, Outcome};
 use crate::store::blob::BlobSink;
 use crate::store::digest::{ChecksumAlgorithm, DigestSpec};
+use crate::store::read::OpenObject;
 use crate::store::schema::ObjectRecord;
+use crate::store::OpenError;
 
 /// The largest source CopyObject accepts; larger objects need UploadPartCopy.
 const MAX_COPY_BYTES: u64 = 5 * 1024 * 1024 * 1024;
@@ -133,26 +135,35 @@ fn copy_range(req: &S3Request, size: u64) -> S3Result<std::ops::Range<u64>> {
     Ok(first..last + 1)
 }
 
+/// Opens the source range of an UploadPartCopy. A concurrent overwrite or
+/// delete may free the source's blobs between reading its record and
+/// opening them: the source is then looked up again, as GetObject does.
+async fn open_copy_source(state: &AppState, req: &S3Request) -> S3Result<OpenObject> {
+    const ATTEMPTS: usize = 3;
+    let (src_bucket, src_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
+    for _ in 0..ATTEMPTS {
+        let (b, k) = (src_bucket.clone(), src_key.clone());
+        let source = state.store.run(move |s| s.get_object(&b, &k)).await?;
+        check_copy_source(req.headers(), &source)?;
+        let range = copy_range(req, source.size)?;
+        let opened = state.store.run(move |s| Ok::<_, S3Error>(s.open_range(&source.blobs, range))).await?;
+        match opened {
+            Ok(opened) => return Ok(opened),
+            Err(OpenError::Gone) => continue,
+            Err(OpenError::Read(e)) => return Err(S3Error::internal(e)),
+            Err(OpenError::Store(e)) => return Err(e.into()),
+        }
+    }
+    Err(S3Error::internal("the copy source kept changing while being read"))
+}
+
 /// UploadPartCopy: a range of an existing object becomes a part.
 pub async fn upload_part_copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     let number = super::multipart::part_number(&req)?;
     let (bucket, key, id, upload) = super::multipart::load_upload(state, &req).await?;
     state.store.admit_write(false).await?;
-    let (src_bucket, src_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
-    let source = state.store.run(move |s| s.get_object(&src_bucket, &src_key)).await?;
-    check_copy_source(req.headers(), &source)?;
-    let range = copy_range(&req, source.size)?;
     let alg = upload.checksum_algorithm.unwrap_or(ChecksumAlgorithm::Crc64Nvme);
-    let blobs = source.blobs.clone();
-    let opened = state
-        .store
-        .run(move |s| {
-            s.open_range(&blobs, range).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => S3Error::new(S3ErrorCode::NoSuchKey),
-                _ => S3Error::internal(e),
-            })
-        })
-        .await?;
+    let opened = open_copy_source(state, &req).await?;
     let mut sink = BlobSink::start(state.store.layout(), DigestSpec { sha256: false, checksum: Some(alg) }, None)?;
     let mut chunks = opened.stream(state.body_timeout);
     while sink.feed(async { chunks.recv().await.transpose().map_err(S3Error::internal) }).await? {}

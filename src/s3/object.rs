@@ -15,7 +15,7 @@ use crate::http::conditional::{self, Outcome};
 use crate::http::range::ByteRange;
 use crate::store::blob::StagedBlob;
 use crate::store::schema::{BlobSpan, ObjectRecord};
-use crate::store::Store;
+use crate::store::{OpenError, Store};
 
 /// DeleteObjects takes at most 1000 keys; 1000 keys of 1 KiB fit in 2 MiB.
 const MAX_DELETE_BODY: usize = 2 * 1024 * 1024;
@@ -176,8 +176,9 @@ async fn open_content(state: &AppState, blobs: Vec<BlobSpan>, span: Range<u64>) 
             Some(bytes) => bytes.map(|b| Some(body::full(b))).map_err(S3Error::internal),
             None => Ok(Some(body::from_channel(opened.stream(stall)))),
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(S3Error::internal(e)),
+        Err(OpenError::Gone) => Ok(None),
+        Err(OpenError::Read(e)) => Err(S3Error::internal(e)),
+        Err(OpenError::Store(e)) => Err(e.into()),
     };
     // Inline bodies (at most 32 KiB each) are database reads, done here;
     // files are opened and read on a blocking thread.

@@ -78,6 +78,20 @@ pub enum StoreError {
     RolledBack { database: u64, acknowledged: u64 },
 }
 
+/// Why [`Store::open_range`] could not open an object's bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// A blob of the record is gone: the object was replaced or deleted
+    /// since its record was read. Read the record again.
+    #[error("the object changed while it was opened")]
+    Gone,
+    /// Corruption (see `read::Corruption`) or an I/O failure.
+    #[error("reading the object failed: {0}")]
+    Read(std::io::Error),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
 impl StoreError {
     /// Whether the store failed (the disk, the database), rather than
     /// refused: a write that fails so may be half done in its transaction.
@@ -485,10 +499,12 @@ impl Store {
     }
 
     /// Opens the bytes `range` of an object made of `spans` (see `read.rs`).
-    /// `NotFound` if a blob is gone: the object was replaced meanwhile.
-    pub fn open_range(&self, spans: &[BlobSpan], range: std::ops::Range<u64>) -> std::io::Result<read::OpenObject> {
-        let txn = self.db().map_err(std::io::Error::other)?.begin_read().map_err(std::io::Error::other)?;
-        read::open(&self.layout, spans, range, &read::Snapshot(txn))
+    pub fn open_range(&self, spans: &[BlobSpan], range: std::ops::Range<u64>) -> Result<read::OpenObject, OpenError> {
+        let txn = self.db().map_err(OpenError::Store)?.begin_read().map_err(|e| OpenError::Store(e.into()))?;
+        read::open(&self.layout, spans, range, &read::Snapshot(txn)).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => OpenError::Gone,
+            _ => OpenError::Read(e),
+        })
     }
 
     pub fn list_objects(&self, bucket: &str, query: &ListQuery) -> StoreResult<ListPage> {
