@@ -4,6 +4,8 @@
 //! How store failures become S3 errors is `s3::error`'s business.
 //! Reference: <https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html>
 
+use std::sync::Arc;
+
 use http::StatusCode;
 
 macro_rules! s3_codes {
@@ -79,11 +81,21 @@ pub struct S3Error {
     pub extra: Vec<(&'static str, String)>,
     /// Extra response headers (for example `Content-Range` on `InvalidRange`).
     pub headers: Vec<(&'static str, String)>,
+    /// What went wrong inside, for the log only (never sent to the client):
+    /// the failure with its source chain. The server logs it once, with the
+    /// request id, when it answers.
+    pub cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl S3Error {
     pub fn new(code: S3ErrorCode) -> Self {
-        S3Error { code, message: code.default_message().to_string(), extra: Vec::new(), headers: Vec::new() }
+        S3Error {
+            code,
+            message: code.default_message().to_string(),
+            extra: Vec::new(),
+            headers: Vec::new(),
+            cause: None,
+        }
     }
 
     pub fn with_message(code: S3ErrorCode, message: impl Into<String>) -> Self {
@@ -101,10 +113,27 @@ impl S3Error {
         self
     }
 
-    /// An internal failure: logged with its cause, shown to the client without it.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(%cause, "internal error");
-        S3Error::new(S3ErrorCode::InternalError)
+    /// An internal failure: the client sees `InternalError`, the log its
+    /// cause (and the cause's sources).
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        S3Error::new(S3ErrorCode::InternalError).with_cause(cause)
+    }
+
+    /// Keeps `cause` for the log.
+    pub fn with_cause(mut self, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        self.cause = Some(Arc::from(cause.into()));
+        self
+    }
+
+    /// The cause and each of its sources, `: `-separated, for the log.
+    pub fn cause_chain(&self) -> Option<String> {
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(self.cause.as_deref()?);
+        let mut out = Vec::new();
+        while let Some(e) = next {
+            out.push(e.to_string());
+            next = e.source();
+        }
+        Some(out.join(": "))
     }
 }
 
@@ -120,6 +149,10 @@ impl std::fmt::Display for S3Error {
     }
 }
 
-impl std::error::Error for S3Error {}
+impl std::error::Error for S3Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 pub type S3Result<T> = Result<T, S3Error>;

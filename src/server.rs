@@ -81,7 +81,7 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response
     let close_after = empty_body_expecting_continue(&req);
     let mut response = match process(&state, req).instrument(span.clone()).await {
         Ok(response) => response,
-        Err(e) => error_response(&e, &resource, &request_id, is_head),
+        Err(e) => span.in_scope(|| error_response(&e, &resource, &request_id, is_head)),
     };
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "done"));
     if let Ok(id) = request_id.parse() {
@@ -133,8 +133,12 @@ async fn process(state: &AppState, req: Request<Incoming>) -> S3Result<Response<
 /// Reference: <https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html>
 fn error_response(e: &S3Error, resource: &str, request_id: &str, is_head: bool) -> Response<Body> {
     let status = e.code.status();
-    if status.is_server_error() {
-        tracing::warn!(code = e.code.as_str(), "request failed");
+    // The one log line of a failed request (the caller enters its span, so
+    // it carries the request id): server errors with their cause chain.
+    match (status.is_server_error(), e.cause_chain()) {
+        (true, Some(cause)) => tracing::error!(code = e.code.as_str(), %cause, "request failed"),
+        (true, None) => tracing::warn!(code = e.code.as_str(), "request failed"),
+        (false, _) => tracing::debug!(code = e.code.as_str(), "request refused"),
     }
     let mut w = XmlWriter::bare("Error");
     w.elem("Code", e.code.as_str()).elem("Message", &e.message);

@@ -375,3 +375,26 @@ fn the_background_scrub_logs_corruption() {
     let line = line.unwrap_or_else(|| panic!("the scrub logs the blob; log:\n{}", server.log()));
     assert!(line.contains("262144"), "and the corrupt block's offset: {line}");
 }
+
+/// A failed request is logged once, with its request id and what went
+/// wrong inside (the cause chain), not once where the error was made and
+/// again, without either, where it was answered.
+#[test]
+fn a_server_error_is_logged_once_with_its_request_id_and_cause() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = LoggedServer::start(&data, &[]);
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/cor")).status, 200);
+    put(&c, "/cor/mid", &pattern(MID, 12));
+    flip_byte(&blob_file(&data, MID), 1000);
+    let resp = c.send(Req::new("GET", "/cor/mid"));
+    assert_eq!(resp.status, 500, "{}", resp.text());
+    let id = resp.header("x-amz-request-id").expect("a request id").to_string();
+    let log = server.log();
+    let failed: Vec<&str> = log.lines().filter(|l| l.contains("request failed")).collect();
+    assert_eq!(failed.len(), 1, "one line for the failed request:\n{log}");
+    assert!(failed[0].contains(&id), "it names the request id {id}: {}", failed[0]);
+    assert!(failed[0].contains("block checksum mismatch"), "and the cause: {}", failed[0]);
+    assert!(!log.contains("internal error"), "no second line where the error was made:\n{log}");
+}

@@ -57,10 +57,7 @@ fn backup_error(e: BackupError) -> S3Error {
         BackupError::Refused(why) => {
             S3Error::with_message(S3ErrorCode::InvalidArgument, why).with_extra("ArgumentName", "out")
         }
-        e => {
-            tracing::error!(error = %e, "backup failed");
-            S3Error::with_message(S3ErrorCode::InternalError, format!("backup failed: {e}"))
-        }
+        e => S3Error::with_message(S3ErrorCode::InternalError, format!("backup failed: {e}")).with_cause(e),
     }
 }
 

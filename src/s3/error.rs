@@ -13,8 +13,7 @@ impl From<crate::store::StoreError> for S3Error {
             StoreError::NoSuchUpload => S3Error::new(S3ErrorCode::NoSuchUpload),
             StoreError::StorageFull => S3Error::new(S3ErrorCode::StorageFull),
             StoreError::Unavailable => S3Error::new(S3ErrorCode::ServiceUnavailable),
-            StoreError::Internal(cause) => S3Error::internal(cause),
-            e @ StoreError::RolledBack { .. } => S3Error::internal(e.to_string()),
+            e @ (StoreError::Internal(_) | StoreError::RolledBack { .. }) => S3Error::internal(e),
         }
     }
 }
