@@ -51,7 +51,14 @@ pub fn spawn_orphan_sweep(store: Arc<Store>) {
     }
 }
 
+/// How much older than the sweep a file must be. File times come from the
+/// kernel's coarse clock, a few ms behind `SystemTime::now`: a body written
+/// just after start-up must never look older than the sweep, or its file
+/// could be removed while its commit is on the way.
+const MTIME_SLACK: Duration = Duration::from_secs(2);
+
 fn sweep(store: &Store, started: SystemTime) -> Result<usize, super::StoreError> {
+    let started = started.checked_sub(MTIME_SLACK).unwrap_or(SystemTime::UNIX_EPOCH);
     let mut removed = 0;
     for id in store.layout().all_blob_ids()? {
         let path = store.layout().blob_path(id);

@@ -601,3 +601,7 @@ fn init_tables(db: &Database) -> StoreResult<()> {
 #[cfg(test)]
 #[path = "write_tests.rs"]
 mod write_tests;
+
+#[cfg(test)]
+#[path = "model_tests.rs"]
+mod model_tests;

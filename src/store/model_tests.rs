@@ -1,0 +1,336 @@
+//! The store against a model: random sequences of puts (empty, packed and
+//! file bodies), overwrites, copies, deletes, parts, completes and aborts,
+//! with injected failures (a batch aborted by a failing write, a crash
+//! between a blob's rename and its commit) and restarts. After every step:
+//! every object reads back as the model says, reference counts equal the
+//! references the records hold, every referenced file exists, no file is
+//! left that nothing references (once the orphan sweep ran), and each chunk
+//! of the pack is counted as held by exactly the packed blobs over it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use redb::ReadableTable;
+
+use super::blob::{BlobSink, StagedBlob};
+use super::digest::DigestSpec;
+use super::layout::packed_position;
+use super::pack::CHUNK_DATA;
+use super::schema::{
+    decode, BucketRecord, ContentHeaders, ObjectRecord, PartRecord, UploadRecord, BLOB_REFS, DEAD_BLOBS, OBJECTS,
+    PACK_LIVE, PARTS,
+};
+use super::txn::replace_object;
+use super::{Store, StoreError, WriteError};
+
+const KEYS: u8 = 4;
+const UPLOAD: &str = "00000000000000000000000000000001";
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put {
+        key: u8,
+        size: usize,
+        seed: u8,
+    },
+    Copy {
+        from: u8,
+        to: u8,
+    },
+    Delete {
+        keys: Vec<u8>,
+    },
+    Part {
+        number: u16,
+        size: usize,
+        seed: u8,
+    },
+    Complete,
+    Abort,
+    /// A write that changes things, then fails: its batch is aborted.
+    FailedBatch,
+    /// A body published (renamed into `blobs/`), then the process dies
+    /// before its commit; the store restarts.
+    CrashAfterPublish {
+        size: usize,
+    },
+    Restart,
+}
+
+fn size() -> impl Strategy<Value = usize> {
+    prop_oneof![Just(0), 1..3000usize, 3000..32 * 1024usize, 33 * 1024..90 * 1024usize]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..KEYS, size(), any::<u8>()).prop_map(|(key, size, seed)| Op::Put { key, size, seed }),
+        2 => (0..KEYS, 0..KEYS).prop_map(|(from, to)| Op::Copy { from, to }),
+        2 => prop::collection::vec(0..KEYS, 1..3).prop_map(|keys| Op::Delete { keys }),
+        3 => (1..4u16, size(), any::<u8>()).prop_map(|(number, size, seed)| Op::Part { number, size, seed }),
+        1 => Just(Op::Complete),
+        1 => Just(Op::Abort),
+        1 => Just(Op::FailedBatch),
+        1 => size().prop_map(|size| Op::CrashAfterPublish { size }),
+        1 => Just(Op::Restart),
+    ]
+}
+
+#[derive(Default)]
+struct Model {
+    objects: BTreeMap<String, Vec<u8>>,
+    /// The upload in progress, if any: its parts.
+    upload: Option<BTreeMap<u16, Vec<u8>>>,
+}
+
+fn key(k: u8) -> String {
+    format!("k{k}")
+}
+
+fn body(size: usize, seed: u8) -> Vec<u8> {
+    (0..size).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)).collect()
+}
+
+async fn stage(store: &Store, bytes: &[u8]) -> StagedBlob {
+    let spec = DigestSpec { sha256: false, checksum: None };
+    let mut sink = BlobSink::<StoreError>::start(store.layout(), spec, None).expect("start");
+    for piece in bytes.chunks(20_000) {
+        let piece = Bytes::copy_from_slice(piece);
+        assert!(sink.feed(async { Ok(Some(piece)) }).await.expect("feed"));
+    }
+    assert!(!sink.feed(async { Ok(None) }).await.expect("end"));
+    sink.finish().await.expect("finish")
+}
+
+fn record(size: usize) -> ObjectRecord {
+    ObjectRecord {
+        size: size as u64,
+        etag: "e".into(),
+        last_modified_ms: 0,
+        headers: ContentHeaders::default(),
+        user_meta: Vec::new(),
+        checksum: None,
+        blobs: Vec::new(),
+    }
+}
+
+fn upload_record() -> UploadRecord {
+    UploadRecord {
+        bucket: "b".into(),
+        key: "mpu".into(),
+        owner: "root".into(),
+        initiated_ms: 0,
+        headers: ContentHeaders::default(),
+        user_meta: Vec::new(),
+        checksum_algorithm: None,
+        full_object_checksum: false,
+    }
+}
+
+async fn apply(store: &mut Arc<Store>, dir: &Path, model: &mut Model, op: Op) {
+    match op {
+        Op::Put { key: k, size, seed } => {
+            let bytes = body(size, seed);
+            let staged = stage(store, &bytes).await;
+            store.write_object::<StoreError, _>(("b", &key(k)), record(size), staged, |_| Ok(())).await.expect("put");
+            model.objects.insert(key(k), bytes);
+        }
+        Op::Copy { from, to } => {
+            let copied = store.copy_object::<StoreError, _>(("b", &key(from)), ("b", &key(to)), |src| Ok(src.clone()));
+            match model.objects.get(&key(from)).cloned() {
+                Some(bytes) => {
+                    copied.expect("copy");
+                    model.objects.insert(key(to), bytes);
+                }
+                None => assert!(matches!(copied, Err(StoreError::NoSuchKey)), "{copied:?}"),
+            }
+        }
+        Op::Delete { keys } => {
+            store.delete_objects("b", keys.iter().map(|k| key(*k)).collect()).expect("delete");
+            keys.iter().for_each(|k| drop(model.objects.remove(&key(*k))));
+        }
+        Op::Part { number, size, seed } => {
+            if model.upload.is_none() {
+                store.create_upload(UPLOAD, &upload_record()).expect("create upload");
+                model.upload = Some(BTreeMap::new());
+            }
+            let bytes = body(size, seed);
+            let staged = stage(store, &bytes).await;
+            store.write_part(("b", "mpu", UPLOAD), number, staged, 0).await.expect("part");
+            model.upload.get_or_insert_with(BTreeMap::new).insert(number, bytes);
+        }
+        Op::Complete => {
+            let build = |_: &UploadRecord, parts: &[(u16, PartRecord)]| {
+                let mut rec = record(parts.iter().map(|(_, p)| p.span.size as usize).sum());
+                rec.blobs = parts.iter().map(|(_, p)| p.span).filter(|s| s.has_blob()).collect();
+                Ok::<_, StoreError>(rec)
+            };
+            let completed = store.complete_upload("b", "mpu", UPLOAD, build, |_| Ok(()));
+            match model.upload.take() {
+                Some(parts) => {
+                    completed.expect("complete");
+                    model.objects.insert("mpu".into(), parts.into_values().flatten().collect());
+                }
+                None => assert!(matches!(completed, Err(StoreError::NoSuchUpload)), "{completed:?}"),
+            }
+        }
+        Op::Abort => {
+            let aborted = store.abort_upload("b", "mpu", UPLOAD);
+            match model.upload.take() {
+                Some(_) => aborted.expect("abort"),
+                None => assert!(matches!(aborted, Err(StoreError::NoSuchUpload)), "{aborted:?}"),
+            }
+        }
+        Op::FailedBatch => {
+            let failed = store.committer.execute(|txn| {
+                for k in 0..KEYS {
+                    replace_object(txn, "b", &key(k), None, None).map_err(WriteError::<StoreError>::from)?;
+                }
+                Err::<(), WriteError<StoreError>>(WriteError::Failed(StoreError::Internal("injected".into())))
+            });
+            assert!(failed.is_err());
+        }
+        Op::CrashAfterPublish { size } => {
+            let staged = stage(store, &body(size, 1)).await;
+            let (span, _, file) = staged.publish().expect("publish");
+            // The process dies here: nothing removes the file.
+            std::mem::forget(file);
+            if span.has_file() {
+                let old = SystemTime::now() - Duration::from_secs(3600);
+                let path = store.layout().blob_path(span.id);
+                std::fs::File::options().write(true).open(path).expect("blob").set_modified(old).expect("mtime");
+            }
+            restart(store, dir).await;
+        }
+        Op::Restart => restart(store, dir).await,
+    }
+}
+
+async fn restart(store: &mut Arc<Store>, dir: &Path) {
+    store.close();
+    *store = Store::open(dir).expect("reopen");
+}
+
+/// Checks the store against the model and its own invariants; waits a
+/// little for background work (unlinks, the orphan sweep) to end.
+async fn check(store: &Arc<Store>, model: &Model) -> Result<(), TestCaseError> {
+    for (name, bytes) in &model.objects {
+        let rec = store.get_object("b", name).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
+        prop_assert_eq!(rec.size, bytes.len() as u64, "{}", name);
+        let opened =
+            store.open_range(&rec.blobs, 0..rec.size).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
+        let read = match opened.read_small() {
+            Some(read) => read.map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?.to_vec(),
+            None => Vec::new(),
+        };
+        prop_assert!(read == *bytes || rec.size == 0, "{} reads back", name);
+    }
+    for k in 0..KEYS {
+        if !model.objects.contains_key(&key(k)) {
+            prop_assert!(matches!(store.get_object("b", &key(k)), Err(StoreError::NoSuchKey)), "{} is gone", key(k));
+        }
+    }
+    let mut last = String::new();
+    for _ in 0..100 {
+        match references_match(store) {
+            Ok(()) => return Ok(()),
+            Err(why) => last = why,
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(TestCaseError::fail(last))
+}
+
+fn references_match(store: &Store) -> Result<(), String> {
+    let txn = store.db().map_err(|e| e.to_string())?.begin_read().map_err(|e| e.to_string())?;
+    let mut held: HashMap<u128, u64> = HashMap::new();
+    let mut spans = Vec::new();
+    for row in txn.open_table(OBJECTS).map_err(|e| e.to_string())?.iter().map_err(|e| e.to_string())? {
+        let (_, v) = row.map_err(|e| e.to_string())?;
+        spans.extend(decode::<ObjectRecord>(v.value()).map_err(|e| e.to_string())?.blobs);
+    }
+    for row in txn.open_table(PARTS).map_err(|e| e.to_string())?.iter().map_err(|e| e.to_string())? {
+        let (_, v) = row.map_err(|e| e.to_string())?;
+        spans.push(decode::<PartRecord>(v.value()).map_err(|e| e.to_string())?.span);
+    }
+    let mut sizes = HashMap::new();
+    for span in spans.iter().filter(|s| s.has_blob()) {
+        *held.entry(span.id).or_default() += 1;
+        sizes.insert(span.id, span.size);
+    }
+    let refs: HashMap<u128, u64> = txn
+        .open_table(BLOB_REFS)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map_err(|e| e.to_string())?
+        .map(|r| r.map(|(k, v)| (k.value(), v.value())).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    if refs != held {
+        return Err(format!("reference counts {refs:x?} but records hold {held:x?}"));
+    }
+    let dead: HashSet<u128> = txn
+        .open_table(DEAD_BLOBS)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map_err(|e| e.to_string())?
+        .map(|r| r.map(|(k, _)| k.value()).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let files: HashSet<u128> = store.layout().all_blob_ids().map_err(|e| e.to_string())?.into_iter().collect();
+    let referenced_files: HashSet<u128> = held.keys().copied().filter(|id| packed_position(*id).is_none()).collect();
+    if let Some(missing) = referenced_files.difference(&files).next() {
+        return Err(format!("blob {missing:x} is referenced but its file is gone"));
+    }
+    if let Some(orphan) = files.iter().find(|f| !referenced_files.contains(f) && !dead.contains(f)) {
+        return Err(format!("file {orphan:x} is referenced by nothing"));
+    }
+    let mut holders: BTreeMap<u64, u32> = BTreeMap::new();
+    for (id, size) in sizes.iter().filter_map(|(id, size)| Some((packed_position(*id)?, *size))) {
+        for chunk in id / CHUNK_DATA..=(id + size - 1) / CHUNK_DATA {
+            *holders.entry(chunk).or_default() += 1;
+        }
+    }
+    let live: BTreeMap<u64, u32> = txn
+        .open_table(PACK_LIVE)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map_err(|e| e.to_string())?
+        .map(|r| r.map(|(k, v)| (k.value(), v.value())).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    if live != holders {
+        return Err(format!("pack chunks counted as held {live:?}, held by {holders:?}"));
+    }
+    Ok(())
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        let bucket = BucketRecord { owner: "root".into(), created_ms: 0, region: "us-east-1".into(), lifecycle: None };
+        store.create_bucket("b", &bucket).expect("bucket");
+        let mut model = Model::default();
+        for (step, op) in ops.into_iter().enumerate() {
+            let what = format!("{op:?}");
+            apply(&mut store, dir.path(), &mut model, op).await;
+            check(&store, &model).await.map_err(|e| TestCaseError::fail(format!("after step {step} ({what}): {e}")))?;
+        }
+        store.close();
+        Ok(())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, max_shrink_iters: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_store_keeps_to_its_model(ops in prop::collection::vec(op(), 1..40)) {
+        run(ops)?;
+    }
+}
