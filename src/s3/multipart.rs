@@ -11,10 +11,11 @@ use super::error::{S3Error, S3ErrorCode, S3Result};
 use super::headers::{content_headers, now_ms, quoted, user_meta};
 use super::ingest::receive_blob;
 use super::list::Encoder;
-use super::object::WriteConditions;
+use super::object::write_check;
 use super::xml::{self, iso8601, XmlWriter};
 use super::{empty_response, write_owner, xml_response, AppState, S3Request};
 use crate::http::body::{self, Body};
+use crate::http::conditional::WriteConditions;
 use crate::store::blob::StagedBlob;
 use crate::store::digest::{combine_parts, ChecksumAlgorithm};
 use crate::store::schema::{BlobSpan, ObjectRecord, PartRecord, StoredChecksum, UploadRecord};
@@ -276,7 +277,7 @@ pub async fn complete(state: &AppState, mut req: S3Request) -> S3Result<Response
     let (bucket, key, id, upload) = load_upload(state, &req).await?;
     let body = super::ingest::receive_small(state, &mut req, MAX_COMPLETE_BODY).await?;
     let requested = parse_complete(&body, upload.checksum_algorithm)?;
-    let conditions = WriteConditions::from_request(&req);
+    let conditions = WriteConditions::from_headers(req.headers());
     let (b, k) = (bucket.clone(), key.clone());
     let record = state
         .store
@@ -286,7 +287,7 @@ pub async fn complete(state: &AppState, mut req: S3Request) -> S3Result<Response
                 &k,
                 &id,
                 move |upload, uploaded| assemble(upload, uploaded, &requested),
-                move |current| conditions.check(current),
+                move |current| write_check(&conditions, current),
             )
         })
         .await?;

@@ -11,7 +11,7 @@ use super::ingest::{receive_blob, receive_small};
 use super::xml::{self, XmlWriter};
 use super::{empty_response, xml_response, AppState, S3Request};
 use crate::http::body::{self, Body};
-use crate::http::conditional::{self, Outcome};
+use crate::http::conditional::{self, Outcome, WriteConditions, WriteRefusal};
 use crate::http::range::ByteRange;
 use crate::store::blob::StagedBlob;
 use crate::store::schema::{BlobSpan, ObjectRecord};
@@ -35,7 +35,7 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
         checksum: None,
         blobs: Vec::new(),
     };
-    let conditions = WriteConditions::from_request(&req);
+    let conditions = WriteConditions::from_headers(req.headers());
     let (staged, checksum) = receive_blob(state, &mut req, None).await?;
     record.size = staged.digests.size;
     record.etag = hex::encode(staged.digests.md5);
@@ -60,39 +60,18 @@ async fn commit_put(
     conditions: WriteConditions,
 ) -> S3Result<ObjectRecord> {
     record.last_modified_ms = now_ms();
-    let check = move |current: Option<&ObjectRecord>| conditions.check(current);
+    let check = move |current: Option<&ObjectRecord>| write_check(&conditions, current);
     state.store.write_object((&bucket, &key), record, staged, check).await
 }
 
-/// `If-None-Match: *` and `If-Match` on a write, checked inside the commit so
-/// two racing writers cannot both win.
-pub(crate) struct WriteConditions {
-    if_none_match: Option<String>,
-    if_match: Option<String>,
-}
-
-impl WriteConditions {
-    pub(crate) fn from_request(req: &S3Request) -> WriteConditions {
-        WriteConditions {
-            if_none_match: req.header("if-none-match").map(str::to_string),
-            if_match: req.header("if-match").map(str::to_string),
+/// The write preconditions of a request (`http::conditional`), as S3 errors.
+pub(crate) fn write_check(conditions: &WriteConditions, current: Option<&ObjectRecord>) -> S3Result<()> {
+    conditions.check(current.map(|c| c.etag.as_str())).map_err(|refusal| match refusal {
+        WriteRefusal::Failed(condition) => {
+            S3Error::new(S3ErrorCode::PreconditionFailed).with_extra("Condition", condition)
         }
-    }
-
-    pub(crate) fn check(&self, current: Option<&ObjectRecord>) -> S3Result<()> {
-        if let (Some(list), Some(cur)) = (&self.if_none_match, current) {
-            if conditional::etag_matches(list, &cur.etag) {
-                return Err(S3Error::new(S3ErrorCode::PreconditionFailed).with_extra("Condition", "If-None-Match"));
-            }
-        }
-        if let Some(list) = &self.if_match {
-            let cur = current.ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchKey))?;
-            if !conditional::etag_matches(list, &cur.etag) {
-                return Err(S3Error::new(S3ErrorCode::PreconditionFailed).with_extra("Condition", "If-Match"));
-            }
-        }
-        Ok(())
-    }
+        WriteRefusal::NoSuchKey => S3Error::new(S3ErrorCode::NoSuchKey),
+    })
 }
 
 async fn load(state: &AppState, req: &S3Request) -> S3Result<ObjectRecord> {
@@ -233,7 +212,7 @@ fn part_range(req: &S3Request, record: &ObjectRecord, part: &str) -> S3Result<(O
 /// The byte range to serve, or `None` for the whole object.
 fn requested_range(req: &S3Request, record: &ObjectRecord) -> S3Result<Option<Range<u64>>> {
     let Some(range) = req.header("range").and_then(ByteRange::parse) else { return Ok(None) };
-    if !if_range_holds(req, record) {
+    if !conditional::if_range_holds(req.headers(), &record.etag, system_time(record.last_modified_ms)) {
         return Ok(None);
     }
     range.resolve(record.size).map(Some).map_err(|_| {
@@ -242,21 +221,6 @@ fn requested_range(req: &S3Request, record: &ObjectRecord) -> S3Result<Option<Ra
             .with_extra("ActualObjectSize", record.size.to_string())
             .with_extra("RangeRequested", req.header("range").unwrap_or_default().to_string())
     })
-}
-
-/// `If-Range`: serve the range only if the object is still the one the client
-/// started with; otherwise the whole current object, so a resumed download
-/// never mixes two versions. An entity tag must match exactly (a weak one
-/// never does); a date must equal Last-Modified (RFC 9110 section 13.1.5).
-fn if_range_holds(req: &S3Request, record: &ObjectRecord) -> bool {
-    let Some(value) = req.header("if-range").map(str::trim) else { return true };
-    if value.starts_with('"') {
-        return value.trim_matches('"') == record.etag;
-    }
-    match httpdate::parse_http_date(value) {
-        Ok(date) => headers::http_date(record.last_modified_ms) == httpdate::fmt_http_date(date),
-        Err(_) => false,
-    }
 }
 
 pub async fn delete(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
