@@ -3,5 +3,6 @@
 
 pub mod body;
 pub mod conditional;
+pub mod params;
 pub mod range;
 pub mod route;

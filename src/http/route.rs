@@ -5,6 +5,7 @@
 use http::Method;
 use percent_encoding::percent_decode_str;
 
+use super::params::Params;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 
 /// Longest key S3 accepts, in UTF-8 bytes.
@@ -108,6 +109,8 @@ pub struct Route {
     pub key: Option<String>,
     pub query: Query,
     pub op: Op,
+    /// The operation's typed query parameters (`params.rs`).
+    pub params: Params,
 }
 
 /// Routes a request. `domain` enables virtual-hosted style for `bucket.domain`.
@@ -126,7 +129,8 @@ pub fn route(
         (Some(_), None) => bucket_op(method, &query),
         (Some(_), Some(_)) => object_op(method, &query, has_copy_source),
     }?;
-    Ok(Route { bucket, key, query, op })
+    let params = Params::parse(op, &query)?;
+    Ok(Route { bucket, key, query, op, params })
 }
 
 /// Splits the target into bucket and key, decoding the key exactly: `+` stays
@@ -350,11 +354,41 @@ mod tests {
         ("DELETE", "/dir/key.txt", "x-id=DeleteObject", false, Op::DeleteObject),
         ("GET", "/dir/key.txt", "acl", false, Op::GetObjectAcl),
         ("POST", "/dir/key.txt", "uploads&x-id=CreateMultipartUpload", false, Op::CreateMultipartUpload),
-        ("PUT", "/dir/key.txt", "partNumber=3&uploadId=u1&x-id=UploadPart", false, Op::UploadPart),
-        ("PUT", "/dir/key.txt", "partNumber=3&uploadId=u1&x-id=UploadPartCopy", true, Op::UploadPartCopy),
-        ("POST", "/dir/key.txt", "uploadId=u1&x-id=CompleteMultipartUpload", false, Op::CompleteMultipartUpload),
-        ("DELETE", "/dir/key.txt", "uploadId=u1&x-id=AbortMultipartUpload", false, Op::AbortMultipartUpload),
-        ("GET", "/dir/key.txt", "uploadId=u1&max-parts=2&part-number-marker=1&x-id=ListParts", false, Op::ListParts),
+        (
+            "PUT",
+            "/dir/key.txt",
+            "partNumber=3&uploadId=0123456789abcdef0123456789abcdef&x-id=UploadPart",
+            false,
+            Op::UploadPart,
+        ),
+        (
+            "PUT",
+            "/dir/key.txt",
+            "partNumber=3&uploadId=0123456789abcdef0123456789abcdef&x-id=UploadPartCopy",
+            true,
+            Op::UploadPartCopy,
+        ),
+        (
+            "POST",
+            "/dir/key.txt",
+            "uploadId=0123456789abcdef0123456789abcdef&x-id=CompleteMultipartUpload",
+            false,
+            Op::CompleteMultipartUpload,
+        ),
+        (
+            "DELETE",
+            "/dir/key.txt",
+            "uploadId=0123456789abcdef0123456789abcdef&x-id=AbortMultipartUpload",
+            false,
+            Op::AbortMultipartUpload,
+        ),
+        (
+            "GET",
+            "/dir/key.txt",
+            "uploadId=0123456789abcdef0123456789abcdef&max-parts=2&part-number-marker=1&x-id=ListParts",
+            false,
+            Op::ListParts,
+        ),
         ("PUT", "", "cors", false, Op::NotImplemented("cors")),
         ("PUT", "", "versioning", false, Op::NotImplemented("PutBucketVersioning")),
         ("PUT", "/dir/key.txt", "tagging", false, Op::NotImplemented("ObjectTagging")),

@@ -159,7 +159,7 @@ async fn open_copy_source(state: &AppState, req: &S3Request) -> S3Result<OpenObj
 
 /// UploadPartCopy: a range of an existing object becomes a part.
 pub async fn upload_part_copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
-    let number = super::multipart::part_number(&req)?;
+    let number = req.route.params.part_number()?;
     let (bucket, key, id, upload) = super::multipart::load_upload(state, &req).await?;
     state.store.admit_write(false).await?;
     let alg = upload.checksum_algorithm.unwrap_or(ChecksumAlgorithm::Crc64Nvme);

@@ -51,16 +51,9 @@ impl Encoder {
     }
 }
 
-fn max_keys(q: &Query, name: &str) -> S3Result<usize> {
-    match q.get(name) {
-        None => Ok(MAX_KEYS),
-        Some(v) => v.trim().parse::<usize>().map(|n| n.min(MAX_KEYS)).map_err(|_| {
-            S3Error::with_message(
-                S3ErrorCode::InvalidArgument,
-                format!("Provided {name} not an integer or within integer range"),
-            )
-        }),
-    }
+/// The page size asked for (routing parsed it), capped at S3's 1000.
+fn max_keys(req: &S3Request) -> usize {
+    req.route.params.max.map_or(MAX_KEYS, |n| n.min(MAX_KEYS))
 }
 
 async fn scan(state: &AppState, req: &S3Request, query: ListQuery) -> S3Result<ListPage> {
@@ -124,7 +117,7 @@ fn next_marker(page: &ListPage) -> Option<&str> {
 pub async fn list_v2(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     let q = &req.route.query;
     let enc = Encoder::from_query(q)?;
-    let max = max_keys(q, "max-keys")?;
+    let max = max_keys(&req);
     let token = q.get("continuation-token");
     let after = match token {
         Some(t) => Some(decode_token(t)?),
@@ -162,7 +155,7 @@ fn decode_token(token: &str) -> S3Result<String> {
 pub async fn list_v1(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     let q = &req.route.query;
     let enc = Encoder::from_query(q)?;
-    let max = max_keys(q, "max-keys")?;
+    let max = max_keys(&req);
     let marker = q.get("marker").unwrap_or_default().to_string();
     let query = list_query(q, (!marker.is_empty()).then(|| marker.clone()), max);
     let prefix = query.prefix.clone();
@@ -188,7 +181,7 @@ pub async fn list_v1(state: &AppState, req: S3Request) -> S3Result<Response<Body
 pub async fn list_versions(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     let q = &req.route.query;
     let enc = Encoder::from_query(q)?;
-    let max = max_keys(q, "max-keys")?;
+    let max = max_keys(&req);
     let key_marker = q.get("key-marker").unwrap_or_default().to_string();
     let query = list_query(q, (!key_marker.is_empty()).then(|| key_marker.clone()), max);
     let prefix = query.prefix.clone();

@@ -16,14 +16,17 @@ use super::xml::{self, iso8601, XmlWriter};
 use super::{empty_response, write_owner, xml_response, AppState, S3Request};
 use crate::http::body::{self, Body};
 use crate::http::conditional::WriteConditions;
+use crate::http::params::UPLOAD_ID_LEN;
 use crate::store::blob::StagedBlob;
 use crate::store::digest::{combine_parts, ChecksumAlgorithm};
 use crate::store::schema::{BlobSpan, ObjectRecord, PartRecord, StoredChecksum, UploadRecord};
-use crate::store::{UploadEntry, UploadQuery, UPLOAD_ID_LEN};
+use crate::store::{UploadEntry, UploadQuery};
+
+// The ids made here, accepted by routing and indexed by the store have one length.
+const _: () = assert!(UPLOAD_ID_LEN == crate::store::UPLOAD_ID_LEN);
 
 /// Every part but the last must be at least this large.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
-const MAX_PART_NUMBER: u16 = 10_000;
 /// 10,000 `<Part>` elements with checksums fit comfortably.
 const MAX_COMPLETE_BODY: usize = 4 * 1024 * 1024;
 const MAX_LISTED: usize = 1000;
@@ -39,25 +42,7 @@ fn new_upload_id() -> S3Result<String> {
 }
 
 fn upload_id(req: &S3Request) -> S3Result<String> {
-    match req.route.query.get("uploadId") {
-        Some(id) if id.len() == UPLOAD_ID_LEN => Ok(id.to_string()),
-        _ => Err(S3Error::new(S3ErrorCode::NoSuchUpload)),
-    }
-}
-
-pub(super) fn part_number(req: &S3Request) -> S3Result<u16> {
-    req.route
-        .query
-        .get("partNumber")
-        .and_then(|n| n.parse::<u16>().ok())
-        .filter(|n| (1..=MAX_PART_NUMBER).contains(n))
-        .ok_or_else(|| {
-            S3Error::with_message(
-                S3ErrorCode::InvalidArgument,
-                "Part number must be an integer between 1 and 10000, inclusive",
-            )
-            .with_extra("ArgumentName", "partNumber")
-        })
+    req.route.params.upload_id().map(str::to_string)
 }
 
 /// The checksum algorithm and type chosen at Create. CRC64NVME only exists
@@ -142,7 +127,7 @@ pub(super) async fn load_upload(state: &AppState, req: &S3Request) -> S3Result<(
 }
 
 pub async fn upload_part(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
-    let number = part_number(&req)?;
+    let number = req.route.params.part_number()?;
     let (bucket, key, id, upload) = load_upload(state, &req).await?;
     let (staged, checksum) = receive_blob(state, &mut req, upload.checksum_algorithm).await?;
     let part = store_part(state, (bucket, key, id), number, staged).await?;
@@ -303,28 +288,10 @@ pub async fn complete(state: &AppState, mut req: S3Request) -> S3Result<Response
     xml_response(w.finish("CompleteMultipartUploadResult"))
 }
 
-fn max_param(req: &S3Request, name: &str) -> S3Result<usize> {
-    match req.route.query.get(name) {
-        None => Ok(MAX_LISTED),
-        Some(v) => v.trim().parse::<usize>().map(|n| n.min(MAX_LISTED)).map_err(|_| {
-            S3Error::with_message(
-                S3ErrorCode::InvalidArgument,
-                format!("Provided {name} not an integer or within integer range"),
-            )
-        }),
-    }
-}
-
 pub async fn list_parts(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     let (bucket, key, id) = (req.bucket()?.to_string(), req.key()?.to_string(), upload_id(&req)?);
-    let max = max_param(&req, "max-parts")?;
-    let marker: u16 = match req.route.query.get("part-number-marker") {
-        None | Some("") => 0,
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| S3Error::with_message(S3ErrorCode::InvalidArgument, "Invalid part-number-marker"))?,
-    };
+    let max = req.route.params.max.map_or(MAX_LISTED, |n| n.min(MAX_LISTED));
+    let marker = req.route.params.part_number_marker;
     let (b, k, i) = (bucket.clone(), key.clone(), id.clone());
     let page = state.store.run(move |s| s.list_parts(&b, &k, &i, marker, max)).await?;
     let mut w = XmlWriter::new("ListPartsResult");
@@ -368,7 +335,7 @@ pub async fn list_uploads(state: &AppState, req: S3Request) -> S3Result<Response
         delimiter: q.get("delimiter").filter(|d| !d.is_empty()).map(str::to_string),
         key_marker: q.get("key-marker").unwrap_or_default().to_string(),
         upload_id_marker: q.get("upload-id-marker").filter(|m| !m.is_empty()).map(str::to_string),
-        max: max_param(&req, "max-uploads")?,
+        max: req.route.params.max.map_or(MAX_LISTED, |n| n.min(MAX_LISTED)),
     };
     let (prefix, key_marker, max) = (query.prefix.clone(), query.key_marker.clone(), query.max);
     let b = bucket.clone();

@@ -125,8 +125,8 @@ fn prepare(req: &S3Request, record: &ObjectRecord) -> S3Result<Prepared> {
             return Err(S3Error::new(S3ErrorCode::PreconditionFailed).with_extra("Condition", "If-Match"))
         }
     }
-    let (range, parts_count) = match req.route.query.get("partNumber") {
-        Some(part) => part_range(req, record, part)?,
+    let (range, parts_count) = match req.route.params.part_number {
+        Some(number) => part_range(req, record, number)?,
         None => (requested_range(req, record)?, None),
     };
     let span = range.clone().unwrap_or(0..record.size);
@@ -179,19 +179,13 @@ fn not_modified(record: &ObjectRecord) -> S3Result<Response<Body>> {
 /// `partNumber=N`: the bytes of part N of a multipart object (with the parts
 /// count), or the whole object for part 1 of a single-PUT object. A part
 /// number is the one it was uploaded as; Complete may have left gaps.
-fn part_range(req: &S3Request, record: &ObjectRecord, part: &str) -> S3Result<(Option<Range<u64>>, Option<usize>)> {
+fn part_range(req: &S3Request, record: &ObjectRecord, number: u16) -> S3Result<(Option<Range<u64>>, Option<usize>)> {
     if req.header("range").is_some() {
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
             "Cannot specify both Range header and partNumber query parameter",
         ));
     }
-    let number = part.parse::<u16>().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| {
-        S3Error::with_message(
-            S3ErrorCode::InvalidArgument,
-            "Part number must be an integer between 1 and 10000, inclusive",
-        )
-    })?;
     let parts_count = record.blobs.iter().filter(|s| s.part > 0).count();
     if parts_count == 0 {
         return match number {

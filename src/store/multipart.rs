@@ -19,7 +19,8 @@ use super::txn::{add_refs, drop_refs, read_object, replace_object, require_bucke
 use super::{Store, StoreError, StoreResult, WriteError};
 use crate::store::layout::BlobId;
 
-/// Length of every upload id (see `s3::multipart::new_upload_id`).
+/// Length of every upload id (`http::params::UPLOAD_ID_LEN`; the store only
+/// splits index keys with it).
 pub const UPLOAD_ID_LEN: usize = 32;
 
 pub struct UploadQuery {
