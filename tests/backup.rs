@@ -13,7 +13,7 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -154,15 +154,34 @@ fn start_load(server: &Server, written: &Written, stop: &Arc<AtomicBool>) -> Vec
         .collect()
 }
 
+/// A running server with a bucket and the objects of [`write_stable`], and
+/// where its backup goes.
+struct Setup {
+    dir: tempfile::TempDir,
+    data: PathBuf,
+    out: PathBuf,
+    server: Server,
+    client: Client,
+    written: Written,
+    stable: Vec<String>,
+}
+
+impl Setup {
+    fn start() -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (data, out) = (dir.path().join("data"), dir.path().join("backup"));
+        let server = Server::start(&data);
+        let client = server.client();
+        assert_eq!(client.send(Req::new("PUT", "/bkt")).status, 200);
+        let written: Written = Arc::default();
+        let stable = write_stable(&client, &written);
+        Setup { dir, data, out, server, client, written, stable }
+    }
+}
+
 #[test]
 fn backup_of_a_running_server_under_put_delete_load_is_complete_and_consistent() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (data, out) = (dir.path().join("data"), dir.path().join("backup"));
-    let server = Server::start(&data);
-    let client = server.client();
-    assert_eq!(client.send(Req::new("PUT", "/bkt")).status, 200);
-    let written: Written = Arc::default();
-    let stable = write_stable(&client, &written);
+    let Setup { dir: _dir, data, out, server, client, written, stable } = Setup::start();
     write_churn(&server, &written);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -196,13 +215,7 @@ fn backup_of_a_running_server_under_put_delete_load_is_complete_and_consistent()
 
 #[test]
 fn backup_of_a_stopped_servers_folder_is_served_whole() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (data, out) = (dir.path().join("data"), dir.path().join("backup"));
-    let server = Server::start(&data);
-    let client = server.client();
-    assert_eq!(client.send(Req::new("PUT", "/bkt")).status, 200);
-    let written: Written = Arc::default();
-    let stable = write_stable(&client, &written);
+    let Setup { dir, data, out, server, client, written, stable } = Setup::start();
     let resp = client.send(Req::new("POST", "/bkt/upload").query("uploads"));
     let upload_id = resp.elements("UploadId").pop().expect("upload id");
     let part = pattern(64 * 1024, 7);

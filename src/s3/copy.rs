@@ -168,7 +168,7 @@ pub async fn upload_part_copy(state: &AppState, req: S3Request) -> S3Result<Resp
     let mut chunks = opened.stream(state.body_timeout);
     while sink.feed(async { chunks.recv().await.transpose().map_err(S3Error::internal) }).await? {}
     let staged = sink.finish().await?;
-    let part = super::multipart::store_part(state, (bucket, key, id), number, staged).await?;
+    let part = state.store.write_part((&bucket, &key, &id), number, staged, now_ms()).await?;
     let mut w = XmlWriter::new("CopyPartResult");
     w.elem("LastModified", &xml::iso8601(part.last_modified_ms)).elem("ETag", &quoted(&hex::encode(part.md5)));
     if let (Some((alg, raw)), Some(_)) = (&part.checksum, upload.checksum_algorithm) {

@@ -17,14 +17,3 @@ impl From<crate::store::StoreError> for S3Error {
         }
     }
 }
-
-impl S3Error {
-    /// A failed file operation: a full disk is the client's `StorageFull`
-    /// (507, which SDKs do not retry), anything else an internal error.
-    pub fn io(e: std::io::Error) -> Self {
-        match crate::store::is_disk_full(&e) {
-            true => S3Error::new(S3ErrorCode::StorageFull),
-            false => S3Error::internal(e),
-        }
-    }
-}

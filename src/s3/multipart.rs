@@ -17,7 +17,6 @@ use super::{empty_response, write_owner, xml_response, AppState, S3Request};
 use crate::http::body::{self, Body};
 use crate::http::conditional::WriteConditions;
 use crate::http::params::UPLOAD_ID_LEN;
-use crate::store::blob::StagedBlob;
 use crate::store::digest::{combine_parts, ChecksumAlgorithm};
 use crate::store::schema::{BlobSpan, ObjectRecord, PartRecord, StoredChecksum, UploadRecord};
 use crate::store::{UploadEntry, UploadQuery};
@@ -130,25 +129,13 @@ pub async fn upload_part(state: &AppState, mut req: S3Request) -> S3Result<Respo
     let number = req.route.params.part_number()?;
     let (bucket, key, id, upload) = load_upload(state, &req).await?;
     let (staged, checksum) = receive_blob(state, &mut req, upload.checksum_algorithm).await?;
-    let part = store_part(state, (bucket, key, id), number, staged).await?;
+    let part = state.store.write_part((&bucket, &key, &id), number, staged, now_ms()).await?;
     Response::builder()
         .status(StatusCode::OK)
         .header("etag", quoted(&hex::encode(part.md5)))
         .header(checksum.algorithm.header_name(), checksum.value)
         .body(body::empty())
         .map_err(S3Error::internal)
-}
-
-/// Records a verified part body as part `number` of the upload `(bucket,
-/// key, id)`: the store publishes it and commits it, or removes it again
-/// (`NoSuchUpload` if the upload was completed or aborted meanwhile).
-pub(super) async fn store_part(
-    state: &AppState,
-    (bucket, key, id): (String, String, String),
-    number: u16,
-    staged: StagedBlob,
-) -> S3Result<PartRecord> {
-    Ok(state.store.write_part((&bucket, &key, &id), number, staged, now_ms()).await?)
 }
 
 pub async fn abort(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {

@@ -13,7 +13,6 @@ use super::{empty_response, xml_response, AppState, S3Request};
 use crate::http::body::{self, Body};
 use crate::http::conditional::{self, Outcome, WriteConditions, WriteRefusal};
 use crate::http::range::ByteRange;
-use crate::store::blob::StagedBlob;
 use crate::store::schema::{BlobSpan, ObjectRecord};
 use crate::store::{OpenError, Store};
 
@@ -40,28 +39,16 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
     record.size = staged.digests.size;
     record.etag = hex::encode(staged.digests.md5);
     record.checksum = Some(checksum);
-    let record = commit_put(state, bucket, key, record, staged, conditions).await?;
+    record.last_modified_ms = now_ms();
+    // The store publishes the body and commits the record, the write
+    // conditions checked in the same transaction (or removes the body again).
+    let check = move |current: Option<&ObjectRecord>| write_check(&conditions, current);
+    let record = state.store.write_object((&bucket, &key), record, staged, check).await?;
     let mut b = Response::builder().status(StatusCode::OK).header("etag", quoted(&record.etag));
     if let Some(sum) = &record.checksum {
         b = b.header(sum.algorithm.header_name(), &sum.value).header("x-amz-checksum-type", "FULL_OBJECT");
     }
     b.body(body::empty()).map_err(S3Error::internal)
-}
-
-/// Commits a verified body as the object: the store publishes it, commits
-/// its record with the write conditions checked in the same transaction,
-/// and removes the body again if it does not commit.
-async fn commit_put(
-    state: &AppState,
-    bucket: String,
-    key: String,
-    mut record: ObjectRecord,
-    staged: StagedBlob,
-    conditions: WriteConditions,
-) -> S3Result<ObjectRecord> {
-    record.last_modified_ms = now_ms();
-    let check = move |current: Option<&ObjectRecord>| write_check(&conditions, current);
-    state.store.write_object((&bucket, &key), record, staged, check).await
 }
 
 /// The write preconditions of a request (`http::conditional`), as S3 errors.

@@ -44,7 +44,6 @@ pub use multipart::{PartPage, UploadEntry, UploadPage, UploadQuery, UPLOAD_ID_LE
 use schema::{
     decode, encode, object_key, BlobSpan, BucketRecord, ObjectRecord, BLOB_REFS, BUCKETS, DEAD_BLOBS, OBJECTS,
 };
-pub use space::is_full as is_disk_full;
 use space::Space;
 use txn::{add_refs, read_object, replace_object, require_bucket, store_new_blob};
 
@@ -241,8 +240,10 @@ impl Store {
     /// what redb can reuse without growing the file.
     fn spare_database_bytes(&self) -> StoreResult<u64> {
         use std::os::unix::fs::MetadataExt;
-        let stats =
-            self.committer.execute(|txn| Ok::<_, WriteError<StoreError>>(txn.stats().map_err(StoreError::from)?))?;
+        // A write transaction only for its statistics: aborted, never committed.
+        let txn = self.db()?.begin_write()?;
+        let stats = txn.stats()?;
+        txn.abort()?;
         let on_disk = fs::metadata(self.layout.db_path())?.blocks() * 512;
         Ok(on_disk.saturating_sub(stats.allocated_pages() * stats.page_size() as u64))
     }
@@ -407,10 +408,6 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         C: FnOnce(Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
     {
-        if !staged.is_in_memory() {
-            // A new file while the disk is full; small bodies were admitted by `admit`.
-            self.space.check()?;
-        }
         let (span, new_blob, file) = self.publish(staged).await?;
         record.blobs = if span.has_blob() { vec![span] } else { Vec::new() };
         let (bucket, key) = (bucket.to_string(), key.to_string());
@@ -428,11 +425,16 @@ impl Store {
     }
 
     /// Publishes a staged body (`StagedBlob::publish`), on a blocking thread
-    /// if it is a file.
+    /// if it is a file. A new file is refused while the disk is full (the
+    /// body was admitted before full mode began); a small body was admitted
+    /// by [`Store::admit_write`] and fails at its commit if it cannot fit.
     async fn publish(self: &Arc<Self>, staged: StagedBlob) -> StoreResult<(BlobSpan, Option<NewBlob>, PublishedFile)> {
         match staged.is_in_memory() {
             true => Ok(staged.publish()?),
-            false => self.run(move |_| Ok(staged.publish()?)).await,
+            false => {
+                self.space.check()?;
+                self.run(move |_| Ok(staged.publish()?)).await
+            }
         }
     }
 
@@ -601,6 +603,9 @@ fn init_tables(db: &Database) -> StoreResult<()> {
 #[cfg(test)]
 #[path = "write_tests.rs"]
 mod write_tests;
+
+#[cfg(test)]
+mod test_support;
 
 #[cfg(test)]
 #[path = "model_tests.rs"]

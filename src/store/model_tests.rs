@@ -12,18 +12,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use proptest::prelude::*;
-use redb::ReadableTable;
+use redb::{Key, ReadTransaction, ReadableTable, TableDefinition, Value};
 
-use super::blob::{BlobSink, StagedBlob};
-use super::digest::DigestSpec;
 use super::layout::packed_position;
 use super::pack::CHUNK_DATA;
-use super::schema::{
-    decode, BucketRecord, ContentHeaders, ObjectRecord, PartRecord, UploadRecord, BLOB_REFS, DEAD_BLOBS, OBJECTS,
-    PACK_LIVE, PARTS,
-};
+use super::schema::{decode, ObjectRecord, PartRecord, UploadRecord, BLOB_REFS, DEAD_BLOBS, OBJECTS, PACK_LIVE, PARTS};
+use super::test_support::{bucket_record, object_record, stage, upload_record};
 use super::txn::replace_object;
 use super::{Store, StoreError, WriteError};
 
@@ -94,48 +89,15 @@ fn body(size: usize, seed: u8) -> Vec<u8> {
     (0..size).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)).collect()
 }
 
-async fn stage(store: &Store, bytes: &[u8]) -> StagedBlob {
-    let spec = DigestSpec { sha256: false, checksum: None };
-    let mut sink = BlobSink::<StoreError>::start(store.layout(), spec, None).expect("start");
-    for piece in bytes.chunks(20_000) {
-        let piece = Bytes::copy_from_slice(piece);
-        assert!(sink.feed(async { Ok(Some(piece)) }).await.expect("feed"));
-    }
-    assert!(!sink.feed(async { Ok(None) }).await.expect("end"));
-    sink.finish().await.expect("finish")
-}
-
-fn record(size: usize) -> ObjectRecord {
-    ObjectRecord {
-        size: size as u64,
-        etag: "e".into(),
-        last_modified_ms: 0,
-        headers: ContentHeaders::default(),
-        user_meta: Vec::new(),
-        checksum: None,
-        blobs: Vec::new(),
-    }
-}
-
-fn upload_record() -> UploadRecord {
-    UploadRecord {
-        bucket: "b".into(),
-        key: "mpu".into(),
-        owner: "root".into(),
-        initiated_ms: 0,
-        headers: ContentHeaders::default(),
-        user_meta: Vec::new(),
-        checksum_algorithm: None,
-        full_object_checksum: false,
-    }
-}
-
 async fn apply(store: &mut Arc<Store>, dir: &Path, model: &mut Model, op: Op) {
     match op {
         Op::Put { key: k, size, seed } => {
             let bytes = body(size, seed);
             let staged = stage(store, &bytes).await;
-            store.write_object::<StoreError, _>(("b", &key(k)), record(size), staged, |_| Ok(())).await.expect("put");
+            store
+                .write_object::<StoreError, _>(("b", &key(k)), object_record(size), staged, |_| Ok(()))
+                .await
+                .expect("put");
             model.objects.insert(key(k), bytes);
         }
         Op::Copy { from, to } => {
@@ -154,7 +116,7 @@ async fn apply(store: &mut Arc<Store>, dir: &Path, model: &mut Model, op: Op) {
         }
         Op::Part { number, size, seed } => {
             if model.upload.is_none() {
-                store.create_upload(UPLOAD, &upload_record()).expect("create upload");
+                store.create_upload(UPLOAD, &upload_record("b", "mpu")).expect("create upload");
                 model.upload = Some(BTreeMap::new());
             }
             let bytes = body(size, seed);
@@ -164,7 +126,7 @@ async fn apply(store: &mut Arc<Store>, dir: &Path, model: &mut Model, op: Op) {
         }
         Op::Complete => {
             let build = |_: &UploadRecord, parts: &[(u16, PartRecord)]| {
-                let mut rec = record(parts.iter().map(|(_, p)| p.span.size as usize).sum());
+                let mut rec = object_record(parts.iter().map(|(_, p)| p.span.size as usize).sum());
                 rec.blobs = parts.iter().map(|(_, p)| p.span).filter(|s| s.has_blob()).collect();
                 Ok::<_, StoreError>(rec)
             };
@@ -244,40 +206,37 @@ async fn check(store: &Arc<Store>, model: &Model) -> Result<(), TestCaseError> {
     Err(TestCaseError::fail(last))
 }
 
+/// Every row of a table, each turned into a `T` by `f`.
+fn rows<K: Key + 'static, V: Value + 'static, T>(
+    txn: &ReadTransaction,
+    table: TableDefinition<K, V>,
+    f: impl for<'a> Fn(K::SelfType<'a>, V::SelfType<'a>) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    let table = txn.open_table(table).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for row in table.iter().map_err(|e| e.to_string())? {
+        let (k, v) = row.map_err(|e| e.to_string())?;
+        out.push(f(k.value(), v.value())?);
+    }
+    Ok(out)
+}
+
 fn references_match(store: &Store) -> Result<(), String> {
     let txn = store.db().map_err(|e| e.to_string())?.begin_read().map_err(|e| e.to_string())?;
+    let decoded = |e: postcard::Error| e.to_string();
+    let objects = rows(&txn, OBJECTS, |_, v| Ok(decode::<ObjectRecord>(v).map_err(decoded)?.blobs))?;
+    let parts = rows(&txn, PARTS, |_, v| Ok(decode::<PartRecord>(v).map_err(decoded)?.span))?;
     let mut held: HashMap<u128, u64> = HashMap::new();
-    let mut spans = Vec::new();
-    for row in txn.open_table(OBJECTS).map_err(|e| e.to_string())?.iter().map_err(|e| e.to_string())? {
-        let (_, v) = row.map_err(|e| e.to_string())?;
-        spans.extend(decode::<ObjectRecord>(v.value()).map_err(|e| e.to_string())?.blobs);
-    }
-    for row in txn.open_table(PARTS).map_err(|e| e.to_string())?.iter().map_err(|e| e.to_string())? {
-        let (_, v) = row.map_err(|e| e.to_string())?;
-        spans.push(decode::<PartRecord>(v.value()).map_err(|e| e.to_string())?.span);
-    }
     let mut sizes = HashMap::new();
-    for span in spans.iter().filter(|s| s.has_blob()) {
+    for span in objects.into_iter().flatten().chain(parts).filter(|s| s.has_blob()) {
         *held.entry(span.id).or_default() += 1;
         sizes.insert(span.id, span.size);
     }
-    let refs: HashMap<u128, u64> = txn
-        .open_table(BLOB_REFS)
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map_err(|e| e.to_string())?
-        .map(|r| r.map(|(k, v)| (k.value(), v.value())).map_err(|e| e.to_string()))
-        .collect::<Result<_, _>>()?;
+    let refs: HashMap<u128, u64> = rows(&txn, BLOB_REFS, |k, v| Ok((k, v)))?.into_iter().collect();
     if refs != held {
         return Err(format!("reference counts {refs:x?} but records hold {held:x?}"));
     }
-    let dead: HashSet<u128> = txn
-        .open_table(DEAD_BLOBS)
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map_err(|e| e.to_string())?
-        .map(|r| r.map(|(k, _)| k.value()).map_err(|e| e.to_string()))
-        .collect::<Result<_, _>>()?;
+    let dead: HashSet<u128> = rows(&txn, DEAD_BLOBS, |k, ()| Ok(k))?.into_iter().collect();
     let files: HashSet<u128> = store.layout().all_blob_ids().map_err(|e| e.to_string())?.into_iter().collect();
     let referenced_files: HashSet<u128> = held.keys().copied().filter(|id| packed_position(*id).is_none()).collect();
     if let Some(missing) = referenced_files.difference(&files).next() {
@@ -292,16 +251,8 @@ fn references_match(store: &Store) -> Result<(), String> {
             *holders.entry(chunk).or_default() += 1;
         }
     }
-    let live: BTreeMap<u64, u32> = txn
-        .open_table(PACK_LIVE)
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map_err(|e| e.to_string())?
-        .map(|r| r.map(|(k, v)| (k.value(), v.value())).map_err(|e| e.to_string()))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .collect();
+    let live: BTreeMap<u64, u32> =
+        rows(&txn, PACK_LIVE, |k, v| Ok((k, v)))?.into_iter().filter(|(_, n)| *n > 0).collect();
     if live != holders {
         return Err(format!("pack chunks counted as held {live:?}, held by {holders:?}"));
     }
@@ -313,8 +264,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     runtime.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = Store::open(dir.path()).expect("open");
-        let bucket = BucketRecord { owner: "root".into(), created_ms: 0, region: "us-east-1".into(), lifecycle: None };
-        store.create_bucket("b", &bucket).expect("bucket");
+        store.create_bucket("b", &bucket_record()).expect("bucket");
         let mut model = Model::default();
         for (step, op) in ops.into_iter().enumerate() {
             let what = format!("{op:?}");

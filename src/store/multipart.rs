@@ -83,7 +83,6 @@ impl Store {
         staged: StagedBlob,
         last_modified_ms: i64,
     ) -> StoreResult<PartRecord> {
-        self.admit_write(staged.is_in_memory()).await?;
         let (md5, checksum) = (staged.digests.md5, staged.digests.checksum.clone());
         let (mut span, new_blob, file) = self.publish(staged).await?;
         span.part = number;

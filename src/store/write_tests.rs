@@ -7,36 +7,20 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use std::future::Future;
+
 use redb::ReadableTable;
 
-use super::blob::{BlobSink, StagedBlob};
-use super::digest::DigestSpec;
+use super::blob::StagedBlob;
 use super::layout::packed_position;
-use super::schema::{BucketRecord, ContentHeaders, ObjectRecord, UploadRecord, BLOB_REFS};
-use super::{Store, StoreError};
+use super::schema::BLOB_REFS;
+use super::test_support::{bucket_record, object_record, stage, upload_record};
+use super::{Store, StoreError, StoreResult};
 
 const FILE_BODY: usize = 100 * 1024;
 
 async fn staged(store: &Store, seed: u8) -> StagedBlob {
-    let spec = DigestSpec { sha256: false, checksum: None };
-    let mut sink = BlobSink::<StoreError>::start(store.layout(), spec, None).expect("start");
-    let body = Bytes::from(vec![seed; FILE_BODY]);
-    assert!(sink.feed(async { Ok(Some(body)) }).await.expect("feed"));
-    assert!(!sink.feed(async { Ok(None) }).await.expect("end"));
-    sink.finish().await.expect("finish")
-}
-
-fn record() -> ObjectRecord {
-    ObjectRecord {
-        size: FILE_BODY as u64,
-        etag: "e".into(),
-        last_modified_ms: 0,
-        headers: ContentHeaders::default(),
-        user_meta: Vec::new(),
-        checksum: None,
-        blobs: Vec::new(),
-    }
+    stage(store, &vec![seed; FILE_BODY]).await
 }
 
 /// Blob files on disk, and file blobs the database references.
@@ -77,14 +61,35 @@ async fn assert_no_orphan_and_no_dangling(store: &Arc<Store>, what: &str) {
     panic!("{what}: orphan files {orphans:x?}, references to missing files {dangling:x?}");
 }
 
-fn bucket_record() -> BucketRecord {
-    BucketRecord { owner: "root".into(), created_ms: 0, region: "us-east-1".into(), lifecycle: None }
-}
-
 /// Delays before the write's future is dropped: 0 drops it before its first
 /// poll; the others land in publishing, in the queue and in the commit.
 fn cancel_points() -> impl Iterator<Item = Option<Duration>> {
     std::iter::once(None).chain((0..40u64).map(|i| Some(Duration::from_micros(i * 150))))
+}
+
+/// How many writes finished and how many were dropped unfinished.
+#[derive(Default)]
+struct Outcomes {
+    done: usize,
+    dropped: usize,
+}
+
+impl Outcomes {
+    /// Runs `write` until it ends or `point` has passed, then drops it.
+    async fn run<T>(&mut self, point: Option<Duration>, write: impl Future<Output = StoreResult<T>>) {
+        match point {
+            None => drop(write),
+            Some(delay) => tokio::select! {
+                result = write => { result.expect("write"); self.done += 1 }
+                () = tokio::time::sleep(delay) => self.dropped += 1,
+            },
+        }
+    }
+
+    fn assert_both_happened(&self) {
+        let (done, dropped) = (self.done, self.dropped);
+        assert!(done > 0 && dropped > 1, "some writes finished ({done}) and some were dropped ({dropped})");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,20 +97,14 @@ async fn an_object_write_dropped_at_any_point_leaves_files_and_references_matchi
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Store::open(dir.path()).expect("open"));
     store.create_bucket("b", &bucket_record()).expect("bucket");
-    let (mut done, mut dropped) = (0, 0);
+    let mut outcomes = Outcomes::default();
     for (i, point) in cancel_points().enumerate() {
         let body = staged(&store, i as u8).await;
         let key = format!("k{}", i % 7); // overwrites free earlier versions too
-        let write = store.write_object::<StoreError, _>(("b", &key), record(), body, |_| Ok(()));
-        match point {
-            None => drop(write),
-            Some(delay) => tokio::select! {
-                result = write => { result.expect("write"); done += 1 }
-                () = tokio::time::sleep(delay) => dropped += 1,
-            },
-        }
+        let record = object_record(FILE_BODY);
+        outcomes.run(point, store.write_object::<StoreError, _>(("b", &key), record, body, |_| Ok(()))).await;
     }
-    assert!(done > 0 && dropped > 1, "some writes finished ({done}) and some were dropped ({dropped})");
+    outcomes.assert_both_happened();
     assert_no_orphan_and_no_dangling(&store, "object writes").await;
     store.close();
 }
@@ -115,32 +114,15 @@ async fn a_part_write_dropped_at_any_point_leaves_files_and_references_matching(
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Store::open(dir.path()).expect("open"));
     store.create_bucket("b", &bucket_record()).expect("bucket");
-    let upload = UploadRecord {
-        bucket: "b".into(),
-        key: "big".into(),
-        owner: "root".into(),
-        initiated_ms: 0,
-        headers: ContentHeaders::default(),
-        user_meta: Vec::new(),
-        checksum_algorithm: None,
-        full_object_checksum: false,
-    };
     let id = "0".repeat(super::UPLOAD_ID_LEN);
-    store.create_upload(&id, &upload).expect("upload");
-    let (mut done, mut dropped) = (0, 0);
+    store.create_upload(&id, &upload_record("b", "big")).expect("upload");
+    let mut outcomes = Outcomes::default();
     for (i, point) in cancel_points().enumerate() {
         let body = staged(&store, i as u8).await;
         let number = (i % 5) as u16 + 1; // replaced parts free earlier blobs too
-        let write = store.write_part(("b", "big", &id), number, body, 0);
-        match point {
-            None => drop(write),
-            Some(delay) => tokio::select! {
-                result = write => { result.expect("write"); done += 1 }
-                () = tokio::time::sleep(delay) => dropped += 1,
-            },
-        }
+        outcomes.run(point, store.write_part(("b", "big", &id), number, body, 0)).await;
     }
-    assert!(done > 0 && dropped > 1, "some writes finished ({done}) and some were dropped ({dropped})");
+    outcomes.assert_both_happened();
     assert_no_orphan_and_no_dangling(&store, "part writes").await;
     // A part written after its upload is gone is refused and removed.
     store.abort_upload("b", "big", &id).expect("abort");
