@@ -36,7 +36,7 @@ fn scrub(data: &std::path::Path) -> anyhow::Result<()> {
             Ok(())
         }
         Err(e) => {
-            eprintln!("tessera scrub: {}: {e}", data.display());
+            eprintln!("tessera scrub: {}: {:#}", data.display(), anyhow::Error::new(e));
             std::process::exit(2);
         }
     }

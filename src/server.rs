@@ -125,7 +125,7 @@ async fn process(state: &AppState, req: Request<Incoming>) -> S3Result<Response<
     let has_copy_source = parts.headers.contains_key("x-amz-copy-source");
     let route =
         route(&parts.method, host, parts.uri.path(), parts.uri.query(), has_copy_source, state.domain.as_deref())?;
-    tracing::debug!(op = route.op.name(), bucket = ?route.bucket, key = ?route.key, "routed");
+    tracing::debug!(op = route.op.name(), bucket = route.bucket.as_deref(), key = route.key.as_deref(), "routed");
     dispatch(state, S3Request { parts, body, route, auth }).await
 }
 

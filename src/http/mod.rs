@@ -6,3 +6,4 @@ pub mod conditional;
 pub mod params;
 pub mod range;
 pub mod route;
+pub mod target;

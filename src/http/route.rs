@@ -2,14 +2,10 @@
 //! Path-style always; virtual-hosted style when a domain is configured.
 //! Reference: <https://docs.aws.amazon.com/AmazonS3/latest/userguide/VirtualHosting.html>
 
-use http::Method;
-use percent_encoding::percent_decode_str;
-
 use super::params::Params;
+use super::target::{BucketName, ObjectKey};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-
-/// Longest key S3 accepts, in UTF-8 bytes.
-pub const MAX_KEY_BYTES: usize = 1024;
+use http::Method;
 
 /// Every operation the router can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,8 +101,8 @@ impl Query {
 /// Where a request points and what it asks for.
 #[derive(Debug, Clone)]
 pub struct Route {
-    pub bucket: Option<String>,
-    pub key: Option<String>,
+    pub bucket: Option<BucketName>,
+    pub key: Option<ObjectKey>,
     pub query: Query,
     pub op: Op,
     /// The operation's typed query parameters (`params.rs`).
@@ -139,10 +135,10 @@ fn split_target(
     host: Option<&str>,
     raw_path: &str,
     domain: Option<&str>,
-) -> S3Result<(Option<String>, Option<String>)> {
+) -> S3Result<(Option<BucketName>, Option<ObjectKey>)> {
     let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
     if let Some(bucket) = virtual_host_bucket(host, domain) {
-        return Ok((Some(bucket), decode_key(path)?));
+        return Ok((Some(BucketName::from_host_label(bucket)), ObjectKey::decode(path)?));
     }
     let (bucket, key) = match path.split_once('/') {
         Some((b, k)) => (b, k),
@@ -151,8 +147,7 @@ fn split_target(
     if bucket.is_empty() {
         return Ok((None, None));
     }
-    let bucket = percent_decode_str(bucket).decode_utf8().map_err(|_| S3Error::new(S3ErrorCode::InvalidBucketName))?;
-    Ok((Some(bucket.into_owned()), decode_key(key)?))
+    Ok((Some(BucketName::decode(bucket)?), ObjectKey::decode(key)?))
 }
 
 /// The bucket of a virtual-hosted request: `bucket.domain[:port]` in Host.
@@ -163,19 +158,6 @@ pub fn virtual_host_bucket(host: Option<&str>, domain: Option<&str>) -> Option<S
         host.rsplit_once(':').filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit())).map_or(host, |(h, _)| h);
     let bucket = host.strip_suffix(domain)?.strip_suffix('.')?;
     (!bucket.is_empty()).then(|| bucket.to_string())
-}
-
-fn decode_key(raw: &str) -> S3Result<Option<String>> {
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    let key = percent_decode_str(raw)
-        .decode_utf8()
-        .map_err(|_| S3Error::with_message(S3ErrorCode::InvalidArgument, "Object key is not valid UTF-8"))?;
-    if key.len() > MAX_KEY_BYTES {
-        return Err(S3Error::new(S3ErrorCode::KeyTooLongError));
-    }
-    Ok(Some(key.into_owned()))
 }
 
 fn service_op(method: &Method) -> S3Result<Op> {
@@ -262,26 +244,6 @@ fn object_op(method: &Method, q: &Query, has_copy_source: bool) -> S3Result<Op> 
         _ => return Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
     };
     Ok(op)
-}
-
-/// S3's bucket naming rules for new buckets.
-/// Reference: <https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html>
-pub fn valid_bucket_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    let allowed = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-';
-    let edge = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    (3..=63).contains(&bytes.len())
-        && bytes.iter().copied().all(allowed)
-        && edge(bytes.first())
-        && edge(bytes.last())
-        && !name.contains("..")
-        && !name.contains(".-")
-        && !name.contains("-.")
-        && name.parse::<std::net::Ipv4Addr>().is_err()
-        && !name.starts_with("xn--")
-        && !name.starts_with("sthree-")
-        && !name.ends_with("-s3alias")
-        && !name.ends_with("--ol-s3")
 }
 
 #[cfg(test)]
@@ -469,16 +431,6 @@ mod tests {
             let method: Method = method.parse().unwrap_or(Method::OPTIONS);
             let err = route(&method, None, path, query, false, None).err().map(|e| e.code);
             assert_eq!(err, Some(S3ErrorCode::MethodNotAllowed), "{method} {path}");
-        }
-    }
-
-    #[test]
-    fn bucket_names() {
-        for good in ["abc", "my-bucket.data", "a1b", "123"] {
-            assert!(valid_bucket_name(good), "{good}");
-        }
-        for bad in ["ab", "Abc", "a_b", "-ab", "ab-", "a..b", "192.168.1.1", "xn--abc", &"a".repeat(64)] {
-            assert!(!valid_bucket_name(bad), "{bad}");
         }
     }
 }

@@ -8,7 +8,7 @@ use super::ingest::receive_small;
 use super::xml::{self, XmlWriter};
 use super::{empty_response, write_owner, xml_response, AppState, S3Request};
 use crate::http::body::Body;
-use crate::http::route::valid_bucket_name;
+
 use crate::store::schema::BucketRecord;
 
 /// CreateBucketConfiguration is a few hundred bytes; anything larger is abuse.
@@ -33,8 +33,8 @@ pub async fn list_buckets(state: &AppState, req: S3Request) -> S3Result<Response
 }
 
 pub async fn create(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
-    let bucket = req.bucket()?.to_string();
-    if !valid_bucket_name(&bucket) {
+    let bucket = req.bucket()?.clone();
+    if !bucket.valid_for_new_bucket() {
         return Err(S3Error::new(S3ErrorCode::InvalidBucketName).with_extra("BucketName", bucket));
     }
     let body = receive_small(state, &mut req, MAX_CONFIG_BYTES).await?;
@@ -82,7 +82,7 @@ fn check_location(body: &[u8], region: &str) -> S3Result<()> {
 }
 
 pub async fn delete(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
-    let bucket = req.bucket()?.to_string();
+    let bucket = req.bucket()?.clone();
     let name = bucket.clone();
     state
         .store
@@ -137,7 +137,7 @@ pub fn owner_full_control(owner: &str) -> String {
 }
 
 pub(super) async fn existing(state: &AppState, req: &S3Request) -> S3Result<BucketRecord> {
-    let bucket = req.bucket()?.to_string();
+    let bucket = req.bucket()?.clone();
     let name = bucket.clone();
     state.store.run(move |s| s.bucket(&name)).await.map_err(|e| S3Error::from(e).with_extra("BucketName", bucket))
 }

@@ -13,6 +13,7 @@ use super::xml::{self, XmlWriter};
 use super::{xml_response, AppState, S3Request};
 use crate::http::body::Body;
 use crate::http::conditional::{self, Outcome};
+use crate::http::target::parse_copy_source;
 use crate::store::blob::BlobSink;
 use crate::store::digest::{ChecksumAlgorithm, DigestSpec};
 use crate::store::read::OpenObject;
@@ -24,7 +25,7 @@ const MAX_COPY_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
 /// CopyObject: the destination shares the source's blobs, no bytes move.
 pub async fn copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
-    let (dst_bucket, dst_key) = (req.bucket()?.to_string(), req.key()?.to_string());
+    let (dst_bucket, dst_key) = (req.bucket()?.clone(), req.key()?.clone());
     let (src_bucket, src_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
     let replace = match req.header("x-amz-metadata-directive").unwrap_or("COPY") {
         "COPY" => false,
@@ -36,7 +37,7 @@ pub async fn copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> 
             ))
         }
     };
-    if !replace && (src_bucket.as_str(), src_key.as_str()) == (dst_bucket.as_str(), dst_key.as_str()) {
+    if !replace && (&src_bucket, &src_key) == (&dst_bucket, &dst_key) {
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
@@ -86,30 +87,6 @@ fn check_copy_source(headers: &http::HeaderMap, source: &ObjectRecord) -> S3Resu
         // CopyObject answers 412 where GET would answer 304.
         Outcome::NotModified | Outcome::PreconditionFailed => Err(S3Error::new(S3ErrorCode::PreconditionFailed)),
     }
-}
-
-/// `x-amz-copy-source`: `[/]bucket/key[?versionId=null]`, URL-encoded.
-fn parse_copy_source(raw: &str) -> S3Result<(String, String)> {
-    let invalid = || {
-        S3Error::with_message(
-            S3ErrorCode::InvalidArgument,
-            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-        )
-    };
-    let (path, version) = match raw.split_once("?versionId=") {
-        Some((path, version)) => (path, Some(version)),
-        None => (raw, None),
-    };
-    if version.is_some_and(|v| v != "null") {
-        return Err(S3Error::with_message(S3ErrorCode::InvalidArgument, "Invalid version id specified"));
-    }
-    let decoded = percent_encoding::percent_decode_str(path).decode_utf8().map_err(|_| invalid())?;
-    let trimmed = decoded.strip_prefix('/').unwrap_or(&decoded);
-    let (bucket, key) = trimmed.split_once('/').ok_or_else(invalid)?;
-    if bucket.is_empty() || key.is_empty() {
-        return Err(invalid());
-    }
-    Ok((bucket.to_string(), key.to_string()))
 }
 
 /// `x-amz-copy-source-range: bytes=first-last`, both inclusive and inside the source.
@@ -175,20 +152,4 @@ pub async fn upload_part_copy(state: &AppState, req: S3Request) -> S3Result<Resp
         w.elem(alg.xml_name(), &BASE64.encode(raw));
     }
     xml_response(w.finish("CopyPartResult"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn copy_source_forms() {
-        let ok = |s: &str| parse_copy_source(s).ok();
-        assert_eq!(ok("b/k"), Some(("b".into(), "k".into())));
-        assert_eq!(ok("/b/dir/a%20b%2Bc"), Some(("b".into(), "dir/a b+c".into())));
-        assert_eq!(ok("/b//lead"), Some(("b".into(), "/lead".into())));
-        assert_eq!(ok("b/k?versionId=null"), Some(("b".into(), "k".into())));
-        assert!(parse_copy_source("b").is_err());
-        assert!(parse_copy_source("b/k?versionId=abc").is_err());
-    }
 }

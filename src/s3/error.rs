@@ -13,7 +13,7 @@ impl From<crate::store::StoreError> for S3Error {
             StoreError::NoSuchUpload => S3Error::new(S3ErrorCode::NoSuchUpload),
             StoreError::StorageFull => S3Error::new(S3ErrorCode::StorageFull),
             StoreError::Unavailable => S3Error::new(S3ErrorCode::ServiceUnavailable),
-            e @ (StoreError::Internal(_) | StoreError::RolledBack { .. }) => S3Error::internal(e),
+            e @ (StoreError::Internal { .. } | StoreError::RolledBack { .. }) => S3Error::internal(e),
         }
     }
 }

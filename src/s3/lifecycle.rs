@@ -19,7 +19,7 @@ const MAX_LIFECYCLE_BODY: usize = 256 * 1024;
 const MAX_RULES: usize = 1000;
 
 pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
-    let bucket = req.bucket()?.to_string();
+    let bucket = req.bucket()?.clone();
     let body = receive_small(state, &mut req, MAX_LIFECYCLE_BODY).await?;
     let doc = xml::parse(&body)?;
     let abort_rules = parse_rules(&doc)?;
@@ -38,7 +38,7 @@ pub async fn get(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
 }
 
 pub async fn delete(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
-    let bucket = req.bucket()?.to_string();
+    let bucket = req.bucket()?.clone();
     state.store.run(move |s| s.set_lifecycle(&bucket, None)).await?;
     empty_response(StatusCode::NO_CONTENT)
 }

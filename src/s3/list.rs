@@ -57,7 +57,7 @@ fn max_keys(req: &S3Request) -> usize {
 }
 
 async fn scan(state: &AppState, req: &S3Request, query: ListQuery) -> S3Result<ListPage> {
-    let bucket = req.bucket()?.to_string();
+    let bucket = req.bucket()?.clone();
     let name = bucket.clone();
     state
         .store

@@ -21,6 +21,7 @@ use hyper::body::Incoming;
 use crate::auth::verify::VerifiedRequest;
 use crate::http::body::{self, Body};
 use crate::http::route::{Op, Route};
+use crate::http::target::{BucketName, ObjectKey};
 use crate::store::Store;
 use error::{S3Error, S3ErrorCode, S3Result};
 
@@ -54,12 +55,15 @@ pub struct S3Request {
 }
 
 impl S3Request {
-    pub fn bucket(&self) -> S3Result<&str> {
-        self.route.bucket.as_deref().ok_or_else(|| S3Error::new(S3ErrorCode::InvalidRequest))
+    /// The routed bucket. Routing picks a bucket or object operation only
+    /// when the request names one, so the error is a routing bug's guard.
+    pub fn bucket(&self) -> S3Result<&BucketName> {
+        self.route.bucket.as_ref().ok_or_else(|| S3Error::new(S3ErrorCode::InvalidRequest))
     }
 
-    pub fn key(&self) -> S3Result<&str> {
-        self.route.key.as_deref().ok_or_else(|| S3Error::new(S3ErrorCode::InvalidRequest))
+    /// The routed key (object operations only).
+    pub fn key(&self) -> S3Result<&ObjectKey> {
+        self.route.key.as_ref().ok_or_else(|| S3Error::new(S3ErrorCode::InvalidRequest))
     }
 
     pub fn headers(&self) -> &HeaderMap {

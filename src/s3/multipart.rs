@@ -17,6 +17,7 @@ use super::{empty_response, write_owner, xml_response, AppState, S3Request};
 use crate::http::body::{self, Body};
 use crate::http::conditional::WriteConditions;
 use crate::http::params::UPLOAD_ID_LEN;
+use crate::http::target::{BucketName, ObjectKey};
 use crate::store::digest::{combine_parts, ChecksumAlgorithm};
 use crate::store::schema::{BlobSpan, ObjectRecord, PartRecord, StoredChecksum, UploadRecord};
 use crate::store::{UploadEntry, UploadQuery};
@@ -88,11 +89,11 @@ fn checksum_type_name(full_object: bool) -> &'static str {
 }
 
 pub async fn create(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
-    let (bucket, key) = (req.bucket()?.to_string(), req.key()?.to_string());
+    let (bucket, key) = (req.bucket()?.clone(), req.key()?.clone());
     let (checksum_algorithm, full_object_checksum) = checksum_choice(&req)?;
     let record = UploadRecord {
-        bucket: bucket.clone(),
-        key: key.clone(),
+        bucket: bucket.to_string(),
+        key: key.to_string(),
         owner: state.owner_of(&req.auth.access_key).to_string(),
         initiated_ms: now_ms(),
         headers: content_headers(req.headers()),
@@ -114,8 +115,11 @@ pub async fn create(state: &AppState, req: S3Request) -> S3Result<Response<Body>
     Ok(response)
 }
 
-pub(super) async fn load_upload(state: &AppState, req: &S3Request) -> S3Result<(String, String, String, UploadRecord)> {
-    let (bucket, key, id) = (req.bucket()?.to_string(), req.key()?.to_string(), upload_id(req)?);
+pub(super) async fn load_upload(
+    state: &AppState,
+    req: &S3Request,
+) -> S3Result<(BucketName, ObjectKey, String, UploadRecord)> {
+    let (bucket, key, id) = (req.bucket()?.clone(), req.key()?.clone(), upload_id(req)?);
     let (b, k, i) = (bucket.clone(), key.clone(), id.clone());
     let upload = state
         .store
@@ -139,7 +143,7 @@ pub async fn upload_part(state: &AppState, mut req: S3Request) -> S3Result<Respo
 }
 
 pub async fn abort(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
-    let (bucket, key, id) = (req.bucket()?.to_string(), req.key()?.to_string(), upload_id(&req)?);
+    let (bucket, key, id) = (req.bucket()?.clone(), req.key()?.clone(), upload_id(&req)?);
     state.store.run(move |s| s.abort_upload(&bucket, &key, &id)).await?;
     empty_response(StatusCode::NO_CONTENT)
 }
@@ -276,7 +280,7 @@ pub async fn complete(state: &AppState, mut req: S3Request) -> S3Result<Response
 }
 
 pub async fn list_parts(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
-    let (bucket, key, id) = (req.bucket()?.to_string(), req.key()?.to_string(), upload_id(&req)?);
+    let (bucket, key, id) = (req.bucket()?.clone(), req.key()?.clone(), upload_id(&req)?);
     let max = req.route.params.max.map_or(MAX_LISTED, |n| n.min(MAX_LISTED));
     let marker = req.route.params.part_number_marker;
     let (b, k, i) = (bucket.clone(), key.clone(), id.clone());
@@ -314,7 +318,7 @@ fn write_initiator(w: &mut XmlWriter, owner: &str) {
 }
 
 pub async fn list_uploads(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
-    let bucket = req.bucket()?.to_string();
+    let bucket = req.bucket()?.clone();
     let q = &req.route.query;
     let enc = Encoder::from_query(q)?;
     let query = UploadQuery {

@@ -21,7 +21,7 @@ const MAX_DELETE_BODY: usize = 2 * 1024 * 1024;
 const MAX_DELETE_KEYS: usize = 1000;
 
 pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
-    let (bucket, key) = (req.bucket()?.to_string(), req.key()?.to_string());
+    let (bucket, key) = (req.bucket()?.clone(), req.key()?.clone());
     // Fail before reading the body. One key read from redb's cache: done
     // here rather than on a blocking thread, whose hand-off costs more.
     state.store.bucket(&bucket)?;
@@ -62,7 +62,7 @@ pub(crate) fn write_check(conditions: &WriteConditions, current: Option<&ObjectR
 }
 
 async fn load(state: &AppState, req: &S3Request) -> S3Result<ObjectRecord> {
-    let (bucket, key) = (req.bucket()?.to_string(), req.key()?.to_string());
+    let (bucket, key) = (req.bucket()?.clone(), req.key()?.clone());
     // A point read from redb (its cache, or the page cache): cheaper here
     // than the hand-off to a blocking thread and back.
     state.store.get_object(&bucket, &key).map_err(|e| {
@@ -205,14 +205,14 @@ fn requested_range(req: &S3Request, record: &ObjectRecord) -> S3Result<Option<Ra
 }
 
 pub async fn delete(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
-    let (bucket, key) = (req.bucket()?.to_string(), req.key()?.to_string());
+    let (bucket, key) = (req.bucket()?.clone(), req.key()?.clone());
     state.store.run(move |s| s.delete_object(&bucket, &key)).await?;
     empty_response(StatusCode::NO_CONTENT)
 }
 
 /// DeleteObjects: up to 1000 keys in one transaction. Missing keys count as deleted.
 pub async fn delete_many(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
-    let bucket = req.bucket()?.to_string();
+    let bucket = req.bucket()?.clone();
     let doc = xml::parse(&receive_small(state, &mut req, MAX_DELETE_BODY).await?)?;
     if doc.name != "Delete" {
         return Err(S3Error::new(S3ErrorCode::MalformedXML));

@@ -306,7 +306,7 @@ fn copy_blobs(src: &Layout, dst: &Layout, ids: &[BlobId], report: &mut BackupRep
     for &id in ids {
         let (from, to) = (src.blob_path(id), dst.blob_path(id));
         report.bytes += link_or_copy(&from, &to, &mut report.linked)
-            .map_err(|e| StoreError::Internal(format!("backing up blob {}: {e}", from.display())))?;
+            .map_err(|e| StoreError::caused(format!("backing up blob {}", from.display()), e))?;
         report.blobs += 1;
         let dir = dst.blob_dir(id);
         if !dirs.contains(&dir) {

@@ -243,7 +243,7 @@ impl<E: From<StoreError> + Send + 'static> BlobSink<E> {
         let batch = std::mem::take(&mut self.batch);
         match tokio::task::spawn_blocking(move || writer.finish(batch)).await {
             Ok(result) => result,
-            Err(e) => Err(StoreError::Internal(format!("upload thread: {e}")).into()),
+            Err(e) => Err(StoreError::caused("upload thread", e).into()),
         }
     }
 
@@ -286,13 +286,13 @@ impl<E: From<StoreError> + Send + 'static> BlobSink<E> {
 /// The state the batch in flight gives back; never resolves if none is.
 async fn landed<E: From<StoreError>>(busy: &mut Option<Busy<E>>) -> Result<Box<BlobWriter<E>>, E> {
     match busy {
-        Some(job) => job.await.map_err(|e| StoreError::Internal(format!("upload thread: {e}")))?,
+        Some(job) => job.await.map_err(|e| StoreError::caused("upload thread", e))?,
         None => std::future::pending().await,
     }
 }
 
 fn state_lost() -> StoreError {
-    StoreError::Internal("upload state lost".into())
+    StoreError::internal("upload state lost")
 }
 
 impl<E: 'static> Drop for BlobSink<E> {

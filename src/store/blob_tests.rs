@@ -111,7 +111,7 @@ impl BodyDecoder<StoreError> for Doubled {
         for byte in frame {
             match self.half.take() {
                 Some(first) if first == byte => piece.push(byte),
-                Some(_) => return Err(StoreError::Internal("not a pair".into())),
+                Some(_) => return Err(StoreError::internal("not a pair")),
                 None => self.half = Some(byte),
             }
         }
@@ -122,7 +122,7 @@ impl BodyDecoder<StoreError> for Doubled {
     fn finish(self: Box<Self>) -> StoreResult<Vec<(String, String)>> {
         match self.half {
             None => Ok(vec![("x-trailer".to_string(), "done".to_string())]),
-            Some(_) => Err(StoreError::Internal("the body ends inside a pair".into())),
+            Some(_) => Err(StoreError::internal("the body ends inside a pair")),
         }
     }
 }
@@ -149,7 +149,11 @@ async fn a_decoder_error_ends_the_upload_and_leaves_no_temp_file() {
     let mut body: Vec<u8> = data(300_000).iter().flat_map(|&b| [b, b]).collect();
     body[500_001] ^= 1;
     let result = receive(&layout, frames(&body, &[100_000, 400_000]), &[], Some(Box::new(Doubled::default()))).await;
-    assert!(matches!(result, Err(StoreError::Internal(ref m)) if m == "not a pair"), "{:?}", result.err());
+    assert!(
+        matches!(result, Err(StoreError::Internal { ref context, .. }) if context == "not a pair"),
+        "{:?}",
+        result.err()
+    );
     for _ in 0..100 {
         if tmp_files(&layout) == 0 {
             return;

@@ -166,7 +166,7 @@ impl Committer {
     }
 
     fn send(&self, msg: Msg) -> Result<(), StoreError> {
-        let sent = self.jobs.lock().map_err(|_| StoreError::Internal("commit queue poisoned".into()))?.send(msg);
+        let sent = self.jobs.lock().map_err(|_| StoreError::internal("commit queue poisoned"))?.send(msg);
         sent.map_err(|_| stopped())
     }
 
@@ -271,7 +271,7 @@ fn commit_batch(target: &Target, jobs: Vec<Job>, forgotten: &Mutex<Vec<BlobId>>)
     let committed = if poisoned {
         let _ = txn.abort();
         heal(target);
-        Err(StoreError::Internal("another write of the same commit failed".into()))
+        Err(StoreError::internal("another write of the same commit failed"))
     } else {
         let seq = commit_mark::bump(&txn);
         let committed = txn.commit().map_err(|e| failed_commit(target, e));
@@ -347,7 +347,7 @@ fn recover(target: &Target) -> Result<(), StoreError> {
 }
 
 fn stopped() -> StoreError {
-    StoreError::Internal("the commit thread stopped".into())
+    StoreError::internal("the commit thread stopped")
 }
 
 fn remove_dead_rows(txn: &WriteTransaction, ids: &[BlobId]) -> Result<(), StoreError> {
@@ -424,7 +424,7 @@ mod tests {
             &store,
             vec![|txn| Ok(insert(txn, "innocent")?), |txn| {
                 insert(txn, "half")?;
-                Err(WriteError::Failed(StoreError::Internal("disk on fire".into())))
+                Err(WriteError::Failed(StoreError::internal("disk on fire")))
             }],
         );
         assert!(outcomes.iter().all(Result::is_err), "{outcomes:?}");

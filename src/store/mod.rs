@@ -13,6 +13,8 @@ mod commit;
 mod commit_mark;
 use commit_mark::CommitMark;
 mod dbslot;
+mod error;
+pub use error::{OpenError, StoreError, StoreResult};
 pub mod digest;
 mod gc;
 pub use gc::spawn_upload_reaper;
@@ -46,103 +48,6 @@ use schema::{
 };
 use space::Space;
 use txn::{add_refs, read_object, replace_object, require_bucket, store_new_blob};
-
-/// Failures of the store, free of any HTTP meaning (`s3::error` maps them).
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    #[error("no such bucket")]
-    NoSuchBucket,
-    #[error("bucket exists, owned by {0}")]
-    BucketExists(String),
-    #[error("bucket not empty")]
-    BucketNotEmpty,
-    #[error("no such key")]
-    NoSuchKey,
-    #[error("no such upload")]
-    NoSuchUpload,
-    /// The filesystem (or quota) is full: nothing was written.
-    #[error("storage full")]
-    StorageFull,
-    /// The metadata database is being reopened after an I/O error: retry.
-    #[error("metadata store temporarily unavailable")]
-    Unavailable,
-    #[error("storage failure: {0}")]
-    Internal(String),
-    /// At start-up: the database is older than commits already acknowledged.
-    #[error(
-        "meta.redb is at commit {database} but commit {acknowledged} was acknowledged to clients: the database \
-         went back in time (a corrupted header or a lost write) and acknowledged writes are missing. Restore \
-         meta.redb from a backup, or start with --accept-db-rollback to serve the older state (docs/reliability.md)"
-    )]
-    RolledBack { database: u64, acknowledged: u64 },
-}
-
-/// Why [`Store::open_range`] could not open an object's bytes.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// A blob of the record is gone: the object was replaced or deleted
-    /// since its record was read. Read the record again.
-    #[error("the object changed while it was opened")]
-    Gone,
-    /// Corruption (see `read::Corruption`) or an I/O failure.
-    #[error("reading the object failed: {0}")]
-    Read(std::io::Error),
-    #[error(transparent)]
-    Store(StoreError),
-}
-
-impl StoreError {
-    /// Whether the store failed (the disk, the database), rather than
-    /// refused: a write that fails so may be half done in its transaction.
-    pub fn is_storage_failure(&self) -> bool {
-        matches!(self, StoreError::Internal(_) | StoreError::StorageFull | StoreError::Unavailable)
-    }
-}
-
-impl From<std::io::Error> for StoreError {
-    fn from(e: std::io::Error) -> Self {
-        match space::is_full(&e) {
-            true => StoreError::StorageFull,
-            false => StoreError::Internal(e.to_string()),
-        }
-    }
-}
-
-impl From<redb::StorageError> for StoreError {
-    /// A full disk keeps its meaning; `PreviousIo` means an earlier failure
-    /// poisoned the database, which the commit thread is reopening.
-    fn from(e: redb::StorageError) -> Self {
-        match e {
-            redb::StorageError::Io(io) => io.into(),
-            redb::StorageError::PreviousIo => StoreError::Unavailable,
-            other => StoreError::Internal(other.to_string()),
-        }
-    }
-}
-
-/// redb's other error types wrap a `StorageError` for their I/O failures.
-macro_rules! storage_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                match e.into() {
-                    redb::Error::Io(io) => io.into(),
-                    redb::Error::PreviousIo => StoreError::Unavailable,
-                    other => StoreError::Internal(other.to_string()),
-                }
-            }
-        }
-    )*};
-}
-storage_from!(redb::Error, redb::DatabaseError, redb::TransactionError, redb::TableError, redb::CommitError);
-
-impl From<postcard::Error> for StoreError {
-    fn from(e: postcard::Error) -> Self {
-        StoreError::Internal(e.to_string())
-    }
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
 
 pub struct Store {
     db: Arc<DbSlot>,
@@ -258,7 +163,7 @@ impl Store {
         let store = self.clone();
         match tokio::task::spawn_blocking(move || f(&store)).await {
             Ok(result) => result,
-            Err(e) => Err(StoreError::Internal(e.to_string()).into()),
+            Err(e) => Err(StoreError::caused("store thread", e).into()),
         }
     }
 
@@ -567,15 +472,16 @@ fn open_database(path: &Path) -> StoreResult<(DbSlot, u64)> {
         let seq = commit_mark::current(&*db.get()?)?;
         Ok((db, seq))
     });
-    let damaged = |what: String| {
-        StoreError::Internal(format!(
-            "{}: {what}; if it is damaged, restore it from a backup (docs/reliability.md)",
+    let damaged = |cause: Box<dyn std::error::Error + Send + Sync>| {
+        let context = format!(
+            "{} cannot be read; if it is damaged, restore it from a backup (docs/reliability.md)",
             path.display()
-        ))
+        );
+        StoreError::caused(context, cause)
     };
     match opened {
         Ok(Ok(opened)) => Ok(opened),
-        Ok(Err(e @ StoreError::Internal(_))) => Err(damaged(e.to_string())),
+        Ok(Err(e @ StoreError::Internal { .. })) => Err(damaged(e.into())),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(damaged("redb panicked while reading it".into())),
     }

@@ -151,7 +151,7 @@ async fn apply(store: &mut Arc<Store>, dir: &Path, model: &mut Model, op: Op) {
                 for k in 0..KEYS {
                     replace_object(txn, "b", &key(k), None, None).map_err(WriteError::<StoreError>::from)?;
                 }
-                Err::<(), WriteError<StoreError>>(WriteError::Failed(StoreError::Internal("injected".into())))
+                Err::<(), WriteError<StoreError>>(WriteError::Failed(StoreError::internal("injected")))
             });
             assert!(failed.is_err());
         }

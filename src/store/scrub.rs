@@ -77,11 +77,11 @@ impl fmt::Display for ScrubReport {
 pub fn scrub_folder(root: &Path) -> StoreResult<ScrubReport> {
     let layout = Layout::existing(root);
     if !layout.db_path().is_file() {
-        return Err(StoreError::Internal(format!("{} is not a data folder (no meta.redb)", root.display())));
+        return Err(StoreError::internal(format!("{} is not a data folder (no meta.redb)", root.display())));
     }
     let db = Database::open(layout.db_path()).map_err(|e| match e {
         redb::DatabaseError::DatabaseAlreadyOpen => {
-            StoreError::Internal("the database is in use: stop the server first".into())
+            StoreError::internal("the database is in use: stop the server first")
         }
         e => e.into(),
     })?;
