@@ -13,6 +13,14 @@
 //! A failed commit poisons redb's `Database` (see `dbslot.rs`): the thread
 //! then reopens it before the next batch, after freeing the reserve if the
 //! disk was full (`space.rs`), so the store recovers without a restart.
+//!
+//! A failed commit is not always undone. redb writes the new header before
+//! its one fsync: when only the fsync fails, the reopened database shows the
+//! commit, which is then visible but not known to be durable. Its writes are
+//! answered with an error all the same, and told [`Settled::InDoubt`], so
+//! they neither undo it (remove a published file the commit references) nor
+//! act on it (unlink the blobs it freed, which a power loss could bring
+//! back): the next start's sweeps finish either way.
 
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -60,11 +68,31 @@ impl<E: From<StoreError>> WriteError<E> {
     }
 }
 
+/// How a write's batch ended, as its `settle` callback is told.
+#[derive(Debug)]
+pub enum Settled<T> {
+    /// Committed and durable; the write's value.
+    Committed(T),
+    /// Nothing of the write is in the database.
+    RolledBack,
+    /// The commit failed but is, or may be, in the database (see the module
+    /// notes): keep what it references, free nothing it released.
+    InDoubt,
+}
+
+/// How a batch ended.
+#[derive(Debug, Clone)]
+enum BatchEnd {
+    Committed,
+    RolledBack(StoreError),
+    InDoubt(StoreError),
+}
+
 /// What a job hands back after running inside the transaction: a callback
-/// told whether the batch committed (or why not), and whether the job
-/// poisoned the batch. A job given an error instead of a transaction (no
-/// transaction could begin) just reports it.
-type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// told how the batch ended, and whether the job poisoned the batch. A job
+/// given an error instead of a transaction (no transaction could begin)
+/// just reports it.
+type Finish = Box<dyn FnOnce(BatchEnd) + Send>;
 type Job = Box<dyn FnOnce(Result<&WriteTransaction, &StoreError>) -> (Finish, bool) + Send>;
 
 /// A write as the commit thread runs it.
@@ -107,7 +135,7 @@ impl Committer {
         let (reply_tx, reply_rx): (SyncSender<Result<T, E>>, _) = mpsc::sync_channel(1);
         self.submit(
             f,
-            |_: Option<&T>| {},
+            |_: Settled<&T>| {},
             move |outcome| {
                 let _ = reply_tx.send(outcome);
             },
@@ -116,16 +144,16 @@ impl Committer {
     }
 
     /// [`Committer::execute`] for async callers: the commit thread wakes the
-    /// task itself, with no blocking thread in between. `settle` is given the
-    /// write's value if it committed (`None` if not) on the commit thread,
-    /// even if the caller has gone away meanwhile (a dropped request): what
-    /// must follow a commit, or be undone without one, is done there.
+    /// task itself, with no blocking thread in between. `settle` is told how
+    /// the write ended ([`Settled`]) on the commit thread, even if the caller
+    /// has gone away meanwhile (a dropped request): what must follow a
+    /// commit, or be undone without one, is done there.
     pub async fn execute_async<T, E, F, S>(&self, f: F, settle: S) -> Result<T, E>
     where
         F: WriteFn<T, E>,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        S: FnOnce(Option<&T>) + Send + 'static,
+        S: FnOnce(Settled<&T>) + Send + 'static,
     {
         let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
         self.submit(f, settle, move |outcome| {
@@ -142,7 +170,7 @@ impl Committer {
         F: WriteFn<T, E>,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        S: FnOnce(Option<&T>) + Send + 'static,
+        S: FnOnce(Settled<&T>) + Send + 'static,
         R: FnOnce(Result<T, E>) + Send + 'static,
     {
         let job: Job = Box::new(move |txn| {
@@ -152,12 +180,25 @@ impl Committer {
             };
             let poisoned = matches!(&result, Err(WriteError::Failed(_)));
             let result = result.map_err(WriteError::into_inner);
-            let finish: Finish = Box::new(move |committed| {
-                let outcome = match (committed, result) {
-                    (Ok(()), result) | (Err(_), result @ Err(_)) => result,
-                    (Err(e), Ok(_)) => Err(e.into()),
+            let finish: Finish = Box::new(move |end| {
+                let outcome = match (end, result) {
+                    (BatchEnd::Committed, Ok(value)) => {
+                        settle(Settled::Committed(&value));
+                        Ok(value)
+                    }
+                    (BatchEnd::InDoubt(e), Ok(_)) => {
+                        settle(Settled::InDoubt);
+                        Err(e.into())
+                    }
+                    (BatchEnd::RolledBack(e), Ok(_)) => {
+                        settle(Settled::RolledBack);
+                        Err(e.into())
+                    }
+                    (_, Err(e)) => {
+                        settle(Settled::RolledBack);
+                        Err(e)
+                    }
                 };
-                settle(outcome.as_ref().ok());
                 reply(outcome)
             });
             (finish, poisoned)
@@ -252,7 +293,7 @@ fn commit_batch(target: &Target, jobs: Vec<Job>, forgotten: &Mutex<Vec<BlobId>>)
         Err(e) => {
             tracing::error!(error = %e, "cannot begin a metadata transaction");
             for job in jobs {
-                job(Err(&e)).0(Err(e.clone()));
+                job(Err(&e)).0(BatchEnd::RolledBack(e.clone()));
             }
             return;
         }
@@ -268,24 +309,42 @@ fn commit_batch(target: &Target, jobs: Vec<Job>, forgotten: &Mutex<Vec<BlobId>>)
         poisoned |= poison;
         finishers.push(finish);
     }
-    let committed = if poisoned {
+    let end = if poisoned {
         let _ = txn.abort();
         heal(target);
-        Err(StoreError::internal("another write of the same commit failed"))
+        BatchEnd::RolledBack(StoreError::internal("another write of the same commit failed"))
     } else {
-        let seq = commit_mark::bump(&txn);
-        let committed = txn.commit().map_err(|e| failed_commit(target, e));
-        if committed.is_ok() {
+        commit(target, txn)
+    };
+    for finish in finishers {
+        finish(end.clone());
+    }
+}
+
+/// Commits the batch under the next commit sequence number; after a failed
+/// commit, that number tells whether the reopened database holds it.
+fn commit(target: &Target, txn: WriteTransaction) -> BatchEnd {
+    let seq = commit_mark::bump(&txn);
+    match txn.commit() {
+        Ok(()) => {
             target.space.committed();
             match seq {
                 Ok(seq) => target.mark.record(seq),
                 Err(e) => tracing::warn!(error = %e, "could not advance the commit sequence"),
             }
+            BatchEnd::Committed
         }
-        committed
-    };
-    for finish in finishers {
-        finish(committed.clone());
+        Err(e) => {
+            let error = failed_commit(target, e);
+            let now = target.db.get().and_then(|db| commit_mark::current(&db));
+            match (seq, now) {
+                (Ok(seq), Ok(now)) if now != seq => BatchEnd::RolledBack(error),
+                _ => {
+                    tracing::error!("the failed commit may be in the database: its writes were answered with errors");
+                    BatchEnd::InDoubt(error)
+                }
+            }
+        }
     }
 }
 

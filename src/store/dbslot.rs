@@ -141,5 +141,10 @@ pub fn compact(db: &mut Database) -> Result<bool, redb::CompactionError> {
 }
 
 fn open_db(path: &std::path::Path) -> Result<Database, DatabaseError> {
-    Database::builder().set_cache_size(DB_CACHE_BYTES).create(path)
+    let mut builder = Database::builder();
+    builder.set_cache_size(DB_CACHE_BYTES);
+    #[cfg(test)]
+    return builder.create_with_backend(super::faults::FaultyFile::open(path)?);
+    #[cfg(not(test))]
+    builder.create(path)
 }

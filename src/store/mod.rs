@@ -14,6 +14,8 @@ mod commit_mark;
 use commit_mark::CommitMark;
 mod dbslot;
 mod error;
+#[cfg(test)]
+mod faults;
 pub use error::{OpenError, StoreError, StoreResult};
 pub mod digest;
 mod gc;
@@ -38,7 +40,7 @@ use redb::{Database, ReadableTable, WriteTransaction};
 
 use blob::{NewBlob, PublishedFile, StagedBlob};
 use commit::Committer;
-pub use commit::WriteError;
+pub use commit::{Settled, WriteError};
 use dbslot::DbSlot;
 use layout::{BlobId, Layout};
 pub use list::{ListEntry, ListPage, ListQuery};
@@ -345,12 +347,16 @@ impl Store {
 
     /// What follows a write's commit, run by the commit thread even if the
     /// request is gone: if it committed, its published file stays and the
-    /// blobs it freed are unlinked (on a blocking thread); if not, the file
-    /// is removed (the guard's drop). Call from within the runtime.
-    fn settle<T>(self: &Arc<Self>, file: PublishedFile) -> impl FnOnce(Option<&(T, Vec<BlobId>)>) + Send + 'static {
+    /// blobs it freed are unlinked (on a blocking thread); if it was rolled
+    /// back, the file is removed (the guard's drop). A commit in doubt keeps
+    /// the file and frees nothing: the next start's sweeps settle it (the
+    /// orphan sweep removes the file if the commit is not there, the
+    /// dead-blob replay unlinks what it freed if it is). Call from within
+    /// the runtime.
+    fn settle<T>(self: &Arc<Self>, file: PublishedFile) -> impl FnOnce(Settled<&(T, Vec<BlobId>)>) + Send + 'static {
         let (store, runtime) = (self.clone(), tokio::runtime::Handle::try_current());
-        move |committed| match committed {
-            Some((_, dead)) => {
+        move |end| match end {
+            Settled::Committed((_, dead)) => {
                 file.keep();
                 let dead = dead.clone();
                 match (dead.is_empty(), runtime) {
@@ -359,7 +365,8 @@ impl Store {
                     (false, Err(_)) => store.free_blobs(dead),
                 }
             }
-            None => drop(file),
+            Settled::InDoubt => file.keep(),
+            Settled::RolledBack => drop(file),
         }
     }
 

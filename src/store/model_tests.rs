@@ -1,7 +1,8 @@
 //! The store against a model: random sequences of puts (empty, packed and
 //! file bodies), overwrites, copies, deletes, parts, completes and aborts,
-//! with injected failures (a batch aborted by a failing write, a crash
-//! between a blob's rename and its commit) and restarts. After every step:
+//! with injected failures (a batch aborted by a failing write, a commit
+//! whose fsync fails, a crash between a blob's rename and its commit) and
+//! restarts. After every step:
 //! every object reads back as the model says, reference counts equal the
 //! references the records hold, every referenced file exists, no file is
 //! left that nothing references (once the orphan sweep ran), and each chunk
@@ -20,7 +21,7 @@ use super::pack::CHUNK_DATA;
 use super::schema::{decode, ObjectRecord, PartRecord, UploadRecord, BLOB_REFS, DEAD_BLOBS, OBJECTS, PACK_LIVE, PARTS};
 use super::test_support::{bucket_record, object_record, stage, upload_record};
 use super::txn::replace_object;
-use super::{Store, StoreError, WriteError};
+use super::{faults, Store, StoreError, WriteError};
 
 const KEYS: u8 = 4;
 const UPLOAD: &str = "00000000000000000000000000000001";
@@ -48,6 +49,13 @@ enum Op {
     Abort,
     /// A write that changes things, then fails: its batch is aborted.
     FailedBatch,
+    /// A put whose commit's fsync fails: answered with an error, and after
+    /// the database is reopened the key holds either the old or the new body.
+    FailedSync {
+        key: u8,
+        size: usize,
+        seed: u8,
+    },
     /// A body published (renamed into `blobs/`), then the process dies
     /// before its commit; the store restarts.
     CrashAfterPublish {
@@ -69,6 +77,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Complete),
         1 => Just(Op::Abort),
         1 => Just(Op::FailedBatch),
+        2 => (0..KEYS, size(), any::<u8>()).prop_map(|(key, size, seed)| Op::FailedSync { key, size, seed }),
         1 => size().prop_map(|size| Op::CrashAfterPublish { size }),
         1 => Just(Op::Restart),
     ]
@@ -155,6 +164,19 @@ async fn apply(store: &mut Arc<Store>, dir: &Path, model: &mut Model, op: Op) {
             });
             assert!(failed.is_err());
         }
+        Op::FailedSync { key: k, size, seed } => {
+            let (name, bytes) = (key(k), body(size, seed));
+            let staged = stage(store, &bytes).await;
+            faults::fail_syncs(&store.layout().db_path(), 1);
+            let put = store.write_object::<StoreError, _>(("b", &name), object_record(size), staged, |_| Ok(()));
+            assert!(put.await.is_err(), "a put whose commit was not made durable must not succeed");
+            let now = stored(store, &name);
+            if now.as_ref() == Some(&bytes) {
+                model.objects.insert(name, bytes);
+            } else {
+                assert_eq!(now.as_ref(), model.objects.get(&name), "{name} is neither its old nor its new body");
+            }
+        }
         Op::CrashAfterPublish { size } => {
             let staged = stage(store, &body(size, 1)).await;
             let (span, _, file) = staged.publish().expect("publish");
@@ -168,6 +190,16 @@ async fn apply(store: &mut Arc<Store>, dir: &Path, model: &mut Model, op: Op) {
             restart(store, dir).await;
         }
         Op::Restart => restart(store, dir).await,
+    }
+}
+
+/// What `b/name` reads back as, `None` if there is no such object.
+fn stored(store: &Store, name: &str) -> Option<Vec<u8>> {
+    let rec = store.get_object("b", name).ok()?;
+    let opened = store.open_range(&rec.blobs, 0..rec.size).unwrap_or_else(|e| panic!("{name}: {e}"));
+    match opened.read_small() {
+        Some(read) => Some(read.unwrap_or_else(|e| panic!("{name}: {e}")).to_vec()),
+        None => Some(Vec::new()),
     }
 }
 

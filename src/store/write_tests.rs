@@ -131,3 +131,42 @@ async fn a_part_write_dropped_at_any_point_leaves_files_and_references_matching(
     assert_no_orphan_and_no_dangling(&store, "a part of an aborted upload").await;
     store.close();
 }
+
+/// redb writes the header before its fsync: a commit whose fsync fails is
+/// in the reopened database. Its write is answered with an error, but the
+/// body file it references must stay, and the object it replaced must not
+/// be unlinked (a power loss could bring the old record back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_commit_fsync_fails_keeps_what_the_database_may_reference() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(dir.path()).expect("open"));
+    store.create_bucket("b", &bucket_record()).expect("bucket");
+    let old =
+        store.write_object::<StoreError, _>(("b", "k"), object_record(FILE_BODY), staged(&store, 1).await, |_| Ok(()));
+    let old = old.await.expect("first version");
+
+    super::faults::fail_syncs(&store.layout().db_path(), 1);
+    let body = staged(&store, 2).await;
+    let failed = store.write_object::<StoreError, _>(("b", "k"), object_record(FILE_BODY), body, |_| Ok(())).await;
+    assert!(failed.is_err(), "a write that was not made durable is not acknowledged");
+
+    let now = store.get_object("b", "k").expect("the key after the failed commit");
+    assert_ne!(now.blobs, old.blobs, "the failed commit is in the reopened database");
+    let read = store.open_range(&now.blobs, 0..now.size).expect("its body file is still there");
+    let bytes = read.read_small().expect("small").expect("read");
+    assert!(bytes.iter().all(|b| *b == 2) && bytes.len() == FILE_BODY);
+    let old_file = store.layout().blob_path(old.blobs[0].id);
+    assert!(old_file.exists(), "what the failed commit freed waits for the next start");
+
+    store.close();
+    let store = Arc::new(Store::open(dir.path()).expect("reopen"));
+    for _ in 0..200 {
+        if !old_file.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!old_file.exists(), "the next start unlinks what the commit freed");
+    assert_no_orphan_and_no_dangling(&store, "after the restart").await;
+    store.close();
+}
