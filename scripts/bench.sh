@@ -11,6 +11,7 @@
 #   BENCH_COMPLETE_PARTS=10000 ...   # Complete over more parts (5 MiB each, copied server-side:
 #                                    # 10,000 parts write 50 GiB and take about 3 minutes)
 #   BENCH_NO_BUILD=1 ...             # use the existing release binary
+#   BENCH_BIN=/path/to/tessera ...   # use that binary (another build, for an A/B run); implies no build
 #   BENCH_ONLY='put|multipart' ...   # only the scenarios whose name matches (an extended regex)
 #   BENCH_CONCURRENT=32 ...          # also 32 concurrent 1 GiB PUTs, then 32 concurrent 1 GiB GETs
 #                                    # (memory under load; writes 32 GiB twice, about 2 minutes)
@@ -19,7 +20,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [[ ${BENCH_NO_BUILD:-} == 1 ]]; then
+if [[ -n ${BENCH_BIN:-} ]]; then
+    built="$BENCH_BIN"
+elif [[ ${BENCH_NO_BUILD:-} == 1 ]]; then
     built="an existing target/release/tessera"
 else
     cargo build --release --quiet
@@ -28,7 +31,7 @@ fi
 work=$(mktemp -d "${BENCH_DIR:-$PWD/target}/bench.XXXXXX")
 # A private copy: a concurrent `cargo build` must not swap the binary mid-run.
 bin=$work/tessera
-cp target/release/tessera "$bin"
+cp "${BENCH_BIN:-target/release/tessera}" "$bin"
 TESSERA_ACCESS_KEY=BENCH$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n' | tr a-f A-F)
 TESSERA_SECRET_KEY=$(od -An -N20 -tx1 /dev/urandom | tr -d ' \n')
 export TESSERA_ACCESS_KEY TESSERA_SECRET_KEY
