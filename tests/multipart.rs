@@ -298,3 +298,79 @@ fn parts_racing_complete_leave_no_orphans() {
     assert!(c.send(Req::new("GET", "/mpu/late")).body == first, "the object is exactly the completed part");
     assert_eq!(blob_files(dir.path()), 1, "parts that lost the race or were left out are freed");
 }
+
+/// The CRC32 of `bytes`, as S3 writes it in a header (base64, big-endian).
+fn crc32_b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(crc32_raw(bytes))
+}
+
+fn complete_with(c: &Client, key: &str, id: &str, parts: &[(u32, &str)], headers: &[(&str, &str)]) -> Response {
+    let mut xml = String::from("<CompleteMultipartUpload>");
+    for (n, etag) in parts {
+        xml.push_str(&format!("<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"));
+    }
+    xml.push_str("</CompleteMultipartUpload>");
+    let q = format!("uploadId={id}");
+    let mut req = Req::new("POST", key).query(&q).body(xml.as_bytes());
+    for (name, value) in headers {
+        req = req.header(name, *value);
+    }
+    c.send(req)
+}
+
+/// On Complete, `x-amz-checksum-<alg>` is the object's checksum (not the XML
+/// body's): a correct FULL_OBJECT CRC32 completes, a wrong one or a wrong
+/// checksum type is BadDigest and creates nothing, a malformed value is
+/// InvalidRequest; a COMPOSITE value may carry its `-N` suffix.
+#[test]
+fn complete_checks_the_object_checksum_the_request_claims() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    let (first, second) = (pattern(5 * MIB, 3), pattern(MIB, 4));
+    let whole: Vec<u8> = [first.as_slice(), second.as_slice()].concat();
+
+    let key = "/mpu/full";
+    let create = c.send(
+        Req::new("POST", key)
+            .query("uploads")
+            .header("x-amz-checksum-algorithm", "CRC32")
+            .header("x-amz-checksum-type", "FULL_OBJECT"),
+    );
+    assert_eq!(create.status, 200, "{}", create.text());
+    let id = create.elements("UploadId").pop().expect("upload id");
+    let e1 = part_etag(&c, key, &id, 1, &first);
+    let e2 = part_etag(&c, key, &id, 2, &second);
+    let parts = [(1, e1.as_str()), (2, e2.as_str())];
+
+    let wrong = complete_with(&c, key, &id, &parts, &[("x-amz-checksum-crc32", &crc32_b64(b"other"))]);
+    assert_eq!(code(&wrong), (400, "BadDigest".into()), "{}", wrong.text());
+    let malformed = complete_with(&c, key, &id, &parts, &[("x-amz-checksum-crc32", "not-base64")]);
+    assert_eq!(code(&malformed), (400, "InvalidRequest".into()), "{}", malformed.text());
+    let mode = complete_with(&c, key, &id, &parts, &[("x-amz-checksum-type", "COMPOSITE")]);
+    assert_eq!(code(&mode), (400, "BadDigest".into()), "{}", mode.text());
+    assert_eq!(c.send(Req::new("HEAD", key)).status, 404, "a refused Complete creates nothing");
+
+    let full = crc32_b64(&whole);
+    let headers = [("x-amz-checksum-crc32", full.as_str()), ("x-amz-checksum-type", "FULL_OBJECT")];
+    let done = complete_with(&c, key, &id, &parts, &headers);
+    assert_eq!(done.status, 200, "the right full-object CRC32 completes: {}", done.text());
+    assert_eq!(done.elements("ChecksumCRC32"), vec![full.clone()]);
+    assert_eq!(done.elements("ChecksumType"), vec!["FULL_OBJECT".to_string()]);
+
+    // COMPOSITE (CRC32's default): the CRC32 of the parts' CRC32s, "-2".
+    let key = "/mpu/composite";
+    let create = c.send(Req::new("POST", key).query("uploads").header("x-amz-checksum-algorithm", "CRC32"));
+    let id = create.elements("UploadId").pop().expect("upload id");
+    let e1 = part_etag(&c, key, &id, 1, &first);
+    let e2 = part_etag(&c, key, &id, 2, &second);
+    let raw_parts: Vec<u8> = [crc32_raw(&first), crc32_raw(&second)].concat();
+    let composite = format!("{}-2", crc32_b64(&raw_parts));
+    let done = complete_with(&c, key, &id, &[(1, &e1), (2, &e2)], &[("x-amz-checksum-crc32", &composite)]);
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert_eq!(done.elements("ChecksumCRC32"), vec![composite]);
+}
+
+fn crc32_raw(bytes: &[u8]) -> [u8; 4] {
+    (crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32IsoHdlc, bytes) as u32).to_be_bytes()
+}

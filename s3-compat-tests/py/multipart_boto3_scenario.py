@@ -170,6 +170,35 @@ def main():
     if out:
         c.eq("object = part 3 + part 5 (parts 1 and 2 dropped)", sha256(out["Body"].read()), sha256(big + small))
 
+    c.step("low level: FULL_OBJECT CRC32 claimed on Complete (the object's checksum, not the XML's)")
+    fkey = "lowlevel/full-object.bin"
+    mpu = c.call("CreateMultipartUpload CRC32 FULL_OBJECT", s3.create_multipart_upload, Bucket=BUCKET, Key=fkey,
+                 ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")
+    fid = mpu["UploadId"] if mpu else "missing"
+    fparts = []
+    for number, body in ((1, big), (2, small)):
+        out = c.call(f"UploadPart {number} ChecksumAlgorithm=CRC32", s3.upload_part, Bucket=BUCKET, Key=fkey,
+                     UploadId=fid, PartNumber=number, Body=body, ChecksumAlgorithm="CRC32")
+        if out:
+            fparts.append({"PartNumber": number, "ETag": out["ETag"], "ChecksumCRC32": out.get("ChecksumCRC32")})
+    whole_crc = crc32_b64(big + small)
+
+    def complete_full(value):
+        return s3.complete_multipart_upload(Bucket=BUCKET, Key=fkey, UploadId=fid, ChecksumCRC32=value,
+                                            ChecksumType="FULL_OBJECT", MultipartUpload={"Parts": fparts})
+
+    c.error("Complete with a wrong full-object CRC32 -> BadDigest", "BadDigest", complete_full,
+            crc32_b64(b"not the object"))
+    out = c.call("Complete with the object's full-object CRC32", complete_full, whole_crc)
+    if out:
+        c.eq("Complete ChecksumCRC32", out.get("ChecksumCRC32"), whole_crc)
+        c.eq("Complete ChecksumType", out.get("ChecksumType"), "FULL_OBJECT")
+    out = c.call(f"HeadObject {fkey} ChecksumMode=ENABLED", s3.head_object, Bucket=BUCKET, Key=fkey,
+                 ChecksumMode="ENABLED")
+    if out:
+        c.eq("HEAD ChecksumCRC32 = CRC32 of all the bytes", out.get("ChecksumCRC32"), whole_crc)
+        c.eq("HEAD ChecksumType", out.get("ChecksumType"), "FULL_OBJECT")
+
     c.step("ListMultipartUploads: paged by 1 (key-marker + upload-id-marker), prefix, abort")
     ids = []
     for k in ("pending/a.bin", "pending/b.bin", "pending/b.bin", "other/c.bin"):
@@ -206,7 +235,7 @@ def main():
                 Bucket=BUCKET, Key=ids[0][0], UploadId=ids[0][1], PartNumber=1, Body=b"x")
 
     c.step("cleanup")
-    for k in (key, "copies/40mib.bin", lkey):
+    for k in (key, "copies/40mib.bin", lkey, fkey):
         c.call(f"DeleteObject {k}", s3.delete_object, Bucket=BUCKET, Key=k)
     c.call(f"DeleteBucket {BUCKET}", s3.delete_bucket, Bucket=BUCKET)
     c.finish()

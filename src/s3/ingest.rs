@@ -38,6 +38,15 @@ enum ChecksumSource {
     Computed,
 }
 
+/// Whose checksum an `x-amz-checksum-<algorithm>` header gives.
+#[derive(Debug, Clone, Copy)]
+enum ChecksumHeaders {
+    /// The request body's (PutObject, UploadPart, XML requests).
+    OfBody,
+    /// The object a CompleteMultipartUpload assembles: checked there.
+    OfObject,
+}
+
 /// What the request promised about its body.
 pub struct Promises {
     content_md5: Option<[u8; 16]>,
@@ -51,6 +60,15 @@ impl Promises {
     /// `default` is the checksum computed when the request names none: S3's
     /// CRC64NVME for objects, the upload's algorithm for parts.
     pub fn from_request(headers: &HeaderMap, payload: &PayloadMode, default: ChecksumAlgorithm) -> S3Result<Promises> {
+        Promises::read(headers, payload, default, ChecksumHeaders::OfBody)
+    }
+
+    fn read(
+        headers: &HeaderMap,
+        payload: &PayloadMode,
+        default: ChecksumAlgorithm,
+        whose: ChecksumHeaders,
+    ) -> S3Result<Promises> {
         let chunked = !matches!(payload, PayloadMode::Sha256(_) | PayloadMode::Unsigned);
         let size = announced_size(headers, chunked)?;
         Ok(Promises {
@@ -59,7 +77,7 @@ impl Promises {
                 PayloadMode::Sha256(hash) => Some(*hash),
                 _ => None,
             },
-            checksum: checksum_promise(headers, default)?,
+            checksum: checksum_promise(headers, default, whose)?,
             size,
         })
     }
@@ -133,14 +151,12 @@ fn content_md5(headers: &HeaderMap) -> S3Result<Option<[u8; 16]>> {
 
 /// Reads which checksum the client sends, and how: at most one
 /// `x-amz-checksum-*` header, or a trailer named by `x-amz-trailer`.
-fn checksum_promise(headers: &HeaderMap, default: ChecksumAlgorithm) -> S3Result<(ChecksumAlgorithm, ChecksumSource)> {
-    let mut in_headers =
-        ChecksumAlgorithm::ALL.into_iter().filter_map(|alg| header(headers, alg.header_name()).map(|v| (alg, v)));
-    let first = in_headers.next();
-    if in_headers.next().is_some() {
-        return Err(S3Error::with_message(S3ErrorCode::InvalidRequest, "Expecting a single x-amz-checksum- header"));
-    }
-    if let Some((alg, value)) = first {
+fn checksum_promise(
+    headers: &HeaderMap,
+    default: ChecksumAlgorithm,
+    whose: ChecksumHeaders,
+) -> S3Result<(ChecksumAlgorithm, ChecksumSource)> {
+    if let (ChecksumHeaders::OfBody, Some((alg, value))) = (whose, checksum_header(headers)?) {
         return Ok((alg, ChecksumSource::Header(decode_checksum(alg, value)?)));
     }
     if let Some(trailer) = header(headers, "x-amz-trailer") {
@@ -156,7 +172,20 @@ fn checksum_promise(headers: &HeaderMap, default: ChecksumAlgorithm) -> S3Result
     Ok((alg.unwrap_or(default), ChecksumSource::Computed))
 }
 
-fn decode_checksum(alg: ChecksumAlgorithm, value: &str) -> S3Result<Vec<u8>> {
+/// The one `x-amz-checksum-<algorithm>` header, if any (two are refused).
+pub fn checksum_header(headers: &HeaderMap) -> S3Result<Option<(ChecksumAlgorithm, &str)>> {
+    let mut in_headers =
+        ChecksumAlgorithm::ALL.into_iter().filter_map(|alg| header(headers, alg.header_name()).map(|v| (alg, v)));
+    let first = in_headers.next();
+    if in_headers.next().is_some() {
+        return Err(S3Error::with_message(S3ErrorCode::InvalidRequest, "Expecting a single x-amz-checksum- header"));
+    }
+    Ok(first)
+}
+
+/// A checksum header's value as raw digest bytes; anything but base64 of
+/// the algorithm's length is InvalidRequest, as S3 answers.
+pub fn decode_checksum(alg: ChecksumAlgorithm, value: &str) -> S3Result<Vec<u8>> {
     BASE64.decode(value.trim()).ok().filter(|raw| raw.len() == alg.digest_len()).ok_or_else(|| {
         S3Error::with_message(
             S3ErrorCode::InvalidRequest,
@@ -239,7 +268,22 @@ pub async fn receive_blob(
 /// Reads a small body (an XML document) into memory, refusing more than
 /// `limit` bytes, with the same decoding and verification as object bodies.
 pub async fn receive_small(state: &AppState, req: &mut S3Request, limit: usize) -> S3Result<Bytes> {
-    let promises = Promises::from_request(&req.parts.headers, &req.auth.payload, ChecksumAlgorithm::Crc64Nvme)?;
+    receive_document(state, req, limit, ChecksumHeaders::OfBody).await
+}
+
+/// [`receive_small`] for CompleteMultipartUpload, whose `x-amz-checksum-*`
+/// header is the checksum of the object it assembles, not of its XML.
+pub async fn receive_complete_request(state: &AppState, req: &mut S3Request, limit: usize) -> S3Result<Bytes> {
+    receive_document(state, req, limit, ChecksumHeaders::OfObject).await
+}
+
+async fn receive_document(
+    state: &AppState,
+    req: &mut S3Request,
+    limit: usize,
+    whose: ChecksumHeaders,
+) -> S3Result<Bytes> {
+    let promises = Promises::read(&req.parts.headers, &req.auth.payload, ChecksumAlgorithm::Crc64Nvme, whose)?;
     let (bytes, digests, trailers) = read_to_memory(state, req, &promises, limit).await?;
     promises.verify(&digests, &trailers)?;
     Ok(Bytes::from(bytes))

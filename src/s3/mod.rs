@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod list;
 pub mod multipart;
 pub mod object;
+mod object_checksum;
 pub mod xml;
 
 use std::sync::Arc;

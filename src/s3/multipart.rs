@@ -9,17 +9,18 @@ use md5::{Digest, Md5};
 
 use super::error::{S3Error, S3ErrorCode, S3Result};
 use super::headers::{content_headers, now_ms, quoted, user_meta};
-use super::ingest::receive_blob;
+use super::ingest::{receive_blob, receive_complete_request};
 use super::list::Encoder;
 use super::object::write_check;
+use super::object_checksum::{object_checksum, Claims};
 use super::xml::{self, iso8601, XmlWriter};
 use super::{empty_response, write_owner, xml_response, AppState, S3Request};
 use crate::http::body::{self, Body};
 use crate::http::conditional::WriteConditions;
 use crate::http::params::UPLOAD_ID_LEN;
 use crate::http::target::{BucketName, ObjectKey};
-use crate::store::digest::{combine_parts, ChecksumAlgorithm};
-use crate::store::schema::{BlobSpan, ObjectRecord, PartRecord, StoredChecksum, UploadRecord};
+use crate::store::digest::ChecksumAlgorithm;
+use crate::store::schema::{BlobSpan, ObjectRecord, PartRecord, UploadRecord};
 use crate::store::{UploadEntry, UploadQuery};
 
 // The ids made here, accepted by routing and indexed by the store have one length.
@@ -182,6 +183,7 @@ fn assemble(
     upload: &UploadRecord,
     uploaded: &[(u16, PartRecord)],
     requested: &[RequestedPart],
+    claims: &Claims,
 ) -> S3Result<ObjectRecord> {
     if requested.windows(2).any(|pair| matches!(pair, [a, b] if b.number <= a.number)) {
         return Err(S3Error::new(S3ErrorCode::InvalidPartOrder));
@@ -220,6 +222,8 @@ fn assemble(
     for part in &chosen {
         md5s.update(part.md5);
     }
+    let checksum = object_checksum(upload, &chosen);
+    claims.check(checksum.as_ref(), &chosen)?;
     let blobs: Vec<BlobSpan> = chosen.iter().map(|p| p.span).collect();
     Ok(ObjectRecord {
         size: blobs.iter().map(|s| s.size).sum(),
@@ -227,31 +231,15 @@ fn assemble(
         last_modified_ms: now_ms(),
         headers: upload.headers.clone(),
         user_meta: upload.user_meta.clone(),
-        checksum: object_checksum(upload, &chosen),
+        checksum,
         blobs,
     })
 }
 
-/// The object's checksum from its parts': the upload's algorithm and type, or
-/// a FULL_OBJECT CRC64NVME when the upload chose none (parts default to it).
-fn object_checksum(upload: &UploadRecord, parts: &[&PartRecord]) -> Option<StoredChecksum> {
-    let alg = upload.checksum_algorithm.unwrap_or(ChecksumAlgorithm::Crc64Nvme);
-    let full_object = upload.full_object_checksum || upload.checksum_algorithm.is_none();
-    let raws: Option<Vec<(&[u8], u64)>> = parts
-        .iter()
-        .map(|p| p.checksum.as_ref().filter(|(a, _)| *a == alg).map(|(_, raw)| (raw.as_slice(), p.span.size)))
-        .collect();
-    let combined = combine_parts(alg, &raws?, full_object)?;
-    let mut value = BASE64.encode(combined);
-    if !full_object {
-        value = format!("{value}-{}", parts.len());
-    }
-    Some(StoredChecksum { algorithm: alg, value, composite: !full_object })
-}
-
 pub async fn complete(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
     let (bucket, key, id, upload) = load_upload(state, &req).await?;
-    let body = super::ingest::receive_small(state, &mut req, MAX_COMPLETE_BODY).await?;
+    let claims = Claims::from_headers(req.headers())?;
+    let body = receive_complete_request(state, &mut req, MAX_COMPLETE_BODY).await?;
     let requested = parse_complete(&body, upload.checksum_algorithm)?;
     let conditions = WriteConditions::from_headers(req.headers());
     let (b, k) = (bucket.clone(), key.clone());
@@ -262,7 +250,7 @@ pub async fn complete(state: &AppState, mut req: S3Request) -> S3Result<Response
                 &b,
                 &k,
                 &id,
-                move |upload, uploaded| assemble(upload, uploaded, &requested),
+                move |upload, uploaded| assemble(upload, uploaded, &requested, &claims),
                 move |current| write_check(&conditions, current),
             )
         })
