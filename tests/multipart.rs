@@ -374,3 +374,32 @@ fn complete_checks_the_object_checksum_the_request_claims() {
 fn crc32_raw(bytes: &[u8]) -> [u8; 4] {
     (crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32IsoHdlc, bytes) as u32).to_be_bytes()
 }
+
+/// An SDK repeats a Complete whose response was lost: S3 answers 200 with
+/// the same ETag while the object that upload created is the current one,
+/// and NoSuchUpload once it was overwritten (or for an upload never completed).
+#[test]
+fn a_repeated_complete_gets_the_same_answer_while_its_object_is_current() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    let key = "/mpu/retried";
+    let id = create(&c, key);
+    let body = pattern(MIB, 9);
+    let etag = part_etag(&c, key, &id, 1, &body);
+    let first = complete(&c, key, &id, &[(1, &etag)]);
+    assert_eq!(first.status, 200, "{}", first.text());
+    let again = complete(&c, key, &id, &[(1, &etag)]);
+    assert_eq!(again.status, 200, "the repeat succeeds: {}", again.text());
+    for element in ["ETag", "Location", "Bucket", "Key", "ChecksumCRC64NVME"] {
+        assert_eq!(again.elements(element), first.elements(element), "{element}");
+    }
+    assert_eq!(c.send(Req::new("GET", key)).body, body, "the object is untouched");
+
+    let other = create(&c, key);
+    let never = complete(&c, key, &"0".repeat(id.len()), &[(1, &etag)]);
+    assert_eq!(code(&never).1, "NoSuchUpload", "{}", never.text());
+    assert_eq!(c.send(Req::new("PUT", key).body(b"overwritten")).status, 200);
+    let stale = complete(&c, key, &id, &[(1, &etag)]);
+    assert_eq!(code(&stale), (404, "NoSuchUpload".into()), "the object is no longer the upload's: {}", stale.text());
+    assert_eq!(c.send(Req::new("DELETE", key).query(&format!("uploadId={other}"))).status, 204);
+}

@@ -193,6 +193,9 @@ def main():
     if out:
         c.eq("Complete ChecksumCRC32", out.get("ChecksumCRC32"), whole_crc)
         c.eq("Complete ChecksumType", out.get("ChecksumType"), "FULL_OBJECT")
+    again = c.call("the same Complete again (a retry after a lost response)", complete_full, whole_crc)
+    if out and again:
+        c.eq("the repeat answers the same ETag", again.get("ETag"), out.get("ETag"))
     out = c.call(f"HeadObject {fkey} ChecksumMode=ENABLED", s3.head_object, Bucket=BUCKET, Key=fkey,
                  ChecksumMode="ENABLED")
     if out:

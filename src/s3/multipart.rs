@@ -237,24 +237,37 @@ fn assemble(
 }
 
 pub async fn complete(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
-    let (bucket, key, id, upload) = load_upload(state, &req).await?;
     let claims = Claims::from_headers(req.headers())?;
-    let body = receive_complete_request(state, &mut req, MAX_COMPLETE_BODY).await?;
-    let requested = parse_complete(&body, upload.checksum_algorithm)?;
-    let conditions = WriteConditions::from_headers(req.headers());
-    let (b, k) = (bucket.clone(), key.clone());
-    let record = state
-        .store
-        .run(move |s| {
-            s.complete_upload(
-                &b,
-                &k,
-                &id,
-                move |upload, uploaded| assemble(upload, uploaded, &requested, &claims),
-                move |current| write_check(&conditions, current),
-            )
-        })
-        .await?;
+    let (bucket, key, id) = (req.bucket()?.clone(), req.key()?.clone(), upload_id(&req)?);
+    let record = match load_upload(state, &req).await {
+        Ok((_, _, _, upload)) => {
+            let body = receive_complete_request(state, &mut req, MAX_COMPLETE_BODY).await?;
+            let requested = parse_complete(&body, upload.checksum_algorithm)?;
+            let conditions = WriteConditions::from_headers(req.headers());
+            let (b, k, i) = (bucket.clone(), key.clone(), id.clone());
+            let completed = state
+                .store
+                .run(move |s| {
+                    s.complete_upload(
+                        &b,
+                        &k,
+                        &i,
+                        move |upload, uploaded| assemble(upload, uploaded, &requested, &claims),
+                        move |current| write_check(&conditions, current),
+                    )
+                })
+                .await;
+            match completed {
+                Err(e) if e.code == S3ErrorCode::NoSuchUpload => already_completed(state, &req, e).await?,
+                other => other?,
+            }
+        }
+        Err(e) if e.code == S3ErrorCode::NoSuchUpload => {
+            receive_complete_request(state, &mut req, MAX_COMPLETE_BODY).await?;
+            already_completed(state, &req, e).await?
+        }
+        Err(e) => return Err(e),
+    };
     let host = req.header("host").unwrap_or("localhost").to_string();
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
     w.elem("Location", &format!("http://{host}/{bucket}/{}", crate::auth::sigv4::uri_encode(&key, false)))
@@ -265,6 +278,17 @@ pub async fn complete(state: &AppState, mut req: S3Request) -> S3Result<Response
         w.elem(sum.algorithm.xml_name(), &sum.value).elem("ChecksumType", checksum_type_name(!sum.composite));
     }
     xml_response(w.finish("CompleteMultipartUploadResult"))
+}
+
+/// A Complete repeated after the upload was completed (the SDK retries
+/// when the first response was lost): S3 answers with the same result while
+/// the object that upload created is the current one; else `gone`.
+async fn already_completed(state: &AppState, req: &S3Request, gone: S3Error) -> S3Result<ObjectRecord> {
+    let (bucket, key, id) = (req.bucket()?.clone(), req.key()?.clone(), upload_id(req)?);
+    match state.store.run(move |s| s.completed_upload(&bucket, &key, &id)).await? {
+        Some(record) => Ok(record),
+        None => Err(gone),
+    }
 }
 
 pub async fn list_parts(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {

@@ -229,6 +229,7 @@ fn copy_tables(src: &ReadTransaction, dst: &Database) -> StoreResult<()> {
     copy_table(src, dst, schema::UPLOADS)?;
     copy_table(src, dst, schema::UPLOAD_INDEX)?;
     copy_table(src, dst, schema::PARTS)?;
+    copy_table(src, dst, schema::COMPLETED_UPLOADS)?;
     // The last commit is durable (redb's default), and with it every earlier one.
     dst.begin_write()?.commit()?;
     Ok(())

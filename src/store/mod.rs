@@ -277,6 +277,7 @@ impl Store {
             for (upload, id) in multipart::uploads_of_bucket(txn, &name)? {
                 dead.extend(multipart::abort_in_txn(txn, &upload, &id)?);
             }
+            multipart::forget_completed(txn, &name)?;
             txn.open_table(BUCKETS)?.remove(name.as_str())?;
             Ok(((), dead))
         })
@@ -503,6 +504,7 @@ fn init_tables(db: &Database) -> StoreResult<()> {
     txn.open_table(schema::UPLOADS)?;
     txn.open_table(schema::UPLOAD_INDEX)?;
     txn.open_table(schema::PARTS)?;
+    txn.open_table(schema::COMPLETED_UPLOADS)?;
     txn.open_table(schema::INLINE_BLOBS)?;
     txn.open_table(schema::BLOB_CRCS)?;
     txn.open_table(schema::STORE_META)?;

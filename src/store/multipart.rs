@@ -12,8 +12,8 @@ use redb::{ReadableTable, WriteTransaction};
 use super::blob::{NewBlob, StagedBlob};
 use super::list::{as_slice_bound, common_prefix, prefix_successor};
 use super::schema::{
-    decode, encode, object_key, part_key, upload_index_key, AbortIncompleteRule, BlobSpan, BucketRecord, ObjectRecord,
-    PartRecord, UploadRecord, PARTS, UPLOADS, UPLOAD_INDEX,
+    decode, encode, object_key, part_key, upload_index_key, AbortIncompleteRule, BlobSpan, BucketRecord,
+    CompletedUpload, ObjectRecord, PartRecord, UploadRecord, COMPLETED_UPLOADS, PARTS, UPLOADS, UPLOAD_INDEX,
 };
 use super::txn::{add_refs, drop_refs, read_object, replace_object, require_bucket, store_new_blob};
 use super::{Store, StoreError, StoreResult, WriteError};
@@ -150,8 +150,24 @@ impl Store {
             remove_parts(txn, &id)?;
             remove_upload_rows(txn, &upload, &id)?;
             dead.extend(replace_object(txn, &bucket, &key, Some(&record), current)?);
+            remember_completed(txn, &bucket, &key, &id, &record)?;
             Ok((record, dead))
         })
+    }
+
+    /// The object a finished upload created, if it is still the current
+    /// object at `bucket/key`: what a repeated Complete answers with.
+    pub fn completed_upload(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<Option<ObjectRecord>> {
+        let txn = self.db()?.begin_read()?;
+        let row_key = object_key(bucket, key.as_bytes());
+        let Some(row) = txn.open_table(COMPLETED_UPLOADS)?.get(row_key.as_slice())? else { return Ok(None) };
+        let completed: CompletedUpload = decode(row.value())?;
+        if completed.upload_id != upload_id {
+            return Ok(None);
+        }
+        let Some(current) = txn.open_table(super::schema::OBJECTS)?.get(row_key.as_slice())? else { return Ok(None) };
+        let current: ObjectRecord = decode(current.value())?;
+        Ok(completed.created(&current).then_some(current))
     }
 
     /// Aborts an upload and frees every part.
@@ -280,6 +296,33 @@ pub(super) fn abort_in_txn(txn: &WriteTransaction, upload: &UploadRecord, upload
 
 /// Every upload of a bucket, for DeleteBucket (S3 deletes a bucket with
 /// uploads in progress and discards them).
+/// Records which upload created the object at `bucket/key` (replacing the
+/// key's previous row).
+fn remember_completed(
+    txn: &WriteTransaction,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    record: &ObjectRecord,
+) -> StoreResult<()> {
+    let completed = CompletedUpload {
+        upload_id: upload_id.to_string(),
+        etag: record.etag.clone(),
+        last_modified_ms: record.last_modified_ms,
+    };
+    let row_key = object_key(bucket, key.as_bytes());
+    txn.open_table(COMPLETED_UPLOADS)?.insert(row_key.as_slice(), encode(&completed)?.as_slice())?;
+    Ok(())
+}
+
+/// Drops the completed-upload rows of a bucket being deleted.
+pub(super) fn forget_completed(txn: &WriteTransaction, bucket: &str) -> StoreResult<()> {
+    let (lo, hi) = super::list::bucket_bounds(bucket);
+    let mut table = txn.open_table(COMPLETED_UPLOADS)?;
+    table.retain_in::<&[u8], _>(lo.as_slice()..hi.as_slice(), |_, _| false)?;
+    Ok(())
+}
+
 pub(super) fn uploads_of_bucket(txn: &WriteTransaction, bucket: &str) -> StoreResult<Vec<(UploadRecord, String)>> {
     let (lo, hi) = super::list::bucket_bounds(bucket);
     let ids: Vec<String> = {

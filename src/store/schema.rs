@@ -50,6 +50,14 @@ pub const UPLOAD_INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("uploa
 /// `part_key(upload id, part number)` -> [`PartRecord`], in part-number order.
 pub const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts_v1");
 
+/// `object_key(bucket, key)` -> [`CompletedUpload`]: the last multipart
+/// upload completed at each key, so that a Complete repeated after it
+/// succeeded (its response was lost) gets the same answer while the object
+/// it created is still the current one. One row per key; rows of deleted or
+/// overwritten keys stay (they no longer match the object) until the bucket
+/// is deleted.
+pub const COMPLETED_UPLOADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("completed_uploads_v1");
+
 const FORMAT_VERSION: u8 = 1;
 
 pub fn upload_index_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
@@ -215,6 +223,22 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postcard::Er
     match bytes.split_first() {
         Some((&FORMAT_VERSION, rest)) => postcard::from_bytes(rest),
         _ => Err(postcard::Error::DeserializeBadEncoding),
+    }
+}
+
+/// Which upload created an object (see [`COMPLETED_UPLOADS`]); the object is
+/// still that one while its ETag and modification time are these.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CompletedUpload {
+    pub upload_id: String,
+    pub etag: String,
+    pub last_modified_ms: i64,
+}
+
+impl CompletedUpload {
+    /// Whether `current` is the object this upload created.
+    pub fn created(&self, current: &ObjectRecord) -> bool {
+        current.etag == self.etag && current.last_modified_ms == self.last_modified_ms
     }
 }
 
