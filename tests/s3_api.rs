@@ -360,3 +360,50 @@ fn listing_escapes_control_characters_in_keys() {
     let url = c.send(Req::new("GET", "/bkt").query("list-type=2&encoding-type=url")).text();
     assert!(url.contains("<Key>a%01b</Key>"), "{url}");
 }
+
+/// Conditional deletes: `If-Match`, `x-amz-if-match-size` and
+/// `x-amz-if-match-last-modified-time` on DeleteObject, and the `ETag`,
+/// `Size` and `LastModifiedTime` of DeleteObjects entries. A condition that
+/// fails deletes nothing: 412 (or a per-key `<Error>`).
+#[test]
+fn conditional_deletes() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    let put = c.send(Req::new("PUT", "/bkt/k").body(b"hello"));
+    let etag = put.header("etag").expect("etag").to_string();
+    let modified = c.send(Req::new("HEAD", "/bkt/k")).header("last-modified").expect("last-modified").to_string();
+    let delete = |headers: &[(&str, &str)]| {
+        let mut req = Req::new("DELETE", "/bkt/k");
+        for (name, value) in headers {
+            req = req.header(name, *value);
+        }
+        let resp = c.send(req);
+        (resp.status, resp.error_code().unwrap_or_default())
+    };
+    let refused = (412, "PreconditionFailed".to_string());
+    assert_eq!(delete(&[("if-match", "\"0123\"")]), refused);
+    assert_eq!(delete(&[("x-amz-if-match-size", "6")]), refused);
+    assert_eq!(delete(&[("x-amz-if-match-last-modified-time", "Mon, 13 Nov 2023 00:00:00 GMT")]), refused);
+    assert_eq!(delete(&[("x-amz-if-match-size", "five")]), (400, "InvalidArgument".into()));
+    assert_eq!(c.send(Req::new("GET", "/bkt/k")).body, b"hello", "nothing was deleted");
+    let all =
+        [("if-match", etag.as_str()), ("x-amz-if-match-size", "5"), ("x-amz-if-match-last-modified-time", &modified)];
+    assert_eq!(delete(&all), (204, String::new()));
+    assert_eq!(c.send(Req::new("HEAD", "/bkt/k")).status, 404);
+    assert_eq!(delete(&[("if-match", "*")]), (404, "NoSuchKey".into()), "If-Match on a missing key");
+    assert_eq!(delete(&[("x-amz-if-match-size", "5")]), (204, String::new()), "a size on a missing key holds");
+
+    let etag_a = c.send(Req::new("PUT", "/bkt/a").body(b"a")).header("etag").expect("etag").to_string();
+    let etag_b = c.send(Req::new("PUT", "/bkt/b").body(b"bb")).header("etag").expect("etag").to_string();
+    let xml = format!(
+        "<Delete><Object><Key>a</Key><ETag>\"0123\"</ETag></Object>\
+         <Object><Key>b</Key><ETag>{etag_b}</ETag><Size>2</Size></Object>\
+         <Object><Key>c</Key><ETag>{etag_a}</ETag></Object></Delete>"
+    );
+    let resp = c.send(Req::new("POST", "/bkt").query("delete").body(xml.as_bytes()));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.elements("Deleted"), vec!["<Key>b</Key>".to_string()], "{}", resp.text());
+    assert_eq!(resp.elements("Code"), vec!["PreconditionFailed".to_string(), "NoSuchKey".to_string()]);
+    assert_eq!(c.send(Req::new("GET", "/bkt/a")).body, b"a", "a failed condition keeps the key");
+    assert_eq!(c.send(Req::new("HEAD", "/bkt/b")).status, 404);
+}

@@ -279,10 +279,30 @@ def main():
     c.step("delete: bucket not empty, single, missing key, batch, bucket")
     c.error("DeleteBucket of a non-empty bucket fails with BucketNotEmpty", "BucketNotEmpty",
             s3.delete_bucket, Bucket=BUCKET)
-    c.call("DeleteObject top.txt", s3.delete_object, Bucket=BUCKET, Key="top.txt")
+    top = c.call("HeadObject top.txt", s3.head_object, Bucket=BUCKET, Key="top.txt")
+    top_etag, top_size = (top["ETag"], top["ContentLength"]) if top else ("missing", 0)
+    c.error("DeleteObject IfMatch=<another ETag> fails with PreconditionFailed", "PreconditionFailed",
+            s3.delete_object, Bucket=BUCKET, Key="top.txt", IfMatch='"0123456789abcdef0123456789abcdef"')
+    c.error("DeleteObject IfMatchSize=<another size> fails with PreconditionFailed", "PreconditionFailed",
+            s3.delete_object, Bucket=BUCKET, Key="top.txt", IfMatchSize=top_size + 1)
+    c.call("HeadObject top.txt: still there after the refused deletes", s3.head_object, Bucket=BUCKET,
+           Key="top.txt")
+    c.call("DeleteObject top.txt IfMatch=<its ETag> IfMatchSize=<its size>", s3.delete_object, Bucket=BUCKET,
+           Key="top.txt", IfMatch=top_etag, IfMatchSize=top_size)
     c.error("HeadObject top.txt after delete: 404", "404", s3.head_object, Bucket=BUCKET, Key="top.txt")
     c.error("GetObject top.txt after delete fails with NoSuchKey", "NoSuchKey", get, "top.txt")
     c.call("DeleteObject of a missing key succeeds", s3.delete_object, Bucket=BUCKET, Key="no/such/key")
+    put = c.call("PutObject cond/a", s3.put_object, Bucket=BUCKET, Key="cond/a", Body=b"a")
+    cond_etag = put["ETag"] if put else "missing"
+    out = c.call("DeleteObjects cond/a with another ETag", s3.delete_objects, Bucket=BUCKET,
+                 Delete={"Objects": [{"Key": "cond/a", "ETag": '"0123456789abcdef0123456789abcdef"'}]})
+    if out:
+        c.eq("DeleteObjects: a per-key PreconditionFailed, nothing deleted",
+             ([e["Code"] for e in out.get("Errors", [])], out.get("Deleted", [])), (["PreconditionFailed"], []))
+    out = c.call("DeleteObjects cond/a with its ETag and Size", s3.delete_objects, Bucket=BUCKET,
+                 Delete={"Objects": [{"Key": "cond/a", "ETag": cond_etag, "Size": 1}]})
+    if out:
+        c.eq("DeleteObjects: cond/a deleted", [d["Key"] for d in out.get("Deleted", [])], ["cond/a"])
     remaining = byte_sorted([k for k in expected if k != "top.txt"]
                             + ["copies/5mib.bin", "copies/top.txt", "copies/top-replaced.txt", dst_key])
     out = c.call(f"DeleteObjects of the {len(remaining)} remaining keys (+1 missing key)",

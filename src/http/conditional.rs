@@ -123,6 +123,71 @@ impl WriteConditions {
     }
 }
 
+/// A conditional delete (DeleteObject's headers, or the `ETag`,
+/// `LastModifiedTime` and `Size` of a DeleteObjects entry), checked inside
+/// the delete's transaction. `If-Match` on a missing key is NoSuchKey, as on
+/// a write; the time and size conditions hold for a missing key (S3 answers
+/// 204 there).
+/// Reference: <https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-deletes.html>
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteConditions {
+    pub if_match: Option<String>,
+    pub last_modified: Option<SystemTime>,
+    pub size: Option<u64>,
+}
+
+/// The object a delete condition is checked against.
+pub struct Current<'a> {
+    pub etag: &'a str,
+    pub last_modified: SystemTime,
+    pub size: u64,
+}
+
+impl DeleteConditions {
+    /// Reads DeleteObject's headers; `Err` names a header whose value is not
+    /// a date or a size.
+    pub fn from_headers(headers: &HeaderMap) -> Result<DeleteConditions, &'static str> {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let last_modified = match text(LAST_MODIFIED_HEADER) {
+            None => None,
+            Some(v) => Some(parse_time(v).ok_or(LAST_MODIFIED_HEADER)?),
+        };
+        let size = match text(SIZE_HEADER) {
+            None => None,
+            Some(v) => Some(v.parse().map_err(|_| SIZE_HEADER)?),
+        };
+        Ok(DeleteConditions { if_match: text("if-match").map(str::to_string), last_modified, size })
+    }
+
+    /// Checks the conditions against the current object, if any.
+    pub fn check(&self, current: Option<Current<'_>>) -> Result<(), WriteRefusal> {
+        let Some(current) = current else {
+            return match self.if_match {
+                Some(_) => Err(WriteRefusal::NoSuchKey),
+                None => Ok(()),
+            };
+        };
+        if self.if_match.as_deref().is_some_and(|list| !etag_matches(list, current.etag)) {
+            return Err(WriteRefusal::Failed("If-Match"));
+        }
+        if self.last_modified.is_some_and(|t| whole_seconds(t) != whole_seconds(current.last_modified)) {
+            return Err(WriteRefusal::Failed(LAST_MODIFIED_HEADER));
+        }
+        if self.size.is_some_and(|size| size != current.size) {
+            return Err(WriteRefusal::Failed(SIZE_HEADER));
+        }
+        Ok(())
+    }
+}
+
+const LAST_MODIFIED_HEADER: &str = "x-amz-if-match-last-modified-time";
+const SIZE_HEADER: &str = "x-amz-if-match-size";
+
+/// A timestamp as SDKs send it: an HTTP date in headers, ISO 8601 in XML.
+pub fn parse_time(value: &str) -> Option<SystemTime> {
+    httpdate::parse_http_date(value).ok().or_else(|| humantime::parse_rfc3339_weak(value).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +255,28 @@ mod tests {
         assert_eq!(swap.check(Some("abd")), Err(WriteRefusal::Failed("If-Match")));
         assert_eq!(swap.check(None), Err(WriteRefusal::NoSuchKey));
         assert_eq!(conditions(&[]).check(Some("abc")), Ok(()));
+    }
+
+    #[test]
+    fn delete_conditions() {
+        let t = mtime();
+        let current = || Some(Current { etag: "abc", last_modified: t, size: 5 });
+        let cond = |h: &[(&'static str, &str)]| DeleteConditions::from_headers(&headers(h));
+        let ok = |c: Result<DeleteConditions, &str>, cur| c.ok().map(|c| c.check(cur));
+        assert_eq!(ok(cond(&[("if-match", "\"abc\"")]), current()), Some(Ok(())));
+        assert_eq!(ok(cond(&[("if-match", "*")]), current()), Some(Ok(())));
+        assert_eq!(ok(cond(&[("if-match", "\"abd\"")]), current()), Some(Err(WriteRefusal::Failed("If-Match"))));
+        assert_eq!(ok(cond(&[("if-match", "*")]), None), Some(Err(WriteRefusal::NoSuchKey)));
+        assert_eq!(ok(cond(&[("x-amz-if-match-size", "5")]), current()), Some(Ok(())));
+        assert_eq!(ok(cond(&[("x-amz-if-match-size", "6")]), current()), Some(Err(WriteRefusal::Failed(SIZE_HEADER))));
+        assert_eq!(ok(cond(&[("x-amz-if-match-size", "6")]), None), Some(Ok(())), "a missing key is no mismatch");
+        let date = httpdate::fmt_http_date(t);
+        assert_eq!(ok(cond(&[("x-amz-if-match-last-modified-time", &date)]), current()), Some(Ok(())));
+        let other = httpdate::fmt_http_date(t + Duration::from_secs(1));
+        let failed = Some(Err(WriteRefusal::Failed(LAST_MODIFIED_HEADER)));
+        assert_eq!(ok(cond(&[("x-amz-if-match-last-modified-time", &other)]), current()), failed);
+        assert_eq!(cond(&[("x-amz-if-match-size", "five")]).err(), Some(SIZE_HEADER));
+        assert_eq!(cond(&[("x-amz-if-match-last-modified-time", "yesterday")]).err(), Some(LAST_MODIFIED_HEADER));
+        assert_eq!(parse_time("2023-11-14T22:13:20.000Z"), Some(t));
     }
 }

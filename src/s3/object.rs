@@ -11,7 +11,7 @@ use super::ingest::{receive_blob, receive_small};
 use super::xml::{self, XmlWriter};
 use super::{empty_response, xml_response, AppState, S3Request};
 use crate::http::body::{self, Body};
-use crate::http::conditional::{self, Outcome, WriteConditions, WriteRefusal};
+use crate::http::conditional::{self, Current, DeleteConditions, Outcome, WriteConditions, WriteRefusal};
 use crate::http::range::ByteRange;
 use crate::store::schema::{BlobSpan, ObjectRecord};
 use crate::store::{OpenError, Store};
@@ -53,12 +53,17 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
 
 /// The write preconditions of a request (`http::conditional`), as S3 errors.
 pub(crate) fn write_check(conditions: &WriteConditions, current: Option<&ObjectRecord>) -> S3Result<()> {
-    conditions.check(current.map(|c| c.etag.as_str())).map_err(|refusal| match refusal {
+    conditions.check(current.map(|c| c.etag.as_str())).map_err(refused)
+}
+
+/// A failed write or delete precondition as S3 answers it.
+fn refused(refusal: WriteRefusal) -> S3Error {
+    match refusal {
         WriteRefusal::Failed(condition) => {
             S3Error::new(S3ErrorCode::PreconditionFailed).with_extra("Condition", condition)
         }
         WriteRefusal::NoSuchKey => S3Error::new(S3ErrorCode::NoSuchKey),
-    })
+    }
 }
 
 async fn load(state: &AppState, req: &S3Request) -> S3Result<ObjectRecord> {
@@ -204,13 +209,62 @@ fn requested_range(req: &S3Request, record: &ObjectRecord) -> S3Result<Option<Ra
     })
 }
 
+/// DeleteObject, conditional with `If-Match`, `x-amz-if-match-last-modified-time`
+/// and `x-amz-if-match-size` (checked inside the delete's transaction).
 pub async fn delete(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     let (bucket, key) = (req.bucket()?.clone(), req.key()?.clone());
-    state.store.run(move |s| s.delete_object(&bucket, &key)).await?;
+    let conditions = DeleteConditions::from_headers(req.headers())
+        .map_err(|header| S3Error::with_message(S3ErrorCode::InvalidArgument, format!("Invalid value for {header}")))?;
+    let deleted = state
+        .store
+        .run(move |s| {
+            s.delete_objects_checked(&bucket, vec![key.to_string()], move |_, c| delete_check(&conditions, c))
+        })
+        .await?;
+    deleted.into_iter().collect::<S3Result<()>>()?;
     empty_response(StatusCode::NO_CONTENT)
 }
 
-/// DeleteObjects: up to 1000 keys in one transaction. Missing keys count as deleted.
+/// The delete preconditions of one key (`http::conditional`), as S3 errors.
+fn delete_check(conditions: &DeleteConditions, current: Option<&ObjectRecord>) -> S3Result<()> {
+    let current =
+        current.map(|c| Current { etag: &c.etag, last_modified: system_time(c.last_modified_ms), size: c.size });
+    conditions.check(current).map_err(refused)
+}
+
+/// One `<Object>` of a DeleteObjects request.
+struct DeleteEntry {
+    key: String,
+    version: Option<String>,
+    conditions: DeleteConditions,
+}
+
+fn delete_entries(doc: &xml::Element) -> S3Result<Vec<DeleteEntry>> {
+    let mut entries = Vec::new();
+    for o in doc.children_named("Object") {
+        let text = |name: &str| o.child_text(name).map(str::trim);
+        let last_modified = match text("LastModifiedTime") {
+            None => None,
+            Some(v) => Some(conditional::parse_time(v).ok_or_else(|| S3Error::new(S3ErrorCode::MalformedXML))?),
+        };
+        let size = match text("Size") {
+            None => None,
+            Some(v) => Some(v.parse().map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?),
+        };
+        entries.push(DeleteEntry {
+            key: o.child_text("Key").unwrap_or_default().to_string(),
+            version: o.child_text("VersionId").map(str::to_string),
+            conditions: DeleteConditions { if_match: text("ETag").map(str::to_string), last_modified, size },
+        });
+    }
+    if entries.is_empty() || entries.len() > MAX_DELETE_KEYS || entries.iter().any(|e| e.key.is_empty()) {
+        return Err(S3Error::new(S3ErrorCode::MalformedXML));
+    }
+    Ok(entries)
+}
+
+/// DeleteObjects: up to 1000 keys in one transaction. Missing keys count as
+/// deleted; a key whose conditions fail gets an `<Error>` entry and stays.
 pub async fn delete_many(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
     let bucket = req.bucket()?.clone();
     let doc = xml::parse(&receive_small(state, &mut req, MAX_DELETE_BODY).await?)?;
@@ -218,18 +272,26 @@ pub async fn delete_many(state: &AppState, mut req: S3Request) -> S3Result<Respo
         return Err(S3Error::new(S3ErrorCode::MalformedXML));
     }
     let quiet = doc.child_text("Quiet").is_some_and(|q| q.trim().eq_ignore_ascii_case("true"));
-    let objects: Vec<(String, Option<String>)> = doc
-        .children_named("Object")
-        .map(|o| (o.child_text("Key").unwrap_or_default().to_string(), o.child_text("VersionId").map(str::to_string)))
-        .collect();
-    if objects.is_empty() || objects.len() > MAX_DELETE_KEYS || objects.iter().any(|(k, _)| k.is_empty()) {
-        return Err(S3Error::new(S3ErrorCode::MalformedXML));
-    }
-    let keys: Vec<String> = objects.iter().map(|(k, _)| k.clone()).collect();
-    state.store.run(move |s| s.delete_objects(&bucket, keys)).await?;
+    let entries = delete_entries(&doc)?;
+    let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
+    let conditions: Vec<DeleteConditions> = entries.iter().map(|e| e.conditions.clone()).collect();
+    let check = move |i: usize, current: Option<&ObjectRecord>| match conditions.get(i) {
+        Some(c) => delete_check(c, current),
+        None => Ok(()),
+    };
+    let outcomes = state.store.run(move |s| s.delete_objects_checked(&bucket, keys, check)).await?;
     let mut w = XmlWriter::new("DeleteResult");
-    for (key, version) in objects.iter().filter(|_| !quiet) {
-        w.start("Deleted").elem("Key", key).opt("VersionId", version.as_deref()).end("Deleted");
+    for (entry, outcome) in entries.iter().zip(outcomes) {
+        match outcome {
+            Ok(()) if quiet => {}
+            Ok(()) => {
+                w.start("Deleted").elem("Key", &entry.key).opt("VersionId", entry.version.as_deref()).end("Deleted");
+            }
+            Err(e) => {
+                w.start("Error").elem("Key", &entry.key).opt("VersionId", entry.version.as_deref());
+                w.elem("Code", e.code.as_str()).elem("Message", &e.message).end("Error");
+            }
+        }
     }
     xml_response(w.finish("DeleteResult"))
 }

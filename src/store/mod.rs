@@ -378,16 +378,37 @@ impl Store {
 
     /// Deletes keys of one bucket in one transaction (DeleteObjects).
     pub fn delete_objects(&self, bucket: &str, keys: Vec<String>) -> StoreResult<()> {
+        let outcomes = self.delete_objects_checked::<StoreError, _>(bucket, keys, |_, _| Ok(()))?;
+        outcomes.into_iter().collect()
+    }
+
+    /// Deletes keys of one bucket in one transaction, each only if `check`
+    /// (given the key's index and its current record, `None` if absent)
+    /// allows it: conditional deletes are atomic with the delete. Returns
+    /// each key's outcome in order; a refused key is left as it is.
+    pub fn delete_objects_checked<E, C>(
+        &self,
+        bucket: &str,
+        keys: Vec<String>,
+        check: C,
+    ) -> Result<Vec<Result<(), E>>, E>
+    where
+        E: From<StoreError> + Send + 'static,
+        C: Fn(usize, Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
+    {
         let bucket = bucket.to_string();
-        self.write_freeing(move |txn| {
+        self.commit_freeing(move |txn| {
             require_bucket(txn, &bucket)?;
-            let mut dead = Vec::new();
-            for key in &keys {
-                if let Some(current) = read_object(txn, &bucket, key)? {
+            let (mut dead, mut outcomes) = (Vec::new(), Vec::with_capacity(keys.len()));
+            for (i, key) in keys.iter().enumerate() {
+                let current = read_object(txn, &bucket, key)?;
+                let allowed = check(i, current.as_ref());
+                if let (Ok(()), Some(current)) = (&allowed, current) {
                     dead.extend(replace_object(txn, &bucket, key, None, Some(current))?);
                 }
+                outcomes.push(allowed);
             }
-            Ok(((), dead))
+            Ok((outcomes, dead))
         })
     }
 
