@@ -194,7 +194,7 @@ impl LoggedServer {
     }
 
     fn client(&self) -> Client {
-        Client { addr: self.addr.clone(), access_key: ACCESS_KEY.into(), secret_key: SECRET_KEY.into(), host: None }
+        Client::new(&self.addr)
     }
 
     fn log(&self) -> String {

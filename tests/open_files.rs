@@ -18,7 +18,7 @@ use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
-use common::{pattern, set_soft_nofile, Client, Req, Server, ACCESS_KEY, SECRET_KEY};
+use common::{pattern, set_soft_nofile, Client, Req, Server};
 
 const LOW_SOFT_LIMIT: u64 = 256;
 const UPLOADS: usize = 400;
@@ -54,7 +54,7 @@ fn server_started_under_a_low_soft_limit_serves_beyond_it() {
     let (tx, rx) = mpsc::channel();
     let addr = server.addr.clone();
     std::thread::spawn(move || {
-        let c = Client { addr, access_key: ACCESS_KEY.into(), secret_key: SECRET_KEY.into(), host: None };
+        let c = Client::new(&addr);
         let _ = tx.send(c.send(Req::new("GET", "/fds").query("list-type=2")).status);
     });
     let status = rx.recv_timeout(Duration::from_secs(2));

@@ -59,7 +59,7 @@ fn bucket_errors() {
     let resp = c.send(Req::new("PUT", "/Invalid_Name"));
     assert_eq!((resp.status, code(&resp)), (400, "InvalidBucketName".into()));
     let resp = c.send(Req::new("PUT", "/bkt"));
-    assert_eq!((resp.status, code(&resp)), (409, "BucketAlreadyOwnedByYou".into()));
+    assert_eq!(resp.status, 200, "us-east-1 answers 200 to re-creating your own bucket, as S3");
     let resp = c.send(Req::new("GET", "/nosuchbucket").query("list-type=2"));
     assert_eq!((resp.status, code(&resp)), (404, "NoSuchBucket".into()));
     assert_eq!(c.send(Req::new("PUT", "/bkt/k").body(b"x")).status, 200);
@@ -406,4 +406,83 @@ fn conditional_deletes() {
     assert_eq!(resp.elements("Code"), vec!["PreconditionFailed".to_string(), "NoSuchKey".to_string()]);
     assert_eq!(c.send(Req::new("GET", "/bkt/a")).body, b"a", "a failed condition keeps the key");
     assert_eq!(c.send(Req::new("HEAD", "/bkt/b")).status, 404);
+}
+
+/// Outside us-east-1, S3 answers 409 BucketAlreadyOwnedByYou to re-creating
+/// your own bucket (us-east-1 answers 200: see `bucket_errors`).
+#[test]
+fn recreating_your_own_bucket_outside_us_east_1_is_a_conflict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(dir.path(), &["--region", "eu-west-1"]);
+    let c = Client { region: "eu-west-1".into(), ..server.client() };
+    let config =
+        b"<CreateBucketConfiguration><LocationConstraint>eu-west-1</LocationConstraint></CreateBucketConfiguration>";
+    assert_eq!(c.send(Req::new("PUT", "/mine").body(config)).status, 200);
+    let again = c.send(Req::new("PUT", "/mine").body(config));
+    assert_eq!((again.status, code(&again)), (409, "BucketAlreadyOwnedByYou".into()));
+}
+
+/// ListBuckets pages with `max-buckets` and `continuation-token`, filters by
+/// `prefix` and `bucket-region`; a listing's empty `delimiter` is absent, and
+/// a prefix with a newline is echoed exactly.
+#[test]
+fn list_buckets_pages_and_listings_echo_exactly() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    for b in ["bkt-a", "bkt-b", "other"] {
+        assert_eq!(c.send(Req::new("PUT", &format!("/{b}"))).status, 200);
+    }
+    let first = c.send(Req::new("GET", "/").query("max-buckets=2"));
+    assert_eq!(first.elements("Name"), vec!["bkt", "bkt-a"], "{}", first.text());
+    let token = first.elements("ContinuationToken").pop().expect("a continuation token");
+    let query = format!("max-buckets=2&continuation-token={token}");
+    let second = c.send(Req::new("GET", "/").query(&query));
+    assert_eq!(second.elements("Name"), vec!["bkt-b", "other"], "{}", second.text());
+    assert!(second.elements("ContinuationToken").is_empty(), "the last page has no token");
+    let prefixed = c.send(Req::new("GET", "/").query("prefix=bkt-&bucket-region=us-east-1"));
+    assert_eq!(prefixed.elements("Name"), vec!["bkt-a", "bkt-b"]);
+    assert_eq!(prefixed.elements("Prefix"), vec!["bkt-"]);
+    assert!(c.send(Req::new("GET", "/").query("bucket-region=eu-west-1")).elements("Name").is_empty());
+    let bad = c.send(Req::new("GET", "/").query("max-buckets=0"));
+    assert_eq!((bad.status, code(&bad)), (400, "InvalidArgument".into()));
+
+    let listing = c.send(Req::new("GET", "/bkt").query("list-type=2&delimiter=&prefix=a%0Ab"));
+    assert_eq!(listing.status, 200, "{}", listing.text());
+    assert!(listing.elements("Delimiter").is_empty(), "an empty delimiter is not echoed: {}", listing.text());
+    assert!(listing.text().contains("<Prefix>a&#xA;b</Prefix>"), "{}", listing.text());
+}
+
+/// User metadata with non-ASCII (UTF-8) characters comes back byte for
+/// byte, and several Content-Encoding values are kept as sent.
+#[test]
+fn metadata_and_encodings_come_back_as_sent() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    let put = Req::new("PUT", "/bkt/meta")
+        .header("x-amz-meta-name", "café 日本 ü")
+        .header("content-encoding", "gzip, br")
+        .body(b"x");
+    let put = c.send(put);
+    assert_eq!(put.status, 200, "{}", put.text());
+    let head = c.send(Req::new("HEAD", "/bkt/meta"));
+    assert_eq!(head.header("x-amz-meta-name"), Some("café 日本 ü"));
+    assert_eq!(head.header("content-encoding"), Some("gzip, br"));
+}
+
+/// A plain PutObject sent with `Transfer-Encoding: chunked` and no length:
+/// S3 refuses it with 411 MissingContentLength (only aws-chunked bodies,
+/// which announce x-amz-decoded-content-length, may stream), before any byte
+/// is stored.
+#[test]
+fn a_plain_chunked_put_without_length_is_refused_as_s3_does() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    let head = c.signed_head(&Req::new("PUT", "/bkt/chunked"), SystemTime::now(), 0, Some("UNSIGNED-PAYLOAD"));
+    let head = head.replace("content-length: 0\r\n", "transfer-encoding: chunked\r\n");
+    let mut stream = c.connect();
+    stream.write_all(head.as_bytes()).expect("write head");
+    stream.write_all(b"5\r\nhello\r\n0\r\n\r\n").expect("write body");
+    let resp = read_response(&mut stream, false);
+    assert_eq!((resp.status, code(&resp)), (411, "MissingContentLength".into()), "{}", resp.text());
+    assert_eq!(c.send(Req::new("HEAD", "/bkt/chunked")).status, 404);
 }

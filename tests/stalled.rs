@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
 
-use common::{pattern, read_response, set_soft_nofile, Client, Req, Server, ACCESS_KEY, SECRET_KEY};
+use common::{pattern, read_response, set_soft_nofile, Client, Req, Server};
 
 const MIB: usize = 1024 * 1024;
 
@@ -51,7 +51,7 @@ fn within(limit: Duration, what: &str, op: impl FnOnce() + Send + 'static) {
 
 /// A client of `addr` with the test credentials, to move to another thread.
 fn client_of(addr: &str) -> Client {
-    Client { addr: addr.to_string(), access_key: ACCESS_KEY.into(), secret_key: SECRET_KEY.into(), host: None }
+    Client::new(addr)
 }
 
 #[test]

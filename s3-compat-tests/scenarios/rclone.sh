@@ -27,8 +27,7 @@ run_ok "rclone version" rc version && log "  ${OUT%%$'\n'*}"
 step "buckets: create, errors, list"
 run_ok "rclone mkdir $R" rc mkdir "$R"
 run_err "rclone mkdir t:$BAD_BUCKET fails with InvalidBucketName" InvalidBucketName rc mkdir "t:$BAD_BUCKET"
-# rclone deliberately treats BucketAlreadyOwnedByYou as success.
-run_ok "rclone mkdir $R again (BucketAlreadyOwnedByYou is success for rclone)" rc mkdir "$R"
+run_ok "rclone mkdir $R again (re-creating your own bucket succeeds in us-east-1)" rc mkdir "$R"
 run_ok "rclone lsf t: (ListBuckets)" rc lsf t: && assert_eq "bucket list" "$(join_lines <<<"$OUT")" "$TEST_BUCKET/"
 
 step "uploads: sizes, metadata, hostile keys (single PUT each)"

@@ -1,5 +1,7 @@
 //! Bucket operations: create, delete, head, list, location, versioning, ACL.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use http::{Response, StatusCode};
 
 use super::error::{S3Error, S3ErrorCode, S3Result};
@@ -14,22 +16,84 @@ use crate::store::schema::BucketRecord;
 /// CreateBucketConfiguration is a few hundred bytes; anything larger is abuse.
 const MAX_CONFIG_BYTES: usize = 64 * 1024;
 
+/// Most buckets one ListBuckets page may be asked for.
+const MAX_BUCKETS_PER_PAGE: usize = 10_000;
+
+/// ListBuckets, with the 2024 paging: `max-buckets`, `continuation-token`
+/// (opaque to clients: the last name listed, base64), `prefix` and
+/// `bucket-region`. Without `max-buckets` every bucket is listed at once.
 pub async fn list_buckets(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     let owner = state.owner_of(&req.auth.access_key).to_string();
+    let page = BucketPage::from_query(&req)?;
     let owner_for_query = owner.clone();
     let buckets = state.store.run(move |s| s.list_buckets(&owner_for_query)).await?;
+    let mut listed = buckets
+        .iter()
+        .filter(|(name, record)| {
+            name.starts_with(page.prefix.as_str())
+                && page.region.as_ref().is_none_or(|r| *r == record.region)
+                && page.after.as_ref().is_none_or(|after| name.as_str() > after.as_str())
+        })
+        .peekable();
     let mut w = XmlWriter::new("ListAllMyBucketsResult");
-    write_owner(&mut w, &owner);
     w.start("Buckets");
-    for (name, record) in &buckets {
+    let mut last = None;
+    for (name, record) in listed.by_ref().take(page.max) {
         w.start("Bucket")
             .elem("Name", name)
             .elem("CreationDate", &xml::iso8601(record.created_ms))
             .elem("BucketRegion", &record.region)
             .end("Bucket");
+        last = Some(name);
     }
     w.end("Buckets");
+    write_owner(&mut w, &owner);
+    if let (Some(last), true) = (last, listed.peek().is_some()) {
+        w.elem("ContinuationToken", &URL_SAFE_NO_PAD.encode(last));
+    }
+    if !page.prefix.is_empty() {
+        w.elem("Prefix", &page.prefix);
+    }
     xml_response(w.finish("ListAllMyBucketsResult"))
+}
+
+/// The paging parameters of a ListBuckets request.
+struct BucketPage {
+    max: usize,
+    after: Option<String>,
+    prefix: String,
+    region: Option<String>,
+}
+
+impl BucketPage {
+    fn from_query(req: &S3Request) -> S3Result<BucketPage> {
+        let q = &req.route.query;
+        let invalid = |what: &str| S3Error::with_message(S3ErrorCode::InvalidArgument, what.to_string());
+        let max = match q.get("max-buckets") {
+            None => usize::MAX,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_BUCKETS_PER_PAGE).contains(n))
+                .ok_or_else(|| invalid("max-buckets must be an integer from 1 to 10000"))?,
+        };
+        let after = match q.get("continuation-token") {
+            None => None,
+            Some(token) => Some(
+                URL_SAFE_NO_PAD
+                    .decode(token)
+                    .ok()
+                    .and_then(|raw| String::from_utf8(raw).ok())
+                    .ok_or_else(|| invalid("The continuation token provided is incorrect"))?,
+            ),
+        };
+        Ok(BucketPage {
+            max,
+            after,
+            prefix: q.get("prefix").unwrap_or_default().to_string(),
+            region: q.get("bucket-region").map(str::to_string),
+        })
+    }
 }
 
 pub async fn create(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
@@ -52,6 +116,13 @@ pub async fn create(state: &AppState, mut req: S3Request) -> S3Result<Response<B
         Err(crate::store::StoreError::BucketExists(existing)) if existing != owner => {
             Err(S3Error::new(S3ErrorCode::BucketAlreadyExists).with_extra("BucketName", bucket))
         }
+        // S3 keeps us-east-1's legacy answer to re-creating your own bucket:
+        // 200; every other region answers 409 BucketAlreadyOwnedByYou.
+        Err(crate::store::StoreError::BucketExists(_)) if state.region == "us-east-1" => Response::builder()
+            .status(StatusCode::OK)
+            .header("location", format!("/{bucket}"))
+            .body(crate::http::body::empty())
+            .map_err(S3Error::internal),
         Err(e) => Err(S3Error::from(e).with_extra("BucketName", bucket)),
         Ok(()) => Response::builder()
             .status(StatusCode::OK)

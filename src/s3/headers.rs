@@ -25,7 +25,7 @@ pub fn content_headers(headers: &HeaderMap) -> ContentHeaders {
     let get = |name| header(headers, name).map(str::to_string);
     ContentHeaders {
         content_type: get("content-type"),
-        content_encoding: header(headers, "content-encoding").and_then(strip_aws_chunked),
+        content_encoding: content_encoding(headers),
         content_disposition: get("content-disposition"),
         content_language: get("content-language"),
         cache_control: get("cache-control"),
@@ -33,9 +33,17 @@ pub fn content_headers(headers: &HeaderMap) -> ContentHeaders {
     }
 }
 
-fn strip_aws_chunked(value: &str) -> Option<String> {
-    let kept: Vec<&str> =
-        value.split(',').map(str::trim).filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked")).collect();
+/// Every Content-Encoding line of the request (joined with `, `, as HTTP
+/// combines repeated headers), kept exactly as sent unless it names
+/// `aws-chunked`, which is removed.
+fn content_encoding(headers: &HeaderMap) -> Option<String> {
+    let lines: Vec<&str> = headers.get_all("content-encoding").iter().filter_map(|v| v.to_str().ok()).collect();
+    let value = lines.join(", ");
+    let is_chunked = |t: &str| t.trim().eq_ignore_ascii_case("aws-chunked");
+    if !value.split(',').any(is_chunked) {
+        return (!value.trim().is_empty()).then_some(value);
+    }
+    let kept: Vec<&str> = value.split(',').map(str::trim).filter(|t| !t.is_empty() && !is_chunked(t)).collect();
     (!kept.is_empty()).then(|| kept.join(","))
 }
 
@@ -118,11 +126,29 @@ pub fn checksum_headers(mut b: Builder, record: &ObjectRecord, headers: &HeaderM
 mod tests {
     use super::*;
 
+    fn encoding_of(lines: &[&str]) -> Option<String> {
+        let mut h = HeaderMap::new();
+        for line in lines {
+            if let Ok(v) = line.parse() {
+                h.append("content-encoding", v);
+            }
+        }
+        content_encoding(&h)
+    }
+
     #[test]
     fn aws_chunked_is_stripped_from_content_encoding() {
-        assert_eq!(strip_aws_chunked("aws-chunked"), None);
-        assert_eq!(strip_aws_chunked("aws-chunked,gzip"), Some("gzip".into()));
-        assert_eq!(strip_aws_chunked("gzip, aws-chunked"), Some("gzip".into()));
+        assert_eq!(encoding_of(&["aws-chunked"]), None);
+        assert_eq!(encoding_of(&["aws-chunked,gzip"]), Some("gzip".into()));
+        assert_eq!(encoding_of(&["gzip, aws-chunked"]), Some("gzip".into()));
+        assert_eq!(encoding_of(&["aws-chunked", "gzip"]), Some("gzip".into()));
+    }
+
+    #[test]
+    fn other_content_encodings_are_kept_as_sent() {
+        assert_eq!(encoding_of(&["gzip, br"]), Some("gzip, br".into()));
+        assert_eq!(encoding_of(&["gzip", "identity"]), Some("gzip, identity".into()));
+        assert_eq!(encoding_of(&[]), None);
     }
 
     #[test]

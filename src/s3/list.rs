@@ -68,7 +68,7 @@ async fn scan(state: &AppState, req: &S3Request, query: ListQuery) -> S3Result<L
 
 fn write_common(w: &mut XmlWriter, req: &S3Request, enc: &Encoder, prefix: &str, max: usize) -> S3Result<()> {
     w.elem("Name", req.bucket()?).elem("Prefix", &enc.apply(prefix)).elem("MaxKeys", &max.to_string());
-    if let Some(d) = req.route.query.get("delimiter") {
+    if let Some(d) = req.route.query.get("delimiter").filter(|d| !d.is_empty()) {
         w.elem("Delimiter", &enc.apply(d));
     }
     enc.write_type(w);

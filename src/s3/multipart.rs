@@ -360,7 +360,7 @@ pub async fn list_uploads(state: &AppState, req: S3Request) -> S3Result<Response
         w.elem("NextKeyMarker", &enc.apply(next_key)).elem("NextUploadIdMarker", next_id);
     }
     w.elem("Prefix", &enc.apply(&prefix));
-    if let Some(d) = q.get("delimiter") {
+    if let Some(d) = q.get("delimiter").filter(|d| !d.is_empty()) {
         w.elem("Delimiter", &enc.apply(d));
     }
     w.elem("MaxUploads", &max.to_string()).elem("IsTruncated", &page.truncated.to_string());

@@ -74,7 +74,7 @@ impl Server {
     }
 
     pub fn client(&self) -> Client {
-        Client { addr: self.addr.clone(), access_key: ACCESS_KEY.into(), secret_key: SECRET_KEY.into(), host: None }
+        Client::new(&self.addr)
     }
 
     /// `kill -9`: no chance to flush or clean anything.
@@ -131,6 +131,21 @@ pub struct Client {
     pub secret_key: String,
     /// The Host header to send (default: `addr`), for virtual-hosted style.
     pub host: Option<String>,
+    /// The region requests are signed for (the server's `--region`).
+    pub region: String,
+}
+
+impl Client {
+    /// A client of the server at `addr` with the test credentials.
+    pub fn new(addr: &str) -> Client {
+        Client {
+            addr: addr.to_string(),
+            access_key: ACCESS_KEY.into(),
+            secret_key: SECRET_KEY.into(),
+            host: None,
+            region: REGION.into(),
+        }
+    }
 }
 
 /// A request to send: `path` is raw (already percent-encoded), `query` raw too.
@@ -211,9 +226,9 @@ impl Client {
             &signed_list,
             &payload_hash,
         );
-        let scope = format!("{}/{REGION}/s3/aws4_request", &date[..8]);
+        let scope = format!("{}/{}/s3/aws4_request", &date[..8], self.region);
         let sts = sigv4::string_to_sign(&date, &scope, &creq);
-        let key = sigv4::signing_key(&self.secret_key, &date[..8], REGION, "s3");
+        let key = sigv4::signing_key(&self.secret_key, &date[..8], &self.region, "s3");
         let signature = sigv4::hmac_hex(&key, &sts);
         let target = if req.query.is_empty() { req.path.to_string() } else { format!("{}?{}", req.path, req.query) };
         let mut head = format!("{} {target} HTTP/1.1\r\n", req.method);
@@ -253,7 +268,7 @@ impl Client {
     /// already encoded) joins the signed query.
     pub fn presigned_target(&self, method: &str, path: &str, query: &str) -> String {
         let date = amz_date(SystemTime::now());
-        let scope = format!("{}/{REGION}/s3/aws4_request", &date[..8]);
+        let scope = format!("{}/{}/s3/aws4_request", &date[..8], self.region);
         let credential = format!("{}/{scope}", self.access_key);
         let dec = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
         let mut pairs: Vec<(String, String)> = vec![
@@ -276,7 +291,7 @@ impl Client {
             "host",
             "UNSIGNED-PAYLOAD",
         );
-        let key = sigv4::signing_key(&self.secret_key, &date[..8], REGION, "s3");
+        let key = sigv4::signing_key(&self.secret_key, &date[..8], &self.region, "s3");
         pairs.push(("X-Amz-Signature".into(), sigv4::hmac_hex(&key, &sigv4::string_to_sign(&date, &scope, &creq))));
         format!("{path}?{}", sigv4::canonical_query(&pairs))
     }
