@@ -403,3 +403,52 @@ fn a_repeated_complete_gets_the_same_answer_while_its_object_is_current() {
     assert_eq!(code(&stale), (404, "NoSuchUpload".into()), "the object is no longer the upload's: {}", stale.text());
     assert_eq!(c.send(Req::new("DELETE", key).query(&format!("uploadId={other}"))).status, 204);
 }
+
+/// GetObjectAttributes: the attributes asked for, parts paged for a
+/// multipart object, none for a single PUT; a missing or unknown attribute
+/// list is InvalidArgument.
+#[test]
+fn object_attributes_of_simple_and_multipart_objects() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    let attributes = |key: &str, list: &str, extra: &[(&str, &str)]| {
+        let mut req = Req::new("GET", key).query("attributes").header("x-amz-object-attributes", list);
+        for (name, value) in extra {
+            req = req.header(name, *value);
+        }
+        c.send(req)
+    };
+    let simple = c.send(Req::new("PUT", "/mpu/simple").body(b"hello"));
+    let etag = simple.header("etag").expect("etag").trim_matches('"').to_string();
+    let resp = attributes("/mpu/simple", "ETag,ObjectSize,StorageClass,Checksum,ObjectParts", &[]);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.elements("ETag"), vec![etag], "the ETag without quotes");
+    assert_eq!(resp.elements("ObjectSize"), vec!["5"]);
+    assert_eq!(resp.elements("StorageClass"), vec!["STANDARD"]);
+    assert_eq!(resp.elements("ChecksumType"), vec!["FULL_OBJECT"]);
+    assert_eq!(resp.elements("ChecksumCRC64NVME").len(), 1);
+    assert!(resp.elements("ObjectParts").is_empty(), "a single PUT has no parts");
+
+    let key = "/mpu/three";
+    let id = create(&c, key);
+    let bodies = [pattern(5 * MIB, 1), pattern(5 * MIB, 2), pattern(MIB, 3)];
+    let etags: Vec<String> = (1..=3).map(|n| part_etag(&c, key, &id, n, &bodies[n as usize - 1])).collect();
+    let parts: Vec<(u32, &str)> = etags.iter().enumerate().map(|(i, e)| (i as u32 + 1, e.as_str())).collect();
+    assert_eq!(complete(&c, key, &id, &parts).status, 200);
+    let first = attributes(key, "ObjectParts", &[("x-amz-max-parts", "2")]);
+    assert_eq!(first.elements("TotalPartsCount"), vec!["3"], "{}", first.text());
+    assert_eq!(first.elements("PartNumber"), vec!["1", "2"]);
+    assert_eq!(first.elements("Size"), vec![(5 * MIB).to_string(), (5 * MIB).to_string()]);
+    assert_eq!(first.elements("IsTruncated"), vec!["true"]);
+    assert_eq!(first.elements("NextPartNumberMarker"), vec!["2"]);
+    assert!(first.elements("ETag").is_empty(), "only what was asked for");
+    let rest = attributes(key, "ObjectParts", &[("x-amz-max-parts", "2"), ("x-amz-part-number-marker", "2")]);
+    assert_eq!(rest.elements("PartNumber"), vec!["3"]);
+    assert_eq!(rest.elements("IsTruncated"), vec!["false"]);
+
+    let unknown = attributes(key, "Colour", &[]);
+    assert_eq!(code(&unknown), (400, "InvalidArgument".into()));
+    let none = c.send(Req::new("GET", key).query("attributes"));
+    assert_eq!(code(&none), (400, "InvalidArgument".into()));
+    assert_eq!(code(&attributes("/mpu/missing", "ETag", &[])), (404, "NoSuchKey".into()));
+}

@@ -86,6 +86,19 @@ def main():
     if out:
         c.eq("GetObject sha256", sha256(out["Body"].read()), sha256(data))
 
+    out = c.call(f"GetObjectAttributes {key}", s3.get_object_attributes, Bucket=BUCKET, Key=key,
+                 ObjectAttributes=["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"], MaxParts=5)
+    if out:
+        c.eq("attributes: ETag without quotes", out.get("ETag"), multipart_etag(data, 5 * MiB).strip('"'))
+        c.eq("attributes: ObjectSize", out.get("ObjectSize"), len(data))
+        c.eq("attributes: StorageClass", out.get("StorageClass"), "STANDARD")
+        c.eq("attributes: composite CRC32 without -N", out.get("Checksum", {}).get("ChecksumCRC32"),
+             composite_crc32(data, 5 * MiB).rsplit("-", 1)[0])
+        parts = out.get("ObjectParts", {})
+        c.eq("attributes: 8 parts, the first 5 listed, truncated",
+             (parts.get("TotalPartsCount"), [p["PartNumber"] for p in parts.get("Parts", [])],
+              parts.get("IsTruncated")), (8, [1, 2, 3, 4, 5], True))
+
     c.step("GetObject / HeadObject with PartNumber")
     for number in (1, 3, 8):
         out = c.call(f"GetObject PartNumber={number}", s3.get_object, Bucket=BUCKET, Key=key,

@@ -30,6 +30,7 @@ pub enum Op {
     HeadObject,
     DeleteObject,
     GetObjectAcl,
+    GetObjectAttributes,
     CreateMultipartUpload,
     UploadPart,
     UploadPartCopy,
@@ -64,6 +65,7 @@ impl Op {
             Op::HeadObject => "HeadObject",
             Op::DeleteObject => "DeleteObject",
             Op::GetObjectAcl => "GetObjectAcl",
+            Op::GetObjectAttributes => "GetObjectAttributes",
             Op::CreateMultipartUpload => "CreateMultipartUpload",
             Op::UploadPart => "UploadPart",
             Op::UploadPartCopy => "UploadPartCopy",
@@ -224,6 +226,7 @@ fn object_op(method: &Method, q: &Query, has_copy_source: bool) -> S3Result<Op> 
     let multipart = q.has("uploadId") || q.has("uploads");
     let op = match *method {
         _ if q.has("tagging") => Op::NotImplemented("ObjectTagging"),
+        Method::GET if q.has("attributes") => Op::GetObjectAttributes,
         _ if q.has("retention") || q.has("legal-hold") => Op::NotImplemented("ObjectLock"),
         _ if q.has("restore") || q.has("select") || q.has("attributes") || q.has("torrent") => {
             Op::NotImplemented("ObjectExtras")
@@ -315,6 +318,7 @@ mod tests {
         ("HEAD", "/dir/key.txt", "partNumber=2", false, Op::HeadObject),
         ("DELETE", "/dir/key.txt", "x-id=DeleteObject", false, Op::DeleteObject),
         ("GET", "/dir/key.txt", "acl", false, Op::GetObjectAcl),
+        ("GET", "/dir/key.txt", "attributes", false, Op::GetObjectAttributes),
         ("POST", "/dir/key.txt", "uploads&x-id=CreateMultipartUpload", false, Op::CreateMultipartUpload),
         (
             "PUT",
@@ -380,20 +384,21 @@ mod tests {
             Op::HeadObject => 17,
             Op::DeleteObject => 18,
             Op::GetObjectAcl => 19,
-            Op::CreateMultipartUpload => 20,
-            Op::UploadPart => 21,
-            Op::UploadPartCopy => 22,
-            Op::CompleteMultipartUpload => 23,
-            Op::AbortMultipartUpload => 24,
-            Op::ListParts => 25,
-            Op::ListMultipartUploads => 26,
-            Op::NotImplemented(_) => 27,
+            Op::GetObjectAttributes => 20,
+            Op::CreateMultipartUpload => 21,
+            Op::UploadPart => 22,
+            Op::UploadPartCopy => 23,
+            Op::CompleteMultipartUpload => 24,
+            Op::AbortMultipartUpload => 25,
+            Op::ListParts => 26,
+            Op::ListMultipartUploads => 27,
+            Op::NotImplemented(_) => 28,
         }
     }
 
     #[test]
     fn routing_table_covers_every_operation_in_both_styles() {
-        let mut seen = [false; 28];
+        let mut seen = [false; 29];
         seen[ordinal(r(Method::GET, "/", None).op)] = true;
         for &(method, target, query, copy, expected) in TABLE {
             let method: Method = method.parse().unwrap_or(Method::OPTIONS);

@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod list;
 pub mod multipart;
 pub mod object;
+mod object_attributes;
 mod object_checksum;
 pub mod xml;
 
@@ -105,6 +106,7 @@ pub async fn dispatch(state: &AppState, req: S3Request) -> S3Result<Response<Bod
         Op::HeadObject => object::get(state, req, true).await,
         Op::DeleteObject => object::delete(state, req).await,
         Op::GetObjectAcl => object::acl(state, req).await,
+        Op::GetObjectAttributes => object_attributes::get(state, req).await,
         Op::NotImplemented(what) => {
             Err(S3Error::with_message(S3ErrorCode::NotImplemented, format!("{what} is not implemented by Tessera")))
         }

@@ -66,7 +66,7 @@ fn refused(refusal: WriteRefusal) -> S3Error {
     }
 }
 
-async fn load(state: &AppState, req: &S3Request) -> S3Result<ObjectRecord> {
+pub(super) async fn load(state: &AppState, req: &S3Request) -> S3Result<ObjectRecord> {
     let (bucket, key) = (req.bucket()?.clone(), req.key()?.clone());
     // A point read from redb (its cache, or the page cache): cheaper here
     // than the hand-off to a blocking thread and back.
