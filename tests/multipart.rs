@@ -436,7 +436,12 @@ fn object_attributes_of_simple_and_multipart_objects() {
     let parts: Vec<(u32, &str)> = etags.iter().enumerate().map(|(i, e)| (i as u32 + 1, e.as_str())).collect();
     assert_eq!(complete(&c, key, &id, &parts).status, 200);
     let first = attributes(key, "ObjectParts", &[("x-amz-max-parts", "2")]);
-    assert_eq!(first.elements("TotalPartsCount"), vec!["3"], "{}", first.text());
+    assert_eq!(
+        first.elements("PartsCount"),
+        vec!["3"],
+        "TotalPartsCount, named PartsCount on the wire: {}",
+        first.text()
+    );
     assert_eq!(first.elements("PartNumber"), vec!["1", "2"]);
     assert_eq!(first.elements("Size"), vec![(5 * MIB).to_string(), (5 * MIB).to_string()]);
     assert_eq!(first.elements("IsTruncated"), vec!["true"]);

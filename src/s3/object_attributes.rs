@@ -105,7 +105,8 @@ fn write_parts(w: &mut XmlWriter, record: &ObjectRecord, marker: usize, max: usi
     let after: Vec<&(u16, u64)> = parts.iter().filter(|(n, _)| usize::from(*n) > marker).collect();
     let page = after.get(..max).unwrap_or(after.as_slice());
     let truncated = after.len() > page.len();
-    w.start("ObjectParts").elem_u64("TotalPartsCount", parts.len() as u64);
+    // The API calls it TotalPartsCount; on the wire it is PartsCount.
+    w.start("ObjectParts").elem_u64("PartsCount", parts.len() as u64);
     w.elem_u64("PartNumberMarker", marker as u64);
     if let Some((last, _)) = page.last() {
         w.elem_u64("NextPartNumberMarker", u64::from(*last));
