@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tracing::Instrument;
@@ -18,6 +19,7 @@ use tracing::Instrument;
 use crate::auth::verify::{verify, AuthContext};
 use crate::http::body::{self, Body};
 use crate::http::route::{route, virtual_host_bucket};
+use crate::http::send_deadline::SendDeadline;
 use crate::s3::admin;
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
 use crate::s3::xml::XmlWriter;
@@ -46,6 +48,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
                     // A 4 KiB response must not wait for the client's delayed ACK.
                     let _ = stream.set_nodelay(true);
                     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
+                    let stream = SendDeadline::new(stream, state.body_timeout);
                     let state = state.clone();
                     let service = service_fn(move |req| handle(state.clone(), req));
                     let conn = http1::Builder::new()

@@ -209,6 +209,46 @@ fn stalled_readers_do_not_starve_other_clients() {
     drop(stalled);
 }
 
+/// A response whose client stops reading is cut off after `--body-timeout`
+/// without progress, whatever produces it. Large object bodies already end
+/// when their reader gives up (`stalled_readers...`); a response built in
+/// memory, such as a listing of 1,000 long keys (1.4 MB, more than the
+/// socket buffers hold), used to keep its connection and memory for as long
+/// as the client stayed.
+#[test]
+fn a_response_nobody_reads_is_dropped_after_the_body_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(dir.path(), &["--body-timeout", "1s"]);
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/long")).status, 200);
+    for i in 0..1000 {
+        let key = format!("{i:04}{}", "k".repeat(1016));
+        assert_eq!(c.send(Req::new("PUT", &format!("/long/{key}")).body(b"x")).status, 200);
+    }
+    let full = c.send(Req::new("GET", "/long").query("list-type=2&fetch-owner=true")).body.len();
+    assert!(full > 1_300_000, "the listing is larger than the socket buffers ({full} bytes)");
+
+    let mut stream = connect_with_small_receive_buffer(&c.addr);
+    let listing = Req::new("GET", "/long").query("list-type=2&fetch-owner=true");
+    let head = c.signed_head(&listing, std::time::SystemTime::now(), 0, None);
+    stream.write_all(head.as_bytes()).expect("send the request");
+    std::thread::sleep(Duration::from_secs(4)); // reads nothing, well past the timeout
+
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("read timeout");
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match std::io::Read::read(&mut stream, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => received += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the server kept the stalled connection open: {e} after {received} bytes"),
+        }
+    }
+    assert!(received < full, "the response was cut short: {received} of about {full} bytes");
+    assert_eq!(c.send(Req::new("GET", "/long").query("list-type=2")).status, 200, "others are served");
+}
+
 /// A connection whose receive buffer is set small before it connects, so the
 /// window it advertises stays small: 600 non-reading clients at the default
 /// sizes made the server's kernel queue about 3 MB each (1.7 GB in all), past

@@ -6,4 +6,5 @@ pub mod conditional;
 pub mod params;
 pub mod range;
 pub mod route;
+pub mod send_deadline;
 pub mod target;
