@@ -347,6 +347,9 @@ fn complete_checks_the_object_checksum_the_request_claims() {
     assert_eq!(code(&wrong), (400, "BadDigest".into()), "{}", wrong.text());
     let malformed = complete_with(&c, key, &id, &parts, &[("x-amz-checksum-crc32", "not-base64")]);
     assert_eq!(code(&malformed), (400, "InvalidRequest".into()), "{}", malformed.text());
+    let counted = format!("{}-2", crc32_b64(&whole));
+    let with_count = complete_with(&c, key, &id, &parts, &[("x-amz-checksum-crc32", &counted)]);
+    assert_eq!(code(&with_count), (400, "BadDigest".into()), "a -N count on a FULL_OBJECT value");
     let mode = complete_with(&c, key, &id, &parts, &[("x-amz-checksum-type", "COMPOSITE")]);
     assert_eq!(code(&mode), (400, "BadDigest".into()), "{}", mode.text());
     assert_eq!(c.send(Req::new("HEAD", key)).status, 404, "a refused Complete creates nothing");
@@ -450,6 +453,7 @@ fn object_attributes_of_simple_and_multipart_objects() {
     let rest = attributes(key, "ObjectParts", &[("x-amz-max-parts", "2"), ("x-amz-part-number-marker", "2")]);
     assert_eq!(rest.elements("PartNumber"), vec!["3"]);
     assert_eq!(rest.elements("IsTruncated"), vec!["false"]);
+    assert!(rest.elements("NextPartNumberMarker").is_empty(), "only a truncated list has a next marker");
 
     let unknown = attributes(key, "Colour", &[]);
     assert_eq!(code(&unknown), (400, "InvalidArgument".into()));

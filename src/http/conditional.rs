@@ -146,17 +146,21 @@ pub struct Current<'a> {
 impl DeleteConditions {
     /// Reads DeleteObject's headers; `Err` names a header whose value is not
     /// a date or a size.
+    /// A condition header that is present but not text is refused too: a
+    /// safety precondition fails closed, never as if it were absent.
     pub fn from_headers(headers: &HeaderMap) -> Result<DeleteConditions, &'static str> {
-        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-        let last_modified = match text(LAST_MODIFIED_HEADER) {
+        let text = |name: &'static str| -> Result<Option<&str>, &'static str> {
+            headers.get(name).map(|v| v.to_str().map(str::trim).map_err(|_| name)).transpose()
+        };
+        let last_modified = match text(LAST_MODIFIED_HEADER)? {
             None => None,
             Some(v) => Some(parse_time(v).ok_or(LAST_MODIFIED_HEADER)?),
         };
-        let size = match text(SIZE_HEADER) {
+        let size = match text(SIZE_HEADER)? {
             None => None,
             Some(v) => Some(v.parse().map_err(|_| SIZE_HEADER)?),
         };
-        Ok(DeleteConditions { if_match: text("if-match").map(str::to_string), last_modified, size })
+        Ok(DeleteConditions { if_match: text("if-match")?.map(str::to_string), last_modified, size })
     }
 
     /// Checks the conditions against the current object, if any.
@@ -278,5 +282,10 @@ mod tests {
         assert_eq!(cond(&[("x-amz-if-match-size", "five")]).err(), Some(SIZE_HEADER));
         assert_eq!(cond(&[("x-amz-if-match-last-modified-time", "yesterday")]).err(), Some(LAST_MODIFIED_HEADER));
         assert_eq!(parse_time("2023-11-14T22:13:20.000Z"), Some(t));
+        let mut not_text = HeaderMap::new();
+        if let Ok(v) = http::HeaderValue::from_bytes(b"\"\xff\"") {
+            not_text.insert("if-match", v);
+        }
+        assert_eq!(DeleteConditions::from_headers(&not_text).err(), Some("if-match"), "fails closed");
     }
 }

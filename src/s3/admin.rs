@@ -57,7 +57,10 @@ fn backup_error(e: BackupError) -> S3Error {
         BackupError::Refused(why) => {
             S3Error::with_message(S3ErrorCode::InvalidArgument, why).with_extra("ArgumentName", "out")
         }
-        e => S3Error::with_message(S3ErrorCode::InternalError, format!("backup failed: {e}")).with_cause(e),
+        e => {
+            let why = crate::store::Chain(&e).to_string();
+            S3Error::with_message(S3ErrorCode::InternalError, format!("backup failed: {why}")).with_cause(e)
+        }
     }
 }
 

@@ -35,7 +35,7 @@ pub fn content_headers(headers: &HeaderMap) -> ContentHeaders {
 
 /// Every Content-Encoding line of the request (joined with `, `, as HTTP
 /// combines repeated headers), kept exactly as sent unless it names
-/// `aws-chunked`, which is removed.
+/// `aws-chunked`, which is removed. A line that is not text is dropped.
 fn content_encoding(headers: &HeaderMap) -> Option<String> {
     let lines: Vec<&str> = headers.get_all("content-encoding").iter().filter_map(|v| v.to_str().ok()).collect();
     let value = lines.join(", ");
@@ -44,7 +44,7 @@ fn content_encoding(headers: &HeaderMap) -> Option<String> {
         return (!value.trim().is_empty()).then_some(value);
     }
     let kept: Vec<&str> = value.split(',').map(str::trim).filter(|t| !t.is_empty() && !is_chunked(t)).collect();
-    (!kept.is_empty()).then(|| kept.join(","))
+    (!kept.is_empty()).then(|| kept.join(", "))
 }
 
 /// `x-amz-meta-*` headers, names lowercased without the prefix.
@@ -141,6 +141,7 @@ mod tests {
         assert_eq!(encoding_of(&["aws-chunked"]), None);
         assert_eq!(encoding_of(&["aws-chunked,gzip"]), Some("gzip".into()));
         assert_eq!(encoding_of(&["gzip, aws-chunked"]), Some("gzip".into()));
+        assert_eq!(encoding_of(&["gzip, br, aws-chunked"]), Some("gzip, br".into()));
         assert_eq!(encoding_of(&["aws-chunked", "gzip"]), Some("gzip".into()));
     }
 

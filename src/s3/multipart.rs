@@ -238,41 +238,27 @@ fn assemble(
 
 pub async fn complete(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
     let claims = Claims::from_headers(req.headers())?;
-    let (bucket, key, id) = (req.bucket()?.clone(), req.key()?.clone(), upload_id(&req)?);
-    let record = match load_upload(state, &req).await {
-        Ok((_, _, _, upload)) => {
-            let body = receive_complete_request(state, &mut req, MAX_COMPLETE_BODY).await?;
-            let requested = parse_complete(&body, upload.checksum_algorithm)?;
-            let conditions = WriteConditions::from_headers(req.headers());
-            let (b, k, i) = (bucket.clone(), key.clone(), id.clone());
-            let completed = state
-                .store
-                .run(move |s| {
-                    s.complete_upload(
-                        &b,
-                        &k,
-                        &i,
-                        move |upload, uploaded| assemble(upload, uploaded, &requested, &claims),
-                        move |current| write_check(&conditions, current),
-                    )
-                })
-                .await;
-            match completed {
-                Err(e) if e.code == S3ErrorCode::NoSuchUpload => already_completed(state, &req, e).await?,
-                other => other?,
-            }
-        }
-        Err(e) if e.code == S3ErrorCode::NoSuchUpload => {
-            receive_complete_request(state, &mut req, MAX_COMPLETE_BODY).await?;
-            already_completed(state, &req, e).await?
-        }
+    let upload = match load_upload(state, &req).await {
+        Ok((_, _, _, upload)) => Ok(upload),
+        Err(e) if e.code == S3ErrorCode::NoSuchUpload => Err(e),
         Err(e) => return Err(e),
     };
-    let host = req.header("host").unwrap_or("localhost").to_string();
+    let body = receive_complete_request(state, &mut req, MAX_COMPLETE_BODY).await?;
+    let completed = match upload {
+        Ok(upload) => apply_complete(state, &req, &upload, &body, claims).await,
+        Err(e) => Err(e),
+    };
+    // Gone before the request or during it (an identical Complete won).
+    let record = match completed {
+        Err(e) if e.code == S3ErrorCode::NoSuchUpload => already_completed(state, &req, &body).await?,
+        other => other?,
+    };
+    let (bucket, key) = (req.bucket()?, req.key()?);
+    let host = req.header("host").unwrap_or("localhost");
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
-    w.elem("Location", &format!("http://{host}/{bucket}/{}", crate::auth::sigv4::uri_encode(&key, false)))
-        .elem("Bucket", &bucket)
-        .elem("Key", &key)
+    w.elem("Location", &format!("http://{host}/{bucket}/{}", crate::auth::sigv4::uri_encode(key, false)))
+        .elem("Bucket", bucket)
+        .elem("Key", key)
         .elem("ETag", &quoted(&record.etag));
     if let Some(sum) = &record.checksum {
         w.elem(sum.algorithm.xml_name(), &sum.value).elem("ChecksumType", checksum_type_name(!sum.composite));
@@ -280,15 +266,53 @@ pub async fn complete(state: &AppState, mut req: S3Request) -> S3Result<Response
     xml_response(w.finish("CompleteMultipartUploadResult"))
 }
 
+/// Completes `upload` as the request asks: checks the listed parts, the
+/// claimed checksum and the write conditions, and commits the object, all in
+/// one transaction.
+async fn apply_complete(
+    state: &AppState,
+    req: &S3Request,
+    upload: &UploadRecord,
+    body: &[u8],
+    claims: Claims,
+) -> S3Result<ObjectRecord> {
+    let requested = parse_complete(body, upload.checksum_algorithm)?;
+    let conditions = WriteConditions::from_headers(req.headers());
+    let (bucket, key, id) = (req.bucket()?.clone(), req.key()?.clone(), upload_id(req)?);
+    state
+        .store
+        .run(move |s| {
+            s.complete_upload(
+                &bucket,
+                &key,
+                &id,
+                move |upload, uploaded| assemble(upload, uploaded, &requested, &claims),
+                move |current| write_check(&conditions, current),
+            )
+        })
+        .await
+}
+
 /// A Complete repeated after the upload was completed (the SDK retries
 /// when the first response was lost): S3 answers with the same result while
-/// the object that upload created is the current one; else `gone`.
-async fn already_completed(state: &AppState, req: &S3Request, gone: S3Error) -> S3Result<ObjectRecord> {
+/// the object that upload created is the current one, if the request lists
+/// the same parts (its ETag, `md5(part md5s)-N`, is the object's); else
+/// NoSuchUpload.
+async fn already_completed(state: &AppState, req: &S3Request, body: &[u8]) -> S3Result<ObjectRecord> {
     let (bucket, key, id) = (req.bucket()?.clone(), req.key()?.clone(), upload_id(req)?);
-    match state.store.run(move |s| s.completed_upload(&bucket, &key, &id)).await? {
-        Some(record) => Ok(record),
-        None => Err(gone),
+    let gone = S3Error::new(S3ErrorCode::NoSuchUpload).with_extra("UploadId", id.clone());
+    let listed_etag = parse_complete(body, None).ok().and_then(|parts| multipart_etag(&parts));
+    let record = state.store.run(move |s| s.completed_upload(&bucket, &key, &id)).await?;
+    record.filter(|r| listed_etag.as_deref() == Some(r.etag.as_str())).ok_or(gone)
+}
+
+/// The ETag of an object made of the listed parts, from their ETags.
+fn multipart_etag(parts: &[RequestedPart]) -> Option<String> {
+    let mut md5s = Md5::new();
+    for part in parts {
+        md5s.update(hex::decode(&part.etag).ok()?);
     }
+    Some(format!("{}-{}", hex::encode(md5s.finalize()), parts.len()))
 }
 
 pub async fn list_parts(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {

@@ -5,7 +5,8 @@
 //! Reference: <https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObjectAttributes.html>
 //!
 //! Not yet: per-part checksums under `ObjectParts` (the object record keeps
-//! its parts' sizes, not their checksums) and `versionId`.
+//! its parts' sizes, not their checksums; S3 lists parts only for objects
+//! uploaded with checksums, Tessera lists them always) and `versionId`.
 
 use http::{Response, StatusCode};
 
@@ -108,7 +109,7 @@ fn write_parts(w: &mut XmlWriter, record: &ObjectRecord, marker: usize, max: usi
     // The API calls it TotalPartsCount; on the wire it is PartsCount.
     w.start("ObjectParts").elem_u64("PartsCount", parts.len() as u64);
     w.elem_u64("PartNumberMarker", marker as u64);
-    if let Some((last, _)) = page.last() {
+    if let (true, Some((last, _))) = (truncated, page.last()) {
         w.elem_u64("NextPartNumberMarker", u64::from(*last));
     }
     w.elem_u64("MaxParts", max as u64).elem("IsTruncated", &truncated.to_string());

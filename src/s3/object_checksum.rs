@@ -72,7 +72,10 @@ impl Claims {
             }
         }
         let Some(claim) = &self.checksum else { return Ok(()) };
-        let actual = match object.filter(|o| o.algorithm == claim.algorithm) {
+        let same_algorithm = object.filter(|o| o.algorithm == claim.algorithm);
+        // A `-N` count only belongs to a COMPOSITE value.
+        let wrong_form = same_algorithm.is_some_and(|o| claim.parts.is_some() && !o.composite);
+        let actual = match same_algorithm {
             Some(object) => stored_raw(object),
             None => computed_raw(claim, parts),
         };
@@ -87,7 +90,7 @@ impl Claims {
                 ),
             ));
         };
-        if actual != claim.raw || claim.parts.is_some_and(|n| n != parts.len()) {
+        if actual != claim.raw || wrong_form || claim.parts.is_some_and(|n| n != parts.len()) {
             return Err(S3Error::with_message(
                 S3ErrorCode::BadDigest,
                 format!("The {} you specified did not match the calculated checksum.", claim.algorithm.name()),

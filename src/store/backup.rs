@@ -109,7 +109,7 @@ impl Drop for Paused<'_> {
     fn drop(&mut self) {
         if self.0.unlink_gate.resume() {
             if let Err(e) = self.0.unlink_dead_blobs() {
-                tracing::warn!(error = %e, "freeing blobs deferred by a backup failed; retried at next start");
+                tracing::warn!(error = %e.chain(), "freeing blobs deferred by a backup failed; retried at next start");
             }
         }
     }

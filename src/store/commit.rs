@@ -283,7 +283,7 @@ fn compact(target: &Target) {
     match target.db.exclusive(super::dbslot::compact) {
         Ok(Ok(_)) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "metadata database compacted"),
         Ok(Err(e)) => tracing::warn!(error = %e, "compacting the metadata database failed"),
-        Err(e) => tracing::warn!(error = %e, "could not compact the metadata database"),
+        Err(e) => tracing::warn!(error = %e.chain(), "could not compact the metadata database"),
     }
 }
 
@@ -291,7 +291,7 @@ fn commit_batch(target: &Target, jobs: Vec<Job>, forgotten: &Mutex<Vec<BlobId>>)
     let txn = match begin(target) {
         Ok(txn) => txn,
         Err(e) => {
-            tracing::error!(error = %e, "cannot begin a metadata transaction");
+            tracing::error!(error = %e.chain(), "cannot begin a metadata transaction");
             for job in jobs {
                 job(Err(&e)).0(BatchEnd::RolledBack(e.clone()));
             }
@@ -300,7 +300,7 @@ fn commit_batch(target: &Target, jobs: Vec<Job>, forgotten: &Mutex<Vec<BlobId>>)
     };
     let forgotten_ids = forgotten.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
     if let Err(e) = remove_dead_rows(&txn, &forgotten_ids) {
-        tracing::warn!(error = %e, "could not drop freed blob rows; replayed at next start");
+        tracing::warn!(error = %e.chain(), "could not drop freed blob rows; replayed at next start");
     }
     let mut finishers = Vec::with_capacity(jobs.len());
     let mut poisoned = false;
@@ -330,7 +330,7 @@ fn commit(target: &Target, txn: WriteTransaction) -> BatchEnd {
             target.space.committed();
             match seq {
                 Ok(seq) => target.mark.record(seq),
-                Err(e) => tracing::warn!(error = %e, "could not advance the commit sequence"),
+                Err(e) => tracing::warn!(error = %e.chain(), "could not advance the commit sequence"),
             }
             BatchEnd::Committed
         }
@@ -369,7 +369,7 @@ fn heal(target: &Target) {
     let probe = target.db.get().and_then(|db| Ok(db.begin_write()?));
     if matches!(probe, Err(StoreError::Unavailable)) {
         if let Err(e) = recover(target) {
-            tracing::error!(error = %e, "reopening the metadata database failed; retried at the next write");
+            tracing::error!(error = %e.chain(), "reopening the metadata database failed; retried at the next write");
         }
     }
 }
@@ -379,9 +379,9 @@ fn heal(target: &Target) {
 /// on a sound database with room to commit.
 fn failed_commit(target: &Target, e: redb::CommitError) -> StoreError {
     let error = StoreError::from(e);
-    tracing::error!(%error, "metadata commit failed; reopening the database");
+    tracing::error!(error = %error.chain(), "metadata commit failed; reopening the database");
     if let Err(e) = recover_after(target, &error) {
-        tracing::error!(error = %e, "reopening the metadata database failed; retried at the next write");
+        tracing::error!(error = %e.chain(), "reopening the metadata database failed; retried at the next write");
     }
     error
 }

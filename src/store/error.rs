@@ -67,7 +67,29 @@ pub enum OpenError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Displays an error followed by each of its sources, `: `-separated: what a
+/// log line needs (`StoreError`'s own text names only what the store was
+/// doing).
+pub struct Chain<'a>(pub &'a (dyn Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
+}
+
 impl StoreError {
+    /// This error with its causes, for a log line.
+    pub fn chain(&self) -> Chain<'_> {
+        Chain(self)
+    }
+
     /// A storage failure with nothing underneath (a broken invariant, a
     /// stopped thread).
     pub fn internal(context: impl Into<String>) -> Self {
@@ -144,6 +166,7 @@ mod tests {
         assert_eq!(source.as_deref(), Some("blobs/ab is read-only"));
         assert!(e.is_storage_failure());
         assert!(StoreError::internal("x").source().is_none());
+        assert_eq!(e.chain().to_string(), "storage failure: I/O: blobs/ab is read-only");
     }
 
     #[test]

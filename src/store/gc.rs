@@ -16,7 +16,7 @@ pub fn spawn_upload_reaper(store: Arc<Store>, max_age: Duration) {
     let spawned = std::thread::Builder::new().name("upload-reaper".into()).spawn(move || loop {
         std::thread::sleep(period);
         if let Err(e) = reap_uploads(&store, max_age) {
-            tracing::warn!(error = %e, "aborting stale uploads failed");
+            tracing::warn!(error = %e.chain(), "aborting stale uploads failed");
         }
     });
     if let Err(e) = spawned {
@@ -44,7 +44,7 @@ pub fn spawn_orphan_sweep(store: Arc<Store>) {
     let spawned = std::thread::Builder::new().name("orphan-sweep".into()).spawn(move || match sweep(&store, started) {
         Ok(0) => {}
         Ok(n) => tracing::info!(removed = n, "removed orphaned blob files"),
-        Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
+        Err(e) => tracing::warn!(error = %e.chain(), "orphan sweep failed"),
     });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "could not start the orphan sweep");

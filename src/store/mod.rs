@@ -16,7 +16,7 @@ mod dbslot;
 mod error;
 #[cfg(test)]
 mod faults;
-pub use error::{OpenError, StoreError, StoreResult};
+pub use error::{Chain, OpenError, StoreError, StoreResult};
 pub mod digest;
 mod gc;
 pub use gc::spawn_upload_reaper;
@@ -302,7 +302,9 @@ impl Store {
     /// sees the current version inside the same transaction, so conditional
     /// writes (`If-None-Match: *`) are atomic. A published file that does
     /// not end up committed is removed, on every path: a failed commit, a
-    /// failed publish, a request dropped at any await (see `PublishedFile`).
+    /// failed publish, a request dropped at any await (see `PublishedFile`);
+    /// only a commit in doubt (its fsync failed, `commit.rs`) keeps it, since
+    /// the database may reference it.
     ///
     /// Blobs the write frees are unlinked in the background.
     pub async fn write_object<E, C>(
@@ -405,6 +407,7 @@ impl Store {
                 let allowed = check(i, current.as_ref());
                 if let (Ok(()), Some(current)) = (&allowed, current) {
                     dead.extend(replace_object(txn, &bucket, key, None, Some(current))?);
+                    multipart::forget_completed_key(txn, &bucket, key)?;
                 }
                 outcomes.push(allowed);
             }

@@ -156,18 +156,14 @@ impl Store {
     }
 
     /// The object a finished upload created, if it is still the current
-    /// object at `bucket/key`: what a repeated Complete answers with.
+    /// object at `bucket/key`: what a repeated Complete answers with. Read
+    /// inside a write, so that the answer is durable: the batch's commit also
+    /// makes durable a Complete whose own commit was in doubt (`commit.rs`),
+    /// which a retry must not acknowledge before that.
     pub fn completed_upload(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<Option<ObjectRecord>> {
-        let txn = self.db()?.begin_read()?;
-        let row_key = object_key(bucket, key.as_bytes());
-        let Some(row) = txn.open_table(COMPLETED_UPLOADS)?.get(row_key.as_slice())? else { return Ok(None) };
-        let completed: CompletedUpload = decode(row.value())?;
-        if completed.upload_id != upload_id {
-            return Ok(None);
-        }
-        let Some(current) = txn.open_table(super::schema::OBJECTS)?.get(row_key.as_slice())? else { return Ok(None) };
-        let current: ObjectRecord = decode(current.value())?;
-        Ok(completed.created(&current).then_some(current))
+        let (row_key, id) = (object_key(bucket, key.as_bytes()), upload_id.to_string());
+        self.committer
+            .execute(move |txn| -> Result<_, WriteError<StoreError>> { Ok(completed_by(txn, &row_key, &id)?) })
     }
 
     /// Aborts an upload and frees every part.
@@ -294,8 +290,20 @@ pub(super) fn abort_in_txn(txn: &WriteTransaction, upload: &UploadRecord, upload
     drop_refs(txn, &spans)
 }
 
-/// Every upload of a bucket, for DeleteBucket (S3 deletes a bucket with
-/// uploads in progress and discards them).
+/// The object at `row_key` if the upload `id` created it and it is current.
+fn completed_by(txn: &WriteTransaction, row_key: &[u8], id: &str) -> StoreResult<Option<ObjectRecord>> {
+    let rows = txn.open_table(COMPLETED_UPLOADS)?;
+    let Some(row) = rows.get(row_key)? else { return Ok(None) };
+    let completed: CompletedUpload = decode(row.value())?;
+    if completed.upload_id != id {
+        return Ok(None);
+    }
+    let objects = txn.open_table(super::schema::OBJECTS)?;
+    let Some(current) = objects.get(row_key)? else { return Ok(None) };
+    let current: ObjectRecord = decode(current.value())?;
+    Ok(completed.created(&current).then_some(current))
+}
+
 /// Records which upload created the object at `bucket/key` (replacing the
 /// key's previous row).
 fn remember_completed(
@@ -315,6 +323,14 @@ fn remember_completed(
     Ok(())
 }
 
+/// Drops the completed-upload row of a key being deleted: a repeated
+/// Complete then answers NoSuchUpload, and the table holds no row per key
+/// ever deleted.
+pub(super) fn forget_completed_key(txn: &WriteTransaction, bucket: &str, key: &str) -> StoreResult<()> {
+    txn.open_table(COMPLETED_UPLOADS)?.remove(object_key(bucket, key.as_bytes()).as_slice())?;
+    Ok(())
+}
+
 /// Drops the completed-upload rows of a bucket being deleted.
 pub(super) fn forget_completed(txn: &WriteTransaction, bucket: &str) -> StoreResult<()> {
     let (lo, hi) = super::list::bucket_bounds(bucket);
@@ -323,6 +339,8 @@ pub(super) fn forget_completed(txn: &WriteTransaction, bucket: &str) -> StoreRes
     Ok(())
 }
 
+/// Every upload of a bucket, for DeleteBucket (S3 deletes a bucket with
+/// uploads in progress and discards them).
 pub(super) fn uploads_of_bucket(txn: &WriteTransaction, bucket: &str) -> StoreResult<Vec<(UploadRecord, String)>> {
     let (lo, hi) = super::list::bucket_bounds(bucket);
     let ids: Vec<String> = {

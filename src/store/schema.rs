@@ -53,9 +53,9 @@ pub const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts_v1"
 /// `object_key(bucket, key)` -> [`CompletedUpload`]: the last multipart
 /// upload completed at each key, so that a Complete repeated after it
 /// succeeded (its response was lost) gets the same answer while the object
-/// it created is still the current one. One row per key; rows of deleted or
-/// overwritten keys stay (they no longer match the object) until the bucket
-/// is deleted.
+/// it created is still the current one. One row per key, removed when the
+/// key is deleted; a row of a key overwritten since stays (it no longer
+/// matches the object) until the key's next Complete or delete.
 pub const COMPLETED_UPLOADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("completed_uploads_v1");
 
 const FORMAT_VERSION: u8 = 1;

@@ -99,7 +99,7 @@ pub fn spawn_scrubber(store: Arc<Store>, interval: Duration, rate: u64) {
             let pass = store.db().and_then(|db| Scrubber::new(&db, &store.layout, Some(rate)).run());
             match pass {
                 Ok(report) => log_pass(&report),
-                Err(e) => tracing::warn!(error = %e, "scrub pass failed"),
+                Err(e) => tracing::warn!(error = %e.chain(), "scrub pass failed"),
             }
             std::thread::sleep(interval);
         }

@@ -170,3 +170,31 @@ async fn a_write_whose_commit_fsync_fails_keeps_what_the_database_may_reference(
     assert_no_orphan_and_no_dangling(&store, "after the restart").await;
     store.close();
 }
+
+/// A Complete whose commit fsync failed is in doubt: visible, not known to
+/// be durable. A repeated Complete may be answered from it only after a
+/// commit of its own, which makes it durable (or fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_complete_is_answered_only_after_a_durable_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(dir.path()).expect("open"));
+    store.create_bucket("b", &bucket_record()).expect("bucket");
+    let id = "0".repeat(super::UPLOAD_ID_LEN);
+    store.create_upload(&id, &upload_record("b", "big")).expect("upload");
+    store.write_part(("b", "big", &id), 1, staged(&store, 1).await, 0).await.expect("part");
+    let build = |_: &super::schema::UploadRecord, parts: &[(u16, super::schema::PartRecord)]| {
+        let mut record = object_record(FILE_BODY);
+        record.blobs = parts.iter().map(|(_, p)| p.span).collect();
+        Ok::<_, StoreError>(record)
+    };
+    super::faults::fail_syncs(&store.layout().db_path(), 1);
+    let first = store.complete_upload("b", "big", &id, build, |_| Ok(()));
+    assert!(first.is_err(), "the first Complete's commit was not made durable");
+
+    let seq = |store: &Store| super::commit_mark::current(&store.db().expect("db")).expect("sequence");
+    let in_doubt = seq(&store);
+    let again = store.completed_upload("b", "big", &id).expect("lookup");
+    assert!(again.is_some(), "the in-doubt Complete is what the key holds");
+    assert!(seq(&store) > in_doubt, "the repeat was answered after a commit of its own");
+    store.close();
+}
