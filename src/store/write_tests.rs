@@ -61,6 +61,16 @@ async fn assert_no_orphan_and_no_dangling(store: &Arc<Store>, what: &str) {
     panic!("{what}: orphan files {orphans:x?}, references to missing files {dangling:x?}");
 }
 
+/// A store in a temporary folder with bucket `b` and an upload to `b/big`.
+fn store_with_upload() -> (tempfile::TempDir, Arc<Store>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    store.create_bucket("b", &bucket_record()).expect("bucket");
+    let id = "0".repeat(super::UPLOAD_ID_LEN);
+    store.create_upload(&id, &upload_record("b", "big")).expect("upload");
+    (dir, store, id)
+}
+
 /// Delays before the write's future is dropped: 0 drops it before its first
 /// poll; the others land in publishing, in the queue and in the commit.
 fn cancel_points() -> impl Iterator<Item = Option<Duration>> {
@@ -111,11 +121,7 @@ async fn an_object_write_dropped_at_any_point_leaves_files_and_references_matchi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_part_write_dropped_at_any_point_leaves_files_and_references_matching() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(dir.path()).expect("open"));
-    store.create_bucket("b", &bucket_record()).expect("bucket");
-    let id = "0".repeat(super::UPLOAD_ID_LEN);
-    store.create_upload(&id, &upload_record("b", "big")).expect("upload");
+    let (_dir, store, id) = store_with_upload();
     let mut outcomes = Outcomes::default();
     for (i, point) in cancel_points().enumerate() {
         let body = staged(&store, i as u8).await;
@@ -176,11 +182,7 @@ async fn a_write_whose_commit_fsync_fails_keeps_what_the_database_may_reference(
 /// commit of its own, which makes it durable (or fails).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_complete_is_answered_only_after_a_durable_commit() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(dir.path()).expect("open"));
-    store.create_bucket("b", &bucket_record()).expect("bucket");
-    let id = "0".repeat(super::UPLOAD_ID_LEN);
-    store.create_upload(&id, &upload_record("b", "big")).expect("upload");
+    let (_dir, store, id) = store_with_upload();
     store.write_part(("b", "big", &id), 1, staged(&store, 1).await, 0).await.expect("part");
     let build = |_: &super::schema::UploadRecord, parts: &[(u16, super::schema::PartRecord)]| {
         let mut record = object_record(FILE_BODY);
