@@ -82,10 +82,15 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response
     let is_head = req.method() == Method::HEAD;
     let resource = req.uri().path().to_string();
     let close_after = empty_body_expecting_continue(&req);
+    let has_body = announces_body(&req);
     let mut response = match process(&state, req).instrument(span.clone()).await {
         Ok(response) => response,
         Err(e) => span.in_scope(|| error_response(&e, &resource, &request_id, is_head)),
     };
+    // An error may come before the body was read (or, with `Expect:
+    // 100-continue`, before the client sent it): closing the connection
+    // leaves no half-sent body for the next request on it to trip over.
+    let close_after = close_after || (has_body && response.status().as_u16() >= 400);
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "done"));
     if let Ok(id) = request_id.parse() {
         response.headers_mut().insert("x-amz-request-id", id);
@@ -105,6 +110,12 @@ fn empty_body_expecting_continue(req: &Request<Incoming>) -> bool {
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
     header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
         && header("content-length").is_some_and(|v| v.trim() == "0")
+}
+
+/// Whether the request says a body follows (a non-zero length, or chunked).
+fn announces_body(req: &Request<Incoming>) -> bool {
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    header("transfer-encoding").is_some() || header("content-length").is_some_and(|v| v.trim() != "0")
 }
 
 /// Authenticates from the headers alone, before any body byte is read: with

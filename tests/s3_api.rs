@@ -486,3 +486,28 @@ fn a_plain_chunked_put_without_length_is_refused_as_s3_does() {
     assert_eq!((resp.status, code(&resp)), (411, "MissingContentLength".into()), "{}", resp.text());
     assert_eq!(c.send(Req::new("HEAD", "/bkt/chunked")).status, 404);
 }
+
+/// An error answered to a request with a body closes the connection: the
+/// body may be unread (or, with `Expect: 100-continue`, unsent), and the
+/// next request on that connection must not meet it (client-pitfalls.md
+/// item 13). A success, or an error to a request without a body, keeps it.
+#[test]
+fn an_error_to_a_request_with_a_body_closes_the_connection() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    // Requests that ask to keep the connection (the test client asks to close by default).
+    let keep_alive = |req: Req, body: &[u8]| {
+        let head = c.signed_head(&req, SystemTime::now(), body.len(), None).replace("connection: close\r\n", "");
+        let mut stream = c.connect();
+        stream.write_all(head.as_bytes()).expect("head");
+        stream.write_all(body).expect("body");
+        read_response(&mut stream, false)
+    };
+    let refused = keep_alive(Req::new("PUT", "/no-such-bucket/k").body(b"data"), b"data");
+    assert_eq!(code(&refused), "NoSuchBucket");
+    assert_eq!(refused.header("connection"), Some("close"));
+    let stored = keep_alive(Req::new("PUT", "/bkt/k").body(b"data"), b"data");
+    assert_eq!((stored.status, stored.header("connection")), (200, None), "a success keeps the connection");
+    let missing = keep_alive(Req::new("GET", "/bkt/missing"), b"");
+    assert_eq!((missing.status, missing.header("connection")), (404, None), "so does an error without a body");
+}

@@ -146,6 +146,7 @@ class Checks:
             if isinstance(e, ClientError):
                 meta = e.response.get("ResponseMetadata", {})
                 detail += f"\nHTTP {meta.get('HTTPStatusCode')} headers {meta.get('HTTPHeaders')}"
+                detail += f"\nerror {e.response.get('Error')}"
             self.check(False, what, detail)
             return None
         self.check(True, what)
