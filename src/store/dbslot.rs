@@ -140,6 +140,8 @@ pub fn compact(db: &mut Database) -> Result<bool, redb::CompactionError> {
     }
 }
 
+/// Test builds open the file through `faults::FaultyFile`, the same file
+/// backend with fsyncs a test can make fail.
 fn open_db(path: &std::path::Path) -> Result<Database, DatabaseError> {
     let mut builder = Database::builder();
     builder.set_cache_size(DB_CACHE_BYTES);
