@@ -136,9 +136,11 @@ awscli_multipart_scenario() {
     fi
     run_ok "get-object [$lkey]" cli s3api get-object --bucket "$TEST_BUCKET" --key "$lkey" "$WORK/dl/lowlevel" &&
         assert_same_file "completed object = part 1 + part 2 + part 3" "$WORK/lowlevel.expected" "$WORK/dl/lowlevel"
-    run_err "complete-multipart-upload again fails with NoSuchUpload" "(NoSuchUpload)" \
+    # A retry of a Complete that succeeded answers the same result, as S3 does.
+    run_ok "complete-multipart-upload again (a retry) succeeds" \
         cli s3api complete-multipart-upload --bucket "$TEST_BUCKET" --key "$lkey" --upload-id "$id" \
-        --multipart-upload "file://$WORK/parts.json"
+        --multipart-upload "file://$WORK/parts.json" &&
+        assert_eq "the retry's ETag" "$(jq -r .ETag <<<"$OUT")" "$(multipart_etag "$WORK/lowlevel.expected" $((5 * MiB)))"
 
     step "s3api: upload-part-copy with --copy-source-range, then complete"
     id=""
