@@ -109,6 +109,15 @@ pub fn object_headers(mut b: Builder, record: &ObjectRecord, query: &Query) -> B
     b
 }
 
+/// `x-amz-checksum-type` / `ChecksumType` for a checksum of either kind.
+pub fn checksum_type_name(full_object: bool) -> &'static str {
+    if full_object {
+        "FULL_OBJECT"
+    } else {
+        "COMPOSITE"
+    }
+}
+
 /// Adds the stored checksum when the client asked for it with
 /// `x-amz-checksum-mode: ENABLED`. Never on a partial response: the client
 /// would check a range against the whole object's value (client-pitfalls.md item 6).
@@ -117,7 +126,7 @@ pub fn checksum_headers(mut b: Builder, record: &ObjectRecord, headers: &HeaderM
     if let (true, true, Some(sum)) = (enabled, whole_object, &record.checksum) {
         b = b
             .header(sum.algorithm.header_name(), &sum.value)
-            .header("x-amz-checksum-type", if sum.composite { "COMPOSITE" } else { "FULL_OBJECT" });
+            .header("x-amz-checksum-type", checksum_type_name(!sum.composite));
     }
     b
 }

@@ -83,7 +83,7 @@ fn write_object(w: &mut XmlWriter, enc: &Encoder, key: &str, record: &ObjectReco
         .elem_u64("Size", record.size);
     if let Some(sum) = &record.checksum {
         w.elem("ChecksumAlgorithm", sum.algorithm.name())
-            .elem("ChecksumType", if sum.composite { "COMPOSITE" } else { "FULL_OBJECT" });
+            .elem("ChecksumType", super::headers::checksum_type_name(!sum.composite));
     }
     w.elem("StorageClass", "STANDARD");
     if let Some(owner) = owner {

@@ -8,7 +8,7 @@ use http::{Response, StatusCode};
 use md5::{Digest, Md5};
 
 use super::error::{S3Error, S3ErrorCode, S3Result};
-use super::headers::{content_headers, now_ms, quoted, user_meta};
+use super::headers::{checksum_type_name, content_headers, now_ms, quoted, user_meta};
 use super::ingest::{receive_blob, receive_complete_request};
 use super::list::Encoder;
 use super::object::write_check;
@@ -79,14 +79,6 @@ fn checksum_choice(req: &S3Request) -> S3Result<(Option<ChecksumAlgorithm>, bool
         }
     };
     Ok((alg, full_object))
-}
-
-fn checksum_type_name(full_object: bool) -> &'static str {
-    if full_object {
-        "FULL_OBJECT"
-    } else {
-        "COMPOSITE"
-    }
 }
 
 pub async fn create(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
@@ -218,16 +210,12 @@ fn assemble(
         }
         chosen.push(part);
     }
-    let mut md5s = Md5::new();
-    for part in &chosen {
-        md5s.update(part.md5);
-    }
     let checksum = object_checksum(upload, &chosen);
     claims.check(checksum.as_ref(), &chosen)?;
     let blobs: Vec<BlobSpan> = chosen.iter().map(|p| p.span).collect();
     Ok(ObjectRecord {
         size: blobs.iter().map(|s| s.size).sum(),
-        etag: format!("{}-{}", hex::encode(md5s.finalize()), chosen.len()),
+        etag: multipart_etag(chosen.iter().map(|p| p.md5)),
         last_modified_ms: now_ms(),
         headers: upload.headers.clone(),
         user_meta: upload.user_meta.clone(),
@@ -301,18 +289,22 @@ async fn apply_complete(
 async fn already_completed(state: &AppState, req: &S3Request, body: &[u8]) -> S3Result<ObjectRecord> {
     let (bucket, key, id) = (req.bucket()?.clone(), req.key()?.clone(), upload_id(req)?);
     let gone = S3Error::new(S3ErrorCode::NoSuchUpload).with_extra("UploadId", id.clone());
-    let listed_etag = parse_complete(body, None).ok().and_then(|parts| multipart_etag(&parts));
+    let listed_md5s = |parts: Vec<RequestedPart>| -> Option<Vec<Vec<u8>>> {
+        parts.iter().map(|p| hex::decode(&p.etag).ok()).collect()
+    };
+    let listed_etag = parse_complete(body, None).ok().and_then(listed_md5s).map(multipart_etag);
     let record = state.store.run(move |s| s.completed_upload(&bucket, &key, &id)).await?;
     record.filter(|r| listed_etag.as_deref() == Some(r.etag.as_str())).ok_or(gone)
 }
 
-/// The ETag of an object made of the listed parts, from their ETags.
-fn multipart_etag(parts: &[RequestedPart]) -> Option<String> {
-    let mut md5s = Md5::new();
-    for part in parts {
-        md5s.update(hex::decode(&part.etag).ok()?);
+/// A multipart object's ETag, `md5(part md5s)-N`, from its parts' MD5s.
+fn multipart_etag<M: AsRef<[u8]>>(md5s: impl IntoIterator<Item = M>) -> String {
+    let (mut hasher, mut count) = (Md5::new(), 0);
+    for md5 in md5s {
+        hasher.update(md5);
+        count += 1;
     }
-    Some(format!("{}-{}", hex::encode(md5s.finalize()), parts.len()))
+    format!("{}-{count}", hex::encode(hasher.finalize()))
 }
 
 pub async fn list_parts(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {

@@ -11,8 +11,9 @@
 use http::{Response, StatusCode};
 
 use super::error::{S3Error, S3ErrorCode, S3Result};
-use super::headers::{header, http_date};
+use super::headers::{checksum_type_name, header, http_date};
 use super::object::load;
+use super::object_checksum::split_part_count;
 use super::xml::XmlWriter;
 use super::{AppState, S3Request};
 use crate::http::body::{self, Body};
@@ -73,10 +74,9 @@ pub async fn get(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
         w.elem("ETag", &record.etag);
     }
     if let (true, Some(sum)) = (wanted.checksum, &record.checksum) {
-        let value = sum.value.split_once('-').map_or(sum.value.as_str(), |(v, _)| v);
         w.start("Checksum")
-            .elem(sum.algorithm.xml_name(), value)
-            .elem("ChecksumType", if sum.composite { "COMPOSITE" } else { "FULL_OBJECT" })
+            .elem(sum.algorithm.xml_name(), split_part_count(&sum.value).0)
+            .elem("ChecksumType", checksum_type_name(!sum.composite))
             .end("Checksum");
     }
     if wanted.parts {

@@ -14,7 +14,7 @@ use base64::Engine;
 use http::HeaderMap;
 
 use super::error::{S3Error, S3ErrorCode, S3Result};
-use super::headers::header;
+use super::headers::{checksum_type_name, header};
 use super::ingest::{checksum_header, decode_checksum};
 use crate::store::digest::{combine_parts, ChecksumAlgorithm};
 use crate::store::schema::{PartRecord, StoredChecksum, UploadRecord};
@@ -64,7 +64,7 @@ impl Claims {
     pub fn check(&self, object: Option<&StoredChecksum>, parts: &[&PartRecord]) -> S3Result<()> {
         if let (Some(claimed), Some(object)) = (self.full_object, object) {
             if claimed == object.composite {
-                let mode = if object.composite { "COMPOSITE" } else { "FULL_OBJECT" };
+                let mode = checksum_type_name(!object.composite);
                 return Err(S3Error::with_message(
                     S3ErrorCode::BadDigest,
                     format!("The upload was created using the {mode} checksum mode. The complete request must use the same checksum mode."),
@@ -136,7 +136,7 @@ fn computed_raw(claim: &ChecksumClaim, parts: &[&PartRecord]) -> Option<Vec<u8>>
 }
 
 /// `value-N` -> (`value`, `Some(N)`); base64 has no `-`, so any `-` starts the count.
-fn split_part_count(value: &str) -> (&str, Option<usize>) {
+pub(super) fn split_part_count(value: &str) -> (&str, Option<usize>) {
     match value.rsplit_once('-') {
         Some((base, count)) => match count.parse() {
             Ok(n) => (base, Some(n)),

@@ -161,9 +161,9 @@ impl Store {
     /// makes durable a Complete whose own commit was in doubt (`commit.rs`),
     /// which a retry must not acknowledge before that.
     pub fn completed_upload(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<Option<ObjectRecord>> {
-        let (row_key, id) = (object_key(bucket, key.as_bytes()), upload_id.to_string());
+        let (bucket, key, id) = (bucket.to_string(), key.to_string(), upload_id.to_string());
         self.committer
-            .execute(move |txn| -> Result<_, WriteError<StoreError>> { Ok(completed_by(txn, &row_key, &id)?) })
+            .execute(move |txn| -> Result<_, WriteError<StoreError>> { Ok(completed_by(txn, &bucket, &key, &id)?) })
     }
 
     /// Aborts an upload and frees every part.
@@ -290,18 +290,15 @@ pub(super) fn abort_in_txn(txn: &WriteTransaction, upload: &UploadRecord, upload
     drop_refs(txn, &spans)
 }
 
-/// The object at `row_key` if the upload `id` created it and it is current.
-fn completed_by(txn: &WriteTransaction, row_key: &[u8], id: &str) -> StoreResult<Option<ObjectRecord>> {
+/// The object at `bucket/key` if the upload `id` created it and it is current.
+fn completed_by(txn: &WriteTransaction, bucket: &str, key: &str, id: &str) -> StoreResult<Option<ObjectRecord>> {
     let rows = txn.open_table(COMPLETED_UPLOADS)?;
-    let Some(row) = rows.get(row_key)? else { return Ok(None) };
+    let Some(row) = rows.get(object_key(bucket, key.as_bytes()).as_slice())? else { return Ok(None) };
     let completed: CompletedUpload = decode(row.value())?;
     if completed.upload_id != id {
         return Ok(None);
     }
-    let objects = txn.open_table(super::schema::OBJECTS)?;
-    let Some(current) = objects.get(row_key)? else { return Ok(None) };
-    let current: ObjectRecord = decode(current.value())?;
-    Ok(completed.created(&current).then_some(current))
+    Ok(read_object(txn, bucket, key)?.filter(|current| completed.created(current)))
 }
 
 /// Records which upload created the object at `bucket/key` (replacing the
