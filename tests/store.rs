@@ -29,7 +29,13 @@ fn upload(key: &str, initiated_ms: i64) -> UploadRecord {
 fn lifecycle_rules_shorten_the_upload_age_limit_by_prefix() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open store");
-    let bucket = BucketRecord { owner: "root".into(), created_ms: 0, region: "us-east-1".into(), lifecycle: None };
+    let bucket = BucketRecord {
+        owner: "root".into(),
+        created_ms: 0,
+        region: "us-east-1".into(),
+        lifecycle: None,
+        versioning: Default::default(),
+    };
     store.create_bucket("life", &bucket).expect("bucket");
     let rule = AbortIncompleteRule { prefix: "tmp/".into(), days_after_initiation: 1 };
     store

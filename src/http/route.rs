@@ -16,6 +16,7 @@ pub enum Op {
     HeadBucket,
     GetBucketLocation,
     GetBucketVersioning,
+    PutBucketVersioning,
     GetBucketAcl,
     PutBucketLifecycle,
     GetBucketLifecycle,
@@ -51,6 +52,7 @@ impl Op {
             Op::HeadBucket => "HeadBucket",
             Op::GetBucketLocation => "GetBucketLocation",
             Op::GetBucketVersioning => "GetBucketVersioning",
+            Op::PutBucketVersioning => "PutBucketVersioning",
             Op::GetBucketAcl => "GetBucketAcl",
             Op::PutBucketLifecycle => "PutBucketLifecycleConfiguration",
             Op::GetBucketLifecycle => "GetBucketLifecycleConfiguration",
@@ -212,7 +214,7 @@ fn bucket_op(method: &Method, q: &Query) -> S3Result<Op> {
         Method::GET if q.get("list-type") == Some("2") => Op::ListObjectsV2,
         Method::GET => Op::ListObjects,
         Method::HEAD => Op::HeadBucket,
-        Method::PUT if q.has("versioning") => Op::NotImplemented("PutBucketVersioning"),
+        Method::PUT if q.has("versioning") => Op::PutBucketVersioning,
         Method::PUT if q.has("acl") => Op::NotImplemented("PutBucketAcl"),
         Method::PUT => Op::CreateBucket,
         Method::DELETE => Op::DeleteBucket,
@@ -356,7 +358,7 @@ mod tests {
             Op::ListParts,
         ),
         ("PUT", "", "cors", false, Op::NotImplemented("cors")),
-        ("PUT", "", "versioning", false, Op::NotImplemented("PutBucketVersioning")),
+        ("PUT", "", "versioning", false, Op::PutBucketVersioning),
         ("PUT", "/dir/key.txt", "tagging", false, Op::NotImplemented("ObjectTagging")),
         ("PUT", "/dir/key.txt", "acl", false, Op::NotImplemented("PutObjectAcl")),
     ];
@@ -392,13 +394,14 @@ mod tests {
             Op::AbortMultipartUpload => 25,
             Op::ListParts => 26,
             Op::ListMultipartUploads => 27,
-            Op::NotImplemented(_) => 28,
+            Op::PutBucketVersioning => 28,
+            Op::NotImplemented(_) => 29,
         }
     }
 
     #[test]
     fn routing_table_covers_every_operation_in_both_styles() {
-        let mut seen = [false; 29];
+        let mut seen = [false; 30];
         seen[ordinal(r(Method::GET, "/", None).op)] = true;
         for &(method, target, query, copy, expected) in TABLE {
             let method: Method = method.parse().unwrap_or(Method::OPTIONS);

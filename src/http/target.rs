@@ -80,8 +80,9 @@ impl ObjectKey {
     }
 }
 
-/// `x-amz-copy-source`: `[/]bucket/key[?versionId=null]`, URL-encoded.
-pub fn parse_copy_source(raw: &str) -> S3Result<(BucketName, ObjectKey)> {
+/// `x-amz-copy-source`: `[/]bucket/key[?versionId=id]`, URL-encoded; the
+/// version id is returned as sent (`s3::versioning` parses it).
+pub fn parse_copy_source(raw: &str) -> S3Result<(BucketName, ObjectKey, Option<String>)> {
     let invalid = || {
         S3Error::with_message(
             S3ErrorCode::InvalidArgument,
@@ -92,7 +93,7 @@ pub fn parse_copy_source(raw: &str) -> S3Result<(BucketName, ObjectKey)> {
         Some((path, version)) => (path, Some(version)),
         None => (raw, None),
     };
-    if version.is_some_and(|v| v != "null") {
+    if version.is_some_and(str::is_empty) {
         return Err(S3Error::with_message(S3ErrorCode::InvalidArgument, "Invalid version id specified"));
     }
     let decoded = percent_decode_str(path).decode_utf8().map_err(|_| invalid())?;
@@ -101,7 +102,8 @@ pub fn parse_copy_source(raw: &str) -> S3Result<(BucketName, ObjectKey)> {
     if bucket.is_empty() || key.is_empty() {
         return Err(invalid());
     }
-    Ok((BucketName(bucket.to_string()), ObjectKey::checked(key.to_string())?))
+    let version = version.map(str::to_string);
+    Ok((BucketName(bucket.to_string()), ObjectKey::checked(key.to_string())?, version))
 }
 
 macro_rules! reads_as_str {
@@ -171,7 +173,7 @@ mod tests {
 
     #[test]
     fn copy_source_forms() {
-        let ok = |s: &str| parse_copy_source(s).ok().map(|(b, k)| (b.to_string(), k.to_string()));
+        let ok = |s: &str| parse_copy_source(s).ok().map(|(b, k, _)| (b.to_string(), k.to_string()));
         let pair = |b: &str, k: &str| Some((b.to_string(), k.to_string()));
         assert_eq!(ok("b/k"), pair("b", "k"));
         assert_eq!(ok("/b/dir/a%20b%2Bc"), pair("b", "dir/a b+c"));
@@ -179,7 +181,9 @@ mod tests {
         assert_eq!(ok("b/k?versionId=null"), pair("b", "k"));
         assert_eq!(ok("b"), None);
         assert_eq!(ok("b/"), None);
-        assert_eq!(ok("b/k?versionId=abc"), None);
+        assert_eq!(ok("b/k?versionId="), None);
+        let version = |s: &str| parse_copy_source(s).ok().and_then(|(_, _, v)| v);
+        assert_eq!(version("b/k?versionId=0000000000000001").as_deref(), Some("0000000000000001"));
         let long = format!("b/{}", "k".repeat(MAX_KEY_BYTES + 1));
         assert_eq!(parse_copy_source(&long).err().map(|e| e.code), Some(S3ErrorCode::KeyTooLongError));
     }

@@ -108,6 +108,7 @@ pub async fn create(state: &AppState, mut req: S3Request) -> S3Result<Response<B
         created_ms: now_ms(),
         region: state.region.clone(),
         lifecycle: None,
+        versioning: Default::default(),
     };
     let name = bucket.clone();
     let owner = record.owner.clone();
@@ -178,12 +179,6 @@ pub async fn location(state: &AppState, req: S3Request) -> S3Result<Response<Bod
     let mut w = XmlWriter::new("LocationConstraint");
     w.text(if record.region == "us-east-1" { "" } else { &record.region });
     xml_response(w.finish("LocationConstraint"))
-}
-
-/// Tessera buckets never had versioning: an empty configuration, as S3 answers.
-pub async fn versioning(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
-    existing(state, &req).await?;
-    xml_response(XmlWriter::new("VersioningConfiguration").finish("VersioningConfiguration"))
 }
 
 /// The owner has full control: the only ACL Tessera has.

@@ -9,16 +9,18 @@ use http::Response;
 
 use super::error::{S3Error, S3ErrorCode, S3Result};
 use super::headers::{content_headers, now_ms, quoted, system_time, user_meta};
+use super::versioning;
 use super::xml::{self, XmlWriter};
 use super::{xml_response, AppState, S3Request};
 use crate::http::body::Body;
 use crate::http::conditional::{self, Outcome};
-use crate::http::target::parse_copy_source;
+use crate::http::target::{parse_copy_source, BucketName, ObjectKey};
 use crate::store::blob::BlobSink;
 use crate::store::digest::{ChecksumAlgorithm, DigestSpec};
 use crate::store::read::OpenObject;
 use crate::store::schema::ObjectRecord;
 use crate::store::OpenError;
+use crate::store::VersionId;
 
 /// The largest source CopyObject accepts; larger objects need UploadPartCopy.
 const MAX_COPY_BYTES: u64 = 5 * 1024 * 1024 * 1024;
@@ -26,7 +28,7 @@ const MAX_COPY_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 /// CopyObject: the destination shares the source's blobs, no bytes move.
 pub async fn copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     let (dst_bucket, dst_key) = (req.bucket()?.clone(), req.key()?.clone());
-    let (src_bucket, src_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
+    let (src_bucket, src_key, src_version) = copy_source(&req)?;
     let replace = match req.header("x-amz-metadata-directive").unwrap_or("COPY") {
         "COPY" => false,
         "REPLACE" => true,
@@ -37,7 +39,7 @@ pub async fn copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> 
             ))
         }
     };
-    if !replace && (&src_bucket, &src_key) == (&dst_bucket, &dst_key) {
+    if !replace && src_version.is_none() && (&src_bucket, &src_key) == (&dst_bucket, &dst_key) {
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
@@ -46,10 +48,10 @@ pub async fn copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> 
     let new_headers = content_headers(req.headers());
     let new_meta = user_meta(req.headers())?;
     let request_headers = req.headers().clone();
-    let record = state
+    let (source, record) = state
         .store
         .run(move |s| {
-            s.copy_object((&src_bucket, &src_key), (&dst_bucket, &dst_key), move |source| {
+            s.copy_object((&src_bucket, &src_key, src_version), (&dst_bucket, &dst_key), move |source| {
                 check_copy_source(&request_headers, source)?;
                 let mut record = source.clone();
                 record.last_modified_ms = now_ms();
@@ -60,13 +62,48 @@ pub async fn copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> 
                 Ok::<_, S3Error>(record)
             })
         })
-        .await?;
+        .await
+        .map_err(copy_source_error)?;
     let mut w = XmlWriter::new("CopyObjectResult");
     w.elem("LastModified", &xml::iso8601(record.last_modified_ms)).elem("ETag", &quoted(&record.etag));
     if let Some(sum) = &record.checksum {
         w.elem(sum.algorithm.xml_name(), &sum.value);
     }
-    xml_response(w.finish("CopyObjectResult"))
+    let mut response = xml_response(w.finish("CopyObjectResult"))?;
+    versioning::add_header(&mut response, versioning::of_write(&record));
+    add_source_version(&mut response, &source, src_version);
+    Ok(response)
+}
+
+/// `x-amz-copy-source`: bucket, key and the version asked for, if any.
+fn copy_source(req: &S3Request) -> S3Result<(BucketName, ObjectKey, Option<VersionId>)> {
+    let (bucket, key, version) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
+    Ok((bucket, key, version.as_deref().map(versioning::parse).transpose()?))
+}
+
+/// A copy source that is a delete marker: named by its version id, S3
+/// refuses the request (400); as the latest version, the key is missing.
+fn copy_source_error(e: S3Error) -> S3Error {
+    match e.code {
+        S3ErrorCode::MethodNotAllowed => S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "The source of a copy request may not specifically refer to a delete marker by version id.",
+        ),
+        _ => e,
+    }
+}
+
+/// `x-amz-copy-source-version-id`: the version copied, when the source
+/// bucket has versioning (or one was named).
+fn add_source_version(response: &mut Response<Body>, source: &ObjectRecord, asked: Option<VersionId>) {
+    let id = match (asked, source.version.seq) {
+        (Some(id), _) => Some(id),
+        (None, 0) => None,
+        (None, _) => Some(VersionId::of(&source.version)),
+    };
+    if let Some(value) = id.and_then(|id| http::HeaderValue::from_str(&id.to_string()).ok()) {
+        response.headers_mut().insert("x-amz-copy-source-version-id", value);
+    }
 }
 
 fn check_copy_source(headers: &http::HeaderMap, source: &ObjectRecord) -> S3Result<()> {
@@ -117,10 +154,11 @@ fn copy_range(req: &S3Request, size: u64) -> S3Result<std::ops::Range<u64>> {
 /// opening them: the source is then looked up again, as GetObject does.
 async fn open_copy_source(state: &AppState, req: &S3Request) -> S3Result<OpenObject> {
     const ATTEMPTS: usize = 3;
-    let (src_bucket, src_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
+    let (src_bucket, src_key, src_version) = copy_source(req)?;
     for _ in 0..ATTEMPTS {
         let (b, k) = (src_bucket.clone(), src_key.clone());
-        let source = state.store.run(move |s| s.get_object(&b, &k)).await?;
+        let read = state.store.run(move |s| s.get_version(&b, &k, src_version)).await;
+        let (source, _) = read.map_err(|e| copy_source_error(e.into()))?;
         check_copy_source(req.headers(), &source)?;
         let range = copy_range(req, source.size)?;
         let opened = state.store.run(move |s| Ok::<_, S3Error>(s.open_range(&source.blobs, range))).await?;

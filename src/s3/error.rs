@@ -11,6 +11,16 @@ impl From<crate::store::StoreError> for S3Error {
             StoreError::BucketNotEmpty => S3Error::new(S3ErrorCode::BucketNotEmpty),
             StoreError::NoSuchKey => S3Error::new(S3ErrorCode::NoSuchKey),
             StoreError::NoSuchUpload => S3Error::new(S3ErrorCode::NoSuchUpload),
+            StoreError::NoSuchVersion => S3Error::new(S3ErrorCode::NoSuchVersion),
+            StoreError::DeleteMarker { version_id, last_modified_ms, requested } => {
+                let e = match requested {
+                    true => S3Error::new(S3ErrorCode::MethodNotAllowed).with_header("allow", "DELETE"),
+                    false => S3Error::new(S3ErrorCode::NoSuchKey),
+                };
+                e.with_header("x-amz-delete-marker", "true")
+                    .with_header("x-amz-version-id", version_id.to_string())
+                    .with_header("last-modified", super::headers::http_date(last_modified_ms))
+            }
             StoreError::StorageFull => S3Error::new(S3ErrorCode::StorageFull),
             StoreError::Unavailable => S3Error::new(S3ErrorCode::ServiceUnavailable),
             e @ (StoreError::Internal { .. } | StoreError::RolledBack { .. }) => S3Error::internal(e),

@@ -68,9 +68,7 @@ pub fn system_time(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub use crate::store::now_ms;
 
 pub fn http_date(ms: i64) -> String {
     httpdate::fmt_http_date(system_time(ms))

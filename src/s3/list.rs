@@ -8,12 +8,13 @@ use http::Response;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::error::{S3Error, S3ErrorCode, S3Result};
+use super::versioning;
 use super::xml::XmlWriter;
 use super::{write_owner, xml_response, AppState, S3Request};
 use crate::http::body::Body;
 use crate::http::route::Query;
 use crate::store::schema::ObjectRecord;
-use crate::store::{ListEntry, ListPage, ListQuery};
+use crate::store::{ListEntry, ListPage, ListQuery, VersionEntry, VersionId, VersionQuery};
 
 const MAX_KEYS: usize = 1000;
 
@@ -176,41 +177,81 @@ pub async fn list_v1(state: &AppState, req: S3Request) -> S3Result<Response<Body
     xml_response(w.finish("ListBucketResult"))
 }
 
-/// ListObjectVersions for buckets that never had versioning: every object is
-/// one version with VersionId `null` (tools empty buckets this way).
+/// ListObjectVersions: versions and delete markers, keys ascending and each
+/// key's versions newest first (a bucket that never had versioning lists
+/// each object once, as version `null`).
 pub async fn list_versions(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     let q = &req.route.query;
     let enc = Encoder::from_query(q)?;
     let max = max_keys(&req);
     let key_marker = q.get("key-marker").unwrap_or_default().to_string();
-    let query = list_query(q, (!key_marker.is_empty()).then(|| key_marker.clone()), max);
+    let version_marker = q.get("version-id-marker").filter(|v| !v.is_empty());
+    if version_marker.is_some() && key_marker.is_empty() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            "A version-id marker cannot be specified without a key marker.",
+        ));
+    }
+    let query = VersionQuery {
+        prefix: q.get("prefix").unwrap_or_default().to_string(),
+        delimiter: q.get("delimiter").filter(|d| !d.is_empty()).map(str::to_string),
+        key_marker: (!key_marker.is_empty()).then(|| key_marker.clone()),
+        version_marker: version_marker.map(versioning::parse).transpose()?,
+        max_keys: max,
+    };
     let prefix = query.prefix.clone();
-    let page = scan(state, &req, query).await?;
+    let bucket = req.bucket()?.clone();
+    let name = bucket.clone();
+    let page = state
+        .store
+        .run(move |s| s.list_versions(&name, &query))
+        .await
+        .map_err(|e| S3Error::from(e).with_extra("BucketName", bucket))?;
     let owner = state.owner_of(&req.auth.access_key);
     let mut w = XmlWriter::new("ListVersionsResult");
     write_common(&mut w, &req, &enc, &prefix, max)?;
     w.elem("KeyMarker", &enc.apply(&key_marker))
-        .elem("VersionIdMarker", q.get("version-id-marker").unwrap_or_default())
+        .elem("VersionIdMarker", version_marker.unwrap_or_default())
         .elem("IsTruncated", &page.truncated.to_string());
-    if let Some(next) = next_marker(&page) {
-        w.elem("NextKeyMarker", &enc.apply(next)).elem("NextVersionIdMarker", "null");
+    if let (true, Some(last)) = (page.truncated, page.entries.last()) {
+        let (key, version) = match last {
+            VersionEntry::Version { key, record, .. } => (key.as_str(), Some(VersionId::of(&record.version))),
+            VersionEntry::CommonPrefix(p) => (p.as_str(), None),
+        };
+        w.elem("NextKeyMarker", &enc.apply(key));
+        w.opt("NextVersionIdMarker", version.map(|v| v.to_string()).as_deref());
     }
     for entry in &page.entries {
-        if let ListEntry::Object(key, record) = entry {
-            w.start("Version")
-                .elem("Key", &enc.apply(key))
-                .elem("VersionId", "null")
-                .elem("IsLatest", "true")
-                .elem_time("LastModified", record.last_modified_ms)
-                .elem_etag("ETag", &record.etag)
-                .elem_u64("Size", record.size)
-                .elem("StorageClass", "STANDARD");
-            write_owner(&mut w, owner);
-            w.end("Version");
+        if let VersionEntry::Version { key, record, latest } = entry {
+            write_version(&mut w, &enc, (key, record, *latest), owner);
         }
     }
-    write_prefixes(&mut w, &enc, &page);
+    for entry in &page.entries {
+        if let VersionEntry::CommonPrefix(p) = entry {
+            w.start("CommonPrefixes").elem("Prefix", &enc.apply(p)).end("CommonPrefixes");
+        }
+    }
     xml_response(w.finish("ListVersionsResult"))
+}
+
+/// A `<Version>` or `<DeleteMarker>` entry.
+fn write_version(w: &mut XmlWriter, enc: &Encoder, (key, record, latest): (&str, &ObjectRecord, bool), owner: &str) {
+    let element = if record.version.delete_marker { "DeleteMarker" } else { "Version" };
+    w.start(element)
+        .elem("Key", &enc.apply(key))
+        .elem("VersionId", &VersionId::of(&record.version).to_string())
+        .elem("IsLatest", &latest.to_string())
+        .elem_time("LastModified", record.last_modified_ms);
+    if !record.version.delete_marker {
+        w.elem_etag("ETag", &record.etag).elem_u64("Size", record.size);
+        if let Some(sum) = &record.checksum {
+            w.elem("ChecksumAlgorithm", sum.algorithm.name())
+                .elem("ChecksumType", super::headers::checksum_type_name(!sum.composite));
+        }
+        w.elem("StorageClass", "STANDARD");
+    }
+    write_owner(w, owner);
+    w.end(element);
 }
 
 #[cfg(test)]

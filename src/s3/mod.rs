@@ -13,6 +13,7 @@ pub mod multipart;
 pub mod object;
 mod object_attributes;
 mod object_checksum;
+pub mod versioning;
 pub mod xml;
 
 use std::sync::Arc;
@@ -84,7 +85,8 @@ pub async fn dispatch(state: &AppState, req: S3Request) -> S3Result<Response<Bod
         Op::DeleteBucket => bucket::delete(state, req).await,
         Op::HeadBucket => bucket::head(state, req).await,
         Op::GetBucketLocation => bucket::location(state, req).await,
-        Op::GetBucketVersioning => bucket::versioning(state, req).await,
+        Op::GetBucketVersioning => versioning::get(state, req).await,
+        Op::PutBucketVersioning => versioning::put(state, req).await,
         Op::GetBucketAcl => bucket::acl(state, req).await,
         Op::PutBucketLifecycle => lifecycle::put(state, req).await,
         Op::GetBucketLifecycle => lifecycle::get(state, req).await,

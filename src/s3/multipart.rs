@@ -20,7 +20,7 @@ use crate::http::conditional::WriteConditions;
 use crate::http::params::UPLOAD_ID_LEN;
 use crate::http::target::{BucketName, ObjectKey};
 use crate::store::digest::ChecksumAlgorithm;
-use crate::store::schema::{BlobSpan, ObjectRecord, PartRecord, UploadRecord};
+use crate::store::schema::{BlobSpan, ObjectRecord, ObjectVersion, PartRecord, UploadRecord};
 use crate::store::{UploadEntry, UploadQuery};
 
 // The ids made here, accepted by routing and indexed by the store have one length.
@@ -221,6 +221,7 @@ fn assemble(
         user_meta: upload.user_meta.clone(),
         checksum,
         blobs,
+        version: ObjectVersion::NULL,
     })
 }
 
@@ -251,7 +252,9 @@ pub async fn complete(state: &AppState, mut req: S3Request) -> S3Result<Response
     if let Some(sum) = &record.checksum {
         w.elem(sum.algorithm.xml_name(), &sum.value).elem("ChecksumType", checksum_type_name(!sum.composite));
     }
-    xml_response(w.finish("CompleteMultipartUploadResult"))
+    let mut response = xml_response(w.finish("CompleteMultipartUploadResult"))?;
+    super::versioning::add_header(&mut response, super::versioning::of_write(&record));
+    Ok(response)
 }
 
 /// Completes `upload` as the request asks: checks the listed parts, the

@@ -8,13 +8,14 @@ use super::bucket::owner_full_control;
 use super::error::{S3Error, S3ErrorCode, S3Result};
 use super::headers::{self, checksum_headers, content_headers, now_ms, object_headers, quoted, system_time, user_meta};
 use super::ingest::{receive_blob, receive_small};
+use super::versioning;
 use super::xml::{self, XmlWriter};
-use super::{empty_response, xml_response, AppState, S3Request};
+use super::{xml_response, AppState, S3Request};
 use crate::http::body::{self, Body};
 use crate::http::conditional::{self, Current, DeleteConditions, Outcome, WriteConditions, WriteRefusal};
 use crate::http::range::ByteRange;
-use crate::store::schema::{BlobSpan, ObjectRecord};
-use crate::store::{OpenError, Store};
+use crate::store::schema::{BlobSpan, ObjectRecord, ObjectVersion};
+use crate::store::{Deleted, OpenError, Store, VersionId};
 
 /// DeleteObjects takes at most 1000 keys; 1000 keys of 1 KiB fit in 2 MiB.
 const MAX_DELETE_BODY: usize = 2 * 1024 * 1024;
@@ -33,6 +34,7 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
         user_meta: user_meta(req.headers())?,
         checksum: None,
         blobs: Vec::new(),
+        version: ObjectVersion::NULL,
     };
     let conditions = WriteConditions::from_headers(req.headers());
     let (staged, checksum) = receive_blob(state, &mut req, None).await?;
@@ -45,6 +47,7 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
     let check = move |current: Option<&ObjectRecord>| write_check(&conditions, current);
     let record = state.store.write_object((&bucket, &key), record, staged, check).await?;
     let mut b = Response::builder().status(StatusCode::OK).header("etag", quoted(&record.etag));
+    b = versioning::header(b, versioning::of_write(&record));
     if let Some(sum) = &record.checksum {
         b = b.header(sum.algorithm.header_name(), &sum.value).header("x-amz-checksum-type", "FULL_OBJECT");
     }
@@ -66,18 +69,24 @@ fn refused(refusal: WriteRefusal) -> S3Error {
     }
 }
 
-pub(super) async fn load(state: &AppState, req: &S3Request) -> S3Result<ObjectRecord> {
+/// The object (or the version `versionId` names) a read request is about,
+/// and the `x-amz-version-id` to answer with.
+pub(super) async fn load(state: &AppState, req: &S3Request) -> S3Result<(ObjectRecord, Option<VersionId>)> {
     let (bucket, key) = (req.bucket()?.clone(), req.key()?.clone());
+    let version = versioning::requested(req)?;
     // A point read from redb (its cache, or the page cache): cheaper here
     // than the hand-off to a blocking thread and back.
-    state.store.get_object(&bucket, &key).map_err(|e| {
+    let found = state.store.get_version(&bucket, &key, version).map_err(|e| {
         let e = S3Error::from(e);
         if e.code == S3ErrorCode::NoSuchKey {
             e.with_extra("Key", key)
         } else {
             e
         }
-    })
+    })?;
+    let (record, bucket_versioning) = found;
+    let id = versioning::of_read(&record, bucket_versioning);
+    Ok((record, id))
 }
 
 /// GetObject and HeadObject: conditional headers, then `partNumber` or
@@ -87,8 +96,8 @@ pub(super) async fn load(state: &AppState, req: &S3Request) -> S3Result<ObjectRe
 pub async fn get(state: &AppState, req: S3Request, head_only: bool) -> S3Result<Response<Body>> {
     const ATTEMPTS: usize = 3;
     for _ in 0..ATTEMPTS {
-        let record = load(state, &req).await?;
-        let (head, span) = match prepare(&req, &record)? {
+        let (record, version) = load(state, &req).await?;
+        let (head, span) = match prepare(&req, &record, version)? {
             Prepared::Answer(response) => return Ok(response),
             Prepared::Send(head, span) => (head, span),
         };
@@ -109,7 +118,7 @@ enum Prepared {
     Send(http::response::Builder, Range<u64>),
 }
 
-fn prepare(req: &S3Request, record: &ObjectRecord) -> S3Result<Prepared> {
+fn prepare(req: &S3Request, record: &ObjectRecord, version: Option<VersionId>) -> S3Result<Prepared> {
     match conditional::evaluate(req.headers(), &record.etag, system_time(record.last_modified_ms)) {
         Outcome::Proceed => {}
         Outcome::NotModified => return not_modified(record).map(Prepared::Answer),
@@ -122,7 +131,7 @@ fn prepare(req: &S3Request, record: &ObjectRecord) -> S3Result<Prepared> {
         None => (requested_range(req, record)?, None),
     };
     let span = range.clone().unwrap_or(0..record.size);
-    let mut b = object_headers(Response::builder(), record, &req.route.query);
+    let mut b = versioning::header(object_headers(Response::builder(), record, &req.route.query), version);
     b = checksum_headers(b, record, req.headers(), range.is_none()).header("content-length", span.end - span.start);
     if let Some(count) = parts_count {
         b = b.header("x-amz-mp-parts-count", count);
@@ -215,14 +224,20 @@ pub async fn delete(state: &AppState, req: S3Request) -> S3Result<Response<Body>
     let (bucket, key) = (req.bucket()?.clone(), req.key()?.clone());
     let conditions = DeleteConditions::from_headers(req.headers())
         .map_err(|header| S3Error::with_message(S3ErrorCode::InvalidArgument, format!("Invalid value for {header}")))?;
-    let deleted = state
+    let version = versioning::requested(&req)?;
+    let mut outcomes = state
         .store
         .run(move |s| {
-            s.delete_objects_checked(&bucket, vec![key.to_string()], move |_, c| delete_check(&conditions, c))
+            let keys = vec![(key.to_string(), version)];
+            s.delete_objects_checked(&bucket, keys, move |_, c| delete_check(&conditions, c))
         })
         .await?;
-    deleted.into_iter().collect::<S3Result<()>>()?;
-    empty_response(StatusCode::NO_CONTENT)
+    let deleted = outcomes.pop().unwrap_or(Err(S3Error::internal("a delete without an outcome")))?;
+    let mut b = versioning::header(Response::builder().status(StatusCode::NO_CONTENT), deleted.version_id);
+    if deleted.delete_marker {
+        b = b.header("x-amz-delete-marker", "true");
+    }
+    b.body(body::empty()).map_err(S3Error::internal)
 }
 
 /// The delete preconditions of one key (`http::conditional`), as S3 errors.
@@ -235,7 +250,9 @@ fn delete_check(conditions: &DeleteConditions, current: Option<&ObjectRecord>) -
 /// One `<Object>` of a DeleteObjects request.
 struct DeleteEntry {
     key: String,
+    /// The version id as sent, and as parsed.
     version: Option<String>,
+    version_id: S3Result<Option<VersionId>>,
     conditions: DeleteConditions,
 }
 
@@ -251,9 +268,11 @@ fn delete_entries(doc: &xml::Element) -> S3Result<Vec<DeleteEntry>> {
             None => None,
             Some(v) => Some(v.parse().map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?),
         };
+        let version = o.child_text("VersionId").map(str::to_string);
         entries.push(DeleteEntry {
             key: o.child_text("Key").unwrap_or_default().to_string(),
-            version: o.child_text("VersionId").map(str::to_string),
+            version_id: version.as_deref().map(versioning::parse).transpose(),
+            version,
             conditions: DeleteConditions { if_match: text("ETag").map(str::to_string), last_modified, size },
         });
     }
@@ -273,20 +292,24 @@ pub async fn delete_many(state: &AppState, mut req: S3Request) -> S3Result<Respo
     }
     let quiet = doc.child_text("Quiet").is_some_and(|q| q.trim().eq_ignore_ascii_case("true"));
     let entries = delete_entries(&doc)?;
-    let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
-    let conditions: Vec<DeleteConditions> = entries.iter().map(|e| e.conditions.clone()).collect();
+    // Entries with a malformed version id get their error without a lookup.
+    let valid: Vec<&DeleteEntry> = entries.iter().filter(|e| e.version_id.is_ok()).collect();
+    let keys = valid.iter().map(|e| (e.key.clone(), e.version_id.clone().ok().flatten())).collect();
+    let conditions: Vec<DeleteConditions> = valid.iter().map(|e| e.conditions.clone()).collect();
     let check = move |i: usize, current: Option<&ObjectRecord>| match conditions.get(i) {
         Some(c) => delete_check(c, current),
         None => Ok(()),
     };
-    let outcomes = state.store.run(move |s| s.delete_objects_checked(&bucket, keys, check)).await?;
+    let mut outcomes = state.store.run(move |s| s.delete_objects_checked(&bucket, keys, check)).await?.into_iter();
     let mut w = XmlWriter::new("DeleteResult");
-    for (entry, outcome) in entries.iter().zip(outcomes) {
+    for entry in &entries {
+        let outcome = match &entry.version_id {
+            Ok(_) => outcomes.next().unwrap_or(Err(S3Error::internal("a delete without an outcome"))),
+            Err(e) => Err(e.clone()),
+        };
         match outcome {
-            Ok(()) if quiet => {}
-            Ok(()) => {
-                w.start("Deleted").elem("Key", &entry.key).opt("VersionId", entry.version.as_deref()).end("Deleted");
-            }
+            Ok(_) if quiet => {}
+            Ok(deleted) => write_deleted(&mut w, entry, deleted),
             Err(e) => {
                 w.start("Error").elem("Key", &entry.key).opt("VersionId", entry.version.as_deref());
                 w.elem("Code", e.code.as_str()).elem("Message", &e.message).end("Error");
@@ -294,6 +317,17 @@ pub async fn delete_many(state: &AppState, mut req: S3Request) -> S3Result<Respo
         }
     }
     xml_response(w.finish("DeleteResult"))
+}
+
+/// A `<Deleted>` entry: the version removed, or the delete marker written
+/// or removed, as S3 reports them.
+fn write_deleted(w: &mut XmlWriter, entry: &DeleteEntry, deleted: Deleted) {
+    w.start("Deleted").elem("Key", &entry.key).opt("VersionId", entry.version.as_deref());
+    if deleted.delete_marker {
+        let marker = deleted.version_id.map(|id| id.to_string());
+        w.elem("DeleteMarker", "true").opt("DeleteMarkerVersionId", marker.as_deref());
+    }
+    w.end("Deleted");
 }
 
 pub async fn acl(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {

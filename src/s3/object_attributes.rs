@@ -68,7 +68,7 @@ pub async fn get(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     };
     let max_parts = number("x-amz-max-parts", MAX_PARTS)?.min(MAX_PARTS);
     let marker = number("x-amz-part-number-marker", 0)?;
-    let record = load(state, &req).await?;
+    let (record, version) = load(state, &req).await?;
     let mut w = XmlWriter::new("GetObjectAttributesResponse");
     if wanted.etag {
         w.elem("ETag", &record.etag);
@@ -88,7 +88,7 @@ pub async fn get(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     if wanted.size {
         w.elem_u64("ObjectSize", record.size);
     }
-    Response::builder()
+    super::versioning::header(Response::builder(), version)
         .status(StatusCode::OK)
         .header("content-type", "application/xml")
         .header("last-modified", http_date(record.last_modified_ms))

@@ -230,6 +230,7 @@ fn copy_tables(src: &ReadTransaction, dst: &Database) -> StoreResult<()> {
     copy_table(src, dst, schema::UPLOAD_INDEX)?;
     copy_table(src, dst, schema::PARTS)?;
     copy_table(src, dst, schema::COMPLETED_UPLOADS)?;
+    copy_table(src, dst, schema::VERSIONS)?;
     // The last commit is durable (redb's default), and with it every earlier one.
     dst.begin_write()?.commit()?;
     Ok(())

@@ -27,6 +27,13 @@ pub enum StoreError {
     NoSuchKey,
     #[error("no such upload")]
     NoSuchUpload,
+    /// A version id that is not (or no longer) a version of the key.
+    #[error("no such version")]
+    NoSuchVersion,
+    /// The version read is a delete marker: the key's latest version
+    /// (`requested` false), or the version named.
+    #[error("delete marker")]
+    DeleteMarker { version_id: super::VersionId, last_modified_ms: i64, requested: bool },
     /// The filesystem (or quota) is full: nothing was written.
     #[error("storage full")]
     StorageFull,

@@ -31,6 +31,10 @@ pub mod schema;
 pub mod scrub;
 mod space;
 mod txn;
+mod version_list;
+pub use version_list::{VersionEntry, VersionPage, VersionQuery};
+pub mod versions;
+pub use versions::{Deleted, VersionId};
 
 use std::fs;
 use std::path::Path;
@@ -49,7 +53,14 @@ use schema::{
     decode, encode, object_key, BlobSpan, BucketRecord, ObjectRecord, BLOB_REFS, BUCKETS, DEAD_BLOBS, OBJECTS,
 };
 use space::Space;
-use txn::{add_refs, read_object, replace_object, require_bucket, store_new_blob};
+use txn::{add_refs, read_object, require_bucket, store_new_blob};
+use versions::bucket_versioning;
+
+/// Milliseconds since the Unix epoch: the store's (and S3's) timestamps.
+pub fn now_ms() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 pub struct Store {
     db: Arc<DbSlot>,
@@ -263,6 +274,22 @@ impl Store {
         })
     }
 
+    /// Enables or suspends versioning. A bucket that has had versioning
+    /// cannot go back to [`schema::Versioning::Unversioned`] (S3 has no such request).
+    pub fn set_versioning(&self, name: &str, state: schema::Versioning) -> StoreResult<()> {
+        let name = name.to_string();
+        self.write(move |txn| {
+            let mut buckets = txn.open_table(BUCKETS)?;
+            let current = buckets.get(name.as_str())?.map(|v| v.value().to_vec()).ok_or(StoreError::NoSuchBucket)?;
+            let mut record: BucketRecord = decode(&current)?;
+            if state != schema::Versioning::Unversioned {
+                record.versioning = state;
+            }
+            buckets.insert(name.as_str(), encode(&record)?.as_slice())?;
+            Ok(((), Vec::new()))
+        })
+    }
+
     /// Deletes an empty bucket. Uploads in progress do not keep it alive: they
     /// are aborted in the same transaction, as S3 does.
     pub fn delete_bucket(&self, name: &str) -> StoreResult<()> {
@@ -270,7 +297,11 @@ impl Store {
         self.write_freeing(move |txn| {
             require_bucket(txn, &name)?;
             let (lo, hi) = list::bucket_bounds(&name);
-            if txn.open_table(OBJECTS)?.range(lo.as_slice()..hi.as_slice())?.next().is_some() {
+            let versions_lo = (lo.as_slice(), 0);
+            let versions_hi = (hi.as_slice(), 0);
+            if txn.open_table(OBJECTS)?.range(lo.as_slice()..hi.as_slice())?.next().is_some()
+                || txn.open_table(schema::VERSIONS)?.range(versions_lo..versions_hi)?.next().is_some()
+            {
                 return Err(StoreError::BucketNotEmpty);
             }
             let mut dead = Vec::new();
@@ -285,14 +316,37 @@ impl Store {
 
     // ---- objects ----
 
+    /// The current object at `bucket/key`.
     pub fn get_object(&self, bucket: &str, key: &str) -> StoreResult<ObjectRecord> {
+        self.get_version(bucket, key, None).map(|(record, _)| record)
+    }
+
+    /// The current object at `bucket/key`, or with `version` that version;
+    /// with the bucket's versioning state. A delete marker (the latest
+    /// version, or the one asked for) is [`StoreError::DeleteMarker`].
+    pub fn get_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+    ) -> StoreResult<(ObjectRecord, schema::Versioning)> {
         let txn = self.db()?.begin_read()?;
-        if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
-            return Err(StoreError::NoSuchBucket);
-        }
-        let objects = txn.open_table(OBJECTS)?;
-        let value = objects.get(object_key(bucket, key.as_bytes()).as_slice())?.ok_or(StoreError::NoSuchKey)?;
-        Ok(decode(value.value())?)
+        let versioning = match txn.open_table(BUCKETS)?.get(bucket)? {
+            Some(v) => decode::<BucketRecord>(v.value())?.versioning,
+            None => return Err(StoreError::NoSuchBucket),
+        };
+        let row = object_key(bucket, key.as_bytes());
+        let current = match txn.open_table(OBJECTS)?.get(row.as_slice())? {
+            Some(v) => Some(decode::<ObjectRecord>(v.value())?),
+            None => None,
+        };
+        let found = match (version, current) {
+            (None, Some(current)) => return Ok((current, versioning)),
+            (Some(id), Some(current)) if VersionId::of(&current.version) == id => return Ok((current, versioning)),
+            (None, None) => versions::latest_marker(&txn.open_table(schema::VERSIONS)?, &row)?,
+            (Some(id), _) => versions::find_noncurrent(&txn.open_table(schema::VERSIONS)?, &row, id)?.map(|(_, r)| r),
+        };
+        Ok((versions::resolve(found, version)?, versioning))
     }
 
     /// PutObject's one entry: publishes `staged` (a file is renamed into
@@ -322,12 +376,12 @@ impl Store {
         record.blobs = if span.has_blob() { vec![span] } else { Vec::new() };
         let (bucket, key) = (bucket.to_string(), key.to_string());
         let txn = move |txn: &WriteTransaction| -> Result<(ObjectRecord, Vec<BlobId>), WriteError<E>> {
-            require_bucket(txn, &bucket)?;
+            let versioning = bucket_versioning(txn, &bucket)?;
             let current = read_object(txn, &bucket, &key)?;
             check(current.as_ref()).map_err(WriteError::Rejected)?;
             store_new_blob(txn, new_blob, &mut record.blobs)?;
             add_refs(txn, &record.blobs)?;
-            let dead = replace_object(txn, &bucket, &key, Some(&record), current)?;
+            let dead = versions::put_current(txn, (&bucket, &key), &mut record, current, versioning)?;
             Ok((record, dead))
         };
         let (record, _) = self.committer.execute_async(txn, self.settle(file)).await?;
@@ -373,43 +427,66 @@ impl Store {
         }
     }
 
-    /// Deletes an object; deleting a missing key succeeds, as in S3.
-    pub fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()> {
-        self.delete_objects(bucket, vec![key.to_string()])
+    /// Deletes an object (its latest version: see [`Store::delete_objects_checked`]);
+    /// deleting a missing key succeeds, as in S3.
+    pub fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<Deleted> {
+        let mut outcomes = self.delete_objects(bucket, vec![(key.to_string(), None)])?;
+        outcomes.pop().unwrap_or(Ok(Deleted { version_id: None, delete_marker: false }))
     }
 
     /// Deletes keys of one bucket in one transaction (DeleteObjects).
-    pub fn delete_objects(&self, bucket: &str, keys: Vec<String>) -> StoreResult<()> {
-        let outcomes = self.delete_objects_checked::<StoreError, _>(bucket, keys, |_, _| Ok(()))?;
-        outcomes.into_iter().collect()
+    pub fn delete_objects(
+        &self,
+        bucket: &str,
+        keys: Vec<(String, Option<VersionId>)>,
+    ) -> StoreResult<Vec<StoreResult<Deleted>>> {
+        self.delete_objects_checked::<StoreError, _>(bucket, keys, |_, _| Ok(()))
     }
 
     /// Deletes keys of one bucket in one transaction, each only if `check`
-    /// (given the key's index and its current record, `None` if absent)
-    /// allows it: conditional deletes are atomic with the delete. Returns
-    /// each key's outcome in order; a refused key is left as it is.
+    /// (given the key's index and the record it would delete: the current
+    /// object, or the version named; `None` if absent) allows it:
+    /// conditional deletes are atomic with the delete. Without a version id,
+    /// a bucket with versioning gets a delete marker (`versions.rs`); with
+    /// one, that version is removed for good. Returns each key's outcome in
+    /// order; a refused key is left as it is.
     pub fn delete_objects_checked<E, C>(
         &self,
         bucket: &str,
-        keys: Vec<String>,
+        keys: Vec<(String, Option<VersionId>)>,
         check: C,
-    ) -> Result<Vec<Result<(), E>>, E>
+    ) -> Result<Vec<Result<Deleted, E>>, E>
     where
         E: From<StoreError> + Send + 'static,
         C: Fn(usize, Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
     {
         let bucket = bucket.to_string();
         self.commit_freeing(move |txn| {
-            require_bucket(txn, &bucket)?;
+            let versioning = bucket_versioning(txn, &bucket)?;
             let (mut dead, mut outcomes) = (Vec::new(), Vec::with_capacity(keys.len()));
-            for (i, key) in keys.iter().enumerate() {
+            for (i, (key, version)) in keys.iter().enumerate() {
                 let current = read_object(txn, &bucket, key)?;
-                let allowed = check(i, current.as_ref());
-                if let (Ok(()), Some(current)) = (&allowed, current) {
-                    dead.extend(replace_object(txn, &bucket, key, None, Some(current))?);
+                let target = match (version, &current) {
+                    (None, _) => current.clone(),
+                    (Some(id), Some(c)) if VersionId::of(&c.version) == *id => current.clone(),
+                    (Some(id), _) => {
+                        let row = object_key(&bucket, key.as_bytes());
+                        versions::noncurrent(txn, &row, *id)?
+                    }
+                };
+                if let Err(refused) = check(i, target.as_ref()) {
+                    outcomes.push(Err(refused));
+                    continue;
+                }
+                let (deleted, freed) = match version {
+                    None => versions::delete_latest(txn, (&bucket, key), current, versioning)?,
+                    Some(id) => versions::delete_version(txn, (&bucket, key), current, *id)?,
+                };
+                if read_object(txn, &bucket, key)?.is_none() {
                     multipart::forget_completed_key(txn, &bucket, key)?;
                 }
-                outcomes.push(allowed);
+                dead.extend(freed);
+                outcomes.push(Ok(deleted));
             }
             Ok((outcomes, dead))
         })
@@ -418,22 +495,28 @@ impl Store {
     /// Copies an object by sharing its blobs (no bytes are copied). `make`
     /// builds the destination record from the source inside the transaction,
     /// so `x-amz-copy-source-if-*` checks see exactly what is copied.
-    pub fn copy_object<E, M>(&self, src: (&str, &str), dst: (&str, &str), make: M) -> Result<ObjectRecord, E>
+    /// `src` names a version of the source (its current object without one).
+    pub fn copy_object<E, M>(
+        &self,
+        src: (&str, &str, Option<VersionId>),
+        dst: (&str, &str),
+        make: M,
+    ) -> Result<(ObjectRecord, ObjectRecord), E>
     where
         E: From<StoreError> + Send + 'static,
         M: FnOnce(&ObjectRecord) -> Result<ObjectRecord, E> + Send + 'static,
     {
-        let (src_bucket, src_key) = (src.0.to_string(), src.1.to_string());
+        let (src_bucket, src_key, src_version) = (src.0.to_string(), src.1.to_string(), src.2);
         let (dst_bucket, dst_key) = (dst.0.to_string(), dst.1.to_string());
         self.write_checked(move |txn| {
             require_bucket(txn, &src_bucket)?;
-            require_bucket(txn, &dst_bucket)?;
-            let source = read_object(txn, &src_bucket, &src_key)?.ok_or(StoreError::NoSuchKey)?;
-            let record = make(&source).map_err(WriteError::Rejected)?;
+            let versioning = bucket_versioning(txn, &dst_bucket)?;
+            let source = versions::read_version(txn, (&src_bucket, &src_key), src_version)?;
+            let mut record = make(&source).map_err(WriteError::Rejected)?;
             add_refs(txn, &record.blobs)?;
             let current = read_object(txn, &dst_bucket, &dst_key)?;
-            let dead = replace_object(txn, &dst_bucket, &dst_key, Some(&record), current)?;
-            Ok((record, dead))
+            let dead = versions::put_current(txn, (&dst_bucket, &dst_key), &mut record, current, versioning)?;
+            Ok(((source, record), dead))
         })
     }
 
@@ -452,6 +535,15 @@ impl Store {
             return Err(StoreError::NoSuchBucket);
         }
         list::list(&txn.open_table(OBJECTS)?, bucket, query)
+    }
+
+    /// ListObjectVersions: one page of the versions of `bucket`.
+    pub fn list_versions(&self, bucket: &str, query: &VersionQuery) -> StoreResult<VersionPage> {
+        let txn = self.db()?.begin_read()?;
+        if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
+            return Err(StoreError::NoSuchBucket);
+        }
+        version_list::list_versions(&txn.open_table(OBJECTS)?, &txn.open_table(schema::VERSIONS)?, bucket, query)
     }
 
     // ---- blob garbage ----
@@ -535,6 +627,7 @@ fn init_tables(db: &Database) -> StoreResult<()> {
     txn.open_table(schema::PACK_CHUNKS)?;
     txn.open_table(schema::PACK_LIVE)?;
     txn.open_table(schema::PACK_DEAD)?;
+    txn.open_table(schema::VERSIONS)?;
     txn.commit()?;
     Ok(())
 }
@@ -549,3 +642,7 @@ mod test_support;
 #[cfg(test)]
 #[path = "model_tests.rs"]
 mod model_tests;
+
+#[cfg(test)]
+#[path = "versions_tests.rs"]
+mod versions_tests;

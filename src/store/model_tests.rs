@@ -18,9 +18,12 @@ use redb::{Key, ReadTransaction, ReadableTable, TableDefinition, Value};
 
 use super::layout::packed_position;
 use super::pack::CHUNK_DATA;
-use super::schema::{decode, ObjectRecord, PartRecord, UploadRecord, BLOB_REFS, DEAD_BLOBS, OBJECTS, PACK_LIVE, PARTS};
+use super::schema::{
+    decode, ObjectRecord, PartRecord, UploadRecord, Versioning, BLOB_REFS, DEAD_BLOBS, OBJECTS, PACK_LIVE, PARTS,
+    VERSIONS,
+};
 use super::test_support::{bucket_record, object_record, stage, upload_record};
-use super::txn::replace_object;
+use super::versions::delete_latest;
 use super::{faults, Store, StoreError, WriteError};
 
 const KEYS: u8 = 4;
@@ -90,11 +93,11 @@ struct Model {
     upload: Option<BTreeMap<u16, Vec<u8>>>,
 }
 
-fn key(k: u8) -> String {
+pub(super) fn key(k: u8) -> String {
     format!("k{k}")
 }
 
-fn body(size: usize, seed: u8) -> Vec<u8> {
+pub(super) fn body(size: usize, seed: u8) -> Vec<u8> {
     (0..size).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)).collect()
 }
 
@@ -110,7 +113,8 @@ async fn apply(store: &mut Arc<Store>, dir: &Path, model: &mut Model, op: Op) {
             model.objects.insert(key(k), bytes);
         }
         Op::Copy { from, to } => {
-            let copied = store.copy_object::<StoreError, _>(("b", &key(from)), ("b", &key(to)), |src| Ok(src.clone()));
+            let copied =
+                store.copy_object::<StoreError, _>(("b", &key(from), None), ("b", &key(to)), |src| Ok(src.clone()));
             match model.objects.get(&key(from)).cloned() {
                 Some(bytes) => {
                     copied.expect("copy");
@@ -120,7 +124,7 @@ async fn apply(store: &mut Arc<Store>, dir: &Path, model: &mut Model, op: Op) {
             }
         }
         Op::Delete { keys } => {
-            store.delete_objects("b", keys.iter().map(|k| key(*k)).collect()).expect("delete");
+            store.delete_objects("b", keys.iter().map(|k| (key(*k), None)).collect()).expect("delete");
             keys.iter().for_each(|k| drop(model.objects.remove(&key(*k))));
         }
         Op::Part { number, size, seed } => {
@@ -158,7 +162,8 @@ async fn apply(store: &mut Arc<Store>, dir: &Path, model: &mut Model, op: Op) {
         Op::FailedBatch => {
             let failed = store.committer.execute(|txn| {
                 for k in 0..KEYS {
-                    replace_object(txn, "b", &key(k), None, None).map_err(WriteError::<StoreError>::from)?;
+                    let unversioned = Versioning::Unversioned;
+                    delete_latest(txn, ("b", &key(k)), None, unversioned).map_err(WriteError::<StoreError>::from)?;
                 }
                 Err::<(), WriteError<StoreError>>(WriteError::Failed(StoreError::internal("injected")))
             });
@@ -253,14 +258,15 @@ fn rows<K: Key + 'static, V: Value + 'static, T>(
     Ok(out)
 }
 
-fn references_match(store: &Store) -> Result<(), String> {
+pub(super) fn references_match(store: &Store) -> Result<(), String> {
     let txn = store.db().map_err(|e| e.to_string())?.begin_read().map_err(|e| e.to_string())?;
     let decoded = |e: postcard::Error| e.to_string();
     let objects = rows(&txn, OBJECTS, |_, v| Ok(decode::<ObjectRecord>(v).map_err(decoded)?.blobs))?;
     let parts = rows(&txn, PARTS, |_, v| Ok(decode::<PartRecord>(v).map_err(decoded)?.span))?;
+    let versions = rows(&txn, VERSIONS, |_, v| Ok(decode::<ObjectRecord>(v).map_err(decoded)?.blobs))?;
     let mut held: HashMap<u128, u64> = HashMap::new();
     let mut sizes = HashMap::new();
-    for span in objects.into_iter().flatten().chain(parts).filter(|s| s.has_blob()) {
+    for span in objects.into_iter().chain(versions).flatten().chain(parts).filter(|s| s.has_blob()) {
         *held.entry(span.id).or_default() += 1;
         sizes.insert(span.id, span.size);
     }

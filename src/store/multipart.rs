@@ -15,7 +15,7 @@ use super::schema::{
     decode, encode, object_key, part_key, upload_index_key, AbortIncompleteRule, BlobSpan, BucketRecord,
     CompletedUpload, ObjectRecord, PartRecord, UploadRecord, COMPLETED_UPLOADS, PARTS, UPLOADS, UPLOAD_INDEX,
 };
-use super::txn::{add_refs, drop_refs, read_object, replace_object, require_bucket, store_new_blob};
+use super::txn::{add_refs, drop_refs, read_object, require_bucket, store_new_blob};
 use super::{Store, StoreError, StoreResult, WriteError};
 use crate::store::layout::BlobId;
 
@@ -138,8 +138,9 @@ impl Store {
         let (bucket, key, id) = (bucket.to_string(), key.to_string(), upload_id.to_string());
         self.write_checked(move |txn| {
             let upload = upload_in_txn(txn, &bucket, &key, &id)?;
+            let versioning = super::versions::bucket_versioning(txn, &bucket)?;
             let parts = read_parts(txn, &id)?;
-            let record = build(&upload, &parts).map_err(WriteError::Rejected)?;
+            let mut record = build(&upload, &parts).map_err(WriteError::Rejected)?;
             let current = read_object(txn, &bucket, &key)?;
             check(current.as_ref()).map_err(WriteError::Rejected)?;
             // Nothing changed so far; from here on, only storage errors.
@@ -149,7 +150,7 @@ impl Store {
             let mut dead = drop_refs(txn, &unused)?;
             remove_parts(txn, &id)?;
             remove_upload_rows(txn, &upload, &id)?;
-            dead.extend(replace_object(txn, &bucket, &key, Some(&record), current)?);
+            dead.extend(super::versions::put_current(txn, (&bucket, &key), &mut record, current, versioning)?);
             remember_completed(txn, &bucket, &key, &id, &record)?;
             Ok((record, dead))
         })

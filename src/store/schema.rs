@@ -4,6 +4,7 @@
 //! layout change fails loudly instead of misreading bytes.
 
 use redb::TableDefinition;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::layout::{BlobId, NO_BLOB};
@@ -58,7 +59,25 @@ pub const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts_v1"
 /// matches the object) until the key's next Complete or delete.
 pub const COMPLETED_UPLOADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("completed_uploads_v1");
 
+/// `(object_key(bucket, key), !seq)` -> [`ObjectRecord`]: the versions of a
+/// key that are not its current object (noncurrent versions and delete
+/// markers; `store/versions.rs`), newest first. The current version stays
+/// in [`OBJECTS`], so listings of current objects never walk old versions.
+pub const VERSIONS: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("versions_v1");
+
+/// The format byte of records that have no newer layout.
 const FORMAT_VERSION: u8 = 1;
+
+/// A record stored behind a format byte. A type whose layout changed says
+/// its current format and decodes its older ones.
+pub trait Stored: Serialize + DeserializeOwned {
+    const FORMAT: u8 = FORMAT_VERSION;
+
+    /// Decodes a value written in an older `format`.
+    fn decode_older(_format: u8, _bytes: &[u8]) -> Result<Self, postcard::Error> {
+        Err(postcard::Error::DeserializeBadEncoding)
+    }
+}
 
 pub fn upload_index_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
     let mut out = object_key(bucket, key.as_bytes());
@@ -93,6 +112,38 @@ pub struct BucketRecord {
     pub region: String,
     /// The lifecycle configuration, if one was put.
     pub lifecycle: Option<Lifecycle>,
+    pub versioning: Versioning,
+}
+
+/// A bucket's versioning state. Once enabled, versioning can be suspended
+/// but never turned off, as in S3.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Versioning {
+    #[default]
+    Unversioned,
+    Enabled,
+    Suspended,
+}
+
+impl Stored for BucketRecord {
+    const FORMAT: u8 = 2;
+
+    fn decode_older(format: u8, bytes: &[u8]) -> Result<Self, postcard::Error> {
+        #[derive(Deserialize)]
+        struct V1 {
+            owner: String,
+            created_ms: i64,
+            region: String,
+            lifecycle: Option<Lifecycle>,
+        }
+        match format {
+            1 => {
+                let V1 { owner, created_ms, region, lifecycle } = postcard::from_bytes(bytes)?;
+                Ok(BucketRecord { owner, created_ms, region, lifecycle, versioning: Versioning::Unversioned })
+            }
+            _ => Err(postcard::Error::DeserializeBadEncoding),
+        }
+    }
 }
 
 /// A bucket lifecycle configuration: the document as the client sent it (for
@@ -170,10 +221,56 @@ pub struct ObjectRecord {
     pub checksum: Option<StoredChecksum>,
     /// The bytes, in order. Empty for an empty object.
     pub blobs: Vec<BlobSpan>,
+    /// Which version of its key this is; set by the store when it commits.
+    pub version: ObjectVersion,
 }
 
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, postcard::Error> {
-    let mut out = vec![FORMAT_VERSION];
+/// Where a record stands among the versions of its key (`store/versions.rs`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ObjectVersion {
+    /// Write order among the versions of a key; 0 for writes to a bucket
+    /// that never had versioning (older than any versioned write).
+    pub seq: u64,
+    /// The `null` version: written while versioning was off or suspended.
+    pub null: bool,
+    /// A delete marker: no bytes, never the record of [`OBJECTS`].
+    pub delete_marker: bool,
+}
+
+impl ObjectVersion {
+    /// What a record is before the store commits it (and what records
+    /// written before versioning existed are): the `null` version.
+    pub const NULL: ObjectVersion = ObjectVersion { seq: 0, null: true, delete_marker: false };
+}
+
+impl Stored for ObjectRecord {
+    const FORMAT: u8 = 2;
+
+    fn decode_older(format: u8, bytes: &[u8]) -> Result<Self, postcard::Error> {
+        #[derive(Deserialize)]
+        struct V1 {
+            size: u64,
+            etag: String,
+            last_modified_ms: i64,
+            headers: ContentHeaders,
+            user_meta: Vec<(String, String)>,
+            checksum: Option<StoredChecksum>,
+            blobs: Vec<BlobSpan>,
+        }
+        match format {
+            1 => {
+                let V1 { size, etag, last_modified_ms, headers, user_meta, checksum, blobs } =
+                    postcard::from_bytes(bytes)?;
+                let version = ObjectVersion::NULL;
+                Ok(ObjectRecord { size, etag, last_modified_ms, headers, user_meta, checksum, blobs, version })
+            }
+            _ => Err(postcard::Error::DeserializeBadEncoding),
+        }
+    }
+}
+
+pub fn encode<T: Stored>(value: &T) -> Result<Vec<u8>, postcard::Error> {
+    let mut out = vec![T::FORMAT];
     out.extend_from_slice(&postcard::to_stdvec(value)?);
     Ok(out)
 }
@@ -219,10 +316,11 @@ pub fn decode_block_crcs(value: &[u8]) -> Option<BlockCrcs> {
     Some(BlockCrcs { shift, crcs })
 }
 
-pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postcard::Error> {
+pub fn decode<T: Stored>(bytes: &[u8]) -> Result<T, postcard::Error> {
     match bytes.split_first() {
-        Some((&FORMAT_VERSION, rest)) => postcard::from_bytes(rest),
-        _ => Err(postcard::Error::DeserializeBadEncoding),
+        Some((&format, rest)) if format == T::FORMAT => postcard::from_bytes(rest),
+        Some((&format, rest)) => T::decode_older(format, rest),
+        None => Err(postcard::Error::DeserializeBadEncoding),
     }
 }
 
@@ -241,6 +339,10 @@ impl CompletedUpload {
         current.etag == self.etag && current.last_modified_ms == self.last_modified_ms
     }
 }
+
+impl Stored for CompletedUpload {}
+impl Stored for UploadRecord {}
+impl Stored for PartRecord {}
 
 /// A multipart upload in progress: what CreateMultipartUpload said about the
 /// object-to-be.

@@ -23,7 +23,8 @@ use redb::{Database, TableDefinition};
 
 use super::layout::{packed_position, BlobId, Layout};
 use super::read::{self, checked_inline, BlobSource, BlockCheck, Corruption, Damage, Snapshot};
-use super::schema::{decode, BlobSpan, ObjectRecord, PartRecord, BLOB_REFS, OBJECTS, PARTS};
+use super::schema::{decode, BlobSpan, ObjectRecord, PartRecord, BLOB_REFS, OBJECTS, PARTS, VERSIONS};
+use super::versions::VersionId;
 use super::{Store, StoreError, StoreResult};
 
 /// Rows read per read transaction.
@@ -168,7 +169,35 @@ impl<'a> Scrubber<'a> {
             let part: PartRecord = decode(value)?;
             Ok((part_name(key), vec![part.span]))
         })?;
+        self.walk_versions()?;
         Ok(self.report)
+    }
+
+    /// Checks the blobs of noncurrent versions, `BATCH` rows per read transaction.
+    fn walk_versions(&mut self) -> StoreResult<()> {
+        let mut after: Option<(Vec<u8>, u64)> = None;
+        loop {
+            let rows = {
+                let txn = self.db.begin_read()?;
+                let table = txn.open_table(VERSIONS)?;
+                let start = after.as_ref().map_or(Bound::Unbounded, |(k, s)| Bound::Excluded((k.as_slice(), *s)));
+                let mut rows = Vec::new();
+                for row in table.range::<(&[u8], u64)>((start, Bound::Unbounded))?.take(BATCH) {
+                    let (k, v) = row?;
+                    let (key, seq) = k.value();
+                    rows.push((key.to_vec(), seq, decode::<ObjectRecord>(v.value())?));
+                }
+                rows
+            };
+            let Some((last, seq, _)) = rows.last() else { return Ok(()) };
+            after = Some((last.clone(), *seq));
+            for (key, _, record) in &rows {
+                let user = format!("{} version {}", object_name(key), VersionId::of(&record.version));
+                for span in record.blobs.iter().filter(|s| s.has_blob()) {
+                    self.check_span(span, &user)?;
+                }
+            }
+        }
     }
 
     /// Checks the blobs of every row of `table`, `BATCH` rows per read transaction.

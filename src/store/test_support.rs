@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::blob::{BlobSink, StagedBlob};
 use super::digest::DigestSpec;
-use super::schema::{BucketRecord, ContentHeaders, ObjectRecord, UploadRecord};
+use super::schema::{BucketRecord, ContentHeaders, ObjectRecord, ObjectVersion, UploadRecord};
 use super::{Store, StoreError};
 
 /// `bytes` received as an upload body (in frames of 20,000 bytes), ready to
@@ -22,7 +22,13 @@ pub async fn stage(store: &Store, bytes: &[u8]) -> StagedBlob {
 }
 
 pub fn bucket_record() -> BucketRecord {
-    BucketRecord { owner: "root".into(), created_ms: 0, region: "us-east-1".into(), lifecycle: None }
+    BucketRecord {
+        owner: "root".into(),
+        created_ms: 0,
+        region: "us-east-1".into(),
+        lifecycle: None,
+        versioning: Default::default(),
+    }
 }
 
 /// An object of `size` bytes, not yet pointing at any blob.
@@ -35,6 +41,7 @@ pub fn object_record(size: usize) -> ObjectRecord {
         user_meta: Vec::new(),
         checksum: None,
         blobs: Vec::new(),
+        version: ObjectVersion::NULL,
     }
 }
 

@@ -7,7 +7,7 @@ use super::blob::NewBlob;
 use super::layout::{packed_position, BlobId};
 use super::pack;
 use super::schema::{
-    decode, encode, encode_block_crcs, object_key, BlobSpan, ObjectRecord, BLOB_CRCS, BLOB_REFS, BUCKETS, DEAD_BLOBS,
+    decode, encode_block_crcs, object_key, BlobSpan, ObjectRecord, BLOB_CRCS, BLOB_REFS, BUCKETS, DEAD_BLOBS,
     INLINE_BLOBS, OBJECTS,
 };
 use super::{StoreError, StoreResult};
@@ -36,27 +36,6 @@ pub(super) fn add_refs(txn: &WriteTransaction, spans: &[BlobSpan]) -> StoreResul
         refs.insert(span.id, count + 1)?;
     }
     Ok(())
-}
-
-/// Writes (or removes, with `None`) the object row and drops the references of
-/// the version it replaces. Returns blobs no longer referenced, already
-/// recorded in the dead-blob table of this transaction.
-pub(super) fn replace_object(
-    txn: &WriteTransaction,
-    bucket: &str,
-    key: &str,
-    record: Option<&ObjectRecord>,
-    previous: Option<ObjectRecord>,
-) -> StoreResult<Vec<BlobId>> {
-    let row = object_key(bucket, key.as_bytes());
-    {
-        let mut objects = txn.open_table(OBJECTS)?;
-        match record {
-            Some(r) => objects.insert(row.as_slice(), encode(r)?.as_slice())?,
-            None => objects.remove(row.as_slice())?,
-        };
-    }
-    drop_refs(txn, &previous.map(|p| p.blobs).unwrap_or_default())
 }
 
 /// Drops one reference to each span's blob; returns the blobs now unreferenced,

@@ -1,0 +1,321 @@
+//! Bucket versioning: where each version of a key lives, and how writes and
+//! deletes move versions between the two tables that hold them.
+//!
+//! The current version of a key, when it is an object, is its row in
+//! [`OBJECTS`], exactly as in a bucket without versioning: GET, HEAD and the
+//! listings of current objects read that table only, however many old
+//! versions lie behind. Every other version (noncurrent versions and delete
+//! markers, a latest one included) is a row of [`VERSIONS`] keyed
+//! `(key, !seq)`, so a key's versions are contiguous and newest first.
+//!
+//! Invariant: a key without an [`OBJECTS`] row but with [`VERSIONS`] rows
+//! has a delete marker as its newest row (its latest version). Removing a
+//! version keeps it by promoting the newest remaining one when it is not a
+//! marker.
+//!
+//! Versions share blobs through the reference counts of `txn.rs`: moving a
+//! version between the tables keeps its references; removing one for good
+//! drops them.
+
+use std::fmt;
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::layout::BlobId;
+use super::schema::{
+    decode, encode, object_key, BucketRecord, ObjectRecord, ObjectVersion, Versioning, BUCKETS, OBJECTS, STORE_META,
+    VERSIONS,
+};
+use super::txn::drop_refs;
+use super::{StoreError, StoreResult};
+
+/// The [`STORE_META`] counter that orders versions.
+const SEQ_COUNTER: &str = "version_seq";
+
+/// A version id as S3 clients see it: `null`, or an opaque id (here the
+/// version's sequence number, 16 hex digits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionId {
+    Null,
+    Seq(u64),
+}
+
+impl VersionId {
+    pub fn of(version: &ObjectVersion) -> VersionId {
+        match version.null {
+            true => VersionId::Null,
+            false => VersionId::Seq(version.seq),
+        }
+    }
+
+    /// Parses a `versionId` parameter; `None` if it cannot be one of ours.
+    pub fn parse(text: &str) -> Option<VersionId> {
+        match text {
+            "null" => Some(VersionId::Null),
+            _ if text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) => {
+                u64::from_str_radix(text, 16).ok().map(VersionId::Seq)
+            }
+            _ => None,
+        }
+    }
+
+    fn matches(&self, version: &ObjectVersion) -> bool {
+        VersionId::of(version) == *self
+    }
+}
+
+impl fmt::Display for VersionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VersionId::Null => f.write_str("null"),
+            VersionId::Seq(seq) => write!(f, "{seq:016x}"),
+        }
+    }
+}
+
+/// What a delete did, for the response's `x-amz-version-id` and
+/// `x-amz-delete-marker`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deleted {
+    /// The version removed, or the delete marker written; `None` in a bucket
+    /// that never had versioning.
+    pub version_id: Option<VersionId>,
+    /// A delete marker was written or removed.
+    pub delete_marker: bool,
+}
+
+/// A bucket's versioning state; fails with `NoSuchBucket`.
+pub(super) fn bucket_versioning(txn: &WriteTransaction, bucket: &str) -> StoreResult<Versioning> {
+    let buckets = txn.open_table(BUCKETS)?;
+    let value = buckets.get(bucket)?.ok_or(StoreError::NoSuchBucket)?;
+    Ok(decode::<BucketRecord>(value.value())?.versioning)
+}
+
+/// The version a write to a bucket in state `versioning` creates. A bucket
+/// that never had versioning writes seq 0: its one version per key is older
+/// than any version written once versioning is enabled.
+fn new_version(txn: &WriteTransaction, versioning: Versioning, delete_marker: bool) -> StoreResult<ObjectVersion> {
+    if versioning == Versioning::Unversioned {
+        return Ok(ObjectVersion { delete_marker, ..ObjectVersion::NULL });
+    }
+    let mut meta = txn.open_table(STORE_META)?;
+    let seq = meta.get(SEQ_COUNTER)?.map(|v| v.value()).unwrap_or(0) + 1;
+    meta.insert(SEQ_COUNTER, seq)?;
+    Ok(ObjectVersion { seq, null: versioning == Versioning::Suspended, delete_marker })
+}
+
+/// Commits `record` as the current version of `bucket/key`, whose current
+/// object is `current`: the previous current version is kept as a
+/// noncurrent one, or replaced if both are the `null` version. Returns
+/// the blobs no longer referenced.
+pub(super) fn put_current(
+    txn: &WriteTransaction,
+    (bucket, key): (&str, &str),
+    record: &mut ObjectRecord,
+    current: Option<ObjectRecord>,
+    versioning: Versioning,
+) -> StoreResult<Vec<BlobId>> {
+    record.version = new_version(txn, versioning, false)?;
+    let row = object_key(bucket, key.as_bytes());
+    let dead = make_room(txn, &row, current, record.version)?;
+    txn.open_table(OBJECTS)?.insert(row.as_slice(), encode(&*record)?.as_slice())?;
+    Ok(dead)
+}
+
+/// DeleteObject without a version id: removes the current object in a
+/// bucket without versioning, else writes a delete marker as the latest
+/// version (with version id `null` while versioning is suspended).
+pub(super) fn delete_latest(
+    txn: &WriteTransaction,
+    (bucket, key): (&str, &str),
+    current: Option<ObjectRecord>,
+    versioning: Versioning,
+) -> StoreResult<(Deleted, Vec<BlobId>)> {
+    let row = object_key(bucket, key.as_bytes());
+    if versioning == Versioning::Unversioned {
+        txn.open_table(OBJECTS)?.remove(row.as_slice())?;
+        let dead = drop_refs(txn, &current.map(|c| c.blobs).unwrap_or_default())?;
+        return Ok((Deleted { version_id: None, delete_marker: false }, dead));
+    }
+    let version = new_version(txn, versioning, true)?;
+    let had_current = current.is_some();
+    let dead = make_room(txn, &row, current, version)?;
+    if had_current {
+        txn.open_table(OBJECTS)?.remove(row.as_slice())?;
+    }
+    let marker = ObjectRecord {
+        size: 0,
+        etag: String::new(),
+        last_modified_ms: crate::store::now_ms(),
+        headers: Default::default(),
+        user_meta: Vec::new(),
+        checksum: None,
+        blobs: Vec::new(),
+        version,
+    };
+    txn.open_table(VERSIONS)?.insert((row.as_slice(), !version.seq), encode(&marker)?.as_slice())?;
+    Ok((Deleted { version_id: Some(VersionId::of(&version)), delete_marker: true }, dead))
+}
+
+/// Before `incoming` becomes the latest version of the key `row`: the
+/// current object becomes noncurrent, and a `null` incoming version
+/// replaces the key's previous `null` version wherever it is.
+fn make_room(
+    txn: &WriteTransaction,
+    row: &[u8],
+    current: Option<ObjectRecord>,
+    incoming: ObjectVersion,
+) -> StoreResult<Vec<BlobId>> {
+    let mut dead = Vec::new();
+    let mut null_found = false;
+    if let Some(current) = current {
+        match current.version.null && incoming.null {
+            true => {
+                null_found = true;
+                dead.extend(drop_refs(txn, &current.blobs)?);
+            }
+            false => {
+                let value = encode(&current)?;
+                txn.open_table(VERSIONS)?.insert((row, !current.version.seq), value.as_slice())?;
+            }
+        }
+    }
+    if incoming.null && !null_found && incoming.seq != 0 {
+        if let Some(old) = take_noncurrent(txn, row, VersionId::Null)? {
+            dead.extend(drop_refs(txn, &old.blobs)?);
+        }
+    }
+    Ok(dead)
+}
+
+/// DeleteObject with a version id: removes that version (object or delete
+/// marker) for good; the newest remaining version becomes the latest.
+/// Deleting a version that does not exist succeeds and removes nothing, as
+/// in S3.
+pub(super) fn delete_version(
+    txn: &WriteTransaction,
+    (bucket, key): (&str, &str),
+    current: Option<ObjectRecord>,
+    id: VersionId,
+) -> StoreResult<(Deleted, Vec<BlobId>)> {
+    let row = object_key(bucket, key.as_bytes());
+    let (removed, current_stays) = match current {
+        Some(current) if id.matches(&current.version) => {
+            txn.open_table(OBJECTS)?.remove(row.as_slice())?;
+            (Some(current), false)
+        }
+        Some(_) => (take_noncurrent(txn, &row, id)?, true),
+        None => (take_noncurrent(txn, &row, id)?, false),
+    };
+    let deleted = Deleted { version_id: Some(id), delete_marker: removed.as_ref().is_some_and(is_marker) };
+    let Some(removed) = removed else { return Ok((deleted, Vec::new())) };
+    if !current_stays {
+        promote_newest(txn, &row)?;
+    }
+    Ok((deleted, drop_refs(txn, &removed.blobs)?))
+}
+
+fn is_marker(record: &ObjectRecord) -> bool {
+    record.version.delete_marker
+}
+
+/// Makes the newest noncurrent version of a key without a current object
+/// current again, unless it is a delete marker (which stays the latest).
+fn promote_newest(txn: &WriteTransaction, row: &[u8]) -> StoreResult<()> {
+    let mut versions = txn.open_table(VERSIONS)?;
+    let newest = match versions.range((row, 0)..=(row, u64::MAX))?.next() {
+        Some(entry) => {
+            let (k, v) = entry?;
+            Some((k.value().1, decode::<ObjectRecord>(v.value())?))
+        }
+        None => None,
+    };
+    let Some((inverted_seq, record)) = newest.filter(|(_, r)| !is_marker(r)) else { return Ok(()) };
+    versions.remove((row, inverted_seq))?;
+    txn.open_table(OBJECTS)?.insert(row, encode(&record)?.as_slice())?;
+    Ok(())
+}
+
+/// Removes a noncurrent version (or delete marker) of the key `row` from
+/// [`VERSIONS`] and returns it.
+fn take_noncurrent(txn: &WriteTransaction, row: &[u8], id: VersionId) -> StoreResult<Option<ObjectRecord>> {
+    let mut versions = txn.open_table(VERSIONS)?;
+    let Some((inverted_seq, record)) = find_noncurrent(&versions, row, id)? else { return Ok(None) };
+    versions.remove((row, inverted_seq))?;
+    Ok(Some(record))
+}
+
+/// A noncurrent version of the key `row` and its [`VERSIONS`] key. A
+/// numbered version is one lookup; the `null` version is found by walking
+/// the key's versions (a key has at most one).
+pub(super) fn find_noncurrent(
+    versions: &impl ReadableTable<(&'static [u8], u64), &'static [u8]>,
+    row: &[u8],
+    id: VersionId,
+) -> StoreResult<Option<(u64, ObjectRecord)>> {
+    if let VersionId::Seq(seq) = id {
+        return match versions.get((row, !seq))? {
+            Some(v) => Ok(Some((!seq, decode::<ObjectRecord>(v.value())?)).filter(|(_, r)| !r.version.null)),
+            None => Ok(None),
+        };
+    }
+    for entry in versions.range((row, 0)..=(row, u64::MAX))? {
+        let (k, v) = entry?;
+        let record: ObjectRecord = decode(v.value())?;
+        if record.version.null {
+            return Ok(Some((k.value().1, record)));
+        }
+    }
+    Ok(None)
+}
+
+/// The latest version of a key without a current object: a delete marker,
+/// if the key has versions at all.
+pub(super) fn latest_marker(
+    versions: &impl ReadableTable<(&'static [u8], u64), &'static [u8]>,
+    row: &[u8],
+) -> StoreResult<Option<ObjectRecord>> {
+    match versions.range((row, 0)..=(row, u64::MAX))?.next() {
+        Some(entry) => Ok(Some(decode::<ObjectRecord>(entry?.1.value())?).filter(is_marker)),
+        None => Ok(None),
+    }
+}
+
+/// The version `id` of a key, or its current object without one: what a
+/// copy reads as its source. A delete marker is
+/// [`StoreError::DeleteMarker`]; no such version, `NoSuchVersion`.
+pub(super) fn read_version(
+    txn: &WriteTransaction,
+    (bucket, key): (&str, &str),
+    id: Option<VersionId>,
+) -> StoreResult<ObjectRecord> {
+    let current = super::txn::read_object(txn, bucket, key)?;
+    let row = object_key(bucket, key.as_bytes());
+    let found = match (id, current) {
+        (None, Some(current)) => return Ok(current),
+        (Some(id), Some(current)) if id.matches(&current.version) => return Ok(current),
+        (None, None) => latest_marker(&txn.open_table(VERSIONS)?, &row)?,
+        (Some(id), _) => find_noncurrent(&txn.open_table(VERSIONS)?, &row, id)?.map(|(_, r)| r),
+    };
+    resolve(found, id)
+}
+
+/// What a lookup of version `asked` (the latest without one) found: the
+/// record, a delete marker's error, or the right "not found".
+pub(super) fn resolve(found: Option<ObjectRecord>, asked: Option<VersionId>) -> StoreResult<ObjectRecord> {
+    match found {
+        Some(record) if is_marker(&record) => Err(StoreError::DeleteMarker {
+            version_id: VersionId::of(&record.version),
+            last_modified_ms: record.last_modified_ms,
+            requested: asked.is_some(),
+        }),
+        Some(record) => Ok(record),
+        None if asked.is_some() => Err(StoreError::NoSuchVersion),
+        None => Err(StoreError::NoSuchKey),
+    }
+}
+
+/// The noncurrent version (or delete marker) `id` of the key `row`.
+pub(super) fn noncurrent(txn: &WriteTransaction, row: &[u8], id: VersionId) -> StoreResult<Option<ObjectRecord>> {
+    Ok(find_noncurrent(&txn.open_table(VERSIONS)?, row, id)?.map(|(_, record)| record))
+}
