@@ -374,6 +374,56 @@ pub struct PartRecord {
 mod tests {
     use super::*;
 
+    /// Records written before versioning (format 1, the layout spelled out
+    /// here as it was) still decode: an object as the `null` version, a
+    /// bucket as never versioned.
+    #[test]
+    fn format_1_records_decode_as_before_versioning() {
+        #[derive(Serialize)]
+        struct ObjectV1 {
+            size: u64,
+            etag: String,
+            last_modified_ms: i64,
+            headers: ContentHeaders,
+            user_meta: Vec<(String, String)>,
+            checksum: Option<StoredChecksum>,
+            blobs: Vec<BlobSpan>,
+        }
+        let span = BlobSpan { id: 7, size: 3, part: 0, inline: false };
+        let old = ObjectV1 {
+            size: 3,
+            etag: "abc".into(),
+            last_modified_ms: 42,
+            headers: ContentHeaders { content_type: Some("text/plain".into()), ..Default::default() },
+            user_meta: vec![("k".into(), "v".into())],
+            checksum: None,
+            blobs: vec![span],
+        };
+        let mut bytes = vec![1];
+        bytes.extend(postcard::to_stdvec(&old).expect("encode"));
+        let record: ObjectRecord = decode(&bytes).expect("a format-1 object decodes");
+        assert_eq!((record.size, record.etag.as_str(), record.last_modified_ms), (3, "abc", 42));
+        assert_eq!((record.blobs.as_slice(), record.user_meta.len()), (&[span][..], 1));
+        assert_eq!(record.version, ObjectVersion::NULL);
+        assert_eq!(decode::<ObjectRecord>(&encode(&record).expect("encode")).expect("round trip"), record);
+
+        #[derive(Serialize)]
+        struct BucketV1 {
+            owner: String,
+            created_ms: i64,
+            region: String,
+            lifecycle: Option<Lifecycle>,
+        }
+        let old = BucketV1 { owner: "root".into(), created_ms: 5, region: "us-east-1".into(), lifecycle: None };
+        let mut bytes = vec![1];
+        bytes.extend(postcard::to_stdvec(&old).expect("encode"));
+        let bucket: BucketRecord = decode(&bytes).expect("a format-1 bucket decodes");
+        assert_eq!((bucket.owner.as_str(), bucket.versioning), ("root", Versioning::Unversioned));
+        let mut unknown = encode(&bucket).expect("encode");
+        unknown[0] = 9;
+        assert!(decode::<BucketRecord>(&unknown).is_err(), "an unknown format fails loudly");
+    }
+
     #[test]
     fn block_crcs_round_trip_and_slice() {
         let blocks = BlockCrcs { shift: 16, crcs: vec![1, 0xdead_beef, 3] };
