@@ -50,6 +50,8 @@ s3_codes! {
     InvalidRange => RANGE_NOT_SATISFIABLE, "The requested range is not satisfiable";
     InvalidRequest => BAD_REQUEST, "Invalid Request";
     KeyTooLongError => BAD_REQUEST, "Your key is too long";
+    InvalidTag => BAD_REQUEST, "The tag provided was not a valid tag.";
+    NoSuchTagSet => NOT_FOUND, "The TagSet does not exist";
     MalformedXML => BAD_REQUEST, "The XML you provided was not well-formed or did not validate against our published schema.";
     MetadataTooLarge => BAD_REQUEST, "Your metadata headers exceed the maximum allowed metadata size.";
     MethodNotAllowed => METHOD_NOT_ALLOWED, "The specified method is not allowed against this resource.";

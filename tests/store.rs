@@ -22,6 +22,7 @@ fn upload(key: &str, initiated_ms: i64) -> UploadRecord {
         user_meta: Vec::new(),
         checksum_algorithm: None,
         full_object_checksum: false,
+        tags: Vec::new(),
     }
 }
 
@@ -35,11 +36,14 @@ fn lifecycle_rules_shorten_the_upload_age_limit_by_prefix() {
         region: "us-east-1".into(),
         lifecycle: None,
         versioning: Default::default(),
+        tags: Vec::new(),
     };
     store.create_bucket("life", &bucket).expect("bucket");
     let rule = AbortIncompleteRule { prefix: "tmp/".into(), days_after_initiation: 1 };
     store
-        .set_lifecycle("life", Some(Lifecycle { xml: "<LifecycleConfiguration/>".into(), abort_rules: vec![rule] }))
+        .update_bucket("life", move |b| {
+            b.lifecycle = Some(Lifecycle { xml: "<LifecycleConfiguration/>".into(), abort_rules: vec![rule] })
+        })
         .expect("lifecycle");
     store.create_upload("00000000000000000000000000000001", &upload("tmp/a", 0)).expect("upload");
     store.create_upload("00000000000000000000000000000002", &upload("keep/b", 0)).expect("upload");

@@ -39,6 +39,12 @@ pub enum Op {
     AbortMultipartUpload,
     ListParts,
     ListMultipartUploads,
+    PutObjectTagging,
+    GetObjectTagging,
+    DeleteObjectTagging,
+    PutBucketTagging,
+    GetBucketTagging,
+    DeleteBucketTagging,
     /// Recognised but not implemented: answered with `NotImplemented` (501).
     NotImplemented(&'static str),
 }
@@ -75,6 +81,12 @@ impl Op {
             Op::AbortMultipartUpload => "AbortMultipartUpload",
             Op::ListParts => "ListParts",
             Op::ListMultipartUploads => "ListMultipartUploads",
+            Op::PutObjectTagging => "PutObjectTagging",
+            Op::GetObjectTagging => "GetObjectTagging",
+            Op::DeleteObjectTagging => "DeleteObjectTagging",
+            Op::PutBucketTagging => "PutBucketTagging",
+            Op::GetBucketTagging => "GetBucketTagging",
+            Op::DeleteBucketTagging => "DeleteBucketTagging",
             Op::NotImplemented(name) => name,
         }
     }
@@ -189,7 +201,6 @@ const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "publicAccessBlock",
     "replication",
     "requestPayment",
-    "tagging",
     "website",
 ];
 
@@ -199,6 +210,14 @@ fn bucket_op(method: &Method, q: &Query) -> S3Result<Op> {
             Method::GET => Ok(Op::GetBucketLifecycle),
             Method::PUT => Ok(Op::PutBucketLifecycle),
             Method::DELETE => Ok(Op::DeleteBucketLifecycle),
+            _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+        };
+    }
+    if q.has("tagging") {
+        return match *method {
+            Method::GET => Ok(Op::GetBucketTagging),
+            Method::PUT => Ok(Op::PutBucketTagging),
+            Method::DELETE => Ok(Op::DeleteBucketTagging),
             _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
         };
     }
@@ -227,7 +246,10 @@ fn bucket_op(method: &Method, q: &Query) -> S3Result<Op> {
 fn object_op(method: &Method, q: &Query, has_copy_source: bool) -> S3Result<Op> {
     let multipart = q.has("uploadId") || q.has("uploads");
     let op = match *method {
-        _ if q.has("tagging") => Op::NotImplemented("ObjectTagging"),
+        Method::GET if q.has("tagging") => Op::GetObjectTagging,
+        Method::PUT if q.has("tagging") => Op::PutObjectTagging,
+        Method::DELETE if q.has("tagging") => Op::DeleteObjectTagging,
+        _ if q.has("tagging") => return Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
         Method::GET if q.has("attributes") => Op::GetObjectAttributes,
         _ if q.has("retention") || q.has("legal-hold") => Op::NotImplemented("ObjectLock"),
         _ if q.has("restore") || q.has("select") || q.has("attributes") || q.has("torrent") => {
@@ -359,7 +381,12 @@ mod tests {
         ),
         ("PUT", "", "cors", false, Op::NotImplemented("cors")),
         ("PUT", "", "versioning", false, Op::PutBucketVersioning),
-        ("PUT", "/dir/key.txt", "tagging", false, Op::NotImplemented("ObjectTagging")),
+        ("PUT", "/dir/key.txt", "tagging&versionId=v", false, Op::PutObjectTagging),
+        ("GET", "/dir/key.txt", "tagging", false, Op::GetObjectTagging),
+        ("DELETE", "/dir/key.txt", "tagging", false, Op::DeleteObjectTagging),
+        ("PUT", "", "tagging", false, Op::PutBucketTagging),
+        ("GET", "", "tagging", false, Op::GetBucketTagging),
+        ("DELETE", "", "tagging", false, Op::DeleteBucketTagging),
         ("PUT", "/dir/key.txt", "acl", false, Op::NotImplemented("PutObjectAcl")),
     ];
 
@@ -395,13 +422,19 @@ mod tests {
             Op::ListParts => 26,
             Op::ListMultipartUploads => 27,
             Op::PutBucketVersioning => 28,
-            Op::NotImplemented(_) => 29,
+            Op::PutObjectTagging => 29,
+            Op::GetObjectTagging => 30,
+            Op::DeleteObjectTagging => 31,
+            Op::PutBucketTagging => 32,
+            Op::GetBucketTagging => 33,
+            Op::DeleteBucketTagging => 34,
+            Op::NotImplemented(_) => 35,
         }
     }
 
     #[test]
     fn routing_table_covers_every_operation_in_both_styles() {
-        let mut seen = [false; 30];
+        let mut seen = [false; 36];
         seen[ordinal(r(Method::GET, "/", None).op)] = true;
         for &(method, target, query, copy, expected) in TABLE {
             let method: Method = method.parse().unwrap_or(Method::OPTIONS);

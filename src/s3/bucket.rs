@@ -109,6 +109,7 @@ pub async fn create(state: &AppState, mut req: S3Request) -> S3Result<Response<B
         region: state.region.clone(),
         lifecycle: None,
         versioning: Default::default(),
+        tags: Vec::new(),
     };
     let name = bucket.clone();
     let owner = record.owner.clone();

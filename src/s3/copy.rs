@@ -45,6 +45,16 @@ pub async fn copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> 
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
     }
+    let new_tags = match req.header("x-amz-tagging-directive").unwrap_or("COPY") {
+        "COPY" => None,
+        "REPLACE" => Some(super::tagging::from_header(&req)?),
+        other => {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                format!("Unknown tagging directive {other}"),
+            ))
+        }
+    };
     let new_headers = content_headers(req.headers());
     let new_meta = user_meta(req.headers())?;
     let request_headers = req.headers().clone();
@@ -58,6 +68,9 @@ pub async fn copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> 
                 if replace {
                     record.headers = new_headers;
                     record.user_meta = new_meta;
+                }
+                if let Some(tags) = new_tags {
+                    record.tags = tags;
                 }
                 Ok::<_, S3Error>(record)
             })

@@ -104,6 +104,9 @@ pub fn object_headers(mut b: Builder, record: &ObjectRecord, query: &Query) -> B
     for (name, value) in &record.user_meta {
         b = b.header(format!("{META_PREFIX}{name}"), value);
     }
+    if !record.tags.is_empty() {
+        b = b.header("x-amz-tagging-count", record.tags.len());
+    }
     b
 }
 

@@ -25,7 +25,7 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
     let abort_rules = parse_rules(&doc)?;
     let xml = String::from_utf8(body.to_vec()).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
     let lifecycle = Lifecycle { xml, abort_rules };
-    state.store.run(move |s| s.set_lifecycle(&bucket, Some(lifecycle))).await?;
+    state.store.run(move |s| s.update_bucket(&bucket, move |b| b.lifecycle = Some(lifecycle))).await?;
     empty_response(StatusCode::OK)
 }
 
@@ -39,7 +39,7 @@ pub async fn get(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
 
 pub async fn delete(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     let bucket = req.bucket()?.clone();
-    state.store.run(move |s| s.set_lifecycle(&bucket, None)).await?;
+    state.store.run(move |s| s.update_bucket(&bucket, |b| b.lifecycle = None)).await?;
     empty_response(StatusCode::NO_CONTENT)
 }
 

@@ -13,6 +13,7 @@ pub mod multipart;
 pub mod object;
 mod object_attributes;
 mod object_checksum;
+pub mod tagging;
 pub mod versioning;
 pub mod xml;
 
@@ -87,6 +88,12 @@ pub async fn dispatch(state: &AppState, req: S3Request) -> S3Result<Response<Bod
         Op::GetBucketLocation => bucket::location(state, req).await,
         Op::GetBucketVersioning => versioning::get(state, req).await,
         Op::PutBucketVersioning => versioning::put(state, req).await,
+        Op::PutObjectTagging => tagging::put_object(state, req).await,
+        Op::GetObjectTagging => tagging::get_object(state, req).await,
+        Op::DeleteObjectTagging => tagging::delete_object(state, req).await,
+        Op::PutBucketTagging => tagging::put_bucket(state, req).await,
+        Op::GetBucketTagging => tagging::get_bucket(state, req).await,
+        Op::DeleteBucketTagging => tagging::delete_bucket(state, req).await,
         Op::GetBucketAcl => bucket::acl(state, req).await,
         Op::PutBucketLifecycle => lifecycle::put(state, req).await,
         Op::GetBucketLifecycle => lifecycle::get(state, req).await,

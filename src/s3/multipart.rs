@@ -93,6 +93,7 @@ pub async fn create(state: &AppState, req: S3Request) -> S3Result<Response<Body>
         user_meta: user_meta(req.headers())?,
         checksum_algorithm,
         full_object_checksum,
+        tags: super::tagging::from_header(&req)?,
     };
     let id = new_upload_id()?;
     let upload_id = id.clone();
@@ -222,6 +223,7 @@ fn assemble(
         checksum,
         blobs,
         version: ObjectVersion::NULL,
+        tags: upload.tags.clone(),
     })
 }
 

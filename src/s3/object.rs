@@ -8,8 +8,8 @@ use super::bucket::owner_full_control;
 use super::error::{S3Error, S3ErrorCode, S3Result};
 use super::headers::{self, checksum_headers, content_headers, now_ms, object_headers, quoted, system_time, user_meta};
 use super::ingest::{receive_blob, receive_small};
-use super::versioning;
 use super::xml::{self, XmlWriter};
+use super::{tagging, versioning};
 use super::{xml_response, AppState, S3Request};
 use crate::http::body::{self, Body};
 use crate::http::conditional::{self, Current, DeleteConditions, Outcome, WriteConditions, WriteRefusal};
@@ -35,6 +35,7 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
         checksum: None,
         blobs: Vec::new(),
         version: ObjectVersion::NULL,
+        tags: tagging::from_header(&req)?,
     };
     let conditions = WriteConditions::from_headers(req.headers());
     let (staged, checksum) = receive_blob(state, &mut req, None).await?;
@@ -69,6 +70,14 @@ fn refused(refusal: WriteRefusal) -> S3Error {
     }
 }
 
+/// A NoSuchKey error names the key, as S3's does.
+pub(super) fn with_key(e: S3Error, req: &S3Request) -> S3Error {
+    match (e.code, req.key()) {
+        (S3ErrorCode::NoSuchKey, Ok(key)) => e.with_extra("Key", key.to_string()),
+        _ => e,
+    }
+}
+
 /// The object (or the version `versionId` names) a read request is about,
 /// and the `x-amz-version-id` to answer with.
 pub(super) async fn load(state: &AppState, req: &S3Request) -> S3Result<(ObjectRecord, Option<VersionId>)> {
@@ -76,14 +85,7 @@ pub(super) async fn load(state: &AppState, req: &S3Request) -> S3Result<(ObjectR
     let version = versioning::requested(req)?;
     // A point read from redb (its cache, or the page cache): cheaper here
     // than the hand-off to a blocking thread and back.
-    let found = state.store.get_version(&bucket, &key, version).map_err(|e| {
-        let e = S3Error::from(e);
-        if e.code == S3ErrorCode::NoSuchKey {
-            e.with_extra("Key", key)
-        } else {
-            e
-        }
-    })?;
+    let found = state.store.get_version(&bucket, &key, version).map_err(|e| with_key(e.into(), req))?;
     let (record, bucket_versioning) = found;
     let id = versioning::of_read(&record, bucket_versioning);
     Ok((record, id))

@@ -11,7 +11,7 @@ use super::ingest::receive_small;
 use super::xml::{self, XmlWriter};
 use super::{empty_response, xml_response, AppState, S3Request};
 use crate::http::body::Body;
-use crate::store::schema::{ObjectRecord, Versioning};
+use crate::store::schema::{BucketRecord, ObjectRecord, Versioning};
 use crate::store::VersionId;
 
 const MAX_VERSIONING_BODY: usize = 16 * 1024;
@@ -31,14 +31,15 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
         }
         Some(_) => return Err(S3Error::new(S3ErrorCode::MalformedXML)),
     }
-    let state_asked = match doc.child_text("Status").map(str::trim) {
-        Some("Enabled") => Versioning::Enabled,
-        Some("Suspended") => Versioning::Suspended,
+    let asked = match doc.child_text("Status").map(str::trim) {
+        Some("Enabled") => Some(Versioning::Enabled),
+        Some("Suspended") => Some(Versioning::Suspended),
         // No status: nothing to change, as S3 answers it.
-        None => Versioning::Unversioned,
+        None => None,
         Some(_) => return Err(S3Error::new(S3ErrorCode::MalformedXML)),
     };
-    state.store.run(move |s| s.set_versioning(&bucket, state_asked)).await?;
+    let change = move |b: &mut BucketRecord| b.versioning = asked.unwrap_or(b.versioning);
+    state.store.run(move |s| s.update_bucket(&bucket, change)).await?;
     empty_response(StatusCode::OK)
 }
 

@@ -261,30 +261,18 @@ impl Store {
         Ok(out)
     }
 
-    /// Replaces (or removes, with `None`) a bucket's lifecycle configuration.
-    pub fn set_lifecycle(&self, name: &str, lifecycle: Option<schema::Lifecycle>) -> StoreResult<()> {
+    /// Changes a bucket's record (its lifecycle, versioning or tags) in one
+    /// write; `NoSuchBucket` if it does not exist.
+    pub fn update_bucket<F>(&self, name: &str, change: F) -> StoreResult<()>
+    where
+        F: FnOnce(&mut BucketRecord) + Send + 'static,
+    {
         let name = name.to_string();
         self.write(move |txn| {
             let mut buckets = txn.open_table(BUCKETS)?;
             let current = buckets.get(name.as_str())?.map(|v| v.value().to_vec()).ok_or(StoreError::NoSuchBucket)?;
             let mut record: BucketRecord = decode(&current)?;
-            record.lifecycle = lifecycle;
-            buckets.insert(name.as_str(), encode(&record)?.as_slice())?;
-            Ok(((), Vec::new()))
-        })
-    }
-
-    /// Enables or suspends versioning. A bucket that has had versioning
-    /// cannot go back to [`schema::Versioning::Unversioned`] (S3 has no such request).
-    pub fn set_versioning(&self, name: &str, state: schema::Versioning) -> StoreResult<()> {
-        let name = name.to_string();
-        self.write(move |txn| {
-            let mut buckets = txn.open_table(BUCKETS)?;
-            let current = buckets.get(name.as_str())?.map(|v| v.value().to_vec()).ok_or(StoreError::NoSuchBucket)?;
-            let mut record: BucketRecord = decode(&current)?;
-            if state != schema::Versioning::Unversioned {
-                record.versioning = state;
-            }
+            change(&mut record);
             buckets.insert(name.as_str(), encode(&record)?.as_slice())?;
             Ok(((), Vec::new()))
         })
@@ -347,6 +335,27 @@ impl Store {
             (Some(id), _) => versions::find_noncurrent(&txn.open_table(schema::VERSIONS)?, &row, id)?.map(|(_, r)| r),
         };
         Ok((versions::resolve(found, version)?, versioning))
+    }
+
+    /// Changes a version of an object (the current one without `version`)
+    /// in place, as tagging does: no new version is made. A delete marker
+    /// cannot be changed (`StoreError::DeleteMarker`). Returns the record
+    /// as changed.
+    pub fn update_object<F>(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+        change: F,
+    ) -> StoreResult<ObjectRecord>
+    where
+        F: FnOnce(&mut ObjectRecord) + Send + 'static,
+    {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.write(move |txn| {
+            require_bucket(txn, &bucket)?;
+            Ok((versions::update_version(txn, (&bucket, &key), version, change)?, Vec::new()))
+        })
     }
 
     /// PutObject's one entry: publishes `staged` (a file is renamed into

@@ -113,7 +113,12 @@ pub struct BucketRecord {
     /// The lifecycle configuration, if one was put.
     pub lifecycle: Option<Lifecycle>,
     pub versioning: Versioning,
+    /// The bucket's tag set (PutBucketTagging); empty when it has none.
+    pub tags: Tags,
 }
+
+/// A tag set: (key, value) pairs in the order they were given.
+pub type Tags = Vec<(String, String)>;
 
 /// A bucket's versioning state. Once enabled, versioning can be suspended
 /// but never turned off, as in S3.
@@ -139,7 +144,8 @@ impl Stored for BucketRecord {
         match format {
             1 => {
                 let V1 { owner, created_ms, region, lifecycle } = postcard::from_bytes(bytes)?;
-                Ok(BucketRecord { owner, created_ms, region, lifecycle, versioning: Versioning::Unversioned })
+                let versioning = Versioning::Unversioned;
+                Ok(BucketRecord { owner, created_ms, region, lifecycle, versioning, tags: Tags::new() })
             }
             _ => Err(postcard::Error::DeserializeBadEncoding),
         }
@@ -223,6 +229,8 @@ pub struct ObjectRecord {
     pub blobs: Vec<BlobSpan>,
     /// Which version of its key this is; set by the store when it commits.
     pub version: ObjectVersion,
+    /// The object's tag set (`x-amz-tagging`, PutObjectTagging).
+    pub tags: Tags,
 }
 
 /// Where a record stands among the versions of its key (`store/versions.rs`).
@@ -261,8 +269,8 @@ impl Stored for ObjectRecord {
             1 => {
                 let V1 { size, etag, last_modified_ms, headers, user_meta, checksum, blobs } =
                     postcard::from_bytes(bytes)?;
-                let version = ObjectVersion::NULL;
-                Ok(ObjectRecord { size, etag, last_modified_ms, headers, user_meta, checksum, blobs, version })
+                let (version, tags) = (ObjectVersion::NULL, Tags::new());
+                Ok(ObjectRecord { size, etag, last_modified_ms, headers, user_meta, checksum, blobs, version, tags })
             }
             _ => Err(postcard::Error::DeserializeBadEncoding),
         }
@@ -341,7 +349,40 @@ impl CompletedUpload {
 }
 
 impl Stored for CompletedUpload {}
-impl Stored for UploadRecord {}
+impl Stored for UploadRecord {
+    const FORMAT: u8 = 2;
+
+    fn decode_older(format: u8, bytes: &[u8]) -> Result<Self, postcard::Error> {
+        #[derive(Deserialize)]
+        struct V1 {
+            bucket: String,
+            key: String,
+            owner: String,
+            initiated_ms: i64,
+            headers: ContentHeaders,
+            user_meta: Vec<(String, String)>,
+            checksum_algorithm: Option<ChecksumAlgorithm>,
+            full_object_checksum: bool,
+        }
+        match format {
+            1 => {
+                let v1: V1 = postcard::from_bytes(bytes)?;
+                Ok(UploadRecord {
+                    bucket: v1.bucket,
+                    key: v1.key,
+                    owner: v1.owner,
+                    initiated_ms: v1.initiated_ms,
+                    headers: v1.headers,
+                    user_meta: v1.user_meta,
+                    checksum_algorithm: v1.checksum_algorithm,
+                    full_object_checksum: v1.full_object_checksum,
+                    tags: Tags::new(),
+                })
+            }
+            _ => Err(postcard::Error::DeserializeBadEncoding),
+        }
+    }
+}
 impl Stored for PartRecord {}
 
 /// A multipart upload in progress: what CreateMultipartUpload said about the
@@ -358,6 +399,8 @@ pub struct UploadRecord {
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     /// `x-amz-checksum-type: FULL_OBJECT` (else COMPOSITE where it applies).
     pub full_object_checksum: bool,
+    /// `x-amz-tagging`: the tags the object will have.
+    pub tags: Tags,
 }
 
 /// One uploaded part.
@@ -378,7 +421,7 @@ mod tests {
     /// here as it was) still decode: an object as the `null` version, a
     /// bucket as never versioned.
     #[test]
-    fn format_1_records_decode_as_before_versioning() {
+    fn format_1_records_decode_as_before_versioning_and_tags() {
         #[derive(Serialize)]
         struct ObjectV1 {
             size: u64,
@@ -419,6 +462,33 @@ mod tests {
         bytes.extend(postcard::to_stdvec(&old).expect("encode"));
         let bucket: BucketRecord = decode(&bytes).expect("a format-1 bucket decodes");
         assert_eq!((bucket.owner.as_str(), bucket.versioning), ("root", Versioning::Unversioned));
+        #[derive(Serialize)]
+        struct UploadV1 {
+            bucket: String,
+            key: String,
+            owner: String,
+            initiated_ms: i64,
+            headers: ContentHeaders,
+            user_meta: Vec<(String, String)>,
+            checksum_algorithm: Option<ChecksumAlgorithm>,
+            full_object_checksum: bool,
+        }
+        let old = UploadV1 {
+            bucket: "b".into(),
+            key: "k".into(),
+            owner: "root".into(),
+            initiated_ms: 9,
+            headers: ContentHeaders::default(),
+            user_meta: Vec::new(),
+            checksum_algorithm: Some(ChecksumAlgorithm::Crc32),
+            full_object_checksum: true,
+        };
+        let mut bytes = vec![1];
+        bytes.extend(postcard::to_stdvec(&old).expect("encode"));
+        let upload: UploadRecord = decode(&bytes).expect("a format-1 upload decodes");
+        assert_eq!((upload.key.as_str(), upload.initiated_ms, upload.full_object_checksum), ("k", 9, true));
+        assert_eq!((upload.checksum_algorithm, upload.tags.len()), (Some(ChecksumAlgorithm::Crc32), 0));
+
         let mut unknown = encode(&bucket).expect("encode");
         unknown[0] = 9;
         assert!(decode::<BucketRecord>(&unknown).is_err(), "an unknown format fails loudly");

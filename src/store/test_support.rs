@@ -28,6 +28,7 @@ pub fn bucket_record() -> BucketRecord {
         region: "us-east-1".into(),
         lifecycle: None,
         versioning: Default::default(),
+        tags: Vec::new(),
     }
 }
 
@@ -42,6 +43,7 @@ pub fn object_record(size: usize) -> ObjectRecord {
         checksum: None,
         blobs: Vec::new(),
         version: ObjectVersion::NULL,
+        tags: Vec::new(),
     }
 }
 
@@ -55,5 +57,6 @@ pub fn upload_record(bucket: &str, key: &str) -> UploadRecord {
         user_meta: Vec::new(),
         checksum_algorithm: None,
         full_object_checksum: false,
+        tags: Vec::new(),
     }
 }

@@ -152,6 +152,7 @@ pub(super) fn delete_latest(
         checksum: None,
         blobs: Vec::new(),
         version,
+        tags: Vec::new(),
     };
     txn.open_table(VERSIONS)?.insert((row.as_slice(), !version.seq), encode(&marker)?.as_slice())?;
     Ok((Deleted { version_id: Some(VersionId::of(&version)), delete_marker: true }, dead))
@@ -318,4 +319,36 @@ pub(super) fn resolve(found: Option<ObjectRecord>, asked: Option<VersionId>) -> 
 /// The noncurrent version (or delete marker) `id` of the key `row`.
 pub(super) fn noncurrent(txn: &WriteTransaction, row: &[u8], id: VersionId) -> StoreResult<Option<ObjectRecord>> {
     Ok(find_noncurrent(&txn.open_table(VERSIONS)?, row, id)?.map(|(_, record)| record))
+}
+
+/// Changes the version `id` of a key (its current object without one) in
+/// place, wherever it is stored; returns it as changed.
+pub(super) fn update_version<F>(
+    txn: &WriteTransaction,
+    (bucket, key): (&str, &str),
+    id: Option<VersionId>,
+    change: F,
+) -> StoreResult<ObjectRecord>
+where
+    F: FnOnce(&mut ObjectRecord),
+{
+    let row = object_key(bucket, key.as_bytes());
+    let current = super::txn::read_object(txn, bucket, key)?;
+    if let Some(mut current) = current.filter(|c| id.is_none_or(|id| id.matches(&c.version))) {
+        change(&mut current);
+        txn.open_table(OBJECTS)?.insert(row.as_slice(), encode(&current)?.as_slice())?;
+        return Ok(current);
+    }
+    let mut versions = txn.open_table(VERSIONS)?;
+    let found = match id {
+        Some(id) => find_noncurrent(&versions, &row, id)?,
+        None => latest_marker(&versions, &row)?.map(|marker| (!marker.version.seq, marker)),
+    };
+    let (inverted_seq, mut record) = match found {
+        Some((inverted_seq, record)) if !is_marker(&record) => (inverted_seq, record),
+        other => return Err(resolve(other.map(|(_, r)| r), id).err().unwrap_or(StoreError::NoSuchKey)),
+    };
+    change(&mut record);
+    versions.insert((row.as_slice(), inverted_seq), encode(&record)?.as_slice())?;
+    Ok(record)
 }

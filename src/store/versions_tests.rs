@@ -92,7 +92,7 @@ impl Model {
 async fn apply(store: &mut Arc<Store>, dir: &Path, model: &mut Model, op: Op) {
     match op {
         Op::SetVersioning(state) => {
-            store.set_versioning("b", state).expect("set versioning");
+            store.update_bucket("b", move |b| b.versioning = state).expect("set versioning");
             model.state = state;
         }
         Op::Put { key: k, size, seed } => {
