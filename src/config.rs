@@ -72,6 +72,10 @@ pub struct ServeConfig {
     /// instead of refusing to start. See docs/reliability.md.
     #[arg(long)]
     pub accept_db_rollback: bool,
+    /// The length of a lifecycle "day": lifecycle rules count their Days in
+    /// it. One real day; tests shorten it (e.g. `2s`) to see rules applied.
+    #[arg(long, default_value = "1d", value_parser = positive_duration, hide = true)]
+    pub lifecycle_day: std::time::Duration,
 }
 
 /// A humantime duration (`30s`, `2m`) greater than zero.

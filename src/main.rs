@@ -58,6 +58,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let store = Store::open_with(&config.data, config.accept_db_rollback)
             .with_context(|| format!("opening data folder {}", config.data.display()))?;
         tessera::store::spawn_upload_reaper(store.clone(), config.abort_incomplete_after);
+        tessera::store::spawn_lifecycle_reaper(store.clone(), config.lifecycle_day);
         if !config.scrub_interval.is_zero() {
             tessera::store::spawn_scrubber(store.clone(), config.scrub_interval, config.scrub_rate);
         }

@@ -264,8 +264,8 @@ fn lifecycle_abort_rules_round_trip_and_other_actions_are_refused() {
                 </Rule></LifecycleConfiguration>";
     assert_eq!(c.send(Req::new("PUT", "/mpu").query("lifecycle").body(rule.as_bytes())).status, 200);
     assert_eq!(c.send(Req::new("GET", "/mpu").query("lifecycle")).elements("DaysAfterInitiation"), vec!["2"]);
-    let expiration = "<LifecycleConfiguration><Rule><Filter/><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>";
-    let refused = c.send(Req::new("PUT", "/mpu").query("lifecycle").body(expiration.as_bytes()));
+    let transition = "<LifecycleConfiguration><Rule><Filter/><Status>Enabled</Status><Transition><Days>1</Days><StorageClass>GLACIER</StorageClass></Transition></Rule></LifecycleConfiguration>";
+    let refused = c.send(Req::new("PUT", "/mpu").query("lifecycle").body(transition.as_bytes()));
     assert_eq!(code(&refused), (501, "NotImplemented".into()));
     assert_eq!(c.send(Req::new("DELETE", "/mpu").query("lifecycle")).status, 204);
     assert_eq!(c.send(Req::new("GET", "/mpu").query("lifecycle")).status, 404);

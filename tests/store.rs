@@ -42,7 +42,11 @@ fn lifecycle_rules_shorten_the_upload_age_limit_by_prefix() {
     let rule = AbortIncompleteRule { prefix: "tmp/".into(), days_after_initiation: 1 };
     store
         .update_bucket("life", move |b| {
-            b.lifecycle = Some(Lifecycle { xml: "<LifecycleConfiguration/>".into(), abort_rules: vec![rule] })
+            b.lifecycle = Some(Lifecycle {
+                xml: "<LifecycleConfiguration/>".into(),
+                abort_rules: vec![rule],
+                expiry_rules: Vec::new(),
+            })
         })
         .expect("lifecycle");
     store.create_upload("00000000000000000000000000000001", &upload("tmp/a", 0)).expect("upload");

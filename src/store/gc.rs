@@ -39,6 +39,30 @@ fn reap_uploads(store: &Store, max_age: Duration) -> Result<(), super::StoreErro
     Ok(())
 }
 
+/// Applies the buckets' lifecycle expiry rules (`lifecycle.rs`), forever, on
+/// its own thread, 24 times per lifecycle day (at least every second, at
+/// most every ten minutes). `day` is one real day except in tests.
+pub fn spawn_lifecycle_reaper(store: Arc<Store>, day: Duration) {
+    let period = (day / 24).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    let day_ms = i64::try_from(day.as_millis()).unwrap_or(i64::MAX).max(1);
+    let spawned = std::thread::Builder::new().name("lifecycle".into()).spawn(move || loop {
+        std::thread::sleep(period);
+        match store.apply_lifecycle(super::now_ms(), day_ms) {
+            Ok(report) if report == super::ExpiryReport::default() => {}
+            Ok(report) => tracing::info!(
+                expired = report.expired,
+                markers_removed = report.markers_removed,
+                noncurrent_removed = report.noncurrent_removed,
+                "lifecycle rules applied"
+            ),
+            Err(e) => tracing::warn!(error = %e.chain(), "applying lifecycle rules failed"),
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "could not start the lifecycle reaper");
+    }
+}
+
 pub fn spawn_orphan_sweep(store: Arc<Store>) {
     let started = SystemTime::now();
     let spawned = std::thread::Builder::new().name("orphan-sweep".into()).spawn(move || match sweep(&store, started) {

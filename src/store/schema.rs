@@ -135,15 +135,22 @@ impl Stored for BucketRecord {
 
     fn decode_older(format: u8, bytes: &[u8]) -> Result<Self, postcard::Error> {
         #[derive(Deserialize)]
+        struct LifecycleV1 {
+            xml: String,
+            abort_rules: Vec<AbortIncompleteRule>,
+        }
+        #[derive(Deserialize)]
         struct V1 {
             owner: String,
             created_ms: i64,
             region: String,
-            lifecycle: Option<Lifecycle>,
+            lifecycle: Option<LifecycleV1>,
         }
         match format {
             1 => {
                 let V1 { owner, created_ms, region, lifecycle } = postcard::from_bytes(bytes)?;
+                let lifecycle =
+                    lifecycle.map(|l| Lifecycle { xml: l.xml, abort_rules: l.abort_rules, expiry_rules: Vec::new() });
                 let versioning = Versioning::Unversioned;
                 Ok(BucketRecord { owner, created_ms, region, lifecycle, versioning, tags: Tags::new() })
             }
@@ -158,6 +165,43 @@ impl Stored for BucketRecord {
 pub struct Lifecycle {
     pub xml: String,
     pub abort_rules: Vec<AbortIncompleteRule>,
+    /// Rules that expire objects, versions and delete markers (`store/lifecycle.rs`).
+    pub expiry_rules: Vec<ExpiryRule>,
+}
+
+/// The objects a lifecycle rule applies to: all of its conditions hold.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RuleFilter {
+    pub prefix: String,
+    /// Tags the object must all have.
+    pub tags: Tags,
+    pub size_greater_than: Option<u64>,
+    pub size_less_than: Option<u64>,
+}
+
+/// When `Expiration` expires current objects.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub enum ExpireAfter {
+    /// Days after the object was written (rounded up to the next day boundary, as S3).
+    Days(u32),
+    /// From this time on (ms since the epoch; a midnight UTC).
+    Date(i64),
+}
+
+/// The expiry actions of one enabled lifecycle rule.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExpiryRule {
+    pub filter: RuleFilter,
+    /// `Expiration` with `Days` or `Date`: the current version expires
+    /// (removed, or hidden by a delete marker in a bucket with versioning).
+    pub expire: Option<ExpireAfter>,
+    /// `Expiration/ExpiredObjectDeleteMarker`: a delete marker left as a
+    /// key's only version is removed.
+    pub expired_object_delete_marker: bool,
+    /// `NoncurrentVersionExpiration`: (`NoncurrentDays`,
+    /// `NewerNoncurrentVersions`): a noncurrent version is removed that
+    /// many days after it became noncurrent, except the newest ones kept.
+    pub noncurrent: Option<(u32, u32)>,
 }
 
 /// `AbortIncompleteMultipartUpload` of one enabled rule.
@@ -455,13 +499,22 @@ mod tests {
             owner: String,
             created_ms: i64,
             region: String,
-            lifecycle: Option<Lifecycle>,
+            lifecycle: Option<LifecycleV1>,
         }
-        let old = BucketV1 { owner: "root".into(), created_ms: 5, region: "us-east-1".into(), lifecycle: None };
+        #[derive(Serialize)]
+        struct LifecycleV1 {
+            xml: String,
+            abort_rules: Vec<AbortIncompleteRule>,
+        }
+        let rule = AbortIncompleteRule { prefix: "tmp/".into(), days_after_initiation: 3 };
+        let lifecycle = Some(LifecycleV1 { xml: "<x/>".into(), abort_rules: vec![rule.clone()] });
+        let old = BucketV1 { owner: "root".into(), created_ms: 5, region: "us-east-1".into(), lifecycle };
         let mut bytes = vec![1];
         bytes.extend(postcard::to_stdvec(&old).expect("encode"));
         let bucket: BucketRecord = decode(&bytes).expect("a format-1 bucket decodes");
         assert_eq!((bucket.owner.as_str(), bucket.versioning), ("root", Versioning::Unversioned));
+        let lifecycle = bucket.lifecycle.clone().expect("its lifecycle");
+        assert_eq!((lifecycle.abort_rules, lifecycle.expiry_rules.len()), (vec![rule], 0));
         #[derive(Serialize)]
         struct UploadV1 {
             bucket: String,
