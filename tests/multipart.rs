@@ -461,3 +461,32 @@ fn object_attributes_of_simple_and_multipart_objects() {
     assert_eq!(code(&none), (400, "InvalidArgument".into()));
     assert_eq!(code(&attributes("/mpu/missing", "ETag", &[])), (404, "NoSuchKey".into()));
 }
+
+/// GetObjectAttributes lists each part's checksum for an upload that chose
+/// an algorithm, and answers for the version `versionId` names.
+#[test]
+fn object_attributes_list_part_checksums_and_take_a_version_id() {
+    let (_dir, server) = setup();
+    let c = server.client();
+    let on = b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>";
+    assert_eq!(c.send(Req::new("PUT", "/mpu").query("versioning").body(on)).status, 200);
+    let key = "/mpu/summed";
+    let create = c.send(Req::new("POST", key).query("uploads").header("x-amz-checksum-algorithm", "CRC32"));
+    let id = create.elements("UploadId").pop().expect("upload id");
+    let (first, second) = (pattern(5 * MIB, 7), pattern(1000, 8));
+    let e1 = part_etag(&c, key, &id, 1, &first);
+    let e2 = part_etag(&c, key, &id, 2, &second);
+    let done = complete(&c, key, &id, &[(1, &e1), (2, &e2)]);
+    assert_eq!(done.status, 200, "{}", done.text());
+    let version = done.header("x-amz-version-id").expect("a version id").to_string();
+    let attributes = |query: &str| {
+        c.send(Req::new("GET", key).query(query).header("x-amz-object-attributes", "ObjectParts,ObjectSize"))
+    };
+    let resp = attributes("attributes");
+    assert_eq!(resp.elements("ChecksumCRC32"), vec![crc32_b64(&first), crc32_b64(&second)], "{}", resp.text());
+    assert_eq!(c.send(Req::new("PUT", key).body(b"newer")).status, 200);
+    let old = attributes(&format!("attributes&versionId={version}"));
+    assert_eq!(old.header("x-amz-version-id"), Some(version.as_str()));
+    assert_eq!(old.elements("ObjectSize"), vec![(5 * MIB + 1000).to_string()], "the version asked for");
+    assert_eq!(attributes("attributes").elements("ObjectSize"), vec!["5"], "the current version");
+}

@@ -212,6 +212,11 @@ fn assemble(
         chosen.push(part);
     }
     let checksum = object_checksum(upload, &chosen);
+    // Every part has one when the upload chose an algorithm (UploadPart computes it).
+    let part_checksums: Vec<String> = match chosen.iter().map(|p| p.checksum.as_ref()).collect::<Option<Vec<_>>>() {
+        Some(sums) if upload.checksum_algorithm.is_some() => sums.iter().map(|(_, raw)| BASE64.encode(raw)).collect(),
+        _ => Vec::new(),
+    };
     claims.check(checksum.as_ref(), &chosen)?;
     let blobs: Vec<BlobSpan> = chosen.iter().map(|p| p.span).collect();
     Ok(ObjectRecord {
@@ -224,6 +229,7 @@ fn assemble(
         blobs,
         version: ObjectVersion::NULL,
         tags: upload.tags.clone(),
+        part_checksums,
     })
 }
 

@@ -36,6 +36,7 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
         blobs: Vec::new(),
         version: ObjectVersion::NULL,
         tags: tagging::from_header(&req)?,
+        part_checksums: Vec::new(),
     };
     let conditions = WriteConditions::from_headers(req.headers());
     let (staged, checksum) = receive_blob(state, &mut req, None).await?;

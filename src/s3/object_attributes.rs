@@ -3,10 +3,9 @@
 //! ObjectSize) without the body. Parts page with `x-amz-max-parts` and
 //! `x-amz-part-number-marker`.
 //! Reference: <https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObjectAttributes.html>
-//!
-//! Not yet: per-part checksums under `ObjectParts` (the object record keeps
-//! its parts' sizes, not their checksums; S3 lists parts only for objects
-//! uploaded with checksums, Tessera lists them always) and `versionId`.
+//! Parts carry their checksums when the upload chose an algorithm (S3 lists
+//! parts only for such objects; Tessera lists them always). `versionId`
+//! names a version.
 
 use http::{Response, StatusCode};
 
@@ -99,22 +98,30 @@ pub async fn get(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
 /// `ObjectParts` of a multipart object (nothing for a single PUT, as S3):
 /// the parts after `marker`, at most `max`.
 fn write_parts(w: &mut XmlWriter, record: &ObjectRecord, marker: usize, max: usize) {
-    let parts: Vec<(u16, u64)> = record.blobs.iter().filter(|s| s.part > 0).map(|s| (s.part, s.size)).collect();
+    // Part checksums are in part order, one per part (or none at all).
+    let sums = record.part_checksums.iter().map(Some).chain(std::iter::repeat(None));
+    let parts: Vec<(u16, u64, Option<&String>)> =
+        record.blobs.iter().filter(|s| s.part > 0).zip(sums).map(|(s, sum)| (s.part, s.size, sum)).collect();
     if parts.is_empty() {
         return;
     }
-    let after: Vec<&(u16, u64)> = parts.iter().filter(|(n, _)| usize::from(*n) > marker).collect();
+    let after: Vec<&(u16, u64, Option<&String>)> = parts.iter().filter(|(n, _, _)| usize::from(*n) > marker).collect();
     let page = after.get(..max).unwrap_or(after.as_slice());
     let truncated = after.len() > page.len();
     // The API calls it TotalPartsCount; on the wire it is PartsCount.
     w.start("ObjectParts").elem_u64("PartsCount", parts.len() as u64);
     w.elem_u64("PartNumberMarker", marker as u64);
-    if let (true, Some((last, _))) = (truncated, page.last()) {
+    if let (true, Some((last, _, _))) = (truncated, page.last()) {
         w.elem_u64("NextPartNumberMarker", u64::from(*last));
     }
     w.elem_u64("MaxParts", max as u64).elem("IsTruncated", &truncated.to_string());
-    for (number, size) in page {
-        w.start("Part").elem_u64("PartNumber", u64::from(*number)).elem_u64("Size", *size).end("Part");
+    let checksum_name = record.checksum.as_ref().map(|sum| sum.algorithm.xml_name());
+    for (number, size, sum) in page {
+        w.start("Part").elem_u64("PartNumber", u64::from(*number)).elem_u64("Size", *size);
+        if let (Some(name), Some(value)) = (checksum_name, sum) {
+            w.elem(name, value);
+        }
+        w.end("Part");
     }
     w.end("ObjectParts");
 }

@@ -275,6 +275,10 @@ pub struct ObjectRecord {
     pub version: ObjectVersion,
     /// The object's tag set (`x-amz-tagging`, PutObjectTagging).
     pub tags: Tags,
+    /// A multipart object's part checksums (base64, in part order, of the
+    /// algorithm of `checksum`), for GetObjectAttributes; empty when the
+    /// upload had no checksum algorithm or for a single PUT.
+    pub part_checksums: Vec<String>,
 }
 
 /// Where a record stands among the versions of its key (`store/versions.rs`).
@@ -313,8 +317,19 @@ impl Stored for ObjectRecord {
             1 => {
                 let V1 { size, etag, last_modified_ms, headers, user_meta, checksum, blobs } =
                     postcard::from_bytes(bytes)?;
-                let (version, tags) = (ObjectVersion::NULL, Tags::new());
-                Ok(ObjectRecord { size, etag, last_modified_ms, headers, user_meta, checksum, blobs, version, tags })
+                let (version, tags, part_checksums) = (ObjectVersion::NULL, Tags::new(), Vec::new());
+                Ok(ObjectRecord {
+                    size,
+                    etag,
+                    last_modified_ms,
+                    headers,
+                    user_meta,
+                    checksum,
+                    blobs,
+                    version,
+                    tags,
+                    part_checksums,
+                })
             }
             _ => Err(postcard::Error::DeserializeBadEncoding),
         }

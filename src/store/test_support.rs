@@ -44,6 +44,7 @@ pub fn object_record(size: usize) -> ObjectRecord {
         blobs: Vec::new(),
         version: ObjectVersion::NULL,
         tags: Vec::new(),
+        part_checksums: Vec::new(),
     }
 }
 

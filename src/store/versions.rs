@@ -153,6 +153,7 @@ pub(super) fn delete_latest(
         blobs: Vec::new(),
         version,
         tags: Vec::new(),
+        part_checksums: Vec::new(),
     };
     txn.open_table(VERSIONS)?.insert((row.as_slice(), !version.seq), encode(&marker)?.as_slice())?;
     Ok((Deleted { version_id: Some(VersionId::of(&version)), delete_marker: true }, dead))
