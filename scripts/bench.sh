@@ -80,7 +80,9 @@ bench get --size 1GiB --count 1 --concurrency 1
 bench multipart --size 1GiB --part-size 16MiB --concurrency 4
 bench range --size 1GiB --range-size 1MiB --concurrency 8 --duration 10s
 bench small --size 4KiB --count 10000 --concurrency 16
+bench small --size 4KiB --count 10000 --concurrency 16 --versioning
 bench list --count 10000
+bench list --count 10000 --versions 10
 bench delete --size 4KiB --count 10000 --concurrency 16
 bench multipart --parts "${BENCH_COMPLETE_PARTS:-1000}" --part-size 5MiB --concurrency 4
 if [[ -n ${BENCH_GROWTH:-} ]]; then

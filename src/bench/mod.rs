@@ -138,6 +138,9 @@ async fn run_scenario(args: &BenchArgs, settings: Settings) -> Result<Vec<Row>, 
     let bucket = args.bucket.clone().unwrap_or_else(|| format!("tessera-bench-{run_id}"));
     let target = Arc::new(Target { s3, pattern: Arc::new(Pattern::new(seed)), bucket });
     target.create_bucket().await?;
+    if settings.versioning {
+        target.enable_versioning().await?;
+    }
     let ctx = Ctx { target, prefix: format!("tessera-bench-{run_id}/"), seed, settings };
     eprintln!("{} on {} in bucket {} ...", args.scenario.name(), args.endpoint, ctx.target.bucket);
     let mut rows = match args.scenario {
@@ -157,10 +160,15 @@ async fn run_scenario(args: &BenchArgs, settings: Settings) -> Result<Vec<Row>, 
 async fn cleanup(ctx: &Ctx, delete_bucket: bool) -> Vec<Row> {
     let began = std::time::Instant::now();
     let mut phase = Phase::default();
-    match ctx.target.list_all(&ctx.prefix).await {
+    let listed = match ctx.settings.versioning {
+        true => ctx.target.list_versions(&ctx.prefix).await.map(|v| v.into_iter().map(|(k, v)| (k, Some(v))).collect()),
+        false => ctx.target.list_all(&ctx.prefix).await.map(|keys| keys.into_iter().map(|k| (k, None)).collect()),
+    };
+    match listed {
         Ok(keys) => {
+            let keys: Vec<(String, Option<String>)> = keys;
             for batch in keys.chunks(MAX_BATCH) {
-                if let Err(e) = ctx.target.delete_batch(batch).await {
+                if let Err(e) = ctx.target.delete_versions(batch).await {
                     phase.fail(e.to_string());
                 }
             }

@@ -51,6 +51,36 @@ impl Target {
         }
     }
 
+    /// PutBucketVersioning `Enabled`.
+    pub async fn enable_versioning(&self) -> Result<(), Error> {
+        let doc = "<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>";
+        let req = self.req("PutBucketVersioning", Method::PUT, None).query("versioning", "");
+        self.s3.call_doc(req.body(ReqBody::full(doc.to_string()))).await.map(drop)
+    }
+
+    /// Every (key, version id) under `prefix`, versions and delete markers.
+    pub async fn list_versions(&self, prefix: &str) -> Result<Vec<(String, String)>, Error> {
+        let mut out = Vec::new();
+        let mut markers: Option<(String, String)> = None;
+        loop {
+            let mut req = self.req("ListObjectVersions", Method::GET, None).query("versions", "").query("prefix", prefix);
+            if let Some((key, version)) = &markers {
+                req = req.query("key-marker", key.clone()).query("version-id-marker", version.clone());
+            }
+            let (_, doc) = self.s3.call_doc(req).await?;
+            out.extend(xml::texts(&doc, "Key").zip(xml::texts(&doc, "VersionId")));
+            if xml::texts(&doc, "IsTruncated").next().is_none_or(|t| t != "true") {
+                return Ok(out);
+            }
+            let key = xml::texts(&doc, "NextKeyMarker").next();
+            let version = xml::texts(&doc, "NextVersionIdMarker").next();
+            match key.zip(version) {
+                Some(next) => markers = Some(next),
+                None => return Err(Error::invalid("ListObjectVersions", "truncated page without next markers")),
+            }
+        }
+    }
+
     pub async fn delete_bucket(&self) -> Result<(), Error> {
         self.s3.call_doc(self.req("DeleteBucket", Method::DELETE, None)).await.map(drop)
     }
@@ -111,9 +141,19 @@ impl Target {
 
     /// DeleteObjects of up to 1,000 keys; every key must come back `<Deleted>`.
     pub async fn delete_batch(&self, keys: &[String]) -> Result<(), Error> {
+        let keys: Vec<(String, Option<String>)> = keys.iter().map(|k| (k.clone(), None)).collect();
+        self.delete_versions(&keys).await
+    }
+
+    /// DeleteObjects of up to 1,000 keys, each with a version id or none.
+    pub async fn delete_versions(&self, keys: &[(String, Option<String>)]) -> Result<(), Error> {
         let mut doc = String::from("<Delete><Quiet>false</Quiet>");
-        for key in keys {
-            let _ = write!(doc, "<Object><Key>{}</Key></Object>", xml::escape(key));
+        for (key, version) in keys {
+            let _ = write!(doc, "<Object><Key>{}</Key>", xml::escape(key));
+            if let Some(version) = version {
+                let _ = write!(doc, "<VersionId>{}</VersionId>", xml::escape(version));
+            }
+            doc.push_str("</Object>");
         }
         doc.push_str("</Delete>");
         let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(doc.as_bytes()));

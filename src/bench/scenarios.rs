@@ -69,7 +69,11 @@ pub async fn small(ctx: &Ctx) -> Vec<Row> {
 pub async fn list(ctx: &Ctx) -> Vec<Row> {
     let s = &ctx.settings;
     let objs = ctx.objects("list", 0, s.count, s.size).await;
-    let mut rows = setup_row("list: create keys", upload(ctx, objs.clone(), ctx.load_all()).await);
+    let mut rows = Vec::new();
+    // Every key written `versions` times: all but the last become noncurrent.
+    for _ in 0..s.versions {
+        rows.extend(setup_row("list: create keys", upload(ctx, objs.clone(), ctx.load_all()).await));
+    }
     let prefix = format!("{}list/", ctx.prefix);
     let mut phase = Phase::default();
     let meter = CpuMeter::start(s.server_pid);
@@ -87,7 +91,10 @@ pub async fn list(ctx: &Ctx) -> Vec<Row> {
     let median = passes.get(passes.len() / 2).copied().unwrap_or_default();
     let best = passes.first().copied().unwrap_or_default();
     let pages = s.count.div_ceil(MAX_BATCH as u64).max(1);
-    let name = format!("list {} keys, {pages} pages of {MAX_BATCH}", s.count);
+    let name = match s.versions {
+        1 => format!("list {} keys, {pages} pages of {MAX_BATCH}", s.count),
+        n => format!("list {} keys x {n} versions, {pages} pages of {MAX_BATCH}", s.count),
+    };
     let row = Row::new(name, phase, false, Basis::None).note("full listing, median", median, "ms");
     rows.push(row.note("full listing, best", best, "ms"));
     rows

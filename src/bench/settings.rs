@@ -106,6 +106,13 @@ pub struct BenchArgs {
     /// timed phase is reported beside the benchmark's own.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Enable versioning on the bucket before the scenario (each write makes a version).
+    #[arg(long)]
+    pub versioning: bool,
+    /// List scenario: write each key this many times (implies --versioning
+    /// when above 1), so the listing runs over noncurrent versions.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub versions: u64,
 }
 
 /// The arguments with every default filled in and checked.
@@ -119,6 +126,8 @@ pub struct Settings {
     pub parts: Option<u16>,
     pub duration: Option<Duration>,
     pub server_pid: Option<u32>,
+    pub versioning: bool,
+    pub versions: u64,
 }
 
 impl Settings {
@@ -138,6 +147,8 @@ impl Settings {
             parts: args.parts,
             duration: args.duration,
             server_pid: args.server_pid,
+            versioning: args.versioning || args.versions > 1,
+            versions: args.versions,
         };
         s.check(args.scenario).map(|()| s)
     }
