@@ -63,7 +63,8 @@ impl Target {
         let mut out = Vec::new();
         let mut markers: Option<(String, String)> = None;
         loop {
-            let mut req = self.req("ListObjectVersions", Method::GET, None).query("versions", "").query("prefix", prefix);
+            let mut req =
+                self.req("ListObjectVersions", Method::GET, None).query("versions", "").query("prefix", prefix);
             if let Some((key, version)) = &markers {
                 req = req.query("key-marker", key.clone()).query("version-id-marker", version.clone());
             }
