@@ -566,3 +566,24 @@ fn an_unversioned_bucket_has_no_version_ids_and_lists_each_object_once_as_null()
     assert_eq!((deleted.status, deleted.header("x-amz-delete-marker")), (204, None), "a delete writes no marker");
     assert_eq!(listed(&list_versions(&c, "")), vec![version("a", "null", true), version("b", "null", true)]);
 }
+
+#[test]
+fn conditional_writes_on_a_versioned_bucket_look_at_the_latest_version() {
+    let (_dir, server) = versioned();
+    let c = server.client();
+    let first = c.send(Req::new("PUT", "/bkt/k").body(b"one"));
+    let old_etag = first.header("etag").expect("etag").to_string();
+    let second = c.send(Req::new("PUT", "/bkt/k").body(b"two"));
+    let etag = second.header("etag").expect("etag").to_string();
+    let stale = c.send(Req::new("PUT", "/bkt/k").header("if-match", old_etag.as_str()).body(b"three"));
+    assert_eq!(stale.status, 412, "If-Match names an older version: {}", stale.text());
+    let current = c.send(Req::new("PUT", "/bkt/k").header("if-match", etag.as_str()).body(b"three"));
+    assert_eq!(current.status, 200, "If-Match of the latest version: {}", current.text());
+    let exists = c.send(Req::new("PUT", "/bkt/k").header("if-none-match", "*").body(b"four"));
+    assert_eq!(exists.status, 412, "If-None-Match: * while a version is current");
+    delete_to_marker(&c, "/bkt/k");
+    let after_marker = c.send(Req::new("PUT", "/bkt/k").header("if-none-match", "*").body(b"five"));
+    assert_eq!(after_marker.status, 200, "a delete marker counts as no object: {}", after_marker.text());
+    let versions = c.send(Req::new("GET", "/bkt").query("versions"));
+    assert_eq!(versions.elements("VersionId").len(), 5, "three objects, a marker, and the new one");
+}
