@@ -110,6 +110,21 @@ pub fn backup(args: BackupArgs) -> anyhow::Result<()> {
 
 /// Asks the running server to write the backup, signed as root.
 fn through_server(data: &Path, info: &ServerInfo, out: &Path) -> anyhow::Result<BackupReport> {
+    let out = out.to_str().ok_or_else(|| anyhow!("--out must be valid UTF-8 to be sent to the server"))?;
+    let doc = ask_server(data, info, Method::POST, BACKUP_PATH, &[("out", out.to_string())])?;
+    parse_report(&doc)
+}
+
+/// Sends one admin request (`path` under `/_tessera/`) to the server that
+/// holds `data`, signed with the root credentials; returns the reply
+/// document, or the server's refusal as an error.
+pub fn ask_server(
+    data: &Path,
+    info: &ServerInfo,
+    method: Method,
+    path: &str,
+    query: &[(&'static str, String)],
+) -> anyhow::Result<String> {
     let creds_path = Layout::existing(data).credentials_path();
     // `root_credentials` generates a pair when it finds none: never here.
     let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
@@ -118,21 +133,23 @@ fn through_server(data: &Path, info: &ServerInfo, out: &Path) -> anyhow::Result<
         bail!("no root credentials: set TESSERA_ACCESS_KEY and TESSERA_SECRET_KEY, or keep {}", creds_path.display());
     }
     let creds = root_credentials(&creds_path).context("loading root credentials")?;
-    let out = out.to_str().ok_or_else(|| anyhow!("--out must be valid UTF-8 to be sent to the server"))?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let client = S3::new(&format!("http://{}", info.listen), &creds.access_key, &creds.secret_key, &info.region)?;
-        let path = BACKUP_PATH.trim_start_matches('/');
+        let path = path.trim_start_matches('/');
         let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
-        let request = Request::new("Backup", Method::POST, bucket, Some(key)).query("out", out);
+        let mut request = Request::new("Admin", method, bucket, Some(key));
+        for (name, value) in query {
+            request = request.query(name, value.clone());
+        }
         let response = client.send(request).await?;
         let status = response.status();
-        let doc = read_doc("Backup", response.into_body()).await?;
+        let doc = read_doc("Admin", response.into_body()).await?;
         if !status.is_success() {
             let field = |name| texts(&doc, name).next().unwrap_or_default();
             bail!("the server at {} refused: {} {}: {}", info.listen, status, field("Code"), field("Message"));
         }
-        parse_report(&doc)
+        Ok(doc)
     })
 }
 

@@ -28,6 +28,10 @@ pub enum Command {
     /// Check every blob of a stopped server's data folder against its block
     /// checksums; exits 1 if any is corrupt, 2 if the check could not run.
     Scrub(ScrubArgs),
+    /// Add, list, remove users or give them a new secret, on a stopped
+    /// server's data folder or through a running server.
+    #[command(subcommand)]
+    User(crate::user_cli::UserCommand),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -91,33 +95,100 @@ fn positive_duration(text: &str) -> Result<std::time::Duration, String> {
 pub struct RootCredentials {
     pub access_key: String,
     pub secret_key: String,
-    pub origin: &'static str,
+    pub origin: CredentialsOrigin,
 }
 
-/// `TESSERA_ACCESS_KEY` / `TESSERA_SECRET_KEY` if both are set; otherwise the
-/// pair stored in the data folder; otherwise a new pair, stored there (0600).
+/// Where the root credentials came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialsOrigin {
+    Environment,
+    /// The data folder's file, written at an earlier start.
+    DataFolder,
+    /// Generated now and written to the data folder: the only time the
+    /// secret is printed.
+    Generated,
+}
+
+/// `TESSERA_ACCESS_KEY` and `TESSERA_SECRET_KEY` if both are set (only one
+/// is an error); otherwise the pair stored in the data folder (a file that
+/// is not exactly an access key line and a secret line is an error, never
+/// replaced); otherwise a new pair, stored there (0600, never overwritten).
 pub fn root_credentials(path: &Path) -> io::Result<RootCredentials> {
-    if let (Ok(access_key), Ok(secret_key)) = (std::env::var("TESSERA_ACCESS_KEY"), std::env::var("TESSERA_SECRET_KEY"))
-    {
-        if !access_key.is_empty() && !secret_key.is_empty() {
-            return Ok(RootCredentials { access_key, secret_key, origin: "environment" });
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (var("TESSERA_ACCESS_KEY"), var("TESSERA_SECRET_KEY")) {
+        (Some(access_key), Some(secret_key)) => {
+            return Ok(RootCredentials { access_key, secret_key, origin: CredentialsOrigin::Environment })
         }
-    }
-    if let Ok(text) = fs::read_to_string(path) {
-        let mut lines = text.lines().map(str::trim);
-        if let (Some(a), Some(s)) = (lines.next(), lines.next()) {
-            return Ok(RootCredentials { access_key: a.to_string(), secret_key: s.to_string(), origin: "data folder" });
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(invalid("set both TESSERA_ACCESS_KEY and TESSERA_SECRET_KEY, or neither".into()))
         }
+        (None, None) => {}
     }
+    match fs::read_to_string(path) {
+        Ok(text) => parse_credentials(&text).ok_or_else(|| {
+            invalid(format!(
+                "{} is not a credentials file (an access key line, then a secret key line); fix or remove it",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => generate_credentials(path),
+        Err(e) => Err(e),
+    }
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+/// Exactly two non-empty lines without inner spaces: access key, secret.
+fn parse_credentials(text: &str) -> Option<RootCredentials> {
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let valid = |s: &&str| !s.chars().any(char::is_whitespace);
+    match lines.as_slice() {
+        [access, secret] if valid(access) && valid(secret) => Some(RootCredentials {
+            access_key: access.to_string(),
+            secret_key: secret.to_string(),
+            origin: CredentialsOrigin::DataFolder,
+        }),
+        _ => None,
+    }
+}
+
+/// A new pair, written with `create_new` (a file appearing meanwhile is
+/// never overwritten) and made durable before it is used.
+fn generate_credentials(path: &Path) -> io::Result<RootCredentials> {
     let creds = RootCredentials {
         access_key: random_text(20, ACCESS_ALPHABET)?,
-        secret_key: random_text(40, SECRET_ALPHABET)?,
-        origin: "generated",
+        secret_key: new_secret()?,
+        origin: CredentialsOrigin::Generated,
     };
-    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     writeln!(file, "{}\n{}", creds.access_key, creds.secret_key)?;
     file.sync_all()?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)?.sync_all()?;
+    }
     Ok(creds)
+}
+
+/// A new user's record: a fresh key pair (20 and 40 characters, as AWS's)
+/// and a canonical id (64 hex digits, as S3's).
+pub fn new_user(name: &str, email: Option<String>) -> io::Result<crate::store::users::UserRecord> {
+    let mut id = [0u8; 32];
+    getrandom::getrandom(&mut id).map_err(io::Error::other)?;
+    Ok(crate::store::users::UserRecord {
+        name: name.to_string(),
+        access_key: random_text(20, ACCESS_ALPHABET)?,
+        secret_key: new_secret()?,
+        canonical_id: hex::encode(id),
+        email,
+        created_ms: crate::store::now_ms(),
+    })
+}
+
+/// A new secret access key.
+pub fn new_secret() -> io::Result<String> {
+    random_text(40, SECRET_ALPHABET)
 }
 
 const ACCESS_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";

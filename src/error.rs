@@ -60,6 +60,8 @@ s3_codes! {
     NoSuchBucket => NOT_FOUND, "The specified bucket does not exist";
     NoSuchKey => NOT_FOUND, "The specified key does not exist.";
     NoSuchVersion => NOT_FOUND, "The specified version does not exist.";
+    NoSuchEntity => NOT_FOUND, "The user with that name cannot be found.";
+    EntityAlreadyExists => CONFLICT, "A user with that name already exists.";
     NoSuchUpload => NOT_FOUND, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.";
     NoSuchLifecycleConfiguration => NOT_FOUND, "The lifecycle configuration does not exist";
     NotImplemented => NOT_IMPLEMENTED, "A header or query you provided implies functionality that is not implemented.";

@@ -13,3 +13,4 @@ pub mod http;
 pub mod s3;
 pub mod server;
 pub mod store;
+pub mod user_cli;

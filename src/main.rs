@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use tessera::admin::ServerInfo;
-use tessera::config::{root_credentials, Cli, Command, ServeConfig};
+use tessera::config::{root_credentials, Cli, Command, CredentialsOrigin, ServeConfig};
 use tessera::s3::AppState;
 use tessera::store::Store;
 
@@ -19,6 +19,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(config) => serve(config),
         Command::Bench(args) => bench(args),
         Command::Backup(args) => tessera::admin::backup(args),
+        Command::User(command) => tessera::user_cli::run(command),
         Command::Scrub(args) => scrub(&args.data),
     }
 }
@@ -80,7 +81,20 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         });
         let mut out = std::io::stdout().lock();
         writeln!(out, "Access key: {}", creds.access_key)?;
-        writeln!(out, "Secret key: {}  ({})", creds.secret_key, creds.origin)?;
+        match creds.origin {
+            CredentialsOrigin::Generated => writeln!(
+                out,
+                "Secret key: {}  (generated now and stored in {}; it is not printed again)",
+                creds.secret_key,
+                layout.credentials_path().display()
+            )?,
+            CredentialsOrigin::DataFolder => writeln!(
+                out,
+                "Secret key: stored in {} (shown when it was generated)",
+                layout.credentials_path().display()
+            )?,
+            CredentialsOrigin::Environment => writeln!(out, "Secret key: from TESSERA_SECRET_KEY")?,
+        }
         writeln!(out, "Region:     {}   Data: {}", config.region, config.data.display())?;
         writeln!(out, "Tessera listening on http://{addr}")?;
         out.flush()?;

@@ -23,7 +23,8 @@ use crate::http::send_deadline::SendDeadline;
 use crate::s3::admin;
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
 use crate::s3::xml::XmlWriter;
-use crate::s3::{dispatch, AppState, S3Request};
+use crate::s3::{dispatch, AppState, Principal, S3Request};
+use crate::store::users::UserRecord;
 
 /// How long requests in flight may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -123,7 +124,10 @@ fn announces_body(req: &Request<Incoming>) -> bool {
 /// starts reading the body, so a rejected client never uploads it.
 async fn process(state: &AppState, req: Request<Incoming>) -> S3Result<Response<Body>> {
     let (parts, body) = req.into_parts();
-    let secret_for = |access_key: &str| (access_key == state.access_key).then(|| state.secret_key.clone());
+    let secret_for = |access_key: &str| match access_key == state.access_key {
+        true => Some(state.secret_key.clone()),
+        false => user_of(state, access_key).map(|user| user.secret_key),
+    };
     let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
     let virtual_bucket = virtual_host_bucket(host, state.domain.as_deref());
     let ctx = AuthContext {
@@ -133,14 +137,34 @@ async fn process(state: &AppState, req: Request<Incoming>) -> S3Result<Response<
         virtual_bucket: virtual_bucket.as_deref(),
     };
     let auth = verify(&parts, &ctx)?;
+    let principal = match auth.access_key == state.access_key {
+        true => Principal::Root,
+        // Verified a moment ago; removed since: refused as unknown.
+        false => match user_of(state, &auth.access_key) {
+            Some(user) => Principal::User { name: user.name, canonical_id: user.canonical_id },
+            None => return Err(S3Error::new(S3ErrorCode::InvalidAccessKeyId)),
+        },
+    };
     if virtual_bucket.is_none() && admin::is_admin_path(parts.uri.path()) {
-        return admin::handle(state, &parts, &auth).await;
+        return admin::handle(state, &parts, &principal).await;
     }
     let has_copy_source = parts.headers.contains_key("x-amz-copy-source");
     let route =
         route(&parts.method, host, parts.uri.path(), parts.uri.query(), has_copy_source, state.domain.as_deref())?;
     tracing::debug!(op = route.op.name(), bucket = route.bucket.as_deref(), key = route.key.as_deref(), "routed");
-    dispatch(state, S3Request { parts, body, route, auth }).await
+    dispatch(state, S3Request { parts, body, route, auth, principal }).await
+}
+
+/// The user an access key belongs to. A store that cannot answer (being
+/// reopened after an I/O error) knows no user for that moment.
+fn user_of(state: &AppState, access_key: &str) -> Option<UserRecord> {
+    match state.store.user_by_key(access_key) {
+        Ok(user) => user,
+        Err(e) => {
+            tracing::warn!(error = %crate::store::Chain(&e), "looking up an access key failed");
+            None
+        }
+    }
 }
 
 /// S3's error document. HEAD answers carry no body.

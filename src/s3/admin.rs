@@ -12,14 +12,16 @@ use http::{Method, Response};
 
 use super::error::{S3Error, S3ErrorCode, S3Result};
 use super::xml::XmlWriter;
-use super::{xml_response, AppState};
-use crate::auth::verify::VerifiedRequest;
+use super::{xml_response, AppState, Principal};
 use crate::http::body::Body;
 use crate::http::route::Query;
 use crate::store::{BackupError, BackupReport};
 
 pub const PREFIX: &str = "/_tessera/";
 pub const BACKUP_PATH: &str = "/_tessera/admin/backup";
+/// `GET` lists users; `POST ?name=N[&email=E]` adds one, `POST ?name=N&rotate`
+/// gives one a new secret, `DELETE ?name=N` removes one (`tessera user`).
+pub const USERS_PATH: &str = "/_tessera/admin/users";
 
 /// Whether a path-style request targets the admin API.
 pub fn is_admin_path(path: &str) -> bool {
@@ -27,15 +29,62 @@ pub fn is_admin_path(path: &str) -> bool {
 }
 
 /// Runs an authenticated admin request.
-pub async fn handle(state: &AppState, parts: &Parts, auth: &VerifiedRequest) -> S3Result<Response<Body>> {
-    if auth.access_key != state.access_key {
+pub async fn handle(state: &AppState, parts: &Parts, principal: &Principal) -> S3Result<Response<Body>> {
+    if *principal != Principal::Root {
         return Err(S3Error::new(S3ErrorCode::AccessDenied));
     }
     match (parts.uri.path(), &parts.method) {
         (BACKUP_PATH, &Method::POST) => backup(state, &Query::parse(parts.uri.query())).await,
         (BACKUP_PATH, _) => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+        (USERS_PATH, method) => users(state, method, &Query::parse(parts.uri.query())).await,
         _ => Err(S3Error::with_message(S3ErrorCode::InvalidRequest, "No such Tessera admin endpoint")),
     }
+}
+
+/// The user operations of `tessera user`, answered with the users changed
+/// (secrets included: only root gets here, and it asked for them).
+async fn users(state: &AppState, method: &Method, query: &Query) -> S3Result<Response<Body>> {
+    let name = query.get("name").map(str::to_string);
+    let email = query.get("email").map(str::to_string);
+    let rotate = query.has("rotate");
+    let named = |name: Option<String>| {
+        name.filter(|n| crate::store::users::valid_name(n)).ok_or_else(|| {
+            S3Error::with_message(S3ErrorCode::InvalidArgument, "`name` must be 1-64 of letters, digits and +=,.@_-")
+        })
+    };
+    let changed = match (method, rotate) {
+        (&Method::GET, _) => state.store.run(|s| s.users()).await?,
+        (&Method::POST, false) => {
+            let user = crate::config::new_user(&named(name)?, email).map_err(S3Error::internal)?;
+            vec![state.store.run(move |s| s.add_user(user)).await?]
+        }
+        (&Method::POST, true) => {
+            let (name, secret) = (named(name)?, crate::config::new_secret().map_err(S3Error::internal)?);
+            vec![state.store.run(move |s| s.set_user_secret(&name, secret)).await?]
+        }
+        (&Method::DELETE, _) => {
+            let name = named(name)?;
+            vec![state.store.run(move |s| s.remove_user(&name)).await?]
+        }
+        _ => return Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+    };
+    if method != Method::GET {
+        tracing::info!(user = ?changed.first().map(|u| &u.name), %method, rotate, "user changed through the admin API");
+    }
+    xml_response(users_xml(&changed, method != Method::GET))
+}
+
+/// `<Users><User>...</User></Users>`; secrets only when `with_secrets`.
+pub fn users_xml(users: &[crate::store::users::UserRecord], with_secrets: bool) -> String {
+    let mut w = XmlWriter::new("Users");
+    for user in users {
+        w.start("User").elem("Name", &user.name).elem("AccessKeyId", &user.access_key);
+        if with_secrets {
+            w.elem("SecretAccessKey", &user.secret_key);
+        }
+        w.elem("CanonicalId", &user.canonical_id).opt("Email", user.email.as_deref()).end("User");
+    }
+    w.finish("Users")
 }
 
 /// The backup runs on a blocking thread; the reply says what was written.

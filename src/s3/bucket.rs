@@ -23,10 +23,11 @@ const MAX_BUCKETS_PER_PAGE: usize = 10_000;
 /// (opaque to clients: the last name listed, base64), `prefix` and
 /// `bucket-region`. Without `max-buckets` every bucket is listed at once.
 pub async fn list_buckets(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
-    let owner = state.owner_of(&req.auth.access_key).to_string();
+    let owner = req.principal.id().to_string();
     let page = BucketPage::from_query(&req)?;
-    let owner_for_query = owner.clone();
-    let buckets = state.store.run(move |s| s.list_buckets(&owner_for_query)).await?;
+    // Root sees every bucket; a user, their own.
+    let only = (req.principal != super::Principal::Root).then(|| owner.clone());
+    let buckets = state.store.run(move |s| s.list_buckets(only.as_deref())).await?;
     let mut listed = buckets
         .iter()
         .filter(|(name, record)| {
@@ -104,7 +105,7 @@ pub async fn create(state: &AppState, mut req: S3Request) -> S3Result<Response<B
     let body = receive_small(state, &mut req, MAX_CONFIG_BYTES).await?;
     check_location(&body, &state.region)?;
     let record = BucketRecord {
-        owner: state.owner_of(&req.auth.access_key).to_string(),
+        owner: req.principal.id().to_string(),
         created_ms: now_ms(),
         region: state.region.clone(),
         lifecycle: None,

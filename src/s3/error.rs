@@ -12,6 +12,8 @@ impl From<crate::store::StoreError> for S3Error {
             StoreError::NoSuchKey => S3Error::new(S3ErrorCode::NoSuchKey),
             StoreError::NoSuchUpload => S3Error::new(S3ErrorCode::NoSuchUpload),
             StoreError::NoSuchVersion => S3Error::new(S3ErrorCode::NoSuchVersion),
+            StoreError::UserExists => S3Error::new(S3ErrorCode::EntityAlreadyExists),
+            StoreError::NoSuchUser => S3Error::new(S3ErrorCode::NoSuchEntity),
             StoreError::DeleteMarker { version_id, last_modified_ms, requested } => {
                 let e = match requested {
                     true => S3Error::new(S3ErrorCode::MethodNotAllowed).with_header("allow", "DELETE"),

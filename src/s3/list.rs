@@ -127,7 +127,7 @@ pub async fn list_v2(state: &AppState, req: S3Request) -> S3Result<Response<Body
     let query = list_query(q, after, max);
     let prefix = query.prefix.clone();
     let page = scan(state, &req, query).await?;
-    let owner = q.get("fetch-owner").filter(|v| *v == "true").map(|_| state.owner_of(&req.auth.access_key));
+    let owner = q.get("fetch-owner").filter(|v| *v == "true").map(|_| req.principal.id());
     let mut w = XmlWriter::new("ListBucketResult");
     write_common(&mut w, &req, &enc, &prefix, max)?;
     w.elem("KeyCount", &page.entries.len().to_string()).elem("IsTruncated", &page.truncated.to_string());
@@ -161,7 +161,7 @@ pub async fn list_v1(state: &AppState, req: S3Request) -> S3Result<Response<Body
     let query = list_query(q, (!marker.is_empty()).then(|| marker.clone()), max);
     let prefix = query.prefix.clone();
     let page = scan(state, &req, query).await?;
-    let owner = state.owner_of(&req.auth.access_key);
+    let owner = req.principal.id();
     let mut w = XmlWriter::new("ListBucketResult");
     write_common(&mut w, &req, &enc, &prefix, max)?;
     w.elem("Marker", &enc.apply(&marker)).elem("IsTruncated", &page.truncated.to_string());
@@ -207,7 +207,7 @@ pub async fn list_versions(state: &AppState, req: S3Request) -> S3Result<Respons
         .run(move |s| s.list_versions(&name, &query))
         .await
         .map_err(|e| S3Error::from(e).with_extra("BucketName", bucket))?;
-    let owner = state.owner_of(&req.auth.access_key);
+    let owner = req.principal.id();
     let mut w = XmlWriter::new("ListVersionsResult");
     write_common(&mut w, &req, &enc, &prefix, max)?;
     w.elem("KeyMarker", &enc.apply(&key_marker))

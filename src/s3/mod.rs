@@ -1,6 +1,7 @@
 //! The S3 operations. Each handler takes a routed, authenticated request and
 //! returns a response or an [`S3Error`]; `server.rs` renders the errors.
 
+mod access;
 pub mod admin;
 pub mod bucket;
 pub mod copy;
@@ -42,11 +43,25 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
 }
 
-impl AppState {
-    /// The user id that owns what this access key creates. One root user for
-    /// now; the tables record owners so that more users can come later.
-    pub fn owner_of(&self, _access_key: &str) -> &'static str {
-        "root"
+/// The id the root user owns buckets as (users have 64-hex-digit ids).
+pub const ROOT_ID: &str = "root";
+
+/// Who signed a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Principal {
+    /// The server's own key pair: may do everything.
+    Root,
+    /// A user of `tessera user add`.
+    User { name: String, canonical_id: String },
+}
+
+impl Principal {
+    /// The id that owns what this principal creates.
+    pub fn id(&self) -> &str {
+        match self {
+            Principal::Root => ROOT_ID,
+            Principal::User { canonical_id, .. } => canonical_id,
+        }
     }
 }
 
@@ -56,6 +71,7 @@ pub struct S3Request {
     pub body: Incoming,
     pub route: Route,
     pub auth: VerifiedRequest,
+    pub principal: Principal,
 }
 
 impl S3Request {
@@ -80,6 +96,7 @@ impl S3Request {
 }
 
 pub async fn dispatch(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
+    access::authorize(state, &req)?;
     match req.route.op {
         Op::ListBuckets => bucket::list_buckets(state, req).await,
         Op::CreateBucket => bucket::create(state, req).await,

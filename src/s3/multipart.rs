@@ -87,7 +87,7 @@ pub async fn create(state: &AppState, req: S3Request) -> S3Result<Response<Body>
     let record = UploadRecord {
         bucket: bucket.to_string(),
         key: key.to_string(),
-        owner: state.owner_of(&req.auth.access_key).to_string(),
+        owner: req.principal.id().to_string(),
         initiated_ms: now_ms(),
         headers: content_headers(req.headers()),
         user_meta: user_meta(req.headers())?,

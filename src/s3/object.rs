@@ -335,5 +335,5 @@ fn write_deleted(w: &mut XmlWriter, entry: &DeleteEntry, deleted: Deleted) {
 
 pub async fn acl(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     load(state, &req).await?;
-    xml_response(owner_full_control(state.owner_of(&req.auth.access_key)))
+    xml_response(owner_full_control(req.principal.id()))
 }

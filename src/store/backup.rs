@@ -178,6 +178,7 @@ fn write_backup(
     started: Instant,
 ) -> Result<BackupReport, BackupError> {
     let partial = dst.tmp_dir().join("meta.redb");
+    super::dbslot::owner_only(&partial)?;
     let db = Database::builder().set_cache_size(CACHE_BYTES).create(&partial).map_err(StoreError::from)?;
     copy_tables(&snapshot, &db)?;
     drop(snapshot);
@@ -231,6 +232,8 @@ fn copy_tables(src: &ReadTransaction, dst: &Database) -> StoreResult<()> {
     copy_table(src, dst, schema::PARTS)?;
     copy_table(src, dst, schema::COMPLETED_UPLOADS)?;
     copy_table(src, dst, schema::VERSIONS)?;
+    copy_table(src, dst, schema::USERS)?;
+    copy_table(src, dst, schema::USER_KEYS)?;
     // The last commit is durable (redb's default), and with it every earlier one.
     dst.begin_write()?.commit()?;
     Ok(())

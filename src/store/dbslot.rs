@@ -141,12 +141,21 @@ pub fn compact(db: &mut Database) -> Result<bool, redb::CompactionError> {
 }
 
 /// Test builds open the file through `faults::FaultyFile`, the same file
-/// backend with fsyncs a test can make fail.
+/// backend with fsyncs a test can make fail. The file holds users' secrets:
+/// owner-only, whatever the umask.
 fn open_db(path: &std::path::Path) -> Result<Database, DatabaseError> {
+    owner_only(path)?;
     let mut builder = Database::builder();
     builder.set_cache_size(DB_CACHE_BYTES);
     #[cfg(test)]
     return builder.create_with_backend(super::faults::FaultyFile::open(path)?);
     #[cfg(not(test))]
     builder.create(path)
+}
+
+/// Creates `path` if missing and makes it readable and writable by its owner only.
+pub(super) fn owner_only(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }

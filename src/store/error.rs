@@ -27,6 +27,10 @@ pub enum StoreError {
     NoSuchKey,
     #[error("no such upload")]
     NoSuchUpload,
+    #[error("a user with that name exists")]
+    UserExists,
+    #[error("no such user")]
+    NoSuchUser,
     /// A version id that is not (or no longer) a version of the key.
     #[error("no such version")]
     NoSuchVersion,

@@ -35,6 +35,7 @@ mod space;
 mod txn;
 mod version_list;
 pub use version_list::{VersionEntry, VersionPage, VersionQuery};
+pub mod users;
 pub mod versions;
 pub use versions::{Deleted, VersionId};
 
@@ -248,15 +249,15 @@ impl Store {
         Ok(decode(value.value())?)
     }
 
-    /// All buckets owned by `owner`, sorted by name.
-    pub fn list_buckets(&self, owner: &str) -> StoreResult<Vec<(String, BucketRecord)>> {
+    /// All buckets owned by `owner` (every bucket with `None`), sorted by name.
+    pub fn list_buckets(&self, owner: Option<&str>) -> StoreResult<Vec<(String, BucketRecord)>> {
         let txn = self.db()?.begin_read()?;
         let buckets = txn.open_table(BUCKETS)?;
         let mut out = Vec::new();
         for entry in buckets.iter()? {
             let (name, value) = entry?;
             let record: BucketRecord = decode(value.value())?;
-            if record.owner == owner {
+            if owner.is_none_or(|owner| record.owner == owner) {
                 out.push((name.value().to_string(), record));
             }
         }
@@ -639,6 +640,8 @@ fn init_tables(db: &Database) -> StoreResult<()> {
     txn.open_table(schema::PACK_LIVE)?;
     txn.open_table(schema::PACK_DEAD)?;
     txn.open_table(schema::VERSIONS)?;
+    txn.open_table(schema::USERS)?;
+    txn.open_table(schema::USER_KEYS)?;
     txn.commit()?;
     Ok(())
 }

@@ -65,6 +65,11 @@ pub const COMPLETED_UPLOADS: TableDefinition<&[u8], &[u8]> = TableDefinition::ne
 /// in [`OBJECTS`], so listings of current objects never walk old versions.
 pub const VERSIONS: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("versions_v1");
 
+/// User name -> `users::UserRecord`: users other than root.
+pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users_v1");
+/// Access key id -> user name.
+pub const USER_KEYS: TableDefinition<&str, &str> = TableDefinition::new("user_keys_v1");
+
 /// The format byte of records that have no newer layout.
 const FORMAT_VERSION: u8 = 1;
 

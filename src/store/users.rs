@@ -1,0 +1,97 @@
+//! Users other than root: their key pairs and canonical ids, kept in the
+//! metadata database (`meta.redb`, owner-only permissions) so that a change
+//! is one transaction and a running server sees it at its next request.
+//! The secret is needed in clear to check SigV4 signatures, as in S3.
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+use super::schema::{decode, encode, Stored, USERS, USER_KEYS};
+use super::{Store, StoreError, StoreResult};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UserRecord {
+    pub name: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// The id ACL grants and bucket owners name (64 hex digits, as S3's).
+    pub canonical_id: String,
+    pub email: Option<String>,
+    pub created_ms: i64,
+}
+
+impl Stored for UserRecord {}
+
+/// IAM's rule for user names: 1-64 of letters, digits and `+=,.@_-`.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+impl Store {
+    /// Adds a user; `UserExists` if the name (or, improbably, the key) is taken.
+    pub fn add_user(&self, user: UserRecord) -> StoreResult<UserRecord> {
+        self.write(move |txn| {
+            let mut users = txn.open_table(USERS)?;
+            let mut keys = txn.open_table(USER_KEYS)?;
+            if users.get(user.name.as_str())?.is_some() || keys.get(user.access_key.as_str())?.is_some() {
+                return Err(StoreError::UserExists);
+            }
+            users.insert(user.name.as_str(), encode(&user)?.as_slice())?;
+            keys.insert(user.access_key.as_str(), user.name.as_str())?;
+            Ok((user, Vec::new()))
+        })
+    }
+
+    /// Every user, by name.
+    pub fn users(&self) -> StoreResult<Vec<UserRecord>> {
+        let txn = self.db()?.begin_read()?;
+        let users = txn.open_table(USERS)?;
+        let mut out = Vec::new();
+        for entry in users.iter()? {
+            out.push(decode(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The user an access key belongs to, if any: one point read per request.
+    pub fn user_by_key(&self, access_key: &str) -> StoreResult<Option<UserRecord>> {
+        let txn = self.db()?.begin_read()?;
+        let Some(name) = txn.open_table(USER_KEYS)?.get(access_key)?.map(|n| n.value().to_string()) else {
+            return Ok(None);
+        };
+        match txn.open_table(USERS)?.get(name.as_str())? {
+            Some(value) => Ok(Some(decode(value.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes a user; their key is refused from the next request on. Their
+    /// buckets stay, owned by their canonical id (root can still reach them).
+    pub fn remove_user(&self, name: &str) -> StoreResult<UserRecord> {
+        let name = name.to_string();
+        self.write(move |txn| {
+            let mut users = txn.open_table(USERS)?;
+            let user: UserRecord = match users.remove(name.as_str())? {
+                Some(value) => decode(value.value())?,
+                None => return Err(StoreError::NoSuchUser),
+            };
+            txn.open_table(USER_KEYS)?.remove(user.access_key.as_str())?;
+            Ok((user, Vec::new()))
+        })
+    }
+
+    /// Gives a user a new secret; the old one is refused from the next request on.
+    pub fn set_user_secret(&self, name: &str, secret_key: String) -> StoreResult<UserRecord> {
+        let name = name.to_string();
+        self.write(move |txn| {
+            let mut users = txn.open_table(USERS)?;
+            let mut user: UserRecord = match users.get(name.as_str())? {
+                Some(value) => decode(value.value())?,
+                None => return Err(StoreError::NoSuchUser),
+            };
+            user.secret_key = secret_key;
+            users.insert(name.as_str(), encode(&user)?.as_slice())?;
+            Ok((user, Vec::new()))
+        })
+    }
+}

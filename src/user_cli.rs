@@ -1,0 +1,188 @@
+//! `tessera user`: add, list, remove users and rotate their secrets. On a
+//! stopped server's data folder the CLI opens the store itself; when a
+//! running server holds the database (redb locks it), it asks that server's
+//! admin API (`s3/admin.rs`), found through `DATA/server-info`, so the
+//! server honours the change at its next request.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use clap::Subcommand;
+use http::Method;
+use serde_json::json;
+
+use crate::admin::{ask_server, ServerInfo};
+use crate::bench::xml::texts;
+use crate::s3::admin::USERS_PATH;
+use crate::store::layout::Layout;
+use crate::store::users::{valid_name, UserRecord};
+use crate::store::Store;
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; prints its access key id and secret (the only time the
+    /// secret is shown) and its canonical id.
+    Add {
+        name: String,
+        #[arg(long, default_value = "./tessera-data")]
+        data: PathBuf,
+        /// An email address, for ACL grants by email.
+        #[arg(long)]
+        email: Option<String>,
+        /// Print one JSON object: access_key_id, secret_access_key, canonical_id.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List users (never their secrets).
+    List {
+        #[arg(long, default_value = "./tessera-data")]
+        data: PathBuf,
+        /// Print one JSON array of {name, access_key_id, canonical_id, email}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user: their key is refused at once; their buckets stay.
+    Remove {
+        name: String,
+        #[arg(long, default_value = "./tessera-data")]
+        data: PathBuf,
+    },
+    /// Give a user a new secret; the old one is refused at once.
+    Rotate {
+        name: String,
+        #[arg(long, default_value = "./tessera-data")]
+        data: PathBuf,
+        /// Print one JSON object: access_key_id, secret_access_key, canonical_id.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add { name, data, email, json } => {
+            check_name(&name)?;
+            let user = match server_of(&data)? {
+                Some(info) => {
+                    let mut query = vec![("name", name.clone())];
+                    query.extend(email.map(|e| ("email", e)));
+                    one(&ask_server(&data, &info, Method::POST, USERS_PATH, &query)?)?
+                }
+                None => offline(&data, |s| Ok(s.add_user(crate::config::new_user(&name, email)?)?))?,
+            };
+            print_keys(&user, json, "added")
+        }
+        UserCommand::Rotate { name, data, json } => {
+            check_name(&name)?;
+            let user = match server_of(&data)? {
+                Some(info) => {
+                    let query = [("name", name.clone()), ("rotate", String::new())];
+                    one(&ask_server(&data, &info, Method::POST, USERS_PATH, &query)?)?
+                }
+                None => offline(&data, |s| Ok(s.set_user_secret(&name, crate::config::new_secret()?)?))?,
+            };
+            print_keys(&user, json, "given a new secret")
+        }
+        UserCommand::Remove { name, data } => {
+            check_name(&name)?;
+            match server_of(&data)? {
+                Some(info) => drop(ask_server(&data, &info, Method::DELETE, USERS_PATH, &[("name", name.clone())])?),
+                None => drop(offline(&data, |s| Ok(s.remove_user(&name)?))?),
+            }
+            println!("User {name} removed.");
+            Ok(())
+        }
+        UserCommand::List { data, json } => {
+            let users = match server_of(&data)? {
+                Some(info) => parse_users(&ask_server(&data, &info, Method::GET, USERS_PATH, &[])?)?,
+                None => offline(&data, |s| Ok(s.users()?))?,
+            };
+            print_list(&users, json);
+            Ok(())
+        }
+    }
+}
+
+fn check_name(name: &str) -> anyhow::Result<()> {
+    match valid_name(name) {
+        true => Ok(()),
+        false => bail!("a user name is 1-64 of letters, digits and +=,.@_-, not {name:?}"),
+    }
+}
+
+/// The running server that holds `data`'s database, if one does.
+fn server_of(data: &Path) -> anyhow::Result<Option<ServerInfo>> {
+    let layout = Layout::existing(data);
+    let path = layout.db_path();
+    if !path.is_file() {
+        return Ok(None);
+    }
+    match redb::Database::open(&path) {
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+            let info = ServerInfo::read(&layout).context("a server holds the database, but its address is unknown")?;
+            Ok(Some(info))
+        }
+        // Free (closed again as `_` drops), or an error the store's own open reports better.
+        _ => Ok(None),
+    }
+}
+
+/// Runs `change` on the data folder of a stopped server.
+fn offline<T>(data: &Path, change: impl FnOnce(&Store) -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let store = Store::open(data).with_context(|| format!("opening data folder {}", data.display()))?;
+    let done = change(&store);
+    store.close();
+    done
+}
+
+fn parse_users(doc: &str) -> anyhow::Result<Vec<UserRecord>> {
+    let mut users = Vec::new();
+    for entry in doc.split("<User>").skip(1) {
+        let field = |name: &str| texts(entry, name).next();
+        let required = |name: &str| field(name).ok_or_else(|| anyhow!("the server's reply lacks <{name}>: {doc}"));
+        users.push(UserRecord {
+            name: required("Name")?,
+            access_key: required("AccessKeyId")?,
+            secret_key: field("SecretAccessKey").unwrap_or_default(),
+            canonical_id: required("CanonicalId")?,
+            email: field("Email"),
+            created_ms: 0,
+        });
+    }
+    Ok(users)
+}
+
+fn one(doc: &str) -> anyhow::Result<UserRecord> {
+    parse_users(doc)?.into_iter().next().ok_or_else(|| anyhow!("the server's reply names no user: {doc}"))
+}
+
+fn print_keys(user: &UserRecord, json: bool, what: &str) -> anyhow::Result<()> {
+    if json {
+        let keys = json!({
+            "access_key_id": user.access_key,
+            "secret_access_key": user.secret_key,
+            "canonical_id": user.canonical_id,
+        });
+        println!("{keys}");
+    } else {
+        println!("User {} {what}. Keep the secret: it is not shown again.", user.name);
+        println!("  access key id:     {}", user.access_key);
+        println!("  secret access key: {}", user.secret_key);
+        println!("  canonical id:      {}", user.canonical_id);
+    }
+    Ok(())
+}
+
+fn print_list(users: &[UserRecord], json: bool) {
+    if json {
+        let list: Vec<serde_json::Value> = users
+            .iter()
+            .map(|u| json!({"name": u.name, "access_key_id": u.access_key, "canonical_id": u.canonical_id, "email": u.email}))
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return;
+    }
+    for u in users {
+        println!("{}\t{}\t{}\t{}", u.name, u.access_key, u.canonical_id, u.email.as_deref().unwrap_or("-"));
+    }
+}
