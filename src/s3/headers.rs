@@ -70,8 +70,13 @@ pub fn system_time(ms: i64) -> SystemTime {
 
 pub use crate::store::now_ms;
 
+/// The last instant an HTTP date can spell (httpdate panics past it).
+const LAST_HTTP_DATE_MS: i64 = 253_402_300_799_000;
+
+/// An HTTP date; a time past year 9999 (a clock gone wrong) is written as
+/// the last one that can be spelled rather than panicking.
 pub fn http_date(ms: i64) -> String {
-    httpdate::fmt_http_date(system_time(ms))
+    httpdate::fmt_http_date(system_time(ms.min(LAST_HTTP_DATE_MS)))
 }
 
 pub fn quoted(etag: &str) -> String {
