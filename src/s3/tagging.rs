@@ -12,6 +12,7 @@ use super::xml::{self, XmlWriter};
 use super::{empty_response, xml_response, AppState, S3Request};
 use crate::http::body::Body;
 use crate::store::schema::{ObjectRecord, Tags};
+use crate::store::VersionId;
 
 /// At most 10 tags on an object, 50 on a bucket.
 pub const MAX_OBJECT_TAGS: usize = 10;
@@ -20,6 +21,9 @@ const MAX_BUCKET_TAGS: usize = 50;
 const MAX_KEY_CHARS: usize = 128;
 const MAX_VALUE_CHARS: usize = 256;
 const MAX_TAGGING_BODY: usize = 64 * 1024;
+/// S3's message for an `x-amz-tagging` header it cannot read.
+const BAD_HEADER: &str = "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters \
+                          without tag name duplicates.";
 
 fn invalid(message: impl Into<String>) -> S3Error {
     S3Error::with_message(S3ErrorCode::InvalidTag, message)
@@ -48,9 +52,7 @@ fn check(tags: &Tags, max: usize) -> S3Result<()> {
 /// every query Tessera reads), checked; empty without the header.
 pub fn from_header(req: &S3Request) -> S3Result<Tags> {
     let Some(raw) = req.header("x-amz-tagging") else { return Ok(Tags::new()) };
-    let decode = |s: &str| {
-        percent_decode_str(s).decode_utf8().map(|c| c.into_owned()).map_err(|_| invalid("The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates."))
-    };
+    let decode = |s: &str| percent_decode_str(s).decode_utf8().map(|c| c.into_owned()).map_err(|_| invalid(BAD_HEADER));
     let mut tags = Tags::new();
     for pair in raw.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -114,7 +116,7 @@ async fn set_object_tags(state: &AppState, req: S3Request, tags: Tags, status: S
 
 /// The version id a tagging response names: the one asked for, or the
 /// version changed when it is not the `null` one of an unversioned bucket.
-fn tagged_version(record: &ObjectRecord, asked: Option<crate::store::VersionId>) -> Option<crate::store::VersionId> {
+fn tagged_version(record: &ObjectRecord, asked: Option<VersionId>) -> Option<VersionId> {
     asked.or_else(|| super::versioning::of_write(record))
 }
 
