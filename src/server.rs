@@ -124,9 +124,17 @@ fn announces_body(req: &Request<Incoming>) -> bool {
 /// starts reading the body, so a rejected client never uploads it.
 async fn process(state: &AppState, req: Request<Incoming>) -> S3Result<Response<Body>> {
     let (parts, body) = req.into_parts();
+    // The user whose secret verified the request, kept for what follows:
+    // one database lookup per request, not one for the secret and one more.
+    let signer: std::sync::Mutex<Option<UserRecord>> = std::sync::Mutex::new(None);
     let secret_for = |access_key: &str| match access_key == state.access_key {
         true => Some(state.secret_key.clone()),
-        false => user_of(state, access_key).map(|user| user.secret_key),
+        false => {
+            let user = user_of(state, access_key)?;
+            let secret = user.secret_key.clone();
+            *signer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(user);
+            Some(secret)
+        }
     };
     let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
     let virtual_bucket = virtual_host_bucket(host, state.domain.as_deref());
@@ -137,13 +145,13 @@ async fn process(state: &AppState, req: Request<Incoming>) -> S3Result<Response<
         virtual_bucket: virtual_bucket.as_deref(),
     };
     let auth = verify(&parts, &ctx)?;
-    let principal = match auth.access_key == state.access_key {
-        true => Principal::Root,
-        // Verified a moment ago; removed since: refused as unknown.
-        false => match user_of(state, &auth.access_key) {
-            Some(user) => Principal::User { name: user.name, canonical_id: user.canonical_id },
-            None => return Err(S3Error::new(S3ErrorCode::InvalidAccessKeyId)),
-        },
+    let user = signer.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let principal = match (auth.access_key == state.access_key, user) {
+        (true, _) => Principal::Root,
+        (false, Some(user)) if user.access_key == auth.access_key => {
+            Principal::User { name: user.name, canonical_id: user.canonical_id }
+        }
+        (false, _) => return Err(S3Error::new(S3ErrorCode::InvalidAccessKeyId)),
     };
     if virtual_bucket.is_none() && admin::is_admin_path(parts.uri.path()) {
         return admin::handle(state, &parts, &principal).await;

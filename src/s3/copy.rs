@@ -114,9 +114,7 @@ fn add_source_version(response: &mut Response<Body>, source: &ObjectRecord, aske
         (None, 0) => None,
         (None, _) => Some(VersionId::of(&source.version)),
     };
-    if let Some(value) = id.and_then(|id| http::HeaderValue::from_str(&id.to_string()).ok()) {
-        response.headers_mut().insert("x-amz-copy-source-version-id", value);
-    }
+    versioning::add_named_header(response, "x-amz-copy-source-version-id", id);
 }
 
 fn check_copy_source(headers: &http::HeaderMap, source: &ObjectRecord) -> S3Result<()> {

@@ -83,8 +83,13 @@ pub fn of_write(record: &ObjectRecord) -> Option<VersionId> {
 
 /// Adds `x-amz-version-id` to a finished response when there is one.
 pub fn add_header(response: &mut Response<Body>, id: Option<VersionId>) {
+    add_named_header(response, "x-amz-version-id", id);
+}
+
+/// Adds the version id header `name` (such as `x-amz-copy-source-version-id`) when there is one.
+pub fn add_named_header(response: &mut Response<Body>, name: &'static str, id: Option<VersionId>) {
     if let Some(value) = id.and_then(|id| http::HeaderValue::from_str(&id.to_string()).ok()) {
-        response.headers_mut().insert("x-amz-version-id", value);
+        response.headers_mut().insert(name, value);
     }
 }
 

@@ -327,17 +327,8 @@ impl Store {
             None => return Err(StoreError::NoSuchBucket),
         };
         let row = object_key(bucket, key.as_bytes());
-        let current = match txn.open_table(OBJECTS)?.get(row.as_slice())? {
-            Some(v) => Some(decode::<ObjectRecord>(v.value())?),
-            None => None,
-        };
-        let found = match (version, current) {
-            (None, Some(current)) => return Ok((current, versioning)),
-            (Some(id), Some(current)) if VersionId::of(&current.version) == id => return Ok((current, versioning)),
-            (None, None) => versions::latest_marker(&txn.open_table(schema::VERSIONS)?, &row)?,
-            (Some(id), _) => versions::find_noncurrent(&txn.open_table(schema::VERSIONS)?, &row, id)?.map(|(_, r)| r),
-        };
-        Ok((versions::resolve(found, version)?, versioning))
+        let found = versions::lookup(&txn.open_table(OBJECTS)?, &txn.open_table(schema::VERSIONS)?, &row, version)?;
+        Ok((found, versioning))
     }
 
     /// Changes a version of an object (the current one without `version`)

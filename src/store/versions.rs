@@ -291,13 +291,28 @@ pub(super) fn read_version(
     (bucket, key): (&str, &str),
     id: Option<VersionId>,
 ) -> StoreResult<ObjectRecord> {
-    let current = super::txn::read_object(txn, bucket, key)?;
     let row = object_key(bucket, key.as_bytes());
+    lookup(&txn.open_table(OBJECTS)?, &txn.open_table(VERSIONS)?, &row, id)
+}
+
+/// The version `id` of the key `row` (its current object without one), in
+/// a read or a write transaction's tables; a delete marker or a missing
+/// version is the error [`resolve`] gives.
+pub(super) fn lookup(
+    objects: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    versions: &impl ReadableTable<(&'static [u8], u64), &'static [u8]>,
+    row: &[u8],
+    id: Option<VersionId>,
+) -> StoreResult<ObjectRecord> {
+    let current = match objects.get(row)? {
+        Some(value) => Some(decode::<ObjectRecord>(value.value())?),
+        None => None,
+    };
     let found = match (id, current) {
         (None, Some(current)) => return Ok(current),
         (Some(id), Some(current)) if id.matches(&current.version) => return Ok(current),
-        (None, None) => latest_marker(&txn.open_table(VERSIONS)?, &row)?,
-        (Some(id), _) => find_noncurrent(&txn.open_table(VERSIONS)?, &row, id)?.map(|(_, r)| r),
+        (None, None) => latest_marker(versions, row)?,
+        (Some(id), _) => find_noncurrent(versions, row, id)?.map(|(_, r)| r),
     };
     resolve(found, id)
 }
