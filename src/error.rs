@@ -52,6 +52,11 @@ s3_codes! {
     KeyTooLongError => BAD_REQUEST, "Your key is too long";
     InvalidTag => BAD_REQUEST, "The tag provided was not a valid tag.";
     NoSuchTagSet => NOT_FOUND, "The TagSet does not exist";
+    MalformedACLError => BAD_REQUEST, "The XML you provided was not well-formed or did not validate against our published schema.";
+    MalformedPolicy => BAD_REQUEST, "Policies must be valid JSON and the first byte must be '{'";
+    UnresolvableGrantByEmailAddress => BAD_REQUEST, "The email address you provided does not match any account on record.";
+    UnexpectedContent => BAD_REQUEST, "This request does not support content";
+    NoSuchBucketPolicy => NOT_FOUND, "The bucket policy does not exist";
     MalformedXML => BAD_REQUEST, "The XML you provided was not well-formed or did not validate against our published schema.";
     MetadataTooLarge => BAD_REQUEST, "Your metadata headers exceed the maximum allowed metadata size.";
     MethodNotAllowed => METHOD_NOT_ALLOWED, "The specified method is not allowed against this resource.";

@@ -16,7 +16,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::auth::verify::{verify, AuthContext};
+use crate::auth::verify::{is_unsigned, verify, AuthContext, VerifiedRequest};
 use crate::http::body::{self, Body};
 use crate::http::route::{route, virtual_host_bucket};
 use crate::http::send_deadline::SendDeadline;
@@ -144,9 +144,14 @@ async fn process(state: &AppState, req: Request<Incoming>) -> S3Result<Response<
         secret_for: &secret_for,
         virtual_bucket: virtual_bucket.as_deref(),
     };
-    let auth = verify(&parts, &ctx)?;
+    let anonymous = is_unsigned(&parts);
+    let auth = match anonymous {
+        true => VerifiedRequest::anonymous(),
+        false => verify(&parts, &ctx)?,
+    };
     let user = signer.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
     let principal = match (auth.access_key == state.access_key, user) {
+        _ if anonymous => Principal::Anonymous,
         (true, _) => Principal::Root,
         (false, Some(user)) if user.access_key == auth.access_key => {
             Principal::User { name: user.name, canonical_id: user.canonical_id }
@@ -160,7 +165,7 @@ async fn process(state: &AppState, req: Request<Incoming>) -> S3Result<Response<
     let route =
         route(&parts.method, host, parts.uri.path(), parts.uri.query(), has_copy_source, state.domain.as_deref())?;
     tracing::debug!(op = route.op.name(), bucket = route.bucket.as_deref(), key = route.key.as_deref(), "routed");
-    dispatch(state, S3Request { parts, body, route, auth, principal }).await
+    dispatch(state, S3Request { parts, body, route, auth, principal, access: Default::default() }).await
 }
 
 /// The user an access key belongs to. A store that cannot answer (being

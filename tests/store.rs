@@ -23,6 +23,7 @@ fn upload(key: &str, initiated_ms: i64) -> UploadRecord {
         checksum_algorithm: None,
         full_object_checksum: false,
         tags: Vec::new(),
+        acl: None,
     }
 }
 
@@ -37,6 +38,8 @@ fn lifecycle_rules_shorten_the_upload_age_limit_by_prefix() {
         lifecycle: None,
         versioning: Default::default(),
         tags: Vec::new(),
+        acl: None,
+        policy: None,
     };
     store.create_bucket("life", &bucket).expect("bucket");
     let rule = AbortIncompleteRule { prefix: "tmp/".into(), days_after_initiation: 1 };

@@ -60,11 +60,33 @@ const SERVICE: &str = "s3";
 /// SigV4 presigned URLs live at most seven days.
 const MAX_PRESIGNED_EXPIRES: i64 = 604_800;
 
-/// Authenticates `parts`. Every malformed input answers an S3 error; nothing panics.
-pub fn verify(parts: &Parts, ctx: &AuthContext) -> S3Result<VerifiedRequest> {
-    let query = RawQuery::parse(parts.uri.query().unwrap_or(""));
+impl VerifiedRequest {
+    /// What an unsigned request is: no one, with a body taken as sent.
+    pub fn anonymous() -> VerifiedRequest {
+        VerifiedRequest { access_key: String::new(), payload: PayloadMode::Unsigned }
+    }
+}
+
+/// Which presigned-URL parameters a query carries: (SigV4's, SigV2's).
+fn presign_params(query: &RawQuery) -> (bool, bool) {
     let presign_v4 = ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature"].iter().any(|name| query.contains(name));
     let presign_v2 = query.contains("AWSAccessKeyId") || query.contains("Signature");
+    (presign_v4, presign_v2)
+}
+
+/// Whether a request carries no signature at all (no `Authorization`
+/// header, no presigned-URL parameter): an anonymous request.
+pub fn is_unsigned(parts: &Parts) -> bool {
+    let query = RawQuery::parse(parts.uri.query().unwrap_or(""));
+    !parts.headers.contains_key(http::header::AUTHORIZATION) && presign_params(&query) == (false, false)
+}
+
+/// Authenticates `parts`. Every malformed input answers an S3 error; nothing
+/// panics. An unsigned request is `AccessDenied` here: the server lets it
+/// through as anonymous ([`is_unsigned`]) only to operations that allow it.
+pub fn verify(parts: &Parts, ctx: &AuthContext) -> S3Result<VerifiedRequest> {
+    let query = RawQuery::parse(parts.uri.query().unwrap_or(""));
+    let (presign_v4, presign_v2) = presign_params(&query);
     let Some(auth) = parts.headers.get(http::header::AUTHORIZATION) else {
         return match (presign_v4, presign_v2) {
             (true, _) => verify_v4_presigned(parts, ctx, &query),

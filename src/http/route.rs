@@ -45,6 +45,11 @@ pub enum Op {
     PutBucketTagging,
     GetBucketTagging,
     DeleteBucketTagging,
+    PutBucketAcl,
+    PutObjectAcl,
+    GetBucketPolicy,
+    PutBucketPolicy,
+    DeleteBucketPolicy,
     /// Recognised but not implemented: answered with `NotImplemented` (501).
     NotImplemented(&'static str),
 }
@@ -87,6 +92,11 @@ impl Op {
             Op::PutBucketTagging => "PutBucketTagging",
             Op::GetBucketTagging => "GetBucketTagging",
             Op::DeleteBucketTagging => "DeleteBucketTagging",
+            Op::PutBucketAcl => "PutBucketAcl",
+            Op::PutObjectAcl => "PutObjectAcl",
+            Op::GetBucketPolicy => "GetBucketPolicy",
+            Op::PutBucketPolicy => "PutBucketPolicy",
+            Op::DeleteBucketPolicy => "DeleteBucketPolicy",
             Op::NotImplemented(name) => name,
         }
     }
@@ -196,7 +206,6 @@ const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "notification",
     "object-lock",
     "ownershipControls",
-    "policy",
     "policyStatus",
     "publicAccessBlock",
     "replication",
@@ -221,6 +230,14 @@ fn bucket_op(method: &Method, q: &Query) -> S3Result<Op> {
             _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
         };
     }
+    if q.has("policy") {
+        return match *method {
+            Method::GET => Ok(Op::GetBucketPolicy),
+            Method::PUT => Ok(Op::PutBucketPolicy),
+            Method::DELETE => Ok(Op::DeleteBucketPolicy),
+            _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+        };
+    }
     if let Some(sub) = UNSUPPORTED_BUCKET_SUBRESOURCES.iter().find(|s| q.has(s)) {
         return Ok(Op::NotImplemented(sub));
     }
@@ -234,7 +251,7 @@ fn bucket_op(method: &Method, q: &Query) -> S3Result<Op> {
         Method::GET => Op::ListObjects,
         Method::HEAD => Op::HeadBucket,
         Method::PUT if q.has("versioning") => Op::PutBucketVersioning,
-        Method::PUT if q.has("acl") => Op::NotImplemented("PutBucketAcl"),
+        Method::PUT if q.has("acl") => Op::PutBucketAcl,
         Method::PUT => Op::CreateBucket,
         Method::DELETE => Op::DeleteBucket,
         Method::POST if q.has("delete") => Op::DeleteObjects,
@@ -255,7 +272,7 @@ fn object_op(method: &Method, q: &Query, has_copy_source: bool) -> S3Result<Op> 
         _ if q.has("restore") || q.has("select") || q.has("attributes") || q.has("torrent") => {
             Op::NotImplemented("ObjectExtras")
         }
-        Method::PUT if q.has("acl") => Op::NotImplemented("PutObjectAcl"),
+        Method::PUT if q.has("acl") => Op::PutObjectAcl,
         Method::PUT if multipart && has_copy_source => Op::UploadPartCopy,
         Method::PUT if multipart => Op::UploadPart,
         Method::PUT if has_copy_source => Op::CopyObject,
@@ -387,7 +404,11 @@ mod tests {
         ("PUT", "", "tagging", false, Op::PutBucketTagging),
         ("GET", "", "tagging", false, Op::GetBucketTagging),
         ("DELETE", "", "tagging", false, Op::DeleteBucketTagging),
-        ("PUT", "/dir/key.txt", "acl", false, Op::NotImplemented("PutObjectAcl")),
+        ("PUT", "/dir/key.txt", "acl", false, Op::PutObjectAcl),
+        ("PUT", "", "acl", false, Op::PutBucketAcl),
+        ("GET", "", "policy", false, Op::GetBucketPolicy),
+        ("PUT", "", "policy", false, Op::PutBucketPolicy),
+        ("DELETE", "", "policy", false, Op::DeleteBucketPolicy),
     ];
 
     /// Fails to compile when an operation is added without a row above.
@@ -428,13 +449,18 @@ mod tests {
             Op::PutBucketTagging => 32,
             Op::GetBucketTagging => 33,
             Op::DeleteBucketTagging => 34,
-            Op::NotImplemented(_) => 35,
+            Op::PutBucketAcl => 35,
+            Op::PutObjectAcl => 36,
+            Op::GetBucketPolicy => 37,
+            Op::PutBucketPolicy => 38,
+            Op::DeleteBucketPolicy => 39,
+            Op::NotImplemented(_) => 40,
         }
     }
 
     #[test]
     fn routing_table_covers_every_operation_in_both_styles() {
-        let mut seen = [false; 36];
+        let mut seen = [false; 41];
         seen[ordinal(r(Method::GET, "/", None).op)] = true;
         for &(method, target, query, copy, expected) in TABLE {
             let method: Method = method.parse().unwrap_or(Method::OPTIONS);

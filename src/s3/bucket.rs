@@ -104,13 +104,17 @@ pub async fn create(state: &AppState, mut req: S3Request) -> S3Result<Response<B
     }
     let body = receive_small(state, &mut req, MAX_CONFIG_BYTES).await?;
     check_location(&body, &state.region)?;
+    let owner = req.principal.id().to_string();
+    let acl = super::acl::from_headers(state, req.headers()).await?.map(|r| r.resolve(&owner, &owner));
     let record = BucketRecord {
-        owner: req.principal.id().to_string(),
+        owner,
         created_ms: now_ms(),
         region: state.region.clone(),
         lifecycle: None,
         versioning: Default::default(),
         tags: Vec::new(),
+        acl,
+        policy: None,
     };
     let name = bucket.clone();
     let owner = record.owner.clone();
@@ -181,27 +185,6 @@ pub async fn location(state: &AppState, req: S3Request) -> S3Result<Response<Bod
     let mut w = XmlWriter::new("LocationConstraint");
     w.text(if record.region == "us-east-1" { "" } else { &record.region });
     xml_response(w.finish("LocationConstraint"))
-}
-
-/// The owner has full control: the only ACL Tessera has.
-pub async fn acl(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
-    let record = existing(state, &req).await?;
-    xml_response(owner_full_control(&record.owner))
-}
-
-pub fn owner_full_control(owner: &str) -> String {
-    let mut w = XmlWriter::new("AccessControlPolicy");
-    write_owner(&mut w, owner);
-    w.start("AccessControlList")
-        .start("Grant")
-        .raw("<Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">")
-        .elem("ID", owner)
-        .elem("DisplayName", owner)
-        .end("Grantee")
-        .elem("Permission", "FULL_CONTROL")
-        .end("Grant")
-        .end("AccessControlList");
-    w.finish("AccessControlPolicy")
 }
 
 pub(super) async fn existing(state: &AppState, req: &S3Request) -> S3Result<BucketRecord> {

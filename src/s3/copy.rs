@@ -58,12 +58,16 @@ pub async fn copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> 
     let new_headers = content_headers(req.headers());
     let new_meta = user_meta(req.headers())?;
     let request_headers = req.headers().clone();
+    // The copy is the requester's, with the ACL its headers ask for, never the source's.
+    let (owner, acl) = super::acl::for_new_object(state, &req).await?;
+    let (access, principal) = (req.access.clone(), req.principal.clone());
     let (source, record) = state
         .store
         .run(move |s| {
             s.copy_object((&src_bucket, &src_key, src_version), (&dst_bucket, &dst_key), move |source| {
+                access.check_source(&principal, source)?;
                 check_copy_source(&request_headers, source)?;
-                let mut record = source.clone();
+                let mut record = ObjectRecord { owner, acl, ..source.clone() };
                 record.last_modified_ms = now_ms();
                 if replace {
                     record.headers = new_headers;
@@ -170,6 +174,7 @@ async fn open_copy_source(state: &AppState, req: &S3Request) -> S3Result<OpenObj
         let (b, k) = (src_bucket.clone(), src_key.clone());
         let read = state.store.run(move |s| s.get_version(&b, &k, src_version)).await;
         let (source, _) = read.map_err(|e| copy_source_error(e.into()))?;
+        req.access.check_source(&req.principal, &source)?;
         check_copy_source(req.headers(), &source)?;
         let range = copy_range(req, source.size)?;
         let opened = state.store.run(move |s| Ok::<_, S3Error>(s.open_range(&source.blobs, range))).await?;

@@ -76,6 +76,11 @@ fn write_common(w: &mut XmlWriter, req: &S3Request, enc: &Encoder, prefix: &str,
     Ok(())
 }
 
+/// The owner listings show for objects written by the bucket's owner.
+fn bucket_owner(req: &S3Request) -> &str {
+    req.access.bucket_owner.as_deref().unwrap_or(req.principal.id())
+}
+
 fn write_object(w: &mut XmlWriter, enc: &Encoder, key: &str, record: &ObjectRecord, owner: Option<&str>) {
     w.start("Contents")
         .elem("Key", &enc.apply(key))
@@ -88,7 +93,7 @@ fn write_object(w: &mut XmlWriter, enc: &Encoder, key: &str, record: &ObjectReco
     }
     w.elem("StorageClass", "STANDARD");
     if let Some(owner) = owner {
-        write_owner(w, owner);
+        write_owner(w, record.owner.as_deref().unwrap_or(owner));
     }
     w.end("Contents");
 }
@@ -127,7 +132,7 @@ pub async fn list_v2(state: &AppState, req: S3Request) -> S3Result<Response<Body
     let query = list_query(q, after, max);
     let prefix = query.prefix.clone();
     let page = scan(state, &req, query).await?;
-    let owner = q.get("fetch-owner").filter(|v| *v == "true").map(|_| req.principal.id());
+    let owner = q.get("fetch-owner").filter(|v| *v == "true").map(|_| bucket_owner(&req));
     let mut w = XmlWriter::new("ListBucketResult");
     write_common(&mut w, &req, &enc, &prefix, max)?;
     w.elem("KeyCount", &page.entries.len().to_string()).elem("IsTruncated", &page.truncated.to_string());
@@ -161,7 +166,7 @@ pub async fn list_v1(state: &AppState, req: S3Request) -> S3Result<Response<Body
     let query = list_query(q, (!marker.is_empty()).then(|| marker.clone()), max);
     let prefix = query.prefix.clone();
     let page = scan(state, &req, query).await?;
-    let owner = req.principal.id();
+    let owner = bucket_owner(&req);
     let mut w = XmlWriter::new("ListBucketResult");
     write_common(&mut w, &req, &enc, &prefix, max)?;
     w.elem("Marker", &enc.apply(&marker)).elem("IsTruncated", &page.truncated.to_string());
@@ -207,7 +212,7 @@ pub async fn list_versions(state: &AppState, req: S3Request) -> S3Result<Respons
         .run(move |s| s.list_versions(&name, &query))
         .await
         .map_err(|e| S3Error::from(e).with_extra("BucketName", bucket))?;
-    let owner = req.principal.id();
+    let owner = bucket_owner(&req);
     let mut w = XmlWriter::new("ListVersionsResult");
     write_common(&mut w, &req, &enc, &prefix, max)?;
     w.elem("KeyMarker", &enc.apply(&key_marker))
@@ -250,7 +255,7 @@ fn write_version(w: &mut XmlWriter, enc: &Encoder, (key, record, latest): (&str,
         }
         w.elem("StorageClass", "STANDARD");
     }
-    write_owner(w, owner);
+    write_owner(w, record.owner.as_deref().unwrap_or(owner));
     w.end(element);
 }
 

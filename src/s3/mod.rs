@@ -1,7 +1,8 @@
 //! The S3 operations. Each handler takes a routed, authenticated request and
 //! returns a response or an [`S3Error`]; `server.rs` renders the errors.
 
-mod access;
+pub mod access;
+pub mod acl;
 pub mod admin;
 pub mod bucket;
 pub mod copy;
@@ -14,6 +15,7 @@ pub mod multipart;
 pub mod object;
 mod object_attributes;
 mod object_checksum;
+pub mod policy;
 pub mod tagging;
 pub mod versioning;
 pub mod xml;
@@ -45,6 +47,9 @@ pub struct AppState {
 
 /// The id the root user owns buckets as (users have 64-hex-digit ids).
 pub const ROOT_ID: &str = "root";
+/// The canonical id S3 gives the anonymous requester (what it writes into
+/// a public-read-write bucket is owned by this id).
+pub const ANONYMOUS_ID: &str = "65a011a29cdf8ec533ec3d1ccaae921c";
 
 /// Who signed a request.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +58,8 @@ pub enum Principal {
     Root,
     /// A user of `tessera user add`.
     User { name: String, canonical_id: String },
+    /// An unsigned request: served only where an ACL or policy allows it.
+    Anonymous,
 }
 
 impl Principal {
@@ -61,6 +68,7 @@ impl Principal {
         match self {
             Principal::Root => ROOT_ID,
             Principal::User { canonical_id, .. } => canonical_id,
+            Principal::Anonymous => ANONYMOUS_ID,
         }
     }
 }
@@ -72,6 +80,8 @@ pub struct S3Request {
     pub route: Route,
     pub auth: VerifiedRequest,
     pub principal: Principal,
+    /// What `access::authorize` found (set by `dispatch`).
+    pub access: access::Access,
 }
 
 impl S3Request {
@@ -95,8 +105,8 @@ impl S3Request {
     }
 }
 
-pub async fn dispatch(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
-    access::authorize(state, &req)?;
+pub async fn dispatch(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
+    req.access = access::authorize(state, &req)?;
     match req.route.op {
         Op::ListBuckets => bucket::list_buckets(state, req).await,
         Op::CreateBucket => bucket::create(state, req).await,
@@ -111,7 +121,13 @@ pub async fn dispatch(state: &AppState, req: S3Request) -> S3Result<Response<Bod
         Op::PutBucketTagging => tagging::put_bucket(state, req).await,
         Op::GetBucketTagging => tagging::get_bucket(state, req).await,
         Op::DeleteBucketTagging => tagging::delete_bucket(state, req).await,
-        Op::GetBucketAcl => bucket::acl(state, req).await,
+        Op::GetBucketAcl => acl::get_bucket(state, req).await,
+        Op::PutBucketAcl => acl::put_bucket(state, req).await,
+        Op::GetObjectAcl => acl::get_object(state, req).await,
+        Op::PutObjectAcl => acl::put_object(state, req).await,
+        Op::GetBucketPolicy => policy::get(state, req).await,
+        Op::PutBucketPolicy => policy::put(state, req).await,
+        Op::DeleteBucketPolicy => policy::delete(state, req).await,
         Op::PutBucketLifecycle => lifecycle::put(state, req).await,
         Op::GetBucketLifecycle => lifecycle::get(state, req).await,
         Op::DeleteBucketLifecycle => lifecycle::delete(state, req).await,
@@ -131,7 +147,6 @@ pub async fn dispatch(state: &AppState, req: S3Request) -> S3Result<Response<Bod
         Op::GetObject => object::get(state, req, false).await,
         Op::HeadObject => object::get(state, req, true).await,
         Op::DeleteObject => object::delete(state, req).await,
-        Op::GetObjectAcl => object::acl(state, req).await,
         Op::GetObjectAttributes => object_attributes::get(state, req).await,
         Op::NotImplemented(what) => {
             Err(S3Error::with_message(S3ErrorCode::NotImplemented, format!("{what} is not implemented by Tessera")))

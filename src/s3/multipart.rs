@@ -94,6 +94,7 @@ pub async fn create(state: &AppState, req: S3Request) -> S3Result<Response<Body>
         checksum_algorithm,
         full_object_checksum,
         tags: super::tagging::from_header(&req)?,
+        acl: super::acl::for_new_object(state, &req).await?.1,
     };
     let id = new_upload_id()?;
     let upload_id = id.clone();
@@ -120,7 +121,16 @@ pub(super) async fn load_upload(
         .run(move |s| s.upload(&b, &k, &i))
         .await
         .map_err(|e| S3Error::from(e).with_extra("UploadId", id.clone()))?;
+    may_continue(req, &upload.owner)?;
     Ok((bucket, key, id, upload))
+}
+
+/// Only whoever started an upload (or the bucket's owner) may go on with it.
+fn may_continue(req: &S3Request, initiator: &str) -> S3Result<()> {
+    match req.access.may_continue_upload(&req.principal, initiator) {
+        true => Ok(()),
+        false => Err(S3Error::new(S3ErrorCode::AccessDenied)),
+    }
 }
 
 pub async fn upload_part(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
@@ -137,7 +147,8 @@ pub async fn upload_part(state: &AppState, mut req: S3Request) -> S3Result<Respo
 }
 
 pub async fn abort(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
-    let (bucket, key, id) = (req.bucket()?.clone(), req.key()?.clone(), upload_id(&req)?);
+    // Who started an upload never changes: checking first is not a race.
+    let (bucket, key, id, _) = load_upload(state, &req).await?;
     state.store.run(move |s| s.abort_upload(&bucket, &key, &id)).await?;
     empty_response(StatusCode::NO_CONTENT)
 }
@@ -230,6 +241,8 @@ fn assemble(
         version: ObjectVersion::NULL,
         tags: upload.tags.clone(),
         part_checksums,
+        owner: None,
+        acl: upload.acl.clone(),
     })
 }
 
@@ -278,17 +291,14 @@ async fn apply_complete(
     let requested = parse_complete(body, upload.checksum_algorithm)?;
     let conditions = WriteConditions::from_headers(req.headers());
     let (bucket, key, id) = (req.bucket()?.clone(), req.key()?.clone(), upload_id(req)?);
+    // The object is its initiator's, recorded when not the bucket's owner.
+    let owner = (req.access.bucket_owner.as_deref() != Some(upload.owner.as_str())).then(|| upload.owner.clone());
+    let assemble = move |upload: &UploadRecord, uploaded: &[(u16, PartRecord)]| {
+        assemble(upload, uploaded, &requested, &claims).map(|record| ObjectRecord { owner, ..record })
+    };
     state
         .store
-        .run(move |s| {
-            s.complete_upload(
-                &bucket,
-                &key,
-                &id,
-                move |upload, uploaded| assemble(upload, uploaded, &requested, &claims),
-                move |current| write_check(&conditions, current),
-            )
-        })
+        .run(move |s| s.complete_upload(&bucket, &key, &id, assemble, move |current| write_check(&conditions, current)))
         .await
 }
 
@@ -324,6 +334,7 @@ pub async fn list_parts(state: &AppState, req: S3Request) -> S3Result<Response<B
     let marker = req.route.params.part_number_marker;
     let (b, k, i) = (bucket.clone(), key.clone(), id.clone());
     let page = state.store.run(move |s| s.list_parts(&b, &k, &i, marker, max)).await?;
+    may_continue(&req, &page.upload.owner)?;
     let mut w = XmlWriter::new("ListPartsResult");
     w.elem("Bucket", &bucket).elem("Key", &key).elem("UploadId", &id);
     w.elem("PartNumberMarker", &marker.to_string());

@@ -4,7 +4,6 @@ use std::ops::Range;
 
 use http::{Response, StatusCode};
 
-use super::bucket::owner_full_control;
 use super::error::{S3Error, S3ErrorCode, S3Result};
 use super::headers::{self, checksum_headers, content_headers, now_ms, object_headers, quoted, system_time, user_meta};
 use super::ingest::{receive_blob, receive_small};
@@ -23,9 +22,8 @@ const MAX_DELETE_KEYS: usize = 1000;
 
 pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
     let (bucket, key) = (req.bucket()?.clone(), req.key()?.clone());
-    // Fail before reading the body. One key read from redb's cache: done
-    // here rather than on a blocking thread, whose hand-off costs more.
-    state.store.bucket(&bucket)?;
+    // `access::authorize` found the bucket before any body byte was read.
+    let (owner, acl) = super::acl::for_new_object(state, &req).await?;
     let mut record = ObjectRecord {
         size: 0,
         etag: String::new(),
@@ -37,6 +35,8 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
         version: ObjectVersion::NULL,
         tags: tagging::from_header(&req)?,
         part_checksums: Vec::new(),
+        owner,
+        acl,
     };
     let conditions = WriteConditions::from_headers(req.headers());
     let (staged, checksum) = receive_blob(state, &mut req, None).await?;
@@ -86,8 +86,9 @@ pub(super) async fn load(state: &AppState, req: &S3Request) -> S3Result<(ObjectR
     let version = versioning::requested(req)?;
     // A point read from redb (its cache, or the page cache): cheaper here
     // than the hand-off to a blocking thread and back.
-    let found = state.store.get_version(&bucket, &key, version).map_err(|e| with_key(e.into(), req))?;
-    let (record, bucket_versioning) = found;
+    let found = state.store.get_version(&bucket, &key, version);
+    let (record, bucket_versioning) = found.map_err(|e| req.access.hide_missing(with_key(e.into(), req)))?;
+    req.access.check_object(&req.principal, &record)?;
     let id = versioning::of_read(&record, bucket_versioning);
     Ok((record, id))
 }
@@ -294,8 +295,15 @@ pub async fn delete_many(state: &AppState, mut req: S3Request) -> S3Result<Respo
         return Err(S3Error::new(S3ErrorCode::MalformedXML));
     }
     let quiet = doc.child_text("Quiet").is_some_and(|q| q.trim().eq_ignore_ascii_case("true"));
-    let entries = delete_entries(&doc)?;
-    // Entries with a malformed version id get their error without a lookup.
+    let mut entries = delete_entries(&doc)?;
+    for entry in &mut entries {
+        let versioned = !matches!(entry.version_id, Ok(None));
+        if !req.access.may_delete(&req.principal, &entry.key, versioned) {
+            entry.version_id = Err(S3Error::new(S3ErrorCode::AccessDenied));
+        }
+    }
+    // Entries with a malformed version id, or that the bucket's policy
+    // refuses, get their error without a lookup.
     let valid: Vec<&DeleteEntry> = entries.iter().filter(|e| e.version_id.is_ok()).collect();
     let keys = valid.iter().map(|e| (e.key.clone(), e.version_id.clone().ok().flatten())).collect();
     let conditions: Vec<DeleteConditions> = valid.iter().map(|e| e.conditions.clone()).collect();
@@ -331,9 +339,4 @@ fn write_deleted(w: &mut XmlWriter, entry: &DeleteEntry, deleted: Deleted) {
         w.elem("DeleteMarker", "true").opt("DeleteMarkerVersionId", marker.as_deref());
     }
     w.end("Deleted");
-}
-
-pub async fn acl(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
-    load(state, &req).await?;
-    xml_response(owner_full_control(req.principal.id()))
 }

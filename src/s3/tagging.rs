@@ -103,11 +103,17 @@ pub async fn delete_object(state: &AppState, req: S3Request) -> S3Result<Respons
 async fn set_object_tags(state: &AppState, req: S3Request, tags: Tags, status: StatusCode) -> S3Result<Response<Body>> {
     let (bucket, key) = (req.bucket()?.clone(), req.key()?.clone());
     let version = super::versioning::requested(&req)?;
+    let (access, principal) = (req.access.clone(), req.principal.clone());
+    let change = move |record: &mut ObjectRecord| {
+        access.check_object(&principal, record)?;
+        record.tags = tags;
+        Ok::<_, S3Error>(())
+    };
     let record = state
         .store
-        .run(move |s| s.update_object(&bucket, &key, version, move |record| record.tags = tags))
+        .run(move |s| s.update_object(&bucket, &key, version, change))
         .await
-        .map_err(|e| super::object::with_key(e.into(), &req))?;
+        .map_err(|e| req.access.hide_missing(super::object::with_key(e, &req)))?;
     let b = Response::builder().status(status);
     super::versioning::header(b, tagged_version(&record, version))
         .body(crate::http::body::empty())

@@ -335,18 +335,19 @@ impl Store {
     /// in place, as tagging does: no new version is made. A delete marker
     /// cannot be changed (`StoreError::DeleteMarker`). Returns the record
     /// as changed.
-    pub fn update_object<F>(
+    pub fn update_object<E, F>(
         &self,
         bucket: &str,
         key: &str,
         version: Option<VersionId>,
         change: F,
-    ) -> StoreResult<ObjectRecord>
+    ) -> Result<ObjectRecord, E>
     where
-        F: FnOnce(&mut ObjectRecord) + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut ObjectRecord) -> Result<(), E> + Send + 'static,
     {
         let (bucket, key) = (bucket.to_string(), key.to_string());
-        self.write(move |txn| {
+        self.write_checked(move |txn| {
             require_bucket(txn, &bucket)?;
             Ok((versions::update_version(txn, (&bucket, &key), version, change)?, Vec::new()))
         })

@@ -120,6 +120,10 @@ pub struct BucketRecord {
     pub versioning: Versioning,
     /// The bucket's tag set (PutBucketTagging); empty when it has none.
     pub tags: Tags,
+    /// The bucket's ACL; `None` is `private` (the owner has full control).
+    pub acl: Option<Grants>,
+    /// The bucket policy, if one was put.
+    pub policy: Option<Policy>,
 }
 
 /// A tag set: (key, value) pairs in the order they were given.
@@ -135,10 +139,71 @@ pub enum Versioning {
     Suspended,
 }
 
+/// Who an ACL grant is for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Grantee {
+    /// A user (or root), by canonical id.
+    User(String),
+    /// Everyone, signed or not.
+    AllUsers,
+    /// Every request signed by a user of this server.
+    AuthenticatedUsers,
+    /// S3's log-delivery group: kept and shown, it grants nothing here.
+    LogDelivery,
+}
+
+/// What an ACL grant allows (S3's five permissions).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Permission {
+    FullControl,
+    Read,
+    Write,
+    ReadAcp,
+    WriteAcp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Grant {
+    pub grantee: Grantee,
+    pub permission: Permission,
+}
+
+/// An access control list, in the order it was given.
+pub type Grants = Vec<Grant>;
+
+/// A bucket policy: the document as the client sent it (for GetBucketPolicy)
+/// and the statements Tessera evaluates (`s3/policy.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Policy {
+    pub json: String,
+    pub statements: Vec<Statement>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Statement {
+    /// Allow, or (when false) Deny.
+    pub allow: bool,
+    /// The canonical ids it applies to; `None` is everyone (`"*"`).
+    pub principals: Option<Vec<String>>,
+    /// Action patterns (`s3:GetObject`, `s3:*`, `s3:Get*`), as written.
+    pub actions: Vec<String>,
+    /// Resource patterns without `arn:aws:s3:::` (`bucket`, `bucket/prefix*`).
+    pub resources: Vec<String>,
+}
+
 impl Stored for BucketRecord {
-    const FORMAT: u8 = 2;
+    const FORMAT: u8 = 3;
 
     fn decode_older(format: u8, bytes: &[u8]) -> Result<Self, postcard::Error> {
+        #[derive(Deserialize)]
+        struct V2 {
+            owner: String,
+            created_ms: i64,
+            region: String,
+            lifecycle: Option<Lifecycle>,
+            versioning: Versioning,
+            tags: Tags,
+        }
         #[derive(Deserialize)]
         struct LifecycleV1 {
             xml: String,
@@ -157,7 +222,12 @@ impl Stored for BucketRecord {
                 let lifecycle =
                     lifecycle.map(|l| Lifecycle { xml: l.xml, abort_rules: l.abort_rules, expiry_rules: Vec::new() });
                 let versioning = Versioning::Unversioned;
-                Ok(BucketRecord { owner, created_ms, region, lifecycle, versioning, tags: Tags::new() })
+                let (tags, acl, policy) = (Tags::new(), None, None);
+                Ok(BucketRecord { owner, created_ms, region, lifecycle, versioning, tags, acl, policy })
+            }
+            2 => {
+                let V2 { owner, created_ms, region, lifecycle, versioning, tags } = postcard::from_bytes(bytes)?;
+                Ok(BucketRecord { owner, created_ms, region, lifecycle, versioning, tags, acl: None, policy: None })
             }
             _ => Err(postcard::Error::DeserializeBadEncoding),
         }
@@ -284,6 +354,10 @@ pub struct ObjectRecord {
     /// algorithm of `checksum`), for GetObjectAttributes; empty when the
     /// upload had no checksum algorithm or for a single PUT.
     pub part_checksums: Vec<String>,
+    /// Who wrote it, when that is not the bucket's owner.
+    pub owner: Option<String>,
+    /// The object's ACL; `None` is `private` (its owner has full control).
+    pub acl: Option<Grants>,
 }
 
 /// Where a record stands among the versions of its key (`store/versions.rs`).
@@ -305,9 +379,22 @@ impl ObjectVersion {
 }
 
 impl Stored for ObjectRecord {
-    const FORMAT: u8 = 2;
+    const FORMAT: u8 = 3;
 
     fn decode_older(format: u8, bytes: &[u8]) -> Result<Self, postcard::Error> {
+        #[derive(Deserialize)]
+        struct V2 {
+            size: u64,
+            etag: String,
+            last_modified_ms: i64,
+            headers: ContentHeaders,
+            user_meta: Vec<(String, String)>,
+            checksum: Option<StoredChecksum>,
+            blobs: Vec<BlobSpan>,
+            version: ObjectVersion,
+            tags: Tags,
+            part_checksums: Vec<String>,
+        }
         #[derive(Deserialize)]
         struct V1 {
             size: u64,
@@ -334,6 +421,25 @@ impl Stored for ObjectRecord {
                     version,
                     tags,
                     part_checksums,
+                    owner: None,
+                    acl: None,
+                })
+            }
+            2 => {
+                let v2: V2 = postcard::from_bytes(bytes)?;
+                Ok(ObjectRecord {
+                    size: v2.size,
+                    etag: v2.etag,
+                    last_modified_ms: v2.last_modified_ms,
+                    headers: v2.headers,
+                    user_meta: v2.user_meta,
+                    checksum: v2.checksum,
+                    blobs: v2.blobs,
+                    version: v2.version,
+                    tags: v2.tags,
+                    part_checksums: v2.part_checksums,
+                    owner: None,
+                    acl: None,
                 })
             }
             _ => Err(postcard::Error::DeserializeBadEncoding),
@@ -414,9 +520,21 @@ impl CompletedUpload {
 
 impl Stored for CompletedUpload {}
 impl Stored for UploadRecord {
-    const FORMAT: u8 = 2;
+    const FORMAT: u8 = 3;
 
     fn decode_older(format: u8, bytes: &[u8]) -> Result<Self, postcard::Error> {
+        #[derive(Deserialize)]
+        struct V2 {
+            bucket: String,
+            key: String,
+            owner: String,
+            initiated_ms: i64,
+            headers: ContentHeaders,
+            user_meta: Vec<(String, String)>,
+            checksum_algorithm: Option<ChecksumAlgorithm>,
+            full_object_checksum: bool,
+            tags: Tags,
+        }
         #[derive(Deserialize)]
         struct V1 {
             bucket: String,
@@ -441,6 +559,22 @@ impl Stored for UploadRecord {
                     checksum_algorithm: v1.checksum_algorithm,
                     full_object_checksum: v1.full_object_checksum,
                     tags: Tags::new(),
+                    acl: None,
+                })
+            }
+            2 => {
+                let v2: V2 = postcard::from_bytes(bytes)?;
+                Ok(UploadRecord {
+                    bucket: v2.bucket,
+                    key: v2.key,
+                    owner: v2.owner,
+                    initiated_ms: v2.initiated_ms,
+                    headers: v2.headers,
+                    user_meta: v2.user_meta,
+                    checksum_algorithm: v2.checksum_algorithm,
+                    full_object_checksum: v2.full_object_checksum,
+                    tags: v2.tags,
+                    acl: None,
                 })
             }
             _ => Err(postcard::Error::DeserializeBadEncoding),
@@ -465,6 +599,8 @@ pub struct UploadRecord {
     pub full_object_checksum: bool,
     /// `x-amz-tagging`: the tags the object will have.
     pub tags: Tags,
+    /// The ACL the object will have (`x-amz-acl`, `x-amz-grant-*`).
+    pub acl: Option<Grants>,
 }
 
 /// One uploaded part.

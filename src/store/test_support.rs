@@ -29,6 +29,8 @@ pub fn bucket_record() -> BucketRecord {
         lifecycle: None,
         versioning: Default::default(),
         tags: Vec::new(),
+        acl: None,
+        policy: None,
     }
 }
 
@@ -45,6 +47,8 @@ pub fn object_record(size: usize) -> ObjectRecord {
         version: ObjectVersion::NULL,
         tags: Vec::new(),
         part_checksums: Vec::new(),
+        owner: None,
+        acl: None,
     }
 }
 
@@ -59,5 +63,6 @@ pub fn upload_record(bucket: &str, key: &str) -> UploadRecord {
         checksum_algorithm: None,
         full_object_checksum: false,
         tags: Vec::new(),
+        acl: None,
     }
 }

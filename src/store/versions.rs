@@ -21,6 +21,7 @@ use std::fmt;
 
 use redb::{ReadableTable, WriteTransaction};
 
+use super::commit::WriteError;
 use super::layout::BlobId;
 use super::schema::{
     decode, encode, object_key, BucketRecord, ObjectRecord, ObjectVersion, Versioning, BUCKETS, OBJECTS, STORE_META,
@@ -154,6 +155,8 @@ pub(super) fn delete_latest(
         version,
         tags: Vec::new(),
         part_checksums: Vec::new(),
+        owner: None,
+        acl: None,
     };
     txn.open_table(VERSIONS)?.insert((row.as_slice(), !version.seq), encode(&marker)?.as_slice())?;
     Ok((Deleted { version_id: Some(VersionId::of(&version)), delete_marker: true }, dead))
@@ -338,33 +341,63 @@ pub(super) fn noncurrent(txn: &WriteTransaction, row: &[u8], id: VersionId) -> S
 }
 
 /// Changes the version `id` of a key (its current object without one) in
-/// place, wherever it is stored; returns it as changed.
-pub(super) fn update_version<F>(
+/// place, wherever it is stored; returns it as changed. `change` may refuse.
+pub(super) fn update_version<E, F>(
     txn: &WriteTransaction,
     (bucket, key): (&str, &str),
     id: Option<VersionId>,
     change: F,
-) -> StoreResult<ObjectRecord>
+) -> Result<ObjectRecord, WriteError<E>>
 where
-    F: FnOnce(&mut ObjectRecord),
+    E: From<StoreError>,
+    F: FnOnce(&mut ObjectRecord) -> Result<(), E>,
 {
     let row = object_key(bucket, key.as_bytes());
-    let current = super::txn::read_object(txn, bucket, key)?;
-    if let Some(mut current) = current.filter(|c| id.is_none_or(|id| id.matches(&c.version))) {
-        change(&mut current);
-        txn.open_table(OBJECTS)?.insert(row.as_slice(), encode(&current)?.as_slice())?;
-        return Ok(current);
-    }
-    let mut versions = txn.open_table(VERSIONS)?;
-    let found = match id {
-        Some(id) => find_noncurrent(&versions, &row, id)?,
-        None => latest_marker(&versions, &row)?.map(|marker| (!marker.version.seq, marker)),
-    };
-    let (inverted_seq, mut record) = match found {
-        Some((inverted_seq, record)) if !is_marker(&record) => (inverted_seq, record),
-        other => return Err(resolve(other.map(|(_, r)| r), id).err().unwrap_or(StoreError::NoSuchKey)),
-    };
-    change(&mut record);
-    versions.insert((row.as_slice(), inverted_seq), encode(&record)?.as_slice())?;
+    let (place, mut record) = locate(txn, (bucket, key), &row, id)?;
+    change(&mut record).map_err(WriteError::Rejected)?;
+    store_back(txn, &row, place, &record)?;
     Ok(record)
+}
+
+fn store_back(txn: &WriteTransaction, row: &[u8], place: Place, record: &ObjectRecord) -> StoreResult<()> {
+    let value = encode(record)?;
+    match place {
+        Place::Current => {
+            txn.open_table(OBJECTS)?.insert(row, value.as_slice())?;
+        }
+        Place::Noncurrent(inverted_seq) => {
+            txn.open_table(VERSIONS)?.insert((row, inverted_seq), value.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// Where a version's record is stored.
+enum Place {
+    Current,
+    /// In [`VERSIONS`], under this inverted sequence number.
+    Noncurrent(u64),
+}
+
+/// The version `id` of a key (its current object without one), and where
+/// it is; a delete marker cannot be changed.
+fn locate(
+    txn: &WriteTransaction,
+    (bucket, key): (&str, &str),
+    row: &[u8],
+    id: Option<VersionId>,
+) -> StoreResult<(Place, ObjectRecord)> {
+    let current = super::txn::read_object(txn, bucket, key)?;
+    if let Some(current) = current.filter(|c| id.is_none_or(|id| id.matches(&c.version))) {
+        return Ok((Place::Current, current));
+    }
+    let versions = txn.open_table(VERSIONS)?;
+    let found = match id {
+        Some(id) => find_noncurrent(&versions, row, id)?,
+        None => latest_marker(&versions, row)?.map(|marker| (!marker.version.seq, marker)),
+    };
+    match found {
+        Some((inverted_seq, record)) if !is_marker(&record) => Ok((Place::Noncurrent(inverted_seq), record)),
+        other => Err(resolve(other.map(|(_, r)| r), id).err().unwrap_or(StoreError::NoSuchKey)),
+    }
 }
