@@ -28,6 +28,7 @@ pub async fn list_buckets(state: &AppState, req: S3Request) -> S3Result<Response
     // Root sees every bucket; a user, their own.
     let only = (req.principal != super::Principal::Root).then(|| owner.clone());
     let buckets = state.store.run(move |s| s.list_buckets(only.as_deref())).await?;
+    let directory = super::acl::Directory::load(state).await?;
     let mut listed = buckets
         .iter()
         .filter(|(name, record)| {
@@ -48,7 +49,7 @@ pub async fn list_buckets(state: &AppState, req: S3Request) -> S3Result<Response
         last = Some(name);
     }
     w.end("Buckets");
-    write_owner(&mut w, &owner);
+    write_owner(&mut w, &owner, &directory);
     if let (Some(last), true) = (last, listed.peek().is_some()) {
         w.elem("ContinuationToken", &URL_SAFE_NO_PAD.encode(last));
     }

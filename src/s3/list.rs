@@ -7,6 +7,7 @@ use base64::Engine;
 use http::Response;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use super::acl::Directory;
 use super::error::{S3Error, S3ErrorCode, S3Result};
 use super::versioning;
 use super::xml::XmlWriter;
@@ -76,12 +77,25 @@ fn write_common(w: &mut XmlWriter, req: &S3Request, enc: &Encoder, prefix: &str,
     Ok(())
 }
 
-/// The owner listings show for objects written by the bucket's owner.
-fn bucket_owner(req: &S3Request) -> &str {
-    req.access.bucket_owner.as_deref().unwrap_or(req.principal.id())
+/// What listings need to show objects' owners.
+struct Owners {
+    /// The owner of objects that record none: the bucket's.
+    bucket_owner: String,
+    directory: Directory,
 }
 
-fn write_object(w: &mut XmlWriter, enc: &Encoder, key: &str, record: &ObjectRecord, owner: Option<&str>) {
+impl Owners {
+    async fn load(state: &AppState, req: &S3Request) -> S3Result<Owners> {
+        let bucket_owner = req.access.bucket_owner.clone().unwrap_or_else(|| req.principal.id().to_string());
+        Ok(Owners { bucket_owner, directory: Directory::load(state).await? })
+    }
+
+    fn write(&self, w: &mut XmlWriter, record: &ObjectRecord) {
+        write_owner(w, record.owner.as_deref().unwrap_or(&self.bucket_owner), &self.directory);
+    }
+}
+
+fn write_object(w: &mut XmlWriter, enc: &Encoder, key: &str, record: &ObjectRecord, owners: Option<&Owners>) {
     w.start("Contents")
         .elem("Key", &enc.apply(key))
         .elem_time("LastModified", record.last_modified_ms)
@@ -92,8 +106,8 @@ fn write_object(w: &mut XmlWriter, enc: &Encoder, key: &str, record: &ObjectReco
             .elem("ChecksumType", super::headers::checksum_type_name(!sum.composite));
     }
     w.elem("StorageClass", "STANDARD");
-    if let Some(owner) = owner {
-        write_owner(w, record.owner.as_deref().unwrap_or(owner));
+    if let Some(owners) = owners {
+        owners.write(w, record);
     }
     w.end("Contents");
 }
@@ -132,7 +146,10 @@ pub async fn list_v2(state: &AppState, req: S3Request) -> S3Result<Response<Body
     let query = list_query(q, after, max);
     let prefix = query.prefix.clone();
     let page = scan(state, &req, query).await?;
-    let owner = q.get("fetch-owner").filter(|v| *v == "true").map(|_| bucket_owner(&req));
+    let owners = match q.get("fetch-owner") == Some("true") {
+        true => Some(Owners::load(state, &req).await?),
+        false => None,
+    };
     let mut w = XmlWriter::new("ListBucketResult");
     write_common(&mut w, &req, &enc, &prefix, max)?;
     w.elem("KeyCount", &page.entries.len().to_string()).elem("IsTruncated", &page.truncated.to_string());
@@ -145,7 +162,7 @@ pub async fn list_v2(state: &AppState, req: S3Request) -> S3Result<Response<Body
     }
     for entry in &page.entries {
         if let ListEntry::Object(key, record) = entry {
-            write_object(&mut w, &enc, key, record, owner);
+            write_object(&mut w, &enc, key, record, owners.as_ref());
         }
     }
     write_prefixes(&mut w, &enc, &page);
@@ -166,7 +183,7 @@ pub async fn list_v1(state: &AppState, req: S3Request) -> S3Result<Response<Body
     let query = list_query(q, (!marker.is_empty()).then(|| marker.clone()), max);
     let prefix = query.prefix.clone();
     let page = scan(state, &req, query).await?;
-    let owner = bucket_owner(&req);
+    let owners = Owners::load(state, &req).await?;
     let mut w = XmlWriter::new("ListBucketResult");
     write_common(&mut w, &req, &enc, &prefix, max)?;
     w.elem("Marker", &enc.apply(&marker)).elem("IsTruncated", &page.truncated.to_string());
@@ -175,7 +192,7 @@ pub async fn list_v1(state: &AppState, req: S3Request) -> S3Result<Response<Body
     }
     for entry in &page.entries {
         if let ListEntry::Object(key, record) = entry {
-            write_object(&mut w, &enc, key, record, Some(owner));
+            write_object(&mut w, &enc, key, record, Some(&owners));
         }
     }
     write_prefixes(&mut w, &enc, &page);
@@ -212,7 +229,7 @@ pub async fn list_versions(state: &AppState, req: S3Request) -> S3Result<Respons
         .run(move |s| s.list_versions(&name, &query))
         .await
         .map_err(|e| S3Error::from(e).with_extra("BucketName", bucket))?;
-    let owner = bucket_owner(&req);
+    let owners = Owners::load(state, &req).await?;
     let mut w = XmlWriter::new("ListVersionsResult");
     write_common(&mut w, &req, &enc, &prefix, max)?;
     w.elem("KeyMarker", &enc.apply(&key_marker))
@@ -228,7 +245,7 @@ pub async fn list_versions(state: &AppState, req: S3Request) -> S3Result<Respons
     }
     for entry in &page.entries {
         if let VersionEntry::Version { key, record, latest } = entry {
-            write_version(&mut w, &enc, (key, record, *latest), owner);
+            write_version(&mut w, &enc, (key, record, *latest), &owners);
         }
     }
     for entry in &page.entries {
@@ -240,7 +257,12 @@ pub async fn list_versions(state: &AppState, req: S3Request) -> S3Result<Respons
 }
 
 /// A `<Version>` or `<DeleteMarker>` entry.
-fn write_version(w: &mut XmlWriter, enc: &Encoder, (key, record, latest): (&str, &ObjectRecord, bool), owner: &str) {
+fn write_version(
+    w: &mut XmlWriter,
+    enc: &Encoder,
+    (key, record, latest): (&str, &ObjectRecord, bool),
+    owners: &Owners,
+) {
     let element = if record.version.delete_marker { "DeleteMarker" } else { "Version" };
     w.start(element)
         .elem("Key", &enc.apply(key))
@@ -255,7 +277,7 @@ fn write_version(w: &mut XmlWriter, enc: &Encoder, (key, record, latest): (&str,
         }
         w.elem("StorageClass", "STANDARD");
     }
-    write_owner(w, record.owner.as_deref().unwrap_or(owner));
+    owners.write(w, record);
     w.end(element);
 }
 

@@ -168,7 +168,7 @@ pub fn empty_response(status: StatusCode) -> S3Result<Response<Body>> {
     Response::builder().status(status).body(body::empty()).map_err(S3Error::internal)
 }
 
-/// The `<Owner>` element of listings and ACLs.
-pub fn write_owner(w: &mut xml::XmlWriter, owner: &str) {
-    w.start("Owner").elem("ID", owner).elem("DisplayName", owner).end("Owner");
+/// The `<Owner>` element of listings: the canonical id and the user's name.
+pub fn write_owner(w: &mut xml::XmlWriter, owner: &str, directory: &acl::Directory) {
+    w.start("Owner").elem("ID", owner).elem("DisplayName", directory.display_name(owner)).end("Owner");
 }

@@ -7,6 +7,7 @@ use base64::Engine;
 use http::{Response, StatusCode};
 use md5::{Digest, Md5};
 
+use super::acl::Directory;
 use super::error::{S3Error, S3ErrorCode, S3Result};
 use super::headers::{checksum_type_name, content_headers, now_ms, quoted, user_meta};
 use super::ingest::{receive_blob, receive_complete_request};
@@ -335,6 +336,7 @@ pub async fn list_parts(state: &AppState, req: S3Request) -> S3Result<Response<B
     let (b, k, i) = (bucket.clone(), key.clone(), id.clone());
     let page = state.store.run(move |s| s.list_parts(&b, &k, &i, marker, max)).await?;
     may_continue(&req, &page.upload.owner)?;
+    let directory = Directory::load(state).await?;
     let mut w = XmlWriter::new("ListPartsResult");
     w.elem("Bucket", &bucket).elem("Key", &key).elem("UploadId", &id);
     w.elem("PartNumberMarker", &marker.to_string());
@@ -342,7 +344,7 @@ pub async fn list_parts(state: &AppState, req: S3Request) -> S3Result<Response<B
         w.elem("NextPartNumberMarker", &last.to_string());
     }
     w.elem("MaxParts", &max.to_string()).elem("IsTruncated", &page.truncated.to_string());
-    write_initiator(&mut w, &page.upload.owner);
+    write_initiator(&mut w, &page.upload.owner, &directory);
     w.elem("StorageClass", "STANDARD");
     if let Some(alg) = page.upload.checksum_algorithm {
         w.elem("ChecksumAlgorithm", alg.name())
@@ -362,9 +364,10 @@ pub async fn list_parts(state: &AppState, req: S3Request) -> S3Result<Response<B
     xml_response(w.finish("ListPartsResult"))
 }
 
-fn write_initiator(w: &mut XmlWriter, owner: &str) {
-    w.start("Initiator").elem("ID", owner).elem("DisplayName", owner).end("Initiator");
-    write_owner(w, owner);
+fn write_initiator(w: &mut XmlWriter, owner: &str, directory: &Directory) {
+    let name = directory.display_name(owner);
+    w.start("Initiator").elem("ID", owner).elem("DisplayName", name).end("Initiator");
+    write_owner(w, owner, directory);
 }
 
 pub async fn list_uploads(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
@@ -402,11 +405,12 @@ pub async fn list_uploads(state: &AppState, req: S3Request) -> S3Result<Response
         w.elem("Delimiter", &enc.apply(d));
     }
     w.elem("MaxUploads", &max.to_string()).elem("IsTruncated", &page.truncated.to_string());
+    let directory = Directory::load(state).await?;
     enc.write_type(&mut w);
     for entry in &page.entries {
         if let UploadEntry::Upload { key, upload_id, record } = entry {
             w.start("Upload").elem("Key", &enc.apply(key)).elem("UploadId", upload_id);
-            write_initiator(&mut w, &record.owner);
+            write_initiator(&mut w, &record.owner, &directory);
             w.elem("StorageClass", "STANDARD").elem("Initiated", &iso8601(record.initiated_ms));
             if let Some(alg) = record.checksum_algorithm {
                 w.elem("ChecksumAlgorithm", alg.name())
