@@ -38,6 +38,8 @@ pub struct Access {
     pub source_need: Option<Permission>,
     /// The source bucket's owner, for a copy.
     pub source_owner: Option<String>,
+    /// Whether the requester may list the source bucket of a copy.
+    pub source_may_list: bool,
     /// Whether the requester may list the bucket: if not, a missing key is
     /// AccessDenied rather than NoSuchKey, so as not to reveal it.
     pub may_list: bool,
@@ -92,7 +94,8 @@ fn requirement(route: &Route, versioned: bool) -> (&'static str, Need) {
         Op::PutObject | Op::CopyObject | Op::CreateMultipartUpload => ("s3:PutObject", Need::Bucket(Write)),
         Op::UploadPart | Op::UploadPartCopy | Op::CompleteMultipartUpload => ("s3:PutObject", Need::Bucket(Write)),
         Op::AbortMultipartUpload => ("s3:AbortMultipartUpload", Need::Bucket(Write)),
-        Op::ListParts => ("s3:ListMultipartUploadParts", Need::Bucket(Read)),
+        // Whoever may write may have started the upload; `may_continue_upload` decides.
+        Op::ListParts => ("s3:ListMultipartUploadParts", Need::Bucket(Write)),
         Op::DeleteObject => (pick("s3:DeleteObject", "s3:DeleteObjectVersion"), Need::Bucket(Write)),
         Op::DeleteObjects => ("s3:DeleteObject", Need::Bucket(Write)),
         Op::GetObject | Op::HeadObject => (pick("s3:GetObject", "s3:GetObjectVersion"), Need::Object(Read)),
@@ -125,7 +128,7 @@ pub fn authorize(state: &AppState, req: &S3Request) -> S3Result<Access> {
         };
     }
     if req.principal == Principal::Root && !needs_owner_as_root(route.op) {
-        return Ok(Access { may_list: true, ..Access::default() });
+        return Ok(Access { may_list: true, source_may_list: true, ..Access::default() });
     }
     let record = bucket_record(state, bucket)?;
     let resource = match &route.key {
@@ -150,12 +153,13 @@ pub fn authorize(state: &AppState, req: &S3Request) -> S3Result<Access> {
         let source_access = decide(&req.principal, &source_record, action, &resource, Need::Object(Permission::Read))?;
         access.source_need = source_access.object_need;
         access.source_owner = Some(source_record.owner);
+        access.source_may_list = source_access.may_list;
     }
     Ok(access)
 }
 
-/// Writes that record who owns the new object, and listings that show
-/// owners, need the bucket's owner even when the root user makes them.
+/// Writes that record who owns the new object, and listings and ACLs that
+/// show owners, need the bucket's owner even when the root user asks.
 fn needs_owner_as_root(op: Op) -> bool {
     matches!(
         op,
@@ -166,6 +170,8 @@ fn needs_owner_as_root(op: Op) -> bool {
             | Op::ListObjects
             | Op::ListObjectsV2
             | Op::ListObjectVersions
+            | Op::GetObjectAcl
+            | Op::PutObjectAcl
     )
 }
 
@@ -253,12 +259,14 @@ impl Access {
     }
 
     /// What a failed object lookup answers: someone who may not list the
-    /// bucket learns nothing about which keys exist.
+    /// bucket learns nothing about which keys (or versions) exist.
     pub fn hide_missing(&self, e: S3Error) -> S3Error {
-        match (e.code, self.object_need.is_some() && !self.may_list) {
-            (S3ErrorCode::NoSuchKey | S3ErrorCode::NoSuchVersion, true) => denied(),
-            _ => e,
-        }
+        hide_unless(self.may_list, e)
+    }
+
+    /// The same for the source of a copy.
+    pub fn hide_missing_source(&self, e: S3Error) -> S3Error {
+        hide_unless(self.source_may_list, e)
     }
 
     /// Whether DeleteObjects may delete `key` (the request as a whole was
@@ -273,9 +281,21 @@ impl Access {
         }
     }
 
-    /// Whether `who` may act on a multipart upload `initiator` started.
-    pub fn may_continue_upload(&self, who: &Principal, initiator: &str) -> bool {
-        let anonymous = *who == Principal::Anonymous;
-        *who == Principal::Root || who.id() == initiator || !anonymous && self.bucket_owner.as_deref() == Some(who.id())
+    /// Whether `who` may do `op` on a multipart upload `initiator` started:
+    /// only the initiator uploads parts and completes; the bucket's owner
+    /// may also list its parts and abort it (S3's rule).
+    pub fn may_continue_upload(&self, who: &Principal, op: Op, initiator: &str) -> bool {
+        let bucket_owner = *who != Principal::Anonymous && self.bucket_owner.as_deref() == Some(who.id());
+        *who == Principal::Root
+            || who.id() == initiator
+            || bucket_owner && matches!(op, Op::ListParts | Op::AbortMultipartUpload)
+    }
+}
+
+fn hide_unless(may_list: bool, e: S3Error) -> S3Error {
+    let reveals = matches!(e.code, S3ErrorCode::NoSuchKey | S3ErrorCode::NoSuchVersion | S3ErrorCode::MethodNotAllowed);
+    match reveals && !may_list {
+        true => denied(),
+        false => e,
     }
 }

@@ -403,9 +403,12 @@ pub async fn get_object(state: &AppState, req: S3Request) -> S3Result<Response<B
     Ok(response)
 }
 
-/// PutObjectAcl: checked and changed in one transaction, on the version
-/// the request names, so a concurrent overwrite cannot take the new ACL.
+/// PutObjectAcl: checked before the body is read or a grantee looked up
+/// (so no one without WRITE_ACP learns which ids or addresses exist), then
+/// checked again and changed in one transaction, on the version the request
+/// names, so a concurrent overwrite cannot take the new ACL.
 pub async fn put_object(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
+    super::object::load(state, &req).await?;
     let put = requested_for_put(state, &mut req).await?;
     let (bucket, key) = (req.bucket()?.clone(), req.key()?.clone());
     let version = super::versioning::requested(&req)?;
@@ -423,7 +426,7 @@ pub async fn put_object(state: &AppState, mut req: S3Request) -> S3Result<Respon
             })
         })
         .await
-        .map_err(|e| super::object::with_key(e, &req))?;
+        .map_err(|e| req.access.hide_missing(super::object::with_key(e, &req)))?;
     let mut response = empty_response(StatusCode::OK)?;
     super::versioning::add_header(&mut response, version.or_else(|| super::versioning::of_write(&record)));
     Ok(response)

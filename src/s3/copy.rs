@@ -80,7 +80,7 @@ pub async fn copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> 
             })
         })
         .await
-        .map_err(copy_source_error)?;
+        .map_err(|e| copy_source_error(req.access.hide_missing_source(e)))?;
     let mut w = XmlWriter::new("CopyObjectResult");
     w.elem("LastModified", &xml::iso8601(record.last_modified_ms)).elem("ETag", &quoted(&record.etag));
     if let Some(sum) = &record.checksum {
@@ -173,7 +173,7 @@ async fn open_copy_source(state: &AppState, req: &S3Request) -> S3Result<OpenObj
     for _ in 0..ATTEMPTS {
         let (b, k) = (src_bucket.clone(), src_key.clone());
         let read = state.store.run(move |s| s.get_version(&b, &k, src_version)).await;
-        let (source, _) = read.map_err(|e| copy_source_error(e.into()))?;
+        let (source, _) = read.map_err(|e| copy_source_error(req.access.hide_missing_source(e.into())))?;
         req.access.check_source(&req.principal, &source)?;
         check_copy_source(req.headers(), &source)?;
         let range = copy_range(req, source.size)?;

@@ -128,7 +128,7 @@ pub(super) async fn load_upload(
 
 /// Only whoever started an upload (or the bucket's owner) may go on with it.
 fn may_continue(req: &S3Request, initiator: &str) -> S3Result<()> {
-    match req.access.may_continue_upload(&req.principal, initiator) {
+    match req.access.may_continue_upload(&req.principal, req.route.op, initiator) {
         true => Ok(()),
         false => Err(S3Error::new(S3ErrorCode::AccessDenied)),
     }

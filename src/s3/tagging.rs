@@ -91,6 +91,8 @@ fn tagging_xml(tags: &Tags) -> String {
 /// PutObjectTagging: replaces the tag set of the object (or of the
 /// version `versionId` names) in place; no new version is made.
 pub async fn put_object(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
+    // Refuse before reading the body; checked again where the tags change.
+    super::object::load(state, &req).await?;
     let tags = receive_tags(state, &mut req, MAX_OBJECT_TAGS).await?;
     set_object_tags(state, req, tags, StatusCode::OK).await
 }
