@@ -43,8 +43,9 @@ use tessera::http::params::{Params, MAX_PART_NUMBER};
 use tessera::http::range::ByteRange;
 use tessera::http::route::{self, Op, Query};
 use tessera::http::target::{self, ObjectKey, MAX_KEY_BYTES};
+use tessera::s3::acl::{self, Directory};
 use tessera::s3::xml::{self, XmlWriter};
-use tessera::s3::{headers, ingest, versioning};
+use tessera::s3::{headers, ingest, policy, versioning};
 use tessera::store::digest::ChecksumAlgorithm;
 use tessera::store::versions::VersionId;
 
@@ -1256,4 +1257,79 @@ fn http_date_past_year_9999_does_not_panic() {
     assert_eq!(last_second, "Fri, 31 Dec 9999 23:59:59 GMT");
     assert_eq!(tessera::s3::headers::http_date(253_402_300_800_000), last_second, "clamped, not a panic");
     assert_eq!(tessera::s3::headers::http_date(i64::MAX), last_second);
+}
+
+// ---------------------------------------------------------------------------
+// Access control documents: bucket policies (JSON), ACL documents (XML) and
+// `x-amz-grant-*` headers. Refused with an S3 error, never a panic; what is
+// accepted names only known users and this bucket.
+
+const POLICY_SEED: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"a","Effect":"Allow","Principal":"*","Action":["s3:GetObject","s3:List*"],"Resource":["arn:aws:s3:::b/pub/*","arn:aws:s3:::b"]},{"Effect":"Deny","Principal":{"AWS":["arn:aws:iam::1:user/alice"]},"Action":"s3:*","Resource":"arn:aws:s3:::b/x?y*"}]}"#;
+
+const ACL_SEED: &str = "<AccessControlPolicy><Owner><ID>id-alice</ID></Owner><AccessControlList>\
+    <Grant><Grantee><ID>id-bob</ID></Grantee><Permission>READ</Permission></Grant>\
+    <Grant><Grantee><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee><Permission>WRITE_ACP</Permission></Grant>\
+    <Grant><Grantee><EmailAddress>bob@example.com</EmailAddress></Grantee><Permission>FULL_CONTROL</Permission></Grant>\
+    </AccessControlList></AccessControlPolicy>";
+
+fn directory() -> Directory {
+    Directory::from_pairs(&[("id-alice", "alice", None), ("id-bob", "bob", Some("bob@example.com"))])
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn policy_documents_never_panic(json in prop_oneof![
+        "(?s:.){0,80}".prop_map(|s: String| s),
+        (select(vec![POLICY_SEED]), mutations()).prop_map(|(seed, m)| String::from_utf8_lossy(&mutate(seed.as_bytes().to_vec(), &m)).into_owned()),
+    ]) {
+        let known = ["id-alice", "id-bob"];
+        match policy::parse(&json, "b", &directory()) {
+            Ok(p) => {
+                for s in &p.statements {
+                    prop_assert!(s.resources.iter().all(|r| r == "b" || r.starts_with("b/") || r.contains(['*', '?'])), "{r:?}", r = s.resources);
+                    prop_assert!(s.principals.iter().flatten().all(|id| known.contains(&id.as_str())));
+                }
+            }
+            Err(e) => prop_assert_eq!(e.code, S3ErrorCode::MalformedPolicy),
+        }
+    }
+
+    #[test]
+    fn acl_documents_never_panic(body in prop_oneof![
+        vec(any::<u8>(), 0..256),
+        (select(vec![ACL_SEED]), mutations()).prop_map(|(seed, m)| mutate(seed.as_bytes().to_vec(), &m)),
+    ]) {
+        if let Ok(doc) = xml::parse(&body) {
+            match acl::from_document(&doc, "id-alice", &directory()) {
+                Ok(grants) => prop_assert!(grants.len() <= 100),
+                Err(e) => prop_assert!(
+                    matches!(e.code, S3ErrorCode::MalformedACLError | S3ErrorCode::InvalidArgument
+                        | S3ErrorCode::UnresolvableGrantByEmailAddress | S3ErrorCode::AccessDenied),
+                    "{:?}", e.code
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn grant_headers_never_panic(value in prop_oneof![
+        "(?s:.){0,60}".prop_map(|s: String| s),
+        "((id|uri|emailAddress|ID)=\"?[a-z@.:/-]{0,12}\"?, ?){0,4}".prop_map(|s: String| s),
+    ]) {
+        if let Ok(grantees) = acl::parse_grantees(&value, &directory(), "x-amz-grant-read") {
+            prop_assert!(grantees.len() <= value.matches('=').count());
+        }
+    }
+}
+
+/// The seeds the properties above mutate are valid, so mutations start
+/// from documents that reach every check.
+#[test]
+fn access_control_seeds_are_accepted() {
+    let policy = policy::parse(POLICY_SEED, "b", &directory()).expect("the policy seed is valid");
+    assert_eq!(policy.statements.len(), 2);
+    let doc = xml::parse(ACL_SEED.as_bytes()).expect("xml");
+    assert_eq!(acl::from_document(&doc, "id-alice", &directory()).expect("the ACL seed is valid").len(), 3);
 }

@@ -313,6 +313,8 @@ fn a_user_can_do_nothing_to_another_users_bucket_objects_or_uploads() {
         <Filter><Prefix></Prefix></Filter><Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>";
     let tags = tagging_body("owner", "b");
     let delete = b"<Delete><Object><Key>obj</Key></Object></Delete>";
+    let policy =
+        r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::a-bkt/*"}]}"#;
     let complete = format!(
         "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{}</ETag></Part></CompleteMultipartUpload>",
         t.a_part_etag
@@ -362,6 +364,11 @@ fn a_user_can_do_nothing_to_another_users_bucket_objects_or_uploads() {
             Req::new("GET", "/a-bkt/obj").query("attributes").header("x-amz-object-attributes", "ETag"),
         ),
         ("GetObjectAcl", Req::new("GET", "/a-bkt/obj").query("acl")),
+        ("PutObjectAcl", Req::new("PUT", "/a-bkt/obj").query("acl").header("x-amz-acl", "public-read")),
+        ("PutBucketAcl", Req::new("PUT", "/a-bkt").query("acl").header("x-amz-acl", "public-read-write")),
+        ("GetBucketPolicy", Req::new("GET", "/a-bkt").query("policy")),
+        ("PutBucketPolicy", Req::new("PUT", "/a-bkt").query("policy").body(policy.as_bytes())),
+        ("DeleteBucketPolicy", Req::new("DELETE", "/a-bkt").query("policy")),
         ("GetObjectTagging", Req::new("GET", "/a-bkt/obj").query("tagging")),
         ("PutObjectTagging", Req::new("PUT", "/a-bkt/obj").query("tagging").body(&tags)),
         ("DeleteObjectTagging", Req::new("DELETE", "/a-bkt/obj").query("tagging")),
@@ -417,6 +424,12 @@ fn a_user_can_do_nothing_to_another_users_bucket_objects_or_uploads() {
     assert_eq!((resp.status, code(&resp)), (404, "NoSuchLifecycleConfiguration".into()), "A's lifecycle");
     let resp = a.send(Req::new("GET", "/a-bkt").query("versioning"));
     assert!(resp.status == 200 && resp.elements("Status").is_empty(), "A's versioning: {}", resp.text());
+    let resp = a.send(Req::new("GET", "/a-bkt").query("policy"));
+    assert_eq!((resp.status, code(&resp)), (404, "NoSuchBucketPolicy".into()), "A's policy");
+    for acl_of in ["/a-bkt", "/a-bkt/obj"] {
+        let resp = a.send(Req::new("GET", acl_of).query("acl"));
+        assert_eq!((resp.status, resp.elements("Permission")), (200, vec!["FULL_CONTROL".to_string()]), "{acl_of}");
+    }
 
     // Nothing was copied into B's bucket or upload either.
     assert_eq!(b.send(Req::new("HEAD", "/b-bkt/copy")).status, 404, "B copied A's object");

@@ -115,18 +115,12 @@ pub fn authorize(state: &AppState, req: &S3Request) -> S3Result<Access> {
     let route = &req.route;
     let versioned = req.route.query.has("versionId");
     let (action, need) = requirement(route, versioned);
-    let Some(bucket) = &route.bucket else {
-        return match (need, &req.principal) {
-            (_, Principal::Anonymous) => Err(denied()),
-            _ => Ok(Access::default()),
-        };
+    let bucket = match &route.bucket {
+        Some(bucket) if need != Need::Signed => bucket,
+        // ListBuckets and CreateBucket: any signed requester.
+        _ if req.principal == Principal::Anonymous => return Err(denied()),
+        _ => return Ok(Access::default()),
     };
-    if need == Need::Signed {
-        return match req.principal {
-            Principal::Anonymous => Err(denied()),
-            _ => Ok(Access::default()),
-        };
-    }
     if req.principal == Principal::Root && !needs_owner_as_root(route.op) {
         return Ok(Access { may_list: true, source_may_list: true, ..Access::default() });
     }
@@ -182,12 +176,11 @@ fn denied() -> S3Error {
 /// The bucket's policy, then its owner and ACL.
 fn decide(who: &Principal, bucket: &BucketRecord, action: &str, resource: &str, need: Need) -> S3Result<Access> {
     let owner = *who != Principal::Anonymous && who.id() == bucket.owner || *who == Principal::Root;
-    let lists = |who| acl::allows(bucket.acl.as_ref(), &bucket.owner, who, Permission::Read);
     let may_list = owner
         || match policy::evaluate(bucket.policy.as_ref(), who, "s3:ListBucket", bucket_of(resource)) {
             Verdict::Allow => true,
             Verdict::Deny => false,
-            Verdict::Silent => lists(who),
+            Verdict::Silent => acl::allows(bucket.acl.as_ref(), &bucket.owner, who, Permission::Read),
         };
     let access = Access { bucket_owner: Some(bucket.owner.clone()), may_list, ..Access::default() };
     let verdict = match who {

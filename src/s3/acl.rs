@@ -165,8 +165,7 @@ impl Directory {
         }
     }
 
-    /// A directory of (canonical id, name, e-mail) triples, for tests.
-    #[cfg(test)]
+    /// A directory of (canonical id, name, e-mail) triples (tests and fuzzing).
     pub fn from_pairs(users: &[(&str, &str, Option<&str>)]) -> Directory {
         let names = users.iter().map(|(id, name, _)| (id.to_string(), name.to_string())).collect();
         let emails = users.iter().filter_map(|(id, _, email)| Some(((*email)?.to_string(), id.to_string()))).collect();
@@ -242,7 +241,7 @@ fn bad_grant_header(name: &str) -> S3Error {
 }
 
 /// `id="…", uri="…", emailAddress="…"`: grantees separated by commas.
-fn parse_grantees(value: &str, directory: &Directory, name: &str) -> S3Result<Vec<Grantee>> {
+pub fn parse_grantees(value: &str, directory: &Directory, name: &str) -> S3Result<Vec<Grantee>> {
     let mut out = Vec::new();
     for item in value.split(',').map(str::trim).filter(|item| !item.is_empty()) {
         let (kind, who) = item.split_once('=').ok_or_else(|| bad_grant_header(name))?;
@@ -266,7 +265,7 @@ fn check_count(grants: &Grants) -> S3Result<()> {
 
 /// An `AccessControlPolicy` document. Its `Owner`, when given, must be the
 /// resource's: an ACL cannot give a resource away.
-fn from_document(doc: &Element, owner: &str, directory: &Directory) -> S3Result<Grants> {
+pub fn from_document(doc: &Element, owner: &str, directory: &Directory) -> S3Result<Grants> {
     let malformed = || S3Error::new(S3ErrorCode::MalformedACLError);
     if doc.name != "AccessControlPolicy" {
         return Err(malformed());
