@@ -21,7 +21,7 @@ use crate::bench::xml::texts;
 use crate::config::root_credentials;
 use crate::s3::admin::BACKUP_PATH;
 use crate::store::layout::Layout;
-use crate::store::{backup_offline, BackupError, BackupReport};
+use crate::store::{backup_offline, BackupError, BackupReport, Store};
 
 #[derive(Debug, Clone, Args)]
 pub struct BackupArgs {
@@ -163,6 +163,31 @@ fn parse_report(doc: &str) -> anyhow::Result<BackupReport> {
         bytes: number("Bytes")?,
         seconds: field("Seconds")?.parse().context("<Seconds> in reply")?,
     })
+}
+
+/// The running server that holds `data`'s database, if one does.
+pub fn server_of(data: &Path) -> anyhow::Result<Option<ServerInfo>> {
+    let layout = Layout::existing(data);
+    let path = layout.db_path();
+    if !path.is_file() {
+        return Ok(None);
+    }
+    match redb::Database::open(&path) {
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+            let info = ServerInfo::read(&layout).context("a server holds the database, but its address is unknown")?;
+            Ok(Some(info))
+        }
+        // Free (closed again as `_` drops), or an error the store's own open reports better.
+        _ => Ok(None),
+    }
+}
+
+/// Runs `change` on the data folder of a stopped server.
+pub fn offline<T>(data: &Path, change: impl FnOnce(&Store) -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let store = Store::open(data).with_context(|| format!("opening data folder {}", data.display()))?;
+    let done = change(&store);
+    store.close();
+    done
 }
 
 #[cfg(test)]

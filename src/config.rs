@@ -32,6 +32,9 @@ pub enum Command {
     /// server's data folder or through a running server.
     #[command(subcommand)]
     User(crate::user_cli::UserCommand),
+    /// What the store holds: objects, logical and stored bytes, and the
+    /// deduplication ratio; of a stopped server's folder or a running server.
+    Stats(crate::stats_cli::StatsArgs),
 }
 
 #[derive(Debug, Clone, Args)]

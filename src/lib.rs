@@ -12,5 +12,6 @@ pub mod error;
 pub mod http;
 pub mod s3;
 pub mod server;
+pub mod stats_cli;
 pub mod store;
 pub mod user_cli;

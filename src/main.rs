@@ -20,6 +20,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench(args),
         Command::Backup(args) => tessera::admin::backup(args),
         Command::User(command) => tessera::user_cli::run(command),
+        Command::Stats(args) => tessera::stats_cli::run(args),
         Command::Scrub(args) => scrub(&args.data),
     }
 }

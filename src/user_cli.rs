@@ -4,19 +4,17 @@
 //! admin API (`s3/admin.rs`), found through `DATA/server-info`, so the
 //! server honours the change at its next request.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use clap::Subcommand;
 use http::Method;
 use serde_json::json;
 
-use crate::admin::{ask_server, ServerInfo};
+use crate::admin::{ask_server, offline, server_of};
 use crate::bench::xml::texts;
 use crate::s3::admin::USERS_PATH;
-use crate::store::layout::Layout;
 use crate::store::users::{valid_name, UserRecord};
-use crate::store::Store;
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum UserCommand {
@@ -108,31 +106,6 @@ fn check_name(name: &str) -> anyhow::Result<()> {
         true => Ok(()),
         false => bail!("a user name is 1-64 of letters, digits and +=,.@_-, not {name:?}"),
     }
-}
-
-/// The running server that holds `data`'s database, if one does.
-fn server_of(data: &Path) -> anyhow::Result<Option<ServerInfo>> {
-    let layout = Layout::existing(data);
-    let path = layout.db_path();
-    if !path.is_file() {
-        return Ok(None);
-    }
-    match redb::Database::open(&path) {
-        Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-            let info = ServerInfo::read(&layout).context("a server holds the database, but its address is unknown")?;
-            Ok(Some(info))
-        }
-        // Free (closed again as `_` drops), or an error the store's own open reports better.
-        _ => Ok(None),
-    }
-}
-
-/// Runs `change` on the data folder of a stopped server.
-fn offline<T>(data: &Path, change: impl FnOnce(&Store) -> anyhow::Result<T>) -> anyhow::Result<T> {
-    let store = Store::open(data).with_context(|| format!("opening data folder {}", data.display()))?;
-    let done = change(&store);
-    store.close();
-    done
 }
 
 fn parse_users(doc: &str) -> anyhow::Result<Vec<UserRecord>> {

@@ -22,6 +22,8 @@ pub const BACKUP_PATH: &str = "/_tessera/admin/backup";
 /// `GET` lists users; `POST ?name=N[&email=E]` adds one, `POST ?name=N&rotate`
 /// gives one a new secret, `DELETE ?name=N` removes one (`tessera user`).
 pub const USERS_PATH: &str = "/_tessera/admin/users";
+/// `GET`: the store's figures (`tessera stats`), as JSON.
+pub const STATS_PATH: &str = "/_tessera/admin/stats";
 
 /// Whether a path-style request targets the admin API.
 pub fn is_admin_path(path: &str) -> bool {
@@ -37,6 +39,8 @@ pub async fn handle(state: &AppState, parts: &Parts, principal: &Principal) -> S
         (BACKUP_PATH, &Method::POST) => backup(state, &Query::parse(parts.uri.query())).await,
         (BACKUP_PATH, _) => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
         (USERS_PATH, method) => users(state, method, &Query::parse(parts.uri.query())).await,
+        (STATS_PATH, &Method::GET) => stats(state).await,
+        (STATS_PATH, _) => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
         _ => Err(S3Error::with_message(S3ErrorCode::InvalidRequest, "No such Tessera admin endpoint")),
     }
 }
@@ -85,6 +89,17 @@ pub fn users_xml(users: &[crate::store::users::UserRecord], with_secrets: bool) 
         w.elem("CanonicalId", &user.canonical_id).opt("Email", user.email.as_deref()).end("User");
     }
     w.finish("Users")
+}
+
+/// The store's figures, walked on a blocking thread.
+async fn stats(state: &AppState) -> S3Result<Response<Body>> {
+    let stats = state.store.run(|s| s.stats()).await?;
+    let json = serde_json::to_string(&stats).map_err(S3Error::internal)?;
+    Response::builder()
+        .status(http::StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(crate::http::body::full(json))
+        .map_err(S3Error::internal)
 }
 
 /// The backup runs on a blocking thread; the reply says what was written.

@@ -234,6 +234,8 @@ fn copy_tables(src: &ReadTransaction, dst: &Database) -> StoreResult<()> {
     copy_table(src, dst, schema::VERSIONS)?;
     copy_table(src, dst, schema::USERS)?;
     copy_table(src, dst, schema::USER_KEYS)?;
+    copy_table(src, dst, schema::CONTENT)?;
+    copy_table(src, dst, schema::BLOB_CONTENT)?;
     // The last commit is durable (redb's default), and with it every earlier one.
     dst.begin_write()?.commit()?;
     Ok(())

@@ -97,6 +97,10 @@ pub struct NewBlob {
     pub blocks: BlockCrcs,
     /// The bytes of a small blob stored inline; `None` for a file.
     pub inline: Option<Vec<u8>>,
+    /// The SHA-256 of its bytes, when known: its key in the unique-file
+    /// table (`content.rs`).
+    pub sha256: Option<[u8; 32]>,
+    pub size: u64,
 }
 
 /// A body received, hashed and (for files) fsynced, but not yet visible anywhere.
@@ -128,13 +132,14 @@ impl StagedBlob {
     /// as its record. The guard removes the file again unless told the
     /// commit that references it succeeded. Blocking.
     pub(super) fn publish(self) -> io::Result<(BlobSpan, Option<NewBlob>, PublishedFile)> {
+        let sha256 = self.digests.content_sha256();
         let (id, size, blocks) = (self.id, self.digests.size, self.digests.blocks);
         let nothing = PublishedFile { path: None };
         match self.staged {
             Staged::Empty => Ok((BlobSpan::EMPTY, None, nothing)),
             Staged::Inline(bytes) => {
                 let span = BlobSpan { id, size, part: 0, inline: true };
-                Ok((span, Some(NewBlob { id, blocks, inline: Some(bytes) }), nothing))
+                Ok((span, Some(NewBlob { id, blocks, inline: Some(bytes), sha256, size }), nothing))
             }
             Staged::File(mut tmp) => {
                 let path = self.layout.blob_path(id);
@@ -143,7 +148,7 @@ impl StagedBlob {
                 let guard = PublishedFile { path: Some(path) };
                 fsync_dir(&self.layout.blob_dir(id))?;
                 let span = BlobSpan { id, size, part: 0, inline: false };
-                Ok((span, Some(NewBlob { id, blocks, inline: None }), guard))
+                Ok((span, Some(NewBlob { id, blocks, inline: None, sha256, size }), guard))
             }
         }
     }

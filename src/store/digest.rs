@@ -244,6 +244,17 @@ pub struct Digests {
     pub size: u64,
 }
 
+impl Digests {
+    /// The SHA-256 of the bytes, if it was computed: asked for, or the
+    /// body's checksum algorithm.
+    pub fn content_sha256(&self) -> Option<[u8; 32]> {
+        match &self.checksum {
+            Some((ChecksumAlgorithm::Sha256, raw)) => raw.as_slice().try_into().ok(),
+            _ => self.sha256,
+        }
+    }
+}
+
 impl Hashers {
     pub fn new(spec: DigestSpec) -> Hashers {
         let rest = OtherHashers {

@@ -11,6 +11,7 @@ pub use backup::{backup_offline, BackupError, BackupReport};
 pub mod blob;
 mod commit;
 mod commit_mark;
+mod content;
 use commit_mark::CommitMark;
 mod dbslot;
 mod error;
@@ -32,6 +33,7 @@ pub mod read;
 pub mod schema;
 pub mod scrub;
 mod space;
+pub mod stats;
 mod txn;
 mod version_list;
 pub use version_list::{VersionEntry, VersionPage, VersionQuery};
@@ -56,7 +58,7 @@ use schema::{
     decode, encode, object_key, BlobSpan, BucketRecord, ObjectRecord, BLOB_REFS, BUCKETS, DEAD_BLOBS, OBJECTS,
 };
 use space::Space;
-use txn::{add_refs, read_object, require_bucket, store_new_blob};
+use txn::{add_refs, read_object, require_bucket, store_new_blob, NewBlobFate};
 use versions::bucket_versioning;
 
 /// Milliseconds since the Unix epoch: the store's (and S3's) timestamps.
@@ -379,16 +381,16 @@ impl Store {
         let (span, new_blob, file) = self.publish(staged).await?;
         record.blobs = if span.has_blob() { vec![span] } else { Vec::new() };
         let (bucket, key) = (bucket.to_string(), key.to_string());
-        let txn = move |txn: &WriteTransaction| -> Result<(ObjectRecord, Vec<BlobId>), WriteError<E>> {
+        let txn = move |txn: &WriteTransaction| -> Result<WithNewBlob<ObjectRecord>, WriteError<E>> {
             let versioning = bucket_versioning(txn, &bucket)?;
             let current = read_object(txn, &bucket, &key)?;
             check(current.as_ref()).map_err(WriteError::Rejected)?;
-            store_new_blob(txn, new_blob, &mut record.blobs)?;
+            let fate = store_new_blob(txn, new_blob, &mut record.blobs)?;
             add_refs(txn, &record.blobs)?;
             let dead = versions::put_current(txn, (&bucket, &key), &mut record, current, versioning)?;
-            Ok((record, dead))
+            Ok(((record, fate), dead))
         };
-        let (record, _) = self.committer.execute_async(txn, self.settle(file)).await?;
+        let ((record, _), _) = self.committer.execute_async(txn, self.settle(file)).await?;
         Ok(record)
     }
 
@@ -414,11 +416,16 @@ impl Store {
     /// orphan sweep removes the file if the commit is not there, the
     /// dead-blob replay unlinks what it freed if it is). Call from within
     /// the runtime.
-    fn settle<T>(self: &Arc<Self>, file: PublishedFile) -> impl FnOnce(Settled<&(T, Vec<BlobId>)>) + Send + 'static {
+    /// A body whose content was held already (`NewBlobFate::Shared`) is
+    /// referenced by no one: its file goes as if rolled back.
+    fn settle<T>(self: &Arc<Self>, file: PublishedFile) -> impl FnOnce(Settled<&WithNewBlob<T>>) + Send + 'static {
         let (store, runtime) = (self.clone(), tokio::runtime::Handle::try_current());
         move |end| match end {
-            Settled::Committed((_, dead)) => {
-                file.keep();
+            Settled::Committed(((_, fate), dead)) => {
+                match fate {
+                    NewBlobFate::Stored => file.keep(),
+                    NewBlobFate::Shared => drop(file),
+                }
                 let dead = dead.clone();
                 match (dead.is_empty(), runtime) {
                     (true, _) => {}
@@ -615,6 +622,10 @@ fn open_database(path: &Path) -> StoreResult<(DbSlot, u64)> {
     }
 }
 
+/// What a write that may store a new blob commits: its result, the new
+/// blob's fate, and the blobs it freed.
+type WithNewBlob<T> = ((T, NewBlobFate), Vec<BlobId>);
+
 fn init_tables(db: &Database) -> StoreResult<()> {
     let txn = db.begin_write()?;
     txn.open_table(BUCKETS)?;
@@ -634,6 +645,8 @@ fn init_tables(db: &Database) -> StoreResult<()> {
     txn.open_table(schema::VERSIONS)?;
     txn.open_table(schema::USERS)?;
     txn.open_table(schema::USER_KEYS)?;
+    txn.open_table(schema::CONTENT)?;
+    txn.open_table(schema::BLOB_CONTENT)?;
     txn.commit()?;
     Ok(())
 }

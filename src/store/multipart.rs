@@ -15,7 +15,7 @@ use super::schema::{
     decode, encode, object_key, part_key, upload_index_key, AbortIncompleteRule, BlobSpan, BucketRecord,
     CompletedUpload, ObjectRecord, PartRecord, UploadRecord, COMPLETED_UPLOADS, PARTS, UPLOADS, UPLOAD_INDEX,
 };
-use super::txn::{add_refs, drop_refs, read_object, require_bucket, store_new_blob};
+use super::txn::{add_refs, drop_refs, read_object, require_bucket, store_new_blob, NewBlobFate};
 use super::{Store, StoreError, StoreResult, WriteError};
 use crate::store::layout::BlobId;
 
@@ -91,7 +91,7 @@ impl Store {
         let txn = move |txn: &WriteTransaction| {
             record_part(txn, (&bucket, &key, &id), number, part, new_blob).map_err(WriteError::<StoreError>::from)
         };
-        let (part, _) = self.committer.execute_async(txn, self.settle(file)).await?;
+        let ((part, _), _) = self.committer.execute_async(txn, self.settle(file)).await?;
         Ok(part)
     }
 
@@ -405,14 +405,14 @@ fn record_part(
     number: u16,
     mut part: PartRecord,
     new_blob: Option<NewBlob>,
-) -> StoreResult<(PartRecord, Vec<BlobId>)> {
+) -> StoreResult<((PartRecord, NewBlobFate), Vec<BlobId>)> {
     upload_in_txn(txn, bucket, key, id)?;
-    store_new_blob(txn, new_blob, std::slice::from_mut(&mut part.span))?;
+    let fate = store_new_blob(txn, new_blob, std::slice::from_mut(&mut part.span))?;
     let row = part_key(id, number);
     let previous =
         txn.open_table(PARTS)?.insert(row.as_slice(), encode(&part)?.as_slice())?.map(|v| v.value().to_vec());
     let previous = previous.map(|bytes| decode::<PartRecord>(&bytes)).transpose()?;
     add_refs(txn, &[part.span])?;
     let dead = drop_refs(txn, &previous.map(|p| vec![p.span]).unwrap_or_default())?;
-    Ok((part, dead))
+    Ok(((part, fate), dead))
 }

@@ -65,6 +65,14 @@ pub const COMPLETED_UPLOADS: TableDefinition<&[u8], &[u8]> = TableDefinition::ne
 /// in [`OBJECTS`], so listings of current objects never walk old versions.
 pub const VERSIONS: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("versions_v1");
 
+/// The unique-file table (唯一文件表): [`content_key`] (SHA-256 and size of
+/// a blob's bytes) -> the live blob holding them, as `id (16 bytes BE) ‖
+/// inline (1 byte)`. A new body with the same content references that blob
+/// instead of being stored again (`store/content.rs`).
+pub const CONTENT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("content_v1");
+/// Blob -> its [`content_key`], so the row above goes when the blob dies.
+pub const BLOB_CONTENT: TableDefinition<u128, &[u8]> = TableDefinition::new("blob_content_v1");
+
 /// User name -> `users::UserRecord`: users other than root.
 pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users_v1");
 /// Access key id -> user name.

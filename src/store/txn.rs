@@ -5,11 +5,11 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::blob::NewBlob;
 use super::layout::{packed_position, BlobId};
-use super::pack;
 use super::schema::{
     decode, encode_block_crcs, object_key, BlobSpan, ObjectRecord, BLOB_CRCS, BLOB_REFS, BUCKETS, DEAD_BLOBS,
     INLINE_BLOBS, OBJECTS,
 };
+use super::{content, pack};
 use super::{StoreError, StoreResult};
 
 pub(super) fn require_bucket(txn: &WriteTransaction, bucket: &str) -> StoreResult<()> {
@@ -53,6 +53,7 @@ pub(super) fn drop_refs(txn: &WriteTransaction, spans: &[BlobSpan]) -> StoreResu
             continue;
         }
         refs.remove(span.id)?;
+        content::forget(txn, span.id)?;
         if let Some(position) = packed_position(span.id) {
             pack::release(txn, position, span.size)?;
         } else if span.inline {
@@ -67,22 +68,48 @@ pub(super) fn drop_refs(txn: &WriteTransaction, spans: &[BlobSpan]) -> StoreResu
     Ok(dead)
 }
 
+/// Whether a new blob was stored, or its content was already held by a
+/// live blob that the write references instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NewBlobFate {
+    /// No new blob, or stored as a new blob.
+    Stored,
+    /// Held already: a published file of it is unreferenced and must go.
+    Shared,
+}
+
 /// Stores what a new blob needs besides its references: a file's block
 /// checksums, or a small body's bytes, appended to the pack. A packed body
 /// gets its id here (its position in the pack), and `spans` naming the blob
-/// by its provisional id are updated to it.
-pub(super) fn store_new_blob(txn: &WriteTransaction, blob: Option<NewBlob>, spans: &mut [BlobSpan]) -> StoreResult<()> {
+/// by its provisional id are updated to it. A body whose content a live
+/// blob holds already (the unique-file table, `content.rs`) is not stored:
+/// `spans` are pointed at that blob.
+pub(super) fn store_new_blob(
+    txn: &WriteTransaction,
+    blob: Option<NewBlob>,
+    spans: &mut [BlobSpan],
+) -> StoreResult<NewBlobFate> {
     let Some(blob) = blob else {
-        return Ok(());
+        return Ok(NewBlobFate::Stored);
     };
-    match blob.inline {
+    let key = blob.sha256.map(|sha| content::content_key(&sha, blob.size));
+    if let Some((id, inline)) = key.map(|key| content::find_live(txn, &key)).transpose()?.flatten() {
+        spans.iter_mut().filter(|s| s.id == blob.id).for_each(|s| (s.id, s.inline) = (id, inline));
+        return Ok(NewBlobFate::Shared);
+    }
+    let (id, inline) = match blob.inline {
         Some(bytes) => {
             let id = pack::append(txn, &bytes)?;
             spans.iter_mut().filter(|s| s.id == blob.id).for_each(|s| s.id = id);
+            (id, true)
         }
         None => {
             txn.open_table(BLOB_CRCS)?.insert(blob.id, encode_block_crcs(&blob.blocks).as_slice())?;
+            (blob.id, false)
         }
+    };
+    if let Some(key) = key {
+        content::insert(txn, &key, id, inline)?;
     }
-    Ok(())
+    Ok(NewBlobFate::Stored)
 }

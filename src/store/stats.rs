@@ -1,0 +1,77 @@
+//! What the store holds, for `tessera stats`: objects, the bytes clients
+//! wrote (logical) and the bytes kept for them (stored: each blob once,
+//! however many objects, versions and parts share it, `content.rs`).
+//!
+//! One read transaction walks every object, version and part: the cost
+//! grows with the store (about a second per million records), so it is a
+//! command to run, not a metric to scrape.
+
+use std::collections::HashMap;
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+use super::layout::BlobId;
+use super::schema::{decode, BlobSpan, ObjectRecord, PartRecord, OBJECTS, PARTS, VERSIONS};
+use super::{Store, StoreResult};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Current objects (the latest version of each key).
+    pub objects: u64,
+    /// Older versions kept by versioning (delete markers not counted).
+    pub noncurrent_versions: u64,
+    pub delete_markers: u64,
+    /// Parts of multipart uploads not yet completed or aborted.
+    pub upload_parts: u64,
+    /// The sizes of every object, version and part, as clients wrote them.
+    pub logical_bytes: u64,
+    /// The bytes kept for them: each distinct blob once.
+    pub stored_bytes: u64,
+    pub distinct_blobs: u64,
+}
+
+impl Stats {
+    /// Logical over stored bytes: 2.0 when every byte is held twice over.
+    pub fn dedup_ratio(&self) -> f64 {
+        match self.stored_bytes {
+            0 => 1.0,
+            stored => self.logical_bytes as f64 / stored as f64,
+        }
+    }
+
+    fn add(&mut self, spans: &[BlobSpan], blobs: &mut HashMap<BlobId, u64>) {
+        for span in spans.iter().filter(|s| s.has_blob()) {
+            self.logical_bytes += span.size;
+            blobs.insert(span.id, span.size);
+        }
+    }
+}
+
+impl Store {
+    pub fn stats(&self) -> StoreResult<Stats> {
+        let txn = self.db()?.begin_read()?;
+        let (mut stats, mut blobs) = (Stats::default(), HashMap::new());
+        for row in txn.open_table(OBJECTS)?.iter()? {
+            let record: ObjectRecord = decode(row?.1.value())?;
+            stats.objects += 1;
+            stats.add(&record.blobs, &mut blobs);
+        }
+        for row in txn.open_table(VERSIONS)?.iter()? {
+            let record: ObjectRecord = decode(row?.1.value())?;
+            match record.version.delete_marker {
+                true => stats.delete_markers += 1,
+                false => stats.noncurrent_versions += 1,
+            }
+            stats.add(&record.blobs, &mut blobs);
+        }
+        for row in txn.open_table(PARTS)?.iter()? {
+            let part: PartRecord = decode(row?.1.value())?;
+            stats.upload_parts += 1;
+            stats.add(&[part.span], &mut blobs);
+        }
+        stats.distinct_blobs = blobs.len() as u64;
+        stats.stored_bytes = blobs.values().sum();
+        Ok(stats)
+    }
+}

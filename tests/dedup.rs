@@ -1,0 +1,252 @@
+//! The unique-file table (issue 13, first part): a body whose SHA-256 is
+//! known (declared by the client, as this test client's signed
+//! `x-amz-content-sha256` does, or hashed because it is small) and equals
+//! the content of a live blob is stored once, across keys, buckets, users,
+//! versions and parts; every copy reads back byte-exact; freeing the last
+//! reference frees the bytes; `tessera stats` reports it, offline and from a
+//! running server.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step is a failed test"
+)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{blob_files, pattern, Client, Req, Server, ACCESS_KEY, SECRET_KEY};
+use md5::{Digest, Md5};
+use serde_json::Value;
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+
+fn tessera(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
+        .env("TESSERA_SECRET_KEY", SECRET_KEY)
+        .env("TESSERA_LOG", "warn")
+        .output()
+        .expect("run tessera");
+    assert!(out.status.success(), "tessera {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn stats(data: &Path) -> Value {
+    serde_json::from_str(&tessera(data, &["stats", "--json"])).expect("one JSON object")
+}
+
+fn field(stats: &Value, name: &str) -> u64 {
+    stats[name].as_u64().unwrap_or_else(|| panic!("{name} in {stats}"))
+}
+
+/// A client signing as a user added (offline) with `tessera user add`.
+fn user_client(server: &Server, data: &Path, name: &str) -> Client {
+    let keys: Value = serde_json::from_str(&tessera(data, &["user", "add", name, "--json"])).expect("json");
+    let mut client = server.client();
+    client.access_key = keys["access_key_id"].as_str().expect("key").to_string();
+    client.secret_key = keys["secret_access_key"].as_str().expect("secret").to_string();
+    client
+}
+
+fn put(c: &Client, path: &str, body: &[u8]) -> String {
+    let resp = c.send(Req::new("PUT", path).body(body));
+    assert_eq!(resp.status, 200, "PUT {path}: {}", resp.text());
+    resp.header("etag").expect("etag").to_string()
+}
+
+fn assert_reads(c: &Client, path: &str, body: &[u8]) {
+    let resp = c.send(Req::new("GET", path));
+    assert_eq!(resp.status, 200, "GET {path}: {}", resp.text());
+    assert!(resp.body == body, "GET {path}: {} bytes, not the {} written", resp.body.len(), body.len());
+}
+
+fn md5_etag(body: &[u8]) -> String {
+    format!("\"{}\"", hex::encode(Md5::digest(body)))
+}
+
+/// Blob files are unlinked in the background after the commit that frees them.
+fn wait_for_blob_files(data: &Path, want: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while blob_files(data) != want {
+        assert!(Instant::now() < deadline, "{} blob files, want {want}", blob_files(data));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn identical_bodies_are_stored_once_across_keys_buckets_and_users() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let root = server.client();
+    let alice = user_client(&server, &data, "alice");
+    for (c, bucket) in [(&root, "/aaa"), (&root, "/bbb"), (&alice, "/ccc")] {
+        assert_eq!(c.send(Req::new("PUT", bucket)).status, 200);
+    }
+    let body = pattern(200 * KIB, 1);
+    for (c, path) in [(&root, "/aaa/k1"), (&root, "/aaa/k2"), (&root, "/bbb/k3"), (&alice, "/ccc/k4")] {
+        assert_eq!(put(c, path, &body), md5_etag(&body), "{path}: the ETag of the bytes");
+    }
+    wait_for_blob_files(&data, 1);
+    let s = stats(&data);
+    assert_eq!((field(&s, "objects"), field(&s, "distinct_blobs")), (4, 1), "{s}");
+    assert_eq!((field(&s, "logical_bytes"), field(&s, "stored_bytes")), (4 * 200 * 1024, 200 * 1024), "{s}");
+    assert_eq!(s["dedup_ratio"].as_f64(), Some(4.0), "{s}");
+
+    // Each copy is a whole object of its own: deleting some leaves the rest.
+    for path in ["/aaa/k1", "/aaa/k2", "/bbb/k3"] {
+        assert_eq!(root.send(Req::new("DELETE", path)).status, 204);
+    }
+    assert_reads(&alice, "/ccc/k4", &body);
+    assert_eq!(blob_files(&data), 1, "the bytes stay while an object holds them");
+    // Another body is another blob; the last delete frees the shared one.
+    put(&alice, "/ccc/other", &pattern(200 * KIB, 2));
+    assert_eq!(alice.send(Req::new("DELETE", "/ccc/k4")).status, 204);
+    wait_for_blob_files(&data, 1);
+    assert_reads(&alice, "/ccc/other", &pattern(200 * KIB, 2));
+    server.terminate();
+
+    // Offline, the same figures come from the folder.
+    let s = stats(&data);
+    assert_eq!((field(&s, "objects"), field(&s, "stored_bytes")), (1, 200 * 1024), "{s}");
+}
+
+#[test]
+fn small_bodies_are_shared_without_a_declared_hash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/small")).status, 200);
+    let body = pattern(4 * KIB, 3);
+    // UNSIGNED-PAYLOAD: the server hashes small bodies itself.
+    for i in 0..20 {
+        let path = format!("/small/k{i}");
+        let mut stream = c.connect();
+        let req = Req::new("PUT", &path).body(&body);
+        let head = c.signed_head(&req, std::time::SystemTime::now(), body.len(), Some("UNSIGNED-PAYLOAD"));
+        std::io::Write::write_all(&mut stream, head.as_bytes()).expect("head");
+        std::io::Write::write_all(&mut stream, &body).expect("body");
+        let resp = common::read_response(&mut stream, false);
+        assert_eq!(resp.status, 200, "{path}: {}", resp.text());
+    }
+    put(&c, "/small/different", &pattern(4 * KIB, 4));
+    server.terminate();
+    let s = stats(dir.path());
+    assert_eq!((field(&s, "objects"), field(&s, "distinct_blobs")), (21, 2), "{s}");
+    assert_eq!(field(&s, "stored_bytes"), 8 * 1024, "{s}");
+    let server = Server::start(dir.path());
+    let c = server.client();
+    for i in [0, 7, 19] {
+        assert_reads(&c, &format!("/small/k{i}"), &body);
+    }
+}
+
+fn upload_file(c: &Client, path: &str, parts: &[&[u8]]) -> String {
+    let resp = c.send(Req::new("POST", path).query("uploads"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let id = resp.elements("UploadId").remove(0);
+    let mut xml = String::from("<CompleteMultipartUpload>");
+    for (n, part) in parts.iter().enumerate() {
+        let q = format!("partNumber={}&uploadId={id}", n + 1);
+        let resp = c.send(Req::new("PUT", path).query(&q).body(part));
+        assert_eq!(resp.status, 200, "part {}: {}", n + 1, resp.text());
+        let etag = resp.header("etag").expect("etag");
+        xml.push_str(&format!("<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>", n + 1));
+    }
+    xml.push_str("</CompleteMultipartUpload>");
+    let resp = c.send(Req::new("POST", path).query(&format!("uploadId={id}")).body(xml.as_bytes()));
+    assert_eq!(resp.status, 200, "complete: {}", resp.text());
+    resp.elements("ETag").remove(0)
+}
+
+#[test]
+fn a_file_uploaded_again_in_parts_shares_every_part() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/mpu")).status, 200);
+    let (a, b, tail) = (pattern(5 * MIB, 5), pattern(5 * MIB, 6), pattern(100 * KIB, 7));
+    let first = upload_file(&c, "/mpu/one", &[&a, &b, &tail]);
+    let files = blob_files(dir.path());
+    assert_eq!(files, 3, "three distinct parts");
+    let second = upload_file(&c, "/mpu/two", &[&a, &b, &tail]);
+    assert_eq!(first, second, "the same parts give the same multipart ETag");
+    wait_for_blob_files(dir.path(), 3);
+    // A part repeated within one upload is held once too.
+    upload_file(&c, "/mpu/three", &[&b, &b, &tail]);
+    wait_for_blob_files(dir.path(), 3);
+    let whole: Vec<u8> = [&a[..], &b[..], &tail[..]].concat();
+    assert_reads(&c, "/mpu/one", &whole);
+    assert_reads(&c, "/mpu/two", &whole);
+    assert_reads(&c, "/mpu/three", &[&b[..], &b[..], &tail[..]].concat());
+    for key in ["/mpu/one", "/mpu/two", "/mpu/three"] {
+        assert_eq!(c.send(Req::new("DELETE", key)).status, 204);
+    }
+    wait_for_blob_files(dir.path(), 0);
+}
+
+/// A blob freed by a committed delete is never shared again: the next write
+/// of the same bytes stores them anew, and survives a restart.
+#[test]
+fn freed_content_is_stored_again_not_resurrected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/fff")).status, 200);
+    let body = pattern(300 * KIB, 8);
+    for round in 0..20 {
+        let key = format!("/fff/k{round}");
+        put(&c, &key, &body);
+        assert_eq!(c.send(Req::new("DELETE", &key)).status, 204);
+    }
+    put(&c, "/fff/last", &body);
+    wait_for_blob_files(dir.path(), 1);
+    server.terminate();
+    let server = Server::start(dir.path());
+    assert_reads(&server.client(), "/fff/last", &body);
+}
+
+/// Writers and deleters of the same content race: every acknowledged object
+/// reads back whole, and once all are deleted no byte is left.
+#[test]
+fn concurrent_writes_and_deletes_of_one_content_lose_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/race")).status, 200);
+    let body = pattern(150 * KIB, 9);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (c, body) = (server.client(), body.clone());
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    let key = format!("/race/t{t}-{}", i % 3);
+                    put(&c, &key, &body);
+                    if i % 2 == 1 {
+                        assert_eq!(c.send(Req::new("DELETE", &key)).status, 204);
+                    } else {
+                        assert_reads(&c, &key, &body);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    let resp = c.send(Req::new("GET", "/race").query("list-type=2"));
+    for key in resp.elements("Key") {
+        assert_reads(&c, &format!("/race/{key}"), &body);
+        assert_eq!(c.send(Req::new("DELETE", &format!("/race/{key}"))).status, 204);
+    }
+    wait_for_blob_files(dir.path(), 0);
+}
