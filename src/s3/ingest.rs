@@ -48,8 +48,9 @@ enum ChecksumHeaders {
 }
 
 /// What the request promised about its body.
-/// Bodies up to this size are SHA-256 hashed whatever the client declared,
-/// so identical small objects are stored once (docs/architecture.md).
+/// Bodies stored as files up to this size are SHA-256 hashed whatever the
+/// client declared, so identical small files are stored once
+/// (docs/architecture.md).
 const HASHED_INLINE_MAX: u64 = 64 * 1024;
 
 pub struct Promises {
@@ -92,11 +93,11 @@ impl Promises {
 
     /// What to compute while the body streams: the MD5 always, the
     /// checksum to store, and the SHA-256 when promised or when the body is
-    /// small enough that hashing it is cheap beside its commit: the key of
-    /// the unique-file table (`store/content.rs`). A SHA-256 checksum is
-    /// that hash already.
+    /// stored as a file yet small enough that hashing it is cheap beside its
+    /// write: the key of the unique-file table (`store/content.rs`). A
+    /// SHA-256 checksum is that hash already.
     fn digest_spec(&self) -> DigestSpec {
-        let small = self.size.is_some_and(|size| size <= HASHED_INLINE_MAX);
+        let small = self.size.is_some_and(|size| size as usize > INLINE_MAX && size <= HASHED_INLINE_MAX);
         let sha256 = self.sha256.is_some() || small && self.checksum.0 != ChecksumAlgorithm::Sha256;
         DigestSpec { sha256, checksum: Some(self.checksum.0) }
     }

@@ -92,7 +92,9 @@ pub(super) fn store_new_blob(
     let Some(blob) = blob else {
         return Ok(NewBlobFate::Stored);
     };
-    let key = blob.sha256.map(|sha| content::content_key(&sha, blob.size));
+    // Packed bodies are not indexed: their rows, at random places of the
+    // table, would cost a 4 KiB PUT's commit more pages (docs/architecture.md).
+    let key = blob.sha256.filter(|_| blob.inline.is_none()).map(|sha| content::content_key(&sha, blob.size));
     if let Some((id, inline)) = key.map(|key| content::find_live(txn, &key)).transpose()?.flatten() {
         spans.iter_mut().filter(|s| s.id == blob.id).for_each(|s| (s.id, s.inline) = (id, inline));
         return Ok(NewBlobFate::Shared);
