@@ -126,7 +126,8 @@ pub(super) async fn load_upload(
     Ok((bucket, key, id, upload))
 }
 
-/// Only whoever started an upload (or the bucket's owner) may go on with it.
+/// Only whoever started an upload uploads its parts and completes it; the
+/// bucket's owner may also list its parts and abort it (`access.rs`).
 fn may_continue(req: &S3Request, initiator: &str) -> S3Result<()> {
     match req.access.may_continue_upload(&req.principal, req.route.op, initiator) {
         true => Ok(()),
