@@ -244,11 +244,21 @@ impl Access {
         record: &ObjectRecord,
     ) -> S3Result<()> {
         let Some(need) = need else { return Ok(()) };
-        let owner = record.owner.as_deref().or(bucket_owner).unwrap_or(super::ROOT_ID);
-        match acl::allows(record.acl.as_ref(), owner, who, need) {
+        match acl::allows(record.acl.as_ref(), owner_of(record, bucket_owner), who, need) {
             true => Ok(()),
             false => Err(denied()),
         }
+    }
+
+    /// The routed bucket's owner (root's id when the request did not need it).
+    pub fn bucket_owner(&self) -> &str {
+        self.bucket_owner.as_deref().unwrap_or(super::ROOT_ID)
+    }
+
+    /// Who owns an object of the routed bucket: its writer, recorded when
+    /// that was not the bucket's owner, else the bucket's owner.
+    pub fn object_owner<'a>(&'a self, record: &'a ObjectRecord) -> &'a str {
+        owner_of(record, self.bucket_owner.as_deref())
     }
 
     /// What a failed object lookup answers: someone who may not list the
@@ -283,6 +293,10 @@ impl Access {
             || who.id() == initiator
             || bucket_owner && matches!(op, Op::ListParts | Op::AbortMultipartUpload)
     }
+}
+
+fn owner_of<'a>(record: &'a ObjectRecord, bucket_owner: Option<&'a str>) -> &'a str {
+    record.owner.as_deref().or(bucket_owner).unwrap_or(super::ROOT_ID)
 }
 
 fn hide_unless(may_list: bool, e: S3Error) -> S3Error {

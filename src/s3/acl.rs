@@ -396,7 +396,7 @@ pub async fn put_bucket(state: &AppState, mut req: S3Request) -> S3Result<Respon
 pub async fn get_object(state: &AppState, req: S3Request) -> S3Result<Response<Body>> {
     let (record, version) = super::object::load(state, &req).await?;
     let directory = Directory::load(state).await?;
-    let owner = object_owner(&req, &record);
+    let owner = req.access.object_owner(&record);
     let mut response = xml_response(render(owner, record.acl.as_ref(), &directory))?;
     super::versioning::add_header(&mut response, version);
     Ok(response)
@@ -418,9 +418,7 @@ pub async fn put_object(state: &AppState, mut req: S3Request) -> S3Result<Respon
         .run(move |s| {
             s.update_object(&bucket, &key, version, move |record: &mut ObjectRecord| {
                 access.check_object(&principal, record)?;
-                let bucket_owner = access.bucket_owner.as_deref().unwrap_or(ROOT_ID);
-                let owner = record.owner.as_deref().unwrap_or(bucket_owner);
-                record.acl = Some(put.grants(owner, bucket_owner)?);
+                record.acl = Some(put.grants(access.object_owner(record), access.bucket_owner())?);
                 Ok::<_, S3Error>(())
             })
         })
@@ -431,16 +429,11 @@ pub async fn put_object(state: &AppState, mut req: S3Request) -> S3Result<Respon
     Ok(response)
 }
 
-/// The owner of an object: its writer, or the bucket's owner.
-pub fn object_owner<'a>(req: &'a S3Request, record: &'a ObjectRecord) -> &'a str {
-    record.owner.as_deref().or(req.access.bucket_owner.as_deref()).unwrap_or(ROOT_ID)
-}
-
 /// The owner id and ACL a new object gets from a write by `req`: the
 /// writer owns it (recorded only when that is not the bucket's owner).
 pub async fn for_new_object(state: &AppState, req: &S3Request) -> S3Result<(Option<String>, Option<Grants>)> {
     let writer = req.principal.id();
-    let bucket_owner = req.access.bucket_owner.as_deref().unwrap_or(ROOT_ID);
+    let bucket_owner = req.access.bucket_owner();
     let owner = (writer != bucket_owner).then(|| writer.to_string());
     let acl = from_headers(state, req.headers()).await?.map(|r| r.resolve(writer, bucket_owner));
     Ok((owner, acl))
