@@ -16,71 +16,17 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-use common::{blob_files, pattern, Client, Req, Server, ACCESS_KEY, SECRET_KEY};
-use md5::{Digest, Md5};
-use serde_json::Value;
+use common::{
+    assert_reads, blob_files, field, md5_etag, pattern, stats, user_client, wait_for_blob_files, Client, Req, Server,
+};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
-
-fn tessera(data: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
-        .env("TESSERA_SECRET_KEY", SECRET_KEY)
-        .env("TESSERA_LOG", "warn")
-        .output()
-        .expect("run tessera");
-    assert!(out.status.success(), "tessera {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-fn stats(data: &Path) -> Value {
-    serde_json::from_str(&tessera(data, &["stats", "--json"])).expect("one JSON object")
-}
-
-fn field(stats: &Value, name: &str) -> u64 {
-    stats[name].as_u64().unwrap_or_else(|| panic!("{name} in {stats}"))
-}
-
-/// A client signing as a user added (offline) with `tessera user add`.
-fn user_client(server: &Server, data: &Path, name: &str) -> Client {
-    let keys: Value = serde_json::from_str(&tessera(data, &["user", "add", name, "--json"])).expect("json");
-    let mut client = server.client();
-    client.access_key = keys["access_key_id"].as_str().expect("key").to_string();
-    client.secret_key = keys["secret_access_key"].as_str().expect("secret").to_string();
-    client
-}
 
 fn put(c: &Client, path: &str, body: &[u8]) -> String {
     let resp = c.send(Req::new("PUT", path).body(body));
     assert_eq!(resp.status, 200, "PUT {path}: {}", resp.text());
     resp.header("etag").expect("etag").to_string()
-}
-
-fn assert_reads(c: &Client, path: &str, body: &[u8]) {
-    let resp = c.send(Req::new("GET", path));
-    assert_eq!(resp.status, 200, "GET {path}: {}", resp.text());
-    assert!(resp.body == body, "GET {path}: {} bytes, not the {} written", resp.body.len(), body.len());
-}
-
-fn md5_etag(body: &[u8]) -> String {
-    format!("\"{}\"", hex::encode(Md5::digest(body)))
-}
-
-/// Blob files are unlinked in the background after the commit that frees them.
-fn wait_for_blob_files(data: &Path, want: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while blob_files(data) != want {
-        assert!(Instant::now() < deadline, "{} blob files, want {want}", blob_files(data));
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -47,12 +47,21 @@ enum ChecksumHeaders {
     OfObject,
 }
 
-/// What the request promised about its body.
 /// Bodies stored as files up to this size are SHA-256 hashed whatever the
 /// client declared, so identical small files are stored once
 /// (docs/architecture.md).
 const HASHED_INLINE_MAX: u64 = 64 * 1024;
 
+/// A body's content as its request declared it (`Promises::declared_content`).
+pub struct DeclaredContent {
+    pub sha256: [u8; 32],
+    pub size: u64,
+    pub content_md5: Option<[u8; 16]>,
+    /// The checksum algorithm to store, and its value if the request gave one.
+    pub checksum: (ChecksumAlgorithm, Option<Vec<u8>>),
+}
+
+/// What the request promised about its body.
 pub struct Promises {
     content_md5: Option<[u8; 16]>,
     sha256: Option<[u8; 32]>,
@@ -89,6 +98,29 @@ impl Promises {
 
     pub fn size(&self) -> Option<u64> {
         self.size
+    }
+
+    /// What the request declared about its content before the body, when
+    /// that names the content exactly (size and SHA-256) and every promise
+    /// can be checked without the body: what an instant upload needs.
+    pub fn declared_content(&self) -> Option<DeclaredContent> {
+        let declared_checksum = match &self.checksum.1 {
+            ChecksumSource::Header(raw) => Some(raw.clone()),
+            ChecksumSource::Computed => None,
+            ChecksumSource::Trailer => return None,
+        };
+        let checksum_sha256 = declared_checksum.as_deref().filter(|_| self.checksum.0 == ChecksumAlgorithm::Sha256);
+        let checksum_sha256 = checksum_sha256.and_then(|raw| <[u8; 32]>::try_from(raw).ok());
+        let sha256 = match (self.sha256, checksum_sha256) {
+            (Some(a), Some(b)) if a != b => return None,
+            (a, b) => a.or(b)?,
+        };
+        Some(DeclaredContent {
+            sha256,
+            size: self.size?,
+            content_md5: self.content_md5,
+            checksum: (self.checksum.0, declared_checksum),
+        })
     }
 
     /// What to compute while the body streams: the MD5 always, the

@@ -9,6 +9,7 @@ pub mod copy;
 pub mod error;
 pub mod headers;
 pub mod ingest;
+pub mod instant;
 pub mod lifecycle;
 pub mod list;
 pub mod multipart;

@@ -138,6 +138,10 @@ fn may_continue(req: &S3Request, initiator: &str) -> S3Result<()> {
 pub async fn upload_part(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
     let number = req.route.params.part_number()?;
     let (bucket, key, id, upload) = load_upload(state, &req).await?;
+    let held = super::instant::upload_part(state, &req, (&bucket, &key, &id), number, upload.checksum_algorithm);
+    if let Some(answered) = held.await? {
+        return Ok(answered);
+    }
     let (staged, checksum) = receive_blob(state, &mut req, upload.checksum_algorithm).await?;
     let part = state.store.write_part((&bucket, &key, &id), number, staged, now_ms()).await?;
     Response::builder()

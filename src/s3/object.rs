@@ -39,6 +39,9 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
         acl,
     };
     let conditions = WriteConditions::from_headers(req.headers());
+    if let Some(answered) = super::instant::put(state, &req, record.clone(), &conditions).await? {
+        return Ok(answered);
+    }
     let (staged, checksum) = receive_blob(state, &mut req, None).await?;
     record.size = staged.digests.size;
     record.etag = hex::encode(staged.digests.md5);

@@ -236,6 +236,7 @@ fn copy_tables(src: &ReadTransaction, dst: &Database) -> StoreResult<()> {
     copy_table(src, dst, schema::USER_KEYS)?;
     copy_table(src, dst, schema::CONTENT)?;
     copy_table(src, dst, schema::BLOB_CONTENT)?;
+    copy_table(src, dst, schema::CONTENT_HOLDERS)?;
     // The last commit is durable (redb's default), and with it every earlier one.
     dst.begin_write()?.commit()?;
     Ok(())

@@ -26,7 +26,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
-use super::digest::{BlockCrcs, DigestSpec, Digests, Hashers};
+use super::digest::{BlockCrcs, ChecksumAlgorithm, DigestSpec, Digests, Hashers};
 use super::layout::{fsync_dir, new_blob_id, BlobId, Layout};
 use super::schema::BlobSpan;
 use super::{StoreError, StoreResult};
@@ -101,6 +101,10 @@ pub struct NewBlob {
     /// table (`content.rs`).
     pub sha256: Option<[u8; 32]>,
     pub size: u64,
+    /// Its MD5 and flexible checksum, kept in the unique-file table so an
+    /// instant upload can answer with what the bytes would have given.
+    pub md5: [u8; 16],
+    pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
 }
 
 /// A body received, hashed and (for files) fsynced, but not yet visible anywhere.
@@ -133,13 +137,14 @@ impl StagedBlob {
     /// commit that references it succeeded. Blocking.
     pub(super) fn publish(self) -> io::Result<(BlobSpan, Option<NewBlob>, PublishedFile)> {
         let sha256 = self.digests.content_sha256();
+        let (md5, checksum) = (self.digests.md5, self.digests.checksum);
         let (id, size, blocks) = (self.id, self.digests.size, self.digests.blocks);
         let nothing = PublishedFile { path: None };
         match self.staged {
             Staged::Empty => Ok((BlobSpan::EMPTY, None, nothing)),
             Staged::Inline(bytes) => {
                 let span = BlobSpan { id, size, part: 0, inline: true };
-                Ok((span, Some(NewBlob { id, blocks, inline: Some(bytes), sha256, size }), nothing))
+                Ok((span, Some(NewBlob { id, blocks, inline: Some(bytes), sha256, size, md5, checksum }), nothing))
             }
             Staged::File(mut tmp) => {
                 let path = self.layout.blob_path(id);
@@ -148,7 +153,7 @@ impl StagedBlob {
                 let guard = PublishedFile { path: Some(path) };
                 fsync_dir(&self.layout.blob_dir(id))?;
                 let span = BlobSpan { id, size, part: 0, inline: false };
-                Ok((span, Some(NewBlob { id, blocks, inline: None, sha256, size }), guard))
+                Ok((span, Some(NewBlob { id, blocks, inline: None, sha256, size, md5, checksum }), guard))
             }
         }
     }

@@ -15,10 +15,12 @@
 //! small ones (`ingest.rs`); hashing every large body inline would cost more
 //! CPU than the write path may spend (docs/architecture.md).
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
-use super::layout::BlobId;
-use super::schema::{BLOB_CONTENT, BLOB_REFS, CONTENT};
+use super::blob::NewBlob;
+use super::digest::ChecksumAlgorithm;
+use super::layout::{packed_position, BlobId};
+use super::schema::{BlobSpan, BLOB_CONTENT, BLOB_REFS, CONTENT, CONTENT_HOLDERS};
 use super::StoreResult;
 
 /// The key of [`CONTENT`]: SHA-256, then the size big-endian.
@@ -30,34 +32,67 @@ pub fn content_key(sha256: &[u8; 32], size: u64) -> [u8; 40] {
     key
 }
 
-fn encode_holder(id: BlobId, inline: bool) -> [u8; 17] {
-    let mut value = [0u8; 17];
-    let (raw_id, flag) = value.split_at_mut(16);
-    raw_id.copy_from_slice(&id.to_be_bytes());
-    flag.copy_from_slice(&[u8::from(inline)]);
-    value
+/// What the unique-file table knows of a blob: where it is, and the
+/// digests a request for the same bytes would be answered with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldContent {
+    pub id: BlobId,
+    pub inline: bool,
+    /// `None` in rows written before instant upload existed.
+    pub md5: Option<[u8; 16]>,
+    /// The flexible checksum the blob was stored with.
+    pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
 }
 
-fn decode_holder(value: &[u8]) -> Option<(BlobId, bool)> {
-    let (raw_id, flag) = value.split_first_chunk::<16>()?;
-    Some((BlobId::from_be_bytes(*raw_id), flag.first() == Some(&1)))
+/// A row is `id (16 bytes BE) ‖ inline (1 byte)`, then the postcard of
+/// `(md5, checksum)` (absent in the rows of format 1).
+fn encode_row(held: &HeldContent) -> StoreResult<Vec<u8>> {
+    let mut value = held.id.to_be_bytes().to_vec();
+    value.push(u8::from(held.inline));
+    value.extend_from_slice(&postcard::to_allocvec(&(held.md5, &held.checksum))?);
+    Ok(value)
 }
 
-/// The live blob holding `key`'s content, and whether it is inline: one
-/// with references in this transaction.
-pub(super) fn find_live(txn: &WriteTransaction, key: &[u8; 40]) -> StoreResult<Option<(BlobId, bool)>> {
-    let Some(holder) = txn.open_table(CONTENT)?.get(key.as_slice())?.and_then(|v| decode_holder(v.value())) else {
+fn decode_row(value: &[u8]) -> Option<HeldContent> {
+    let (raw_id, rest) = value.split_first_chunk::<16>()?;
+    let (flag, digests) = rest.split_first()?;
+    let (md5, checksum) = match digests.is_empty() {
+        true => (None, None),
+        false => postcard::from_bytes(digests).ok()?,
+    };
+    Some(HeldContent { id: BlobId::from_be_bytes(*raw_id), inline: *flag == 1, md5, checksum })
+}
+
+/// The live blob holding `key`'s content: one with references in this
+/// transaction.
+pub(super) fn find_live(txn: &WriteTransaction, key: &[u8; 40]) -> StoreResult<Option<HeldContent>> {
+    live_in(&txn.open_table(CONTENT)?, &txn.open_table(BLOB_REFS)?, key)
+}
+
+/// [`find_live`] in a read transaction, for deciding before a body is read.
+pub(super) fn find_live_read(txn: &ReadTransaction, key: &[u8; 40]) -> StoreResult<Option<HeldContent>> {
+    live_in(&txn.open_table(CONTENT)?, &txn.open_table(BLOB_REFS)?, key)
+}
+
+fn live_in(
+    content: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    refs: &impl ReadableTable<u128, u64>,
+    key: &[u8; 40],
+) -> StoreResult<Option<HeldContent>> {
+    let Some(held) = content.get(key.as_slice())?.and_then(|v| decode_row(v.value())) else {
         return Ok(None);
     };
-    let live = txn.open_table(BLOB_REFS)?.get(holder.0)?.is_some_and(|count| count.value() > 0);
-    Ok(live.then_some(holder))
+    let live = refs.get(held.id)?.is_some_and(|count| count.value() > 0);
+    Ok(live.then_some(held))
 }
 
 /// Indexes a new blob (unless its content is indexed already).
-pub(super) fn insert(txn: &WriteTransaction, key: &[u8; 40], id: BlobId, inline: bool) -> StoreResult<()> {
+pub(super) fn insert(txn: &WriteTransaction, key: &[u8; 40], id: BlobId, blob: &NewBlob) -> StoreResult<()> {
     let mut content = txn.open_table(CONTENT)?;
     if content.get(key.as_slice())?.is_none() {
-        content.insert(key.as_slice(), encode_holder(id, inline).as_slice())?;
+        let held =
+            HeldContent { id, inline: blob.inline.is_some(), md5: Some(blob.md5), checksum: blob.checksum.clone() };
+        content.insert(key.as_slice(), encode_row(&held)?.as_slice())?;
         txn.open_table(BLOB_CONTENT)?.insert(id, key.as_slice())?;
     }
     Ok(())
@@ -65,13 +100,56 @@ pub(super) fn insert(txn: &WriteTransaction, key: &[u8; 40], id: BlobId, inline:
 
 /// Removes the rows of a blob whose last reference was dropped.
 pub(super) fn forget(txn: &WriteTransaction, id: BlobId) -> StoreResult<()> {
+    forget_holders(txn, id)?;
     let Some(key) = txn.open_table(BLOB_CONTENT)?.remove(id)?.map(|k| k.value().to_vec()) else {
         return Ok(());
     };
     let mut content = txn.open_table(CONTENT)?;
-    let names_it = content.get(key.as_slice())?.and_then(|v| decode_holder(v.value())).is_some_and(|(h, _)| h == id);
+    let names_it = content.get(key.as_slice())?.and_then(|v| decode_row(v.value())).is_some_and(|h| h.id == id);
     if names_it {
         content.remove(key.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Whether a span's blob is a file: the blobs whose holders are counted
+/// (packed and inline bodies are never indexed).
+pub(super) fn is_file(span: &BlobSpan) -> bool {
+    span.has_blob() && !span.inline && packed_position(span.id).is_none()
+}
+
+/// Counts `delta` references of `owner` to each file blob of `spans`: who
+/// holds a blob, the proof of possession an instant upload asks for.
+pub(super) fn count_holders(txn: &WriteTransaction, spans: &[BlobSpan], owner: &str, delta: i64) -> StoreResult<()> {
+    let mut holders = txn.open_table(CONTENT_HOLDERS)?;
+    for span in spans.iter().filter(|s| is_file(s)) {
+        let count = holders.get((span.id, owner))?.map(|v| v.value()).unwrap_or(0);
+        match count.saturating_add_signed(delta) {
+            0 => holders.remove((span.id, owner))?,
+            n => holders.insert((span.id, owner), n)?,
+        };
+    }
+    Ok(())
+}
+
+/// Whether `owner` holds a reference to the blob `id`.
+pub(super) fn holds(txn: &WriteTransaction, id: BlobId, owner: &str) -> StoreResult<bool> {
+    holds_in(&txn.open_table(CONTENT_HOLDERS)?, id, owner)
+}
+
+/// [`holds`] in a read transaction.
+pub(super) fn holds_read(txn: &ReadTransaction, id: BlobId, owner: &str) -> StoreResult<bool> {
+    holds_in(&txn.open_table(CONTENT_HOLDERS)?, id, owner)
+}
+
+fn holds_in(holders: &impl ReadableTable<(u128, &'static str), u64>, id: BlobId, owner: &str) -> StoreResult<bool> {
+    Ok(holders.get((id, owner))?.is_some_and(|count| count.value() > 0))
+}
+
+fn forget_holders(txn: &WriteTransaction, id: BlobId) -> StoreResult<()> {
+    let mut holders = txn.open_table(CONTENT_HOLDERS)?;
+    if !holders.is_empty()? {
+        holders.retain_in((id, "")..(id + 1, ""), |_, _| false)?;
     }
     Ok(())
 }
@@ -85,8 +163,17 @@ mod tests {
         let key = content_key(&[7; 32], 0x0102);
         assert_eq!((&key[..32], &key[32..]), (&[7u8; 32][..], &[0, 0, 0, 0, 0, 0, 1, 2][..]));
         let id: BlobId = 0xdead_beef_0000_0001_u128 << 64 | 5;
-        assert_eq!(decode_holder(&encode_holder(id, true)), Some((id, true)));
-        assert_eq!(decode_holder(&encode_holder(id, false)), Some((id, false)));
-        assert_eq!(decode_holder(&[1, 2, 3]), None, "a short value is no holder");
+        let held = HeldContent {
+            id,
+            inline: false,
+            md5: Some([3; 16]),
+            checksum: Some((ChecksumAlgorithm::Crc32, vec![1, 2, 3, 4])),
+        };
+        assert_eq!(decode_row(&encode_row(&held).unwrap()), Some(held));
+        let mut format_1 = id.to_be_bytes().to_vec();
+        format_1.push(1);
+        let old = HeldContent { id, inline: true, md5: None, checksum: None };
+        assert_eq!(decode_row(&format_1), Some(old), "rows of format 1 have no digests");
+        assert_eq!(decode_row(&[1, 2, 3]), None, "a short value is no row");
     }
 }

@@ -20,6 +20,7 @@ mod faults;
 pub use error::{Chain, OpenError, StoreError, StoreResult};
 pub mod digest;
 mod gc;
+pub mod instant;
 pub use gc::{spawn_lifecycle_reaper, spawn_upload_reaper};
 pub use scrub::spawn_scrubber;
 pub mod layout;
@@ -39,6 +40,8 @@ mod version_list;
 pub use version_list::{VersionEntry, VersionPage, VersionQuery};
 pub mod users;
 pub mod versions;
+
+pub use content::HeldContent;
 pub use versions::{Deleted, VersionId};
 
 use std::fs;
@@ -58,7 +61,7 @@ use schema::{
     decode, encode, object_key, BlobSpan, BucketRecord, ObjectRecord, BLOB_REFS, BUCKETS, DEAD_BLOBS, OBJECTS,
 };
 use space::Space;
-use txn::{add_refs, read_object, require_bucket, store_new_blob, NewBlobFate};
+use txn::{add_refs, read_object, require_bucket, store_new_blob, Holder, NewBlobFate};
 use versions::bucket_versioning;
 
 /// Milliseconds since the Unix epoch: the store's (and S3's) timestamps.
@@ -386,7 +389,7 @@ impl Store {
             let current = read_object(txn, &bucket, &key)?;
             check(current.as_ref()).map_err(WriteError::Rejected)?;
             let fate = store_new_blob(txn, new_blob, &mut record.blobs)?;
-            add_refs(txn, &record.blobs)?;
+            add_refs(txn, &record.blobs, Holder::OfObject { bucket: &bucket, owner: record.owner.as_deref() })?;
             let dead = versions::put_current(txn, (&bucket, &key), &mut record, current, versioning)?;
             Ok(((record, fate), dead))
         };
@@ -524,7 +527,7 @@ impl Store {
             let versioning = bucket_versioning(txn, &dst_bucket)?;
             let source = versions::read_version(txn, (&src_bucket, &src_key), src_version)?;
             let mut record = make(&source).map_err(WriteError::Rejected)?;
-            add_refs(txn, &record.blobs)?;
+            add_refs(txn, &record.blobs, Holder::OfObject { bucket: &dst_bucket, owner: record.owner.as_deref() })?;
             let current = read_object(txn, &dst_bucket, &dst_key)?;
             let dead = versions::put_current(txn, (&dst_bucket, &dst_key), &mut record, current, versioning)?;
             Ok(((source, record), dead))
@@ -647,6 +650,7 @@ fn init_tables(db: &Database) -> StoreResult<()> {
     txn.open_table(schema::USER_KEYS)?;
     txn.open_table(schema::CONTENT)?;
     txn.open_table(schema::BLOB_CONTENT)?;
+    txn.open_table(schema::CONTENT_HOLDERS)?;
     txn.commit()?;
     Ok(())
 }

@@ -19,8 +19,8 @@ use redb::{Key, ReadTransaction, ReadableTable, TableDefinition, Value};
 use super::layout::packed_position;
 use super::pack::CHUNK_DATA;
 use super::schema::{
-    decode, ObjectRecord, PartRecord, UploadRecord, Versioning, BLOB_REFS, DEAD_BLOBS, OBJECTS, PACK_LIVE, PARTS,
-    VERSIONS,
+    decode, ObjectRecord, PartRecord, UploadRecord, Versioning, BLOB_REFS, CONTENT_HOLDERS, DEAD_BLOBS, OBJECTS,
+    PACK_LIVE, PARTS, VERSIONS,
 };
 use super::test_support::{bucket_record, object_record, stage, upload_record};
 use super::versions::delete_latest;
@@ -274,6 +274,7 @@ pub(super) fn references_match(store: &Store) -> Result<(), String> {
     if refs != held {
         return Err(format!("reference counts {refs:x?} but records hold {held:x?}"));
     }
+    holders_match(&txn)?;
     let dead: HashSet<u128> = rows(&txn, DEAD_BLOBS, |k, ()| Ok(k))?.into_iter().collect();
     let files: HashSet<u128> = store.layout().all_blob_ids().map_err(|e| e.to_string())?.into_iter().collect();
     let referenced_files: HashSet<u128> = held.keys().copied().filter(|id| packed_position(*id).is_none()).collect();
@@ -295,6 +296,31 @@ pub(super) fn references_match(store: &Store) -> Result<(), String> {
         return Err(format!("pack chunks counted as held {live:?}, held by {holders:?}"));
     }
     Ok(())
+}
+
+/// Every file blob's references are counted as held by their owner, here
+/// always root (the bucket's owner, who starts every upload).
+fn holders_match(txn: &ReadTransaction) -> Result<(), String> {
+    let decoded = |e: postcard::Error| e.to_string();
+    let objects = rows(txn, OBJECTS, |_, v| decode::<ObjectRecord>(v).map_err(decoded))?;
+    let versions = rows(txn, VERSIONS, |_, v| decode::<ObjectRecord>(v).map_err(decoded))?;
+    let mut expected: HashMap<(u128, String), u64> = HashMap::new();
+    for record in objects.into_iter().chain(versions) {
+        let owner = record.owner.unwrap_or_else(|| "root".into());
+        for span in record.blobs.iter().filter(|s| super::content::is_file(s)) {
+            *expected.entry((span.id, owner.clone())).or_default() += 1;
+        }
+    }
+    let parts = rows(txn, PARTS, |_, v| Ok(decode::<PartRecord>(v).map_err(decoded)?.span))?;
+    for span in parts.iter().filter(|s| super::content::is_file(s)) {
+        *expected.entry((span.id, "root".into())).or_default() += 1;
+    }
+    let counted: HashMap<(u128, String), u64> =
+        rows(txn, CONTENT_HOLDERS, |(id, owner), n| Ok(((id, owner.to_string()), n)))?.into_iter().collect();
+    match counted == expected {
+        true => Ok(()),
+        false => Err(format!("holders counted {counted:x?} but records hold {expected:x?}")),
+    }
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {

@@ -15,7 +15,7 @@ use super::schema::{
     decode, encode, object_key, part_key, upload_index_key, AbortIncompleteRule, BlobSpan, BucketRecord,
     CompletedUpload, ObjectRecord, PartRecord, UploadRecord, COMPLETED_UPLOADS, PARTS, UPLOADS, UPLOAD_INDEX,
 };
-use super::txn::{add_refs, drop_refs, read_object, require_bucket, store_new_blob, NewBlobFate};
+use super::txn::{add_refs, drop_refs, read_object, require_bucket, store_new_blob, Holder, NewBlobFate};
 use super::{Store, StoreError, StoreResult, WriteError};
 use crate::store::layout::BlobId;
 
@@ -147,7 +147,7 @@ impl Store {
             // The object inherits the used parts' references; the rest are dropped.
             let used: HashSet<BlobId> = record.blobs.iter().map(|s| s.id).collect();
             let unused: Vec<BlobSpan> = parts.iter().map(|(_, p)| p.span).filter(|s| !used.contains(&s.id)).collect();
-            let mut dead = drop_refs(txn, &unused)?;
+            let mut dead = drop_refs(txn, &unused, Holder::Id(&upload.owner))?;
             remove_parts(txn, &id)?;
             remove_upload_rows(txn, &upload, &id)?;
             dead.extend(super::versions::put_current(txn, (&bucket, &key), &mut record, current, versioning)?);
@@ -288,7 +288,7 @@ pub(super) fn abort_in_txn(txn: &WriteTransaction, upload: &UploadRecord, upload
     remove_parts(txn, upload_id)?;
     remove_upload_rows(txn, upload, upload_id)?;
     let spans: Vec<BlobSpan> = parts.into_iter().map(|(_, p)| p.span).collect();
-    drop_refs(txn, &spans)
+    drop_refs(txn, &spans, Holder::Id(&upload.owner))
 }
 
 /// The object at `bucket/key` if the upload `id` created it and it is current.
@@ -399,20 +399,21 @@ fn uploads_start(bucket: &str, q: &UploadQuery) -> Bound<Vec<u8>> {
 
 /// Stores part `number` of an upload; returns the part as stored and the
 /// blobs the part it replaces leaves unreferenced.
-fn record_part(
+pub(super) fn record_part(
     txn: &WriteTransaction,
     (bucket, key, id): (&str, &str, &str),
     number: u16,
     mut part: PartRecord,
     new_blob: Option<NewBlob>,
 ) -> StoreResult<((PartRecord, NewBlobFate), Vec<BlobId>)> {
-    upload_in_txn(txn, bucket, key, id)?;
+    let upload = upload_in_txn(txn, bucket, key, id)?;
     let fate = store_new_blob(txn, new_blob, std::slice::from_mut(&mut part.span))?;
     let row = part_key(id, number);
     let previous =
         txn.open_table(PARTS)?.insert(row.as_slice(), encode(&part)?.as_slice())?.map(|v| v.value().to_vec());
     let previous = previous.map(|bytes| decode::<PartRecord>(&bytes)).transpose()?;
-    add_refs(txn, &[part.span])?;
-    let dead = drop_refs(txn, &previous.map(|p| vec![p.span]).unwrap_or_default())?;
+    let holder = Holder::Id(&upload.owner);
+    add_refs(txn, &[part.span], holder)?;
+    let dead = drop_refs(txn, &previous.map(|p| vec![p.span]).unwrap_or_default(), holder)?;
     Ok(((part, fate), dead))
 }

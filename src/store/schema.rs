@@ -67,11 +67,15 @@ pub const VERSIONS: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new(
 
 /// The unique-file table (唯一文件表): [`content_key`] (SHA-256 and size of
 /// a blob's bytes) -> the live blob holding them, as `id (16 bytes BE) ‖
-/// inline (1 byte)`. A new body with the same content references that blob
+/// inline (1 byte) ‖ postcard (MD5, checksum)`. A new body with the same content references that blob
 /// instead of being stored again (`store/content.rs`).
 pub const CONTENT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("content_v1");
 /// Blob -> its [`content_key`], so the row above goes when the blob dies.
 pub const BLOB_CONTENT: TableDefinition<u128, &[u8]> = TableDefinition::new("blob_content_v1");
+/// `(blob, owner's canonical id)` -> how many references to that blob file
+/// the owner's objects, versions and upload parts hold: the proof of
+/// possession an instant upload asks for (`store/content.rs`).
+pub const CONTENT_HOLDERS: TableDefinition<(u128, &str), u64> = TableDefinition::new("content_holders_v1");
 
 /// User name -> `users::UserRecord`: users other than root.
 pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users_v1");

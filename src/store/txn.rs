@@ -6,8 +6,8 @@ use redb::{ReadableTable, WriteTransaction};
 use super::blob::NewBlob;
 use super::layout::{packed_position, BlobId};
 use super::schema::{
-    decode, encode_block_crcs, object_key, BlobSpan, ObjectRecord, BLOB_CRCS, BLOB_REFS, BUCKETS, DEAD_BLOBS,
-    INLINE_BLOBS, OBJECTS,
+    decode, encode_block_crcs, object_key, BlobSpan, BucketRecord, ObjectRecord, BLOB_CRCS, BLOB_REFS, BUCKETS,
+    DEAD_BLOBS, INLINE_BLOBS, OBJECTS,
 };
 use super::{content, pack};
 use super::{StoreError, StoreResult};
@@ -28,8 +28,40 @@ pub(super) fn read_object(txn: &WriteTransaction, bucket: &str, key: &str) -> St
     })
 }
 
-/// Counts one more reference to each span's blob.
-pub(super) fn add_refs(txn: &WriteTransaction, spans: &[BlobSpan]) -> StoreResult<()> {
+/// Whose references a write adds or drops (`content.rs` counts them per
+/// owner): an object's owner, or the initiator of an upload.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Holder<'a> {
+    /// A canonical id (an upload's initiator).
+    Id(&'a str),
+    /// An object of `bucket`: its `owner`, else the bucket's owner.
+    OfObject { bucket: &'a str, owner: Option<&'a str> },
+}
+
+impl Holder<'_> {
+    fn resolve(self, txn: &WriteTransaction) -> StoreResult<String> {
+        match self {
+            Holder::Id(id) | Holder::OfObject { owner: Some(id), .. } => Ok(id.to_string()),
+            Holder::OfObject { bucket, owner: None } => {
+                let value = txn.open_table(BUCKETS)?.get(bucket)?.map(|v| v.value().to_vec());
+                Ok(decode::<BucketRecord>(&value.ok_or(StoreError::NoSuchBucket)?)?.owner)
+            }
+        }
+    }
+}
+
+/// Counts `holder`'s references to the file blobs of `spans`, reading the
+/// bucket's owner only if there is one.
+fn count_holders(txn: &WriteTransaction, spans: &[BlobSpan], holder: Holder, delta: i64) -> StoreResult<()> {
+    if spans.iter().any(content::is_file) {
+        content::count_holders(txn, spans, &holder.resolve(txn)?, delta)?;
+    }
+    Ok(())
+}
+
+/// Counts one more reference to each span's blob, held by `holder`.
+pub(super) fn add_refs(txn: &WriteTransaction, spans: &[BlobSpan], holder: Holder) -> StoreResult<()> {
+    count_holders(txn, spans, holder, 1)?;
     let mut refs = txn.open_table(BLOB_REFS)?;
     for span in spans.iter().filter(|s| s.has_blob()) {
         let count = refs.get(span.id)?.map(|v| v.value()).unwrap_or(0);
@@ -38,9 +70,10 @@ pub(super) fn add_refs(txn: &WriteTransaction, spans: &[BlobSpan]) -> StoreResul
     Ok(())
 }
 
-/// Drops one reference to each span's blob; returns the blobs now unreferenced,
-/// recorded in the dead-blob table of this transaction.
-pub(super) fn drop_refs(txn: &WriteTransaction, spans: &[BlobSpan]) -> StoreResult<Vec<BlobId>> {
+/// Drops one reference of `holder` to each span's blob; returns the blobs
+/// now unreferenced, recorded in the dead-blob table of this transaction.
+pub(super) fn drop_refs(txn: &WriteTransaction, spans: &[BlobSpan], holder: Holder) -> StoreResult<Vec<BlobId>> {
+    count_holders(txn, spans, holder, -1)?;
     let mut dead = Vec::new();
     let mut refs = txn.open_table(BLOB_REFS)?;
     let mut dead_table = txn.open_table(DEAD_BLOBS)?;
@@ -95,23 +128,23 @@ pub(super) fn store_new_blob(
     // Packed bodies are not indexed: their rows, at random places of the
     // table, would cost a 4 KiB PUT's commit more pages (docs/architecture.md).
     let key = blob.sha256.filter(|_| blob.inline.is_none()).map(|sha| content::content_key(&sha, blob.size));
-    if let Some((id, inline)) = key.map(|key| content::find_live(txn, &key)).transpose()?.flatten() {
-        spans.iter_mut().filter(|s| s.id == blob.id).for_each(|s| (s.id, s.inline) = (id, inline));
+    if let Some(held) = key.map(|key| content::find_live(txn, &key)).transpose()?.flatten() {
+        spans.iter_mut().filter(|s| s.id == blob.id).for_each(|s| (s.id, s.inline) = (held.id, held.inline));
         return Ok(NewBlobFate::Shared);
     }
-    let (id, inline) = match blob.inline {
+    let id = match &blob.inline {
         Some(bytes) => {
-            let id = pack::append(txn, &bytes)?;
+            let id = pack::append(txn, bytes)?;
             spans.iter_mut().filter(|s| s.id == blob.id).for_each(|s| s.id = id);
-            (id, true)
+            id
         }
         None => {
             txn.open_table(BLOB_CRCS)?.insert(blob.id, encode_block_crcs(&blob.blocks).as_slice())?;
-            (blob.id, false)
+            blob.id
         }
     };
     if let Some(key) = key {
-        content::insert(txn, &key, id, inline)?;
+        content::insert(txn, &key, id, &blob)?;
     }
     Ok(NewBlobFate::Stored)
 }

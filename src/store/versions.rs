@@ -27,7 +27,7 @@ use super::schema::{
     decode, encode, object_key, BucketRecord, ObjectRecord, ObjectVersion, Versioning, BUCKETS, OBJECTS, STORE_META,
     VERSIONS,
 };
-use super::txn::drop_refs;
+use super::txn::{drop_refs, Holder};
 use super::{StoreError, StoreResult};
 
 /// The [`STORE_META`] counter that orders versions.
@@ -118,7 +118,7 @@ pub(super) fn put_current(
 ) -> StoreResult<Vec<BlobId>> {
     record.version = new_version(txn, versioning, false)?;
     let row = object_key(bucket, key.as_bytes());
-    let dead = make_room(txn, &row, current, record.version)?;
+    let dead = make_room(txn, (bucket, &row), current, record.version)?;
     txn.open_table(OBJECTS)?.insert(row.as_slice(), encode(&*record)?.as_slice())?;
     Ok(dead)
 }
@@ -135,12 +135,15 @@ pub(super) fn delete_latest(
     let row = object_key(bucket, key.as_bytes());
     if versioning == Versioning::Unversioned {
         txn.open_table(OBJECTS)?.remove(row.as_slice())?;
-        let dead = drop_refs(txn, &current.map(|c| c.blobs).unwrap_or_default())?;
+        let dead = match current {
+            Some(current) => drop_refs(txn, &current.blobs, held_by(bucket, &current))?,
+            None => Vec::new(),
+        };
         return Ok((Deleted { version_id: None, delete_marker: false }, dead));
     }
     let version = new_version(txn, versioning, true)?;
     let had_current = current.is_some();
-    let dead = make_room(txn, &row, current, version)?;
+    let dead = make_room(txn, (bucket, &row), current, version)?;
     if had_current {
         txn.open_table(OBJECTS)?.remove(row.as_slice())?;
     }
@@ -167,7 +170,7 @@ pub(super) fn delete_latest(
 /// replaces the key's previous `null` version wherever it is.
 fn make_room(
     txn: &WriteTransaction,
-    row: &[u8],
+    (bucket, row): (&str, &[u8]),
     current: Option<ObjectRecord>,
     incoming: ObjectVersion,
 ) -> StoreResult<Vec<BlobId>> {
@@ -177,7 +180,7 @@ fn make_room(
         match current.version.null && incoming.null {
             true => {
                 null_found = true;
-                dead.extend(drop_refs(txn, &current.blobs)?);
+                dead.extend(drop_refs(txn, &current.blobs, held_by(bucket, &current))?);
             }
             false => {
                 let value = encode(&current)?;
@@ -187,7 +190,7 @@ fn make_room(
     }
     if incoming.null && !null_found && incoming.seq != 0 {
         if let Some(old) = take_noncurrent(txn, row, VersionId::Null)? {
-            dead.extend(drop_refs(txn, &old.blobs)?);
+            dead.extend(drop_refs(txn, &old.blobs, held_by(bucket, &old))?);
         }
     }
     Ok(dead)
@@ -217,7 +220,12 @@ pub(super) fn delete_version(
     if !current_stays {
         promote_newest(txn, &row)?;
     }
-    Ok((deleted, drop_refs(txn, &removed.blobs)?))
+    Ok((deleted, drop_refs(txn, &removed.blobs, held_by(bucket, &removed))?))
+}
+
+/// Who holds the blobs of a version of an object in `bucket`.
+fn held_by<'a>(bucket: &'a str, record: &'a ObjectRecord) -> Holder<'a> {
+    Holder::OfObject { bucket, owner: record.owner.as_deref() }
 }
 
 fn is_marker(record: &ObjectRecord) -> bool {

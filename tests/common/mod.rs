@@ -10,12 +10,13 @@
 )]
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tessera::auth::sigv4;
 
@@ -125,6 +126,7 @@ impl Response {
     }
 }
 
+#[derive(Clone)]
 pub struct Client {
     pub addr: String,
     pub access_key: String,
@@ -326,16 +328,22 @@ impl Client {
 /// Reads one HTTP/1.1 response (Content-Length or close-delimited body).
 pub fn read_response(stream: &mut TcpStream, head_only: bool) -> Response {
     let mut reader = BufReader::new(stream);
+    let (mut status, mut headers) = read_head(&mut reader);
+    while status == 100 {
+        (status, headers) = read_head(&mut reader);
+    }
+    let body = read_body(&mut reader, status, &headers, head_only);
+    Response { status, headers, body }
+}
+
+fn read_head(reader: &mut impl BufRead) -> (u16, Vec<(String, String)>) {
     let mut status_line = String::new();
     reader.read_line(&mut status_line).expect("status line");
-    let mut status: u16 = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
-    let mut headers = read_headers(&mut reader);
-    while status == 100 {
-        status_line.clear();
-        reader.read_line(&mut status_line).expect("status line");
-        status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
-        headers = read_headers(&mut reader);
-    }
+    let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+    (status, read_headers(reader))
+}
+
+fn read_body(reader: &mut impl BufRead, status: u16, headers: &[(String, String)], head_only: bool) -> Vec<u8> {
     let mut body = Vec::new();
     if !head_only && status != 204 && status != 304 {
         let len = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse::<usize>().ok());
@@ -349,7 +357,29 @@ pub fn read_response(stream: &mut TcpStream, head_only: bool) -> Response {
             }
         }
     }
-    Response { status, headers, body }
+    body
+}
+
+impl Client {
+    /// Sends `req` as a client that waits for `100 Continue` before its body
+    /// (`Expect: 100-continue`, signed). Returns the final response and
+    /// whether the body was sent: not if the server answered at once.
+    pub fn send_expecting_continue(&self, req: Req, payload_hash: Option<&str>) -> (Response, bool) {
+        let mut stream = self.connect();
+        let req = req.header("expect", "100-continue");
+        let head = self.signed_head(&req, SystemTime::now(), req.body.len(), payload_hash);
+        stream.write_all(head.as_bytes()).expect("write head");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let (status, headers) = read_head(&mut reader);
+        if status != 100 {
+            let body = read_body(&mut reader, status, &headers, false);
+            return (Response { status, headers, body }, false);
+        }
+        let _ = stream.write_all(req.body);
+        let (status, headers) = read_head(&mut reader);
+        let body = read_body(&mut reader, status, &headers, false);
+        (Response { status, headers, body }, true)
+    }
 }
 
 fn read_headers(reader: &mut impl BufRead) -> Vec<(String, String)> {
@@ -399,4 +429,57 @@ pub fn set_soft_nofile(soft: Option<u64>) -> u64 {
 pub fn blob_files(data: &Path) -> usize {
     let count = |dir: &Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
     std::fs::read_dir(data.join("blobs")).map(|d| d.flatten().map(|f| count(&f.path())).sum()).unwrap_or(0)
+}
+
+/// Runs the `tessera` binary (a subcommand taking `--data`) as root; its stdout.
+pub fn tessera(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
+        .env("TESSERA_SECRET_KEY", SECRET_KEY)
+        .env("TESSERA_LOG", "warn")
+        .output()
+        .expect("run tessera");
+    assert!(out.status.success(), "tessera {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+pub fn stats(data: &Path) -> Value {
+    serde_json::from_str(&tessera(data, &["stats", "--json"])).expect("one JSON object")
+}
+
+pub fn field(stats: &Value, name: &str) -> u64 {
+    stats[name].as_u64().unwrap_or_else(|| panic!("{name} in {stats}"))
+}
+
+/// A client signing as a user added (offline) with `tessera user add`.
+pub fn user_client(server: &Server, data: &Path, name: &str) -> Client {
+    let keys: Value = serde_json::from_str(&tessera(data, &["user", "add", name, "--json"])).expect("json");
+    let mut client = server.client();
+    client.access_key = keys["access_key_id"].as_str().expect("key").to_string();
+    client.secret_key = keys["secret_access_key"].as_str().expect("secret").to_string();
+    client
+}
+
+/// Blob files are unlinked in the background after the commit that frees them.
+pub fn wait_for_blob_files(data: &Path, want: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while blob_files(data) != want {
+        assert!(Instant::now() < deadline, "{} blob files, want {want}", blob_files(data));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// GETs `path` and asserts it is exactly `body`.
+pub fn assert_reads(c: &Client, path: &str, body: &[u8]) {
+    let resp = c.send(Req::new("GET", path));
+    assert_eq!(resp.status, 200, "GET {path}: {}", resp.text());
+    assert!(resp.body == body, "GET {path}: {} bytes, not the {} written", resp.body.len(), body.len());
+}
+
+/// The quoted ETag of a single-PUT body: its MD5.
+pub fn md5_etag(body: &[u8]) -> String {
+    format!("\"{}\"", hex::encode(md5::Md5::digest(body)))
 }
