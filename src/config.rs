@@ -70,6 +70,11 @@ pub struct ServeConfig {
     /// Most bytes per second the background scrub reads (e.g. `16MiB`).
     #[arg(long, default_value = "16MiB", value_parser = crate::bench::units::parse_size)]
     pub scrub_rate: u64,
+    /// Background hashing of stored bodies whose SHA-256 the client did not
+    /// declare (so identical content is stored once) runs once no body
+    /// write has arrived for this long; `0s` turns it off.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub hash_after_idle: std::time::Duration,
     /// A request body that sends no byte for this long is abandoned with
     /// `RequestTimeout` and its connection closed, freeing all it held.
     #[arg(long, env = "TESSERA_BODY_TIMEOUT", default_value = "30s", value_parser = positive_duration)]

@@ -61,6 +61,9 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .with_context(|| format!("opening data folder {}", config.data.display()))?;
         tessera::store::spawn_upload_reaper(store.clone(), config.abort_incomplete_after);
         tessera::store::spawn_lifecycle_reaper(store.clone(), config.lifecycle_day);
+        if !config.hash_after_idle.is_zero() {
+            tessera::store::spawn_content_hasher(store.clone(), config.hash_after_idle);
+        }
         if !config.scrub_interval.is_zero() {
             tessera::store::spawn_scrubber(store.clone(), config.scrub_interval, config.scrub_rate);
         }

@@ -41,6 +41,7 @@ pub fn run(args: StatsArgs) -> anyhow::Result<()> {
         println!("logical bytes:       {}", stats.logical_bytes);
         println!("stored bytes:        {}", stats.stored_bytes);
         println!("distinct blobs:      {}", stats.distinct_blobs);
+        println!("awaiting hashing:    {}", stats.unindexed_blobs);
         println!("dedup ratio:         {ratio:.3}");
     }
     Ok(())

@@ -198,3 +198,121 @@ fn concurrent_writes_and_deletes_of_one_content_lose_nothing() {
     }
     wait_for_blob_files(dir.path(), 0);
 }
+
+/// PUTs `body` with `UNSIGNED-PAYLOAD`: the server is told no SHA-256.
+fn put_unsigned(c: &Client, path: &str, body: &[u8]) {
+    let mut stream = c.connect();
+    let req = Req::new("PUT", path).body(body);
+    let head = c.signed_head(&req, std::time::SystemTime::now(), body.len(), Some("UNSIGNED-PAYLOAD"));
+    std::io::Write::write_all(&mut stream, head.as_bytes()).expect("head");
+    std::io::Write::write_all(&mut stream, body).expect("body");
+    let resp = common::read_response(&mut stream, false);
+    assert_eq!(resp.status, 200, "{path}: {}", resp.text());
+}
+
+/// Waits until `tessera stats` (through the running server) reports every
+/// blob hashed and `want` stored bytes.
+fn wait_for_hashing(data: &std::path::Path, want: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let s = stats(data);
+        let (stored, waiting) = (field(&s, "stored_bytes"), field(&s, "unindexed_blobs"));
+        if (stored, waiting) == (want, 0) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{stored} bytes stored, {waiting} blobs not hashed: want {want}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Distinct files (inodes) under `blobs/`.
+fn blob_inodes(data: &std::path::Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let mut inodes = std::collections::HashSet::new();
+    for dir in std::fs::read_dir(data.join("blobs")).expect("blobs").flatten() {
+        for file in std::fs::read_dir(dir.path()).expect("dir").flatten() {
+            inodes.insert(file.metadata().expect("metadata").ino());
+        }
+    }
+    inodes.len()
+}
+
+/// Large bodies sent without a SHA-256 are stored as they come, then hashed
+/// once the server is idle: copies become hard links to one file (stored
+/// once), the content is indexed (a later upload shares it, instantly if
+/// it waits for 100 Continue), and deleting the copies in any order keeps
+/// the rest whole and finally frees every byte.
+#[test]
+fn unsigned_bodies_are_hashed_when_idle_and_stored_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let server = Server::start_with(data, &["--hash-after-idle", "200ms"]);
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/bgh")).status, 200);
+    let body = pattern(3 * MIB, 20);
+    for key in ["/bgh/a", "/bgh/b", "/bgh/c"] {
+        put_unsigned(&c, key, &body);
+    }
+    put_unsigned(&c, "/bgh/other", &pattern(MIB, 21));
+    wait_for_hashing(data, 4 * MIB as u64);
+    assert_eq!((blob_files(data), blob_inodes(data)), (4, 2), "three names, one file, and the other body");
+    for key in ["/bgh/a", "/bgh/b", "/bgh/c"] {
+        assert_reads(&c, key, &body);
+    }
+    let (resp, sent) = c.send_expecting_continue(Req::new("PUT", "/bgh/d").body(&body), None);
+    assert_eq!((resp.status, sent, resp.header("x-tessera-instant-upload")), (200, false, Some("true")));
+    // Deleting in any order: the others keep their bytes, re-indexed.
+    for key in ["/bgh/b", "/bgh/a", "/bgh/d"] {
+        assert_eq!(c.send(Req::new("DELETE", key)).status, 204);
+        assert_reads(&c, "/bgh/c", &body);
+        wait_for_hashing(data, 4 * MIB as u64);
+    }
+    assert_eq!(blob_inodes(data), 2);
+    let (resp, sent) = c.send_expecting_continue(Req::new("PUT", "/bgh/e").body(&body), None);
+    assert_eq!((resp.status, sent), (200, false), "still indexed after its first holders went");
+    server.terminate();
+    let server = Server::start(data);
+    let c = server.client();
+    let other = pattern(MIB, 21);
+    for (key, bytes) in [("/bgh/c", &body), ("/bgh/e", &body), ("/bgh/other", &other)] {
+        assert_reads(&c, key, bytes);
+        assert_eq!(c.send(Req::new("DELETE", key)).status, 204);
+    }
+    wait_for_blob_files(data, 0);
+}
+
+/// A copy damaged on disk is never hashed into the index nor merged: the
+/// intact copy keeps its own file and reads back byte-exact.
+#[test]
+fn a_damaged_copy_is_not_merged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let body = pattern(2 * MIB, 22);
+    let server = Server::start_with(data, &["--hash-after-idle", "0s"]);
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/dmg")).status, 200);
+    put_unsigned(&c, "/dmg/bad", &body);
+    let bad_file = newest_blob_file(data);
+    put_unsigned(&c, "/dmg/good", &body);
+    server.terminate();
+    let mut damaged = std::fs::read(&bad_file).expect("read");
+    damaged[MIB] ^= 0x40;
+    std::fs::write(&bad_file, &damaged).expect("damage");
+    let server = Server::start_with(data, &["--hash-after-idle", "100ms"]);
+    let c = server.client();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!((blob_files(data), blob_inodes(data)), (2, 2), "nothing merged");
+    assert_reads(&c, "/dmg/good", &body);
+    assert_eq!(std::fs::read(&bad_file).expect("read"), damaged, "the damaged file is left for scrub to report");
+}
+
+fn newest_blob_file(data: &std::path::Path) -> std::path::PathBuf {
+    let mut files: Vec<(std::time::SystemTime, std::path::PathBuf)> = Vec::new();
+    for dir in std::fs::read_dir(data.join("blobs")).expect("blobs").flatten() {
+        for file in std::fs::read_dir(dir.path()).expect("dir").flatten() {
+            files.push((file.metadata().expect("meta").modified().expect("mtime"), file.path()));
+        }
+    }
+    files.sort();
+    files.pop().expect("a blob file").1
+}

@@ -101,9 +101,10 @@ impl UnlinkGate {
     }
 }
 
-/// Closes the gate for the life of one backup; reopening it replays the
-/// dead-blob table, even when the backup failed.
-struct Paused<'a>(&'a Store);
+/// Closes the gate for the life of one backup (or merge of blob files,
+/// `hasher.rs`); reopening it replays the dead-blob table, even when the
+/// work failed.
+pub(super) struct Paused<'a>(&'a Store);
 
 impl Drop for Paused<'_> {
     fn drop(&mut self) {
@@ -116,12 +117,17 @@ impl Drop for Paused<'_> {
 }
 
 impl Store {
+    /// Pauses blob unlinking until the guard is dropped.
+    pub(super) fn pause_unlinking(&self) -> Paused<'_> {
+        self.unlink_gate.pause();
+        Paused(self)
+    }
+
     /// Writes a consistent backup of the running store into `out`. Blocking.
     pub fn backup(&self, out: &Path) -> Result<BackupReport, BackupError> {
         let started = Instant::now();
         let dst = prepare_out(out, self.layout.root())?;
-        self.unlink_gate.pause();
-        let _paused = Paused(self);
+        let _paused = self.pause_unlinking();
         let written = match self.db().and_then(|db| Ok(db.begin_read()?)) {
             Ok(snapshot) => write_backup(snapshot, &self.layout, &dst, started),
             Err(e) => Err(e.into()),

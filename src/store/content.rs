@@ -98,16 +98,40 @@ pub(super) fn insert(txn: &WriteTransaction, key: &[u8; 40], id: BlobId, blob: &
     Ok(())
 }
 
+/// Indexes `held`'s blob under `key` (background hashing: the blob is
+/// live and no live blob holds the content).
+pub(super) fn index(txn: &WriteTransaction, key: &[u8; 40], held: &HeldContent) -> StoreResult<()> {
+    txn.open_table(CONTENT)?.insert(key.as_slice(), encode_row(held)?.as_slice())?;
+    txn.open_table(BLOB_CONTENT)?.insert(held.id, key.as_slice())?;
+    Ok(())
+}
+
+/// Records that blob `id`'s file is now a hard link to `holder`'s, which
+/// holds the content `key` (`hasher.rs`): `key ‖ holder` in [`BLOB_CONTENT`].
+pub(super) fn record_merge(txn: &WriteTransaction, id: BlobId, key: &[u8; 40], holder: BlobId) -> StoreResult<()> {
+    let mut value = key.to_vec();
+    value.extend_from_slice(&holder.to_be_bytes());
+    txn.open_table(BLOB_CONTENT)?.insert(id, value.as_slice())?;
+    Ok(())
+}
+
+/// The blob whose file a merged blob's file is a hard link to, from its
+/// [`BLOB_CONTENT`] value; `None` for a blob indexed under its own id.
+pub fn merged_into(value: &[u8]) -> Option<BlobId> {
+    value.get(40..56).and_then(|raw| raw.try_into().ok()).map(BlobId::from_be_bytes)
+}
+
 /// Removes the rows of a blob whose last reference was dropped.
 pub(super) fn forget(txn: &WriteTransaction, id: BlobId) -> StoreResult<()> {
     forget_holders(txn, id)?;
-    let Some(key) = txn.open_table(BLOB_CONTENT)?.remove(id)?.map(|k| k.value().to_vec()) else {
+    let Some(value) = txn.open_table(BLOB_CONTENT)?.remove(id)?.map(|k| k.value().to_vec()) else {
         return Ok(());
     };
+    let key = value.get(..40).unwrap_or_default();
     let mut content = txn.open_table(CONTENT)?;
-    let names_it = content.get(key.as_slice())?.and_then(|v| decode_row(v.value())).is_some_and(|h| h.id == id);
+    let names_it = content.get(key)?.and_then(|v| decode_row(v.value())).is_some_and(|h| h.id == id);
     if names_it {
-        content.remove(key.as_slice())?;
+        content.remove(key)?;
     }
     Ok(())
 }

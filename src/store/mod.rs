@@ -20,8 +20,10 @@ mod faults;
 pub use error::{Chain, OpenError, StoreError, StoreResult};
 pub mod digest;
 mod gc;
+mod hasher;
 pub mod instant;
 pub use gc::{spawn_lifecycle_reaper, spawn_upload_reaper};
+pub use hasher::{spawn_content_hasher, Indexed};
 pub use scrub::spawn_scrubber;
 pub mod layout;
 mod lifecycle;
@@ -78,6 +80,9 @@ pub struct Store {
     mark: Arc<CommitMark>,
     /// Closed while a backup runs: freed blob files wait (see `backup.rs`).
     unlink_gate: backup::UnlinkGate,
+    /// When a body write was last admitted (ms): background hashing waits
+    /// for the server to be idle (`hasher.rs`).
+    last_write_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Store {
@@ -101,7 +106,9 @@ impl Store {
         commit_mark::check(db_seq, marked, accept_rollback)?;
         let mark = Arc::new(mark);
         let committer = Committer::start(db.clone(), space.clone(), mark.clone())?;
-        let store = Arc::new(Store { db, layout, space, committer, mark, unlink_gate: Default::default() });
+        let last_write_ms = now_ms().into();
+        let store =
+            Arc::new(Store { db, layout, space, committer, mark, unlink_gate: Default::default(), last_write_ms });
         store.unlink_dead_blobs()?;
         gc::spawn_orphan_sweep(store.clone());
         Ok(store)
@@ -134,6 +141,7 @@ impl Store {
     /// A `small` body (announced at most `INLINE_MAX` bytes) is packed into
     /// the database, so it may still go into the database's own free pages.
     pub async fn admit_write(self: &Arc<Self>, small: bool) -> StoreResult<()> {
+        self.note_write();
         match self.space.check() {
             Ok(()) => Ok(()),
             Err(_) => self.run(move |s| s.admit(small)).await,

@@ -11,8 +11,9 @@ use std::collections::HashMap;
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
+use super::content::{is_file, merged_into};
 use super::layout::BlobId;
-use super::schema::{decode, BlobSpan, ObjectRecord, PartRecord, OBJECTS, PARTS, VERSIONS};
+use super::schema::{decode, BlobSpan, ObjectRecord, PartRecord, BLOB_CONTENT, OBJECTS, PARTS, VERSIONS};
 use super::{Store, StoreResult};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -29,6 +30,10 @@ pub struct Stats {
     /// The bytes kept for them: each distinct blob once.
     pub stored_bytes: u64,
     pub distinct_blobs: u64,
+    /// Blob files whose content is not indexed yet: background hashing
+    /// (`hasher.rs`) has not reached them.
+    #[serde(default)]
+    pub unindexed_blobs: u64,
 }
 
 impl Stats {
@@ -40,10 +45,10 @@ impl Stats {
         }
     }
 
-    fn add(&mut self, spans: &[BlobSpan], blobs: &mut HashMap<BlobId, u64>) {
+    fn add(&mut self, spans: &[BlobSpan], blobs: &mut HashMap<BlobId, (u64, bool)>) {
         for span in spans.iter().filter(|s| s.has_blob()) {
             self.logical_bytes += span.size;
-            blobs.insert(span.id, span.size);
+            blobs.insert(span.id, (span.size, is_file(span)));
         }
     }
 }
@@ -70,8 +75,26 @@ impl Store {
             stats.upload_parts += 1;
             stats.add(&[part.span], &mut blobs);
         }
+        // A blob merged into another (its file a hard link to the other's,
+        // `hasher.rs`) is stored once, with that other blob, while it lives.
+        let indexed = txn.open_table(BLOB_CONTENT)?;
+        let mut merged = Vec::new();
+        for (id, _) in blobs.iter().filter(|(_, (_, file))| *file) {
+            let Some(value) = indexed.get(*id)? else {
+                stats.unindexed_blobs += 1;
+                continue;
+            };
+            match merged_into(value.value()) {
+                Some(holder) if blobs.contains_key(&holder) => merged.push(*id),
+                Some(_) => stats.unindexed_blobs += 1,
+                None => {}
+            }
+        }
+        for id in &merged {
+            blobs.remove(id);
+        }
         stats.distinct_blobs = blobs.len() as u64;
-        stats.stored_bytes = blobs.values().sum();
+        stats.stored_bytes = blobs.values().map(|(size, _)| size).sum();
         Ok(stats)
     }
 }

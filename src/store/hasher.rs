@@ -1,0 +1,222 @@
+//! Background hashing: every blob file gets its SHA-256 indexed in the
+//! unique-file table, also those whose client declared none (hashing large
+//! bodies inline would cost the write path more than it may spend,
+//! docs/architecture.md). It runs only while no body write has been
+//! admitted for a while, one blob at a time.
+//!
+//! A blob whose content a live blob already holds is merged into it on
+//! disk: its file is replaced by a hard link to the holder's file (linked
+//! under `tmp/`, renamed over it, directory fsynced), so ids, references and
+//! block checksums stay as they are and the bytes are stored once. Both
+//! files are read and checked against their block checksums first, so a
+//! damaged copy never replaces a good one. Unlinking is paused meanwhile
+//! (`backup::UnlinkGate`): neither file can go between the check that both
+//! are live and the rename. A crash at any step leaves either file, with
+//! the same bytes; `tmp/` is emptied at start.
+
+use std::fs::{self, File};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redb::ReadableTable;
+
+use super::content::{self, HeldContent};
+use super::digest::{ChecksumAlgorithm, DigestSpec, Digests, Hashers};
+use super::layout::{fsync_dir, packed_position, BlobId};
+use super::read::{self, BlobSource, Snapshot};
+use super::schema::{BLOB_CONTENT, BLOB_REFS, INLINE_BLOBS};
+use super::{now_ms, Store, StoreError, StoreResult};
+
+/// Blobs looked up per read transaction.
+const BATCH: usize = 256;
+/// Bytes read per step; the step between checks that the server is idle.
+const CHUNK: u64 = 4 * 1024 * 1024;
+/// How long to wait after a pass that found nothing to hash.
+const RESCAN: Duration = Duration::from_secs(30);
+
+/// Starts the background hasher: it works once no body write was admitted
+/// for `idle`.
+pub fn spawn_content_hasher(store: Arc<Store>, idle: Duration) {
+    let spawned = std::thread::Builder::new().name("content-hasher".into()).spawn(move || {
+        let mut after = 0;
+        loop {
+            let wait = match hash_some(&store, idle, after) {
+                Ok(Some(last)) => {
+                    after = last;
+                    Duration::from_millis(10)
+                }
+                Ok(None) => {
+                    after = 0;
+                    RESCAN.min(idle.max(Duration::from_millis(100)) * 10)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e.chain(), "background hashing failed; retried later");
+                    RESCAN
+                }
+            };
+            std::thread::sleep(wait);
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "could not start the background hasher");
+    }
+}
+
+/// Hashes the next unindexed blobs after `after` while the server stays
+/// idle; the last blob looked at, or `None` at the end of a pass.
+fn hash_some(store: &Store, idle: Duration, after: BlobId) -> StoreResult<Option<BlobId>> {
+    let pending = store.unindexed_blobs(after)?;
+    let Some(&last) = pending.last() else { return Ok(None) };
+    for (i, id) in pending.iter().enumerate() {
+        while !store.idle_for(idle) {
+            std::thread::sleep(idle.max(Duration::from_millis(50)));
+        }
+        if let Err(e) = store.index_blob(*id, || store.idle_for(idle)) {
+            tracing::warn!(blob = format!("{id:032x}"), error = %e.chain(), "hashing a blob failed");
+        }
+        if i + 1 == pending.len() && pending.len() < BATCH {
+            return Ok(None);
+        }
+    }
+    Ok(Some(last))
+}
+
+/// What indexing one blob came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Indexed {
+    /// Freed, indexed already, or interrupted by a write: nothing done.
+    Skipped,
+    /// Its content is now in the unique-file table.
+    Stored,
+    /// Its file is now a hard link to the live blob holding the same content.
+    Merged,
+}
+
+impl Store {
+    /// Marks a body write: background hashing waits for the server to be idle.
+    pub(super) fn note_write(&self) {
+        self.last_write_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    fn idle_for(&self, idle: Duration) -> bool {
+        let since = now_ms().saturating_sub(self.last_write_ms.load(Ordering::Relaxed));
+        u128::try_from(since).unwrap_or(0) >= idle.as_millis()
+    }
+
+    /// Up to [`BATCH`] live blob files after `after` whose content is not
+    /// indexed: no content row, or merged into a blob since freed.
+    fn unindexed_blobs(&self, after: BlobId) -> StoreResult<Vec<BlobId>> {
+        let txn = self.db()?.begin_read()?;
+        let (refs, indexed, inline) =
+            (txn.open_table(BLOB_REFS)?, txn.open_table(BLOB_CONTENT)?, txn.open_table(INLINE_BLOBS)?);
+        let mut out = Vec::new();
+        for row in refs.range(after.saturating_add(1)..)? {
+            let id = row?.0.value();
+            if packed_position(id).is_some() || inline.get(id)?.is_some() {
+                continue;
+            }
+            let merged_into = indexed.get(id)?.map(|v| content::merged_into(v.value()));
+            let needs = match merged_into {
+                None => true,
+                Some(None) => false,
+                Some(Some(holder)) => refs.get(holder)?.is_none(),
+            };
+            if needs {
+                out.push(id);
+                if out.len() == BATCH {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Hashes blob `id` and indexes its content, or merges it into the live
+    /// blob holding the same content. `go_on` is asked between chunks read:
+    /// `false` stops (the blob is tried again in a later pass). Blocking.
+    pub fn index_blob(&self, id: BlobId, go_on: impl Fn() -> bool) -> StoreResult<Indexed> {
+        let Some((digests, size)) = self.hash_file(id, &go_on)? else { return Ok(Indexed::Skipped) };
+        let Some(sha256) = digests.sha256 else { return Ok(Indexed::Skipped) };
+        let key = content::content_key(&sha256, size);
+        let held = HeldContent { id, inline: false, md5: Some(digests.md5), checksum: digests.checksum };
+        let holder = self.write(move |txn| {
+            let live = txn.open_table(BLOB_REFS)?.get(id)?.is_some();
+            let done =
+                txn.open_table(BLOB_CONTENT)?.get(id)?.is_some_and(|v| content::merged_into(v.value()).is_none());
+            if !live || done {
+                return Ok((Err(Indexed::Skipped), Vec::new()));
+            }
+            match content::find_live(txn, &key)? {
+                Some(other) if other.id != id => Ok((Ok(other.id), Vec::new())),
+                _ => {
+                    content::index(txn, &key, &held)?;
+                    Ok((Err(Indexed::Stored), Vec::new()))
+                }
+            }
+        })?;
+        match holder {
+            Err(indexed) => Ok(indexed),
+            Ok(holder) => self.merge(id, holder, &key, &go_on),
+        }
+    }
+
+    /// Replaces blob `id`'s file by a hard link to `holder`'s (same
+    /// content), then records the merge.
+    fn merge(&self, id: BlobId, holder: BlobId, key: &[u8; 40], go_on: &impl Fn() -> bool) -> StoreResult<Indexed> {
+        let _paused = self.pause_unlinking();
+        {
+            let snapshot = Snapshot(self.db()?.begin_read()?);
+            let refs = snapshot.0.open_table(BLOB_REFS)?;
+            if refs.get(id)?.is_none() || refs.get(holder)?.is_none() {
+                return Ok(Indexed::Skipped);
+            }
+        }
+        // The holder's file must be intact before it replaces ours.
+        if self.hash_file(holder, go_on)?.is_none() {
+            return Ok(Indexed::Skipped);
+        }
+        let tmp = self.layout.tmp_dir().join(format!("merge-{id:032x}"));
+        let _ = fs::remove_file(&tmp);
+        fs::hard_link(self.layout.blob_path(holder), &tmp)?;
+        fs::rename(&tmp, self.layout.blob_path(id))?;
+        fsync_dir(&self.layout.blob_dir(id))?;
+        let key = *key;
+        self.write(move |txn| {
+            if txn.open_table(BLOB_REFS)?.get(id)?.is_some() {
+                content::record_merge(txn, id, &key, holder)?;
+            }
+            Ok(((), Vec::new()))
+        })?;
+        Ok(Indexed::Merged)
+    }
+
+    /// Reads a live blob file whole, checking it against its block
+    /// checksums, and hashes it: `None` if it was freed, or `go_on` said stop.
+    fn hash_file(&self, id: BlobId, go_on: &impl Fn() -> bool) -> StoreResult<Option<(Digests, u64)>> {
+        let path = self.layout.blob_path(id);
+        let Ok(file) = File::open(&path) else { return Ok(None) };
+        let size = file.metadata()?.len();
+        let snapshot = Snapshot(self.db()?.begin_read()?);
+        let check = match snapshot.check(id, 0..size, size) {
+            Ok(check) => check,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        drop(snapshot);
+        let mut hashers = Hashers::new(DigestSpec { sha256: true, checksum: Some(ChecksumAlgorithm::Crc64Nvme) });
+        let mut buf = Vec::with_capacity(CHUNK as usize);
+        let mut at = 0;
+        while at < size {
+            if !go_on() {
+                return Ok(None);
+            }
+            let n = CHUNK.min(size - at);
+            buf.clear();
+            read::read_checked(&file, id, check.as_ref(), at..at + n, &mut buf).map_err(StoreError::from)?;
+            hashers.update(&buf);
+            at += n;
+        }
+        Ok(Some((hashers.finish(), size)))
+    }
+}
