@@ -75,6 +75,7 @@ extra=("$@")
 
 bench put --size 16MiB --count 64 --concurrency 4
 bench put --size 1GiB --count 1 --concurrency 1
+bench dedup --size 16MiB --count 64 --concurrency 4
 bench get --size 16MiB --count 64 --concurrency 4
 bench get --size 1GiB --count 1 --concurrency 1
 bench multipart --size 1GiB --part-size 16MiB --concurrency 4

@@ -17,8 +17,8 @@ use common::{pattern, Req, Server};
 use redb::{Database, ReadableTable, ReadableTableMetadata};
 use tessera::store::digest::BlockCrcs;
 use tessera::store::schema::{
-    decode, encode, encode_block_crcs, object_key, ObjectRecord, BLOB_CRCS, BLOB_REFS, INLINE_BLOBS, OBJECTS,
-    PACK_CHUNKS, PACK_LIVE,
+    decode, encode, encode_block_crcs, object_key, ObjectRecord, BLOB_CRCS, BLOB_REFS, CONTENT, CONTENT_HOLDERS,
+    INLINE_BLOBS, OBJECTS, PACK_CHUNKS, PACK_LIVE, STORE_META,
 };
 
 const LEGACY_ID: u128 = 0x1234_5678_9abc_def0_1234_5678_9abc_def0;
@@ -77,4 +77,67 @@ fn small_bodies_of_an_older_layout_are_read_and_freed() {
     assert_eq!(c.send(Req::new("DELETE", "/old/small")).status, 204);
     assert_eq!(server.terminate().code(), Some(0));
     assert_eq!(legacy_rows(dir.path()), (0, 0), "deleting the object frees the old row and its checksums");
+}
+
+/// Rewrites the unique-file table as the first version of issue 13 left
+/// it: no holder counts, and (with `strip_digests`) content rows without
+/// MD5 and checksum.
+fn to_first_content_format(data: &Path, strip_digests: bool) {
+    let db = Database::open(data.join("meta.redb")).expect("open the database");
+    let txn = db.begin_write().expect("write transaction");
+    {
+        let mut holders = txn.open_table(CONTENT_HOLDERS).expect("holders");
+        assert!(holders.len().unwrap() > 0, "holders were counted");
+        holders.retain(|_, _| false).unwrap();
+        txn.open_table(STORE_META).unwrap().remove("content_holders_counted").unwrap().expect("the flag");
+        let mut content = txn.open_table(CONTENT).unwrap();
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = content
+            .iter()
+            .unwrap()
+            .map(|r| r.unwrap())
+            .map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
+            .collect();
+        for (key, value) in rows.iter().filter(|_| strip_digests) {
+            content.insert(key.as_slice(), &value[..17]).unwrap();
+        }
+    }
+    txn.commit().expect("commit");
+}
+
+/// Content stored before instant upload existed: holders are counted at
+/// the first start, and rows without an MD5 are hashed again in the
+/// background, after which the owner's uploads of it are instant.
+#[test]
+fn content_stored_before_instant_upload_becomes_instant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let body = pattern(200 * 1024, 30);
+    let server = Server::start(data);
+    let alice = common::user_client(&server, data, "alice");
+    assert_eq!(alice.send(Req::new("PUT", "/old")).status, 200);
+    assert_eq!(alice.send(Req::new("PUT", "/old/a").body(&body)).status, 200);
+    server.terminate();
+
+    to_first_content_format(data, false);
+    let server = Server::start_with(data, &["--hash-after-idle", "0s"]);
+    let alice = server.client_as(&alice);
+    let (resp, sent) = alice.send_expecting_continue(Req::new("PUT", "/old/b").body(&body), None);
+    assert_eq!((resp.status, sent), (200, false), "holders counted at start: {}", resp.text());
+    server.terminate();
+
+    to_first_content_format(data, true);
+    let server = Server::start_with(data, &["--hash-after-idle", "100ms"]);
+    let alice = server.client_as(&alice);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for i in 0.. {
+        let key = format!("/old/c{i}");
+        let (resp, sent) = alice.send_expecting_continue(Req::new("PUT", &key).body(&body), None);
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        if !sent {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the old row was never hashed again");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    common::assert_reads(&alice, "/old/a", &body);
 }

@@ -5,6 +5,10 @@
 //! The path and query sent are exactly the strings that are signed: the path is
 //! `UriEncode`d once (slashes kept) and the query is the canonical query itself,
 //! so no re-encoding on either side can make them disagree.
+//!
+//! Uploads that must wait for `100 Continue` before their body (instant
+//! upload) go over a raw connection instead: hyper's client sends the body at
+//! once whatever `Expect` says.
 //! Reference: <https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html>
 
 use std::sync::{Mutex, PoisonError};
@@ -19,6 +23,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use time::macros::format_description;
 use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::body::ReqBody;
 use crate::auth::sigv4;
@@ -154,6 +159,18 @@ impl S3 {
 
     /// The request as sent: every header it carries is signed.
     fn sign(&self, req: Request) -> Result<http::Request<ReqBody>, Error> {
+        let (headers, target) = self.signed_head(&req)?;
+        let uri = format!("{}{target}", self.base);
+        let request = http::Request::builder().method(req.method).uri(uri).body(req.body);
+        let mut request = request.map_err(|e| Error::invalid(req.op, format!("building the request: {e}")))?;
+        *request.headers_mut() = headers;
+        Ok(request)
+    }
+
+    /// The head of `req`: every header it carries, signed, then
+    /// `Authorization` and `Content-Length`; and the request target (path and
+    /// query) exactly as signed. Shared by hyper's requests and raw ones.
+    fn signed_head(&self, req: &Request) -> Result<(HeaderMap, String), Error> {
         let op = req.op;
         let bad = |e: &dyn std::fmt::Display| Error::invalid(op, format!("building the request: {e}"));
         let amz_date = OffsetDateTime::now_utc()
@@ -167,18 +184,16 @@ impl S3 {
             headers.insert(HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(&e))?, value);
         }
         let query = sigv4::canonical_query(&req.query);
-        let auth = self.authorization(&req, &query, &headers, &amz_date);
+        let auth = self.authorization(req, &query, &headers, &amz_date);
         headers.insert(http::header::AUTHORIZATION, HeaderValue::from_str(&auth).map_err(|e| bad(&e))?);
         if !matches!(req.method, Method::GET | Method::HEAD | Method::DELETE) || !req.body.is_empty() {
             headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(req.body.len()));
         }
-        let uri = match query.is_empty() {
-            true => format!("{}{}", self.base, req.path),
-            false => format!("{}{}?{query}", self.base, req.path),
+        let target = match query.is_empty() {
+            true => req.path.clone(),
+            false => format!("{}?{query}", req.path),
         };
-        let mut request = http::Request::builder().method(req.method).uri(uri).body(req.body).map_err(|e| bad(&e))?;
-        *request.headers_mut() = headers;
-        Ok(request)
+        Ok((headers, target))
     }
 
     /// `AWS4-HMAC-SHA256 Credential=.., SignedHeaders=.., Signature=..` over all of `headers`.
@@ -201,6 +216,159 @@ impl S3 {
     }
 }
 
+/// A reply read off a raw connection by [`S3::send_expecting_continue`].
+#[derive(Debug)]
+pub struct RawReply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    /// Whether the server asked for the body with `100 Continue` (it was then sent).
+    pub continued: bool,
+    /// The reply's body, when it has a `Content-Length` (an error document).
+    pub body: String,
+}
+
+impl S3 {
+    /// Sends `req` signed with `Expect: 100-continue` on a fresh connection and
+    /// waits for the server's word before the body, as hyper's client does not:
+    /// after `100 Continue` the body follows; a final status ends the request
+    /// with the body never sent. The connection is then dropped, since the
+    /// server cannot know whether a body still follows on it.
+    pub async fn send_expecting_continue(&self, req: Request) -> Result<RawReply, Error> {
+        let op = req.op;
+        let req = req.header("expect", "100-continue");
+        let (headers, target) = self.signed_head(&req)?;
+        let mut conn = RawConn::open(op, &self.host).await?;
+        conn.write(&raw_head(req.method.as_str(), &target, &headers)).await?;
+        let (mut status, mut headers) = conn.read_head().await?;
+        let continued = status == 100;
+        if continued {
+            conn.write_body(req.body).await?;
+            (status, headers) = conn.read_head().await?;
+        }
+        let body = conn.read_body(&headers).await?;
+        Ok(RawReply { status, headers, continued, body })
+    }
+}
+
+/// A response head larger than this is refused.
+const MAX_HEAD: usize = 64 * 1024;
+/// How long to wait for a response head: a server that never answers is a
+/// failure, not a hung benchmark.
+const HEAD_WAIT: Duration = Duration::from_secs(60);
+
+/// `METHOD target HTTP/1.1`, the headers, the blank line.
+fn raw_head(method: &str, target: &str, headers: &HeaderMap) -> Vec<u8> {
+    let mut head = format!("{method} {target} HTTP/1.1\r\n").into_bytes();
+    for (name, value) in headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+/// One raw HTTP/1.1 connection, and what was read off it but not used yet.
+struct RawConn {
+    op: &'static str,
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    async fn open(op: &'static str, host: &str) -> Result<RawConn, Error> {
+        let stream = tokio::net::TcpStream::connect(host).await.map_err(|e| transport(op, "connecting", &e))?;
+        stream.set_nodelay(true).map_err(|e| transport(op, "TCP_NODELAY", &e))?;
+        Ok(RawConn { op, stream, buf: Vec::new() })
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.stream.write_all(bytes).await.map_err(|e| transport(self.op, "sending", &e))
+    }
+
+    /// The body, frame by frame: the zero-copy slices of the pattern.
+    async fn write_body(&mut self, mut body: ReqBody) -> Result<(), Error> {
+        while let Some(frame) = body.frame().await {
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(never) => match never {},
+            };
+            if let Ok(data) = frame.into_data() {
+                self.write(&data).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads up to the blank line that ends a response head, and parses it.
+    async fn read_head(&mut self) -> Result<(u16, HeaderMap), Error> {
+        let op = self.op;
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head: Vec<u8> = self.buf.drain(..end + 4).collect();
+                return parse_head(op, head.get(..end).unwrap_or_default());
+            }
+            if self.buf.len() > MAX_HEAD {
+                return Err(Error::invalid(op, format!("response head over {MAX_HEAD} bytes")));
+            }
+            self.buf.reserve(4096);
+            let read = tokio::time::timeout(HEAD_WAIT, self.stream.read_buf(&mut self.buf)).await;
+            match read {
+                Err(_) => return Err(Error::Transport { op, detail: format!("no response in {HEAD_WAIT:?}") }),
+                Ok(Err(e)) => return Err(transport(op, "reading the response", &e)),
+                Ok(Ok(0)) => return Err(Error::Transport { op, detail: "closed before a response".into() }),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// The body of a reply with a `Content-Length` (up to [`MAX_DOC`]); none otherwise.
+    async fn read_body(&mut self, headers: &HeaderMap) -> Result<String, Error> {
+        let op = self.op;
+        let length = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+        let length: usize = length.and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+        if length > MAX_DOC {
+            return Err(Error::invalid(op, format!("a {length}-byte reply body")));
+        }
+        while self.buf.len() < length {
+            self.buf.reserve(length - self.buf.len());
+            match self.stream.read_buf(&mut self.buf).await {
+                Ok(0) => return Err(Error::Transport { op, detail: "closed in the reply body".into() }),
+                Ok(_) => {}
+                Err(e) => return Err(transport(op, "reading the reply body", &e)),
+            }
+        }
+        let body = self.buf.get(..length).unwrap_or_default();
+        String::from_utf8(body.to_vec()).map_err(|_| Error::invalid(op, "reply is not UTF-8"))
+    }
+}
+
+fn transport(op: &'static str, what: &str, e: &std::io::Error) -> Error {
+    Error::Transport { op, detail: format!("{what}: {e}") }
+}
+
+/// `HTTP/1.x NNN reason`, then `name: value` lines (RFC 9112 sections 4 and 5).
+fn parse_head(op: &'static str, head: &[u8]) -> Result<(u16, HeaderMap), Error> {
+    let bad = |what: &str| Error::invalid(op, format!("malformed response head: {what}"));
+    let text = std::str::from_utf8(head).map_err(|_| bad("not UTF-8"))?;
+    let mut lines = text.split("\r\n");
+    let mut status_line = lines.next().unwrap_or_default().splitn(3, ' ');
+    if !status_line.next().is_some_and(|version| version.starts_with("HTTP/1.")) {
+        return Err(bad("no HTTP/1.x status line"));
+    }
+    let status = status_line.next().and_then(|code| code.parse::<u16>().ok());
+    let status = status.filter(|code| (100..600).contains(code)).ok_or_else(|| bad("no status code"))?;
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').ok_or_else(|| bad("a header line without a colon"))?;
+        let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| bad("a header name"))?;
+        let value = HeaderValue::from_str(value.trim()).map_err(|_| bad("a header value"))?;
+        headers.append(name, value);
+    }
+    Ok((status, headers))
+}
+
 /// Reads a whole small body (error documents, listings, multipart replies).
 pub async fn read_doc(op: &'static str, body: Incoming) -> Result<String, Error> {
     let bytes: Bytes = Limited::new(body, MAX_DOC)
@@ -221,4 +389,81 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::bench::pattern::{Content, Pattern};
+
+    #[test]
+    fn parses_a_response_head() {
+        let head = b"HTTP/1.1 200 OK\r\nETag: \"abc\"\r\nx-a:  b \r\nx-a: c";
+        let (status, headers) = parse_head("t", head).unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(headers.get("etag").unwrap(), "\"abc\"");
+        assert_eq!(headers.get_all("x-a").iter().collect::<Vec<_>>(), ["b", "c"]);
+        assert_eq!(parse_head("t", b"HTTP/1.1 100 Continue").unwrap().0, 100);
+        assert!(parse_head("t", b"SPDY 200 OK").is_err());
+        assert!(parse_head("t", b"HTTP/1.1 20x OK").is_err());
+        assert!(parse_head("t", b"HTTP/1.1 200 OK\r\nno colon").is_err());
+    }
+
+    /// A one-request server: reads the head, then either answers at once
+    /// (`instant`) or sends `100 Continue`, reads `len` body bytes and answers.
+    async fn fake_server(instant: bool, len: usize) -> (String, tokio::task::JoinHandle<(String, usize)>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut chunk = [0u8; 1024];
+                let n = s.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let head = String::from_utf8(buf[..end].to_vec()).unwrap();
+            let mut got = buf.len() - end;
+            if !instant {
+                s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.unwrap();
+                let mut chunk = vec![0u8; 65536];
+                while got < len {
+                    got += s.read(&mut chunk).await.unwrap();
+                }
+            }
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\netag: \"x\"\r\n\r\nbody").await.unwrap();
+            (head, got)
+        });
+        (host, task)
+    }
+
+    async fn exchange(instant: bool) -> (RawReply, String, usize) {
+        let len = 3 * 256 * 1024 + 5;
+        let (host, server) = fake_server(instant, len).await;
+        let s3 = S3::new(&format!("http://{host}"), "AK", "SK", "us-east-1").unwrap();
+        let pattern = Arc::new(Pattern::new(1));
+        let body = ReqBody::pattern(pattern, Content { phase: 3, len: len as u64 }, 0, len as u64);
+        let req = Request::new("PutObject", Method::PUT, "b", Some("k")).body(body);
+        let reply = s3.send_expecting_continue(req).await.unwrap();
+        let (head, got) = server.await.unwrap();
+        (reply, head, got)
+    }
+
+    #[tokio::test]
+    async fn the_body_follows_100_continue_only() {
+        let (reply, head, got) = exchange(false).await;
+        assert!(head.starts_with("PUT /b/k HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains("expect: 100-continue\r\n") && head.contains("content-length: 786437\r\n"), "{head}");
+        assert!(head.contains("SignedHeaders=expect;host;x-amz-content-sha256;x-amz-date,"), "{head}");
+        assert_eq!((reply.status, reply.continued, got, reply.body.as_str()), (200, true, 786_437, "body"));
+        assert_eq!(reply.headers.get("etag").unwrap(), "\"x\"");
+        let (reply, _, got) = exchange(true).await;
+        assert_eq!((reply.status, reply.continued, got, reply.body.as_str()), (200, false, 0, "body"));
+    }
 }

@@ -10,6 +10,7 @@
 mod body;
 pub(crate) mod client;
 mod cpu;
+mod dedup;
 mod limits;
 mod multipart;
 mod ops;
@@ -151,6 +152,7 @@ async fn run_scenario(args: &BenchArgs, settings: Settings) -> Result<Vec<Row>, 
         Scenario::Small => scenarios::small(&ctx).await,
         Scenario::List => scenarios::list(&ctx).await,
         Scenario::Delete => scenarios::delete(&ctx).await,
+        Scenario::Dedup => dedup::dedup(&ctx).await,
     };
     rows.extend(cleanup(&ctx, fresh).await);
     Ok(rows)

@@ -13,6 +13,7 @@
 
 use bytes::Bytes;
 use md5::{Digest, Md5};
+use sha2::Sha256;
 
 /// 2^20 - 3, the largest prime below 1 MiB.
 pub const PERIOD: usize = 1_048_573;
@@ -100,14 +101,24 @@ impl Pattern {
 
     /// MD5 of `len` bytes of the object at `phase` from `offset`.
     pub fn md5(&self, phase: usize, offset: u64, len: u64) -> [u8; 16] {
-        let mut hasher = Md5::new();
+        self.digest::<Md5>(phase, offset, len).into()
+    }
+
+    /// SHA-256 of `len` bytes of the object at `phase` from `offset`: the
+    /// content key that dedup and instant upload look held content up by.
+    pub fn sha256(&self, phase: usize, offset: u64, len: u64) -> [u8; 32] {
+        self.digest::<Sha256>(phase, offset, len).into()
+    }
+
+    fn digest<D: Digest>(&self, phase: usize, offset: u64, len: u64) -> md5::digest::Output<D> {
+        let mut hasher = D::new();
         let mut done = 0u64;
         while done < len {
             let n = (len - done).min(CHUNK as u64) as usize;
             hasher.update(self.chunk(phase, offset + done, n));
             done += n as u64;
         }
-        hasher.finalize().into()
+        hasher.finalize()
     }
 }
 
@@ -188,5 +199,7 @@ mod tests {
         let direct: [u8; 16] = Md5::digest(&whole).into();
         assert_eq!(p.md5(11, 0, 3000), direct);
         assert_ne!(p.md5(12, 0, 3000), direct);
+        let sha: [u8; 32] = Sha256::digest(&whole).into();
+        assert_eq!(p.sha256(11, 0, 3000), sha);
     }
 }

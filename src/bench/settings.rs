@@ -28,6 +28,8 @@ pub enum Scenario {
     List,
     /// DeleteObject of --count objects, then DeleteObjects of --count more in batches of 1,000.
     Delete,
+    /// --count PutObjects of one held --size content, --count instant uploads of it, one of a held 1 GiB.
+    Dedup,
 }
 
 impl Scenario {
@@ -40,13 +42,14 @@ impl Scenario {
             Scenario::Small => "small",
             Scenario::List => "list",
             Scenario::Delete => "delete",
+            Scenario::Dedup => "dedup",
         }
     }
 
     /// (size, count, concurrency) when not given.
     fn defaults(self) -> (u64, u64, usize) {
         match self {
-            Scenario::Put | Scenario::Get => (16 * MIB, 64, 4),
+            Scenario::Put | Scenario::Get | Scenario::Dedup => (16 * MIB, 64, 4),
             Scenario::Range => (1024 * MIB, 2048, 8),
             Scenario::Multipart => (1024 * MIB, 1, 4),
             Scenario::Small => (4 * KIB, 10_000, 16),
@@ -166,6 +169,7 @@ impl Settings {
                 Err(format!("--part-size must be at least 5 MiB (S3's minimum), not {}", format_size(self.part_size)))
             }
             Scenario::Multipart if self.size == 0 => Err("--size must not be 0 for multipart".into()),
+            Scenario::Dedup if self.size == 0 => Err("--size must not be 0 for dedup".into()),
             Scenario::Multipart if self.size.div_ceil(self.part_size) > 10_000 => {
                 Err("more than 10,000 parts: raise --part-size".into())
             }

@@ -15,12 +15,17 @@
 //! small ones (`ingest.rs`); hashing every large body inline would cost more
 //! CPU than the write path may spend (docs/architecture.md).
 
+use std::collections::HashMap;
+
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::blob::NewBlob;
 use super::digest::ChecksumAlgorithm;
 use super::layout::{packed_position, BlobId};
-use super::schema::{BlobSpan, BLOB_CONTENT, BLOB_REFS, CONTENT, CONTENT_HOLDERS};
+use super::schema::{
+    decode, BlobSpan, BucketRecord, ObjectRecord, PartRecord, UploadRecord, BLOB_CONTENT, BLOB_REFS, BUCKETS, CONTENT,
+    CONTENT_HOLDERS, OBJECTS, PARTS, STORE_META, UPLOADS, VERSIONS,
+};
 use super::StoreResult;
 
 /// The key of [`CONTENT`]: SHA-256, then the size big-endian.
@@ -121,6 +126,24 @@ pub fn merged_into(value: &[u8]) -> Option<BlobId> {
     value.get(40..56).and_then(|raw| raw.try_into().ok()).map(BlobId::from_be_bytes)
 }
 
+/// Whether the live blob file `id` needs (background) hashing: its content
+/// is not indexed, was indexed before rows kept the MD5, or its file was
+/// merged into a blob since freed (`hasher.rs`).
+pub(super) fn needs_hashing(
+    indexed: &impl ReadableTable<u128, &'static [u8]>,
+    content: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    refs: &impl ReadableTable<u128, u64>,
+    id: BlobId,
+) -> StoreResult<bool> {
+    let Some(value) = indexed.get(id)? else { return Ok(true) };
+    let value = value.value();
+    if let Some(holder) = merged_into(value) {
+        return Ok(refs.get(holder)?.is_none());
+    }
+    let row = content.get(value.get(..40).unwrap_or_default())?.and_then(|v| decode_row(v.value()));
+    Ok(row.is_none_or(|held| held.id == id && held.md5.is_none()))
+}
+
 /// Removes the rows of a blob whose last reference was dropped.
 pub(super) fn forget(txn: &WriteTransaction, id: BlobId) -> StoreResult<()> {
     forget_holders(txn, id)?;
@@ -168,6 +191,63 @@ pub(super) fn holds_read(txn: &ReadTransaction, id: BlobId, owner: &str) -> Stor
 
 fn holds_in(holders: &impl ReadableTable<(u128, &'static str), u64>, id: BlobId, owner: &str) -> StoreResult<bool> {
     Ok(holders.get((id, owner))?.is_some_and(|count| count.value() > 0))
+}
+
+/// The [`STORE_META`] row saying holders are counted (data folders written
+/// before `content_holders_v1` get them counted once, at start).
+const HOLDERS_COUNTED: &str = "content_holders_counted";
+
+/// Counts the holders of every blob file from the records, once per data
+/// folder: one pass over objects, versions and parts, then never again.
+pub(super) fn count_existing_holders(db: &redb::Database) -> StoreResult<()> {
+    let txn = db.begin_write()?;
+    if txn.open_table(STORE_META)?.get(HOLDERS_COUNTED)?.is_some() {
+        return Ok(());
+    }
+    let mut counts: HashMap<(BlobId, String), u64> = HashMap::new();
+    let mut add = |spans: &[BlobSpan], owner: &str| {
+        for span in spans.iter().filter(|s| is_file(s)) {
+            *counts.entry((span.id, owner.to_string())).or_default() += 1;
+        }
+    };
+    let mut bucket_owners = HashMap::new();
+    for row in txn.open_table(BUCKETS)?.iter()? {
+        let (name, value) = row?;
+        bucket_owners.insert(name.value().to_string(), decode::<BucketRecord>(value.value())?.owner);
+    }
+    let owner_of = |row_key: &[u8], record: &ObjectRecord| -> String {
+        let bucket = row_key.split(|b| *b == 0).next().unwrap_or_default();
+        let bucket_owner = || bucket_owners.get(String::from_utf8_lossy(bucket).as_ref()).cloned();
+        record.owner.clone().or_else(bucket_owner).unwrap_or_default()
+    };
+    for row in txn.open_table(OBJECTS)?.iter()? {
+        let (key, value) = row?;
+        let record: ObjectRecord = decode(value.value())?;
+        add(&record.blobs, &owner_of(key.value(), &record));
+    }
+    for row in txn.open_table(VERSIONS)?.iter()? {
+        let (key, value) = row?;
+        let record: ObjectRecord = decode(value.value())?;
+        add(&record.blobs, &owner_of(key.value().0, &record));
+    }
+    let uploads = txn.open_table(UPLOADS)?;
+    for row in txn.open_table(PARTS)?.iter()? {
+        let (key, value) = row?;
+        let upload_id = key.value().get(..key.value().len().saturating_sub(2)).unwrap_or_default();
+        let upload = uploads.get(String::from_utf8_lossy(upload_id).as_ref())?.map(|v| v.value().to_vec());
+        let owner = upload.map(|u| decode::<UploadRecord>(&u).map(|u| u.owner)).transpose()?.unwrap_or_default();
+        add(&[decode::<PartRecord>(value.value())?.span], &owner);
+    }
+    drop(uploads);
+    let mut holders = txn.open_table(CONTENT_HOLDERS)?;
+    holders.retain(|_, _| false)?;
+    for ((id, owner), count) in counts {
+        holders.insert((id, owner.as_str()), count)?;
+    }
+    drop(holders);
+    txn.open_table(STORE_META)?.insert(HOLDERS_COUNTED, 1)?;
+    txn.commit()?;
+    Ok(())
 }
 
 fn forget_holders(txn: &WriteTransaction, id: BlobId) -> StoreResult<()> {

@@ -25,7 +25,7 @@ use super::content::{self, HeldContent};
 use super::digest::{ChecksumAlgorithm, DigestSpec, Digests, Hashers};
 use super::layout::{fsync_dir, packed_position, BlobId};
 use super::read::{self, BlobSource, Snapshot};
-use super::schema::{BLOB_CONTENT, BLOB_REFS, INLINE_BLOBS};
+use super::schema::{BLOB_CONTENT, BLOB_REFS, CONTENT, INLINE_BLOBS};
 use super::{now_ms, Store, StoreError, StoreResult};
 
 /// Blobs looked up per read transaction.
@@ -105,24 +105,19 @@ impl Store {
     }
 
     /// Up to [`BATCH`] live blob files after `after` whose content is not
-    /// indexed: no content row, or merged into a blob since freed.
+    /// indexed (`content::needs_hashing`).
     fn unindexed_blobs(&self, after: BlobId) -> StoreResult<Vec<BlobId>> {
         let txn = self.db()?.begin_read()?;
         let (refs, indexed, inline) =
             (txn.open_table(BLOB_REFS)?, txn.open_table(BLOB_CONTENT)?, txn.open_table(INLINE_BLOBS)?);
+        let content = txn.open_table(CONTENT)?;
         let mut out = Vec::new();
         for row in refs.range(after.saturating_add(1)..)? {
             let id = row?.0.value();
             if packed_position(id).is_some() || inline.get(id)?.is_some() {
                 continue;
             }
-            let merged_into = indexed.get(id)?.map(|v| content::merged_into(v.value()));
-            let needs = match merged_into {
-                None => true,
-                Some(None) => false,
-                Some(Some(holder)) => refs.get(holder)?.is_none(),
-            };
-            if needs {
+            if content::needs_hashing(&indexed, &content, &refs, id)? {
                 out.push(id);
                 if out.len() == BATCH {
                     break;
@@ -141,10 +136,11 @@ impl Store {
         let key = content::content_key(&sha256, size);
         let held = HeldContent { id, inline: false, md5: Some(digests.md5), checksum: digests.checksum };
         let holder = self.write(move |txn| {
-            let live = txn.open_table(BLOB_REFS)?.get(id)?.is_some();
-            let done =
-                txn.open_table(BLOB_CONTENT)?.get(id)?.is_some_and(|v| content::merged_into(v.value()).is_none());
-            if !live || done {
+            let refs = txn.open_table(BLOB_REFS)?;
+            let (indexed, rows) = (txn.open_table(BLOB_CONTENT)?, txn.open_table(CONTENT)?);
+            let pending = refs.get(id)?.is_some() && content::needs_hashing(&indexed, &rows, &refs, id)?;
+            drop((refs, indexed, rows));
+            if !pending {
                 return Ok((Err(Indexed::Skipped), Vec::new()));
             }
             match content::find_live(txn, &key)? {

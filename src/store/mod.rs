@@ -660,7 +660,7 @@ fn init_tables(db: &Database) -> StoreResult<()> {
     txn.open_table(schema::BLOB_CONTENT)?;
     txn.open_table(schema::CONTENT_HOLDERS)?;
     txn.commit()?;
-    Ok(())
+    content::count_existing_holders(db)
 }
 
 #[cfg(test)]

@@ -78,6 +78,11 @@ impl Server {
         Client::new(&self.addr)
     }
 
+    /// A client of this server signing with `other`'s keys.
+    pub fn client_as(&self, other: &Client) -> Client {
+        Client { addr: self.addr.clone(), ..other.clone() }
+    }
+
     /// `kill -9`: no chance to flush or clean anything.
     pub fn kill9(mut self) {
         self.child.kill().expect("kill -9");
