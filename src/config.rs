@@ -35,6 +35,10 @@ pub enum Command {
     /// What the store holds: objects, logical and stored bytes, and the
     /// deduplication ratio; of a stopped server's folder or a running server.
     Stats(crate::stats_cli::StatsArgs),
+    /// Copy a file to or from an S3 endpoint (`tessera cp FILE s3://bucket/key`
+    /// or the reverse): multipart and parallel, resumed when run again after
+    /// an interruption, checked against the ETag.
+    Cp(crate::transfer::CpArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -14,4 +14,5 @@ pub mod s3;
 pub mod server;
 pub mod stats_cli;
 pub mod store;
+pub mod transfer;
 pub mod user_cli;

@@ -22,6 +22,15 @@ fn main() -> anyhow::Result<()> {
         Command::User(command) => tessera::user_cli::run(command),
         Command::Stats(args) => tessera::stats_cli::run(args),
         Command::Scrub(args) => scrub(&args.data),
+        Command::Cp(args) => cp(args),
+    }
+}
+
+/// Exits [`tessera::transfer::EXIT_INTERRUPTED`] when Ctrl-C paused the copy.
+fn cp(args: tessera::transfer::CpArgs) -> anyhow::Result<()> {
+    match tessera::transfer::run(args)? {
+        tessera::transfer::Outcome::Done => Ok(()),
+        tessera::transfer::Outcome::Interrupted => std::process::exit(tessera::transfer::EXIT_INTERRUPTED),
     }
 }
 

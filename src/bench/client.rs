@@ -239,17 +239,27 @@ impl S3 {
         let (headers, target) = self.signed_head(&req)?;
         let mut conn = RawConn::open(op, &self.host).await?;
         conn.write(&raw_head(req.method.as_str(), &target, &headers)).await?;
-        let (mut status, mut headers) = conn.read_head().await?;
+        // A server silent for a while gets the body anyway (RFC 9110 section
+        // 10.1.1): some never send 100 Continue. `read_head` is cancel-safe.
+        let (mut status, mut headers) = match tokio::time::timeout(CONTINUE_WAIT, conn.read_head()).await {
+            Ok(head) => head?,
+            Err(_) => (100, HeaderMap::new()),
+        };
         let continued = status == 100;
         if continued {
             conn.write_body(req.body).await?;
-            (status, headers) = conn.read_head().await?;
+            while status == 100 {
+                (status, headers) = conn.read_head().await?;
+            }
         }
         let body = conn.read_body(&headers).await?;
         Ok(RawReply { status, headers, continued, body })
     }
 }
 
+/// How long a PUT waits for `100 Continue` before sending its body anyway
+/// (botocore waits one second too).
+const CONTINUE_WAIT: Duration = Duration::from_secs(1);
 /// A response head larger than this is refused.
 const MAX_HEAD: usize = 64 * 1024;
 /// How long to wait for a response head: a server that never answers is a

@@ -7,7 +7,7 @@
 //! reads are checked with `memcmp` as they arrive, and every expected MD5 is
 //! computed before the clock starts. See docs/performance.md.
 
-mod body;
+pub(crate) mod body;
 pub(crate) mod client;
 mod cpu;
 mod dedup;

@@ -32,8 +32,10 @@ use super::{now_ms, Store, StoreError, StoreResult};
 const BATCH: usize = 256;
 /// Bytes read per step; the step between checks that the server is idle.
 const CHUNK: u64 = 4 * 1024 * 1024;
-/// How long to wait after a pass that found nothing to hash.
-const RESCAN: Duration = Duration::from_secs(30);
+/// The longest wait after a pass that found nothing to hash, when nothing
+/// was written since: a pass looks at every blob's rows, about a second
+/// per million blobs.
+const RESCAN: Duration = Duration::from_secs(300);
 
 /// Starts the background hasher: it works once no body write was admitted
 /// for `idle`.
@@ -41,21 +43,21 @@ pub fn spawn_content_hasher(store: Arc<Store>, idle: Duration) {
     let spawned = std::thread::Builder::new().name("content-hasher".into()).spawn(move || {
         let mut after = 0;
         loop {
-            let wait = match hash_some(&store, idle, after) {
+            let pass_start = now_ms();
+            match hash_some(&store, idle, after) {
                 Ok(Some(last)) => {
                     after = last;
-                    Duration::from_millis(10)
+                    std::thread::sleep(Duration::from_millis(10));
                 }
                 Ok(None) => {
                     after = 0;
-                    RESCAN.min(idle.max(Duration::from_millis(100)) * 10)
+                    store.wait_for_writes_since(pass_start, idle);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e.chain(), "background hashing failed; retried later");
-                    RESCAN
+                    std::thread::sleep(RESCAN);
                 }
-            };
-            std::thread::sleep(wait);
+            }
         }
     });
     if let Err(e) = spawned {
@@ -97,6 +99,26 @@ impl Store {
     /// Marks a body write: background hashing waits for the server to be idle.
     pub(super) fn note_write(&self) {
         self.last_write_ms.store(now_ms(), Ordering::Relaxed);
+        self.note_change();
+    }
+
+    /// Marks a change that may leave content to hash (a write, a freed blob
+    /// whose content a merged copy still holds).
+    pub(super) fn note_change(&self) {
+        self.last_change_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Returns once something changed after `since` (ms) and the server
+    /// has been idle for `idle` since, or after [`RESCAN`].
+    fn wait_for_writes_since(&self, since: i64, idle: Duration) {
+        let step = idle.clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let deadline = std::time::Instant::now() + RESCAN;
+        while std::time::Instant::now() < deadline {
+            std::thread::sleep(step);
+            if self.last_change_ms.load(Ordering::Relaxed) >= since && self.idle_for(idle) {
+                return;
+            }
+        }
     }
 
     fn idle_for(&self, idle: Duration) -> bool {

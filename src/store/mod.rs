@@ -83,6 +83,9 @@ pub struct Store {
     /// When a body write was last admitted (ms): background hashing waits
     /// for the server to be idle (`hasher.rs`).
     last_write_ms: std::sync::atomic::AtomicI64,
+    /// When a body was last written or a blob freed (ms): either may leave
+    /// content to hash, and wakes the background hasher.
+    last_change_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Store {
@@ -106,9 +109,9 @@ impl Store {
         commit_mark::check(db_seq, marked, accept_rollback)?;
         let mark = Arc::new(mark);
         let committer = Committer::start(db.clone(), space.clone(), mark.clone())?;
-        let last_write_ms = now_ms().into();
-        let store =
-            Arc::new(Store { db, layout, space, committer, mark, unlink_gate: Default::default(), last_write_ms });
+        let (last_write_ms, last_change_ms) = (now_ms().into(), now_ms().into());
+        let unlink_gate = Default::default();
+        let store = Arc::new(Store { db, layout, space, committer, mark, unlink_gate, last_write_ms, last_change_ms });
         store.unlink_dead_blobs()?;
         gc::spawn_orphan_sweep(store.clone());
         Ok(store)
@@ -574,6 +577,9 @@ impl Store {
     /// rows leave the dead-blob table in a later commit. A crash in between is
     /// harmless: start-up replays the table.
     fn free_blobs(&self, dead: Vec<BlobId>) {
+        if !dead.is_empty() {
+            self.note_change();
+        }
         // During a backup the rows stay; its end replays the table.
         if dead.is_empty() || !self.unlink_gate.open() {
             return;

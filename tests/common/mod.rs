@@ -44,8 +44,18 @@ impl Server {
     /// Starts with extra `serve` flags and stderr going to `stderr`; None if
     /// the server exits before listening (its reason is then in `stderr`).
     pub fn try_start_with(data: &Path, extra: &[&str], stderr: impl Into<Stdio>) -> Option<Server> {
+        Server::try_start_on("127.0.0.1:0", data, extra, stderr)
+    }
+
+    /// Starts listening on `listen` (a fixed address lets a restarted server
+    /// be found where its clients left it; see [`free_addr`]).
+    pub fn start_on(listen: &str, data: &Path) -> Server {
+        Server::try_start_on(listen, data, &[], Stdio::inherit()).expect("server exited before listening")
+    }
+
+    pub fn try_start_on(listen: &str, data: &Path, extra: &[&str], stderr: impl Into<Stdio>) -> Option<Server> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .args(["serve", "--listen", listen, "--data"])
             .arg(data)
             .args(extra)
             .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
@@ -487,4 +497,10 @@ pub fn assert_reads(c: &Client, path: &str, body: &[u8]) {
 /// The quoted ETag of a single-PUT body: its MD5.
 pub fn md5_etag(body: &[u8]) -> String {
     format!("\"{}\"", hex::encode(md5::Md5::digest(body)))
+}
+
+/// A loopback address no one listens on now (the port is free once the probe closes).
+pub fn free_addr() -> String {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a probe");
+    probe.local_addr().expect("probe address").to_string()
 }

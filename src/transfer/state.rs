@@ -1,0 +1,158 @@
+//! Resume files: what an interrupted transfer had finished, rewritten
+//! atomically (temp file, fsync, rename, folder fsync) after every part, so
+//! a kill at any moment leaves the previous or the next version, never a
+//! torn one. JSON, with a format version: a file of another version, or one
+//! that does not parse, is ignored and the transfer starts over.
+//!
+//! - An upload's file is `<state home>/uploads/<hash>.json` (see
+//!   [`super::state_home`]), the hash naming endpoint, bucket, key and the
+//!   source's absolute path: the source's folder may be read-only.
+//! - A download's file is `.NAME.tessera-download` beside the target, next
+//!   to the partial file `.NAME.tessera-partial` it describes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const FORMAT: u32 = 1;
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadState {
+    pub format: u32,
+    pub endpoint: String,
+    pub bucket: String,
+    pub key: String,
+    pub source: Fingerprint,
+    pub part_size: u64,
+    pub upload_id: String,
+    /// Part number -> what the server answered for it.
+    pub parts: BTreeMap<u32, DonePart>,
+}
+
+/// A source file as it was when the upload started: any change restarts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub size: u64,
+    pub mtime_s: i64,
+    pub mtime_ns: i64,
+}
+
+/// A part the server acknowledged: its ETag (hex MD5) and SHA-256 (base64).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DonePart {
+    pub etag: String,
+    pub sha256: String,
+}
+
+/// A download in progress into its partial file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadState {
+    pub format: u32,
+    pub endpoint: String,
+    pub bucket: String,
+    pub key: String,
+    /// The object's ETag and size when the download started: `If-Range`
+    /// sends the ETag, so a replaced object is never mixed into the file.
+    pub etag: String,
+    pub size: u64,
+    pub part_size: u64,
+    /// Indexes of the ranges written and flushed to the partial file.
+    pub done: BTreeSet<u64>,
+}
+
+/// The upload resume file for these ends of a copy.
+pub fn upload_path(home: &Path, endpoint: &str, bucket: &str, key: &str, source: &Path) -> PathBuf {
+    let mut hasher = Sha256::new();
+    for field in [endpoint.as_bytes(), bucket.as_bytes(), key.as_bytes(), source.as_os_str().as_encoded_bytes()] {
+        hasher.update((field.len() as u64).to_be_bytes());
+        hasher.update(field);
+    }
+    let hash = hex::encode(hasher.finalize());
+    home.join("uploads").join(format!("{}.json", hash.get(..32).unwrap_or(&hash)))
+}
+
+/// `.NAME.<suffix>` beside `target`.
+pub fn beside(target: &Path, suffix: &str) -> PathBuf {
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    target.with_file_name(format!(".{name}.{suffix}"))
+}
+
+/// The state at `path`, or `None` when there is none (or none usable).
+pub fn load<T: DeserializeOwned + HasFormat>(path: &Path) -> std::io::Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(serde_json::from_slice::<T>(&bytes).ok().filter(|s| s.format() == FORMAT)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub trait HasFormat {
+    fn format(&self) -> u32;
+}
+
+impl HasFormat for UploadState {
+    fn format(&self) -> u32 {
+        self.format
+    }
+}
+
+impl HasFormat for DownloadState {
+    fn format(&self) -> u32 {
+        self.format
+    }
+}
+
+/// Replaces `path` with `bytes`: temp file, fsync, rename, folder fsync.
+pub fn save(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Removes a resume file; one already gone is fine.
+pub fn remove(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_ignores_other_formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b.json");
+        assert_eq!(load::<UploadState>(&path).unwrap(), None);
+        let mut state = UploadState {
+            format: FORMAT,
+            endpoint: "http://h".into(),
+            bucket: "bkt".into(),
+            key: "k".into(),
+            source: Fingerprint { size: 7, mtime_s: 1, mtime_ns: 2 },
+            part_size: 5 << 20,
+            upload_id: "id".into(),
+            parts: BTreeMap::from([(3, DonePart { etag: "e".into(), sha256: "s".into() })]),
+        };
+        save(&path, &serde_json::to_vec(&state).unwrap()).unwrap();
+        assert_eq!(load::<UploadState>(&path).unwrap(), Some(state.clone()));
+        state.format = FORMAT + 1;
+        save(&path, &serde_json::to_vec(&state).unwrap()).unwrap();
+        assert_eq!(load::<UploadState>(&path).unwrap(), None);
+        save(&path, b"{not json").unwrap();
+        assert_eq!(load::<UploadState>(&path).unwrap(), None);
+        assert_eq!(beside(Path::new("/d/f.bin"), "x"), Path::new("/d/.f.bin.x"));
+    }
+}

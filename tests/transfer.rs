@@ -1,0 +1,283 @@
+//! `tessera cp` (issue 14) against a real server: instant upload of content
+//! already held, resume after a SIGKILL, a server restart, a Ctrl-C, and
+//! downloads resumed or restarted when the object changed.
+//!
+//! Files are 24 to 30 MiB with 5 MiB parts (not the 200 MiB of a real
+//! transfer) to keep the suite fast; the client is slowed down with its
+//! hidden `TESSERA_CP_TEST_PART_DELAY` so a test can interrupt it half-way,
+//! after the resume file shows finished parts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step is a failed test"
+)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_reads, field, pattern, stats, Req, Server, ACCESS_KEY, REGION, SECRET_KEY};
+use sha1::{Digest, Sha1};
+
+const MIB: usize = 1 << 20;
+const PART: &str = "5MiB";
+const DELAY: &str = "400ms";
+
+/// A `tessera cp` for `server` with the test keys, HOME in `home` (no real
+/// `~/.aws` is read; upload resume files go to `home/.local/state/tessera`).
+fn cp(addr: &str, home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.arg("cp")
+        .args(["--part-size", PART])
+        .args(args)
+        .env("HOME", home)
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("AWS_PROFILE")
+        .env_remove("TESSERA_CP_TEST_PART_DELAY")
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ENDPOINT_URL", format!("http://{addr}"))
+        .env("TESSERA_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// The same, slowed to one part at a time with a pause before each.
+fn slow_cp(addr: &str, home: &Path, args: &[&str]) -> Child {
+    let mut cmd = cp(addr, home, &[&["--concurrency", "1"], args].concat());
+    cmd.env("TESSERA_CP_TEST_PART_DELAY", DELAY).spawn().expect("start tessera cp")
+}
+
+/// Runs to success; the fields of its summary line.
+fn run_ok(mut cmd: Command) -> HashMap<String, String> {
+    summary(&expect_success(cmd.output().expect("run tessera cp")))
+}
+
+fn expect_success(out: Output) -> Output {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "tessera cp failed ({}): {err}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+/// `done k=v ...`, the last line of a run whose stdout is not a terminal.
+fn summary(out: &Output) -> HashMap<String, String> {
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    let line = stdout.lines().rev().find(|l| l.starts_with("done ")).unwrap_or_else(|| panic!("no summary: {stdout}"));
+    line.split_whitespace().skip(1).map(|kv| kv.split_once('=').unwrap()).map(|(k, v)| (k.into(), v.into())).collect()
+}
+
+fn num(summary: &HashMap<String, String>, name: &str) -> u64 {
+    summary[name].parse().unwrap_or_else(|_| panic!("{name} in {summary:?}"))
+}
+
+fn write_file(dir: &Path, name: &str, len: usize, seed: u64) -> (PathBuf, Vec<u8>) {
+    let data = pattern(len, seed);
+    let path = dir.join(name);
+    std::fs::write(&path, &data).unwrap();
+    (path, data)
+}
+
+fn sha1(data: &[u8]) -> String {
+    hex::encode(Sha1::digest(data))
+}
+
+fn make_bucket(server: &Server, bucket: &str) {
+    let resp = server.client().send(Req::new("PUT", &format!("/{bucket}")));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+}
+
+/// The upload resume files under `home`, parsed.
+fn upload_states(home: &Path) -> Vec<serde_json::Value> {
+    let dir = home.join(".local/state/tessera/uploads");
+    let files = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    let json = files.filter(|f| f.path().extension().is_some_and(|e| e == "json"));
+    json.filter_map(|f| serde_json::from_slice(&std::fs::read(f.path()).ok()?).ok()).collect()
+}
+
+fn finished_parts(home: &Path) -> usize {
+    upload_states(home).iter().map(|s| s["parts"].as_object().map_or(0, |p| p.len())).max().unwrap_or(0)
+}
+
+/// Waits until `done()` reaches `want` (or fails if the child exits first).
+fn wait_for(child: &mut Child, want: usize, done: impl Fn() -> usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = done();
+        if now >= want {
+            return now;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "tessera cp ended before {want} parts were done");
+        assert!(Instant::now() < deadline, "{now} of {want} parts after 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn kill9(mut child: Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Downloads `s3://bkt/key` with `cp` and returns its bytes.
+fn download(addr: &str, home: &Path, key: &str) -> Vec<u8> {
+    let target = home.join(format!("downloaded-{}", key.replace('/', "_")));
+    run_ok(cp(addr, home, &[&format!("s3://bkt/{key}"), target.to_str().unwrap()]));
+    std::fs::read(target).unwrap()
+}
+
+#[test]
+fn the_same_file_uploaded_again_sends_no_part_body() {
+    let (dir, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = Server::start(dir.path());
+    make_bucket(&server, "bkt");
+    let (big, data) = write_file(home.path(), "big.bin", 24 * MIB, 1);
+    let (small, small_data) = write_file(home.path(), "small.bin", MIB + 7, 2);
+    let first = run_ok(cp(&server.addr, home.path(), &[big.to_str().unwrap(), "s3://bkt/one"]));
+    assert_eq!((num(&first, "parts"), num(&first, "sent"), num(&first, "skipped_parts")), (5, 24 * MIB as u64, 0));
+    run_ok(cp(&server.addr, home.path(), &[small.to_str().unwrap(), "s3://bkt/small-one"]));
+    let before = field(&stats(dir.path()), "stored_bytes");
+
+    let second = run_ok(cp(&server.addr, home.path(), &[big.to_str().unwrap(), "s3://bkt/two"]));
+    assert_eq!((num(&second, "sent"), num(&second, "skipped_parts"), num(&second, "instant_parts")), (0, 5, 5));
+    assert_eq!(second["etag"], first["etag"], "{second:?}");
+    let small_again = run_ok(cp(&server.addr, home.path(), &[small.to_str().unwrap(), "s3://bkt/small-two"]));
+    assert_eq!((num(&small_again, "sent"), num(&small_again, "instant_parts")), (0, 1));
+    assert_eq!(field(&stats(dir.path()), "stored_bytes"), before, "the second uploads stored nothing new");
+
+    let c = server.client();
+    for (key, body) in [("one", &data), ("two", &data), ("small-one", &small_data), ("small-two", &small_data)] {
+        assert_reads(&c, &format!("/bkt/{key}"), body);
+    }
+    assert!(upload_states(home.path()).is_empty(), "a completed upload leaves no resume file");
+}
+
+/// Kills the client after `at_least` parts; reruns it; checks the object
+/// and that the parts finished before the kill were not sent again.
+fn resume_after_kill(addr: &str, home: &Path, source: &Path, data: &[u8], key: &str, finished: usize) {
+    let rerun = run_ok(cp(addr, home, &[source.to_str().unwrap(), &format!("s3://bkt/{key}")]));
+    let resumed = num(&rerun, "resumed_parts");
+    assert!(resumed >= finished as u64, "{finished} parts were finished at the interruption: {rerun:?}");
+    let part = 5 * MIB as u64;
+    assert!(num(&rerun, "sent") <= data.len() as u64 - resumed * part, "resumed parts were sent again: {rerun:?}");
+    assert_eq!(sha1(&download(addr, home, key)), sha1(data));
+    assert!(upload_states(home).is_empty(), "a completed upload leaves no resume file");
+}
+
+#[test]
+fn an_upload_killed_half_way_resumes_without_resending_finished_parts() {
+    let (dir, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = Server::start(dir.path());
+    make_bucket(&server, "bkt");
+    let (source, data) = write_file(home.path(), "f.bin", 30 * MIB, 3);
+    let mut child = slow_cp(&server.addr, home.path(), &[source.to_str().unwrap(), "s3://bkt/k"]);
+    let finished = wait_for(&mut child, 2, || finished_parts(home.path()));
+    kill9(child);
+    assert!(finished_parts(home.path()) < 6, "killed before the end");
+    resume_after_kill(&server.addr, home.path(), &source, &data, "k", finished);
+}
+
+#[test]
+fn an_upload_resumes_after_the_server_restarted() {
+    let (dir, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let addr = common::free_addr();
+    let server = Server::start_on(&addr, dir.path());
+    make_bucket(&server, "bkt");
+    let (source, data) = write_file(home.path(), "f.bin", 30 * MIB, 4);
+    let mut child = slow_cp(&addr, home.path(), &[source.to_str().unwrap(), "s3://bkt/k"]);
+    let finished = wait_for(&mut child, 2, || finished_parts(home.path()));
+    kill9(child);
+    assert!(server.terminate().success());
+    let _server = Server::start_on(&addr, dir.path());
+    resume_after_kill(&addr, home.path(), &source, &data, "k", finished);
+}
+
+#[test]
+fn an_upload_rides_out_a_server_restart_in_its_middle() {
+    let (dir, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let addr = common::free_addr();
+    let server = Server::start_on(&addr, dir.path());
+    make_bucket(&server, "bkt");
+    let (source, data) = write_file(home.path(), "f.bin", 30 * MIB, 5);
+    let mut child = slow_cp(&addr, home.path(), &[source.to_str().unwrap(), "s3://bkt/k"]);
+    wait_for(&mut child, 2, || finished_parts(home.path()));
+    assert!(server.terminate().success());
+    // Down for longer than the pause between parts: the client meets a closed port.
+    std::thread::sleep(Duration::from_millis(1000));
+    let server = Server::start_on(&addr, dir.path());
+    expect_success(child.wait_with_output().unwrap());
+    assert_reads(&server.client(), "/bkt/k", &data);
+}
+
+/// The download's resume file beside `target`, parsed.
+fn ranges_done(target: &Path) -> usize {
+    let state = target.with_file_name(format!(".{}.tessera-download", target.file_name().unwrap().to_str().unwrap()));
+    let json: Option<serde_json::Value> = std::fs::read(state).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    json.and_then(|j| j["done"].as_array().map(Vec::len)).unwrap_or(0)
+}
+
+/// Starts a slow download to `target` and kills it after 2 ranges.
+fn interrupted_download(addr: &str, home: &Path, target: &Path) -> usize {
+    let mut child = slow_cp(addr, home, &["s3://bkt/k", target.to_str().unwrap()]);
+    let done = wait_for(&mut child, 2, || ranges_done(target));
+    kill9(child);
+    assert!(!target.exists(), "nothing at the target before the download is complete");
+    done
+}
+
+#[test]
+fn a_download_resumes_and_restarts_when_the_object_was_replaced() {
+    let (dir, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = Server::start(dir.path());
+    make_bucket(&server, "bkt");
+    let (first, first_data) = write_file(home.path(), "first.bin", 30 * MIB, 6);
+    run_ok(cp(&server.addr, home.path(), &[first.to_str().unwrap(), "s3://bkt/k"]));
+
+    let target = home.path().join("got.bin");
+    let done = interrupted_download(&server.addr, home.path(), &target);
+    let rerun = run_ok(cp(&server.addr, home.path(), &["s3://bkt/k", target.to_str().unwrap()]));
+    assert!(num(&rerun, "resumed_parts") >= done as u64, "{rerun:?}");
+    assert!(num(&rerun, "sent") <= (30 * MIB - done * 5 * MIB) as u64, "{rerun:?}");
+    assert_eq!(sha1(&std::fs::read(&target).unwrap()), sha1(&first_data));
+    let leftovers: Vec<_> = std::fs::read_dir(home.path()).unwrap().flatten().map(|f| f.file_name()).collect();
+    assert!(!leftovers.iter().any(|n| n.to_string_lossy().contains("tessera-")), "{leftovers:?}");
+
+    // Replaced while the download is paused: the rerun starts over.
+    let target = home.path().join("got-again.bin");
+    interrupted_download(&server.addr, home.path(), &target);
+    // Same size, so only the ETag tells the objects apart.
+    let (second, second_data) = write_file(home.path(), "second.bin", 30 * MIB, 7);
+    run_ok(cp(&server.addr, home.path(), &[second.to_str().unwrap(), "s3://bkt/k"]));
+    let rerun = run_ok(cp(&server.addr, home.path(), &["s3://bkt/k", target.to_str().unwrap()]));
+    assert_eq!((num(&rerun, "restarts"), num(&rerun, "resumed_parts")), (1, 0), "{rerun:?}");
+    assert_eq!(sha1(&std::fs::read(&target).unwrap()), sha1(&second_data), "the new object, never a mix");
+}
+
+#[test]
+fn ctrl_c_pauses_an_upload_and_the_same_command_resumes_it() {
+    let (dir, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = Server::start(dir.path());
+    make_bucket(&server, "bkt");
+    let (source, data) = write_file(home.path(), "f.bin", 30 * MIB, 8);
+    let mut child = slow_cp(&server.addr, home.path(), &[source.to_str().unwrap(), "s3://bkt/k"]);
+    wait_for(&mut child, 1, || finished_parts(home.path()));
+    let sigint = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sigint.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("run the same command again to resume"), "{stderr}");
+    let finished = finished_parts(home.path());
+    assert!((1..6).contains(&finished), "{finished} parts recorded at the pause");
+    resume_after_kill(&server.addr, home.path(), &source, &data, "k", finished);
+}
