@@ -1,7 +1,16 @@
 //! Downloads: ranged GETs in parallel into `.NAME.tessera-partial` beside
 //! the target, each range written and flushed before the resume file
-//! `.NAME.tessera-download` records it; checked (size, and the MD5 of a
-//! single-part object against its ETag) and renamed into place at the end.
+//! `.NAME.tessera-download` records it (with its MD5); checked against the
+//! ETag and renamed into place at the end.
+//!
+//! The ETag check: a single-part object's ETag is the MD5 of its bytes; a
+//! multipart object's is the MD5 of its parts' MD5s, `-`, their number.
+//! So a multipart object is fetched in ranges that are its parts (their
+//! size from `HEAD ?partNumber=1`, up to [`MAX_ALIGNED_RANGE`]) and the
+//! ranges' MD5s give the ETag without reading the file again. Parts of
+//! unequal sizes are found with one HEAD per part and the file re-read; a
+//! server that does not describe parts leaves only the size checked, and
+//! `cp` says so.
 //!
 //! Every GET carries `If-Range` with the ETag the download started with: a
 //! replaced object answers with the whole new object instead of the range
@@ -9,8 +18,7 @@
 //! download also starts over when HeadObject shows another ETag or size.
 //! So the file is never a mix of two objects.
 
-use std::collections::{BTreeSet, VecDeque};
-use std::io::Read;
+use std::collections::{BTreeMap, VecDeque};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +35,9 @@ use super::{Ctx, Outcome};
 
 /// Starting over more often than this means the object keeps changing.
 const MAX_RESTARTS: u64 = 3;
+/// The largest object part fetched as one range (memory: this times
+/// `--concurrency`); larger parts are fetched in `--part-size` ranges.
+const MAX_ALIGNED_RANGE: u64 = 64 << 20;
 
 /// The files of one download.
 struct Files<'a> {
@@ -60,6 +71,7 @@ async fn fetch_until_done(
 ) -> anyhow::Result<Outcome> {
     loop {
         let (size, etag) = ops::head(ctx, bucket, key).await.with_context(|| format!("s3://{bucket}/{key}"))?;
+        let part_size = range_size(ctx, (bucket, key), &etag).await;
         let fresh = DownloadState {
             format: state::FORMAT,
             endpoint: ctx.endpoint.clone(),
@@ -67,8 +79,8 @@ async fn fetch_until_done(
             key: key.to_string(),
             etag,
             size,
-            part_size: ctx.part_size,
-            done: BTreeSet::new(),
+            part_size,
+            done: BTreeMap::new(),
         };
         let (state, file) = open(files, fresh, progress)?;
         let job = Job { ctx, bucket, key, files, file: Arc::new(file), changed: AtomicBool::new(false) };
@@ -89,6 +101,29 @@ async fn fetch_until_done(
     }
 }
 
+/// The object's part size when it is a multipart object of parts no
+/// larger than [`MAX_ALIGNED_RANGE`], else `--part-size`.
+async fn range_size(ctx: &Ctx, at: (&str, &str), etag: &str) -> u64 {
+    if parts_in_etag(etag).is_none() {
+        return ctx.part_size;
+    }
+    match ops::head_part(ctx, at, etag, 1).await {
+        Some((len, _)) if (1..=MAX_ALIGNED_RANGE).contains(&len) => len,
+        _ => ctx.part_size,
+    }
+}
+
+/// `N` of a multipart ETag `<32 hex>-N`.
+fn parts_in_etag(etag: &str) -> Option<u32> {
+    let (md5, parts) = etag.split_once('-')?;
+    (md5.len() == 32 && md5.bytes().all(|b| b.is_ascii_hexdigit())).then_some(())?;
+    parts.parse().ok()
+}
+
+fn is_md5(etag: &str) -> bool {
+    etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 fn ranges(state: &DownloadState) -> u64 {
     state.size.div_ceil(state.part_size)
 }
@@ -102,7 +137,8 @@ fn open(files: &Files, fresh: DownloadState, progress: &Progress) -> anyhow::Res
         let partial_ok = std::fs::metadata(&files.partial).is_ok_and(|m| m.len() == fresh.size);
         if old == (DownloadState { done: old.done.clone(), ..fresh.clone() }) && partial_ok {
             let file = std::fs::OpenOptions::new().write(true).read(true).open(&files.partial)?;
-            for &range in &old.done {
+            let old = still_there(&file, old)?;
+            for &range in old.done.keys() {
                 progress.part(range + 1, range_len(&old, range), How::Resumed);
             }
             return Ok((old, file));
@@ -124,6 +160,28 @@ fn open(files: &Files, fresh: DownloadState, progress: &Progress) -> anyhow::Res
     file.set_len(fresh.size)?;
     state::save(&files.state, &serde_json::to_vec(&fresh)?)?;
     Ok((fresh, file))
+}
+
+/// The state without the ranges whose bytes in the partial file no longer
+/// have the MD5 recorded for them (the file was changed while paused):
+/// those are fetched again. The ETag check trusts the recorded MD5s.
+fn still_there(file: &std::fs::File, mut state: DownloadState) -> anyhow::Result<DownloadState> {
+    let mut buf = Vec::new();
+    let mut changed = Vec::new();
+    for (&range, md5) in &state.done {
+        buf.resize(usize::try_from(range_len(&state, range))?, 0);
+        file.read_exact_at(&mut buf, range * state.part_size)?;
+        if hex::encode(Md5::digest(&buf)) != *md5 {
+            changed.push(range);
+        }
+    }
+    if !changed.is_empty() {
+        eprintln!("tessera cp: {} finished ranges changed on disk while paused; fetching them again", changed.len());
+    }
+    for range in changed {
+        state.done.remove(&range);
+    }
+    Ok(state)
 }
 
 fn range_len(state: &DownloadState, range: u64) -> u64 {
@@ -149,7 +207,7 @@ struct Job<'a> {
 impl Job<'_> {
     /// Fetches the missing ranges; the state as far as it got.
     async fn fetch(&self, state: DownloadState, progress: &Progress) -> anyhow::Result<DownloadState> {
-        let todo: VecDeque<u64> = (0..ranges(&state)).filter(|r| !state.done.contains(r)).collect();
+        let todo: VecDeque<u64> = (0..ranges(&state)).filter(|r| !state.done.contains_key(r)).collect();
         let shared = tokio::sync::Mutex::new(state);
         let share = &shared;
         pool::run(self.ctx, todo, |range| async move { self.fetch_range(share, range, progress).await }).await?;
@@ -176,9 +234,13 @@ impl Job<'_> {
         };
         let file = self.file.clone();
         // Flushed before the state says it is there: a crash never records unwritten bytes.
-        tokio::task::spawn_blocking(move || file.write_all_at(&bytes, start).and_then(|()| file.sync_data())).await??;
+        let md5 = tokio::task::spawn_blocking(move || {
+            let md5 = hex::encode(Md5::digest(&bytes));
+            file.write_all_at(&bytes, start).and_then(|()| file.sync_data()).map(|()| md5)
+        })
+        .await??;
         let mut state = shared.lock().await;
-        state.done.insert(range);
+        state.done.insert(range, md5);
         let json = serde_json::to_vec(&*state)?;
         let path = self.files.state.clone();
         tokio::task::spawn_blocking(move || state::save(&path, &json)).await??;
@@ -189,41 +251,101 @@ impl Job<'_> {
 
     /// Checks the partial file, renames it into place, removes the state.
     async fn finish(&self, state: &DownloadState, progress: &Progress) -> anyhow::Result<Outcome> {
-        let (file, files, expected) = (self.file.clone(), self.files, state.clone());
-        let partial = files.partial.clone();
-        let checked = tokio::task::spawn_blocking(move || verify(&file, &expected)).await?;
-        if let Err(e) = checked {
-            discard(files)?;
-            return Err(e.context(format!("{} removed; the download starts over when run again", partial.display())));
+        let partial = &self.files.partial;
+        match self.check(state).await {
+            Ok(Checked::Etag) => {}
+            Ok(Checked::SizeOnly) => {
+                eprintln!("tessera cp: the server does not describe the object's parts: only its size was checked")
+            }
+            Err(e) => {
+                discard(self.files)?;
+                let again = format!("{} removed; the download starts over when run again", partial.display());
+                return Err(e.context(again));
+            }
         }
-        std::fs::rename(&files.partial, files.target)
-            .with_context(|| format!("renaming into {}", files.target.display()))?;
-        let dir = files.target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || file.sync_all()).await??;
+        std::fs::rename(partial, self.files.target)
+            .with_context(|| format!("renaming into {}", self.files.target.display()))?;
+        let dir = self.files.target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::File::open(dir)?.sync_all()?;
-        state::remove(&files.state)?;
+        state::remove(&self.files.state)?;
         progress.finish(state.size, &state.etag);
         Ok(Outcome::Done)
     }
+
+    /// The size, then the content against the ETag (see the module doc).
+    async fn check(&self, state: &DownloadState) -> anyhow::Result<Checked> {
+        let len = self.file.metadata()?.len();
+        anyhow::ensure!(len == state.size, "integrity: {len} bytes downloaded, the object has {}", state.size);
+        let etag = state.etag.as_str();
+        let md5s = || state.done.values().map(|m| hex_md5(m)).collect::<anyhow::Result<Vec<_>>>();
+        let got = if is_md5(etag) {
+            match state.done.len() {
+                1 => md5s()?.first().map(hex::encode).unwrap_or_default(),
+                _ => hex::encode(self.md5s_of(vec![state.size]).await?.concat()),
+            }
+        } else if let Some(parts) = parts_in_etag(etag) {
+            let aligned = u64::from(parts) == ranges(state);
+            match aligned.then(|| md5s().map(|m| ops::multipart_etag(&m))).transpose()? {
+                Some(got) if got == etag => got,
+                _ => match self.part_lens(state, parts).await {
+                    Some(lens) => ops::multipart_etag(&self.md5s_of(lens).await?),
+                    None => return Ok(Checked::SizeOnly),
+                },
+            }
+        } else {
+            return Ok(Checked::SizeOnly);
+        };
+        anyhow::ensure!(got == etag, "integrity: the data gives the ETag \"{got}\", the object's is \"{etag}\"");
+        Ok(Checked::Etag)
+    }
+
+    /// Every part's length, one HEAD each; `None` if the server does not
+    /// tell or the lengths do not add up to the object's size.
+    async fn part_lens(&self, state: &DownloadState, parts: u32) -> Option<Vec<u64>> {
+        let mut lens = Vec::with_capacity(usize::try_from(parts).ok()?);
+        for number in 1..=parts {
+            let (len, count) = ops::head_part(self.ctx, (self.bucket, self.key), &state.etag, number).await?;
+            (count == parts).then_some(())?;
+            lens.push(len);
+        }
+        (lens.iter().sum::<u64>() == state.size).then_some(lens)
+    }
+
+    /// The MD5s of consecutive pieces of the file, of lengths `lens`.
+    async fn md5s_of(&self, lens: Vec<u64>) -> anyhow::Result<Vec<[u8; 16]>> {
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut offset = 0u64;
+            lens.iter()
+                .map(|&len| {
+                    let mut hasher = Md5::new();
+                    let mut left = len;
+                    while left > 0 {
+                        let n = usize::try_from(left.min(buf.len() as u64))?;
+                        let chunk = buf.get_mut(..n).unwrap_or_default();
+                        file.read_exact_at(chunk, offset)?;
+                        hasher.update(&*chunk);
+                        (offset, left) = (offset + n as u64, left - n as u64);
+                    }
+                    Ok(hasher.finalize().into())
+                })
+                .collect()
+        })
+        .await?
+    }
 }
 
-/// The size, and for a single-part object (an ETag of 32 hex digits) the
-/// MD5; then the file is made durable. A multipart ETag (`..-N`) is not an
-/// MD5 of the content: only the size is checked.
-fn verify(file: &std::fs::File, state: &DownloadState) -> anyhow::Result<()> {
-    let len = file.metadata()?.len();
-    anyhow::ensure!(len == state.size, "integrity: {len} bytes downloaded, the object has {}", state.size);
-    if state.etag.len() == 32 && state.etag.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut hasher = Md5::new();
-        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = reader.read(&mut buf)?;
-            let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else { break };
-            hasher.update(chunk);
-        }
-        let md5 = hex::encode(hasher.finalize());
-        anyhow::ensure!(md5 == state.etag, "integrity: the data's MD5 is {md5}, the object's ETag \"{}\"", state.etag);
-    }
-    file.sync_all()?;
-    Ok(())
+/// How far [`Job::check`] could check a download.
+enum Checked {
+    Etag,
+    SizeOnly,
+}
+
+fn hex_md5(text: &str) -> anyhow::Result<[u8; 16]> {
+    let mut md5 = [0u8; 16];
+    hex::decode_to_slice(text, &mut md5).context("a range MD5 in the resume file")?;
+    Ok(md5)
 }

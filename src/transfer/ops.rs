@@ -247,6 +247,22 @@ pub async fn head(ctx: &Ctx, bucket: &str, key: &str) -> Result<(u64, String), E
     Ok((size, etag.trim().trim_matches('"').to_string()))
 }
 
+/// One part of a multipart object as `HEAD ?partNumber=N` describes it:
+/// its length and the object's number of parts. `None` when the server
+/// does not tell (not a multipart object, or no `partNumber` support).
+pub async fn head_part(ctx: &Ctx, (bucket, key): (&str, &str), etag: &str, number: u32) -> Option<(u64, u32)> {
+    let response = retry(|| {
+        let req = Request::new("HeadObject", Method::HEAD, bucket, Some(key)).query("partNumber", number.to_string());
+        ctx.s3.call(req.header("if-match", format!("\"{etag}\"")))
+    })
+    .await
+    .ok()?;
+    let headers = response.headers();
+    let len = header(headers, "content-length")?.trim().parse().ok()?;
+    let count = header(headers, "x-amz-mp-parts-count")?.trim().parse().ok()?;
+    Some((len, count))
+}
+
 /// What a ranged GET found.
 pub enum Got {
     Bytes(Bytes),

@@ -10,7 +10,7 @@
 //! - A download's file is `.NAME.tessera-download` beside the target, next
 //!   to the partial file `.NAME.tessera-partial` it describes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// A multipart upload in progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,8 +61,9 @@ pub struct DownloadState {
     pub etag: String,
     pub size: u64,
     pub part_size: u64,
-    /// Indexes of the ranges written and flushed to the partial file.
-    pub done: BTreeSet<u64>,
+    /// The ranges written and flushed to the partial file: index -> the
+    /// hex MD5 of the range's bytes.
+    pub done: BTreeMap<u64, String>,
 }
 
 /// The upload resume file for these ends of a copy.
