@@ -39,6 +39,12 @@ pub enum Command {
     /// or the reverse): multipart and parallel, resumed when run again after
     /// an interruption, checked against the ETag.
     Cp(crate::transfer::CpArgs),
+    /// List buckets, or the objects under `s3://bucket/prefix`.
+    Ls(crate::transfer::LsArgs),
+    /// Make a bucket: `tessera mb s3://bucket`.
+    Mb(crate::transfer::MbArgs),
+    /// Remove an object, or with `--recursive` every object under a prefix.
+    Rm(crate::transfer::RmArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -9,6 +9,7 @@ use tessera::admin::ServerInfo;
 use tessera::config::{root_credentials, Cli, Command, CredentialsOrigin, ServeConfig};
 use tessera::s3::AppState;
 use tessera::store::Store;
+use tessera::transfer::Companion;
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -23,6 +24,9 @@ fn main() -> anyhow::Result<()> {
         Command::Stats(args) => tessera::stats_cli::run(args),
         Command::Scrub(args) => scrub(&args.data),
         Command::Cp(args) => cp(args),
+        Command::Ls(args) => tessera::transfer::run_companion(Companion::Ls(args)),
+        Command::Mb(args) => tessera::transfer::run_companion(Companion::Mb(args)),
+        Command::Rm(args) => tessera::transfer::run_companion(Companion::Rm(args)),
     }
 }
 

@@ -31,10 +31,13 @@ const DELAY: &str = "400ms";
 /// A `tessera cp` for `server` with the test keys, HOME in `home` (no real
 /// `~/.aws` is read; upload resume files go to `home/.local/state/tessera`).
 fn cp(addr: &str, home: &Path, args: &[&str]) -> Command {
+    tessera(addr, home, &[&["cp", "--part-size", PART], args].concat())
+}
+
+/// `tessera ARGS` with the environment of [`cp`].
+fn tessera(addr: &str, home: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    cmd.arg("cp")
-        .args(["--part-size", PART])
-        .args(args)
+    cmd.args(args)
         .env("HOME", home)
         .env_remove("XDG_STATE_HOME")
         .env_remove("AWS_PROFILE")
@@ -384,4 +387,47 @@ fn a_download_corrupted_in_transit_fails_loudly_and_leaves_no_file() {
         // Through a clean connection the same command succeeds.
         assert_eq!(sha1(&download(&server.addr, home.path(), key)), sha1(&data));
     }
+}
+
+/// Runs a `tessera` companion command (`ls`, `mb`, `rm`) to success; its stdout.
+fn companion(addr: &str, home: &Path, args: &[&str]) -> String {
+    let out = tessera(addr, home, args).output().unwrap();
+    String::from_utf8(expect_success(out).stdout).unwrap()
+}
+
+#[test]
+fn folders_go_up_and_come_back_and_ls_mb_rm_manage_them() {
+    let (dir, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = Server::start(dir.path());
+    let addr = server.addr.clone();
+    assert!(companion(&addr, home.path(), &["mb", "s3://tree"]).contains("make_bucket: tree"));
+    let src = home.path().join("src");
+    std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
+    let files = [("a.txt", pattern(10, 1)), ("sub/b.bin", pattern(12 * MIB, 2)), ("sub/deeper/c", Vec::new())];
+    for (name, data) in &files {
+        std::fs::write(src.join(name), data).unwrap();
+    }
+    run_ok(cp(&addr, home.path(), &["--recursive", src.to_str().unwrap(), "s3://tree/backup"]));
+
+    let top = companion(&addr, home.path(), &["ls", "s3://tree/backup/"]);
+    assert!(top.contains("PRE backup/sub/") && top.contains(" 10 backup/a.txt"), "{top}");
+    let all = companion(&addr, home.path(), &["ls", "--recursive", "s3://tree/backup"]);
+    let keys: Vec<&str> = all.lines().filter_map(|l| l.split_whitespace().last()).collect();
+    assert_eq!(keys, ["backup/a.txt", "backup/sub/b.bin", "backup/sub/deeper/c"], "{all}");
+    assert!(companion(&addr, home.path(), &["ls"]).contains(" tree"));
+
+    // A hostile key must not write outside the target folder.
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/tree/backup/..%2F..%2Fescaped").body(b"x")).status, 200);
+    let out = home.path().join("out/inner");
+    run_ok(cp(&addr, home.path(), &["--recursive", "s3://tree/backup/", out.to_str().unwrap()]));
+    for (name, data) in &files {
+        assert_eq!(std::fs::read(out.join(name)).unwrap(), *data, "{name}");
+    }
+    assert!(!home.path().join("escaped").exists() && !home.path().join("out/escaped").exists());
+
+    let removed = companion(&addr, home.path(), &["rm", "--recursive", "s3://tree/backup"]);
+    assert_eq!(removed.lines().count(), 4, "{removed}");
+    assert_eq!(companion(&addr, home.path(), &["ls", "--recursive", "s3://tree"]), "");
+    assert_eq!(c.send(Req::new("DELETE", "/tree")).status, 204, "the bucket is empty");
 }

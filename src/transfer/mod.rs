@@ -16,6 +16,7 @@
 //! The S3 client is the benchmark's (`bench::client`): SigV4 over hyper,
 //! plus the raw HTTP/1.1 PUT that really waits for `100 Continue`.
 
+mod companions;
 mod creds;
 mod download;
 mod location;
@@ -23,6 +24,7 @@ mod ops;
 mod pool;
 mod progress;
 pub mod state;
+mod tree;
 mod upload;
 
 use std::path::PathBuf;
@@ -33,6 +35,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+pub use companions::{EndpointArgs, LsArgs, MbArgs, RmArgs};
 pub use creds::{profile_keys, Credentials};
 pub use location::Location;
 
@@ -54,9 +57,12 @@ pub struct CpArgs {
     /// Where to: `s3://bucket/key` (a key ending in `/` takes the file's
     /// name), or a local file or folder.
     pub dest: String,
-    /// The S3 endpoint (http:// only).
-    #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://127.0.0.1:9000")]
-    pub endpoint: String,
+    /// Copy a folder to a prefix (`DIR s3://bucket/prefix/`), or every
+    /// object under a prefix to a folder, one file after the other.
+    #[arg(long)]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub remote: EndpointArgs,
     /// Bytes per part of a multipart upload, and per ranged GET of a
     /// download (`8MiB`, `8M`, `16777216`; 5 MiB to 5 GiB). Larger uploads
     /// go in parts, smaller in one PutObject.
@@ -110,9 +116,7 @@ pub fn run(args: CpArgs) -> anyhow::Result<Outcome> {
     let (source, dest) = (Location::parse(&args.source)?, Location::parse(&args.dest)?);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let creds = Credentials::resolve()?;
-        let endpoint = args.endpoint.trim_end_matches('/').to_string();
-        let s3 = S3::new(&endpoint, &creds.access_key, &creds.secret_key, &creds.region)?;
+        let (s3, endpoint) = connect(&args.remote)?;
         let stop = Arc::new(AtomicBool::new(false));
         tokio::spawn(pause_on_ctrl_c(stop.clone()));
         let ctx = Ctx {
@@ -123,16 +127,56 @@ pub fn run(args: CpArgs) -> anyhow::Result<Outcome> {
             part_delay: args.test_part_delay,
             stop,
         };
-        match (source, dest) {
-            (Location::Local(path), Location::Remote { bucket, key }) => {
+        match (source, dest, args.recursive) {
+            (Location::Local(path), Location::Remote { bucket, key }, false) => {
                 let key = location::key_for(&key, &path)?;
                 upload::upload(&ctx, &path, &bucket, &key).await
             }
-            (Location::Remote { bucket, key }, Location::Local(path)) => {
+            (Location::Remote { bucket, key }, Location::Local(path), false) => {
                 let path = location::target_for(path, &key);
                 download::download(&ctx, &bucket, &key, &path).await
             }
+            (Location::Local(dir), Location::Remote { bucket, key }, true) => {
+                tree::upload_tree(&ctx, &dir, &bucket, &key).await
+            }
+            (Location::Remote { bucket, key }, Location::Local(dir), true) => {
+                tree::download_tree(&ctx, &bucket, &key, &dir).await
+            }
             _ => anyhow::bail!("copy a local file to s3://bucket/key, or s3://bucket/key to a local file"),
+        }
+    })
+}
+
+/// The client for `--endpoint` (no trailing `/`) with the usual AWS credentials.
+fn connect(remote: &EndpointArgs) -> anyhow::Result<(S3, String)> {
+    let creds = Credentials::resolve()?;
+    let endpoint = remote.endpoint.trim_end_matches('/').to_string();
+    let s3 = S3::new(&endpoint, &creds.access_key, &creds.secret_key, &creds.region)?;
+    Ok((s3, endpoint))
+}
+
+/// `tessera ls`, `mb` and `rm`.
+#[derive(Debug, Clone)]
+pub enum Companion {
+    Ls(LsArgs),
+    Mb(MbArgs),
+    Rm(RmArgs),
+}
+
+/// Runs `tessera ls`, `mb` or `rm`.
+pub fn run_companion(command: Companion) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let remote = match &command {
+            Companion::Ls(args) => &args.remote,
+            Companion::Mb(args) => &args.remote,
+            Companion::Rm(args) => &args.remote,
+        };
+        let (s3, _) = connect(remote)?;
+        match &command {
+            Companion::Ls(args) => companions::ls(&s3, args).await,
+            Companion::Mb(args) => companions::mb(&s3, args).await,
+            Companion::Rm(args) => companions::rm(&s3, args).await,
         }
     })
 }
