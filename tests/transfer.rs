@@ -431,3 +431,26 @@ fn folders_go_up_and_come_back_and_ls_mb_rm_manage_them() {
     assert_eq!(companion(&addr, home.path(), &["ls", "--recursive", "s3://tree"]), "");
     assert_eq!(c.send(Req::new("DELETE", "/tree")).status, 204, "the bucket is empty");
 }
+
+#[test]
+fn an_upload_the_server_no_longer_has_starts_over_cleanly() {
+    let (dir, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = Server::start(dir.path());
+    make_bucket(&server, "bkt");
+    let (source, data) = write_file(home.path(), "f.bin", 30 * MIB, 12);
+    let mut child = slow_cp(&server.addr, home.path(), &[source.to_str().unwrap(), "s3://bkt/k"]);
+    wait_for(&mut child, 2, || finished_parts(home.path()));
+    kill9(child);
+    let upload = upload_states(home.path())[0]["upload_id"].as_str().unwrap().to_string();
+    let c = server.client();
+    let q = format!("uploadId={upload}");
+    assert_eq!(c.send(Req::new("DELETE", "/bkt/k").query(&q)).status, 204, "aborted behind the client's back");
+
+    let out = expect_success(cp(&server.addr, home.path(), &[source.to_str().unwrap(), "s3://bkt/k"]).output().unwrap());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no longer has the upload; starting over"), "{stderr}");
+    let rerun = summary(&out);
+    assert_eq!((num(&rerun, "resumed_parts"), num(&rerun, "sent")), (0, 30 * MIB as u64), "{rerun:?}");
+    assert_reads(&c, "/bkt/k", &data);
+    assert!(upload_states(home.path()).is_empty());
+}
