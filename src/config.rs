@@ -19,6 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the S3 API.
+    #[command(after_help = SERVE_HELP)]
     Serve(ServeConfig),
     /// Measure an S3 endpoint (throughput, latency, small objects, listing) and this machine's limits.
     Bench(crate::bench::BenchArgs),
@@ -47,6 +48,19 @@ pub enum Command {
     Rm(crate::transfer::RmArgs),
 }
 
+/// The end of `tessera serve --help`: what is not a flag.
+const SERVE_HELP: &str = "\
+Root credentials:
+  TESSERA_ACCESS_KEY and TESSERA_SECRET_KEY (both, or neither) set the root key pair.
+  Without them, the pair stored in DATA/root-credentials (mode 0600) is used; at the
+  first start it is generated, stored there and printed once.
+
+Environment:
+  TESSERA_LOG            log filter (default `info`; e.g. `debug`, `tessera=debug`)
+  TESSERA_BODY_TIMEOUT   same as --body-timeout
+
+More users: `tessera user add NAME --data DATA`. Docs: README.md, docs/.";
+
 #[derive(Debug, Clone, Args)]
 pub struct ScrubArgs {
     /// Data folder of a stopped server.
@@ -56,8 +70,9 @@ pub struct ScrubArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:9000")]
+    /// Address to listen on: `HOST:PORT`, `:PORT` for every interface, or
+    /// a name such as `localhost:9000` (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:9000", value_parser = parse_listen)]
     pub listen: SocketAddr,
     /// Data folder: metadata database and blob files.
     #[arg(long, default_value = "./tessera-data")]
@@ -98,6 +113,19 @@ pub struct ServeConfig {
     /// it. One real day; tests shorten it (e.g. `2s`) to see rules applied.
     #[arg(long, default_value = "1d", value_parser = positive_duration, hide = true)]
     pub lifecycle_day: std::time::Duration,
+}
+
+/// `HOST:PORT` (an IP address or a name, resolved once; IPv4 first), or
+/// `:PORT` for every interface, as Go servers such as MinIO accept it.
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Some(port) = text.strip_prefix(':') {
+        let port: u16 = port.parse().map_err(|_| format!("`{text}`: not a port"))?;
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    let addrs: Vec<SocketAddr> = text.to_socket_addrs().map_err(|e| format!("`{text}`: {e}"))?.collect();
+    let v4 = addrs.iter().find(|a| a.is_ipv4());
+    v4.or(addrs.first()).copied().ok_or_else(|| format!("`{text}`: the name has no address"))
 }
 
 /// A humantime duration (`30s`, `2m`) greater than zero.
@@ -219,4 +247,28 @@ fn random_text(len: usize, alphabet: &[u8]) -> io::Result<String> {
     // Both alphabets divide 256 unevenly only slightly (36) or not at all (64):
     // the bias of the 36-letter access key id is irrelevant, it is not a secret.
     Ok(bytes.iter().map(|b| alphabet[usize::from(*b) % alphabet.len()] as char).collect())
+}
+
+/// The user this process runs as, for messages about permissions:
+/// `uid 1000 (alice)`.
+pub fn process_user() -> String {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let mut entry = std::mem::MaybeUninit::<libc::passwd>::uninit();
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is to memory owned here and live for the call;
+    // `buf.len()` is its size. On success `found` points to `entry`, whose
+    // strings point into `buf`, both still alive when read below.
+    let name = unsafe {
+        let rc = libc::getpwuid_r(uid, entry.as_mut_ptr(), buf.as_mut_ptr(), buf.len(), &mut found);
+        match rc == 0 && !found.is_null() {
+            true => Some(std::ffi::CStr::from_ptr((*found).pw_name).to_string_lossy().into_owned()),
+            false => None,
+        }
+    };
+    match name {
+        Some(name) => format!("uid {uid} ({name})"),
+        None => format!("uid {uid}"),
+    }
 }

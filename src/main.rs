@@ -15,6 +15,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().command {
         Command::Serve(config) => serve(config),
@@ -70,8 +71,16 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
     raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let store = Store::open_with(&config.data, config.accept_db_rollback)
-            .with_context(|| format!("opening data folder {}", config.data.display()))?;
+        // The port first: a port in use must change nothing on disk.
+        let listener =
+            tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let store = Store::open_with(&config.data, config.accept_db_rollback).map_err(|e| {
+            let context = format!("opening data folder {}", config.data.display());
+            match e.io_kind() == Some(std::io::ErrorKind::PermissionDenied) {
+                true => anyhow::Error::new(e).context(format!("{context} as {}", tessera::config::process_user())),
+                false => anyhow::Error::new(e).context(context),
+            }
+        })?;
         tessera::store::spawn_upload_reaper(store.clone(), config.abort_incomplete_after);
         tessera::store::spawn_lifecycle_reaper(store.clone(), config.lifecycle_day);
         if !config.hash_after_idle.is_zero() {
@@ -81,8 +90,6 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
             tessera::store::spawn_scrubber(store.clone(), config.scrub_interval, config.scrub_rate);
         }
         let creds = root_credentials(&store.layout().credentials_path()).context("loading root credentials")?;
-        let listener =
-            tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
         let info = ServerInfo { listen: addr, region: config.region.clone() };
         info.announce(store.layout()).context("writing server-info")?;

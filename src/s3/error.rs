@@ -25,7 +25,9 @@ impl From<crate::store::StoreError> for S3Error {
             }
             StoreError::StorageFull => S3Error::new(S3ErrorCode::StorageFull),
             StoreError::Unavailable => S3Error::new(S3ErrorCode::ServiceUnavailable),
-            e @ (StoreError::Internal { .. } | StoreError::RolledBack { .. }) => S3Error::internal(e),
+            e @ (StoreError::Internal { .. } | StoreError::RolledBack { .. } | StoreError::InUse(_)) => {
+                S3Error::internal(e)
+            }
         }
     }
 }

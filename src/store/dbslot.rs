@@ -42,7 +42,10 @@ pub struct DbSlot {
 
 impl DbSlot {
     pub fn open(path: PathBuf) -> Result<DbSlot, StoreError> {
-        let db = open_db(&path).map_err(|e| StoreError::caused("cannot open it", e))?;
+        let db = open_db(&path).map_err(|e| match e {
+            DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.display().to_string()),
+            e => StoreError::caused("cannot open it", e),
+        })?;
         Ok(DbSlot { path, current: RwLock::new(Some(Arc::new(db))) })
     }
 

@@ -52,6 +52,9 @@ pub enum StoreError {
         #[source]
         cause: Option<Cause>,
     },
+    /// At start-up: another process holds the database's lock.
+    #[error("{0} is in use: another Tessera is probably running on this data folder")]
+    InUse(String),
     /// At start-up: the database is older than commits already acknowledged.
     #[error(
         "meta.redb is at commit {database} but commit {acknowledged} was acknowledged to clients: the database \
@@ -99,6 +102,14 @@ impl StoreError {
     /// This error with its causes, for a log line.
     pub fn chain(&self) -> Chain<'_> {
         Chain(self)
+    }
+
+    /// The kind of the I/O error underneath, if that is what failed.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            StoreError::Internal { cause: Some(cause), .. } => cause.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+            _ => None,
+        }
     }
 
     /// A storage failure with nothing underneath (a broken invariant, a

@@ -98,12 +98,14 @@ impl Store {
     /// [`Store::open`]; with `accept_rollback`, a database found behind the
     /// commits already acknowledged (see `commit_mark.rs`) is served anyway.
     pub fn open_with(root: &Path, accept_rollback: bool) -> StoreResult<Arc<Store>> {
-        let layout = Layout::create(root)?;
+        let layout = Layout::create(root).map_err(|e| StoreError::caused(format!("creating {}", root.display()), e))?;
+        // The database's lock first: a second server started on this folder
+        // must stop here, before it empties the first one's `tmp/`.
+        let (db, db_seq) = open_database(&layout.db_path())?;
         for entry in fs::read_dir(layout.tmp_dir())? {
             fs::remove_file(entry?.path())?;
         }
         let space = Arc::new(Space::open(&layout)?);
-        let (db, db_seq) = open_database(&layout.db_path())?;
         let db = Arc::new(db);
         let (mark, marked) = CommitMark::open(&layout.commit_mark_path())?;
         commit_mark::check(db_seq, marked, accept_rollback)?;
