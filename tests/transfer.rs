@@ -446,11 +446,27 @@ fn an_upload_the_server_no_longer_has_starts_over_cleanly() {
     let q = format!("uploadId={upload}");
     assert_eq!(c.send(Req::new("DELETE", "/bkt/k").query(&q)).status, 204, "aborted behind the client's back");
 
-    let out = expect_success(cp(&server.addr, home.path(), &[source.to_str().unwrap(), "s3://bkt/k"]).output().unwrap());
+    let out =
+        expect_success(cp(&server.addr, home.path(), &[source.to_str().unwrap(), "s3://bkt/k"]).output().unwrap());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no longer has the upload; starting over"), "{stderr}");
     let rerun = summary(&out);
     assert_eq!((num(&rerun, "resumed_parts"), num(&rerun, "sent")), (0, 30 * MIB as u64), "{rerun:?}");
     assert_reads(&c, "/bkt/k", &data);
     assert!(upload_states(home.path()).is_empty());
+}
+
+#[test]
+fn paths_relative_to_the_current_folder_work_both_ways() {
+    let (dir, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = Server::start(dir.path());
+    make_bucket(&server, "bkt");
+    let (_, data) = write_file(home.path(), "rel.bin", 12 * MIB, 13);
+    let mut up = cp(&server.addr, home.path(), &["rel.bin", "s3://bkt/rel"]);
+    up.current_dir(home.path());
+    run_ok(up);
+    let mut down = cp(&server.addr, home.path(), &["s3://bkt/rel", "back.bin"]);
+    down.current_dir(home.path());
+    run_ok(down);
+    assert_eq!(sha1(&std::fs::read(home.path().join("back.bin")).unwrap()), sha1(&data));
 }

@@ -455,7 +455,7 @@ impl Writeback {
 /// return. A hint only (durability still comes from the fsync), so failure
 /// is ignored.
 #[cfg(target_os = "linux")]
-fn start_writeback(file: &File, offset: u64, len: u64) {
+pub fn start_writeback(file: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
     // SAFETY: plain integer arguments on a descriptor `file` keeps open.
@@ -463,7 +463,7 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+pub fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
 #[cfg(test)]
 #[path = "blob_tests.rs"]

@@ -25,6 +25,7 @@
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use redb::WriteTransaction;
 
 use super::commit_mark::{self, CommitMark};
@@ -108,8 +109,26 @@ enum Msg {
     Stop(SyncSender<()>),
 }
 
+/// What the group-commit thread measures (served as metrics).
+pub struct CommitMetrics {
+    /// Writes per commit.
+    pub batch_writes: Histogram,
+    /// Seconds per commit, fsync included.
+    pub seconds: Histogram,
+}
+
+impl Default for CommitMetrics {
+    fn default() -> Self {
+        CommitMetrics {
+            batch_writes: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+        }
+    }
+}
+
 pub struct Committer {
     jobs: Mutex<Sender<Msg>>,
+    pub metrics: Arc<CommitMetrics>,
     /// Dead blobs whose files are unlinked; their rows go in the next batch.
     forgotten: Arc<Mutex<Vec<BlobId>>>,
 }
@@ -119,9 +138,11 @@ impl Committer {
         let (tx, rx) = mpsc::channel::<Msg>();
         let forgotten = Arc::new(Mutex::new(Vec::new()));
         let pending = forgotten.clone();
-        let thread = move || run(&Target { db, space, mark }, &rx, &pending);
+        let metrics = Arc::new(CommitMetrics::default());
+        let observed = metrics.clone();
+        let thread = move || run(&Target { db, space, mark, metrics: observed }, &rx, &pending);
         std::thread::Builder::new().name("group-commit".into()).spawn(thread)?;
-        Ok(Committer { jobs: Mutex::new(tx), forgotten })
+        Ok(Committer { jobs: Mutex::new(tx), metrics, forgotten })
     }
 
     /// Runs `f` in the next batch; returns its result once the batch is durable.
@@ -245,6 +266,7 @@ struct Target {
     db: Arc<DbSlot>,
     space: Arc<Space>,
     mark: Arc<CommitMark>,
+    metrics: Arc<CommitMetrics>,
 }
 
 fn run(target: &Target, rx: &Receiver<Msg>, forgotten: &Mutex<Vec<BlobId>>) {
@@ -309,6 +331,7 @@ fn commit_batch(target: &Target, jobs: Vec<Job>, forgotten: &Mutex<Vec<BlobId>>)
         poisoned |= poison;
         finishers.push(finish);
     }
+    let started = std::time::Instant::now();
     let end = if poisoned {
         let _ = txn.abort();
         heal(target);
@@ -316,6 +339,8 @@ fn commit_batch(target: &Target, jobs: Vec<Job>, forgotten: &Mutex<Vec<BlobId>>)
     } else {
         commit(target, txn)
     };
+    target.metrics.seconds.observe(started.elapsed().as_secs_f64());
+    target.metrics.batch_writes.observe(finishers.len() as f64);
     for finish in finishers {
         finish(end.clone());
     }

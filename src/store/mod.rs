@@ -37,6 +37,7 @@ pub mod schema;
 pub mod scrub;
 mod space;
 pub mod stats;
+pub use stats::Stats;
 mod txn;
 mod version_list;
 pub use version_list::{VersionEntry, VersionPage, VersionQuery};
@@ -54,7 +55,7 @@ use redb::{Database, ReadableTable, WriteTransaction};
 
 use blob::{NewBlob, PublishedFile, StagedBlob};
 use commit::Committer;
-pub use commit::{Settled, WriteError};
+pub use commit::{CommitMetrics, Settled, WriteError};
 use dbslot::DbSlot;
 use layout::{BlobId, Layout};
 pub use list::{ListEntry, ListPage, ListQuery};
@@ -232,6 +233,38 @@ impl Store {
         T: Send + 'static,
     {
         self.commit_freeing(move |txn| Ok(f(txn)?))
+    }
+
+    /// What the group commit measures (batch sizes, commit time).
+    pub fn commit_metrics(&self) -> &Arc<CommitMetrics> {
+        &self.committer.metrics
+    }
+
+    /// Free bytes of the data folder's file system (for an unprivileged writer).
+    pub fn disk_free(&self) -> std::io::Result<u64> {
+        self.space.free_bytes()
+    }
+
+    /// Why the store cannot take writes now, if it cannot: the database
+    /// unavailable (being reopened), the data folder not writable, or the
+    /// disk full. For the readiness probe; touches the disk (a probe file).
+    pub fn not_ready(&self) -> Option<String> {
+        if let Err(e) = self.db() {
+            return Some(format!("metadata database: {e}"));
+        }
+        if self.space.is_full() {
+            return Some("the disk is full: writes are refused until space is freed".into());
+        }
+        if self.space.free_is_low() {
+            let reserve = self.space.reserve_bytes();
+            return Some(format!("less than {reserve} bytes free (the reserve kept for deletes)"));
+        }
+        let probe = self.layout.tmp_dir().join(".ready-probe");
+        let written = fs::write(&probe, b"ok").and_then(|()| fs::remove_file(&probe));
+        if let Err(e) = written {
+            return Some(format!("data folder {} not writable: {e}", self.layout.root().display()));
+        }
+        None
     }
 
     fn commit_freeing<T, E, F>(&self, f: F) -> Result<T, E>

@@ -131,6 +131,16 @@ impl Space {
         fs_stats(&self.root).is_ok_and(|s| s.free < self.size)
     }
 
+    /// Free bytes of the file system, for an unprivileged writer.
+    pub fn free_bytes(&self) -> io::Result<u64> {
+        fs_stats(&self.root).map(|s| s.free)
+    }
+
+    /// Whether writes are refused for want of space (full mode).
+    pub fn is_full(&self) -> bool {
+        self.full.load(Ordering::Acquire)
+    }
+
     /// The size of the reserve: the room kept for deletes to commit.
     pub fn reserve_bytes(&self) -> u64 {
         self.size

@@ -25,6 +25,9 @@ pub struct Stats {
     pub delete_markers: u64,
     /// Parts of multipart uploads not yet completed or aborted.
     pub upload_parts: u64,
+    /// Their bytes.
+    #[serde(default)]
+    pub upload_bytes: u64,
     /// The sizes of every object, version and part, as clients wrote them.
     pub logical_bytes: u64,
     /// The bytes kept for them: each distinct blob once.
@@ -73,6 +76,7 @@ impl Store {
         for row in txn.open_table(PARTS)?.iter()? {
             let part: PartRecord = decode(row?.1.value())?;
             stats.upload_parts += 1;
+            stats.upload_bytes += part.span.size;
             stats.add(&[part.span], &mut blobs);
         }
         // A blob merged into another (its file a hard link to the other's,

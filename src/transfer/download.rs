@@ -158,7 +158,7 @@ fn open(files: &Files, fresh: DownloadState, progress: &Progress) -> anyhow::Res
         .open(&files.partial)
         .with_context(|| format!("creating {}", files.partial.display()))?;
     file.set_len(fresh.size)?;
-    state::save(&files.state, &serde_json::to_vec(&fresh)?)?;
+    state::save(&files.state, &serde_json::to_vec(&fresh)?, state::Flush::No)?;
     Ok((fresh, file))
 }
 
@@ -233,17 +233,22 @@ impl Job<'_> {
             }
         };
         let file = self.file.clone();
-        // Flushed before the state says it is there: a crash never records unwritten bytes.
+        // Not flushed one by one: a resumed download checks every range it
+        // finds recorded against its MD5 (`still_there`), so a range lost in
+        // a crash is fetched again; writeback starts now, so the one fsync at
+        // the end has little left to wait for.
         let md5 = tokio::task::spawn_blocking(move || {
             let md5 = hex::encode(Md5::digest(&bytes));
-            file.write_all_at(&bytes, start).and_then(|()| file.sync_data()).map(|()| md5)
+            file.write_all_at(&bytes, start)?;
+            crate::store::blob::start_writeback(&file, start, bytes.len() as u64);
+            std::io::Result::Ok(md5)
         })
         .await??;
         let mut state = shared.lock().await;
         state.done.insert(range, md5);
         let json = serde_json::to_vec(&*state)?;
         let path = self.files.state.clone();
-        tokio::task::spawn_blocking(move || state::save(&path, &json)).await??;
+        tokio::task::spawn_blocking(move || state::save(&path, &json, state::Flush::No)).await??;
         drop(state);
         progress.part(range + 1, len, How::Sent);
         Ok(true)

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::Ctx;
 use crate::bench::body::ReqBody;
-use crate::bench::client::{read_doc, Error, RawReply, Request};
+use crate::bench::client::{read_doc, Error, Request};
 use crate::bench::xml;
 
 /// Tries per request; the waits between them double from [`FIRST_WAIT`]
@@ -65,7 +65,6 @@ pub fn is_status_code(e: &Error, code: &str) -> bool {
 /// One part (or a whole small file) read into memory and hashed.
 pub struct Body {
     pub bytes: Bytes,
-    pub md5: [u8; 16],
     pub sha256: [u8; 32],
 }
 
@@ -75,51 +74,70 @@ impl Body {
     }
 }
 
-/// Reads and hashes `len` bytes at `offset` off the reactor.
+/// Reads and hashes (SHA-256) `len` bytes at `offset` off the reactor.
 pub async fn read_body(file: Arc<std::fs::File>, offset: u64, len: u64) -> anyhow::Result<Body> {
     tokio::task::spawn_blocking(move || {
         let mut buf = vec![0u8; usize::try_from(len)?];
         file.read_exact_at(&mut buf, offset)?;
-        let md5: [u8; 16] = Md5::digest(&buf).into();
         let sha256: [u8; 32] = Sha256::digest(&buf).into();
-        Ok(Body { bytes: Bytes::from(buf), md5, sha256 })
+        Ok(Body { bytes: Bytes::from(buf), sha256 })
     })
     .await?
 }
 
-/// PUTs `body` with its SHA-256 and `Expect: 100-continue`; checks the
-/// ETag is its MD5. `Ok(true)` when the server completed it from content
-/// it held, never reading the body.
-pub async fn put_body(ctx: &Ctx, make: impl Fn() -> Request, body: &Body) -> Result<bool, Error> {
+/// What the server answered for a body.
+pub struct Stored {
+    /// The ETag, unquoted.
+    pub etag: String,
+    /// Completed from content the server held, its body never read.
+    pub instant: bool,
+}
+
+/// PUTs `body` with its SHA-256 and `Expect: 100-continue`, and checks the
+/// server stored these bytes: a server that takes `x-amz-checksum-sha256`
+/// verifies the body against it (or refuses it with `BadDigest`) and echoes
+/// it; one that does not is checked by its ETag, the body's MD5 (computed
+/// only then: MD5 is the costliest hash here).
+pub async fn put_body(ctx: &Ctx, make: impl Fn() -> Request, body: &Body) -> Result<Stored, Error> {
     let checksum = body.sha256_base64();
-    retry(|| {
+    let reply = retry(|| {
         let req = make().header("x-amz-checksum-sha256", checksum.clone()).body(ReqBody::full(body.bytes.clone()));
         async move {
             let op = req.op;
             let reply = ctx.s3.send_expecting_continue(req).await?;
-            check_put(op, &reply, &body.md5)
+            match reply.status {
+                200 => Ok(reply),
+                status => {
+                    let code = xml::texts(&reply.body, "Code").next().unwrap_or_default();
+                    Err(Error::Status { op, status, code })
+                }
+            }
         }
     })
-    .await
-}
-
-fn check_put(op: &'static str, reply: &RawReply, md5: &[u8; 16]) -> Result<bool, Error> {
-    if reply.status != 200 {
-        let code = xml::texts(&reply.body, "Code").next().unwrap_or_default();
-        return Err(Error::Status { op, status: reply.status, code });
+    .await?;
+    let op = "PutObject";
+    let etag = header(&reply.headers, "etag").unwrap_or_default().trim().trim_matches('"').to_string();
+    match header(&reply.headers, "x-amz-checksum-sha256") {
+        Some(echoed) if echoed.trim() == checksum => {}
+        Some(echoed) => {
+            return Err(Error::invalid(
+                op,
+                format!("integrity: the server's SHA-256 is {echoed}, the data's {checksum}"),
+            ))
+        }
+        None => {
+            let bytes = body.bytes.clone();
+            let md5 = tokio::task::spawn_blocking(move || hex::encode(Md5::digest(&bytes)))
+                .await
+                .map_err(|e| Error::invalid(op, format!("hashing: {e}")))?;
+            check_etag_text(op, &etag, &md5)?;
+        }
     }
-    check_etag(op, &reply.headers, &hex::encode(md5))?;
-    Ok(header(&reply.headers, INSTANT_HEADER) == Some("true"))
+    Ok(Stored { etag, instant: header(&reply.headers, INSTANT_HEADER) == Some("true") })
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// The reply's ETag must be `want`: a mismatch means the bytes stored are
-/// not the bytes read here, and is never retried.
-pub fn check_etag(op: &'static str, headers: &HeaderMap, want: &str) -> Result<(), Error> {
-    check_etag_text(op, header(headers, "etag").unwrap_or_default(), want)
 }
 
 pub fn check_etag_text(op: &'static str, got: &str, want: &str) -> Result<(), Error> {
@@ -136,6 +154,16 @@ pub fn multipart_etag(md5s: &[[u8; 16]]) -> String {
         hasher.update(md5);
     }
     format!("{}-{}", hex::encode(hasher.finalize()), md5s.len())
+}
+
+/// A composite SHA-256 checksum as S3 gives a multipart object: the
+/// SHA-256 of the parts' SHA-256s, base64, `-`, their number.
+pub fn composite_sha256(parts: &[[u8; 32]]) -> String {
+    let mut hasher = Sha256::new();
+    for sha in parts {
+        hasher.update(sha);
+    }
+    format!("{}-{}", BASE64.encode(hasher.finalize()), parts.len())
 }
 
 /// CreateMultipartUpload asking for SHA-256 part checksums; the upload id.
@@ -199,12 +227,19 @@ pub struct CompletedPart<'a> {
     pub sha256: &'a str,
 }
 
-/// CompleteMultipartUpload; checks the object's ETag is `want`.
+/// What the object must come out as: its ETag, and its composite SHA-256
+/// when the server reports one.
+pub struct Expected {
+    pub etag: String,
+    pub sha256: String,
+}
+
+/// CompleteMultipartUpload; checks the object's ETag and checksum.
 pub async fn complete(
     ctx: &Ctx,
     (bucket, key, id): (&str, &str, &str),
     parts: &[CompletedPart<'_>],
-    want: &str,
+    want: &Expected,
 ) -> Result<(), Error> {
     let mut doc = String::with_capacity(parts.len() * 140 + 64);
     doc.push_str("<CompleteMultipartUpload>");
@@ -221,12 +256,20 @@ pub async fn complete(
         ctx.s3.call_doc(req.body(ReqBody::full(doc.clone())))
     })
     .await?;
+    let op = "CompleteMultipartUpload";
     // S3 may answer 200 and put the error in the body.
     if let Some(code) = xml::texts(&reply, "Code").next() {
-        return Err(Error::Status { op: "CompleteMultipartUpload", status: 200, code });
+        return Err(Error::Status { op, status: 200, code });
     }
     let etag = xml::texts(&reply, "ETag").next().unwrap_or_default();
-    check_etag_text("CompleteMultipartUpload", &etag, want)
+    check_etag_text(op, &etag, &want.etag)?;
+    let sum = xml::texts(&reply, "ChecksumSHA256").next();
+    match sum {
+        Some(sum) if sum.trim() != want.sha256 => {
+            Err(Error::invalid(op, format!("integrity: the object's SHA-256 is {sum}, the data's {}", want.sha256)))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// AbortMultipartUpload, once: an upload left behind is reaped by the server.

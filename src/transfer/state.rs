@@ -1,7 +1,7 @@
 //! Resume files: what an interrupted transfer had finished, rewritten
-//! atomically (temp file, fsync, rename, folder fsync) after every part, so
-//! a kill at any moment leaves the previous or the next version, never a
-//! torn one. JSON, with a format version: a file of another version, or one
+//! atomically (temp file, rename) after every part, so a kill at any moment
+//! leaves the previous or the next version, never a torn one; an upload's
+//! is also fsynced (the parts it names are acknowledged by the server). JSON, with a format version: a file of another version, or one
 //! that does not parse, is ignored and the transfer starts over.
 //!
 //! - An upload's file is `<state home>/uploads/<hash>.json` (see
@@ -108,16 +108,33 @@ impl HasFormat for DownloadState {
     }
 }
 
-/// Replaces `path` with `bytes`: temp file, fsync, rename, folder fsync.
-pub fn save(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+/// Whether a save waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// fsync the file and its folder: the state survives a power loss.
+    Yes,
+    /// Rename only: a crash leaves the old or the new file, a power loss
+    /// maybe neither (the transfer then starts over). For states whose
+    /// records are checked again when resumed (downloads).
+    No,
+}
+
+/// Replaces `path` with `bytes`: temp file, rename (with `Flush::Yes`, the
+/// file fsynced before and the folder after).
+pub fn save(path: &Path, bytes: &[u8], flush: Flush) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(bytes)?;
-    file.sync_all()?;
+    if flush == Flush::Yes {
+        file.sync_all()?;
+    }
     std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    match flush {
+        Flush::Yes => std::fs::File::open(dir)?.sync_all(),
+        Flush::No => Ok(()),
+    }
 }
 
 /// Removes a resume file; one already gone is fine.
@@ -147,12 +164,12 @@ mod tests {
             upload_id: "id".into(),
             parts: BTreeMap::from([(3, DonePart { etag: "e".into(), sha256: "s".into() })]),
         };
-        save(&path, &serde_json::to_vec(&state).unwrap()).unwrap();
+        save(&path, &serde_json::to_vec(&state).unwrap(), Flush::Yes).unwrap();
         assert_eq!(load::<UploadState>(&path).unwrap(), Some(state.clone()));
         state.format = FORMAT + 1;
-        save(&path, &serde_json::to_vec(&state).unwrap()).unwrap();
+        save(&path, &serde_json::to_vec(&state).unwrap(), Flush::Yes).unwrap();
         assert_eq!(load::<UploadState>(&path).unwrap(), None);
-        save(&path, b"{not json").unwrap();
+        save(&path, b"{not json", Flush::No).unwrap();
         assert_eq!(load::<UploadState>(&path).unwrap(), None);
         assert_eq!(beside(Path::new("/d/f.bin"), "x"), Path::new("/d/.f.bin.x"));
     }

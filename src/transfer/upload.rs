@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use http::Method;
 
 use super::ops::{self, CompletedPart};
@@ -60,9 +62,9 @@ async fn put_whole(
     progress: &Progress,
 ) -> anyhow::Result<Outcome> {
     let body = ops::read_body(source.file.clone(), 0, source.print.size).await?;
-    let instant = ops::put_body(ctx, || Request::new("PutObject", Method::PUT, bucket, Some(key)), &body).await?;
-    progress.part(1, source.print.size, if instant { How::Instant } else { How::Sent });
-    progress.finish(source.print.size, &hex::encode(body.md5));
+    let stored = ops::put_body(ctx, || Request::new("PutObject", Method::PUT, bucket, Some(key)), &body).await?;
+    progress.part(1, source.print.size, if stored.instant { How::Instant } else { How::Sent });
+    progress.finish(source.print.size, &stored.etag);
     Ok(Outcome::Done)
 }
 
@@ -157,7 +159,7 @@ impl Job<'_> {
     async fn save(&self, state: &UploadState) -> anyhow::Result<()> {
         let bytes = serde_json::to_vec(state)?;
         let path = self.state_path.clone();
-        tokio::task::spawn_blocking(move || state::save(&path, &bytes)).await??;
+        tokio::task::spawn_blocking(move || state::save(&path, &bytes, state::Flush::Yes)).await??;
         Ok(())
     }
 
@@ -196,27 +198,32 @@ impl Job<'_> {
                 .query("partNumber", number.to_string())
                 .query("uploadId", id.clone())
         };
-        let instant = ops::put_body(self.ctx, make, &body).await?;
+        let stored = ops::put_body(self.ctx, make, &body).await?;
         let mut state = shared.state.lock().await;
-        state.parts.insert(number, DonePart { etag: hex::encode(body.md5), sha256: body.sha256_base64() });
+        state.parts.insert(number, DonePart { etag: stored.etag, sha256: body.sha256_base64() });
         self.save(&state).await?;
         drop(state);
-        progress.part(u64::from(number), len, if instant { How::Instant } else { How::Sent });
+        progress.part(u64::from(number), len, if stored.instant { How::Instant } else { How::Sent });
         Ok(())
     }
 
-    /// CompleteMultipartUpload with every part; the ETag must be the one
-    /// computed from the parts' MD5s. The resume file goes only then.
+    /// CompleteMultipartUpload with every part; the object's ETag must be
+    /// the one the parts' ETags give, and its SHA-256 (when the server
+    /// reports it) the one the parts' SHA-256s give. The resume file goes
+    /// only then.
     async fn complete(&self, state: &UploadState, progress: &Progress) -> anyhow::Result<Outcome> {
         let mut md5s = Vec::with_capacity(state.parts.len());
+        let mut shas = Vec::with_capacity(state.parts.len());
         let mut parts = Vec::with_capacity(state.parts.len());
         for (number, done) in &state.parts {
             let mut md5 = [0u8; 16];
-            hex::decode_to_slice(&done.etag, &mut md5).context("a part ETag in the resume file")?;
+            hex::decode_to_slice(&done.etag, &mut md5).context("a part ETag that is not an MD5")?;
             md5s.push(md5);
+            let sha = BASE64.decode(&done.sha256).ok().and_then(|s| <[u8; 32]>::try_from(s).ok());
+            shas.push(sha.context("a part SHA-256 in the resume file")?);
             parts.push(CompletedPart { number: *number, etag: &done.etag, sha256: &done.sha256 });
         }
-        let want = ops::multipart_etag(&md5s);
+        let want = ops::Expected { etag: ops::multipart_etag(&md5s), sha256: ops::composite_sha256(&shas) };
         let completed = ops::complete(self.ctx, (self.bucket, self.key, &state.upload_id), &parts, &want).await;
         if let Err(e @ Error::Invalid { .. }) = completed {
             // The object exists now, and is not the source: nothing to resume.
@@ -226,7 +233,7 @@ impl Job<'_> {
         }
         completed?;
         state::remove(&self.state_path)?;
-        progress.finish(self.source.print.size, &want);
+        progress.finish(self.source.print.size, &want.etag);
         Ok(Outcome::Done)
     }
 }
