@@ -15,7 +15,7 @@ ALL_SCENARIOS=(awscli-v2 awscli-v1 boto3 presigned rclone s3cmd js-sdk rust-sdk
     multipart-awscli-v2 multipart-awscli-v1 multipart-boto3 resume-upload multipart-rclone
     multipart-s3cmd multipart-js-sdk multipart-rust-sdk resume-download
     versioning-boto3 versioning-awscli versioning-rclone versioning-js-sdk tagging-boto3 acl-boto3 dedup-boto3
-    instant-boto3 crash-boto3)
+    instant-boto3 cp-tessera crash-boto3)
 TIMEOUT="${S3T_TIMEOUT:-900}" # seconds per scenario
 LOGS="$(mktemp -d "${TMPDIR:-/tmp}/tessera-compat-logs.XXXXXX")"
 trap 'rm -rf "$LOGS"' EXIT
@@ -53,7 +53,7 @@ install_clients() {
     # scripts use. Some scenarios use aws-cli v2 to look at what another client did.
     local apt_pkgs=()
     wants awscli-v2 multipart-awscli-v2 multipart-rclone multipart-s3cmd resume-download versioning-awscli \
-        versioning-rclone acl-boto3 dedup-boto3 instant-boto3 &&
+        versioning-rclone acl-boto3 dedup-boto3 instant-boto3 cp-tessera &&
         [[ ! -x /usr/bin/aws ]] && apt_pkgs+=(awscli)
     wants rclone multipart-rclone versioning-rclone && ! command -v rclone >/dev/null && apt_pkgs+=(rclone)
     wants s3cmd multipart-s3cmd && ! command -v s3cmd >/dev/null && apt_pkgs+=(s3cmd)

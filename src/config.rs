@@ -48,6 +48,13 @@ pub enum Command {
     Rm(crate::transfer::RmArgs),
 }
 
+/// How log lines are written (`serve --log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// The end of `tessera serve --help`: what is not a flag.
 const SERVE_HELP: &str = "\
 Root credentials:
@@ -58,6 +65,12 @@ Root credentials:
 Environment:
   TESSERA_LOG            log filter (default `info`; e.g. `debug`, `tessera=debug`)
   TESSERA_BODY_TIMEOUT   same as --body-timeout
+  TESSERA_METRICS_TOKEN  same as --metrics-token
+
+Health and metrics (no signature needed): GET /_tessera/health/live,
+/_tessera/health/ready (503 with the reason when writes would fail) and
+/_tessera/metrics (Prometheus). One access line per request is logged at the
+`info` level (target tessera::access).
 
 More users: `tessera user add NAME --data DATA`. Docs: README.md, docs/.";
 
@@ -104,6 +117,14 @@ pub struct ServeConfig {
     /// `RequestTimeout` and its connection closed, freeing all it held.
     #[arg(long, env = "TESSERA_BODY_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
     pub body_timeout: std::time::Duration,
+    /// With it, `GET /_tessera/metrics` answers only requests with
+    /// `Authorization: Bearer <token>`; without it, anyone who reaches the
+    /// port may read the metrics.
+    #[arg(long, env = "TESSERA_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Log lines as text, or as one JSON object per line for collectors.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     /// Serve a metadata database found older than the commits already
     /// acknowledged to clients (after a corrupted header or a lost write),
     /// instead of refusing to start. See docs/reliability.md.

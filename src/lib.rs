@@ -4,12 +4,14 @@
 //! names the operation, `s3` handles it, `store` keeps metadata in redb and
 //! bytes in immutable blob files. See docs/architecture.md.
 
+pub mod access_log;
 pub mod admin;
 pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod s3;
 pub mod server;
 pub mod stats_cli;

@@ -6,18 +6,19 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use tessera::admin::ServerInfo;
-use tessera::config::{root_credentials, Cli, Command, CredentialsOrigin, ServeConfig};
+use tessera::config::{root_credentials, Cli, Command, CredentialsOrigin, LogFormat, ServeConfig};
 use tessera::s3::AppState;
 use tessera::store::Store;
 use tessera::transfer::Companion;
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let format = match &cli.command {
+        Command::Serve(config) => config.log_format,
+        _ => LogFormat::Text,
+    };
+    init_logs(format);
+    match cli.command {
         Command::Serve(config) => serve(config),
         Command::Bench(args) => bench(args),
         Command::Backup(args) => tessera::admin::backup(args),
@@ -28,6 +29,17 @@ fn main() -> anyhow::Result<()> {
         Command::Ls(args) => tessera::transfer::run_companion(Companion::Ls(args)),
         Command::Mb(args) => tessera::transfer::run_companion(Companion::Mb(args)),
         Command::Rm(args) => tessera::transfer::run_companion(Companion::Rm(args)),
+    }
+}
+
+/// Logs to stderr, filtered by `TESSERA_LOG` (default `info`): text, in
+/// colour only on a terminal, or one JSON object per line.
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
     }
 }
 
@@ -102,7 +114,10 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
             access_key: creds.access_key.clone(),
             secret_key: creds.secret_key.clone(),
             body_timeout: config.body_timeout,
+            metrics: Arc::new(tessera::metrics::Metrics::new(&closing)),
+            metrics_token: config.metrics_token.clone(),
         });
+        log_configuration(&config, addr);
         let mut out = std::io::stdout().lock();
         writeln!(out, "Access key: {}", creds.access_key)?;
         match creds.origin {
@@ -129,6 +144,25 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// The version and the effective configuration, secrets left out.
+fn log_configuration(config: &ServeConfig, addr: std::net::SocketAddr) {
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        listen = %addr,
+        data = %config.data.display(),
+        region = %config.region,
+        domain = config.domain.as_deref().unwrap_or(""),
+        abort_incomplete_after = %humantime::format_duration(config.abort_incomplete_after),
+        scrub_interval = %humantime::format_duration(config.scrub_interval),
+        scrub_rate = config.scrub_rate,
+        hash_after_idle = %humantime::format_duration(config.hash_after_idle),
+        body_timeout = %humantime::format_duration(config.body_timeout),
+        metrics_token = config.metrics_token.is_some(),
+        accept_db_rollback = config.accept_db_rollback,
+        "tessera starting"
+    );
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

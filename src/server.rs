@@ -3,8 +3,9 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
@@ -16,12 +17,14 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
+use crate::access_log::{self, Facts, Finished};
 use crate::auth::verify::{is_unsigned, verify, AuthContext, VerifiedRequest};
 use crate::http::body::{self, Body};
 use crate::http::route::{route, virtual_host_bucket};
 use crate::http::send_deadline::SendDeadline;
 use crate::s3::admin;
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
+use crate::s3::probes::{self, probe_op};
 use crate::s3::xml::XmlWriter;
 use crate::s3::{dispatch, AppState, Principal, S3Request};
 use crate::store::users::UserRecord;
@@ -45,13 +48,13 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     // A 4 KiB response must not wait for the client's delayed ACK.
                     let _ = stream.set_nodelay(true);
                     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
                     let stream = SendDeadline::new(stream, state.body_timeout);
                     let state = state.clone();
-                    let service = service_fn(move |req| handle(state.clone(), req));
+                    let service = service_fn(move |req| handle(state.clone(), peer, req));
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -77,22 +80,33 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
     }
 }
 
-async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let (started, in_flight) = (Instant::now(), state.metrics.started());
     let request_id = request_id();
-    let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path());
+    let span = tracing::info_span!(
+        "request",
+        id = %request_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        op = tracing::field::Empty
+    );
     let is_head = req.method() == Method::HEAD;
     let resource = req.uri().path().to_string();
     let close_after = empty_body_expecting_continue(&req);
     let has_body = announces_body(&req);
-    let mut response = match process(&state, req).instrument(span.clone()).await {
+    let received = access_log::declared_length(req.headers());
+    let mut facts = Facts::default();
+    let mut response = match process(&state, req, &mut facts).instrument(span.clone()).await {
         Ok(response) => response,
-        Err(e) => span.in_scope(|| error_response(&e, &resource, &request_id, is_head)),
+        Err(e) => {
+            facts.code = Some(e.code.as_str());
+            span.in_scope(|| error_response(&e, &resource, &request_id, is_head))
+        }
     };
     // An error may come before the body was read (or, with `Expect:
     // 100-continue`, before the client sent it): closing the connection
     // leaves no half-sent body for the next request on it to trip over.
     let close_after = close_after || (has_body && response.status().as_u16() >= 400);
-    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "done"));
     if let Ok(id) = request_id.parse() {
         response.headers_mut().insert("x-amz-request-id", id);
     }
@@ -100,7 +114,10 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response
     if close_after {
         response.headers_mut().insert("connection", http::HeaderValue::from_static("close"));
     }
-    Ok(response)
+    let status = response.status().as_u16();
+    let metrics = state.metrics.clone();
+    let finished = Finished { request_id, peer, facts, status, received, started, metrics, in_flight };
+    Ok(access_log::logged(response, finished))
 }
 
 /// `Expect: 100-continue` with an empty body: hyper rightly answers without a
@@ -122,8 +139,14 @@ fn announces_body(req: &Request<Incoming>) -> bool {
 /// Authenticates from the headers alone, before any body byte is read: with
 /// `Expect: 100-continue`, hyper sends `100 Continue` only when the handler
 /// starts reading the body, so a rejected client never uploads it.
-async fn process(state: &AppState, req: Request<Incoming>) -> S3Result<Response<Body>> {
+async fn process(state: &AppState, req: Request<Incoming>, facts: &mut Facts) -> S3Result<Response<Body>> {
     let (parts, body) = req.into_parts();
+    let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
+    let virtual_bucket = virtual_host_bucket(host, state.domain.as_deref());
+    if let Some(op) = probe_op(&parts).filter(|_| virtual_bucket.is_none()) {
+        facts.op = Some(op);
+        return probes::answer(state, &parts, op).await;
+    }
     // The user whose secret verified the request, kept for what follows:
     // one database lookup per request, not one for the secret and one more.
     let signer: std::sync::Mutex<Option<UserRecord>> = std::sync::Mutex::new(None);
@@ -136,8 +159,6 @@ async fn process(state: &AppState, req: Request<Incoming>) -> S3Result<Response<
             Some(secret)
         }
     };
-    let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
-    let virtual_bucket = virtual_host_bucket(host, state.domain.as_deref());
     let ctx = AuthContext {
         region: &state.region,
         now: SystemTime::now(),
@@ -158,13 +179,18 @@ async fn process(state: &AppState, req: Request<Incoming>) -> S3Result<Response<
         }
         (false, _) => return Err(S3Error::new(S3ErrorCode::InvalidAccessKeyId)),
     };
+    facts.user = Some(principal.log_name().to_string());
     if virtual_bucket.is_none() && admin::is_admin_path(parts.uri.path()) {
+        facts.op = Some("Admin");
         return admin::handle(state, &parts, &principal).await;
     }
     let has_copy_source = parts.headers.contains_key("x-amz-copy-source");
     let route =
         route(&parts.method, host, parts.uri.path(), parts.uri.query(), has_copy_source, state.domain.as_deref())?;
-    tracing::debug!(op = route.op.name(), bucket = route.bucket.as_deref(), key = route.key.as_deref(), "routed");
+    facts.op = Some(route.op.name());
+    tracing::Span::current().record("op", route.op.name());
+    facts.bucket = route.bucket.as_deref().map(str::to_string);
+    facts.key = route.key.as_deref().map(str::to_string);
     dispatch(state, S3Request { parts, body, route, auth, principal, access: Default::default() }).await
 }
 

@@ -330,25 +330,29 @@ fn a_download_checks_the_etag_of_parts_of_any_size_and_refetches_ranges_changed_
     assert_eq!(sha1(&std::fs::read(&target).unwrap()), sha1(&data));
 }
 
-/// Forwards connections to `to`, flipping one bit of the first
-/// connection's replies `flip_at` bytes in (inside a body, past the heads).
+/// Forwards connections to `to`, flipping one bit of the replies: in the
+/// first connection whose replies pass `flip_at` bytes (inside a body, past
+/// the heads), once in all.
 fn corrupting_proxy(to: String, flip_at: usize) -> String {
     use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
+    let flipped = Arc::new(AtomicBool::new(false));
     std::thread::spawn(move || {
-        for (n, client) in listener.incoming().flatten().enumerate() {
+        for client in listener.incoming().flatten() {
             let server = std::net::TcpStream::connect(&to).unwrap();
             let (mut up_from, mut up_to) = (client.try_clone().unwrap(), server.try_clone().unwrap());
             std::thread::spawn(move || std::io::copy(&mut up_from, &mut up_to));
-            let (mut down_from, mut down_to) = (server, client);
+            let (mut down_from, mut down_to, flipped) = (server, client, flipped.clone());
             std::thread::spawn(move || {
                 let (mut seen, mut buf) = (0usize, vec![0u8; 64 * 1024]);
                 while let Ok(len) = down_from.read(&mut buf) {
                     if len == 0 {
                         break;
                     }
-                    if n == 0 && (seen..seen + len).contains(&flip_at) {
+                    if (seen..seen + len).contains(&flip_at) && !flipped.swap(true, Ordering::SeqCst) {
                         buf[flip_at - seen] ^= 1;
                     }
                     seen += len;

@@ -17,6 +17,7 @@ pub mod object;
 mod object_attributes;
 mod object_checksum;
 pub mod policy;
+pub mod probes;
 pub mod tagging;
 pub mod versioning;
 pub mod xml;
@@ -44,6 +45,10 @@ pub struct AppState {
     /// A request body that sends nothing for this long is abandoned with
     /// `RequestTimeout` (`serve --body-timeout`).
     pub body_timeout: std::time::Duration,
+    /// Request counts, latencies, bytes, and the store's figures (`metrics.rs`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// With it, `GET /_tessera/metrics` needs `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
 }
 
 /// The id the root user owns buckets as (users have 64-hex-digit ids).
@@ -64,6 +69,15 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// Who, in a log line: `root`, the user's name, or `anonymous`.
+    pub fn log_name(&self) -> &str {
+        match self {
+            Principal::Root => "root",
+            Principal::User { name, .. } => name,
+            Principal::Anonymous => "anonymous",
+        }
+    }
+
     /// The id that owns what this principal creates.
     pub fn id(&self) -> &str {
         match self {
