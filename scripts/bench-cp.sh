@@ -83,22 +83,35 @@ check() { # check FILE: the download equals the object's source
     rm -f "$1"
 }
 
-for round in $(seq "$rounds"); do
-    echo "round $round"
-    timed up-tessera "$bin" cp "$src" s3://bench/up
-    grep -q "sent=$((mib << 20)) " "$work/out" || { echo "tessera cp did not send every byte: $(cat "$work/out")" >&2; exit 1; }
+up() { # up TOOL: upload the source with TOOL, then delete the object
+    case $1 in
+    tessera)
+        timed up-tessera "$bin" cp "$src" s3://bench/up
+        grep -q "sent=$((mib << 20)) " "$work/out" ||
+            { echo "tessera cp did not send every byte: $(cat "$work/out")" >&2; exit 1; }
+        ;;
+    aws) timed up-aws aws s3 cp --quiet "$src" s3://bench/up ;;
+    rclone) timed up-rclone rclone copyto "$src" t:bench/up ;;
+    esac
     aws s3 rm --quiet s3://bench/up
-    timed up-aws aws s3 cp --quiet "$src" s3://bench/up
-    aws s3 rm --quiet s3://bench/up
-    timed up-rclone rclone copyto "$src" t:bench/up
-    aws s3 rm --quiet s3://bench/up
+}
+down() { # down TOOL: download the object with TOOL and check it
+    case $1 in
+    tessera) timed down-tessera "$bin" cp s3://bench/download-me "$work/got" ;;
+    aws) timed down-aws aws s3 cp --quiet s3://bench/download-me "$work/got" ;;
+    rclone) timed down-rclone rclone copyto t:bench/download-me "$work/got" ;;
+    esac
+    check "$work/got"
+}
 
-    timed down-tessera "$bin" cp s3://bench/download-me "$work/got"
-    check "$work/got"
-    timed down-aws aws s3 cp --quiet s3://bench/download-me "$work/got"
-    check "$work/got"
-    timed down-rclone rclone copyto t:bench/download-me "$work/got"
-    check "$work/got"
+# Each round starts with another tool, so none always runs first.
+tools=(tessera aws rclone)
+for round in $(seq "$rounds"); do
+    order=("${tools[@]:$(((round - 1) % 3))}" "${tools[@]:0:$(((round - 1) % 3))}")
+    echo "round $round: ${order[*]}"
+    for tool in "${order[@]}"; do up "$tool"; done
+    sync
+    for tool in "${order[@]}"; do down "$tool"; done
 done
 
 # median NAME: the median seconds and the peak RSS (MiB) of NAME's rounds.

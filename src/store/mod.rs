@@ -29,7 +29,7 @@ pub mod layout;
 mod lifecycle;
 pub use lifecycle::ExpiryReport;
 mod list;
-mod md5_lanes;
+pub mod md5_lanes;
 mod multipart;
 pub mod pack;
 pub mod read;

@@ -32,6 +32,7 @@ use super::pool;
 use super::progress::{How, Progress};
 use super::state::{self, DownloadState};
 use super::{Ctx, Outcome};
+use crate::store::md5_lanes::LaneMd5;
 
 /// Starting over more often than this means the object keeps changing.
 const MAX_RESTARTS: u64 = 3;
@@ -235,13 +236,20 @@ impl Job<'_> {
         let file = self.file.clone();
         // Not flushed one by one: a resumed download checks every range it
         // finds recorded against its MD5 (`still_there`), so a range lost in
-        // a crash is fetched again; writeback starts now, so the one fsync at
-        // the end has little left to wait for.
+        // a crash is fetched again. With `--fsync`, writeback starts now, so
+        // the one fsync at the end has little left to wait for.
+        let early_writeback = self.ctx.fsync;
+        // The MD5 goes to the server's shared engine, which hashes the ranges
+        // in flight side by side in SIMD lanes (`store/md5_lanes.rs`), while
+        // this thread writes the range.
         let md5 = tokio::task::spawn_blocking(move || {
-            let md5 = hex::encode(Md5::digest(&bytes));
+            let mut md5 = LaneMd5::default();
+            md5.push(bytes.clone());
             file.write_all_at(&bytes, start)?;
-            crate::store::blob::start_writeback(&file, start, bytes.len() as u64);
-            std::io::Result::Ok(md5)
+            if early_writeback {
+                crate::store::blob::start_writeback(&file, start, bytes.len() as u64);
+            }
+            std::io::Result::Ok(hex::encode(md5.finalize()))
         })
         .await??;
         let mut state = shared.lock().await;
@@ -268,12 +276,16 @@ impl Job<'_> {
                 return Err(e.context(again));
             }
         }
-        let file = self.file.clone();
-        tokio::task::spawn_blocking(move || file.sync_all()).await??;
+        if self.ctx.fsync {
+            let file = self.file.clone();
+            tokio::task::spawn_blocking(move || file.sync_all()).await??;
+        }
         std::fs::rename(partial, self.files.target)
             .with_context(|| format!("renaming into {}", self.files.target.display()))?;
-        let dir = self.files.target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::File::open(dir)?.sync_all()?;
+        if self.ctx.fsync {
+            let dir = self.files.target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            std::fs::File::open(dir)?.sync_all()?;
+        }
         state::remove(&self.files.state)?;
         progress.finish(state.size, &state.etag);
         Ok(Outcome::Done)

@@ -69,8 +69,14 @@ pub struct CpArgs {
     #[arg(long, default_value = "8MiB", value_parser = parse_part_size)]
     pub part_size: u64,
     /// Parts in flight at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
+    /// Downloads: flush the file to disk (fsync) before renaming it into
+    /// place and returning, so it survives a power loss. Off by default,
+    /// as in cp, curl, aws-cli and rclone: the disk's write speed then
+    /// bounds the download.
+    #[arg(long)]
+    pub fsync: bool,
     /// Tests only: wait this long before each part, so a test can interrupt
     /// a transfer half-way.
     #[arg(long, env = "TESSERA_CP_TEST_PART_DELAY", hide = true, value_parser = humantime::parse_duration)]
@@ -101,6 +107,8 @@ pub struct Ctx {
     pub part_size: u64,
     pub concurrency: usize,
     pub part_delay: Option<Duration>,
+    /// Downloads are flushed to disk before they are renamed into place.
+    pub fsync: bool,
     /// Set by Ctrl-C: start no new part.
     pub stop: Arc<AtomicBool>,
 }
@@ -125,6 +133,7 @@ pub fn run(args: CpArgs) -> anyhow::Result<Outcome> {
             part_size: args.part_size,
             concurrency: usize::from(args.concurrency),
             part_delay: args.test_part_delay,
+            fsync: args.fsync,
             stop,
         };
         match (source, dest, args.recursive) {
