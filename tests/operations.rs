@@ -136,6 +136,14 @@ struct Logged {
     addr: String,
 }
 
+impl Logged {
+    /// SIGTERM, and wait: the log lines still queued are written at exit.
+    fn stop(mut self) {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
 impl Drop for Logged {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -250,7 +258,7 @@ fn every_request_gets_one_access_line_in_text_or_json() {
     assert_eq!(c.send(Req::new("PUT", "/logged")).status, 200);
     assert_eq!(c.send(Req::new("PUT", "/logged/a%20key").body(b"12345")).status, 200);
     assert_eq!(c.send(Req::new("GET", "/logged/nothing")).status, 404);
-    drop(server);
+    server.stop();
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains('\u{1b}'), "no colour codes when stderr is not a terminal");
     assert!(text.contains("tessera starting") && text.contains("version="), "{text}");
@@ -269,7 +277,7 @@ fn every_request_gets_one_access_line_in_text_or_json() {
     let server = start_logged(&dir.path().join("data2"), &json_log, &["--log-format", "json"]);
     let c = common::Client::new(&server.addr);
     assert_eq!(c.send(Req::new("PUT", "/logged-json")).status, 200);
-    drop(server);
+    server.stop();
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&json_log)
         .unwrap()
         .lines()
