@@ -391,6 +391,14 @@ fn a_server_error_is_logged_once_with_its_request_id_and_cause() {
     let resp = c.send(Req::new("GET", "/cor/mid"));
     assert_eq!(resp.status, 500, "{}", resp.text());
     let id = resp.header("x-amz-request-id").expect("a request id").to_string();
+    // Lines reach the file through the server's log writer thread, in order:
+    // once the request's access line is there, so is everything before it.
+    let access = format!("id={id} ");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().lines().any(|l| l.contains("tessera::access") && l.contains(&access)) {
+        assert!(Instant::now() < deadline, "no access line for {id}:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let log = server.log();
     let failed: Vec<&str> = log.lines().filter(|l| l.contains("request failed")).collect();
     assert_eq!(failed.len(), 1, "one line for the failed request:\n{log}");
