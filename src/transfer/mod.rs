@@ -7,11 +7,11 @@
 //! interrupted run (Ctrl-C, a kill, a lost server) resumes when the same
 //! command runs again, and both check the result against the ETag.
 //!
-//! Every part is hashed (MD5 for the ETag, SHA-256) before it is sent, and
-//! the SHA-256 goes out as `x-amz-checksum-sha256` with `Expect:
-//! 100-continue`: a Tessera server then completes a part it already holds
-//! for this user without its body (instant upload, `s3/instant.rs`); any
-//! other S3 server simply asks for the body.
+//! Every part is hashed (SHA-256) before it is sent, and the SHA-256 goes
+//! out as `x-amz-checksum-sha256` with `Expect: 100-continue`: the server
+//! verifies the body against it, and a Tessera server completes a part it
+//! already holds for this user without its body (instant upload,
+//! `s3/instant.rs`); any other S3 server simply asks for the body.
 //!
 //! The S3 client is the benchmark's (`bench::client`): SigV4 over hyper,
 //! plus the raw HTTP/1.1 PUT that really waits for `100 Continue`.
