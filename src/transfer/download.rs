@@ -117,7 +117,7 @@ async fn range_size(ctx: &Ctx, at: (&str, &str), etag: &str) -> u64 {
 /// `N` of a multipart ETag `<32 hex>-N`.
 fn parts_in_etag(etag: &str) -> Option<u32> {
     let (md5, parts) = etag.split_once('-')?;
-    (md5.len() == 32 && md5.bytes().all(|b| b.is_ascii_hexdigit())).then_some(())?;
+    is_md5(md5).then_some(())?;
     parts.parse().ok()
 }
 
