@@ -263,6 +263,7 @@ fn a_download_resumes_and_restarts_when_the_object_was_replaced() {
     run_ok(cp(&server.addr, home.path(), &[second.to_str().unwrap(), "s3://bkt/k"]));
     let rerun = run_ok(cp(&server.addr, home.path(), &["s3://bkt/k", target.to_str().unwrap()]));
     assert_eq!((num(&rerun, "restarts"), num(&rerun, "resumed_parts")), (1, 0), "{rerun:?}");
+    assert_eq!(rerun["verified"], "sha256", "uploaded by tessera cp: a composite SHA-256");
     assert_eq!(sha1(&std::fs::read(&target).unwrap()), sha1(&second_data), "the new object, never a mix");
 }
 
@@ -285,18 +286,30 @@ fn ctrl_c_pauses_an_upload_and_the_same_command_resumes_it() {
     resume_after_kill(&server.addr, home.path(), &source, &data, "k", finished);
 }
 
-/// A multipart upload of `pieces` (any sizes) made with the raw client.
-fn upload_in_parts(server: &Server, path: &str, pieces: &[&[u8]]) {
+/// A multipart upload of `pieces` (any sizes) made with the raw client,
+/// with SHA-256 part checksums (a composite object checksum) if `sha256`.
+fn upload_in_parts(server: &Server, path: &str, pieces: &[&[u8]], sha256: bool) {
+    use base64::Engine;
     let c = server.client();
-    let resp = c.send(Req::new("POST", path).query("uploads"));
+    let mut create = Req::new("POST", path).query("uploads");
+    if sha256 {
+        create = create.header("x-amz-checksum-algorithm", "SHA256");
+    }
+    let resp = c.send(create);
     let upload = resp.elements("UploadId").pop().unwrap_or_else(|| panic!("{}", resp.text()));
     let mut done = String::from("<CompleteMultipartUpload>");
     for (i, piece) in pieces.iter().enumerate() {
         let q = format!("partNumber={}&uploadId={upload}", i + 1);
-        let resp = c.send(Req::new("PUT", path).query(&q).body(piece));
+        let sum = base64::engine::general_purpose::STANDARD.encode(<sha2::Sha256 as Digest>::digest(piece));
+        let mut part = Req::new("PUT", path).query(&q).body(piece);
+        if sha256 {
+            part = part.header("x-amz-checksum-sha256", sum.clone());
+        }
+        let resp = c.send(part);
         assert_eq!(resp.status, 200, "{}", resp.text());
         let etag = resp.header("etag").unwrap().to_string();
-        done.push_str(&format!("<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>", i + 1));
+        let sum = if sha256 { format!("<ChecksumSHA256>{sum}</ChecksumSHA256>") } else { String::new() };
+        done.push_str(&format!("<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag>{sum}</Part>", i + 1));
     }
     done.push_str("</CompleteMultipartUpload>");
     let q = format!("uploadId={upload}");
@@ -312,9 +325,16 @@ fn a_download_checks_the_etag_of_parts_of_any_size_and_refetches_ranges_changed_
     let data = pattern(17 * MIB + 3, 9);
     let (a, rest) = data.split_at(7 * MIB);
     let (b, c) = rest.split_at(5 * MIB);
-    upload_in_parts(&server, "/bkt/uneven", &[a, b, c]);
+    upload_in_parts(&server, "/bkt/uneven", &[a, b, c], false);
     let got = download(&server.addr, home.path(), "uneven");
     assert_eq!(sha1(&got), sha1(&data), "parts of 7, 5 and 5 MiB + 3 B");
+    // With a composite SHA-256 the ranges (7 MiB each) are not the parts:
+    // their SHA-256s cannot give it, and the ETag is checked instead.
+    upload_in_parts(&server, "/bkt/uneven-sha", &[a, b, c], true);
+    let target = home.path().join("uneven-sha");
+    let out = run_ok(cp(&server.addr, home.path(), &["s3://bkt/uneven-sha", target.to_str().unwrap()]));
+    assert_eq!(out["verified"], "etag", "{out:?}");
+    assert_eq!(sha1(&std::fs::read(&target).unwrap()), sha1(&data));
 
     // Aligned ranges (5 MiB parts): a range changed on disk while paused is fetched again.
     let (source, data) = write_file(home.path(), "f.bin", 30 * MIB, 10);
@@ -372,13 +392,13 @@ fn a_download_corrupted_in_transit_fails_loudly_and_leaves_no_file() {
     let (dir, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let server = Server::start(dir.path());
     make_bucket(&server, "bkt");
-    for (key, pieces) in [("single", 1), ("multi", 3)] {
+    // Checked by the ETag (MD5) unless the object has SHA-256 part checksums.
+    for (key, pieces, checked_by) in [("single", 1, "etag"), ("multi", 3, "etag"), ("multi-sha", 3, "sha256")] {
         let data = pattern(15 * MIB, 11);
+        let thirds: &[&[u8]] = &[&data[..5 * MIB], &data[5 * MIB..10 * MIB], &data[10 * MIB..]];
         match pieces {
             1 => assert_eq!(server.client().send(Req::new("PUT", "/bkt/single").body(&data)).status, 200),
-            _ => {
-                upload_in_parts(&server, "/bkt/multi", &[&data[..5 * MIB], &data[5 * MIB..10 * MIB], &data[10 * MIB..]])
-            }
+            _ => upload_in_parts(&server, &format!("/bkt/{key}"), thirds, checked_by == "sha256"),
         }
         let proxy = corrupting_proxy(server.addr.clone(), MIB);
         let target = home.path().join(key);
@@ -389,7 +409,10 @@ fn a_download_corrupted_in_transit_fails_loudly_and_leaves_no_file() {
         let left: Vec<_> = std::fs::read_dir(home.path()).unwrap().flatten().map(|f| f.file_name()).collect();
         assert!(!left.iter().any(|n| n.to_string_lossy().contains(key)), "{key}: {left:?}");
         // Through a clean connection the same command succeeds.
-        assert_eq!(sha1(&download(&server.addr, home.path(), key)), sha1(&data));
+        let target = home.path().join(key);
+        let out = run_ok(cp(&server.addr, home.path(), &[&format!("s3://bkt/{key}"), target.to_str().unwrap()]));
+        assert_eq!(out["verified"], checked_by, "{key}: {out:?}");
+        assert_eq!(sha1(&std::fs::read(&target).unwrap()), sha1(&data));
     }
 }
 

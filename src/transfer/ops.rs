@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
@@ -30,18 +30,38 @@ pub const INSTANT_HEADER: &str = "x-tessera-instant-upload";
 
 /// Runs `attempt` until it succeeds, fails for good, or runs out of tries.
 pub async fn retry<T, Fut: Future<Output = Result<T, Error>>>(mut attempt: impl FnMut() -> Fut) -> Result<T, Error> {
-    let mut wait = FIRST_WAIT;
-    let mut tries = 1;
+    let mut backoff = Backoff::default();
     loop {
         match attempt().await {
-            Err(e) if tries < ATTEMPTS && transient(&e) => {
-                tracing::debug!(error = %e, "retrying");
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-                tries += 1;
-            }
+            Err(e) if backoff.again(&e).await => {}
             other => return other,
         }
+    }
+}
+
+/// The tries of one request so far.
+struct Backoff {
+    wait: Duration,
+    tries: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { wait: FIRST_WAIT, tries: 1 }
+    }
+}
+
+impl Backoff {
+    /// Whether to try again after `e`; waits first when so.
+    async fn again(&mut self, e: &Error) -> bool {
+        if self.tries >= ATTEMPTS || !transient(e) {
+            return false;
+        }
+        tracing::debug!(error = %e, "retrying");
+        tokio::time::sleep(self.wait).await;
+        self.wait *= 2;
+        self.tries += 1;
+        true
     }
 }
 
@@ -91,6 +111,9 @@ pub struct Stored {
     pub etag: String,
     /// Completed from content the server held, its body never read.
     pub instant: bool,
+    /// What the client checked the stored bytes by: `sha256` (the server
+    /// verified and echoed the checksum) or `etag` (the body's MD5).
+    pub verified: &'static str,
 }
 
 /// PUTs `body` with its SHA-256 and `Expect: 100-continue`, and checks the
@@ -117,8 +140,8 @@ pub async fn put_body(ctx: &Ctx, make: impl Fn() -> Request, body: &Body) -> Res
     .await?;
     let op = "PutObject";
     let etag = header(&reply.headers, "etag").unwrap_or_default().trim().trim_matches('"').to_string();
-    match header(&reply.headers, "x-amz-checksum-sha256") {
-        Some(echoed) if echoed.trim() == checksum => {}
+    let verified = match header(&reply.headers, "x-amz-checksum-sha256") {
+        Some(echoed) if echoed.trim() == checksum => "sha256",
         Some(echoed) => {
             return Err(Error::invalid(
                 op,
@@ -131,9 +154,10 @@ pub async fn put_body(ctx: &Ctx, make: impl Fn() -> Request, body: &Body) -> Res
                 .await
                 .map_err(|e| Error::invalid(op, format!("hashing: {e}")))?;
             check_etag_text(op, &etag, &md5)?;
+            "etag"
         }
-    }
-    Ok(Stored { etag, instant: header(&reply.headers, INSTANT_HEADER) == Some("true") })
+    };
+    Ok(Stored { etag, instant: header(&reply.headers, INSTANT_HEADER) == Some("true"), verified })
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -240,7 +264,7 @@ pub async fn complete(
     (bucket, key, id): (&str, &str, &str),
     parts: &[CompletedPart<'_>],
     want: &Expected,
-) -> Result<(), Error> {
+) -> Result<&'static str, Error> {
     let mut doc = String::with_capacity(parts.len() * 140 + 64);
     doc.push_str("<CompleteMultipartUpload>");
     for p in parts {
@@ -268,7 +292,8 @@ pub async fn complete(
         Some(sum) if sum.trim() != want.sha256 => {
             Err(Error::invalid(op, format!("integrity: the object's SHA-256 is {sum}, the data's {}", want.sha256)))
         }
-        _ => Ok(()),
+        Some(_) => Ok("etag+sha256"),
+        None => Ok("etag"),
     }
 }
 
@@ -280,14 +305,30 @@ pub async fn abort(ctx: &Ctx, bucket: &str, key: &str, id: &str) {
     }
 }
 
-/// HeadObject: the object's size and ETag (unquoted).
-pub async fn head(ctx: &Ctx, bucket: &str, key: &str) -> Result<(u64, String), Error> {
-    let response = retry(|| ctx.s3.call(Request::new("HeadObject", Method::HEAD, bucket, Some(key)))).await?;
+/// What HeadObject tells a download.
+pub struct Head {
+    pub size: u64,
+    /// Unquoted.
+    pub etag: String,
+    /// `x-amz-checksum-sha256` (base64, `-N` for a composite of N parts)
+    /// when the object has one and the server gives it.
+    pub sha256: Option<String>,
+}
+
+/// HeadObject, asking for the stored checksum (`x-amz-checksum-mode`).
+pub async fn head(ctx: &Ctx, bucket: &str, key: &str) -> Result<Head, Error> {
+    let response = retry(|| {
+        let req = Request::new("HeadObject", Method::HEAD, bucket, Some(key));
+        ctx.s3.call(req.header("x-amz-checksum-mode", "ENABLED"))
+    })
+    .await?;
     let headers = response.headers();
     let size = header(headers, "content-length").and_then(|v| v.trim().parse().ok());
     let size = size.ok_or_else(|| Error::invalid("HeadObject", "no Content-Length"))?;
     let etag = header(headers, "etag").ok_or_else(|| Error::invalid("HeadObject", "no ETag"))?;
-    Ok((size, etag.trim().trim_matches('"').to_string()))
+    let etag = etag.trim().trim_matches('"').to_string();
+    let sha256 = header(headers, "x-amz-checksum-sha256").map(|v| v.trim().to_string());
+    Ok(Head { size, etag, sha256 })
 }
 
 /// One part of a multipart object as `HEAD ?partNumber=N` describes it:
@@ -308,40 +349,77 @@ pub async fn head_part(ctx: &Ctx, (bucket, key): (&str, &str), etag: &str, numbe
 
 /// What a ranged GET found.
 pub enum Got {
-    Bytes(Bytes),
+    /// The range's bytes went to the sink.
+    Bytes,
     /// The object is no longer the one with that ETag (`If-Range` failed).
     Changed,
 }
 
-/// GET `len` bytes at `start` if the object still has `etag`.
-pub async fn get_range(ctx: &Ctx, (bucket, key): (&str, &str), etag: &str, start: u64, len: u64) -> Result<Got, Error> {
-    retry(|| async move {
-        let op = "GetObject";
-        let end = start + len - 1;
-        let req = Request::new(op, Method::GET, bucket, Some(key)).header("range", format!("bytes={start}-{end}"));
-        let response = ctx.s3.send(req.header("if-range", format!("\"{etag}\""))).await?;
-        match response.status() {
-            StatusCode::PARTIAL_CONTENT => {}
-            StatusCode::OK | StatusCode::PRECONDITION_FAILED => return Ok(Got::Changed),
-            status => {
-                let doc = read_doc(op, response.into_body()).await.unwrap_or_default();
-                let code = xml::texts(&doc, "Code").next().unwrap_or_default();
-                return Err(Error::Status { op, status: status.as_u16(), code });
-            }
+/// Where a ranged GET's body goes, frame by frame, as it arrives.
+pub trait RangeSink {
+    /// A new attempt: the frames start again from the range's first byte.
+    fn restart(&mut self) -> impl Future<Output = std::io::Result<()>>;
+    /// The next frame of the range.
+    fn take(&mut self, frame: Bytes) -> impl Future<Output = std::io::Result<()>>;
+}
+
+/// GET `len` bytes at `start` into `sink` if the object still has `etag`.
+pub async fn get_range(
+    ctx: &Ctx,
+    at: (&str, &str),
+    etag: &str,
+    (start, len): (u64, u64),
+    sink: &mut impl RangeSink,
+) -> Result<Got, Error> {
+    let mut backoff = Backoff::default();
+    loop {
+        sink.restart().await.map_err(|e| Error::invalid("GetObject", format!("writing the range: {e}")))?;
+        match get_range_once(ctx, at, etag, (start, len), sink).await {
+            Err(e) if backoff.again(&e).await => {}
+            other => return other,
         }
-        let range = header(response.headers(), "content-range").unwrap_or_default();
-        if !range.starts_with(&format!("bytes {start}-{end}/")) {
-            return Err(Error::invalid(op, format!("asked for bytes {start}-{end}, got `{range}`")));
+    }
+}
+
+async fn get_range_once(
+    ctx: &Ctx,
+    (bucket, key): (&str, &str),
+    etag: &str,
+    (start, len): (u64, u64),
+    sink: &mut impl RangeSink,
+) -> Result<Got, Error> {
+    let op = "GetObject";
+    let end = start + len - 1;
+    let req = Request::new(op, Method::GET, bucket, Some(key)).header("range", format!("bytes={start}-{end}"));
+    let response = ctx.s3.send(req.header("if-range", format!("\"{etag}\""))).await?;
+    match response.status() {
+        StatusCode::PARTIAL_CONTENT => {}
+        StatusCode::OK | StatusCode::PRECONDITION_FAILED => return Ok(Got::Changed),
+        status => {
+            let doc = read_doc(op, response.into_body()).await.unwrap_or_default();
+            let code = xml::texts(&doc, "Code").next().unwrap_or_default();
+            return Err(Error::Status { op, status: status.as_u16(), code });
         }
-        let limit = usize::try_from(len).unwrap_or(usize::MAX).saturating_add(1);
-        let body = Limited::new(response.into_body(), limit).collect().await;
-        let body = body.map_err(|e| Error::Transport { op, detail: format!("reading the body: {e}") })?.to_bytes();
-        match body.len() as u64 == len {
-            true => Ok(Got::Bytes(body)),
-            false => Err(Error::Transport { op, detail: format!("{} bytes of {len}", body.len()) }),
+    }
+    let range = header(response.headers(), "content-range").unwrap_or_default();
+    if !range.starts_with(&format!("bytes {start}-{end}/")) {
+        return Err(Error::invalid(op, format!("asked for bytes {start}-{end}, got `{range}`")));
+    }
+    let mut body = response.into_body();
+    let mut got = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Error::Transport { op, detail: format!("reading the body: {e}") })?;
+        let Ok(data) = frame.into_data() else { continue };
+        got += data.len() as u64;
+        if got > len {
+            return Err(Error::Transport { op, detail: format!("more than the {len} bytes asked for") });
         }
-    })
-    .await
+        sink.take(data).await.map_err(|e| Error::invalid(op, format!("writing the range: {e}")))?;
+    }
+    match got == len {
+        true => Ok(Got::Bytes),
+        false => Err(Error::Transport { op, detail: format!("{got} bytes of {len}") }),
+    }
 }
 
 #[cfg(test)]

@@ -106,7 +106,9 @@ impl Progress {
     }
 
     /// The summary line (machine) or a sentence (terminal).
-    pub fn finish(&self, bytes: u64, etag: &str) {
+    /// The summary; `verified` names what the data was checked by
+    /// (`sha256`, `etag+sha256`, `etag` or `size`).
+    pub fn finish(&self, bytes: u64, etag: &str, verified: &str) {
         let c = self.counts();
         let seconds = self.start.elapsed().as_secs_f64();
         let skipped = c.instant + c.resumed;
@@ -116,13 +118,13 @@ impl Progress {
                 let rate = crate::bench::units::mib_per_s(bytes, seconds);
                 line(&format!(
                     "{bytes} bytes in {seconds:.1} s ({rate:.1} MiB/s); {} parts, {skipped} not sent \
-                     ({} already on the server, {} resumed); ETag {etag}",
+                     ({} already on the server, {} resumed); ETag {etag}, checked by {verified}",
                     c.parts, c.instant, c.resumed
                 ));
             }
             None => line(&format!(
                 "done bytes={bytes} sent={} parts={} skipped_parts={skipped} instant_parts={} resumed_parts={} \
-                 restarts={} seconds={seconds:.2} etag={etag}",
+                 restarts={} seconds={seconds:.2} etag={etag} verified={verified}",
                 c.sent, c.parts, c.instant, c.resumed, c.restarts
             )),
         }

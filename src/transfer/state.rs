@@ -61,9 +61,36 @@ pub struct DownloadState {
     pub etag: String,
     pub size: u64,
     pub part_size: u64,
-    /// The ranges written and flushed to the partial file: index -> the
-    /// hex MD5 of the range's bytes.
+    /// The object's SHA-256 checksum when the server gave one (base64,
+    /// `-N` for a composite of N parts).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// What `done` records of each range.
+    #[serde(default)]
+    pub digest: RangeDigest,
+    /// The ranges written to the partial file: index -> the hex digest of
+    /// the range's bytes.
     pub done: BTreeMap<u64, String>,
+}
+
+/// The hash a download keeps of each range: SHA-256 when the ranges are
+/// the parts of an object with a composite SHA-256 checksum (or the one
+/// range of an object with a whole-object one), so the ranges' hashes give
+/// that checksum; else MD5, which gives the ETag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RangeDigest {
+    #[default]
+    Md5,
+    Sha256,
+}
+
+impl RangeDigest {
+    pub fn hex_of(self, bytes: &[u8]) -> String {
+        match self {
+            RangeDigest::Md5 => hex::encode(md5::Md5::digest(bytes)),
+            RangeDigest::Sha256 => hex::encode(Sha256::digest(bytes)),
+        }
+    }
 }
 
 /// The upload resume file for these ends of a copy.

@@ -64,7 +64,7 @@ async fn put_whole(
     let body = ops::read_body(source.file.clone(), 0, source.print.size).await?;
     let stored = ops::put_body(ctx, || Request::new("PutObject", Method::PUT, bucket, Some(key)), &body).await?;
     progress.part(1, source.print.size, if stored.instant { How::Instant } else { How::Sent });
-    progress.finish(source.print.size, &stored.etag);
+    progress.finish(source.print.size, &stored.etag, stored.verified);
     Ok(Outcome::Done)
 }
 
@@ -231,9 +231,9 @@ impl Job<'_> {
             let object = format!("s3://{}/{}", self.bucket, self.key);
             return Err(anyhow::Error::new(e).context(format!("{object} does not match the source: upload it again")));
         }
-        completed?;
+        let verified = completed?;
         state::remove(&self.state_path)?;
-        progress.finish(self.source.print.size, &want.etag);
+        progress.finish(self.source.print.size, &want.etag, verified);
         Ok(Outcome::Done)
     }
 }
