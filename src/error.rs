@@ -53,6 +53,9 @@ s3_codes! {
     InvalidTag => BAD_REQUEST, "The tag provided was not a valid tag.";
     NoSuchTagSet => NOT_FOUND, "The TagSet does not exist";
     MalformedACLError => BAD_REQUEST, "The XML you provided was not well-formed or did not validate against our published schema.";
+    MaxPostPreDataLengthExceededError => BAD_REQUEST, "Your POST request fields preceding the upload file were too large.";
+    MalformedPOSTRequest => BAD_REQUEST, "The body of your POST request is not well-formed multipart/form-data.";
+    InvalidPolicyDocument => BAD_REQUEST, "The content of the form does not meet the conditions specified in the policy document.";
     MalformedPolicy => BAD_REQUEST, "Policies must be valid JSON and the first byte must be '{'";
     UnresolvableGrantByEmailAddress => BAD_REQUEST, "The email address you provided does not match any account on record.";
     UnexpectedContent => BAD_REQUEST, "This request does not support content";

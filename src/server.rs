@@ -191,6 +191,7 @@ async fn process(state: &AppState, req: Request<Incoming>, facts: &mut Facts) ->
     tracing::Span::current().record("op", route.op.name());
     facts.bucket = route.bucket.as_deref().map(str::to_string);
     facts.key = route.key.as_deref().map(str::to_string);
+    let body = http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(body, Into::into));
     dispatch(state, S3Request { parts, body, route, auth, principal, access: Default::default() }).await
 }
 

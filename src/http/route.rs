@@ -26,6 +26,8 @@ pub enum Op {
     ListObjectVersions,
     DeleteObjects,
     PutObject,
+    /// A browser form upload (`POST /bucket`, `multipart/form-data`).
+    PostObject,
     CopyObject,
     GetObject,
     HeadObject,
@@ -73,6 +75,7 @@ impl Op {
             Op::ListObjectVersions => "ListObjectVersions",
             Op::DeleteObjects => "DeleteObjects",
             Op::PutObject => "PutObject",
+            Op::PostObject => "PostObject",
             Op::CopyObject => "CopyObject",
             Op::GetObject => "GetObject",
             Op::HeadObject => "HeadObject",
@@ -255,6 +258,7 @@ fn bucket_op(method: &Method, q: &Query) -> S3Result<Op> {
         Method::PUT => Op::CreateBucket,
         Method::DELETE => Op::DeleteBucket,
         Method::POST if q.has("delete") => Op::DeleteObjects,
+        Method::POST => Op::PostObject,
         _ => return Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
     };
     Ok(op)
@@ -353,6 +357,7 @@ mod tests {
         ("GET", "", "versions&key-marker=k&version-id-marker=v", false, Op::ListObjectVersions),
         ("GET", "", "uploads&key-marker=k&upload-id-marker=u&max-uploads=5", false, Op::ListMultipartUploads),
         ("POST", "", "delete", false, Op::DeleteObjects),
+        ("POST", "", "", false, Op::PostObject),
         ("PUT", "/dir/key.txt", "x-id=PutObject", false, Op::PutObject),
         ("PUT", "/dir/key.txt", "x-id=CopyObject", true, Op::CopyObject),
         ("GET", "/dir/key.txt", "x-id=GetObject&partNumber=1&versionId=v", false, Op::GetObject),
@@ -455,12 +460,13 @@ mod tests {
             Op::PutBucketPolicy => 38,
             Op::DeleteBucketPolicy => 39,
             Op::NotImplemented(_) => 40,
+            Op::PostObject => 41,
         }
     }
 
     #[test]
     fn routing_table_covers_every_operation_in_both_styles() {
-        let mut seen = [false; 41];
+        let mut seen = [false; 42];
         seen[ordinal(r(Method::GET, "/", None).op)] = true;
         for &(method, target, query, copy, expected) in TABLE {
             let method: Method = method.parse().unwrap_or(Method::OPTIONS);

@@ -72,6 +72,17 @@ impl ObjectKey {
         ObjectKey::checked(key.into_owned()).map(Some)
     }
 
+    /// A key named by a form field (POST Object), not a path.
+    pub fn from_form(key: String) -> S3Result<ObjectKey> {
+        if key.is_empty() {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "User key must have a length greater than 0.",
+            ));
+        }
+        ObjectKey::checked(key)
+    }
+
     fn checked(key: String) -> S3Result<ObjectKey> {
         if key.len() > MAX_KEY_BYTES {
             return Err(S3Error::new(S3ErrorCode::KeyTooLongError));

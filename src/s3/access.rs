@@ -91,7 +91,9 @@ fn requirement(route: &Route, versioned: bool) -> (&'static str, Need) {
         Op::DeleteBucketPolicy => ("s3:DeleteBucketPolicy", Need::Owner),
         Op::GetBucketAcl => ("s3:GetBucketAcl", Need::Bucket(ReadAcp)),
         Op::PutBucketAcl => ("s3:PutBucketAcl", Need::Bucket(WriteAcp)),
-        Op::PutObject | Op::CopyObject | Op::CreateMultipartUpload => ("s3:PutObject", Need::Bucket(Write)),
+        Op::PutObject | Op::PostObject | Op::CopyObject | Op::CreateMultipartUpload => {
+            ("s3:PutObject", Need::Bucket(Write))
+        }
         Op::UploadPart | Op::UploadPartCopy | Op::CompleteMultipartUpload => ("s3:PutObject", Need::Bucket(Write)),
         Op::AbortMultipartUpload => ("s3:AbortMultipartUpload", Need::Bucket(Write)),
         // Whoever may write may have started the upload; `may_continue_upload` decides.

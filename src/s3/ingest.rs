@@ -12,11 +12,10 @@ use base64::Engine;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use super::error::{S3Error, S3ErrorCode, S3Result};
 use super::headers::header;
-use super::{AppState, S3Request};
+use super::{AppState, RequestBody, S3Request};
 use crate::auth::chunked::AwsChunkedDecoder;
 use crate::auth::verify::PayloadMode;
 use crate::store::blob::{BlobSink, BodyDecoder, StagedBlob, INLINE_MAX};
@@ -373,7 +372,7 @@ async fn read_to_memory(
 /// The next data frame of a request body, `None` at its end. A client that
 /// sends nothing for `idle` gets S3's `RequestTimeout`, and its connection is
 /// closed: the rest of its body will not be read.
-async fn next_data(body: &mut Incoming, idle: Duration) -> S3Result<Option<Bytes>> {
+async fn next_data(body: &mut RequestBody, idle: Duration) -> S3Result<Option<Bytes>> {
     loop {
         let frame = match tokio::time::timeout(idle, body.frame()).await {
             Err(_elapsed) => return Err(S3Error::new(S3ErrorCode::RequestTimeout).with_header("connection", "close")),

@@ -17,6 +17,8 @@ pub mod object;
 mod object_attributes;
 mod object_checksum;
 pub mod policy;
+mod post_object;
+mod post_policy;
 pub mod probes;
 pub mod tagging;
 pub mod versioning;
@@ -25,7 +27,6 @@ pub mod xml;
 use std::sync::Arc;
 
 use http::{HeaderMap, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::auth::verify::VerifiedRequest;
 use crate::http::body::{self, Body};
@@ -88,10 +89,15 @@ impl Principal {
     }
 }
 
+/// A request's body: the connection's, or (POST Object) the file field of
+/// the form it carries.
+pub type RequestBody = http_body_util::combinators::BoxBody<bytes::Bytes, BodyError>;
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A request that has been routed and whose signature has been verified.
 pub struct S3Request {
     pub parts: http::request::Parts,
-    pub body: Incoming,
+    pub body: RequestBody,
     pub route: Route,
     pub auth: VerifiedRequest,
     pub principal: Principal,
@@ -121,6 +127,10 @@ impl S3Request {
 }
 
 pub async fn dispatch(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
+    if req.route.op == Op::PostObject {
+        // Signed by the form it carries, and for a key the form names.
+        return post_object::post(state, req).await;
+    }
     req.access = access::authorize(state, &req)?;
     match req.route.op {
         Op::ListBuckets => bucket::list_buckets(state, req).await,
@@ -151,6 +161,7 @@ pub async fn dispatch(state: &AppState, mut req: S3Request) -> S3Result<Response
         Op::ListObjectVersions => list::list_versions(state, req).await,
         Op::DeleteObjects => object::delete_many(state, req).await,
         Op::PutObject => object::put(state, req).await,
+        Op::PostObject => Err(S3Error::internal("POST Object is answered before authorization")),
         Op::CopyObject => copy::copy(state, req).await,
         Op::CreateMultipartUpload => multipart::create(state, req).await,
         Op::UploadPart => multipart::upload_part(state, req).await,
