@@ -15,7 +15,7 @@ ALL_SCENARIOS=(awscli-v2 awscli-v1 boto3 presigned rclone s3cmd js-sdk rust-sdk
     multipart-awscli-v2 multipart-awscli-v1 multipart-boto3 resume-upload multipart-rclone
     multipart-s3cmd multipart-js-sdk multipart-rust-sdk resume-download
     versioning-boto3 versioning-awscli versioning-rclone versioning-js-sdk tagging-boto3 acl-boto3 dedup-boto3
-    instant-boto3 cp-tessera crash-boto3)
+    instant-boto3 cp-tessera crash-boto3 post-object)
 TIMEOUT="${S3T_TIMEOUT:-900}" # seconds per scenario
 LOGS="$(mktemp -d "${TMPDIR:-/tmp}/tessera-compat-logs.XXXXXX")"
 trap 'rm -rf "$LOGS"' EXIT
@@ -73,6 +73,9 @@ install_clients() {
         versioning-boto3 tagging-boto3 acl-boto3 dedup-boto3 instant-boto3 crash-boto3 &&
         { ! python3 -c 'import boto3' 2>/dev/null || [[ ! -x "$v1" ]]; }; then
         quietly "pip install awscli boto3" python3 -m pip install -q awscli boto3
+    fi
+    if wants post-object && ! python3 -c 'import boto3, requests' 2>/dev/null; then
+        quietly "pip install boto3 requests" python3 -m pip install -q boto3 requests
     fi
 
     # npm: the JavaScript SDK v3, pinned by js/package-lock.json.

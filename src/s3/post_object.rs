@@ -211,7 +211,7 @@ fn file_body(field: multer::Field<'static>, (min, max): (u64, u64), verdict: Arc
 /// the object's ETag and URL either way.
 fn answer(fields: &Fields, object: &ObjectUrl, stored: Response<Body>) -> S3Result<Response<Body>> {
     let etag = stored.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    let mut b = Response::builder().header("etag", &etag).header("location", object.to_string());
+    let mut b = Response::builder().header("etag", &etag);
     for name in ["x-amz-version-id", "x-amz-checksum-type"] {
         if let Some(value) = stored.headers().get(name) {
             b = b.header(name, value);
@@ -228,6 +228,7 @@ fn answer(fields: &Fields, object: &ObjectUrl, stored: Response<Body>) -> S3Resu
         let to = format!("{url}{joint}{query}");
         return b.status(StatusCode::SEE_OTHER).header("location", to).body(body::empty()).map_err(S3Error::internal);
     }
+    let b = b.header("location", object.to_string());
     match fields.get("success_action_status") {
         Some("200") => b.status(StatusCode::OK).body(body::empty()),
         Some("201") => {
