@@ -50,6 +50,9 @@ pub enum Op {
     GetBucketPolicy,
     PutBucketPolicy,
     DeleteBucketPolicy,
+    GetBucketCors,
+    PutBucketCors,
+    DeleteBucketCors,
     /// Recognised but not implemented: answered with `NotImplemented` (501).
     NotImplemented(&'static str),
 }
@@ -97,6 +100,9 @@ impl Op {
             Op::GetBucketPolicy => "GetBucketPolicy",
             Op::PutBucketPolicy => "PutBucketPolicy",
             Op::DeleteBucketPolicy => "DeleteBucketPolicy",
+            Op::GetBucketCors => "GetBucketCors",
+            Op::PutBucketCors => "PutBucketCors",
+            Op::DeleteBucketCors => "DeleteBucketCors",
             Op::NotImplemented(name) => name,
         }
     }
@@ -156,8 +162,9 @@ pub fn route(
 }
 
 /// Splits the target into bucket and key, decoding the key exactly: `+` stays
-/// `+`, `//` and a leading `/` in the key are kept.
-fn split_target(
+/// `+`, `//` and a leading `/` in the key are kept. Also used before
+/// routing, by CORS, which needs the bucket of any request, even a refused one.
+pub fn split_target(
     host: Option<&str>,
     raw_path: &str,
     domain: Option<&str>,
@@ -197,7 +204,6 @@ fn service_op(method: &Method) -> S3Result<Op> {
 const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "accelerate",
     "analytics",
-    "cors",
     "encryption",
     "intelligent-tiering",
     "inventory",
@@ -235,6 +241,14 @@ fn bucket_op(method: &Method, q: &Query) -> S3Result<Op> {
             Method::GET => Ok(Op::GetBucketPolicy),
             Method::PUT => Ok(Op::PutBucketPolicy),
             Method::DELETE => Ok(Op::DeleteBucketPolicy),
+            _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+        };
+    }
+    if q.has("cors") {
+        return match *method {
+            Method::GET => Ok(Op::GetBucketCors),
+            Method::PUT => Ok(Op::PutBucketCors),
+            Method::DELETE => Ok(Op::DeleteBucketCors),
             _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
         };
     }
@@ -316,7 +330,8 @@ mod tests {
         assert_eq!(r(Method::GET, "/b/", Some("list-type=2&prefix=a")).op, Op::ListObjectsV2);
         assert_eq!(r(Method::GET, "/b", None).op, Op::ListObjects);
         assert_eq!(r(Method::POST, "/b", Some("delete")).op, Op::DeleteObjects);
-        assert_eq!(r(Method::GET, "/b", Some("cors")).op, Op::NotImplemented("cors"));
+        assert_eq!(r(Method::GET, "/b", Some("cors")).op, Op::GetBucketCors);
+        assert_eq!(r(Method::GET, "/b", Some("website")).op, Op::NotImplemented("website"));
     }
 
     #[test]
@@ -396,7 +411,10 @@ mod tests {
             false,
             Op::ListParts,
         ),
-        ("PUT", "", "cors", false, Op::NotImplemented("cors")),
+        ("PUT", "", "website", false, Op::NotImplemented("website")),
+        ("GET", "", "cors", false, Op::GetBucketCors),
+        ("PUT", "", "cors", false, Op::PutBucketCors),
+        ("DELETE", "", "cors", false, Op::DeleteBucketCors),
         ("PUT", "", "versioning", false, Op::PutBucketVersioning),
         ("PUT", "/dir/key.txt", "tagging&versionId=v", false, Op::PutObjectTagging),
         ("GET", "/dir/key.txt", "tagging", false, Op::GetObjectTagging),
@@ -454,13 +472,16 @@ mod tests {
             Op::GetBucketPolicy => 37,
             Op::PutBucketPolicy => 38,
             Op::DeleteBucketPolicy => 39,
-            Op::NotImplemented(_) => 40,
+            Op::GetBucketCors => 40,
+            Op::PutBucketCors => 41,
+            Op::DeleteBucketCors => 42,
+            Op::NotImplemented(_) => 43,
         }
     }
 
     #[test]
     fn routing_table_covers_every_operation_in_both_styles() {
-        let mut seen = [false; 41];
+        let mut seen = [false; 44];
         seen[ordinal(r(Method::GET, "/", None).op)] = true;
         for &(method, target, query, copy, expected) in TABLE {
             let method: Method = method.parse().unwrap_or(Method::OPTIONS);
@@ -494,6 +515,7 @@ mod tests {
             ("PATCH", "/bkt", None),
             ("POST", "/bkt/k", None),
             ("POST", "/bkt", Some("lifecycle")),
+            ("POST", "/bkt", Some("cors")),
         ] {
             let method: Method = method.parse().unwrap_or(Method::OPTIONS);
             let err = route(&method, None, path, query, false, None).err().map(|e| e.code);
