@@ -217,3 +217,82 @@ impl Actual {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Request<()> {
+        let mut builder = Request::builder().method(method).uri(path).header("host", "localhost:9000");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).expect("a valid request")
+    }
+
+    #[test]
+    fn only_requests_with_an_origin_to_a_bucket_need_cors_headers() {
+        let of = |method, path, headers: &[(&str, &str)]| Actual::of(&request(method, path, headers), None);
+        assert!(of("GET", "/b/k", &[]).is_none(), "no Origin: nothing to read");
+        assert!(of("GET", "/b/k", &[("origin", "")]).is_none(), "an empty Origin");
+        assert!(of("OPTIONS", "/b/k", &[("origin", "https://a")]).is_none(), "a preflight answers itself");
+        assert!(of("GET", "/", &[("origin", "https://a")]).is_none(), "no bucket");
+        let actual = of("PATCH", "/b/k", &[("origin", "https://a")]).expect("a bucket and an origin");
+        assert_eq!((actual.bucket.as_ref(), actual.method), ("b", None));
+        let actual = of("PUT", "/b", &[("origin", "https://a")]).expect("a bucket and an origin");
+        assert_eq!(actual.method, Some(CorsMethod::Put));
+    }
+
+    #[test]
+    fn requested_headers_are_trimmed_lowercased_and_capped() {
+        let headers = |lines: &[&str]| {
+            let mut map = HeaderMap::new();
+            for line in lines {
+                map.append(header::ACCESS_CONTROL_REQUEST_HEADERS, HeaderValue::from_str(line).expect("value"));
+            }
+            requested_headers(&map)
+        };
+        assert_eq!(headers(&[]), Some(vec![]));
+        assert_eq!(
+            headers(&["Content-Type ,X-Amz-Date", " , ", "x-amz-meta-A"]).map(|h| h.join(",")).as_deref(),
+            Some("content-type,x-amz-date,x-amz-meta-a")
+        );
+        assert_eq!(headers(&["bad name"]), None, "not a header name");
+        let names: Vec<String> = (0..=MAX_REQUESTED_HEADERS).map(|i| format!("h{i}")).collect();
+        assert_eq!(headers(&[&names.join(",")]), None, "one name too many");
+        assert_eq!(headers(&[&names[1..].join(",")]).map(|h| h.len()), Some(MAX_REQUESTED_HEADERS));
+    }
+
+    #[test]
+    fn a_rule_answers_with_s3s_headers_in_s3s_order() {
+        let rule = CorsRule {
+            allowed_origins: vec!["https://*.example.com".into()],
+            allowed_methods: vec![CorsMethod::Get, CorsMethod::Put],
+            expose_headers: vec!["ETag".into()],
+            max_age_seconds: Some(0),
+            ..CorsRule::default()
+        };
+        let mut out = HeaderMap::new();
+        let origin = HeaderValue::from_static("https://a.example.com");
+        add_rule_headers(&mut out, &rule, &origin, &["content-type".to_string()]);
+        let got: Vec<(&str, &str)> = out.iter().map(|(n, v)| (n.as_str(), v.to_str().unwrap_or("?"))).collect();
+        assert_eq!(
+            got,
+            [
+                ("access-control-allow-origin", "https://a.example.com"),
+                ("access-control-allow-methods", "GET, PUT"),
+                ("access-control-allow-headers", "content-type"),
+                ("access-control-expose-headers", "ETag"),
+                ("access-control-max-age", "0"),
+                ("access-control-allow-credentials", "true"),
+                ("vary", VARY),
+            ]
+        );
+        let any = CorsRule { allowed_origins: vec!["https://x".into(), "*".into()], ..rule };
+        let mut out = HeaderMap::new();
+        add_rule_headers(&mut out, &any, &origin, &[]);
+        assert_eq!(out.get(header::ACCESS_CONTROL_ALLOW_ORIGIN), Some(&HeaderValue::from_static("*")));
+        assert!(!out.contains_key(header::ACCESS_CONTROL_ALLOW_CREDENTIALS), "no credentials with `*`");
+        assert!(!out.contains_key(header::ACCESS_CONTROL_ALLOW_HEADERS), "none asked for");
+    }
+}
