@@ -219,36 +219,21 @@ const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "website",
 ];
 
+/// Bucket sub-resources holding a configuration that is got, put and
+/// deleted: `(sub-resource, [GET, PUT, DELETE])`.
+const BUCKET_CONFIGURATIONS: &[(&str, [Op; 3])] = &[
+    ("lifecycle", [Op::GetBucketLifecycle, Op::PutBucketLifecycle, Op::DeleteBucketLifecycle]),
+    ("tagging", [Op::GetBucketTagging, Op::PutBucketTagging, Op::DeleteBucketTagging]),
+    ("policy", [Op::GetBucketPolicy, Op::PutBucketPolicy, Op::DeleteBucketPolicy]),
+    ("cors", [Op::GetBucketCors, Op::PutBucketCors, Op::DeleteBucketCors]),
+];
+
 fn bucket_op(method: &Method, q: &Query) -> S3Result<Op> {
-    if q.has("lifecycle") {
+    if let Some((_, [get, put, delete])) = BUCKET_CONFIGURATIONS.iter().find(|(sub, _)| q.has(sub)) {
         return match *method {
-            Method::GET => Ok(Op::GetBucketLifecycle),
-            Method::PUT => Ok(Op::PutBucketLifecycle),
-            Method::DELETE => Ok(Op::DeleteBucketLifecycle),
-            _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
-        };
-    }
-    if q.has("tagging") {
-        return match *method {
-            Method::GET => Ok(Op::GetBucketTagging),
-            Method::PUT => Ok(Op::PutBucketTagging),
-            Method::DELETE => Ok(Op::DeleteBucketTagging),
-            _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
-        };
-    }
-    if q.has("policy") {
-        return match *method {
-            Method::GET => Ok(Op::GetBucketPolicy),
-            Method::PUT => Ok(Op::PutBucketPolicy),
-            Method::DELETE => Ok(Op::DeleteBucketPolicy),
-            _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
-        };
-    }
-    if q.has("cors") {
-        return match *method {
-            Method::GET => Ok(Op::GetBucketCors),
-            Method::PUT => Ok(Op::PutBucketCors),
-            Method::DELETE => Ok(Op::DeleteBucketCors),
+            Method::GET => Ok(*get),
+            Method::PUT => Ok(*put),
+            Method::DELETE => Ok(*delete),
             _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
         };
     }
