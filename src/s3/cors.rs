@@ -85,14 +85,7 @@ pub async fn preflight(state: &AppState, parts: &http::request::Parts) -> S3Resu
             .with_extra("Method", method.as_str())
             .with_extra("ResourceType", resource)
     };
-    let cors = match bucket_cors(state, &bucket) {
-        Err(StoreError::NoSuchBucket) => {
-            return Err(S3Error::with_message(S3ErrorCode::AccessForbidden, "CORSResponse: Bucket not found"))
-        }
-        Err(e) => return Err(e.into()),
-        Ok(None) => return Err(forbidden("CORSResponse: CORS is not enabled for this bucket.")),
-        Ok(Some(cors)) => cors,
-    };
+    let cors = preflight_rules(state, &bucket, forbidden)?;
     let requested =
         requested_headers(headers).ok_or_else(|| forbidden(S3ErrorCode::AccessForbidden.default_message()))?;
     let rule = cors_rules::find(&cors, origin.as_bytes(), method, &requested)
@@ -100,6 +93,19 @@ pub async fn preflight(state: &AppState, parts: &http::request::Parts) -> S3Resu
     let mut response = Response::builder().status(StatusCode::OK).body(body::empty()).map_err(S3Error::internal)?;
     add_rule_headers(response.headers_mut(), rule, origin, &requested);
     Ok(response)
+}
+
+/// The bucket's rules, or S3's refusal of a preflight to a bucket that does
+/// not exist or has none.
+fn preflight_rules(state: &AppState, bucket: &str, forbidden: impl Fn(&str) -> S3Error) -> S3Result<Cors> {
+    match bucket_cors(state, bucket) {
+        Ok(Some(cors)) => Ok(cors),
+        Ok(None) => Err(forbidden("CORSResponse: CORS is not enabled for this bucket.")),
+        Err(StoreError::NoSuchBucket) => {
+            Err(S3Error::with_message(S3ErrorCode::AccessForbidden, "CORSResponse: Bucket not found"))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A non-empty `Origin` header.
