@@ -15,7 +15,7 @@ ALL_SCENARIOS=(awscli-v2 awscli-v1 boto3 presigned rclone s3cmd js-sdk rust-sdk
     multipart-awscli-v2 multipart-awscli-v1 multipart-boto3 resume-upload multipart-rclone
     multipart-s3cmd multipart-js-sdk multipart-rust-sdk resume-download
     versioning-boto3 versioning-awscli versioning-rclone versioning-js-sdk tagging-boto3 acl-boto3 dedup-boto3
-    instant-boto3 cp-tessera crash-boto3 post-object)
+    instant-boto3 cp-tessera crash-boto3 post-object cors-browser)
 TIMEOUT="${S3T_TIMEOUT:-900}" # seconds per scenario
 LOGS="$(mktemp -d "${TMPDIR:-/tmp}/tessera-compat-logs.XXXXXX")"
 trap 'rm -rf "$LOGS"' EXIT
@@ -58,6 +58,8 @@ install_clients() {
     wants rclone multipart-rclone versioning-rclone && ! command -v rclone >/dev/null && apt_pkgs+=(rclone)
     wants s3cmd multipart-s3cmd && ! command -v s3cmd >/dev/null && apt_pkgs+=(s3cmd)
     wants resume-download && ! command -v wget >/dev/null && apt_pkgs+=(wget)
+    wants cors-browser && [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]] &&
+        apt_pkgs+=(chromium chromium-driver)
     command -v jq >/dev/null || apt_pkgs+=(jq)
     command -v curl >/dev/null || apt_pkgs+=(curl)
     if [[ ${#apt_pkgs[@]} -gt 0 ]]; then
@@ -70,7 +72,7 @@ install_clients() {
     local v1
     v1="$(python3 -c 'import os, sys; print(os.path.join(os.path.dirname(os.path.realpath(sys.executable)), "aws"))')"
     if wants awscli-v1 boto3 presigned multipart-awscli-v1 multipart-boto3 resume-upload resume-download \
-        versioning-boto3 tagging-boto3 acl-boto3 dedup-boto3 instant-boto3 crash-boto3 &&
+        versioning-boto3 tagging-boto3 acl-boto3 dedup-boto3 instant-boto3 crash-boto3 cors-browser &&
         { ! python3 -c 'import boto3' 2>/dev/null || [[ ! -x "$v1" ]]; }; then
         quietly "pip install awscli boto3" python3 -m pip install -q awscli boto3
     fi
@@ -83,15 +85,25 @@ install_clients() {
         ! -d "$S3T_DIR/js/node_modules/@aws-sdk/lib-storage" ]]; then
         quietly "npm ci (js/)" npm ci --prefix "$S3T_DIR/js" --no-audit --no-fund --loglevel=error
     fi
+    # npm: playwright-core (it drives Debian's Chromium; it never downloads a browser).
+    if wants cors-browser && [[ ! -d "$S3T_DIR/browser/node_modules/playwright-core" ]]; then
+        quietly "npm ci (browser/)" npm ci --prefix "$S3T_DIR/browser" --no-audit --no-fund --loglevel=error
+    fi
 }
 
 echo "== installing missing clients"
 install_clients
 
-echo "== building tessera (cargo build --release --locked)"
-start=$SECONDS
-quietly "cargo build --release --locked" cargo build --release --locked --manifest-path "$REPO_ROOT/Cargo.toml"
-echo "   took $((SECONDS - start)) s"
+if [[ -n "${TESSERA_BIN:-}" ]]; then
+    # A binary given is the one tested: building another would be wasted.
+    echo "== testing TESSERA_BIN=$TESSERA_BIN (no build)"
+    [[ -x "$TESSERA_BIN" ]] || { echo "TESSERA_BIN is not an executable file" >&2; exit 2; }
+else
+    echo "== building tessera (cargo build --release --locked)"
+    start=$SECONDS
+    quietly "cargo build --release --locked" cargo build --release --locked --manifest-path "$REPO_ROOT/Cargo.toml"
+    echo "   took $((SECONDS - start)) s"
+fi
 
 if wants rust-sdk multipart-rust-sdk; then
     echo "== building the aws-sdk-rust scenario (rust-sdk/, release)"

@@ -30,8 +30,11 @@ macro_rules! s3_codes {
 
 s3_codes! {
     AccessDenied => FORBIDDEN, "Access Denied";
+    // S3's words, its misspelling included: clients and tests match on them.
+    AccessForbidden => FORBIDDEN, "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.";
     AuthorizationHeaderMalformed => BAD_REQUEST, "The authorization header is malformed.";
     AuthorizationQueryParametersError => BAD_REQUEST, "Error parsing the X-Amz-Credential parameter.";
+    BadRequest => BAD_REQUEST, "Bad Request";
     BadDigest => BAD_REQUEST, "The Content-MD5 or checksum value that you specified did not match what the server received.";
     BucketAlreadyExists => CONFLICT, "The requested bucket name is not available.";
     BucketAlreadyOwnedByYou => CONFLICT, "Your previous request to create the named bucket succeeded and you already own it.";
@@ -72,6 +75,7 @@ s3_codes! {
     EntityAlreadyExists => CONFLICT, "A user with that name already exists.";
     NoSuchUpload => NOT_FOUND, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.";
     NoSuchLifecycleConfiguration => NOT_FOUND, "The lifecycle configuration does not exist";
+    NoSuchCORSConfiguration => NOT_FOUND, "The CORS configuration does not exist";
     NotImplemented => NOT_IMPLEMENTED, "A header or query you provided implies functionality that is not implemented.";
     NotModified => NOT_MODIFIED, "Not Modified";
     PreconditionFailed => PRECONDITION_FAILED, "At least one of the pre-conditions you specified did not hold";

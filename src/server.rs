@@ -23,6 +23,7 @@ use crate::http::body::{self, Body};
 use crate::http::route::{route, virtual_host_bucket};
 use crate::http::send_deadline::SendDeadline;
 use crate::s3::admin;
+use crate::s3::cors;
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
 use crate::s3::probes::{self, probe_op};
 use crate::s3::xml::XmlWriter;
@@ -91,6 +92,8 @@ async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) 
         op = tracing::field::Empty
     );
     let is_head = req.method() == Method::HEAD;
+    let is_preflight = req.method() == Method::OPTIONS;
+    let cors = cors::Actual::of(&req, state.domain.as_deref());
     let resource = req.uri().path().to_string();
     let close_after = empty_body_expecting_continue(&req);
     let has_body = announces_body(&req);
@@ -103,10 +106,14 @@ async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) 
             span.in_scope(|| error_response(&e, &resource, &request_id, is_head))
         }
     };
+    if let Some(cors) = cors {
+        cors.add_headers(&state, &mut response);
+    }
     // An error may come before the body was read (or, with `Expect:
-    // 100-continue`, before the client sent it): closing the connection
-    // leaves no half-sent body for the next request on it to trip over.
-    let close_after = close_after || (has_body && response.status().as_u16() >= 400);
+    // 100-continue`, before the client sent it), and a preflight never reads
+    // one: closing the connection leaves no half-sent body for the next
+    // request on it to trip over.
+    let close_after = close_after || (has_body && (response.status().as_u16() >= 400 || is_preflight));
     if let Ok(id) = request_id.parse() {
         response.headers_mut().insert("x-amz-request-id", id);
     }
@@ -143,6 +150,10 @@ async fn process(state: &AppState, req: Request<Incoming>, facts: &mut Facts) ->
     let (parts, body) = req.into_parts();
     let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
     let virtual_bucket = virtual_host_bucket(host, state.domain.as_deref());
+    if parts.method == Method::OPTIONS {
+        facts.op = Some(cors::PREFLIGHT_OP);
+        return cors::preflight(state, &parts).await;
+    }
     if let Some(op) = probe_op(&parts).filter(|_| virtual_bucket.is_none()) {
         facts.op = Some(op);
         return probes::answer(state, &parts, op).await;

@@ -72,7 +72,7 @@ fn bucket_errors() {
         "{}",
         resp.text()
     );
-    let resp = c.send(Req::new("GET", "/bkt").query("cors"));
+    let resp = c.send(Req::new("GET", "/bkt").query("website"));
     assert_eq!((resp.status, code(&resp)), (501, "NotImplemented".into()));
     assert_eq!(c.send(Req::new("GET", "/")).status, 200, "the server keeps serving after a 501");
 }

@@ -40,6 +40,7 @@ fn lifecycle_rules_shorten_the_upload_age_limit_by_prefix() {
         tags: Vec::new(),
         acl: None,
         policy: None,
+        cors: None,
     };
     store.create_bucket("life", &bucket).expect("bucket");
     let rule = AbortIncompleteRule { prefix: "tmp/".into(), days_after_initiation: 1 };

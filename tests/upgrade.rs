@@ -1,6 +1,7 @@
 //! Data folders written by earlier versions keep working: small bodies
 //! stored as rows of `inline_blobs_v1` (before the pack, `store/pack.rs`)
-//! are still read, checked and freed.
+//! are still read, checked and freed; bucket records from before CORS
+//! (format 3) keep their settings.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -17,8 +18,8 @@ use common::{pattern, Req, Server};
 use redb::{Database, ReadableTable, ReadableTableMetadata};
 use tessera::store::digest::BlockCrcs;
 use tessera::store::schema::{
-    decode, encode, encode_block_crcs, object_key, ObjectRecord, BLOB_CRCS, BLOB_REFS, CONTENT, CONTENT_HOLDERS,
-    INLINE_BLOBS, OBJECTS, PACK_CHUNKS, PACK_LIVE, STORE_META,
+    decode, encode, encode_block_crcs, object_key, ObjectRecord, BLOB_CRCS, BLOB_REFS, BUCKETS, CONTENT,
+    CONTENT_HOLDERS, INLINE_BLOBS, OBJECTS, PACK_CHUNKS, PACK_LIVE, STORE_META,
 };
 
 const LEGACY_ID: u128 = 0x1234_5678_9abc_def0_1234_5678_9abc_def0;
@@ -140,4 +141,49 @@ fn content_stored_before_instant_upload_becomes_instant() {
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
     common::assert_reads(&alice, "/old/a", &body);
+}
+
+/// Rewrites bucket `name`'s record in the layout before CORS (format 3:
+/// format 4 without its last field, an absent `cors` being one 0 byte).
+fn to_bucket_format_3(data: &Path, name: &str) {
+    let db = Database::open(data.join("meta.redb")).expect("open the database");
+    let txn = db.begin_write().expect("write transaction");
+    {
+        let mut buckets = txn.open_table(BUCKETS).expect("buckets");
+        let mut bytes = buckets.get(name).unwrap().expect("the bucket").value().to_vec();
+        assert_eq!((bytes[0], bytes.pop()), (4, Some(0)), "a format-4 record without CORS");
+        bytes[0] = 3;
+        buckets.insert(name, bytes.as_slice()).unwrap();
+    }
+    txn.commit().expect("commit");
+}
+
+/// Buckets written before CORS keep their policy and tags, have no CORS
+/// configuration, and take one.
+#[test]
+fn buckets_from_before_cors_keep_their_settings_and_take_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let c = server.client();
+    assert_eq!(c.send(Req::new("PUT", "/old")).status, 200);
+    let policy =
+        r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::old/*"}]}"#;
+    assert_eq!(c.send(Req::new("PUT", "/old").query("policy").body(policy.as_bytes())).status, 204);
+    assert_eq!(server.terminate().code(), Some(0));
+    to_bucket_format_3(dir.path(), "old");
+
+    let server = Server::start(dir.path());
+    let c = server.client();
+    let got = c.send(Req::new("GET", "/old").query("policy"));
+    assert_eq!((got.status, got.text()), (200, policy.to_string()), "the policy survived");
+    assert_eq!(c.send(Req::new("GET", "/old").query("cors")).error_code().as_deref(), Some("NoSuchCORSConfiguration"));
+    let rules = "<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod>\
+                 </CORSRule></CORSConfiguration>";
+    assert_eq!(c.send(Req::new("PUT", "/old").query("cors").body(rules.as_bytes())).status, 200);
+    assert_eq!(server.terminate().code(), Some(0));
+
+    let server = Server::start(dir.path());
+    let got = server.client().send(Req::new("GET", "/old").query("cors"));
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert!(got.text().contains("<AllowedOrigin>*</AllowedOrigin>"), "{}", got.text());
 }

@@ -52,6 +52,9 @@ pub enum Op {
     GetBucketPolicy,
     PutBucketPolicy,
     DeleteBucketPolicy,
+    GetBucketCors,
+    PutBucketCors,
+    DeleteBucketCors,
     /// Recognised but not implemented: answered with `NotImplemented` (501).
     NotImplemented(&'static str),
 }
@@ -100,6 +103,9 @@ impl Op {
             Op::GetBucketPolicy => "GetBucketPolicy",
             Op::PutBucketPolicy => "PutBucketPolicy",
             Op::DeleteBucketPolicy => "DeleteBucketPolicy",
+            Op::GetBucketCors => "GetBucketCors",
+            Op::PutBucketCors => "PutBucketCors",
+            Op::DeleteBucketCors => "DeleteBucketCors",
             Op::NotImplemented(name) => name,
         }
     }
@@ -159,8 +165,9 @@ pub fn route(
 }
 
 /// Splits the target into bucket and key, decoding the key exactly: `+` stays
-/// `+`, `//` and a leading `/` in the key are kept.
-fn split_target(
+/// `+`, `//` and a leading `/` in the key are kept. Also used before
+/// routing, by CORS, which needs the bucket of any request, even a refused one.
+pub fn split_target(
     host: Option<&str>,
     raw_path: &str,
     domain: Option<&str>,
@@ -200,7 +207,6 @@ fn service_op(method: &Method) -> S3Result<Op> {
 const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "accelerate",
     "analytics",
-    "cors",
     "encryption",
     "intelligent-tiering",
     "inventory",
@@ -216,28 +222,21 @@ const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "website",
 ];
 
+/// Bucket sub-resources holding a configuration that is got, put and
+/// deleted: `(sub-resource, [GET, PUT, DELETE])`.
+const BUCKET_CONFIGURATIONS: &[(&str, [Op; 3])] = &[
+    ("lifecycle", [Op::GetBucketLifecycle, Op::PutBucketLifecycle, Op::DeleteBucketLifecycle]),
+    ("tagging", [Op::GetBucketTagging, Op::PutBucketTagging, Op::DeleteBucketTagging]),
+    ("policy", [Op::GetBucketPolicy, Op::PutBucketPolicy, Op::DeleteBucketPolicy]),
+    ("cors", [Op::GetBucketCors, Op::PutBucketCors, Op::DeleteBucketCors]),
+];
+
 fn bucket_op(method: &Method, q: &Query) -> S3Result<Op> {
-    if q.has("lifecycle") {
+    if let Some((_, [get, put, delete])) = BUCKET_CONFIGURATIONS.iter().find(|(sub, _)| q.has(sub)) {
         return match *method {
-            Method::GET => Ok(Op::GetBucketLifecycle),
-            Method::PUT => Ok(Op::PutBucketLifecycle),
-            Method::DELETE => Ok(Op::DeleteBucketLifecycle),
-            _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
-        };
-    }
-    if q.has("tagging") {
-        return match *method {
-            Method::GET => Ok(Op::GetBucketTagging),
-            Method::PUT => Ok(Op::PutBucketTagging),
-            Method::DELETE => Ok(Op::DeleteBucketTagging),
-            _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
-        };
-    }
-    if q.has("policy") {
-        return match *method {
-            Method::GET => Ok(Op::GetBucketPolicy),
-            Method::PUT => Ok(Op::PutBucketPolicy),
-            Method::DELETE => Ok(Op::DeleteBucketPolicy),
+            Method::GET => Ok(*get),
+            Method::PUT => Ok(*put),
+            Method::DELETE => Ok(*delete),
             _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
         };
     }
@@ -320,7 +319,8 @@ mod tests {
         assert_eq!(r(Method::GET, "/b/", Some("list-type=2&prefix=a")).op, Op::ListObjectsV2);
         assert_eq!(r(Method::GET, "/b", None).op, Op::ListObjects);
         assert_eq!(r(Method::POST, "/b", Some("delete")).op, Op::DeleteObjects);
-        assert_eq!(r(Method::GET, "/b", Some("cors")).op, Op::NotImplemented("cors"));
+        assert_eq!(r(Method::GET, "/b", Some("cors")).op, Op::GetBucketCors);
+        assert_eq!(r(Method::GET, "/b", Some("website")).op, Op::NotImplemented("website"));
     }
 
     #[test]
@@ -401,7 +401,10 @@ mod tests {
             false,
             Op::ListParts,
         ),
-        ("PUT", "", "cors", false, Op::NotImplemented("cors")),
+        ("PUT", "", "website", false, Op::NotImplemented("website")),
+        ("GET", "", "cors", false, Op::GetBucketCors),
+        ("PUT", "", "cors", false, Op::PutBucketCors),
+        ("DELETE", "", "cors", false, Op::DeleteBucketCors),
         ("PUT", "", "versioning", false, Op::PutBucketVersioning),
         ("PUT", "/dir/key.txt", "tagging&versionId=v", false, Op::PutObjectTagging),
         ("GET", "/dir/key.txt", "tagging", false, Op::GetObjectTagging),
@@ -459,14 +462,17 @@ mod tests {
             Op::GetBucketPolicy => 37,
             Op::PutBucketPolicy => 38,
             Op::DeleteBucketPolicy => 39,
-            Op::NotImplemented(_) => 40,
-            Op::PostObject => 41,
+            Op::GetBucketCors => 40,
+            Op::PutBucketCors => 41,
+            Op::DeleteBucketCors => 42,
+            Op::NotImplemented(_) => 43,
+            Op::PostObject => 44,
         }
     }
 
     #[test]
     fn routing_table_covers_every_operation_in_both_styles() {
-        let mut seen = [false; 42];
+        let mut seen = [false; 45];
         seen[ordinal(r(Method::GET, "/", None).op)] = true;
         for &(method, target, query, copy, expected) in TABLE {
             let method: Method = method.parse().unwrap_or(Method::OPTIONS);
@@ -500,6 +506,7 @@ mod tests {
             ("PATCH", "/bkt", None),
             ("POST", "/bkt/k", None),
             ("POST", "/bkt", Some("lifecycle")),
+            ("POST", "/bkt", Some("cors")),
         ] {
             let method: Method = method.parse().unwrap_or(Method::OPTIONS);
             let err = route(&method, None, path, query, false, None).err().map(|e| e.code);

@@ -89,6 +89,9 @@ fn requirement(route: &Route, versioned: bool) -> (&'static str, Need) {
         Op::GetBucketPolicy => ("s3:GetBucketPolicy", Need::Owner),
         Op::PutBucketPolicy => ("s3:PutBucketPolicy", Need::Owner),
         Op::DeleteBucketPolicy => ("s3:DeleteBucketPolicy", Need::Owner),
+        Op::GetBucketCors => ("s3:GetBucketCORS", Need::Owner),
+        // S3 has no action of its own for deleting a CORS configuration.
+        Op::PutBucketCors | Op::DeleteBucketCors => ("s3:PutBucketCORS", Need::Owner),
         Op::GetBucketAcl => ("s3:GetBucketAcl", Need::Bucket(ReadAcp)),
         Op::PutBucketAcl => ("s3:PutBucketAcl", Need::Bucket(WriteAcp)),
         Op::PutObject | Op::PostObject | Op::CopyObject | Op::CreateMultipartUpload => {

@@ -116,6 +116,7 @@ pub async fn create(state: &AppState, mut req: S3Request) -> S3Result<Response<B
         tags: Vec::new(),
         acl,
         policy: None,
+        cors: None,
     };
     let name = bucket.clone();
     let owner = record.owner.clone();

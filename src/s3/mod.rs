@@ -6,6 +6,8 @@ pub mod acl;
 pub mod admin;
 pub mod bucket;
 pub mod copy;
+pub mod cors;
+mod cors_rules;
 pub mod error;
 pub mod headers;
 pub mod ingest;
@@ -153,6 +155,9 @@ pub async fn dispatch(state: &AppState, mut req: S3Request) -> S3Result<Response
         Op::GetBucketPolicy => policy::get(state, req).await,
         Op::PutBucketPolicy => policy::put(state, req).await,
         Op::DeleteBucketPolicy => policy::delete(state, req).await,
+        Op::GetBucketCors => cors::get(state, req).await,
+        Op::PutBucketCors => cors::put(state, req).await,
+        Op::DeleteBucketCors => cors::delete(state, req).await,
         Op::PutBucketLifecycle => lifecycle::put(state, req).await,
         Op::GetBucketLifecycle => lifecycle::get(state, req).await,
         Op::DeleteBucketLifecycle => lifecycle::delete(state, req).await,

@@ -8,8 +8,9 @@
 //! - `GET /_tessera/metrics`: Prometheus metrics (`metrics.rs`); with
 //!   `--metrics-token`, only for `Authorization: Bearer <token>`.
 //!
-//! `HEAD` works as `GET` without the body. These are the only requests
-//! answered without a signature besides what ACLs and policies allow.
+//! `HEAD` works as `GET` without the body. These and CORS preflights
+//! (`cors.rs`) are the only requests answered without a signature besides
+//! what ACLs and policies allow.
 
 use http::request::Parts;
 use http::{Method, Response, StatusCode};

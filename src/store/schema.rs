@@ -136,6 +136,58 @@ pub struct BucketRecord {
     pub acl: Option<Grants>,
     /// The bucket policy, if one was put.
     pub policy: Option<Policy>,
+    /// The CORS configuration, if one was put (`s3/cors.rs`).
+    pub cors: Option<Cors>,
+}
+
+/// A bucket's CORS configuration: its rules in the order given, the first
+/// that matches a request deciding (`s3/cors_rules.rs`). Kept parsed, not as
+/// the document sent: GetBucketCors writes it out again, as S3 does.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Cors {
+    pub rules: Vec<CorsRule>,
+}
+
+/// One `<CORSRule>`, checked when it was put: at most one `*` in each
+/// origin and allowed header, none in exposed headers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CorsRule {
+    pub id: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<CorsMethod>,
+    pub allowed_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub max_age_seconds: Option<u32>,
+}
+
+/// The methods a CORS rule may allow (S3 allows no others).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum CorsMethod {
+    Get,
+    Put,
+    Post,
+    Delete,
+    Head,
+}
+
+impl CorsMethod {
+    pub const ALL: [CorsMethod; 5] =
+        [CorsMethod::Get, CorsMethod::Put, CorsMethod::Post, CorsMethod::Delete, CorsMethod::Head];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CorsMethod::Get => "GET",
+            CorsMethod::Put => "PUT",
+            CorsMethod::Post => "POST",
+            CorsMethod::Delete => "DELETE",
+            CorsMethod::Head => "HEAD",
+        }
+    }
+
+    /// The method named exactly so (S3 compares case-sensitively).
+    pub fn parse(name: &str) -> Option<CorsMethod> {
+        CorsMethod::ALL.into_iter().find(|m| m.as_str() == name)
+    }
 }
 
 /// A tag set: (key, value) pairs in the order they were given.
@@ -204,7 +256,7 @@ pub struct Statement {
 }
 
 impl Stored for BucketRecord {
-    const FORMAT: u8 = 3;
+    const FORMAT: u8 = 4;
 
     fn decode_older(format: u8, bytes: &[u8]) -> Result<Self, postcard::Error> {
         #[derive(Deserialize)]
@@ -234,13 +286,17 @@ impl Stored for BucketRecord {
                 let lifecycle =
                     lifecycle.map(|l| Lifecycle { xml: l.xml, abort_rules: l.abort_rules, expiry_rules: Vec::new() });
                 let versioning = Versioning::Unversioned;
-                let (tags, acl, policy) = (Tags::new(), None, None);
-                Ok(BucketRecord { owner, created_ms, region, lifecycle, versioning, tags, acl, policy })
+                let (tags, acl, policy, cors) = (Tags::new(), None, None, None);
+                Ok(BucketRecord { owner, created_ms, region, lifecycle, versioning, tags, acl, policy, cors })
             }
             2 => {
                 let V2 { owner, created_ms, region, lifecycle, versioning, tags } = postcard::from_bytes(bytes)?;
-                Ok(BucketRecord { owner, created_ms, region, lifecycle, versioning, tags, acl: None, policy: None })
+                let (acl, policy, cors) = (None, None, None);
+                Ok(BucketRecord { owner, created_ms, region, lifecycle, versioning, tags, acl, policy, cors })
             }
+            // Format 4 added `cors` last; postcard writes an absent `Option`
+            // as one 0 byte, so format 3 plus that byte is format 4 without CORS.
+            3 => postcard::from_bytes(&[bytes, &[0]].concat()),
             _ => Err(postcard::Error::DeserializeBadEncoding),
         }
     }
@@ -732,11 +788,33 @@ mod tests {
         assert_eq!((decoded.owner, decoded.acl), (None, None));
         assert_eq!(decoded.size, 3);
         let bucket = crate::store::test_support::bucket_record();
-        let decoded: BucketRecord = decode(&as_format_2(&bucket, 2)).expect("a format-2 bucket decodes");
+        let decoded: BucketRecord = decode(&as_format_2(&bucket, 3)).expect("a format-2 bucket decodes");
         assert_eq!(decoded, bucket);
         let upload = crate::store::test_support::upload_record("b", "k");
         let decoded: UploadRecord = decode(&as_format_2(&upload, 1)).expect("a format-2 upload decodes");
         assert_eq!(decoded, upload);
+    }
+
+    /// Format 3 is format 4 without the trailing `cors` (one 0 byte when
+    /// absent): a bucket written before CORS decodes with none, keeping
+    /// its policy and ACL.
+    #[test]
+    fn format_3_buckets_decode_without_cors() {
+        let mut bucket = crate::store::test_support::bucket_record();
+        bucket.acl = Some(vec![Grant { grantee: Grantee::AllUsers, permission: Permission::Read }]);
+        bucket.policy = Some(Policy { json: "{}".into(), statements: Vec::new() });
+        let mut bytes = encode(&bucket).expect("encode");
+        assert_eq!(bytes.pop(), Some(0), "cors is last and absent");
+        bytes[0] = 3;
+        assert_eq!(decode::<BucketRecord>(&bytes).expect("a format-3 bucket decodes"), bucket);
+        let rule = CorsRule {
+            allowed_origins: vec!["*".into()],
+            allowed_methods: vec![CorsMethod::Get],
+            ..CorsRule::default()
+        };
+        bucket.cors = Some(Cors { rules: vec![rule] });
+        let round = decode::<BucketRecord>(&encode(&bucket).expect("encode")).expect("round trip");
+        assert_eq!(round, bucket);
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub fn bucket_record() -> BucketRecord {
         tags: Vec::new(),
         acl: None,
         policy: None,
+        cors: None,
     }
 }
 

@@ -88,6 +88,11 @@ impl Server {
         Client::new(&self.addr)
     }
 
+    /// The server's process id (to read its CPU time from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A client of this server signing with `other`'s keys.
     pub fn client_as(&self, other: &Client) -> Client {
         Client { addr: self.addr.clone(), ..other.clone() }
