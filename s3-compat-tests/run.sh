@@ -60,6 +60,7 @@ install_clients() {
     wants resume-download && ! command -v wget >/dev/null && apt_pkgs+=(wget)
     command -v jq >/dev/null || apt_pkgs+=(jq)
     command -v curl >/dev/null || apt_pkgs+=(curl)
+    command -v openssl >/dev/null || apt_pkgs+=(openssl)
     if [[ ${#apt_pkgs[@]} -gt 0 ]]; then
         quietly "apt-get update" apt-get update -qq
         quietly "apt-get install ${apt_pkgs[*]}" env DEBIAN_FRONTEND=noninteractive \
@@ -84,6 +85,8 @@ install_clients() {
 
 echo "== installing missing clients"
 install_clients
+# test.sh installs the clients that cargo's tests use (tests/tls.rs) first.
+[[ ${S3T_INSTALL_ONLY:-} == 1 ]] && exit 0
 
 echo "== building tessera (cargo build --release --locked)"
 start=$SECONDS
