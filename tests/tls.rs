@@ -589,3 +589,13 @@ fn tessera_stats_and_cp_work_against_a_tls_server() {
     assert!(!out.status.success(), "without the test CA the server is not trusted");
     assert!(text(&out.stderr).contains("certificate"), "says why: {}", text(&out.stderr));
 }
+
+/// `serve --help` names the flags, their variables and the SIGHUP reload.
+#[test]
+fn serve_help_explains_tls() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera")).args(["serve", "--help"]).output().unwrap();
+    let help = text(&out.stdout);
+    for needle in ["--tls-cert <PATH>", "--tls-key <PATH>", "TESSERA_TLS_CERT", "TESSERA_TLS_KEY", "SIGHUP", "PKCS#1"] {
+        assert!(help.contains(needle), "`{needle}` in serve --help:\n{help}");
+    }
+}

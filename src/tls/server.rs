@@ -169,9 +169,7 @@ async fn refuse_plain_http(mut tcp: TcpStream) {
 /// (docs/performance.md quotes the suite negotiated in the TLS benchmark).
 fn log_session<S>(stream: &TlsStream<S>) {
     let (_, session) = stream.get_ref();
-    tracing::debug!(
-        version = ?session.protocol_version(),
-        cipher = ?session.negotiated_cipher_suite().map(|s| s.suite()),
-        "TLS session established"
-    );
+    if let (Some(version), Some(suite)) = (session.protocol_version(), session.negotiated_cipher_suite()) {
+        tracing::debug!(?version, cipher = ?suite.suite(), "TLS session established");
+    }
 }
