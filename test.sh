@@ -10,6 +10,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 
+echo "== clients the cargo tests run (aws-cli v2, boto3, curl, openssl)"
+S3T_INSTALL_ONLY=1 s3-compat-tests/run.sh awscli-v2 boto3
+
 echo "== cargo tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --locked

@@ -22,6 +22,7 @@ use crate::config::root_credentials;
 use crate::s3::admin::BACKUP_PATH;
 use crate::store::layout::Layout;
 use crate::store::{backup_offline, BackupError, BackupReport, Store};
+use crate::tls::client::Trust;
 
 #[derive(Debug, Clone, Args)]
 pub struct BackupArgs {
@@ -35,11 +36,15 @@ pub struct BackupArgs {
 }
 
 /// What a running server writes into its data folder at start and removes
-/// at a clean stop: where to reach it and which region to sign for.
+/// at a clean stop: where to reach it, which region to sign for, and with
+/// TLS on, its certificate file (the one certificate the admin commands
+/// trust: see `tls::client`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerInfo {
     pub listen: SocketAddr,
     pub region: String,
+    /// `--tls-cert`, made absolute: the server speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
 }
 
 impl ServerInfo {
@@ -49,6 +54,10 @@ impl ServerInfo {
         let tmp = path.with_extension("tmp");
         let mut file = std::fs::File::create(&tmp)?;
         writeln!(file, "listen={}\nregion={}\npid={}", self.listen, self.region, std::process::id())?;
+        writeln!(file, "scheme={}", self.scheme())?;
+        if let Some(cert) = &self.tls_cert {
+            writeln!(file, "tls_cert={}", cert.display())?;
+        }
         std::fs::rename(tmp, path)
     }
 
@@ -62,9 +71,32 @@ impl ServerInfo {
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix('=')).map(str::trim);
         let listen = field("listen").and_then(|a| a.parse().ok()).map(reachable);
+        let tls_cert = field("tls_cert").map(PathBuf::from);
         match (listen, field("region")) {
-            (Some(listen), Some(region)) => Ok(ServerInfo { listen, region: region.to_string() }),
+            (Some(listen), Some(region)) => Ok(ServerInfo { listen, region: region.to_string(), tls_cert }),
             _ => bail!("{} is malformed", path.display()),
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// `http://ADDR`, or `https://ADDR` with TLS on.
+    pub fn endpoint(&self) -> String {
+        format!("{}://{}", self.scheme(), self.listen)
+    }
+
+    /// The certificates a client of this server accepts: with TLS, exactly
+    /// the one in its certificate file (read now, so a reloaded one is seen).
+    fn trust(&self) -> anyhow::Result<Trust> {
+        match &self.tls_cert {
+            Some(cert) => Trust::pinned_to(cert).context("reading the running server's TLS certificate"),
+            None => Ok(Trust::Roots),
         }
     }
 }
@@ -135,7 +167,8 @@ pub fn ask_server(
     let creds = root_credentials(&creds_path).context("loading root credentials")?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let client = S3::new(&format!("http://{}", info.listen), &creds.access_key, &creds.secret_key, &info.region)?;
+        let trust = info.trust()?;
+        let client = S3::with_trust(&info.endpoint(), &creds.access_key, &creds.secret_key, &info.region, &trust)?;
         let path = path.trim_start_matches('/');
         let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
         let mut request = Request::new("Admin", method, bucket, Some(key));
@@ -201,11 +234,17 @@ mod tests {
         for (listen, expected) in
             [("127.0.0.1:9000", "127.0.0.1:9000"), ("0.0.0.0:9001", "127.0.0.1:9001"), ("[::]:9002", "[::1]:9002")]
         {
-            let info = ServerInfo { listen: listen.parse().expect("addr"), region: "eu-west-3".into() };
+            let info = ServerInfo { listen: listen.parse().expect("addr"), region: "eu-west-3".into(), tls_cert: None };
             info.announce(&layout).expect("announce");
             let read = ServerInfo::read(&layout).expect("read");
             assert_eq!((read.listen, read.region.as_str()), (expected.parse().expect("addr"), "eu-west-3"));
+            assert_eq!(read.endpoint(), format!("http://{expected}"));
         }
+        let tls_cert = Some(PathBuf::from("/etc/tessera/cert.pem"));
+        let info = ServerInfo { listen: "127.0.0.1:9443".parse().expect("addr"), region: "r".into(), tls_cert };
+        info.announce(&layout).expect("announce");
+        let read = ServerInfo::read(&layout).expect("read");
+        assert_eq!((read.endpoint().as_str(), read.tls_cert), ("https://127.0.0.1:9443", info.tls_cert));
         ServerInfo::withdraw(&layout);
         assert!(ServerInfo::read(&layout).is_err());
     }

@@ -66,6 +66,13 @@ Environment:
   TESSERA_LOG            log filter (default `info`; e.g. `debug`, `tessera=debug`)
   TESSERA_BODY_TIMEOUT   same as --body-timeout
   TESSERA_METRICS_TOKEN  same as --metrics-token
+  TESSERA_TLS_CERT       same as --tls-cert
+  TESSERA_TLS_KEY        same as --tls-key
+
+TLS: with --tls-cert and --tls-key (both, or neither) the port speaks HTTPS only
+(HTTP/1.1, TLS 1.2 and 1.3). SIGHUP re-reads both files: new connections get the
+new certificate; if either file is bad, the error is logged and the previous
+certificate stays in use.
 
 Health and metrics (no signature needed): GET /_tessera/health/live,
 /_tessera/health/ready (503 with the reason when writes would fail) and
@@ -122,6 +129,13 @@ pub struct ServeConfig {
     /// port may read the metrics.
     #[arg(long, env = "TESSERA_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate
+    /// first, then any intermediates); needs --tls-key. Reloaded on SIGHUP.
+    #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key", value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    #[arg(long, env = "TESSERA_TLS_KEY", requires = "tls_cert", value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
     /// Log lines as text, or as one JSON object per line for collectors.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -134,6 +148,14 @@ pub struct ServeConfig {
     /// it. One real day; tests shorten it (e.g. `2s`) to see rules applied.
     #[arg(long, default_value = "1d", value_parser = positive_duration, hide = true)]
     pub lifecycle_day: std::time::Duration,
+}
+
+impl ServeConfig {
+    /// The certificate and key files when TLS is on (clap has checked that
+    /// both or neither are given).
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        self.tls_cert.as_deref().zip(self.tls_key.as_deref())
+    }
 }
 
 /// `HOST:PORT` (an IP address or a name, resolved once; IPv4 first), or

@@ -16,5 +16,6 @@ pub mod s3;
 pub mod server;
 pub mod stats_cli;
 pub mod store;
+pub mod tls;
 pub mod transfer;
 pub mod user_cli;

@@ -88,6 +88,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         // The port first: a port in use must change nothing on disk.
         let listener =
             tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let tls = load_tls(&config)?;
         let store = Store::open_with(&config.data, config.accept_db_rollback).map_err(|e| {
             let context = format!("opening data folder {}", config.data.display());
             match e.io_kind() == Some(std::io::ErrorKind::PermissionDenied) {
@@ -105,7 +106,8 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
         let creds = root_credentials(&store.layout().credentials_path()).context("loading root credentials")?;
         let addr = listener.local_addr()?;
-        let info = ServerInfo { listen: addr, region: config.region.clone() };
+        let tls_cert = config.tls_cert.as_deref().map(std::path::absolute).transpose()?;
+        let info = ServerInfo { listen: addr, region: config.region.clone(), tls_cert };
         info.announce(store.layout()).context("writing server-info")?;
         let layout = store.layout().clone();
         let closing = store.clone();
@@ -118,6 +120,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
             body_timeout: config.body_timeout,
             metrics: Arc::new(tessera::metrics::Metrics::new(&closing)),
             metrics_token: config.metrics_token.clone(),
+            scheme: if config.tls_cert.is_some() { "https" } else { "http" },
         });
         log_configuration(&config, addr);
         let mut out = std::io::stdout().lock();
@@ -137,15 +140,24 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
             CredentialsOrigin::Environment => writeln!(out, "Secret key: from TESSERA_SECRET_KEY")?,
         }
         writeln!(out, "Region:     {}   Data: {}", config.region, config.data.display())?;
-        writeln!(out, "Tessera listening on http://{addr}")?;
+        writeln!(out, "Tessera listening on {}", info.endpoint())?;
         out.flush()?;
         drop(out);
-        tessera::server::serve(listener, state, shutdown_signal()).await;
+        tessera::server::serve(listener, state, tls, shutdown_signal()).await;
         ServerInfo::withdraw(&layout);
         tokio::task::spawn_blocking(move || closing.close()).await?;
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// The TLS certificate and key, read before the data folder is touched (a
+/// bad file changes nothing on disk), and reloaded on every SIGHUP from then on.
+fn load_tls(config: &ServeConfig) -> anyhow::Result<Option<tessera::tls::server::ServerTls>> {
+    let Some((cert, key)) = config.tls_files() else { return Ok(None) };
+    let tls = tessera::tls::server::ServerTls::load(cert, key).context("loading the TLS certificate")?;
+    tls.reload_on_sighup().context("watching for SIGHUP (TLS certificate reload)")?;
+    Ok(Some(tls))
 }
 
 /// The version and the effective configuration, secrets left out.
@@ -162,6 +174,8 @@ fn log_configuration(config: &ServeConfig, addr: std::net::SocketAddr) {
         hash_after_idle = %humantime::format_duration(config.hash_after_idle),
         body_timeout = %humantime::format_duration(config.body_timeout),
         metrics_token = config.metrics_token.is_some(),
+        tls = config.tls_cert.is_some(),
+        tls_cert = %config.tls_cert.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
         accept_db_rollback = config.accept_db_rollback,
         "tessera starting"
     );

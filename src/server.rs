@@ -13,8 +13,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
 
 use crate::access_log::{self, Facts, Finished};
@@ -29,9 +30,12 @@ use crate::s3::probes::{self, probe_op};
 use crate::s3::xml::XmlWriter;
 use crate::s3::{dispatch, AppState, Principal, S3Request};
 use crate::store::users::UserRecord;
+use crate::tls::server::ServerTls;
 
 /// How long requests in flight may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to send a request head, and on a TLS
+/// connection its handshake too.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The kernel send buffer of a connection (Linux doubles it for bookkeeping).
 /// Left to autotuning, a client that asks for a large object and does not
@@ -42,8 +46,13 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const SEND_BUFFER: usize = 512 * 1024;
 
 /// Serves until `shutdown` resolves, then stops accepting and lets requests in
-/// flight finish.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
+/// flight finish. With `tls`, every connection is TLS (`--tls-cert`).
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    tls: Option<ServerTls>,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -53,19 +62,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
                     // A 4 KiB response must not wait for the client's delayed ACK.
                     let _ = stream.set_nodelay(true);
                     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
-                    let stream = SendDeadline::new(stream, state.body_timeout);
-                    let state = state.clone();
-                    let service = service_fn(move |req| handle(state.clone(), peer, req));
-                    let conn = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(HEADER_READ_TIMEOUT)
-                        .serve_connection(TokioIo::new(stream), service);
-                    let conn = graceful.watch(conn);
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        }
-                    });
+                    tokio::spawn(connection(stream, peer, state.clone(), tls.clone(), graceful.watcher()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -79,6 +76,44 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
         tracing::warn!("requests still running after the drain timeout");
     }
+}
+
+/// One connection, in its own task: the TLS handshake (so a slow one never
+/// holds up the accept loop), then HTTP/1.1. The send deadline sits on the
+/// socket, under TLS: what it watches is whether the client takes bytes off
+/// the wire, which only the socket shows (rustls buffers plaintext and would
+/// report a stalled client late), and it then covers every byte TLS writes
+/// too, handshake and alerts included.
+async fn connection(tcp: TcpStream, peer: SocketAddr, state: Arc<AppState>, tls: Option<ServerTls>, watcher: Watcher) {
+    let limit = state.body_timeout;
+    let with_deadline = move |tcp| SendDeadline::new(tcp, limit);
+    let served = match tls {
+        None => serve_http(with_deadline(tcp), peer, state, watcher).await,
+        Some(tls) => match tls.accept(tcp, HEADER_READ_TIMEOUT, with_deadline).await {
+            Ok(stream) => serve_http(stream, peer, state, watcher).await,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+        },
+    };
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// HTTP/1.1 on one connection, plain or TLS, until it closes or a graceful
+/// shutdown has let its request in flight finish.
+async fn serve_http<S>(stream: S, peer: SocketAddr, state: Arc<AppState>, watcher: Watcher) -> hyper::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| handle(state.clone(), peer, req));
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    watcher.watch(conn).await
 }
 
 async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
 
-use common::{pattern, read_response, set_soft_nofile, Client, Req, Server};
+use common::{connect_with_small_receive_buffer, pattern, read_response, set_soft_nofile, Client, Req, Server};
 
 const MIB: usize = 1024 * 1024;
 
@@ -247,35 +247,4 @@ fn a_response_nobody_reads_is_dropped_after_the_body_timeout() {
     }
     assert!(received < full, "the response was cut short: {received} of about {full} bytes");
     assert_eq!(c.send(Req::new("GET", "/long").query("list-type=2")).status, 200, "others are served");
-}
-
-/// A connection whose receive buffer is set small before it connects, so the
-/// window it advertises stays small: 600 non-reading clients at the default
-/// sizes made the server's kernel queue about 3 MB each (1.7 GB in all), past
-/// `net.ipv4.tcp_mem`'s pressure mark, which slows every connection on the
-/// machine for seconds, server or not.
-fn connect_with_small_receive_buffer(addr: &str) -> TcpStream {
-    use std::os::fd::FromRawFd;
-    let addr: std::net::SocketAddrV4 = addr.parse().expect("an IPv4 address");
-    let size: libc::c_int = 16 * 1024;
-    let sockaddr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: addr.port().to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from(*addr.ip()).to_be() },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: a new socket is configured and connected with structs we own,
-    // whose sizes are passed; on success the descriptor is handed to TcpStream,
-    // which closes it.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-        let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        let rc = libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&size as *const libc::c_int).cast(), len);
-        assert_eq!(rc, 0, "setsockopt SO_RCVBUF");
-        let sa_len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        let rc = libc::connect(fd, (&sockaddr as *const libc::sockaddr_in).cast(), sa_len);
-        assert_eq!(rc, 0, "connect: {}", std::io::Error::last_os_error());
-        TcpStream::from_raw_fd(fd)
-    }
 }

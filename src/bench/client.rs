@@ -1,6 +1,7 @@
 //! A minimal S3 client for the benchmark: SigV4 header authentication built
 //! from the server's own pure functions (`auth::sigv4`), over hyper's pooled
-//! keep-alive HTTP/1.1 client with TCP_NODELAY.
+//! keep-alive HTTP/1.1 client with TCP_NODELAY, over TLS for `https://`
+//! endpoints (`tls::client` says which certificates are trusted).
 //!
 //! The path and query sent are exactly the strings that are signed: the path is
 //! `UriEncode`d once (slashes kept) and the query is the canonical query itself,
@@ -11,22 +12,27 @@
 //! once whatever `Expect` says.
 //! Reference: <https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html>
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::ServerName;
 use time::macros::format_description;
 use time::OffsetDateTime;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_rustls::TlsConnector;
 
 use super::body::ReqBody;
 use crate::auth::sigv4;
+use crate::tls::client::Trust;
+use crate::tls::TlsError;
 
 const SERVICE: &str = "s3";
 const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
@@ -44,6 +50,8 @@ pub enum Error {
     Invalid { op: &'static str, detail: String },
     #[error("endpoint: {0}")]
     Endpoint(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 impl Error {
@@ -90,9 +98,12 @@ impl Request {
 }
 
 pub struct S3 {
-    http: Client<HttpConnector, ReqBody>,
-    /// `http://host:port`, no trailing slash.
+    http: Client<HttpsConnector<HttpConnector>, ReqBody>,
+    /// `http(s)://host:port`, no trailing slash.
     base: String,
+    /// For raw connections to an `https://` endpoint: the TLS client and the
+    /// name the server's certificate must carry.
+    raw_tls: Option<(TlsConnector, ServerName<'static>)>,
     host: String,
     access_key: String,
     secret_key: String,
@@ -102,18 +113,41 @@ pub struct S3 {
 }
 
 impl S3 {
+    /// A client of `endpoint` (`http://` or `https://`); an `https://` one
+    /// trusts the CAs of `AWS_CA_BUNDLE`, else the system's.
     pub fn new(endpoint: &str, access_key: &str, secret_key: &str, region: &str) -> Result<S3, Error> {
+        S3::with_trust(endpoint, access_key, secret_key, region, &Trust::Roots)
+    }
+
+    /// A client of `endpoint` whose TLS, if `https://`, accepts `trust`.
+    pub fn with_trust(
+        endpoint: &str,
+        access_key: &str,
+        secret_key: &str,
+        region: &str,
+        trust: &Trust,
+    ) -> Result<S3, Error> {
         let uri: http::Uri = endpoint.parse().map_err(|e| Error::Endpoint(format!("`{endpoint}`: {e}")))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(Error::Endpoint(format!("`{endpoint}`: only http:// endpoints are supported")));
-        }
+        let tls = match uri.scheme_str() {
+            Some("http") => None,
+            Some("https") => Some(crate::tls::client::config(trust)?),
+            _ => {
+                return Err(Error::Endpoint(format!("`{endpoint}`: only http:// and https:// endpoints are supported")))
+            }
+        };
         let host = uri.authority().map(|a| a.to_string()).ok_or_else(|| Error::Endpoint("no host".into()))?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let http = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
+        let raw_tls = match &tls {
+            Some(config) => Some((TlsConnector::from(Arc::new(config.clone())), server_name(&uri)?)),
+            None => None,
+        };
+        let config = match tls {
+            Some(config) => config,
+            None => crate::tls::client::refusing()?,
+        };
         Ok(S3 {
-            http,
-            base: format!("http://{host}"),
+            http: pooled_client(config),
+            base: format!("{}://{host}", if raw_tls.is_some() { "https" } else { "http" }),
+            raw_tls,
             host,
             access_key: access_key.to_string(),
             secret_key: secret_key.to_string(),
@@ -216,6 +250,27 @@ impl S3 {
     }
 }
 
+/// hyper's pooled keep-alive client with TCP_NODELAY, speaking TLS with
+/// `tls` to `https://` URIs (HTTP/1.1 only, as the server).
+fn pooled_client(tls: rustls::ClientConfig) -> Client<HttpsConnector<HttpConnector>, ReqBody> {
+    let mut tcp = HttpConnector::new();
+    tcp.set_nodelay(true);
+    // `https://` URIs pass through it to the TLS layer above.
+    tcp.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp);
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector)
+}
+
+/// The name the certificate of `uri`'s host must carry.
+fn server_name(uri: &http::Uri) -> Result<ServerName<'static>, Error> {
+    let host = uri.host().ok_or_else(|| Error::Endpoint("no host".into()))?;
+    Ok(crate::tls::client::server_name(host)?)
+}
+
 /// A reply read off a raw connection by [`S3::send_expecting_continue`].
 #[derive(Debug)]
 pub struct RawReply {
@@ -237,7 +292,7 @@ impl S3 {
         let op = req.op;
         let req = req.header("expect", "100-continue");
         let (headers, target) = self.signed_head(&req)?;
-        let mut conn = RawConn::open(op, &self.host).await?;
+        let mut conn = RawConn::open(op, &self.host, self.raw_tls.as_ref()).await?;
         conn.write(&raw_head(req.method.as_str(), &target, &headers)).await?;
         // A server silent for a while gets the body anyway (RFC 9110 section
         // 10.1.1): some never send 100 Continue. `read_head` is cancel-safe.
@@ -279,17 +334,32 @@ fn raw_head(method: &str, target: &str, headers: &HeaderMap) -> Vec<u8> {
     head
 }
 
+/// A byte stream a raw connection runs over: TCP, or TLS over TCP.
+trait RawStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> RawStream for S {}
+
 /// One raw HTTP/1.1 connection, and what was read off it but not used yet.
 struct RawConn {
     op: &'static str,
-    stream: tokio::net::TcpStream,
+    stream: Box<dyn RawStream>,
     buf: Vec<u8>,
 }
 
 impl RawConn {
-    async fn open(op: &'static str, host: &str) -> Result<RawConn, Error> {
-        let stream = tokio::net::TcpStream::connect(host).await.map_err(|e| transport(op, "connecting", &e))?;
-        stream.set_nodelay(true).map_err(|e| transport(op, "TCP_NODELAY", &e))?;
+    /// Connects to `host`, with a TLS handshake when `tls` is given.
+    async fn open(
+        op: &'static str,
+        host: &str,
+        tls: Option<&(TlsConnector, ServerName<'static>)>,
+    ) -> Result<RawConn, Error> {
+        let tcp = tokio::net::TcpStream::connect(host).await.map_err(|e| transport(op, "connecting", &e))?;
+        tcp.set_nodelay(true).map_err(|e| transport(op, "TCP_NODELAY", &e))?;
+        let stream: Box<dyn RawStream> = match tls {
+            None => Box::new(tcp),
+            Some((connector, name)) => {
+                Box::new(connector.connect(name.clone(), tcp).await.map_err(|e| transport(op, "TLS handshake", &e))?)
+            }
+        };
         Ok(RawConn { op, stream, buf: Vec::new() })
     }
 

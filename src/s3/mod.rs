@@ -52,6 +52,9 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// With it, `GET /_tessera/metrics` needs `Authorization: Bearer <token>`.
     pub metrics_token: Option<String>,
+    /// `https` with `--tls-cert`, else `http`: the scheme of the URLs the
+    /// server writes into answers (POST Object's `Location`).
+    pub scheme: &'static str,
 }
 
 /// The id the root user owns buckets as (users have 64-hex-digit ids).

@@ -71,7 +71,7 @@ pub async fn post(state: &AppState, mut req: S3Request) -> S3Result<Response<Bod
         TOO_SMALL => S3Error::new(S3ErrorCode::EntityTooSmall),
         _ => e,
     })?;
-    answer(&fields, &ObjectUrl { host, bucket, key }, stored)
+    answer(&fields, &ObjectUrl { scheme: state.scheme, host, bucket, key }, stored)
 }
 
 fn missing(name: &str) -> S3Error {
@@ -245,6 +245,7 @@ fn answer(fields: &Fields, object: &ObjectUrl, stored: Response<Body>) -> S3Resu
 
 /// The URL of a stored object, as the request reached the server.
 struct ObjectUrl {
+    scheme: &'static str,
     host: String,
     bucket: String,
     key: String,
@@ -253,6 +254,6 @@ struct ObjectUrl {
 impl std::fmt::Display for ObjectUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let key = crate::auth::sigv4::uri_encode(&self.key, false);
-        write!(f, "http://{}/{}/{key}", self.host, self.bucket)
+        write!(f, "{}://{}/{}/{key}", self.scheme, self.host, self.bucket)
     }
 }

@@ -54,10 +54,22 @@ impl Server {
     }
 
     pub fn try_start_on(listen: &str, data: &Path, extra: &[&str], stderr: impl Into<Stdio>) -> Option<Server> {
+        Server::try_start_with_env(listen, data, extra, &[], stderr)
+    }
+
+    /// [`Server::try_start_on`] with extra environment variables.
+    pub fn try_start_with_env(
+        listen: &str,
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+        stderr: impl Into<Stdio>,
+    ) -> Option<Server> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
             .args(["serve", "--listen", listen, "--data"])
             .arg(data)
             .args(extra)
+            .envs(env.iter().copied())
             .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
             .env("TESSERA_SECRET_KEY", SECRET_KEY)
             .env("TESSERA_LOG", "warn")
@@ -69,8 +81,9 @@ impl Server {
         let mut lines = BufReader::new(stdout).lines();
         let addr = loop {
             match lines.next() {
-                Some(Ok(line)) => match line.split("listening on http://").nth(1) {
-                    Some(rest) => break rest.trim().to_string(),
+                Some(Ok(line)) => match line.split("listening on ").nth(1) {
+                    // `http://ADDR`, or `https://ADDR` with --tls-cert.
+                    Some(url) => break url.trim().split("://").last().unwrap_or_default().to_string(),
                     None => continue,
                 },
                 _ => {
@@ -88,7 +101,7 @@ impl Server {
         Client::new(&self.addr)
     }
 
-    /// The server's process id (to read its CPU time from /proc).
+    /// The server's process id (to read its CPU time from /proc, or send it a signal).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -508,4 +521,35 @@ pub fn md5_etag(body: &[u8]) -> String {
 pub fn free_addr() -> String {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a probe");
     probe.local_addr().expect("probe address").to_string()
+}
+
+/// A connection whose receive buffer is set small before it connects, so the
+/// window it advertises stays small: 600 non-reading clients at the default
+/// sizes made the server's kernel queue about 3 MB each (1.7 GB in all), past
+/// `net.ipv4.tcp_mem`'s pressure mark, which slows every connection on the
+/// machine for seconds, server or not.
+pub fn connect_with_small_receive_buffer(addr: &str) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let addr: std::net::SocketAddrV4 = addr.parse().expect("an IPv4 address");
+    let size: libc::c_int = 16 * 1024;
+    let sockaddr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(*addr.ip()).to_be() },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: a new socket is configured and connected with structs we own,
+    // whose sizes are passed; on success the descriptor is handed to TcpStream,
+    // which closes it.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let rc = libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&size as *const libc::c_int).cast(), len);
+        assert_eq!(rc, 0, "setsockopt SO_RCVBUF");
+        let sa_len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let rc = libc::connect(fd, (&sockaddr as *const libc::sockaddr_in).cast(), sa_len);
+        assert_eq!(rc, 0, "connect: {}", std::io::Error::last_os_error());
+        TcpStream::from_raw_fd(fd)
+    }
 }
