@@ -40,6 +40,22 @@ pub struct Facts {
     pub code: Option<&'static str>,
 }
 
+/// Who and what a request turned out to be about when only its body told
+/// (POST Object's form): put in the response's extensions by the handler.
+#[derive(Clone)]
+pub struct LearnedFromBody {
+    pub user: String,
+    pub key: String,
+}
+
+impl Facts {
+    pub fn learn(&mut self, learned: Option<LearnedFromBody>) {
+        if let Some(learned) = learned {
+            (self.user, self.key) = (Some(learned.user), Some(learned.key));
+        }
+    }
+}
+
 /// Everything the access line needs once the body is done.
 pub struct Finished {
     pub request_id: String,

@@ -135,7 +135,10 @@ async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) 
     let received = access_log::declared_length(req.headers());
     let mut facts = Facts::default();
     let mut response = match process(&state, req, &mut facts).instrument(span.clone()).await {
-        Ok(response) => response,
+        Ok(mut response) => {
+            facts.learn(response.extensions_mut().remove());
+            response
+        }
         Err(e) => {
             facts.code = Some(e.code.as_str());
             span.in_scope(|| error_response(&e, &resource, &request_id, is_head))

@@ -93,10 +93,15 @@ async function main() {
       partial.failedStep === "multipart upload" && /ETag/.test(partial.error ?? ""), JSON.stringify(partial));
 
     const full = await runPhase(origin, "full");
-    check("[full] presigned PUT, multipart upload and both reads succeed", full.ok === true, JSON.stringify(full));
+    check("[full] presigned PUT, multipart upload, form POST and the reads succeed", full.ok === true,
+      JSON.stringify(full));
+    check("[full] the page read the form upload's ETag from its PostResponse", /^"[0-9a-f]{32}"$/.test(full.formEtag ?? ""),
+      full.formEtag);
     check("[full] the page read the PUT's ETag", /^"[0-9a-f]{32}"$/.test(full.singleEtag ?? ""), full.singleEtag);
     check("[full] the multipart ETag has two parts", /^"?[0-9a-f]{32}-2"?$/.test(full.multiEtag ?? ""), full.multiEtag);
-    for (const [key, sha] of [["full/single.bin", full.singleSha256], ["full/multi.bin", full.multiSha256]]) {
+    const stored = [["full/single.bin", full.singleSha256], ["full/multi.bin", full.multiSha256],
+      ["full/form.bin", full.formSha256]];
+    for (const [key, sha] of stored) {
       const stored = await backend(origin, `/object?key=${encodeURIComponent(key)}`);
       check(`[full] boto3 reads ${key} with the SHA-256 the page computed`, stored.sha256 === sha,
         `page ${sha}`, `boto3 ${JSON.stringify(stored)}`);

@@ -5,6 +5,7 @@ so the browser talks to tessera, on another origin, directly.
 
     GET  /                     the page
     GET  /presign?op=...&key=...[&upload_id=...&part=...]   {"url": ...}
+    GET  /presign-post?key=... {"url": ..., "fields": {...}}, a POST Object form
     POST /setup?cors=full|none|no-expose   the bucket's CORS rules for a phase
     GET  /object?key=...       {"exists": bool, "size": n, "sha256": hex}, read with boto3
     POST /quit                 stops the server
@@ -78,6 +79,17 @@ def presign(query):
     return {"url": url}
 
 
+def presign_post(query):
+    """A signed form for a browser upload (POST Object): answered with a
+    PostResponse document (201) and limited to 16 MiB."""
+    return S3.generate_presigned_post(
+        BUCKET, query["key"],
+        Fields={"success_action_status": "201", "x-amz-meta-from": "form"},
+        Conditions=[{"success_action_status": "201"}, {"x-amz-meta-from": "form"},
+                    ["content-length-range", 1, 16 << 20]],
+        ExpiresIn=600)
+
+
 def describe(key):
     try:
         body = S3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
@@ -106,6 +118,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(200, f.read(), "text/html; charset=utf-8")
         if self.command == "GET" and url.path == "/presign":
             return self.reply(200, presign(query))
+        if self.command == "GET" and url.path == "/presign-post":
+            return self.reply(200, presign_post(query))
         if self.command == "GET" and url.path == "/object":
             return self.reply(200, describe(query["key"]))
         if self.command == "POST" and url.path == "/setup":

@@ -23,6 +23,7 @@ use super::ingest::MAX_PUT_BYTES;
 use super::post_policy::{authenticate, Fields, Policy};
 use super::xml::XmlWriter;
 use super::{access, AppState, BodyError, RequestBody, S3Request};
+use crate::access_log::LearnedFromBody;
 use crate::auth::verify::VerifiedRequest;
 use crate::http::body::{self, Body};
 use crate::http::route::{Op, Route};
@@ -62,6 +63,7 @@ pub async fn post(state: &AppState, mut req: S3Request) -> S3Result<Response<Bod
         op: Op::PutObject,
         params: Default::default(),
     };
+    let learned = LearnedFromBody { user: signer.principal.log_name().to_string(), key: key.clone() };
     req.principal = signer.principal;
     req.auth = VerifiedRequest::anonymous();
     req.body = file_body(file, range, verdict.clone());
@@ -71,7 +73,9 @@ pub async fn post(state: &AppState, mut req: S3Request) -> S3Result<Response<Bod
         TOO_SMALL => S3Error::new(S3ErrorCode::EntityTooSmall),
         _ => e,
     })?;
-    answer(&fields, &ObjectUrl { scheme: state.scheme, host, bucket, key }, stored)
+    let mut answered = answer(&fields, &ObjectUrl { scheme: state.scheme, host, bucket, key }, stored)?;
+    answered.extensions_mut().insert(learned);
+    Ok(answered)
 }
 
 fn missing(name: &str) -> S3Error {
