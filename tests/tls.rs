@@ -222,7 +222,7 @@ fn aws(home: &Path, ca: &Path, endpoint: &str, args: &[&str]) -> Output {
     let mut cmd = Command::new(bin);
     aws_env(&mut cmd, home, ca);
     let out = cmd.args(args).args(["--endpoint-url", endpoint]).output().expect("run aws");
-    assert!(out.status.success(), "aws {args:?}: {}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "aws {args:?}: {}: {}{}", out.status, text(&out.stdout), text(&out.stderr));
     out
 }
 
