@@ -5,6 +5,7 @@ refused with S3's error and nothing stored."""
 
 import base64
 import hashlib
+import json
 import os
 import re
 import time
@@ -173,6 +174,28 @@ def main():
         "Policy Condition failed")
     form = s3.generate_presigned_post(BUCKET + "-missing", "k")
     refused(c, "a bucket that does not exist", post(form, b"x"), 404, "NoSuchBucket")
+
+    c.step("another user's form, and an anonymous form where anyone may write")
+    other_file = os.environ.get("POST_OTHER_USER_FILE")
+    if other_file:
+        with open(other_file) as f:
+            keys = json.load(f)
+        mallory = client(signature_version="s3v4")
+        mallory._request_signer._credentials.access_key = keys["access_key_id"]
+        mallory._request_signer._credentials.secret_key = keys["secret_access_key"]
+        form = mallory.generate_presigned_post(BUCKET, "form/mallory.txt")
+        refused(c, "a form signed by a user who may not write the bucket", post(form, b"x"), 403, "AccessDenied")
+    else:
+        print("  (no second user on an external endpoint: skipped)")
+    open_bucket = BUCKET + "-open"
+    c.call("CreateBucket public-read-write", s3.create_bucket, Bucket=open_bucket, ACL="public-read-write")
+    url = form["url"].rsplit("/", 1)[0] + "/" + open_bucket
+    resp = requests.post(url, data={"key": "anonymous.txt"}, files={"file": ("f", b"anyone")}, timeout=60)
+    c.eq("an unsigned form to a public-read-write bucket: 204", resp.status_code, 204)
+    c.eq("its bytes", c.call("GetObject", lambda: s3.get_object(Bucket=open_bucket, Key="anonymous.txt")["Body"].read()),
+         b"anyone")
+    c.call("DeleteObject", s3.delete_object, Bucket=open_bucket, Key="anonymous.txt")
+    c.call("DeleteBucket (open)", s3.delete_bucket, Bucket=open_bucket)
 
     c.step("cleanup")
     keys = []
