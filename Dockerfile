@@ -34,7 +34,7 @@ FROM ${RUNTIME_IMAGE}
 # curl only for the HEALTHCHECK below.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends curl ca-certificates \
-    && rm -rf /var/lib/apt/lists/* \
+    && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
     && useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin/nologin tessera \
     && mkdir -p /data && chown tessera:tessera /data && chmod 0750 /data
 COPY --from=build /src/target/release/tessera /usr/local/bin/tessera
