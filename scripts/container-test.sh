@@ -58,7 +58,7 @@ die() { # a step the rest depends on failed
     finish || exit 1
 }
 cleanup() {
-    podman rm -f -t 2 "$NAME" "$NAME-ro" "$NAME-cp" >/dev/null 2>&1 || true
+    podman rm -f -i -t 2 "$NAME" "$NAME-ro" "$NAME-cp" >/dev/null 2>&1 || true
     podman rmi "$IMAGE-src" >/dev/null 2>&1 || true
     [[ ${TESSERA_CONTAINER_KEEP:-1} == 0 ]] && podman rmi -f "$IMAGE" >/dev/null 2>&1
     rm -rf "$WORK"
