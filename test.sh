@@ -22,3 +22,12 @@ fi
 
 echo "== S3 compatibility tests (s3-compat-tests/run.sh)"
 s3-compat-tests/run.sh
+
+# Long mode: the container image (scripts/container-test.sh: builds the Dockerfile
+# with podman from locally made base images, runs it, uses it with aws-cli; 15-20
+# minutes on 2 cores the first time, about 35 s once its images are kept, so not
+# in every run). docs/container.md.
+if [[ ${TESSERA_LONG_TESTS:-} == 1 ]]; then
+    echo "== container image (scripts/container-test.sh)"
+    scripts/container-test.sh
+fi
