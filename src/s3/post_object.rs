@@ -43,15 +43,14 @@ pub async fn post(state: &AppState, mut req: S3Request) -> S3Result<Response<Bod
     let boundary = boundary(req.headers())?;
     let body = std::mem::replace(&mut req.body, empty());
     let mut form = multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints());
-    let (fields, file) = read_fields(&mut form, state.body_timeout).await?;
+    let (mut fields, file) = read_fields(&mut form, state.body_timeout).await?;
     let signer = authenticate(state, &fields)?;
-    let filename = file.file_name().unwrap_or_default().to_string();
-    let key = fields.get("key").ok_or_else(|| missing("key"))?.replace("${filename}", &filename);
+    // The policy's conditions hold for the key as it will be stored.
+    let key_field = fields.0.iter_mut().find(|(name, _)| name == "key").ok_or_else(|| missing("key"))?;
+    key_field.1 = key_field.1.replace("${filename}", file.file_name().unwrap_or_default());
+    let key = key_field.1.clone();
     if let Some(policy) = &signer.policy {
-        let with_key = Fields(
-            fields.0.iter().map(|(n, v)| (n.clone(), if n == "key" { key.clone() } else { v.clone() })).collect(),
-        );
-        policy.check(&with_key, &bucket, time::OffsetDateTime::now_utc())?;
+        policy.check(&fields, &bucket, time::OffsetDateTime::now_utc())?;
     }
     let verdict = Arc::new(AtomicU8::new(WITHIN));
     let range = signer.policy.as_ref().and_then(Policy::length_range).unwrap_or((0, MAX_PUT_BYTES));

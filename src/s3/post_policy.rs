@@ -74,45 +74,34 @@ pub fn authenticate(state: &AppState, fields: &Fields) -> S3Result<Signer> {
         }
         return Ok(Signer { principal: Principal::Anonymous, policy: None });
     };
-    let (access_key, signed) = match fields.get("awsaccesskeyid") {
-        Some(access_key) => (access_key, verify_v2(state, fields, access_key, policy_b64)?),
+    let (principal, signed) = match fields.get("awsaccesskeyid") {
+        Some(access_key) => verify_v2(state, fields, access_key, policy_b64)?,
         None => {
             let credential = fields.get("x-amz-credential").ok_or_else(|| missing_field("x-amz-credential"))?;
-            let access_key = credential.split('/').next().unwrap_or_default();
-            (access_key, verify_v4(state, fields, credential, policy_b64)?)
+            verify_v4(state, fields, credential, policy_b64)?
         }
     };
     if !signed {
         return Err(S3Error::new(S3ErrorCode::SignatureDoesNotMatch));
     }
-    let principal = principal_of(state, access_key)?;
     Ok(Signer { principal, policy: Some(Policy::decode(policy_b64)?) })
 }
 
-/// The secret of an access key and whose it is.
-fn secret_of(state: &AppState, access_key: &str) -> S3Result<String> {
+/// Whose an access key is, and its secret: one lookup.
+fn key_owner(state: &AppState, access_key: &str) -> S3Result<(Principal, String)> {
     if access_key == state.access_key {
-        return Ok(state.secret_key.clone());
+        return Ok((Principal::Root, state.secret_key.clone()));
     }
     match state.store.user_by_key(access_key)? {
-        Some(user) => Ok(user.secret_key),
-        None => Err(S3Error::new(S3ErrorCode::InvalidAccessKeyId)),
-    }
-}
-
-fn principal_of(state: &AppState, access_key: &str) -> S3Result<Principal> {
-    if access_key == state.access_key {
-        return Ok(Principal::Root);
-    }
-    match state.store.user_by_key(access_key)? {
-        Some(user) => Ok(Principal::User { name: user.name, canonical_id: user.canonical_id }),
+        Some(user) => Ok((Principal::User { name: user.name, canonical_id: user.canonical_id }, user.secret_key)),
         None => Err(S3Error::new(S3ErrorCode::InvalidAccessKeyId)),
     }
 }
 
 /// `x-amz-signature` = hex HMAC-SHA256 of the base64 policy with the
-/// SigV4 signing key of `x-amz-credential`'s scope.
-fn verify_v4(state: &AppState, fields: &Fields, credential: &str, policy_b64: &str) -> S3Result<bool> {
+/// SigV4 signing key of `x-amz-credential`'s scope. The signer, and
+/// whether the signature holds.
+fn verify_v4(state: &AppState, fields: &Fields, credential: &str, policy_b64: &str) -> S3Result<(Principal, bool)> {
     let algorithm = fields.get("x-amz-algorithm").ok_or_else(|| missing_field("x-amz-algorithm"))?;
     if algorithm != "AWS4-HMAC-SHA256" {
         return Err(S3Error::with_message(
@@ -131,18 +120,18 @@ fn verify_v4(state: &AppState, fields: &Fields, credential: &str, policy_b64: &s
         let message = format!("the region '{region}' is wrong; expecting '{}'", state.region);
         return Err(S3Error::with_message(S3ErrorCode::InvalidArgument, message).with_extra("Region", &state.region));
     }
-    let secret = secret_of(state, access_key)?;
+    let (principal, secret) = key_owner(state, access_key)?;
     let key = sigv4::signing_key(&secret, date, region, service);
     let computed = sigv4::hmac_sha256(&key, policy_b64.as_bytes());
-    Ok(sigv4::decode_signature(signature).is_some_and(|given| bool::from(computed.ct_eq(&given))))
+    Ok((principal, sigv4::decode_signature(signature).is_some_and(|given| bool::from(computed.ct_eq(&given)))))
 }
 
 /// `signature` = base64 HMAC-SHA1 of the base64 policy with the secret.
-fn verify_v2(state: &AppState, fields: &Fields, access_key: &str, policy_b64: &str) -> S3Result<bool> {
+fn verify_v2(state: &AppState, fields: &Fields, access_key: &str, policy_b64: &str) -> S3Result<(Principal, bool)> {
     let signature = fields.get("signature").ok_or_else(|| missing_field("Signature"))?;
-    let secret = secret_of(state, access_key)?;
+    let (principal, secret) = key_owner(state, access_key)?;
     let computed = sigv2::hmac_sha1(secret.as_bytes(), policy_b64.as_bytes());
-    Ok(BASE64.decode(signature.trim()).is_ok_and(|given| bool::from(computed.as_slice().ct_eq(&given))))
+    Ok((principal, BASE64.decode(signature.trim()).is_ok_and(|given| bool::from(computed.as_slice().ct_eq(&given)))))
 }
 
 impl Policy {
