@@ -9,18 +9,20 @@
 //!
 //! The key is quoted and escaped (a key may hold spaces or control
 //! characters); `-` stands for what is not known (a request refused before
-//! it was routed). `bytes_in` is the body length the request declared (the
-//! decoded length of an aws-chunked body); `code` is the S3 error code of a
-//! refused request.
+//! it was routed). `bytes_in` is the request body bytes the server really
+//! read (an aws-chunked body counts its chunk framing too; a body refused or
+//! never asked for, as with an instant upload, counts 0, whatever its
+//! `content-length` said); `code` is the S3 error code of a refused request.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderMap, Response};
+use http::Response;
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 
@@ -62,17 +64,46 @@ pub struct Finished {
     pub peer: SocketAddr,
     pub facts: Facts,
     pub status: u16,
-    pub received: u64,
+    pub received: Arc<AtomicU64>,
     pub started: Instant,
     pub metrics: Arc<Metrics>,
     pub in_flight: InFlight,
 }
 
-/// The body length a request declares: `x-amz-decoded-content-length` for
-/// an aws-chunked body, else `content-length`, else 0.
-pub fn declared_length(headers: &HeaderMap) -> u64 {
-    let number = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
-    number("x-amz-decoded-content-length").or_else(|| number("content-length")).unwrap_or(0)
+/// A request body that counts the bytes read from it into `count`: what
+/// the access line and the metrics report as received.
+pub struct CountedBody<B> {
+    inner: B,
+    count: Arc<AtomicU64>,
+}
+
+impl<B> CountedBody<B> {
+    pub fn new(inner: B, count: Arc<AtomicU64>) -> Self {
+        CountedBody { inner, count }
+    }
+}
+
+impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for CountedBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// `response` with a body that writes the access line and the metrics when
@@ -122,6 +153,7 @@ fn write(done: Finished, sent: u64) {
     let elapsed = done.started.elapsed();
     let f = &done.facts;
     let op = f.op.unwrap_or("-");
+    let received = done.received.load(Ordering::Relaxed);
     tracing::info!(
         target: "tessera::access",
         id = %done.request_id,
@@ -132,10 +164,10 @@ fn write(done: Finished, sent: u64) {
         key = ?f.key.as_deref().unwrap_or(""),
         status = done.status,
         code = %f.code.unwrap_or("-"),
-        bytes_in = done.received,
+        bytes_in = received,
         bytes_out = sent,
         ms = (elapsed.as_secs_f64() * 1000.0 * 10.0).round() / 10.0,
     );
-    done.metrics.ended(op, done.status, elapsed, done.received, sent);
+    done.metrics.ended(op, done.status, elapsed, received, sent);
     drop(done.in_flight);
 }

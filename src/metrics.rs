@@ -74,7 +74,7 @@ impl Metrics {
             seconds.clone(),
         );
         let received = Family::<OpLabel, Counter>::default();
-        registry.register_with_unit("received", "Request body bytes declared", Unit::Bytes, received.clone());
+        registry.register_with_unit("received", "Request body bytes received", Unit::Bytes, received.clone());
         let sent = Family::<OpLabel, Counter>::default();
         registry.register_with_unit("sent", "Response body bytes sent", Unit::Bytes, sent.clone());
         let in_flight = Gauge::default();

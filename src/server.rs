@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
 
-use crate::access_log::{self, Facts, Finished};
+use crate::access_log::{self, CountedBody, Facts, Finished};
 use crate::auth::verify::{is_unsigned, verify, AuthContext, VerifiedRequest};
 use crate::http::body::{self, Body};
 use crate::http::route::{route, virtual_host_bucket};
@@ -132,9 +133,9 @@ async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) 
     let resource = req.uri().path().to_string();
     let close_after = empty_body_expecting_continue(&req);
     let has_body = announces_body(&req);
-    let received = access_log::declared_length(req.headers());
+    let received = Arc::new(AtomicU64::new(0));
     let mut facts = Facts::default();
-    let mut response = match process(&state, req, &mut facts).instrument(span.clone()).await {
+    let mut response = match process(&state, req, &mut facts, received.clone()).instrument(span.clone()).await {
         Ok(mut response) => {
             facts.learn(response.extensions_mut().remove());
             response
@@ -184,7 +185,12 @@ fn announces_body(req: &Request<Incoming>) -> bool {
 /// Authenticates from the headers alone, before any body byte is read: with
 /// `Expect: 100-continue`, hyper sends `100 Continue` only when the handler
 /// starts reading the body, so a rejected client never uploads it.
-async fn process(state: &AppState, req: Request<Incoming>, facts: &mut Facts) -> S3Result<Response<Body>> {
+async fn process(
+    state: &AppState,
+    req: Request<Incoming>,
+    facts: &mut Facts,
+    received: Arc<AtomicU64>,
+) -> S3Result<Response<Body>> {
     let (parts, body) = req.into_parts();
     let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
     let virtual_bucket = virtual_host_bucket(host, state.domain.as_deref());
@@ -240,6 +246,7 @@ async fn process(state: &AppState, req: Request<Incoming>, facts: &mut Facts) ->
     tracing::Span::current().record("op", route.op.name());
     facts.bucket = route.bucket.as_deref().map(str::to_string);
     facts.key = route.key.as_deref().map(str::to_string);
+    let body = CountedBody::new(body, received);
     let body = http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(body, Into::into));
     dispatch(state, S3Request { parts, body, route, auth, principal, access: Default::default() }).await
 }

@@ -54,6 +54,14 @@ fn assert_received(path: &str, (resp, body_sent): &(Response, bool)) {
     assert_eq!(resp.header(INSTANT), None, "{path}");
 }
 
+/// `tessera_received_bytes_total` of PutObject: the body bytes the server read.
+fn received_by_put_object(server: &Server) -> f64 {
+    let page = Client::new(&server.addr).send_raw("GET", "/_tessera/metrics", &[], b"").text();
+    let series = r#"tessera_received_bytes_total{op="PutObject"} "#;
+    let line = page.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("{series} in:\n{page}"));
+    line[series.len()..].trim().parse().unwrap()
+}
+
 fn stored_and_logical(data: &Path) -> (u64, u64) {
     let s = stats(data);
     (field(&s, "stored_bytes"), field(&s, "logical_bytes"))
@@ -70,6 +78,7 @@ fn a_second_upload_of_held_content_is_answered_without_its_body() {
     assert_received("one", &first);
     let second = put_waiting(&alice, Req::new("PUT", "/photos/two").body(&body));
     assert_instant("two", &second, &body);
+    assert_eq!(received_by_put_object(&server), MIB as f64, "only the first body was received");
     let crc = "x-amz-checksum-crc64nvme";
     assert_eq!(second.0.header(crc), first.0.header(crc), "the checksum of the bytes");
     assert!(second.0.header(crc).is_some());
