@@ -26,6 +26,7 @@ fi
 
 step "the console listener"
 CONSOLE_URL="$(sed -n 's|^Console: *\(http[^ ]*\).*|\1|p' "$WORK/server.out" | head -n 1)"
+CONSOLE_URL="${CONSOLE_URL%/}"
 if [[ -n $CONSOLE_URL ]]; then
     pass "the server prints its console address: $CONSOLE_URL"
 else

@@ -104,7 +104,7 @@ async function loadPage() {
     const name = key => key.slice(prefix.length);
     const folderRows = result.folders.map(p => el("tr", { "data-testid": "folder-row", "data-key": p },
       el("td", {}, el("a", { href: `#/b/${encodeURIComponent(bucket)}/${encodeURIComponent(p)}`, "data-testid": "folder-link" },
-        "📁 ", name(p))),
+        el("span", { className: "folder-icon", "aria-hidden": "true" }), name(p))),
       el("td", { className: "num" }, "—"), el("td", {}, ""),
       el("td", { className: "actions" }, el("button", { type: "button", className: "danger", "data-testid": "delete-folder-row",
         "aria-label": `Delete folder ${name(p)}`, onclick: () => deleteFolder(p) }, "Delete"))));
