@@ -475,3 +475,33 @@ fn listening_sockets(pid: u32) -> usize {
     }
     count
 }
+
+/// With --tls-cert the console speaks HTTPS too, with the same certificate,
+/// its cookie is `Secure`, and the page is told of an https:// endpoint.
+#[test]
+fn the_console_serves_https_when_the_s3_listener_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let console = free_addr();
+    let args =
+        ["--tls-cert", cert_file.to_str().unwrap(), "--tls-key", key_file.to_str().unwrap(), "--console", &console];
+    let server = Server::start_with(&dir.path().join("data"), &args);
+    let keys = json!({ "access_key": ACCESS_KEY, "secret_key": SECRET_KEY }).to_string();
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "20", "--cacert", cert_file.to_str().unwrap(), "-X", "POST", "--data", &keys])
+        .arg(format!("https://{console}/api/session"))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success() && text.starts_with("HTTP/1.1 200"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let cookie = text.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).expect("a cookie");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(text.contains(&format!("\"endpoint\":\"https://{}\"", server.addr)), "{text}");
+    let plain = Client::new(&console).send_raw("GET", "/", &[], b"");
+    assert_eq!(plain.status, 400, "plain HTTP to the TLS console");
+}
