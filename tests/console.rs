@@ -252,7 +252,7 @@ fn multipart(w: &World, s: &Session) {
     let listed = w.s3(&urls[1], "GET", &[], b"");
     assert_eq!(listed.status, 200, "{}", listed.text());
     assert_eq!(listed.elements("PartNumber"), ["1"]);
-    assert_eq!(listed.elements("ChecksumSHA256"), [checksum.clone()]);
+    assert_eq!(listed.elements("ChecksumSHA256"), std::slice::from_ref(&checksum));
 
     let doc = format!(
         "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag>\
