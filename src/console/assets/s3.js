@@ -111,7 +111,7 @@ export async function headObject(bucket, key) {
 
 export async function objectAttributes(bucket, key) {
   const root = await xml({ method: "GET", bucket, key, query: { attributes: "" },
-    headers: { "x-amz-object-attributes": "ETag,Checksum,ObjectSize,ObjectParts" } });
+    headers: { "x-amz-object-attributes": "ETag,Checksum,ObjectSize,ObjectParts", "x-amz-max-parts": "1" } });
   const checksum = Array.from(root.getElementsByTagName("Checksum"))[0];
   let sum = null;
   if (checksum) {
@@ -120,7 +120,7 @@ export async function objectAttributes(bucket, key) {
   }
   const parts = Array.from(root.getElementsByTagName("ObjectParts"))[0];
   return { etag: kid(root, "ETag"), size: kid(root, "ObjectSize"), checksum: sum,
-    parts: parts ? kid(parts, "TotalPartsCount") : null };
+    parts: parts ? kid(parts, "PartsCount") ?? kid(parts, "TotalPartsCount") : null };
 }
 
 /** The versions (and delete markers) of one key, newest first. */
