@@ -202,7 +202,7 @@ async function openDetails(key) {
   $("version-rows").replaceChildren();
   $("share-url").hidden = $("copy-share").hidden = true;
   $("details").hidden = false;
-  $("details-title").focus?.();
+  $("details-title").focus();
   const add = (label, value, testid) => list.append(el("dt", {}, label), el("dd", { "data-testid": testid }, value ?? "—"));
   try {
     const [headers, attrs, versions] = await Promise.all([
