@@ -150,6 +150,15 @@ fn sign_in_as_root_and_as_a_user_then_sign_out() {
     assert_eq!(w.api(&user, "GET", "/api/overview", &Value::Null).status, 401);
     // Root's session is another one and lives on.
     assert_eq!(w.api(&root, "GET", "/api/overview", &Value::Null).status, 200);
+
+    // A new secret (`tessera user rotate`) or a removed user ends the sessions.
+    let again = w.session(&key, &secret);
+    common::tessera(&w.server.data, &["user", "rotate", "alice"]);
+    assert_eq!(w.api(&again, "GET", "/api/overview", &Value::Null).status, 401, "secret rotated");
+    let bob = user_client(&w.server, &w.server.data, "bob");
+    let bobs = w.session(&bob.access_key, &bob.secret_key);
+    common::tessera(&w.server.data, &["user", "remove", "bob"]);
+    assert_eq!(w.api(&bobs, "GET", "/api/overview", &Value::Null).status, 401, "user removed");
 }
 
 #[test]

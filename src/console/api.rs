@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
 use super::reply::{self, ApiError, ApiResult};
+use super::session::secret_tag;
 use super::{overview, presign, Console};
 use crate::access_log::Facts;
 use crate::http::body::Body;
@@ -103,7 +104,8 @@ async fn sign_in(console: &Console, parts: &Parts, body: Incoming, facts: &mut F
         tokio::time::sleep(SIGN_IN_DELAY).await;
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong access key or secret"));
     };
-    let (id, csrf) = console.sessions.create(&who.access_key, Instant::now()).map_err(ApiError::internal)?;
+    let tag = secret_tag(&who.secret);
+    let (id, csrf) = console.sessions.create(&who.access_key, tag, Instant::now()).map_err(ApiError::internal)?;
     facts.user = Some(who.name.clone());
     let who = Identity { csrf, ..who };
     let mut response = session_reply(console, &who, StatusCode::OK);
@@ -202,6 +204,10 @@ pub fn authenticate(console: &Console, parts: &Parts, facts: &mut Facts) -> Resu
             }
         }
     };
+    if !bool::from(secret_tag(&who.secret).ct_eq(&live.secret_tag)) {
+        console.sessions.remove(id);
+        return Err(ApiError::unauthorized());
+    }
     facts.user = Some(who.name.clone());
     Ok(who)
 }

@@ -22,6 +22,7 @@ pub const MAX_SESSIONS: usize = 10_000;
 struct Session {
     access_key: String,
     csrf: String,
+    secret_tag: [u8; 32],
     created: Instant,
     last_used: Instant,
 }
@@ -37,6 +38,9 @@ impl Session {
 pub struct Live {
     pub access_key: String,
     pub csrf: String,
+    /// [`secret_tag`] of the secret signed in with: a session ends when the
+    /// key's secret changes (`tessera user rotate`).
+    pub secret_tag: [u8; 32],
 }
 
 /// Sessions keyed by the SHA-256 of their id: a map lookup then reveals
@@ -53,6 +57,11 @@ pub fn random_token() -> io::Result<String> {
     Ok(hex::encode(bytes))
 }
 
+/// What a session keeps of the secret it was opened with: its SHA-256.
+pub fn secret_tag(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
 fn digest(id: &str) -> [u8; 32] {
     Sha256::digest(id.as_bytes()).into()
 }
@@ -63,7 +72,7 @@ impl Sessions {
     }
 
     /// A new session for `access_key`: (its id, its CSRF token).
-    pub fn create(&self, access_key: &str, now: Instant) -> io::Result<(String, String)> {
+    pub fn create(&self, access_key: &str, secret_tag: [u8; 32], now: Instant) -> io::Result<(String, String)> {
         let (id, csrf) = (random_token()?, random_token()?);
         let mut map = self.lock();
         if map.len() >= MAX_SESSIONS {
@@ -76,7 +85,8 @@ impl Sessions {
                 None => break,
             };
         }
-        let session = Session { access_key: access_key.to_string(), csrf: csrf.clone(), created: now, last_used: now };
+        let access_key = access_key.to_string();
+        let session = Session { access_key, csrf: csrf.clone(), secret_tag, created: now, last_used: now };
         map.insert(digest(&id), session);
         Ok((id, csrf))
     }
@@ -91,7 +101,11 @@ impl Sessions {
             return None;
         }
         session.last_used = now;
-        Some(Live { access_key: session.access_key.clone(), csrf: session.csrf.clone() })
+        Some(Live {
+            access_key: session.access_key.clone(),
+            csrf: session.csrf.clone(),
+            secret_tag: session.secret_tag,
+        })
     }
 
     pub fn remove(&self, id: &str) {
@@ -111,15 +125,17 @@ impl Sessions {
 mod tests {
     use super::*;
 
+    const TAG: [u8; 32] = [7; 32];
+
     #[test]
     fn a_session_lives_while_used_and_ends_at_either_limit() {
         let sessions = Sessions::default();
         let t0 = Instant::now();
-        let (id, csrf) = sessions.create("AK", t0).unwrap();
+        let (id, csrf) = sessions.create("AK", TAG, t0).unwrap();
         assert_eq!(id.len(), 64);
         assert_ne!(id, csrf);
         let live = sessions.get(&id, t0 + Duration::from_secs(3600)).unwrap();
-        assert_eq!(live, Live { access_key: "AK".into(), csrf: csrf.clone() });
+        assert_eq!(live, Live { access_key: "AK".into(), csrf: csrf.clone(), secret_tag: TAG });
         assert_eq!(sessions.get("0000", t0), None, "an unknown id");
         // Used every 11 hours: idle never runs out, the 24 hours do.
         let mut t = t0;
@@ -129,9 +145,9 @@ mod tests {
         }
         assert!(sessions.get(&id, t0 + ABSOLUTE + Duration::from_secs(1)).is_none(), "past 24 h");
         assert!(sessions.is_empty(), "dropped when found expired");
-        let (idle, _) = sessions.create("AK", t0).unwrap();
+        let (idle, _) = sessions.create("AK", TAG, t0).unwrap();
         assert!(sessions.get(&idle, t0 + IDLE + Duration::from_secs(1)).is_none(), "idle past 12 h");
-        let (gone, _) = sessions.create("AK", t0).unwrap();
+        let (gone, _) = sessions.create("AK", TAG, t0).unwrap();
         sessions.remove(&gone);
         assert!(sessions.get(&gone, t0).is_none(), "signed out");
     }
@@ -140,10 +156,10 @@ mod tests {
     fn the_oldest_sessions_go_first_when_full() {
         let sessions = Sessions::default();
         let t0 = Instant::now();
-        let (first, _) = sessions.create("AK", t0).unwrap();
+        let (first, _) = sessions.create("AK", TAG, t0).unwrap();
         let mut last = String::new();
         for i in 1..=MAX_SESSIONS {
-            last = sessions.create("AK", t0 + Duration::from_millis(i as u64)).unwrap().0;
+            last = sessions.create("AK", TAG, t0 + Duration::from_millis(i as u64)).unwrap().0;
         }
         assert_eq!(sessions.len(), MAX_SESSIONS);
         assert!(sessions.get(&first, t0).is_none(), "the oldest was evicted");
