@@ -49,7 +49,7 @@ const sleep = ms => new Promise(r => setTimeout(r, ms));
 async function shot(page, name) {
   if (SHOTS === "off") return;
   mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+  await page.locator("body").screenshot({ path: join(SHOTS, `${name}.png`) }); // the page's content, no empty viewport below
 }
 
 /** The server's view, apart from the page: the console API from node. */
@@ -106,10 +106,14 @@ async function main() {
     // Every UploadPart the page sends, by phase.
     let phase = "first";
     const partsSent = { first: [], resume: [] };
+    let inFlight = 0, mostInFlight = 0;
+    const isPart = r => r.method() === "PUT" && new URL(r.url()).searchParams.has("partNumber");
     page.on("request", r => {
-      const u = new URL(r.url());
-      if (r.method() === "PUT" && u.searchParams.has("partNumber")) partsSent[phase].push(Number(u.searchParams.get("partNumber")));
+      if (!isPart(r)) return;
+      partsSent[phase].push(Number(new URL(r.url()).searchParams.get("partNumber")));
+      mostInFlight = Math.max(mostInFlight, ++inFlight);
     });
+    for (const event of ["requestfinished", "requestfailed"]) page.on(event, r => { if (isPart(r)) inFlight--; });
 
     console.log("-- sign in");
     await page.goto(`${CONSOLE}/?pageSize=5`);
@@ -125,6 +129,24 @@ async function main() {
     const storage = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
     check("the secret is in neither localStorage, sessionStorage nor a readable cookie",
       !storage.includes(alice.secret_access_key), storage.slice(0, 300));
+
+    const units = await page.evaluate(async () => {
+      const { sha256Bytes, toHex } = await import("/assets/sha256.js");
+      const { partSizeFor } = await import("/assets/upload.js");
+      const out = { same: true, parts: [] };
+      for (const n of [0, 1, 55, 56, 64, 1000, 1 << 20]) {
+        const bytes = crypto.getRandomValues(new Uint8Array(Math.min(n, 65536)));
+        const data = n > 65536 ? new Uint8Array(n).map((_, i) => bytes[i % 65536]) : bytes;
+        const subtle = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", data)));
+        if (toHex(sha256Bytes(data)) !== subtle) out.same = false;
+      }
+      const MiB = 1024 * 1024;
+      out.parts = [50 * MiB, 8 * MiB * 10000, 8 * MiB * 10000 + 1, 200 * 1024 * MiB].map(partSizeFor).map(p => p / MiB);
+      return out;
+    });
+    check("the page's pure-JS SHA-256 (for non-secure contexts) agrees with crypto.subtle", units.same);
+    check("part size: 8 MiB, doubled while a file would need more than 10,000 parts",
+      units.parts.join() === "8,8,16,32", units.parts.join());
 
     console.log("-- create a bucket");
     await page.getByTestId("new-bucket").fill(BUCKET);
@@ -208,6 +230,7 @@ async function main() {
     const resent = [...partsSent.resume].sort((a, b) => a - b);
     check(`only the missing parts were sent: ${expected.join(",")}`, resent.join() === expected.join(),
       `sent after the reload: ${resent.join(",")}`, `before: ${partsSent.first.join(",")}`);
+    check(`at most 4 parts were in flight at once (${mostInFlight})`, mostInFlight <= 4 && mostInFlight >= 2);
     const head = await asAlice({ method: "HEAD", bucket: BUCKET, key: "big.bin" });
     check("the object has the file's size", head.headers.get("content-length") === String(BIG_SIZE),
       `HEAD ${head.status} ${head.headers.get("content-length")}`);
