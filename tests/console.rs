@@ -514,3 +514,21 @@ fn the_console_serves_https_when_the_s3_listener_does() {
     let plain = Client::new(&console).send_raw("GET", "/", &[], b"");
     assert_eq!(plain.status, 400, "plain HTTP to the TLS console");
 }
+
+/// Failed sign-ins wait their delay one after another, server-wide, so
+/// guesses sent in parallel are not answered faster than one by one.
+#[test]
+fn failed_sign_ins_wait_in_turn() {
+    let w = world();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let tries: Vec<_> = (0..3).map(|_| scope.spawn(|| w.sign_in(ACCESS_KEY, "wrong").status)).collect();
+        for t in tries {
+            assert_eq!(t.join().unwrap(), 401);
+        }
+    });
+    assert!(started.elapsed() >= Duration::from_millis(3 * 650), "{:?}", started.elapsed());
+    let fast = Instant::now();
+    w.session(ACCESS_KEY, SECRET_KEY);
+    assert!(fast.elapsed() < Duration::from_millis(500), "a right secret never waits");
+}

@@ -29,7 +29,8 @@ pub const CSRF_HEADER: &str = "x-tessera-csrf";
 /// The most bytes of a JSON request body.
 const MAX_JSON: usize = 64 * 1024;
 /// How long a failed sign-in waits before its answer: a brake on guessing
-/// secrets (a fixed delay, the same for every wrong key or secret).
+/// secrets (a fixed delay, the same for every wrong key or secret, and
+/// failures wait in turn, so at most about one guess a second gets an answer).
 const SIGN_IN_DELAY: Duration = Duration::from_millis(700);
 
 /// Who a request's session belongs to, with the secret its URLs are signed with.
@@ -101,6 +102,9 @@ async fn sign_in(console: &Console, parts: &Parts, body: Incoming, facts: &mut F
     let keys: SignIn = read_json(body).await?;
     let Some(who) = check_keys(console, &keys) else {
         tracing::info!(access_key = %keys.access_key, "console sign-in refused: wrong access key or secret");
+        // One failure at a time, server-wide: parallel guesses queue
+        // behind each other instead of each waiting its own delay.
+        let _turn = console.failed_sign_ins.lock().await;
         tokio::time::sleep(SIGN_IN_DELAY).await;
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong access key or secret"));
     };

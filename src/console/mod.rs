@@ -42,6 +42,8 @@ pub struct Console {
     extra_origins: Vec<String>,
     csp: HeaderValue,
     sessions: session::Sessions,
+    /// Taken by a failed sign-in for its delay (`api.rs`).
+    failed_sign_ins: tokio::sync::Mutex<()>,
 }
 
 impl Console {
@@ -62,7 +64,8 @@ impl Console {
              script-src 'self'; frame-ancestors 'none'"
         );
         let csp = HeaderValue::from_str(&csp).map_err(|_| format!("S3 URL `{s3_url}` cannot go in a header"))?;
-        Ok(Console { app, s3_url: s3_origin, s3_host, tls, extra_origins, csp, sessions: session::Sessions::default() })
+        let (sessions, failed_sign_ins) = (session::Sessions::default(), tokio::sync::Mutex::new(()));
+        Ok(Console { app, s3_url: s3_origin, s3_host, tls, extra_origins, csp, sessions, failed_sign_ins })
     }
 
     /// The S3 endpoint URL given to the page.
