@@ -357,6 +357,20 @@ async function main() {
     check("deleting album/ removed every key under it", all(left.text, "Key").length === 0, left.text.slice(0, 300));
     check("and the page went up to the bucket", page.url().endsWith(`#/b/${BUCKET}/`), page.url());
 
+    console.log("-- delete the object, then the bucket");
+    await page.locator('[data-testid="object-row"][data-key="big.bin"]').getByTestId("delete-object").click();
+    await until(async () => (await page.getByTestId("object-row").count()) === 0, 10_000);
+    const gone = await asAlice({ method: "HEAD", bucket: BUCKET, key: "big.bin" });
+    check("Delete removes the object (HEAD: 404)", gone.status === 404 && await page.getByTestId("no-objects").isVisible(), `HEAD ${gone.status}`);
+    await page.getByTestId("crumbs").getByRole("link", { name: "Buckets" }).click();
+    const bucketRow = page.locator(`[data-testid="bucket-row"][data-bucket="${BUCKET}"]`);
+    await bucketRow.getByTestId("delete-bucket").click();
+    await until(async () => (await bucketRow.count()) === 0, 10_000);
+    const noBucket = await asAlice({ method: "GET", bucket: BUCKET, query: { "list-type": "2" } });
+    check("Delete removes the empty bucket (NoSuchBucket)", noBucket.status === 404 && /NoSuchBucket/.test(noBucket.text),
+      `${noBucket.status} ${noBucket.text.slice(0, 200)}`);
+    await asAlice({ method: "PUT", bucket: BUCKET }); // again, for bob not to see
+
     console.log("-- sign out, sign in as bob");
     await page.getByTestId("sign-out").click();
     await page.getByTestId("sign-in-form").waitFor();

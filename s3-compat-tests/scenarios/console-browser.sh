@@ -9,7 +9,8 @@
 # none of alice's buckets. It also takes the screenshots of docs/console.md
 # into S3T_SCREENSHOTS (default: the work dir; S3T_SCREENSHOTS=$PWD/docs/console
 # refreshes the docs' pictures).
-# run.sh installs chromium and playwright-core when missing.
+# Chromium comes from Debian (run.sh installs it for the browser scenarios);
+# playwright-core is installed here (npm ci in browser/) when missing.
 set -uo pipefail
 # shellcheck source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
