@@ -209,14 +209,16 @@ fn parse_console(text: &str) -> Result<ConsoleListen, String> {
     }
 }
 
-/// An `http://` or `https://` URL with a host, without a trailing slash
-/// (the form an `Origin` header has).
+/// An `http://` or `https://` URL with a host and no path, written without
+/// a trailing slash (the form an `Origin` header has). A path is refused:
+/// S3 clients, the page included, address buckets from the root.
 fn parse_origin_url(text: &str) -> Result<String, String> {
     let uri: http::Uri = text.parse().map_err(|e| format!("`{text}`: {e}"))?;
     let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    match (scheme_ok, uri.authority()) {
-        (true, Some(_)) => Ok(text.trim_end_matches('/').to_string()),
-        _ => Err(format!("`{text}`: not an http:// or https:// URL with a host")),
+    let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/");
+    match (scheme_ok, uri.authority(), bare) {
+        (true, Some(authority), true) => Ok(format!("{}://{authority}", uri.scheme_str().unwrap_or("http"))),
+        _ => Err(format!("`{text}`: not an http:// or https:// URL with a host and no path")),
     }
 }
 
@@ -362,5 +364,23 @@ pub fn process_user() -> String {
     match name {
         Some(name) => format!("uid {uid} ({name})"),
         None => format!("uid {uid}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_addresses_and_origin_urls() {
+        assert_eq!(parse_console("off"), Ok(ConsoleListen::Off));
+        assert_eq!(parse_console(":9001"), Ok(ConsoleListen::At(SocketAddr::from(([0, 0, 0, 0], 9001)))));
+        assert_eq!(parse_console("127.0.0.1:9001"), Ok(ConsoleListen::At(SocketAddr::from(([127, 0, 0, 1], 9001)))));
+        assert!(parse_console("nonsense").is_err());
+        assert_eq!(parse_origin_url("https://s3.example.com/").as_deref(), Ok("https://s3.example.com"));
+        assert_eq!(parse_origin_url("http://localhost:9000").as_deref(), Ok("http://localhost:9000"));
+        assert!(parse_origin_url("https://s3.example.com/prefix").is_err(), "a path");
+        assert!(parse_origin_url("ftp://s3.example.com").is_err());
+        assert!(parse_origin_url("s3.example.com").is_err());
     }
 }

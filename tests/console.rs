@@ -532,3 +532,30 @@ fn failed_sign_ins_wait_in_turn() {
     w.session(ACCESS_KEY, SECRET_KEY);
     assert!(fast.elapsed() < Duration::from_millis(500), "a right secret never waits");
 }
+
+/// Behind a reverse proxy: the page is told the S3 URL given, the API takes
+/// the proxy's origin, and the S3 listener answers that origin's CORS.
+#[test]
+fn a_reverse_proxys_urls_are_taken_from_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let proxy = "https://console.example.com";
+    let args = ["--console", &addr, "--console-s3-url", "https://s3.example.com/", "--console-origin", proxy];
+    let server = Server::start_with(dir.path(), &args);
+    let w = World { _dir: dir, server, console: Client::new(&addr) };
+    let keys = json!({ "access_key": ACCESS_KEY, "secret_key": SECRET_KEY }).to_string();
+    let resp = w.console.send_raw("POST", "/api/session", &[("origin", proxy)], keys.as_bytes());
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let doc: Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(doc["endpoint"], "https://s3.example.com");
+    let csp = resp.header("content-security-policy").unwrap();
+    assert!(csp.contains("connect-src 'self' https://s3.example.com;"), "{csp}");
+    let preflight = w.server.client().send_raw(
+        "OPTIONS",
+        "/photos/x",
+        &[("origin", proxy), ("access-control-request-method", "PUT")],
+        b"",
+    );
+    assert_eq!(preflight.status, 200);
+    assert_eq!(preflight.header("access-control-allow-origin"), Some(proxy));
+}
