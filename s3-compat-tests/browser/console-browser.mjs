@@ -372,8 +372,22 @@ async function main() {
     await asAlice({ method: "PUT", bucket: BUCKET }); // again, for bob not to see
 
     console.log("-- sign out, sign in as bob");
+    // An upload left paused (slowed to 4 MiB/s so it is caught in flight):
+    // a transfer row and a local record that must not outlive the session.
+    await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 4 * MiB });
+    await page.goto(`${CONSOLE}/#/b/${BUCKET}/`);
+    await page.getByTestId("no-objects").waitFor({ timeout: 10_000 });
+    await page.getByTestId("pick-files").setInputFiles(BIG);
+    const leftOver = page.locator('[data-testid="upload-item"][data-key="big.bin"]');
+    await until(async () => Number(await leftOver.getAttribute("data-loaded")) > 0, 20_000, 20);
+    await leftOver.getByTestId("transfer-pause").click();
+    await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    const before = `${await page.getByTestId("upload-item").count()} row(s), ${await page.evaluate(() => localStorage.length)} record(s)`;
     await page.getByTestId("sign-out").click();
     await page.getByTestId("sign-in-form").waitFor();
+    check("signing out forgets alice's transfers and the record of her uploads",
+      before === "1 row(s), 1 record(s)" && await page.locator('[data-testid="upload-item"], [data-testid="download-item"]').count() === 0 &&
+      await page.evaluate(() => localStorage.length) === 0, `before signing out: ${before}`);
     await page.reload();
     await page.getByTestId("sign-in-form").waitFor();
     check("signed out: a reload shows the sign-in form", await page.getByTestId("sign-in-form").isVisible());

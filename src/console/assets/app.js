@@ -5,8 +5,8 @@ import { $, say, errorText } from "./dom.js";
 import * as api from "./api.js";
 import * as browse from "./browse.js";
 import { showOverview } from "./overview.js";
-import { uploads } from "./upload.js";
-import { clearFinished } from "./transfers.js";
+import { uploads, forgetRecords } from "./upload.js";
+import { clearFinished, forgetAll } from "./transfers.js";
 
 let session = null;
 
@@ -58,7 +58,8 @@ $("sign-in-form").addEventListener("submit", async event => {
 });
 
 $("sign-out").addEventListener("click", async () => {
-  for (const u of uploads) u.pause();
+  forgetAll();
+  forgetRecords();
   try { await api.signOut(); } catch { /* signed out anyway */ }
   location.hash = "#/";
   showSignIn();

@@ -17,10 +17,14 @@ export function track(transfer, kind) {
     "aria-label": `${kind === "upload" ? "Upload" : "Download"} of ${transfer.key}` });
   const text = el("span", { className: "transfer-text", "data-testid": "transfer-text" });
   const state = el("span", { className: "transfer-state", "data-testid": "transfer-state" });
-  const pause = el("button", { type: "button", "data-testid": "transfer-pause", onclick: () => transfer.pause() }, "Pause");
-  const resume = el("button", { type: "button", "data-testid": "transfer-resume", onclick: () => transfer.start() }, "Resume");
+  const what = `${kind} of ${transfer.key}`;
+  const pause = el("button", { type: "button", "data-testid": "transfer-pause", "aria-label": `Pause ${what}`,
+    onclick: () => transfer.pause() }, "Pause");
+  const resume = el("button", { type: "button", "data-testid": "transfer-resume", "aria-label": `Resume ${what}`,
+    onclick: () => transfer.start() }, "Resume");
   const cancel = kind === "upload"
-    ? el("button", { type: "button", className: "danger", "data-testid": "transfer-cancel", onclick: () => transfer.cancel() }, "Cancel")
+    ? el("button", { type: "button", className: "danger", "data-testid": "transfer-cancel", "aria-label": `Cancel ${what}`,
+      onclick: () => transfer.cancel() }, "Cancel")
     : null;
   const save = kind === "download" ? el("a", { className: "button", "data-testid": "transfer-save", hidden: true }, "Save") : null;
   const item = el("li", { className: "transfer", "data-testid": `${kind}-item`, "data-key": transfer.key },
@@ -109,4 +113,17 @@ export function clearFinished() {
   }
   renderOverall();
   if (!rows.size) $("transfers").hidden = true;
+}
+
+/** Sign-out: every transfer paused and forgotten, so the next person sees none. */
+export function forgetAll() {
+  for (const [t, row] of rows) {
+    t.pause();
+    row.item.remove();
+    t.release?.();
+  }
+  rows.clear();
+  uploads.splice(0, uploads.length);
+  renderOverall();
+  $("transfers").hidden = true;
 }

@@ -252,6 +252,9 @@ export class Upload extends EventTarget {
   }
 }
 
+/** Sign-out: the record of unfinished uploads goes too (ListMultipartUploads finds them again). */
+export function forgetRecords() { try { localStorage.removeItem(STORE); } catch { /* storage off */ } }
+
 /** Every upload of this page, for the transfer list and the overall bar. */
 export const uploads = [];
 
