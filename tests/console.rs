@@ -30,9 +30,15 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(&[])
+}
+
+fn world_with(extra: &[&str]) -> World {
     let dir = tempfile::tempdir().unwrap();
     let addr = free_addr();
-    let server = Server::start_with(dir.path(), &["--console", &addr]);
+    let mut args = vec!["--console", &addr];
+    args.extend_from_slice(extra);
+    let server = Server::start_with(dir.path(), &args);
     World { _dir: dir, server, console: Client::new(&addr) }
 }
 
@@ -558,4 +564,19 @@ fn a_reverse_proxys_urls_are_taken_from_the_flags() {
     );
     assert_eq!(preflight.status, 200);
     assert_eq!(preflight.header("access-control-allow-origin"), Some(proxy));
+}
+
+/// A JSON body that stops coming is given up after `--body-timeout`.
+#[test]
+fn a_trickled_json_body_times_out() {
+    use std::io::Write;
+    let w = world_with(&["--body-timeout", "1s"]);
+    let mut stream = w.console.connect();
+    let head =
+        format!("POST /api/session HTTP/1.1\r\nhost: {}\r\ncontent-length: 100\r\n\r\n{{\"access", w.console.addr);
+    stream.write_all(head.as_bytes()).unwrap();
+    let started = Instant::now();
+    let resp = common::read_response(&mut stream, false);
+    assert_eq!(resp.status, 408, "{}", resp.text());
+    assert!(started.elapsed() < Duration::from_secs(10));
 }

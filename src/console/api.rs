@@ -99,7 +99,7 @@ struct SignIn {
 /// store, the secret compared in constant time), then a new session.
 async fn sign_in(console: &Console, parts: &Parts, body: Incoming, facts: &mut Facts) -> ApiResult {
     check_origin(console, parts)?;
-    let keys: SignIn = read_json(body).await?;
+    let keys: SignIn = read_json(console, body).await?;
     let Some(who) = check_keys(console, &keys) else {
         tracing::info!(access_key = %keys.access_key, "console sign-in refused: wrong access key or secret");
         // One failure at a time, server-wide: parallel guesses queue
@@ -243,10 +243,14 @@ fn check_origin(console: &Console, parts: &Parts) -> Result<(), ApiError> {
     }
 }
 
-/// A JSON body of at most [`MAX_JSON`] bytes.
-pub async fn read_json<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiError> {
+/// A JSON body of at most [`MAX_JSON`] bytes, sent within `--body-timeout`
+/// (a client that trickles its body does not hold a connection for ever).
+pub async fn read_json<T: DeserializeOwned>(console: &Console, body: Incoming) -> Result<T, ApiError> {
     let limited = http_body_util::Limited::new(body, MAX_JSON);
-    let bytes: Bytes = match limited.collect().await {
+    let Ok(collected) = tokio::time::timeout(console.app.body_timeout, limited.collect()).await else {
+        return Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "the request body was not sent in time"));
+    };
+    let bytes: Bytes = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the JSON body is larger than 64 KiB"))

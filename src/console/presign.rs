@@ -52,7 +52,7 @@ struct Wanted {
 }
 
 pub async fn handle(console: &Console, who: &Identity, body: Incoming) -> ApiResult {
-    let batch: Batch = read_json(body).await?;
+    let batch: Batch = read_json(console, body).await?;
     if batch.requests.len() > MAX_REQUESTS {
         return Err(ApiError::bad_request(format!("at most {MAX_REQUESTS} URLs per request")));
     }

@@ -42,6 +42,7 @@ impl ApiError {
             403 => "Forbidden",
             404 => "NotFound",
             405 => "MethodNotAllowed",
+            408 => "RequestTimeout",
             413 => "TooLarge",
             _ => "InternalError",
         }
