@@ -288,7 +288,8 @@ fn presign_requests_are_checked() {
         assert_eq!(resp.status, 400, "{request}: {}", resp.text());
     };
     refused(json!({ "method": "PATCH", "bucket": "photos" }));
-    refused(json!({ "method": "GET", "bucket": "" }));
+    refused(json!({ "method": "GET", "bucket": "", "key": "k" }));
+    refused(json!({ "method": "GET", "bucket": "_tessera" }));
     refused(json!({ "method": "GET", "bucket": "photos", "expires": 0 }));
     refused(json!({ "method": "GET", "bucket": "photos", "expires": 604_801 }));
     refused(json!({ "method": "GET", "bucket": "photos", "query": { "X-Amz-Signature": "x" } }));
@@ -328,6 +329,14 @@ fn a_users_urls_reach_only_what_the_user_may_and_the_overview_shows_only_theirs(
     assert_eq!(w.s3(&part[0], "PUT", &[], &[3u8; 4096]).status, 200);
     let root_bucket = w.presign(&root, json!([{ "method": "PUT", "bucket": "root-stuff" }]));
     assert_eq!(w.s3(&root_bucket[0], "PUT", &[], b"").status, 200);
+
+    // ListBuckets (no bucket): each sees their own.
+    for (session, want) in [(&a, vec!["alice-files"]), (&b, vec![]), (&root, vec!["alice-files", "root-stuff"])] {
+        let list = w.presign(session, json!([{ "method": "GET", "bucket": "" }]));
+        let listed = w.s3(&list[0], "GET", &[], b"");
+        assert_eq!(listed.status, 200, "{}", listed.text());
+        assert_eq!(listed.elements("Name"), want);
+    }
 
     let theft = w.presign(&b, json!([{ "method": "GET", "bucket": "alice-files", "key": "one" }]));
     let stolen = w.s3(&theft[0], "GET", &[], b"");

@@ -1,4 +1,5 @@
-//! `POST /api/presign`: SigV4 presigned URLs for the page's S3 requests,
+//! `POST /api/presign`: SigV4 presigned URLs for the page's S3 requests
+//! (an empty bucket names the service: `GET /` is ListBuckets),
 //! signed with the session user's own key, so the S3 listener grants each
 //! exactly what it would grant that user signing it themself. The page
 //! never holds a secret.
@@ -69,7 +70,12 @@ fn url(console: &Console, who: &Identity, w: &Wanted, amz_date: &str) -> Result<
         Ok(m) if [Method::GET, Method::HEAD, Method::PUT, Method::POST, Method::DELETE].contains(&m) => m,
         _ => return Err(ApiError::bad_request(format!("method `{}`: only GET HEAD PUT POST DELETE", w.method))),
     };
-    let bucket_ok = !w.bucket.is_empty() && !w.bucket.contains('/') && !w.bucket.starts_with('_');
+    let key = w.key.as_deref().filter(|k| !k.is_empty());
+    // No bucket: the service itself (`GET /`, ListBuckets), with no key.
+    let bucket_ok = match w.bucket.is_empty() {
+        true => key.is_none(),
+        false => !w.bucket.contains('/') && !w.bucket.starts_with('_'),
+    };
     if !bucket_ok {
         return Err(ApiError::bad_request(format!("`{}` is not a bucket name", w.bucket)));
     }
@@ -87,7 +93,7 @@ fn url(console: &Console, who: &Identity, w: &Wanted, amz_date: &str) -> Result<
         }
     }
     let mut path = format!("/{}", sigv4::uri_encode(&w.bucket, true));
-    if let Some(key) = w.key.as_deref().filter(|k| !k.is_empty()) {
+    if let Some(key) = key {
         path.push('/');
         path.push_str(&sigv4::uri_encode(key, false));
     }
