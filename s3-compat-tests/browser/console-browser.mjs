@@ -364,6 +364,9 @@ async function main() {
     check("Delete removes the object (HEAD: 404)", gone.status === 404 && await page.getByTestId("no-objects").isVisible(), `HEAD ${gone.status}`);
     await page.getByTestId("crumbs").getByRole("link", { name: "Buckets" }).click();
     const bucketRow = page.locator(`[data-testid="bucket-row"][data-bucket="${BUCKET}"]`);
+    await bucketRow.waitFor({ timeout: 10_000 });
+    const created = await bucketRow.getByTestId("bucket-created").textContent();
+    check("the bucket list (ListBuckets) shows the bucket with its creation date", /\d{4}/.test(created), created);
     await bucketRow.getByTestId("delete-bucket").click();
     await until(async () => (await bucketRow.count()) === 0, 10_000);
     const noBucket = await asAlice({ method: "GET", bucket: BUCKET, query: { "list-type": "2" } });

@@ -64,7 +64,7 @@ async function loadBuckets() {
     const buckets = await s3.listBuckets();
     body.replaceChildren(...buckets.map(b => el("tr", { "data-testid": "bucket-row", "data-bucket": b.name },
       el("td", {}, el("a", { href: `#/b/${encodeURIComponent(b.name)}/`, "data-testid": "bucket-link" }, b.name)),
-      el("td", {}, formatDate(b.created)),
+      el("td", { "data-testid": "bucket-created" }, formatDate(b.created)),
       el("td", { className: "actions" }, el("button", { type: "button", className: "danger", "data-testid": "delete-bucket",
         "aria-label": `Delete bucket ${b.name}`, onclick: () => deleteBucket(b.name) }, "Delete")))));
     $("no-buckets").hidden = buckets.length > 0;
