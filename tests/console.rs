@@ -589,3 +589,34 @@ fn a_trickled_json_body_times_out() {
     assert_eq!(resp.status, 408, "{}", resp.text());
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// Noncurrent versions and delete markers are not current objects.
+#[test]
+fn the_overview_counts_current_versions_only() {
+    let w = world();
+    let s = w.session(ACCESS_KEY, SECRET_KEY);
+    let urls = w.presign(
+        &s,
+        json!([
+            { "method": "PUT", "bucket": "versioned" },
+            { "method": "PUT", "bucket": "versioned", "query": { "versioning": "" } },
+            { "method": "PUT", "bucket": "versioned", "key": "k" },
+            { "method": "DELETE", "bucket": "versioned", "key": "k" },
+            { "method": "PUT", "bucket": "versioned", "key": "kept" },
+        ]),
+    );
+    let enable = b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>";
+    let statuses: Vec<u16> = [
+        w.s3(&urls[0], "PUT", &[], b"").status,
+        w.s3(&urls[1], "PUT", &[], enable).status,
+        w.s3(&urls[2], "PUT", &[], &[1u8; 100]).status,
+        w.s3(&urls[2], "PUT", &[], &[2u8; 50]).status,
+        w.s3(&urls[3], "DELETE", &[], b"").status,
+        w.s3(&urls[4], "PUT", &[], &[3u8; 7]).status,
+    ]
+    .into();
+    assert_eq!(statuses, [200, 200, 200, 200, 204, 200]);
+    let doc = w.overview(&s);
+    assert_eq!(doc["buckets"], json!([{ "name": "versioned", "objects": 1, "bytes": 7 }]));
+    assert_eq!(doc["storage"]["logical_bytes"], 157, "the whole store counts every version");
+}
