@@ -2,7 +2,7 @@
 // presigned URLs (the console signs; the page never holds the secret), and
 // S3's XML answers read with DOMParser.
 
-import { presign, overview } from "./api.js";
+import { presign } from "./api.js";
 import { sha256, toBase64 } from "./sha256.js";
 
 export class S3Error extends Error {
@@ -47,15 +47,7 @@ export async function send(spec, { body, extra = {}, signal } = {}) {
 async function xml(spec, options) { return parse(await (await send(spec, options)).text()); }
 
 export async function listBuckets() {
-  let root;
-  try {
-    root = await xml({ method: "GET", bucket: "" });
-  } catch (e) {
-    // A console that cannot presign ListBuckets (no bucket in the URL):
-    // the overview names the same buckets, without their dates.
-    if (e.status !== 400 || e instanceof S3Error) throw e;
-    return (await overview()).buckets.map(b => ({ name: b.name, created: null }));
-  }
+  const root = await xml({ method: "GET", bucket: "" }); // no bucket: the service, GET /
   const list = root.getElementsByTagName("Bucket");
   return Array.from(list, b => ({ name: kid(b, "Name"), created: kid(b, "CreationDate") }));
 }
