@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use tessera::admin::ServerInfo;
 use tessera::config::{root_credentials, Cli, Command, ConsoleListen, CredentialsOrigin, LogFormat, ServeConfig};
+use tessera::console::Console;
 use tessera::s3::AppState;
 use tessera::store::Store;
 use tessera::transfer::Companion;
@@ -128,7 +129,8 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
             scheme: if config.tls_cert.is_some() { "https" } else { "http" },
             console_origins,
         });
-        let s3_url = config.console_s3_url.clone().unwrap_or_else(|| tessera::console::default_s3_url(addr, tls_on));
+        let console =
+            console_listener.map(|l| Ok::<_, anyhow::Error>((l, console_state(&config, &state, addr)?))).transpose()?;
         log_configuration(&config, addr);
         let mut out = std::io::stdout().lock();
         writeln!(out, "Access key: {}", creds.access_key)?;
@@ -156,19 +158,13 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         // One signal stops both listeners: the S3 one watches it, the console
         // is told through the channel.
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let console_task = match console_listener {
-            Some(l) => {
-                let console =
-                    tessera::console::Console::new(state.clone(), &s3_url, tls_on, config.console_origin.clone())
-                        .map_err(anyhow::Error::msg)?;
-                let mut stopped = stopped.clone();
-                let signal = async move {
-                    let _ = stopped.changed().await;
-                };
-                Some(tokio::spawn(tessera::console::serve(l, Arc::new(console), tls.clone(), signal)))
-            }
-            None => None,
-        };
+        let console_task = console.map(|(listener, console)| {
+            let mut stopped = stopped.clone();
+            let signal = async move {
+                let _ = stopped.changed().await;
+            };
+            tokio::spawn(tessera::console::serve(listener, Arc::new(console), tls.clone(), signal))
+        });
         let signal = async move {
             shutdown_signal().await;
             let _ = stop.send(true);
@@ -182,6 +178,25 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// The console's state: the S3 endpoint the page is told of, the origins.
+fn console_state(
+    config: &ServeConfig,
+    state: &Arc<AppState>,
+    s3_addr: std::net::SocketAddr,
+) -> anyhow::Result<Console> {
+    let tls = config.tls_cert.is_some();
+    let s3_url = config.console_s3_url.clone().unwrap_or_else(|| tessera::console::default_s3_url(s3_addr, tls));
+    let open = matches!(config.console, Some(ConsoleListen::At(a)) if !a.ip().is_loopback());
+    if open && config.console_s3_url.is_none() {
+        tracing::warn!(
+            s3_url = %s3_url,
+            "the console is open to other machines, whose browsers need the S3 endpoint's URL as they reach it: \
+             set --console-s3-url (and --console-origin if they reach the console by a name)"
+        );
+    }
+    Console::new(state.clone(), &s3_url, tls, config.console_origin.clone()).map_err(anyhow::Error::msg)
 }
 
 /// The console's listener: none with `--console off`; the address named,
