@@ -55,8 +55,8 @@ function render(t) {
   }
   let line = `${formatBytes(t.loaded)} of ${formatBytes(t.total)}`;
   if (active && row.rate > 0) line += ` · ${formatBytes(row.rate)}/s · ${formatDuration((t.total - t.loaded) / row.rate)} left`;
-  if (row.kind === "upload" && t.multipart && t.heldAtStart && t.state !== "done") {
-    line += ` · the server already held ${t.heldAtStart} of ${t.partCount} parts`;
+  if (row.kind === "upload" && t.multipart && t.state !== "done") {
+    line += ` · ${t.done.size} of ${t.partCount} parts${t.heldAtStart ? ` (${t.heldAtStart} already on the server)` : ""}`;
   }
   if (t.error && t.state !== "done") line += ` · ${errorText(t.error)}`;
   row.text.textContent = line;
