@@ -18,7 +18,7 @@ let tokens = [null]; // tokens[i]: the continuation token of page i
 let page = 0;
 let detailsKey = null;
 
-export function location_() {
+export function currentLocation() {
   const m = /^#\/b\/([^/]*)\/?(.*)$/.exec(location.hash);
   return m ? { bucket: decodeURIComponent(m[1]), prefix: decodeURIComponent(m[2]) } : { bucket: null, prefix: "" };
 }
@@ -30,7 +30,7 @@ export function go(bucket, prefix = "") {
 
 /** Shows what the hash names (called on load and on every hashchange). */
 export async function show() {
-  where = location_();
+  where = currentLocation();
   tokens = [null];
   page = 0;
   closeDetails();
