@@ -41,11 +41,24 @@ pub fn preflight(origin: &HeaderValue, headers: &HeaderMap) -> Response<Body> {
 }
 
 /// The headers of every response to a console page's request, errors
-/// included (the page must read a 403 to report it).
+/// included (the page must read a 403 to report it). The response's own
+/// `x-amz-meta-*` names are exposed too, so the page can show an object's
+/// metadata: `Access-Control-Expose-Headers` allows no wildcard on requests
+/// that carry credentials, and its names are the object's own business.
 pub fn add_headers(origin: &HeaderValue, out: &mut HeaderMap) {
     out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-    out.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE));
+    out.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose(out));
     out.insert(header::VARY, HeaderValue::from_static(VARY));
+}
+
+/// [`EXPOSE`] plus the names of the `x-amz-meta-*` headers in `out`.
+fn expose(out: &HeaderMap) -> HeaderValue {
+    let mut names = EXPOSE.to_string();
+    for name in out.keys().filter(|name| name.as_str().starts_with("x-amz-meta-")) {
+        names.push_str(", ");
+        names.push_str(name.as_str());
+    }
+    HeaderValue::from_str(&names).unwrap_or_else(|_| HeaderValue::from_static(EXPOSE))
 }
 
 #[cfg(test)]
@@ -68,5 +81,17 @@ mod tests {
         assert_eq!(got(header::ACCESS_CONTROL_ALLOW_HEADERS), Some("content-type,x-amz-meta-a"));
         assert_eq!(got(header::ACCESS_CONTROL_MAX_AGE), Some("600"));
         assert!(got(header::ACCESS_CONTROL_EXPOSE_HEADERS).is_some_and(|e| e.contains("x-amz-version-id")));
+    }
+
+    #[test]
+    fn an_objects_metadata_names_are_exposed() {
+        let origin = HeaderValue::from_static("http://127.0.0.1:9001");
+        let mut out = HeaderMap::new();
+        out.insert("x-amz-meta-camera", HeaderValue::from_static("x100"));
+        out.insert("x-amz-meta-taken-at", HeaderValue::from_static("2026"));
+        add_headers(&origin, &mut out);
+        let exposed = out.get(header::ACCESS_CONTROL_EXPOSE_HEADERS).and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(exposed.starts_with(EXPOSE), "{exposed}");
+        assert!(exposed.ends_with(", x-amz-meta-camera, x-amz-meta-taken-at"), "{exposed}");
     }
 }

@@ -221,7 +221,7 @@ async function openDetails(key) {
     if (version) add("Version", version, "detail-version");
     const meta = [];
     headers.forEach((value, name) => { if (name.startsWith("x-amz-meta-")) meta.push(`${name.slice(11)}: ${value}`); });
-    add("User metadata", meta.length ? meta.join("\n") : "none readable (only x-amz-meta-* headers the S3 endpoint exposes through CORS)", "detail-metadata");
+    add("User metadata", meta.length ? meta.join("\n") : "none", "detail-metadata");
     $("version-rows").replaceChildren(...versions.map(v => el("tr", { "data-testid": "version-row" },
       el("td", {}, v.versionId || "null", v.latest ? " (latest)" : "", v.deleteMarker ? " · delete marker" : ""),
       el("td", { className: "num" }, v.size === null ? "—" : formatBytes(v.size)),
