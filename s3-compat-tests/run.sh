@@ -15,7 +15,7 @@ ALL_SCENARIOS=(awscli-v2 awscli-v1 boto3 presigned rclone s3cmd js-sdk rust-sdk
     multipart-awscli-v2 multipart-awscli-v1 multipart-boto3 resume-upload multipart-rclone
     multipart-s3cmd multipart-js-sdk multipart-rust-sdk resume-download
     versioning-boto3 versioning-awscli versioning-rclone versioning-js-sdk tagging-boto3 acl-boto3 dedup-boto3
-    instant-boto3 cp-tessera crash-boto3 post-object cors-browser)
+    instant-boto3 cp-tessera crash-boto3 post-object cors-browser console-browser console-firefox)
 TIMEOUT="${S3T_TIMEOUT:-900}" # seconds per scenario
 LOGS="$(mktemp -d "${TMPDIR:-/tmp}/tessera-compat-logs.XXXXXX")"
 trap 'rm -rf "$LOGS"' EXIT
@@ -58,8 +58,9 @@ install_clients() {
     wants rclone multipart-rclone versioning-rclone && ! command -v rclone >/dev/null && apt_pkgs+=(rclone)
     wants s3cmd multipart-s3cmd && ! command -v s3cmd >/dev/null && apt_pkgs+=(s3cmd)
     wants resume-download && ! command -v wget >/dev/null && apt_pkgs+=(wget)
-    wants cors-browser && [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]] &&
+    wants cors-browser console-browser && [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]] &&
         apt_pkgs+=(chromium chromium-driver)
+    wants console-firefox && [[ ! -x /usr/bin/firefox-esr ]] && apt_pkgs+=(firefox-esr)
     command -v jq >/dev/null || apt_pkgs+=(jq)
     command -v curl >/dev/null || apt_pkgs+=(curl)
     command -v openssl >/dev/null || apt_pkgs+=(openssl)
@@ -86,8 +87,10 @@ install_clients() {
         ! -d "$S3T_DIR/js/node_modules/@aws-sdk/lib-storage" ]]; then
         quietly "npm ci (js/)" npm ci --prefix "$S3T_DIR/js" --no-audit --no-fund --loglevel=error
     fi
-    # npm: playwright-core (it drives Debian's Chromium; it never downloads a browser).
-    if wants cors-browser && [[ ! -d "$S3T_DIR/browser/node_modules/playwright-core" ]]; then
+    # npm: playwright-core (it drives Debian's Chromium) and puppeteer-core (it drives
+    # Debian's Firefox ESR over WebDriver BiDi); neither downloads a browser.
+    if wants cors-browser console-browser console-firefox &&
+        [[ ! -d "$S3T_DIR/browser/node_modules/playwright-core" || ! -d "$S3T_DIR/browser/node_modules/puppeteer-core" ]]; then
         quietly "npm ci (browser/)" npm ci --prefix "$S3T_DIR/browser" --no-audit --no-fund --loglevel=error
     fi
 }

@@ -68,6 +68,7 @@ Environment:
   TESSERA_METRICS_TOKEN  same as --metrics-token
   TESSERA_TLS_CERT       same as --tls-cert
   TESSERA_TLS_KEY        same as --tls-key
+  TESSERA_CONSOLE        same as --console
 
 TLS: with --tls-cert and --tls-key (both, or neither) the port speaks HTTPS only
 (HTTP/1.1, TLS 1.2 and 1.3). SIGHUP re-reads both files: new connections get the
@@ -136,6 +137,25 @@ pub struct ServeConfig {
     /// The PEM private key of --tls-cert: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
     #[arg(long, env = "TESSERA_TLS_KEY", requires = "tls_cert", value_name = "PATH")]
     pub tls_key: Option<PathBuf>,
+    /// The web console's address (`HOST:PORT`, `:PORT`, `localhost:PORT`),
+    /// or `off`. Its own listener, so no console path can clash with a
+    /// bucket name; HTTPS too when --tls-cert is given. Without the flag the
+    /// default 127.0.0.1:9001 is tried, and a busy port only turns the
+    /// console off (with a warning); a named address that cannot be bound
+    /// stops the server, like --listen.
+    #[arg(long, env = "TESSERA_CONSOLE", value_parser = parse_console, value_name = "ADDR|off")]
+    pub console: Option<ConsoleListen>,
+    /// The S3 endpoint URL the console's page sends its presigned requests
+    /// to, as the browser reaches it (behind a reverse proxy, its public
+    /// URL). Default: the scheme and address of --listen, 0.0.0.0 and ::
+    /// replaced by 127.0.0.1.
+    #[arg(long, value_name = "URL", value_parser = parse_origin_url)]
+    pub console_s3_url: Option<String>,
+    /// A further origin (`https://console.example.com`) the console is
+    /// reached at, through a reverse proxy: the S3 listener answers its CORS
+    /// requests like the console's own. Repeatable.
+    #[arg(long, value_name = "URL", value_parser = parse_origin_url)]
+    pub console_origin: Vec<String>,
     /// Log lines as text, or as one JSON object per line for collectors.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -169,6 +189,37 @@ fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     let addrs: Vec<SocketAddr> = text.to_socket_addrs().map_err(|e| format!("`{text}`: {e}"))?.collect();
     let v4 = addrs.iter().find(|a| a.is_ipv4());
     v4.or(addrs.first()).copied().ok_or_else(|| format!("`{text}`: the name has no address"))
+}
+
+/// Where the console listens (`serve --console`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleListen {
+    Off,
+    At(SocketAddr),
+}
+
+/// The console's default address, tried when `--console` is not given.
+pub const DEFAULT_CONSOLE: &str = "127.0.0.1:9001";
+
+/// `off`, or an address as `--listen` takes it.
+fn parse_console(text: &str) -> Result<ConsoleListen, String> {
+    match text.trim() {
+        "off" => Ok(ConsoleListen::Off),
+        addr => parse_listen(addr).map(ConsoleListen::At),
+    }
+}
+
+/// An `http://` or `https://` URL with a host and no path, written without
+/// a trailing slash (the form an `Origin` header has). A path is refused:
+/// S3 clients, the page included, address buckets from the root.
+fn parse_origin_url(text: &str) -> Result<String, String> {
+    let uri: http::Uri = text.parse().map_err(|e| format!("`{text}`: {e}"))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/");
+    match (scheme_ok, uri.authority(), bare) {
+        (true, Some(authority), true) => Ok(format!("{}://{authority}", uri.scheme_str().unwrap_or("http"))),
+        _ => Err(format!("`{text}`: not an http:// or https:// URL with a host and no path")),
+    }
 }
 
 /// A humantime duration (`30s`, `2m`) greater than zero.
@@ -313,5 +364,23 @@ pub fn process_user() -> String {
     match name {
         Some(name) => format!("uid {uid} ({name})"),
         None => format!("uid {uid}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_addresses_and_origin_urls() {
+        assert_eq!(parse_console("off"), Ok(ConsoleListen::Off));
+        assert_eq!(parse_console(":9001"), Ok(ConsoleListen::At(SocketAddr::from(([0, 0, 0, 0], 9001)))));
+        assert_eq!(parse_console("127.0.0.1:9001"), Ok(ConsoleListen::At(SocketAddr::from(([127, 0, 0, 1], 9001)))));
+        assert!(parse_console("nonsense").is_err());
+        assert_eq!(parse_origin_url("https://s3.example.com/").as_deref(), Ok("https://s3.example.com"));
+        assert_eq!(parse_origin_url("http://localhost:9000").as_deref(), Ok("http://localhost:9000"));
+        assert!(parse_origin_url("https://s3.example.com/prefix").is_err(), "a path");
+        assert!(parse_origin_url("ftp://s3.example.com").is_err());
+        assert!(parse_origin_url("s3.example.com").is_err());
     }
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use tessera::admin::ServerInfo;
-use tessera::config::{root_credentials, Cli, Command, CredentialsOrigin, LogFormat, ServeConfig};
+use tessera::config::{root_credentials, Cli, Command, ConsoleListen, CredentialsOrigin, LogFormat, ServeConfig};
+use tessera::console::Console;
 use tessera::s3::AppState;
 use tessera::store::Store;
 use tessera::transfer::Companion;
@@ -88,6 +89,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         // The port first: a port in use must change nothing on disk.
         let listener =
             tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let console_listener = bind_console(&config).await?;
         let tls = load_tls(&config)?;
         let store = Store::open_with(&config.data, config.accept_db_rollback).map_err(|e| {
             let context = format!("opening data folder {}", config.data.display());
@@ -111,6 +113,10 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         info.announce(store.layout()).context("writing server-info")?;
         let layout = store.layout().clone();
         let closing = store.clone();
+        let tls_on = config.tls_cert.is_some();
+        let console_addr = console_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+        let console_origins =
+            console_addr.map(|a| tessera::console::origins(a, tls_on, &config.console_origin)).unwrap_or_default();
         let state = Arc::new(AppState {
             store,
             region: config.region.clone(),
@@ -121,7 +127,10 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
             metrics: Arc::new(tessera::metrics::Metrics::new(&closing)),
             metrics_token: config.metrics_token.clone(),
             scheme: if config.tls_cert.is_some() { "https" } else { "http" },
+            console_origins,
         });
+        let console =
+            console_listener.map(|l| Ok::<_, anyhow::Error>((l, console_state(&config, &state, addr)?))).transpose()?;
         log_configuration(&config, addr);
         let mut out = std::io::stdout().lock();
         writeln!(out, "Access key: {}", creds.access_key)?;
@@ -141,14 +150,77 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
         writeln!(out, "Region:     {}   Data: {}", config.region, config.data.display())?;
         writeln!(out, "Tessera listening on {}", info.endpoint())?;
+        if let Some(console_addr) = console_addr {
+            writeln!(out, "Console:    {}", tessera::console::console_url(console_addr, tls_on))?;
+        }
         out.flush()?;
         drop(out);
-        tessera::server::serve(listener, state, tls, shutdown_signal()).await;
+        // One signal stops both listeners: the S3 one watches it, the console
+        // is told through the channel.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let console_task = console.map(|(listener, console)| {
+            let mut stopped = stopped.clone();
+            let signal = async move {
+                let _ = stopped.changed().await;
+            };
+            tokio::spawn(tessera::console::serve(listener, Arc::new(console), tls.clone(), signal))
+        });
+        let signal = async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        };
+        tessera::server::serve(listener, state, tls, signal).await;
+        if let Some(task) = console_task {
+            let _ = task.await;
+        }
         ServerInfo::withdraw(&layout);
         tokio::task::spawn_blocking(move || closing.close()).await?;
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// The console's state: the S3 endpoint the page is told of, the origins.
+fn console_state(
+    config: &ServeConfig,
+    state: &Arc<AppState>,
+    s3_addr: std::net::SocketAddr,
+) -> anyhow::Result<Console> {
+    let tls = config.tls_cert.is_some();
+    let s3_url = config.console_s3_url.clone().unwrap_or_else(|| tessera::console::default_s3_url(s3_addr, tls));
+    let open = matches!(config.console, Some(ConsoleListen::At(a)) if !a.ip().is_loopback());
+    if open && config.console_s3_url.is_none() {
+        tracing::warn!(
+            s3_url = %s3_url,
+            "the console is open to other machines, whose browsers need the S3 endpoint's URL as they reach it: \
+             set --console-s3-url (and --console-origin if they reach the console by a name)"
+        );
+    }
+    Console::new(state.clone(), &s3_url, tls, config.console_origin.clone()).map_err(anyhow::Error::msg)
+}
+
+/// The console's listener: none with `--console off`; the address named,
+/// which must be free; or, without the flag, the default address if it is
+/// free (a busy default port only turns the console off, so that several
+/// servers on one machine start as they did before the console existed).
+async fn bind_console(config: &ServeConfig) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    match config.console {
+        Some(ConsoleListen::Off) => Ok(None),
+        Some(ConsoleListen::At(addr)) => {
+            let bound = tokio::net::TcpListener::bind(addr).await;
+            Ok(Some(bound.with_context(|| format!("binding the console to {addr}"))?))
+        }
+        None => {
+            let addr: std::net::SocketAddr = tessera::config::DEFAULT_CONSOLE.parse()?;
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => Ok(Some(listener)),
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "the console's default address is busy: console off (--console ADDR)");
+                    Ok(None)
+                }
+            }
+        }
+    }
 }
 
 /// The TLS certificate and key, read before the data folder is touched (a
@@ -175,6 +247,7 @@ fn log_configuration(config: &ServeConfig, addr: std::net::SocketAddr) {
         body_timeout = %humantime::format_duration(config.body_timeout),
         metrics_token = config.metrics_token.is_some(),
         tls = config.tls_cert.is_some(),
+        console = ?config.console,
         tls_cert = %config.tls_cert.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
         accept_db_rollback = config.accept_db_rollback,
         "tessera starting"

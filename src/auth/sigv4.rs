@@ -188,6 +188,61 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// What a presigned URL (query-string authentication) is made of.
+pub struct Presign<'a> {
+    pub method: &'a str,
+    /// The path as it will be sent, already [`uri_encode`]d (`/bucket/key`).
+    pub path: &'a str,
+    /// The `Host` header the client will send (the endpoint's authority).
+    pub host: &'a str,
+    /// Further query parameters (`partNumber`, `uploadId`...), decoded.
+    pub query: &'a [(String, String)],
+    /// Headers the client will send, signed together with `host`.
+    pub headers: &'a [(String, String)],
+    pub access_key: &'a str,
+    pub secret: &'a str,
+    pub region: &'a str,
+    /// `yyyymmddThhmmssZ`.
+    pub amz_date: &'a str,
+    /// Seconds the URL stays valid (SigV4 allows 1 to 604800).
+    pub expires: u32,
+}
+
+/// The query string of a presigned URL for `p` (`X-Amz-Signature` last, as
+/// in AWS's example), with `UNSIGNED-PAYLOAD`: the body is not known when
+/// the URL is made. Every header of `p.headers` is in `SignedHeaders`, so a
+/// client that sends another value is refused.
+/// Reference: <https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html>
+pub fn presign(p: &Presign) -> String {
+    let date = p.amz_date.get(..8).unwrap_or(p.amz_date);
+    let scope = scope(date, p.region, "s3");
+    let mut headers: std::collections::BTreeMap<String, Vec<&str>> = std::collections::BTreeMap::new();
+    headers.entry("host".into()).or_default().push(p.host);
+    for (name, value) in p.headers {
+        headers.entry(name.to_ascii_lowercase()).or_default().push(value);
+    }
+    let signed = headers.keys().map(String::as_str).collect::<Vec<_>>().join(";");
+    let mut canonical = String::new();
+    for (name, values) in &headers {
+        canonical.push_str(name);
+        canonical.push(':');
+        push_trimmed(&mut canonical, &values.join(","));
+        canonical.push('\n');
+    }
+    let mut pairs: Vec<(String, String)> = vec![
+        ("X-Amz-Algorithm".into(), ALGORITHM.into()),
+        ("X-Amz-Credential".into(), format!("{}/{scope}", p.access_key)),
+        ("X-Amz-Date".into(), p.amz_date.into()),
+        ("X-Amz-Expires".into(), p.expires.to_string()),
+        ("X-Amz-SignedHeaders".into(), signed.clone()),
+    ];
+    pairs.extend(p.query.iter().cloned());
+    let query = canonical_query(&pairs);
+    let request = canonical_request(p.method, p.path, &query, &canonical, &signed, "UNSIGNED-PAYLOAD");
+    let key = signing_key(p.secret, date, p.region, "s3");
+    format!("{query}&X-Amz-Signature={}", hmac_hex(&key, &string_to_sign(p.amz_date, &scope, &request)))
+}
+
 #[cfg(test)]
 mod tests {
     //! Vectors from the AWS documentation pages cited in the module doc.
@@ -328,6 +383,34 @@ mod tests {
             sign("GET", "/test.txt", &query, &h, &["host"], "UNSIGNED-PAYLOAD"),
             "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
         );
+    }
+
+    /// The whole URL of AWS's query-string example (GET examplebucket/test.txt).
+    #[test]
+    fn aws_example_presign() {
+        let p = Presign {
+            method: "GET",
+            path: "/test.txt",
+            host: "examplebucket.s3.amazonaws.com",
+            query: &[],
+            headers: &[],
+            access_key: "AKIAIOSFODNN7EXAMPLE",
+            secret: SECRET,
+            region: "us-east-1",
+            amz_date: DATE,
+            expires: 86400,
+        };
+        assert_eq!(
+            presign(&p),
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2F\
+             aws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature=\
+             aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+        );
+        let headers = [("Content-Type".to_string(), " text/plain ".to_string())];
+        let query = [("partNumber".to_string(), "1".to_string())];
+        let signed = presign(&Presign { headers: &headers, query: &query, ..p });
+        assert!(signed.contains("X-Amz-SignedHeaders=content-type%3Bhost&"), "{signed}");
+        assert!(signed.contains("&partNumber=1&"), "{signed}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod access;
 pub mod acl;
 pub mod admin;
 pub mod bucket;
+pub mod console_cors;
 pub mod copy;
 pub mod cors;
 mod cors_rules;
@@ -55,6 +56,9 @@ pub struct AppState {
     /// `https` with `--tls-cert`, else `http`: the scheme of the URLs the
     /// server writes into answers (POST Object's `Location`).
     pub scheme: &'static str,
+    /// The web console's origins (`console.rs`): the S3 listener answers
+    /// their CORS requests itself (`console_cors.rs`). Empty without a console.
+    pub console_origins: Vec<String>,
 }
 
 /// The id the root user owns buckets as (users have 64-hex-digit ids).

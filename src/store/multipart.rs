@@ -370,7 +370,7 @@ fn part_number(row_key: &[u8]) -> u16 {
 }
 
 /// `bucket \0 key \0 upload_id` -> (key, upload_id); the id has a fixed length.
-fn split_index_key<'a>(row: &'a [u8], bucket: &str) -> Option<(&'a str, &'a str)> {
+pub(super) fn split_index_key<'a>(row: &'a [u8], bucket: &str) -> Option<(&'a str, &'a str)> {
     let rest = row.get(bucket.len() + 1..)?;
     let split = rest.len().checked_sub(UPLOAD_ID_LEN + 1)?;
     let key = std::str::from_utf8(rest.get(..split)?).ok()?;

@@ -13,7 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use super::content::{is_file, merged_into};
 use super::layout::BlobId;
-use super::schema::{decode, BlobSpan, ObjectRecord, PartRecord, BLOB_CONTENT, OBJECTS, PARTS, VERSIONS};
+use super::list::bucket_bounds;
+use super::multipart::split_index_key;
+use super::schema::{
+    decode, part_key, BlobSpan, ObjectRecord, PartRecord, BLOB_CONTENT, OBJECTS, PARTS, UPLOAD_INDEX, VERSIONS,
+};
 use super::{Store, StoreResult};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -100,5 +104,56 @@ impl Store {
         stats.distinct_blobs = blobs.len() as u64;
         stats.stored_bytes = blobs.values().map(|(size, _)| size).sum();
         Ok(stats)
+    }
+}
+
+/// One bucket's current objects (delete markers left out) and their bytes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BucketUsage {
+    pub name: String,
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+/// Multipart uploads not yet completed or aborted, and what their parts hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct UploadUsage {
+    pub count: u64,
+    pub parts: u64,
+    pub bytes: u64,
+}
+
+impl Store {
+    /// What `buckets` hold now, for the console's overview: one read
+    /// transaction, range scans over these buckets' rows only (another
+    /// user's buckets are never read). A bucket deleted meanwhile counts 0.
+    pub fn usage(&self, buckets: &[String]) -> StoreResult<(Vec<BucketUsage>, UploadUsage)> {
+        let txn = self.db()?.begin_read()?;
+        let (objects, index, parts) = (txn.open_table(OBJECTS)?, txn.open_table(UPLOAD_INDEX)?, txn.open_table(PARTS)?);
+        let (mut out, mut uploads) = (Vec::with_capacity(buckets.len()), UploadUsage::default());
+        for name in buckets {
+            let (lo, hi) = bucket_bounds(name);
+            let mut usage = BucketUsage { name: name.clone(), ..BucketUsage::default() };
+            for row in objects.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
+                let record: ObjectRecord = decode(row?.1.value())?;
+                if !record.version.delete_marker {
+                    usage.objects += 1;
+                    usage.bytes += record.size;
+                }
+            }
+            for row in index.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
+                let row = row?.0;
+                let Some((_, id)) = split_index_key(row.value(), name) else { continue };
+                uploads.count += 1;
+                let (first, last) = (part_key(id, 0), part_key(id, u16::MAX));
+                for part in parts.range::<&[u8]>(first.as_slice()..=last.as_slice())? {
+                    let part: PartRecord = decode(part?.1.value())?;
+                    uploads.parts += 1;
+                    uploads.bytes += part.span.size;
+                }
+            }
+            out.push(usage);
+        }
+        Ok((out, uploads))
     }
 }
