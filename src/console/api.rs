@@ -12,10 +12,10 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
+use super::listen::RequestBody;
 use super::reply::{self, ApiError, ApiResult};
 use super::session::secret_tag;
 use super::{overview, presign, Console};
@@ -49,7 +49,7 @@ impl Identity {
     }
 }
 
-pub async fn handle(console: &Console, req: Request<Incoming>, facts: &mut Facts) -> Response<Body> {
+pub async fn handle(console: &Console, req: Request<RequestBody>, facts: &mut Facts) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let result = match (&parts.method, parts.uri.path()) {
         (&Method::POST, "/api/session") => {
@@ -97,7 +97,7 @@ struct SignIn {
 
 /// `POST /api/session`: the keys checked (root's, or a user's from the
 /// store, the secret compared in constant time), then a new session.
-async fn sign_in(console: &Console, parts: &Parts, body: Incoming, facts: &mut Facts) -> ApiResult {
+async fn sign_in(console: &Console, parts: &Parts, body: RequestBody, facts: &mut Facts) -> ApiResult {
     check_origin(console, parts)?;
     let keys: SignIn = read_json(console, body).await?;
     let Some(who) = check_keys(console, &keys) else {
@@ -247,7 +247,7 @@ fn check_origin(console: &Console, parts: &Parts) -> Result<(), ApiError> {
 
 /// A JSON body of at most [`MAX_JSON`] bytes, sent within `--body-timeout`
 /// (a client that trickles its body does not hold a connection for ever).
-pub async fn read_json<T: DeserializeOwned>(console: &Console, body: Incoming) -> Result<T, ApiError> {
+pub async fn read_json<T: DeserializeOwned>(console: &Console, body: RequestBody) -> Result<T, ApiError> {
     let limited = http_body_util::Limited::new(body, MAX_JSON);
     let Ok(collected) = tokio::time::timeout(console.app.body_timeout, limited.collect()).await else {
         return Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "the request body was not sent in time"));

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{api, reply, static_files, Console};
-use crate::access_log::{self, Facts, Finished};
+use crate::access_log::{self, CountedBody, Facts, Finished};
 use crate::http::body::{self, Body};
 use crate::tls::server::ServerTls;
 
@@ -84,11 +85,15 @@ where
     watcher.watch(conn).await
 }
 
+/// A console request's body, its bytes counted for the access line.
+pub type RequestBody = CountedBody<Incoming>;
+
 /// One request: routed, answered, given the security headers, logged.
 async fn handle(console: Arc<Console>, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let (started, in_flight) = (Instant::now(), console.app.metrics.started());
     let request_id = request_id();
-    let received = access_log::declared_length(req.headers());
+    let received = Arc::new(AtomicU64::new(0));
+    let req = req.map(|body| CountedBody::new(body, received.clone()));
     let is_api = req.uri().path().starts_with("/api/");
     let mut facts = Facts::default();
     let mut response = route(&console, req, &mut facts).await;
@@ -109,7 +114,7 @@ async fn handle(console: Arc<Console>, peer: SocketAddr, req: Request<Incoming>)
     Ok(access_log::logged(response, finished))
 }
 
-async fn route(console: &Console, req: Request<Incoming>, facts: &mut Facts) -> Response<Body> {
+async fn route(console: &Console, req: Request<RequestBody>, facts: &mut Facts) -> Response<Body> {
     let path = req.uri().path();
     if path.starts_with("/api/") {
         return api::handle(console, req, facts).await;

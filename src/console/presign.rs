@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 
 use http::{HeaderName, Method, StatusCode};
-use hyper::body::Incoming;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
 use super::api::{read_json, Identity};
+use super::listen::RequestBody;
 use super::reply::{self, ApiError, ApiResult};
 use super::Console;
 use crate::auth::sigv4::{self, Presign};
@@ -52,7 +52,7 @@ struct Wanted {
     expires: Option<u32>,
 }
 
-pub async fn handle(console: &Console, who: &Identity, body: Incoming) -> ApiResult {
+pub async fn handle(console: &Console, who: &Identity, body: RequestBody) -> ApiResult {
     let batch: Batch = read_json(console, body).await?;
     if batch.requests.len() > MAX_REQUESTS {
         return Err(ApiError::bad_request(format!("at most {MAX_REQUESTS} URLs per request")));
