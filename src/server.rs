@@ -47,14 +47,38 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// same 600 hold a third as much; docs/reliability.md has the cost.
 const SEND_BUFFER: usize = 512 * 1024;
 
-/// Serves until `shutdown` resolves, then stops accepting and lets requests in
-/// flight finish. With `tls`, every connection is TLS (`--tls-cert`).
+/// Serves S3 until `shutdown` resolves, then stops accepting and lets
+/// requests in flight finish. With `tls`, every connection is TLS
+/// (`--tls-cert`).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let body_timeout = state.body_timeout;
+    let handler = move |peer, req| handle(state.clone(), peer, req);
+    accept_loop(listener, Accept { tls, body_timeout, name: "S3" }, shutdown, handler).await;
+}
+
+/// How a listener's connections are accepted.
+pub struct Accept {
+    /// TLS on every connection, or plain HTTP.
+    pub tls: Option<ServerTls>,
+    /// How long a client may leave a response unread (`--body-timeout`).
+    pub body_timeout: Duration,
+    /// The listener's name in log lines.
+    pub name: &'static str,
+}
+
+/// The accept loop of every listener (S3 and the console): each connection
+/// in its own task, served by `handler`, until `shutdown` resolves; then it
+/// stops accepting and lets requests in flight finish.
+pub async fn accept_loop<H, F>(listener: TcpListener, accept: Accept, shutdown: impl Future<Output = ()>, handler: H)
+where
+    H: Fn(SocketAddr, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -64,10 +88,11 @@ pub async fn serve(
                     // A 4 KiB response must not wait for the client's delayed ACK.
                     let _ = stream.set_nodelay(true);
                     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
-                    tokio::spawn(connection(stream, peer, state.clone(), tls.clone(), graceful.watcher()));
+                    let (tls, limit, watcher) = (accept.tls.clone(), accept.body_timeout, graceful.watcher());
+                    tokio::spawn(connection(stream, peer, (tls, limit), watcher, handler.clone()));
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    tracing::warn!(listener = accept.name, error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -76,7 +101,7 @@ pub async fn serve(
     }
     drop(listener);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::warn!("requests still running after the drain timeout");
+        tracing::warn!(listener = accept.name, "requests still running after the drain timeout");
     }
 }
 
@@ -86,13 +111,21 @@ pub async fn serve(
 /// the wire, which only the socket shows (rustls buffers plaintext and would
 /// report a stalled client late), and it then covers every byte TLS writes
 /// too, handshake and alerts included.
-async fn connection(tcp: TcpStream, peer: SocketAddr, state: Arc<AppState>, tls: Option<ServerTls>, watcher: Watcher) {
-    let limit = state.body_timeout;
+async fn connection<H, F>(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    (tls, limit): (Option<ServerTls>, Duration),
+    watcher: Watcher,
+    handler: H,
+) where
+    H: Fn(SocketAddr, Request<Incoming>) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
+{
     let with_deadline = move |tcp| SendDeadline::new(tcp, limit);
     let served = match tls {
-        None => serve_http(with_deadline(tcp), peer, state, watcher).await,
+        None => serve_http(with_deadline(tcp), peer, watcher, handler).await,
         Some(tls) => match tls.accept(tcp, HEADER_READ_TIMEOUT, with_deadline).await {
-            Ok(stream) => serve_http(stream, peer, state, watcher).await,
+            Ok(stream) => serve_http(stream, peer, watcher, handler).await,
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
                 return;
@@ -106,11 +139,13 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, state: Arc<AppState>, tls:
 
 /// HTTP/1.1 on one connection, plain or TLS, until it closes or a graceful
 /// shutdown has let its request in flight finish.
-async fn serve_http<S>(stream: S, peer: SocketAddr, state: Arc<AppState>, watcher: Watcher) -> hyper::Result<()>
+async fn serve_http<S, H, F>(stream: S, peer: SocketAddr, watcher: Watcher, handler: H) -> hyper::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(SocketAddr, Request<Incoming>) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
 {
-    let service = service_fn(move |req| handle(state.clone(), peer, req));
+    let service = service_fn(move |req| handler(peer, req));
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -303,7 +338,8 @@ fn error_response(e: &S3Error, resource: &str, request_id: &str, is_head: bool) 
     response.unwrap_or_else(|_| Response::new(body::empty()))
 }
 
-fn request_id() -> String {
+/// A new request id: 16 hex digits, random.
+pub fn request_id() -> String {
     let mut bytes = [0u8; 8];
     let _ = getrandom::getrandom(&mut bytes);
     hex::encode_upper(bytes)

@@ -6,83 +6,29 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::{HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use super::{api, reply, static_files, Console};
 use crate::access_log::{self, CountedBody, Facts, Finished};
 use crate::http::body::{self, Body};
+use crate::server::{accept_loop, request_id, Accept};
 use crate::tls::server::ServerTls;
 
-/// How long a client may take to send a request head (and its TLS handshake).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long requests in flight may take after a shutdown signal.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Serves the console until `shutdown` resolves.
+/// Serves the console until `shutdown` resolves, then lets requests in
+/// flight finish (the S3 listener's accept loop, `server::accept_loop`).
 pub async fn serve(
     listener: TcpListener,
     console: Arc<Console>,
     tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    tokio::spawn(connection(stream, peer, console.clone(), tls.clone(), graceful.watcher()));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "console: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::warn!("console requests still running after the drain timeout");
-    }
-}
-
-async fn connection(tcp: TcpStream, peer: SocketAddr, console: Arc<Console>, tls: Option<ServerTls>, watcher: Watcher) {
-    let served = match tls {
-        None => serve_http(tcp, peer, console, watcher).await,
-        Some(tls) => match tls.accept(tcp, HEADER_READ_TIMEOUT, |tcp| tcp).await {
-            Ok(stream) => serve_http(stream, peer, console, watcher).await,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "console: TLS handshake failed");
-                return;
-            }
-        },
-    };
-    if let Err(e) = served {
-        tracing::debug!(error = %e, "console connection ended with an error");
-    }
-}
-
-async fn serve_http<S>(stream: S, peer: SocketAddr, console: Arc<Console>, watcher: Watcher) -> hyper::Result<()>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |req| handle(console.clone(), peer, req));
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
-    watcher.watch(conn).await
+    let body_timeout = console.app.body_timeout;
+    let handler = move |peer, req| handle(console.clone(), peer, req);
+    accept_loop(listener, Accept { tls, body_timeout, name: "console" }, shutdown, handler).await;
 }
 
 /// A console request's body, its bytes counted for the access line.
@@ -135,10 +81,4 @@ async fn route(console: &Console, req: Request<RequestBody>, facts: &mut Facts) 
         (false, Some(_)) => reply::text(http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         (_, None) => reply::text(http::StatusCode::NOT_FOUND, "not found\n"),
     }
-}
-
-fn request_id() -> String {
-    let mut bytes = [0u8; 8];
-    let _ = getrandom::getrandom(&mut bytes);
-    hex::encode_upper(bytes)
 }
