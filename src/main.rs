@@ -196,7 +196,14 @@ fn console_state(
              set --console-s3-url (and --console-origin if they reach the console by a name)"
         );
     }
-    Console::new(state.clone(), &s3_url, tls, config.console_origin.clone()).map_err(anyhow::Error::msg)
+    if open && !tls {
+        tracing::warn!(
+            "the console is open to other machines over plain HTTP: access keys, secrets and session cookies \
+             cross the network in clear; serve it with --tls-cert/--tls-key, behind an HTTPS proxy, or reach \
+             it through an SSH tunnel"
+        );
+    }
+    Console::new(state.clone(), &s3_url, tls).map_err(anyhow::Error::msg)
 }
 
 /// The console's listener: none with `--console off`; the address named,

@@ -419,7 +419,7 @@ fn assets_are_served_with_their_types_and_the_security_headers() {
         csp,
         format!(
             "default-src 'self'; connect-src 'self' http://{}; img-src 'self' data: blob:; style-src 'self'; \
-             script-src 'self'; frame-ancestors 'none'",
+             script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
             w.server.addr
         )
     );
@@ -619,4 +619,50 @@ fn the_overview_counts_current_versions_only() {
     let doc = w.overview(&s);
     assert_eq!(doc["buckets"], json!([{ "name": "versioned", "objects": 1, "bytes": 7 }]));
     assert_eq!(doc["storage"]["logical_bytes"], 157, "the whole store counts every version");
+}
+
+/// A page on another origin cannot steer the console: a name rebound to
+/// this address (DNS rebinding) is refused, a second session cookie planted
+/// beside the real one (cookies ignore ports) signs the request out, and
+/// the costly overview needs the CSRF token like every change.
+#[test]
+fn rebound_names_planted_cookies_and_cross_site_overviews_are_refused() {
+    let w = world();
+    let s = w.session(ACCESS_KEY, SECRET_KEY);
+    let mut rebound = Client::new(&w.console.addr);
+    rebound.host = Some(format!("evil.example:{}", w.console.addr.rsplit(':').next().unwrap()));
+    let keys = json!({ "access_key": ACCESS_KEY, "secret_key": SECRET_KEY }).to_string();
+    let origin = format!("http://{}", rebound.host.as_deref().unwrap());
+    let resp = rebound.send_raw("POST", "/api/session", &[("origin", origin.as_str())], keys.as_bytes());
+    assert_eq!(resp.status, 421, "a rebound host name: {}", resp.text());
+    let resp = rebound.send_raw("GET", "/api/session", &[("cookie", s.cookie.as_str())], b"");
+    assert_eq!(resp.status, 421, "also for reads");
+    let mut by_name = Client::new(&w.console.addr);
+    by_name.host = Some(format!("localhost:{}", w.console.addr.rsplit(':').next().unwrap()));
+    assert_eq!(by_name.send_raw("GET", "/api/session", &[("cookie", s.cookie.as_str())], b"").status, 200, "localhost");
+
+    let other = w.session(ACCESS_KEY, SECRET_KEY);
+    let planted = format!("{}; {}", other.cookie, s.cookie);
+    let resp = w.console.send_raw("GET", "/api/session", &[("cookie", planted.as_str())], b"");
+    assert_eq!(resp.status, 401, "two session cookies: neither is trusted");
+    assert_eq!(w.console.send_raw("GET", "/api/session", &[("cookie", s.cookie.as_str())], b"").status, 200);
+
+    let resp = w.console.send_raw("GET", "/api/overview", &[("cookie", s.cookie.as_str())], b"");
+    assert_eq!(resp.status, 403, "an overview without the CSRF token: {}", resp.text());
+    w.overview(&s);
+}
+
+/// Sign-ins wait in a bounded queue: past it they are refused at once
+/// (429), and a right secret still gets in once the queue has drained.
+#[test]
+fn a_crowd_of_wrong_sign_ins_is_refused_past_the_queue() {
+    let w = world();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let tries: Vec<_> = (0..24).map(|_| scope.spawn(|| w.sign_in(ACCESS_KEY, "wrong").status)).collect();
+        tries.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let refused = statuses.iter().filter(|&&s| s == 429).count();
+    assert!(refused >= 24 - 17, "at most 16 wait and one is checked: {statuses:?}");
+    assert!(statuses.iter().all(|&s| s == 401 || s == 429), "{statuses:?}");
+    w.session(ACCESS_KEY, SECRET_KEY);
 }

@@ -6,6 +6,7 @@
 //! `X-Tessera-Csrf`, which a page of another origin cannot read, and an
 //! `Origin`, when the browser sends one, equal to the console's own.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,10 +29,14 @@ pub const COOKIE: &str = "tessera_console";
 pub const CSRF_HEADER: &str = "x-tessera-csrf";
 /// The most bytes of a JSON request body.
 const MAX_JSON: usize = 64 * 1024;
-/// How long a failed sign-in waits before its answer: a brake on guessing
-/// secrets (a fixed delay, the same for every wrong key or secret, and
-/// failures wait in turn, so at most about one guess a second gets an answer).
+/// How long a failed sign-in holds the server-wide sign-in turn: a brake
+/// on guessing secrets. Every attempt is checked in its turn, and a failure
+/// keeps the turn this long whether or not its client waits for the answer,
+/// so at most about one and a half guesses a second are checked at all.
 const SIGN_IN_DELAY: Duration = Duration::from_millis(700);
+/// Sign-ins that may wait for their turn; more are refused at once (429),
+/// so a crowd of held-open attempts costs a bounded amount.
+const MAX_WAITING_SIGN_INS: usize = 16;
 
 /// Who a request's session belongs to, with the secret its URLs are signed with.
 pub struct Identity {
@@ -51,6 +56,10 @@ impl Identity {
 
 pub async fn handle(console: &Console, req: Request<RequestBody>, facts: &mut Facts) -> Response<Body> {
     let (parts, body) = req.into_parts();
+    if let Err(e) = check_host(console, &parts) {
+        facts.code = Some(e.code());
+        return e.response();
+    }
     let result = match (&parts.method, parts.uri.path()) {
         (&Method::POST, "/api/session") => {
             facts.op = Some("ConsoleSignIn");
@@ -73,7 +82,9 @@ pub async fn handle(console: &Console, req: Request<RequestBody>, facts: &mut Fa
         }
         (&Method::GET, "/api/overview") => {
             facts.op = Some("ConsoleOverview");
-            match authenticate(console, &parts, facts) {
+            // A costly read: the CSRF token too, so no other page can make
+            // a signed-in browser run it.
+            match authenticate(console, &parts, facts).and_then(|who| check_csrf(&parts, &who.csrf).map(|()| who)) {
                 Ok(who) => overview::handle(console, &who).await,
                 Err(e) => Err(e),
             }
@@ -100,50 +111,82 @@ struct SignIn {
 async fn sign_in(console: &Console, parts: &Parts, body: RequestBody, facts: &mut Facts) -> ApiResult {
     check_origin(console, parts)?;
     let keys: SignIn = read_json(console, body).await?;
-    let Some(who) = check_keys(console, &keys) else {
+    let turn = sign_in_turn(console).await?;
+    let Some(who) = check_keys(console, &keys)? else {
         // Quoted and escaped, and cut short: the key is whatever was sent.
         let tried: String = keys.access_key.chars().take(64).collect();
         tracing::info!(access_key = ?tried, "console sign-in refused: wrong access key or secret");
-        // One failure at a time, server-wide: parallel guesses queue
-        // behind each other instead of each waiting its own delay.
-        let _turn = console.failed_sign_ins.lock().await;
+        // The turn is kept for the delay even if this client goes away.
+        tokio::spawn(async move {
+            tokio::time::sleep(SIGN_IN_DELAY).await;
+            drop(turn);
+        });
         tokio::time::sleep(SIGN_IN_DELAY).await;
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong access key or secret"));
     };
+    drop(turn);
     let tag = secret_tag(&who.secret);
-    let (id, csrf) = console.sessions.create(&who.access_key, tag, Instant::now()).map_err(ApiError::internal)?;
+    let created = console.sessions.create(&who.access_key, tag, Instant::now()).map_err(ApiError::internal)?;
+    let Some((id, csrf)) = created else {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many console sessions; try again later"));
+    };
     facts.user = Some(who.name.clone());
     let who = Identity { csrf, ..who };
     let mut response = session_reply(console, &who, StatusCode::OK);
-    let secure = if console.tls { "; Secure" } else { "" };
-    let cookie = format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{secure}");
+    let cookie = format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{}", secure(console, parts));
     let cookie = HeaderValue::from_str(&cookie).map_err(ApiError::internal)?;
     response.headers_mut().insert(http::header::SET_COOKIE, cookie);
     Ok(response)
 }
 
-/// The identity of a key pair, if the secret is right.
-fn check_keys(console: &Console, keys: &SignIn) -> Option<Identity> {
+/// The server-wide sign-in turn (see [`SIGN_IN_DELAY`]), or 429 when too
+/// many attempts already wait for it.
+async fn sign_in_turn(console: &Console) -> Result<tokio::sync::OwnedMutexGuard<()>, ApiError> {
+    struct Waiting<'a>(&'a AtomicUsize);
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let waiting = Waiting(&console.sign_ins_waiting);
+    if waiting.0.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING_SIGN_INS {
+        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too many sign-in attempts; try again later"));
+    }
+    let turn = console.sign_in_turn.clone().lock_owned().await;
+    drop(waiting);
+    Ok(turn)
+}
+
+/// `; Secure` for a cookie the browser only sends over HTTPS: when the
+/// console serves TLS, or sits behind an HTTPS proxy (an https `Origin`).
+fn secure(console: &Console, parts: &Parts) -> &'static str {
+    let https_origin = parts.headers.get(http::header::ORIGIN).is_some_and(|o| o.as_bytes().starts_with(b"https://"));
+    match console.tls || https_origin {
+        true => "; Secure",
+        false => "",
+    }
+}
+
+/// The identity of a key pair, if the secret is right; a store that cannot
+/// answer is a 500, not a wrong secret.
+fn check_keys(console: &Console, keys: &SignIn) -> Result<Option<Identity>, ApiError> {
     let app = &console.app;
     let (name, secret, canonical_id) = match keys.access_key == app.access_key {
         true => ("root".to_string(), app.secret_key.clone(), None),
-        false => {
-            let user = lookup_user(console, &keys.access_key)?;
-            (user.name, user.secret_key, Some(user.canonical_id))
-        }
+        false => match lookup_user(console, &keys.access_key)? {
+            Some(user) => (user.name, user.secret_key, Some(user.canonical_id)),
+            None => return Ok(None),
+        },
     };
     let right = bool::from(secret.as_bytes().ct_eq(keys.secret_key.as_bytes()));
-    right.then(|| Identity { name, access_key: keys.access_key.clone(), secret, canonical_id, csrf: String::new() })
+    Ok(right.then(|| Identity { name, access_key: keys.access_key.clone(), secret, canonical_id, csrf: String::new() }))
 }
 
-fn lookup_user(console: &Console, access_key: &str) -> Option<crate::store::users::UserRecord> {
-    match console.app.store.user_by_key(access_key) {
-        Ok(user) => user,
-        Err(e) => {
-            tracing::warn!(error = %crate::store::Chain(&e), "console: looking up an access key failed");
-            None
-        }
-    }
+fn lookup_user(console: &Console, access_key: &str) -> Result<Option<crate::store::users::UserRecord>, ApiError> {
+    console.app.store.user_by_key(access_key).map_err(|e| {
+        tracing::warn!(error = %crate::store::Chain(&e), "console: looking up an access key failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the user store could not answer; try again")
+    })
 }
 
 /// `DELETE /api/session`: the session dropped, the cookie cleared.
@@ -153,8 +196,7 @@ fn sign_out(console: &Console, parts: &Parts, facts: &mut Facts) -> ApiResult {
         console.sessions.remove(id);
     }
     let mut response = reply::empty(StatusCode::NO_CONTENT);
-    let secure = if console.tls { "; Secure" } else { "" };
-    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}");
+    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}", secure(console, parts));
     if let Ok(cookie) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(http::header::SET_COOKIE, cookie);
     }
@@ -182,10 +224,7 @@ pub fn authenticate(console: &Console, parts: &Parts, facts: &mut Facts) -> Resu
     let live = console.sessions.get(id, Instant::now()).ok_or_else(ApiError::unauthorized)?;
     if parts.method != Method::GET && parts.method != Method::HEAD {
         check_origin(console, parts)?;
-        let sent = parts.headers.get(CSRF_HEADER).map(HeaderValue::as_bytes).unwrap_or_default();
-        if !bool::from(sent.ct_eq(live.csrf.as_bytes())) {
-            return Err(ApiError::forbidden("missing or wrong X-Tessera-Csrf header"));
-        }
+        check_csrf(parts, &live.csrf)?;
     }
     let app = &console.app;
     let who = match live.access_key == app.access_key {
@@ -197,7 +236,7 @@ pub fn authenticate(console: &Console, parts: &Parts, facts: &mut Facts) -> Resu
             csrf: live.csrf,
         },
         false => {
-            let Some(user) = lookup_user(console, &live.access_key) else {
+            let Some(user) = lookup_user(console, &live.access_key)? else {
                 console.sessions.remove(id);
                 return Err(ApiError::unauthorized());
             };
@@ -218,31 +257,63 @@ pub fn authenticate(console: &Console, parts: &Parts, facts: &mut Facts) -> Resu
     Ok(who)
 }
 
-/// The session id of the request's cookie.
+/// The request's `X-Tessera-Csrf` must be its session's token.
+fn check_csrf(parts: &Parts, csrf: &str) -> Result<(), ApiError> {
+    let sent = parts.headers.get(CSRF_HEADER).map(HeaderValue::as_bytes).unwrap_or_default();
+    match bool::from(sent.ct_eq(csrf.as_bytes())) {
+        true => Ok(()),
+        false => Err(ApiError::forbidden("missing or wrong X-Tessera-Csrf header")),
+    }
+}
+
+/// The session id of the request's cookie. A request with more than one
+/// `tessera_console` cookie has none: another page on this host (cookies
+/// ignore ports) could have planted a second one to pin the browser to a
+/// session of its choosing.
 fn session_id(parts: &Parts) -> Option<&str> {
     let prefix = format!("{COOKIE}=");
-    parts
+    let mut ids = parts
         .headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix(prefix.as_str()))
-        .filter(|id| !id.is_empty())
+        .filter_map(|c| c.trim().strip_prefix(prefix.as_str()));
+    let id = ids.next().filter(|id| !id.is_empty())?;
+    ids.next().is_none().then_some(id)
 }
 
-/// An `Origin` header, when present, must be the console's own: the
-/// request's `scheme://Host`, or a `--console-origin`.
+/// An `Origin` header, when present, must be one of the console's origins
+/// (its own addresses, and every `--console-origin`).
 fn check_origin(console: &Console, parts: &Parts) -> Result<(), ApiError> {
     let Some(origin) = parts.headers.get(http::header::ORIGIN) else { return Ok(()) };
-    let origin = origin.to_str().unwrap_or_default();
-    let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-    let scheme = if console.tls { "https" } else { "http" };
-    let own = !host.is_empty() && origin.strip_prefix(scheme).and_then(|r| r.strip_prefix("://")) == Some(host);
-    match own || console.extra_origins.iter().any(|o| o == origin) {
+    match console.app.console_origins.iter().any(|o| o.as_bytes() == origin.as_bytes()) {
         true => Ok(()),
         false => Err(ApiError::forbidden("cross-origin request refused")),
     }
+}
+
+/// The API answers only requests for one of the console's own origins: a
+/// page whose host name was rebound to this address (DNS rebinding) sends
+/// its own name in `Host`, and is refused (421). Reached under another
+/// name, through a proxy, the console needs that name in `--console-origin`.
+fn check_host(console: &Console, parts: &Parts) -> Result<(), ApiError> {
+    let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let scheme = if console.tls { "https://" } else { "http://" };
+    let known = console.app.console_origins.iter().any(|o| o.strip_prefix(scheme) == Some(host))
+        || console.app.console_origins.iter().any(|o| authority_of(o) == Some(host));
+    match known {
+        true => Ok(()),
+        false => Err(ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this console is not served under that host name (see --console-origin)",
+        )),
+    }
+}
+
+/// `host:port` of an origin URL.
+fn authority_of(origin: &str) -> Option<&str> {
+    origin.split_once("://").map(|(_, rest)| rest)
 }
 
 /// A JSON body of at most [`MAX_JSON`] bytes, sent within `--body-timeout`

@@ -19,6 +19,7 @@ pub mod session;
 mod static_files;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use http::HeaderValue;
@@ -37,18 +38,22 @@ pub struct Console {
     s3_host: String,
     /// Whether the console is served over TLS (the cookie is `Secure` then).
     tls: bool,
-    /// Origins other than the request's own `scheme://Host` that may call
-    /// the API (`--console-origin`, for reverse proxies).
-    extra_origins: Vec<String>,
     csp: HeaderValue,
     sessions: session::Sessions,
-    /// Taken by a failed sign-in for its delay (`api.rs`).
-    failed_sign_ins: tokio::sync::Mutex<()>,
+    /// The server-wide sign-in turn, held by a failure for its delay
+    /// (`api.rs`), and how many sign-ins wait for it.
+    sign_in_turn: Arc<tokio::sync::Mutex<()>>,
+    sign_ins_waiting: AtomicUsize,
+    /// Overview walks running at once: at most one (each reads every
+    /// object row of the user's buckets).
+    overview_walks: tokio::sync::Semaphore,
 }
 
 impl Console {
     /// `s3_url` is `--console-s3-url` or [`default_s3_url`]'s answer.
-    pub fn new(app: Arc<AppState>, s3_url: &str, tls: bool, extra_origins: Vec<String>) -> Result<Console, String> {
+    /// The API serves only `app.console_origins` (the console's addresses and
+    /// every `--console-origin`).
+    pub fn new(app: Arc<AppState>, s3_url: &str, tls: bool) -> Result<Console, String> {
         let uri: http::Uri = s3_url.parse().map_err(|e| format!("S3 URL `{s3_url}`: {e}"))?;
         let authority = uri.authority().ok_or_else(|| format!("S3 URL `{s3_url}` has no host"))?;
         let scheme = uri.scheme_str().unwrap_or("http");
@@ -61,11 +66,20 @@ impl Console {
         let s3_origin = format!("{scheme}://{s3_host}");
         let csp = format!(
             "default-src 'self'; connect-src 'self' {s3_origin}; img-src 'self' data: blob:; style-src 'self'; \
-             script-src 'self'; frame-ancestors 'none'"
+             script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
         );
         let csp = HeaderValue::from_str(&csp).map_err(|_| format!("S3 URL `{s3_url}` cannot go in a header"))?;
-        let (sessions, failed_sign_ins) = (session::Sessions::default(), tokio::sync::Mutex::new(()));
-        Ok(Console { app, s3_url: s3_origin, s3_host, tls, extra_origins, csp, sessions, failed_sign_ins })
+        Ok(Console {
+            app,
+            s3_url: s3_origin,
+            s3_host,
+            tls,
+            csp,
+            sessions: session::Sessions::default(),
+            sign_in_turn: Arc::new(tokio::sync::Mutex::new(())),
+            sign_ins_waiting: AtomicUsize::new(0),
+            overview_walks: tokio::sync::Semaphore::new(1),
+        })
     }
 
     /// The S3 endpoint URL given to the page.

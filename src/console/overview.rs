@@ -12,7 +12,15 @@ use super::Console;
 use crate::store::stats::{BucketUsage, Stats, UploadUsage};
 use crate::store::StoreError;
 
+/// How long a request waits for the walk another one is running.
+const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn handle(console: &Console, who: &Identity) -> ApiResult {
+    // One walk at a time: each reads every object row of the buckets, and
+    // many at once would hold the store's blocking threads.
+    let busy = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the overview is busy; try again");
+    let permit = tokio::time::timeout(WAIT, console.overview_walks.acquire()).await.map_err(|_| busy())?;
+    let _permit = permit.map_err(|_| busy())?;
     let owner = who.canonical_id.clone();
     let root = who.is_root();
     let walk = move |s: &crate::store::Store| -> Result<_, StoreError> {

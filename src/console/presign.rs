@@ -22,7 +22,7 @@ const MAX_REQUESTS: usize = 1000;
 const MAX_EXPIRES: u32 = 604_800;
 const DEFAULT_EXPIRES: u32 = 900;
 /// Query parameters of the signature itself, which the caller may not set.
-const RESERVED: [&str; 7] = [
+const RESERVED: [&str; 8] = [
     "x-amz-algorithm",
     "x-amz-credential",
     "x-amz-date",
@@ -30,6 +30,7 @@ const RESERVED: [&str; 7] = [
     "x-amz-signedheaders",
     "x-amz-signature",
     "x-amz-security-token",
+    "x-amz-content-sha256",
 ];
 
 #[derive(serde::Deserialize)]

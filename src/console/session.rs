@@ -15,9 +15,11 @@ use sha2::{Digest, Sha256};
 pub const IDLE: Duration = Duration::from_secs(12 * 3600);
 /// A session older than this is gone, however busy.
 pub const ABSOLUTE: Duration = Duration::from_secs(24 * 3600);
-/// The most sessions kept; signing in past it drops the oldest, so a
-/// client that signs in in a loop cannot grow memory without bound.
+/// The most sessions kept; past it, sign-ins are refused until some expire,
+/// so a client that signs in in a loop cannot grow memory without bound.
 pub const MAX_SESSIONS: usize = 10_000;
+/// The most sessions of one access key; its next sign-in ends its oldest.
+pub const MAX_PER_KEY: usize = 32;
 
 struct Session {
     access_key: String,
@@ -71,24 +73,30 @@ impl Sessions {
         self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A new session for `access_key`: (its id, its CSRF token).
-    pub fn create(&self, access_key: &str, secret_tag: [u8; 32], now: Instant) -> io::Result<(String, String)> {
+    /// A new session for `access_key`: (its id, its CSRF token). A key keeps
+    /// at most [`MAX_PER_KEY`] sessions (its oldest goes); when the server
+    /// holds [`MAX_SESSIONS`] live ones, `None`: one user signing in over and
+    /// over must not sign everyone else out.
+    pub fn create(&self, access_key: &str, secret_tag: [u8; 32], now: Instant) -> io::Result<Option<(String, String)>> {
         let (id, csrf) = (random_token()?, random_token()?);
         let mut map = self.lock();
+        let mine = map.values().filter(|s| s.access_key == access_key).count();
+        if mine >= MAX_PER_KEY {
+            let oldest = map.iter().filter(|(_, s)| s.access_key == access_key).min_by_key(|(_, s)| s.created);
+            if let Some(key) = oldest.map(|(k, _)| *k) {
+                map.remove(&key);
+            }
+        }
         if map.len() >= MAX_SESSIONS {
             map.retain(|_, s| !s.expired(now));
         }
-        while map.len() >= MAX_SESSIONS {
-            let oldest = map.iter().min_by_key(|(_, s)| s.created).map(|(k, _)| *k);
-            match oldest {
-                Some(key) => map.remove(&key),
-                None => break,
-            };
+        if map.len() >= MAX_SESSIONS {
+            return Ok(None);
         }
         let access_key = access_key.to_string();
         let session = Session { access_key, csrf: csrf.clone(), secret_tag, created: now, last_used: now };
         map.insert(digest(&id), session);
-        Ok((id, csrf))
+        Ok(Some((id, csrf)))
     }
 
     /// The live session `id` names, marked used now; an expired one is dropped.
@@ -131,7 +139,7 @@ mod tests {
     fn a_session_lives_while_used_and_ends_at_either_limit() {
         let sessions = Sessions::default();
         let t0 = Instant::now();
-        let (id, csrf) = sessions.create("AK", TAG, t0).unwrap();
+        let (id, csrf) = sessions.create("AK", TAG, t0).unwrap().unwrap();
         assert_eq!(id.len(), 64);
         assert_ne!(id, csrf);
         let live = sessions.get(&id, t0 + Duration::from_secs(3600)).unwrap();
@@ -145,24 +153,41 @@ mod tests {
         }
         assert!(sessions.get(&id, t0 + ABSOLUTE + Duration::from_secs(1)).is_none(), "past 24 h");
         assert!(sessions.is_empty(), "dropped when found expired");
-        let (idle, _) = sessions.create("AK", TAG, t0).unwrap();
+        let (idle, _) = sessions.create("AK", TAG, t0).unwrap().unwrap();
         assert!(sessions.get(&idle, t0 + IDLE + Duration::from_secs(1)).is_none(), "idle past 12 h");
-        let (gone, _) = sessions.create("AK", TAG, t0).unwrap();
+        let (gone, _) = sessions.create("AK", TAG, t0).unwrap().unwrap();
         sessions.remove(&gone);
         assert!(sessions.get(&gone, t0).is_none(), "signed out");
     }
 
     #[test]
-    fn the_oldest_sessions_go_first_when_full() {
+    fn a_key_keeps_its_newest_sessions_and_cannot_push_others_out() {
         let sessions = Sessions::default();
         let t0 = Instant::now();
-        let (first, _) = sessions.create("AK", TAG, t0).unwrap();
+        let (root, _) = sessions.create("ROOT", TAG, t0).unwrap().unwrap();
+        let (first, _) = sessions.create("AK", TAG, t0).unwrap().unwrap();
         let mut last = String::new();
         for i in 1..=MAX_SESSIONS {
-            last = sessions.create("AK", TAG, t0 + Duration::from_millis(i as u64)).unwrap().0;
+            let at = t0 + Duration::from_millis(i as u64);
+            last = sessions.create("AK", TAG, at).unwrap().unwrap().0;
         }
-        assert_eq!(sessions.len(), MAX_SESSIONS);
-        assert!(sessions.get(&first, t0).is_none(), "the oldest was evicted");
+        assert_eq!(sessions.len(), 1 + MAX_PER_KEY, "one key holds at most MAX_PER_KEY");
+        assert!(sessions.get(&first, t0).is_none(), "its oldest was ended");
         assert!(sessions.get(&last, t0).is_some());
+        assert!(sessions.get(&root, t0).is_some(), "another key's session is untouched");
+    }
+
+    #[test]
+    fn a_full_server_refuses_new_sessions_instead_of_ending_others() {
+        let sessions = Sessions::default();
+        let t0 = Instant::now();
+        let (first, _) = sessions.create("K0", TAG, t0).unwrap().unwrap();
+        for i in 1..MAX_SESSIONS {
+            assert!(sessions.create(&format!("K{i}"), TAG, t0).unwrap().is_some());
+        }
+        assert!(sessions.create("ANOTHER", TAG, t0).unwrap().is_none(), "full");
+        assert!(sessions.get(&first, t0).is_some(), "no one was signed out");
+        let later = t0 + IDLE + Duration::from_secs(1);
+        assert!(sessions.create("ANOTHER", TAG, later).unwrap().is_some(), "expired sessions make room");
     }
 }

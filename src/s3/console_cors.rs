@@ -48,7 +48,7 @@ pub fn preflight(origin: &HeaderValue, headers: &HeaderMap) -> Response<Body> {
 pub fn add_headers(origin: &HeaderValue, out: &mut HeaderMap) {
     out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
     out.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose(out));
-    out.insert(header::VARY, HeaderValue::from_static(VARY));
+    out.append(header::VARY, HeaderValue::from_static(VARY));
 }
 
 /// [`EXPOSE`] plus the names of the `x-amz-meta-*` headers in `out`.

@@ -16,7 +16,7 @@ export class ApiError extends Error {
 async function call(method, path, body) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (method !== "GET" && csrfToken) headers["X-Tessera-Csrf"] = csrfToken;
+  if (csrfToken) headers["X-Tessera-Csrf"] = csrfToken;
   const resp = await fetch(path, {
     method, headers, credentials: "same-origin", cache: "no-store",
     body: body === undefined ? undefined : JSON.stringify(body),

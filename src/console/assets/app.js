@@ -44,7 +44,15 @@ function showOverviewTab() {
   showOverview();
 }
 
-api.whenSignedOut(() => showSignIn("Your session has ended: sign in again."));
+// A session that ended (expired, or its secret rotated) leaves nothing of
+// its user behind for whoever signs in next in this tab: transfers, saved
+// downloads and the local record of unfinished uploads are forgotten, as on
+// signing out (the uploads stay resumable through ListMultipartUploads).
+api.whenSignedOut(() => {
+  forgetAll();
+  forgetRecords();
+  showSignIn("Your session has ended: sign in again.");
+});
 
 $("sign-in-form").addEventListener("submit", async event => {
   event.preventDefault();

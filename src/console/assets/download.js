@@ -20,7 +20,6 @@ export class Download extends EventTarget {
     this.loaded = 0;
     this.total = 0;
     this.etag = null;
-    this.type = "";
     this.state = "queued"; // queued, downloading, paused, interrupted, done, failed
     this.error = null;
     this.url = null;
@@ -45,7 +44,9 @@ export class Download extends EventTarget {
         await new Promise(r => setTimeout(r, 300 * 2 ** attempt));
       }
     }
-    const blob = new Blob(this.chunks, { type: this.type || "application/octet-stream" });
+    // Always saved as bytes: a blob: URL has the console's origin, so an
+    // object stored as text/html must never render as a page of it.
+    const blob = new Blob(this.chunks, { type: "application/octet-stream" });
     this.chunks = [blob];
     this.url = URL.createObjectURL(blob);
     this.setState("done");
@@ -73,7 +74,6 @@ export class Download extends EventTarget {
       this.loaded = 0;
       this.total = Number(resp.headers.get("Content-Length")) || 0;
       this.etag = resp.headers.get("ETag");
-      this.type = resp.headers.get("Content-Type") || "";
     }
     this.changed();
     const reader = resp.body.getReader();
