@@ -233,6 +233,26 @@ run_program() {
     fi
 }
 
+# make_users NAME...: `tessera user add NAME --json` on the running server's data
+# folder for each NAME, its keys kept in $WORK/NAME.json.
+make_users() {
+    local who
+    for who in "$@"; do
+        if run_ok "tessera user add $who --json" env TESSERA_ACCESS_KEY="$TEST_ACCESS_KEY" \
+            TESSERA_SECRET_KEY="$TEST_SECRET_KEY" "$TESSERA_BIN" user add "$who" --data "$WORK/data" --json; then
+            printf '%s' "$OUT" >"$WORK/$who.json"
+        fi
+    done
+}
+
+# console_url: the web console's address from the server's "Console: URL" line
+# (start the server with TESSERA_CONSOLE set), without a trailing slash.
+console_url() {
+    local url
+    url="$(sed -n 's|^Console: *\(http[^ ]*\).*|\1|p' "$WORK/server.out" | head -n 1)"
+    printf '%s' "${url%/}"
+}
+
 # run_rust_sdk LABEL [MODE]: build the aws-sdk-rust scenario (run.sh has
 # usually built it already) and run it, in MODE if given.
 run_rust_sdk() {

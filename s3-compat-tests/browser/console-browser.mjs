@@ -11,20 +11,16 @@
 // Prints "ok"/"FAIL" lines; exits non-zero if any check failed.
 
 import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { CHROMIUM_ARGS as ARGS, check, runScenario, sha256, sleep, until } from "./harness.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
 const CONSOLE = process.env.CONSOLE_URL;
 const WORK = process.env.WORK || "/tmp";
 const SHOTS = process.env.SCREENSHOTS || "off";
 const TIME_LIMIT_MS = 240_000;
-const ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 const MiB = 1024 * 1024;
 const BUCKET = "alice-photos";
 const BIG = join(WORK, "big.bin");
@@ -33,18 +29,7 @@ const PART = 8 * MiB;
 const PARTS = Math.ceil(BIG_SIZE / PART);
 const LET_THROUGH = 3; // UploadPart requests let through before the pause
 
-let failures = 0;
-function check(label, condition, ...details) {
-  console.log(`  ${condition ? "ok  " : "FAIL"}  ${label}`);
-  if (!condition) {
-    failures++;
-    for (const line of details) console.log(`        ${line}`);
-  }
-  return condition;
-}
-const sha256 = bytes => createHash("sha256").update(bytes).digest("hex");
 const user = name => JSON.parse(readFileSync(join(WORK, `${name}.json`), "utf8"));
-const sleep = ms => new Promise(r => setTimeout(r, ms));
 
 async function shot(page, name) {
   if (SHOTS === "off") return;
@@ -79,13 +64,6 @@ async function signIn(page, who) {
   await page.getByTestId("sign-in-submit").click();
 }
 
-/** Polls fn until it is truthy (or the time is up); returns its last value. */
-async function until(fn, ms = 30_000, every = 100) {
-  const end = Date.now() + ms;
-  let value;
-  while (!(value = await fn()) && Date.now() < end) await sleep(every);
-  return value;
-}
 
 async function main() {
   const alice = user("alice"), bob = user("bob");
@@ -408,17 +386,4 @@ async function main() {
   }
 }
 
-const watchdog = setTimeout(() => {
-  console.log(`  FAIL  the scenario finishes within ${TIME_LIMIT_MS / 1000} s`);
-  process.exit(1);
-}, TIME_LIMIT_MS);
-const began = Date.now();
-try {
-  await main();
-} catch (e) {
-  check("the scenario runs to its end", false, String(e?.stack ?? e));
-}
-clearTimeout(watchdog);
-console.log(`console-browser: ${((Date.now() - began) / 1000).toFixed(1)} s in the browser`);
-console.log(failures === 0 ? "console-browser: all checks passed" : `console-browser: ${failures} check(s) failed`);
-process.exit(failures === 0 ? 0 : 1);
+await runScenario("console-browser", TIME_LIMIT_MS, main);

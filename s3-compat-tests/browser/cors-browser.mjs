@@ -17,24 +17,13 @@ import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
+import { CHROMIUM_ARGS as ARGS, check, runScenario } from "./harness.mjs";
 
 const here = new URL(".", import.meta.url).pathname;
 const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
 const WORK = process.env.WORK || "/tmp";
 const TIME_LIMIT_MS = 300_000;
-const ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 
-let failures = 0;
-function check(label, condition, ...details) {
-  console.log(`  ${condition ? "ok  " : "FAIL"}  ${label}`);
-  if (!condition) {
-    failures++;
-    for (const line of details) console.log(`        ${line}`);
-  }
-}
 
 /** Starts the page's backend; resolves to its origin and the process. */
 function startBackend() {
@@ -111,15 +100,4 @@ async function main() {
   }
 }
 
-const watchdog = setTimeout(() => {
-  console.log(`  FAIL  the scenario finishes within ${TIME_LIMIT_MS / 1000} s`);
-  process.exit(1);
-}, TIME_LIMIT_MS);
-try {
-  await main();
-} catch (e) {
-  check("the scenario runs to its end", false, String(e?.stack ?? e));
-}
-clearTimeout(watchdog);
-console.log(failures === 0 ? "cors-browser: all checks passed" : `cors-browser: ${failures} check(s) failed`);
-process.exit(failures === 0 ? 0 : 1);
+await runScenario("cors-browser", TIME_LIMIT_MS, main);

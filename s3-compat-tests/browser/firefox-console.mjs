@@ -7,10 +7,10 @@
 // page saved), sign out, sign in as bob and see nothing of alice's.
 // Prints "ok"/"FAIL" lines; exits non-zero if any check failed.
 
-import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import puppeteer from "puppeteer-core";
+import { check, runScenario, sha256, sleep, until } from "./harness.mjs";
 
 const FIREFOX = process.env.FIREFOX_BIN || "/usr/bin/firefox-esr";
 const CONSOLE = process.env.CONSOLE_URL;
@@ -24,27 +24,9 @@ const PART = 8 * MiB;
 const PARTS = Math.ceil(SIZE / PART);
 const LET_THROUGH = 1; // UploadPart requests answered before the pause
 
-let failures = 0;
-function check(label, condition, ...details) {
-  console.log(`  ${condition ? "ok  " : "FAIL"}  ${label}`);
-  if (!condition) {
-    failures++;
-    for (const line of details) console.log(`        ${line}`);
-  }
-  return condition;
-}
-const sha256 = bytes => createHash("sha256").update(bytes).digest("hex");
 const user = name => JSON.parse(readFileSync(join(WORK, `${name}.json`), "utf8"));
-const sleep = ms => new Promise(r => setTimeout(r, ms));
 const sel = (testid, extra = "") => `[data-testid="${testid}"]${extra}`;
 
-/** Polls fn until it is truthy (or the time is up); returns its last value. */
-async function until(fn, ms = 30_000, every = 100) {
-  const end = Date.now() + ms;
-  let value;
-  while (!(value = await fn()) && Date.now() < end) await sleep(every);
-  return value;
-}
 
 async function attr(page, selector, name) {
   return page.$eval(selector, (e, n) => e.getAttribute(n), name).catch(() => null);
@@ -169,17 +151,4 @@ async function main() {
   }
 }
 
-const watchdog = setTimeout(() => {
-  console.log(`  FAIL  the scenario finishes within ${TIME_LIMIT_MS / 1000} s`);
-  process.exit(1);
-}, TIME_LIMIT_MS);
-const began = Date.now();
-try {
-  await main();
-} catch (e) {
-  check("the scenario runs to its end", false, String(e?.stack ?? e));
-}
-clearTimeout(watchdog);
-console.log(`console-firefox: ${((Date.now() - began) / 1000).toFixed(1)} s in the browser`);
-console.log(failures === 0 ? "console-firefox: all checks passed" : `console-firefox: ${failures} check(s) failed`);
-process.exit(failures === 0 ? 0 : 1);
+await runScenario("console-firefox", TIME_LIMIT_MS, main);

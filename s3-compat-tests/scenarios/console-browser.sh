@@ -26,8 +26,7 @@ if [[ -n "${S3_COMPAT_ENDPOINT:-}" ]]; then
 fi
 
 step "the console listener"
-CONSOLE_URL="$(sed -n 's|^Console: *\(http[^ ]*\).*|\1|p' "$WORK/server.out" | head -n 1)"
-CONSOLE_URL="${CONSOLE_URL%/}"
+CONSOLE_URL="$(console_url)"
 if [[ -n $CONSOLE_URL ]]; then
     pass "the server prints its console address: $CONSOLE_URL"
 else
@@ -38,12 +37,7 @@ page="$(curl -sS "$CONSOLE_URL/" 2>&1)"
 assert_contains "GET / on the console listener serves the page" "$page" '<script type="module" src="/assets/app.js">'
 
 step "make the users alice and bob: tessera user add NAME --data DIR --json (server running)"
-for who in alice bob; do
-    if run_ok "tessera user add $who --json" env TESSERA_ACCESS_KEY="$TEST_ACCESS_KEY" \
-        TESSERA_SECRET_KEY="$TEST_SECRET_KEY" "$TESSERA_BIN" user add "$who" --data "$WORK/data" --json; then
-        printf '%s' "$OUT" >"$WORK/$who.json"
-    fi
-done
+make_users alice bob
 
 step "the test files: a 50 MiB file, a folder of 12 small files in 2 subfolders"
 make_random_file "$WORK/big.bin" 50

@@ -21,20 +21,14 @@ if [[ -n "${S3_COMPAT_ENDPOINT:-}" ]]; then
     scenario_end
 fi
 
-CONSOLE_URL="$(sed -n 's|^Console: *\(http[^ ]*\).*|\1|p' "$WORK/server.out" | head -n 1)"
-CONSOLE_URL="${CONSOLE_URL%/}"
+CONSOLE_URL="$(console_url)"
 if [[ -z $CONSOLE_URL ]]; then
     fail "the server prints its console address (Console: URL)" "stdout: $(cat "$WORK/server.out")"
     scenario_end
 fi
 
 step "make the users alice and bob: tessera user add NAME --data DIR --json (server running)"
-for who in alice bob; do
-    if run_ok "tessera user add $who --json" env TESSERA_ACCESS_KEY="$TEST_ACCESS_KEY" \
-        TESSERA_SECRET_KEY="$TEST_SECRET_KEY" "$TESSERA_BIN" user add "$who" --data "$WORK/data" --json; then
-        printf '%s' "$OUT" >"$WORK/$who.json"
-    fi
-done
+make_users alice bob
 make_random_file "$WORK/firefox.bin" 20
 
 if [[ ! -d "$S3T_DIR/browser/node_modules/puppeteer-core" ]]; then
