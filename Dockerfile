@@ -26,6 +26,8 @@ RUN mkdir src \
     && cargo build --release --locked --bin tessera \
     && rm -rf src target/release/tessera target/release/deps/tessera-* \
         target/release/deps/libtessera-* target/release/.fingerprint/tessera-*
+# build.rs embeds the web console's page (src/console/assets/) in the binary.
+COPY build.rs ./
 COPY src ./src
 RUN cargo build --release --locked --bin tessera \
     && ./target/release/tessera --version
