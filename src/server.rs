@@ -25,7 +25,6 @@ use crate::http::body::{self, Body};
 use crate::http::route::{route, virtual_host_bucket};
 use crate::http::send_deadline::SendDeadline;
 use crate::s3::admin;
-use crate::s3::console_cors;
 use crate::s3::cors;
 use crate::s3::error::{S3Error, S3ErrorCode, S3Result};
 use crate::s3::probes::{self, probe_op};
@@ -165,10 +164,7 @@ async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) 
     );
     let is_head = req.method() == Method::HEAD;
     let is_preflight = req.method() == Method::OPTIONS;
-    // The console's page gets the console's CORS answer, whatever the
-    // bucket's rules; other origins get the bucket's.
-    let console_origin = console_cors::console_origin(&state.console_origins, req.headers());
-    let cors = cors::Actual::of(&req, state.domain.as_deref()).filter(|_| console_origin.is_none());
+    let cors = cors::Answer::of(&req, &state);
     let resource = req.uri().path().to_string();
     let close_after = empty_body_expecting_continue(&req);
     let has_body = announces_body(&req);
@@ -186,9 +182,6 @@ async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) 
     };
     if let Some(cors) = cors {
         cors.add_headers(&state, &mut response);
-    }
-    if let Some(origin) = &console_origin {
-        console_cors::add_headers(origin, response.headers_mut());
     }
     // An error may come before the body was read (or, with `Expect:
     // 100-continue`, before the client sent it), and a preflight never reads
@@ -238,9 +231,6 @@ async fn process(
     let virtual_bucket = virtual_host_bucket(host, state.domain.as_deref());
     if parts.method == Method::OPTIONS {
         facts.op = Some(cors::PREFLIGHT_OP);
-        if let Some(origin) = console_cors::console_origin(&state.console_origins, &parts.headers) {
-            return Ok(console_cors::preflight(&origin, &parts.headers));
-        }
         return cors::preflight(state, &parts).await;
     }
     if let Some(op) = probe_op(&parts).filter(|_| virtual_bucket.is_none()) {

@@ -9,7 +9,7 @@
 
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 
 /// The only SigV4 algorithm we implement (SigV4a's ECDSA variant is not).
@@ -193,12 +193,11 @@ pub struct Presign<'a> {
     pub method: &'a str,
     /// The path as it will be sent, already [`uri_encode`]d (`/bucket/key`).
     pub path: &'a str,
-    /// The `Host` header the client will send (the endpoint's authority).
-    pub host: &'a str,
     /// Further query parameters (`partNumber`, `uploadId`...), decoded.
     pub query: &'a [(String, String)],
-    /// Headers the client will send, signed together with `host`.
-    pub headers: &'a [(String, String)],
+    /// The headers the client will send, `host` (the endpoint's authority)
+    /// among them: every one is signed.
+    pub headers: &'a HeaderMap,
     pub access_key: &'a str,
     pub secret: &'a str,
     pub region: &'a str,
@@ -216,19 +215,10 @@ pub struct Presign<'a> {
 pub fn presign(p: &Presign) -> String {
     let date = p.amz_date.get(..8).unwrap_or(p.amz_date);
     let scope = scope(date, p.region, "s3");
-    let mut headers: std::collections::BTreeMap<String, Vec<&str>> = std::collections::BTreeMap::new();
-    headers.entry("host".into()).or_default().push(p.host);
-    for (name, value) in p.headers {
-        headers.entry(name.to_ascii_lowercase()).or_default().push(value);
-    }
-    let signed = headers.keys().map(String::as_str).collect::<Vec<_>>().join(";");
-    let mut canonical = String::new();
-    for (name, values) in &headers {
-        canonical.push_str(name);
-        canonical.push(':');
-        push_trimmed(&mut canonical, &values.join(","));
-        canonical.push('\n');
-    }
+    let mut names: Vec<&str> = p.headers.keys().map(HeaderName::as_str).collect();
+    names.sort_unstable();
+    let signed = names.join(";");
+    let canonical = canonical_headers(p.headers, &names).unwrap_or_default();
     let mut pairs: Vec<(String, String)> = vec![
         ("X-Amz-Algorithm".into(), ALGORITHM.into()),
         ("X-Amz-Credential".into(), format!("{}/{scope}", p.access_key)),
@@ -388,12 +378,12 @@ mod tests {
     /// The whole URL of AWS's query-string example (GET examplebucket/test.txt).
     #[test]
     fn aws_example_presign() {
+        let host = headers(&[("host", "examplebucket.s3.amazonaws.com")]);
         let p = Presign {
             method: "GET",
             path: "/test.txt",
-            host: "examplebucket.s3.amazonaws.com",
             query: &[],
-            headers: &[],
+            headers: &host,
             access_key: "AKIAIOSFODNN7EXAMPLE",
             secret: SECRET,
             region: "us-east-1",
@@ -406,9 +396,9 @@ mod tests {
              aws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature=\
              aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
         );
-        let headers = [("Content-Type".to_string(), " text/plain ".to_string())];
+        let more = headers(&[("host", "examplebucket.s3.amazonaws.com"), ("Content-Type", " text/plain ")]);
         let query = [("partNumber".to_string(), "1".to_string())];
-        let signed = presign(&Presign { headers: &headers, query: &query, ..p });
+        let signed = presign(&Presign { headers: &more, query: &query, ..p });
         assert!(signed.contains("X-Amz-SignedHeaders=content-type%3Bhost&"), "{signed}");
         assert!(signed.contains("&partNumber=1&"), "{signed}");
     }

@@ -23,6 +23,8 @@ use super::{overview, presign, Console};
 use crate::access_log::Facts;
 use crate::http::body::Body;
 
+/// The session's API path.
+const SESSION: &str = "/api/session";
 /// The session cookie's name.
 pub const COOKIE: &str = "tessera_console";
 /// The header that carries the CSRF token.
@@ -61,15 +63,15 @@ pub async fn handle(console: &Console, req: Request<RequestBody>, facts: &mut Fa
         return e.response();
     }
     let result = match (&parts.method, parts.uri.path()) {
-        (&Method::POST, "/api/session") => {
+        (&Method::POST, SESSION) => {
             facts.op = Some("ConsoleSignIn");
             sign_in(console, &parts, body, facts).await
         }
-        (&Method::GET, "/api/session") => {
+        (&Method::GET, SESSION) => {
             facts.op = Some("ConsoleSession");
             authenticate(console, &parts, facts).map(|who| session_reply(console, &who, StatusCode::OK))
         }
-        (&Method::DELETE, "/api/session") => {
+        (&Method::DELETE, SESSION) => {
             facts.op = Some("ConsoleSignOut");
             sign_out(console, &parts, facts)
         }
@@ -82,14 +84,12 @@ pub async fn handle(console: &Console, req: Request<RequestBody>, facts: &mut Fa
         }
         (&Method::GET, "/api/overview") => {
             facts.op = Some("ConsoleOverview");
-            // A costly read: the CSRF token too, so no other page can make
-            // a signed-in browser run it.
-            match authenticate(console, &parts, facts).and_then(|who| check_csrf(&parts, &who.csrf).map(|()| who)) {
+            match authenticate(console, &parts, facts) {
                 Ok(who) => overview::handle(console, &who).await,
                 Err(e) => Err(e),
             }
         }
-        (_, "/api/session" | "/api/presign" | "/api/overview") => {
+        (_, SESSION | "/api/presign" | "/api/overview") => {
             Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"))
         }
         _ => Err(ApiError::new(StatusCode::NOT_FOUND, "no such API")),
@@ -170,16 +170,24 @@ fn secure(console: &Console, parts: &Parts) -> &'static str {
 /// The identity of a key pair, if the secret is right; a store that cannot
 /// answer is a 500, not a wrong secret.
 fn check_keys(console: &Console, keys: &SignIn) -> Result<Option<Identity>, ApiError> {
+    let who = identity_of(console, &keys.access_key, String::new())?;
+    Ok(who.filter(|who| bool::from(who.secret.as_bytes().ct_eq(keys.secret_key.as_bytes()))))
+}
+
+/// Who `access_key` belongs to now: root, a user of the store, or no one.
+fn identity_of(console: &Console, access_key: &str, csrf: String) -> Result<Option<Identity>, ApiError> {
     let app = &console.app;
-    let (name, secret, canonical_id) = match keys.access_key == app.access_key {
-        true => ("root".to_string(), app.secret_key.clone(), None),
-        false => match lookup_user(console, &keys.access_key)? {
-            Some(user) => (user.name, user.secret_key, Some(user.canonical_id)),
-            None => return Ok(None),
-        },
-    };
-    let right = bool::from(secret.as_bytes().ct_eq(keys.secret_key.as_bytes()));
-    Ok(right.then(|| Identity { name, access_key: keys.access_key.clone(), secret, canonical_id, csrf: String::new() }))
+    if access_key == app.access_key {
+        let (name, secret) = ("root".to_string(), app.secret_key.clone());
+        return Ok(Some(Identity { name, access_key: access_key.to_string(), secret, canonical_id: None, csrf }));
+    }
+    Ok(lookup_user(console, access_key)?.map(|user| Identity {
+        name: user.name,
+        access_key: user.access_key,
+        secret: user.secret_key,
+        canonical_id: Some(user.canonical_id),
+        csrf,
+    }))
 }
 
 fn lookup_user(console: &Console, access_key: &str) -> Result<Option<crate::store::users::UserRecord>, ApiError> {
@@ -217,37 +225,22 @@ fn session_reply(console: &Console, who: &Identity, status: StatusCode) -> Respo
 }
 
 /// The request's live session and its user (401 without one, or when the
-/// user has been removed since), and for any method but GET and HEAD the
-/// CSRF token and the origin checked (403).
+/// user has been removed since), with the CSRF token checked on every call
+/// but the one that hands it out (`GET /api/session`, after a reload), and
+/// the origin on every call but a GET (403): no other page can make a
+/// signed-in browser change anything, or run the costly overview.
 pub fn authenticate(console: &Console, parts: &Parts, facts: &mut Facts) -> Result<Identity, ApiError> {
     let id = session_id(parts).ok_or_else(ApiError::unauthorized)?;
     let live = console.sessions.get(id, Instant::now()).ok_or_else(ApiError::unauthorized)?;
-    if parts.method != Method::GET && parts.method != Method::HEAD {
+    if parts.method != Method::GET {
         check_origin(console, parts)?;
+    }
+    if !(parts.method == Method::GET && parts.uri.path() == SESSION) {
         check_csrf(parts, &live.csrf)?;
     }
-    let app = &console.app;
-    let who = match live.access_key == app.access_key {
-        true => Identity {
-            name: "root".into(),
-            access_key: live.access_key,
-            secret: app.secret_key.clone(),
-            canonical_id: None,
-            csrf: live.csrf,
-        },
-        false => {
-            let Some(user) = lookup_user(console, &live.access_key)? else {
-                console.sessions.remove(id);
-                return Err(ApiError::unauthorized());
-            };
-            Identity {
-                name: user.name,
-                access_key: user.access_key,
-                secret: user.secret_key,
-                canonical_id: Some(user.canonical_id),
-                csrf: live.csrf,
-            }
-        }
+    let Some(who) = identity_of(console, &live.access_key, live.csrf)? else {
+        console.sessions.remove(id);
+        return Err(ApiError::unauthorized());
     };
     if !bool::from(secret_tag(&who.secret).ct_eq(&live.secret_tag)) {
         console.sessions.remove(id);
@@ -299,10 +292,7 @@ fn check_origin(console: &Console, parts: &Parts) -> Result<(), ApiError> {
 /// name, through a proxy, the console needs that name in `--console-origin`.
 fn check_host(console: &Console, parts: &Parts) -> Result<(), ApiError> {
     let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-    let scheme = if console.tls { "https://" } else { "http://" };
-    let known = console.app.console_origins.iter().any(|o| o.strip_prefix(scheme) == Some(host))
-        || console.app.console_origins.iter().any(|o| authority_of(o) == Some(host));
-    match known {
+    match console.app.console_origins.iter().any(|o| authority_of(o) == Some(host)) {
         true => Ok(()),
         false => Err(ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,

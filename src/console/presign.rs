@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use http::{HeaderName, Method, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use time::macros::format_description;
 use time::OffsetDateTime;
 
@@ -87,23 +87,16 @@ fn url(console: &Console, who: &Identity, w: &Wanted, amz_date: &str) -> Result<
     if let Some(name) = w.query.keys().find(|k| RESERVED.contains(&k.to_ascii_lowercase().as_str())) {
         return Err(ApiError::bad_request(format!("query parameter `{name}` is the signature's own")));
     }
-    for (name, value) in &w.headers {
-        let valid = HeaderName::from_bytes(name.as_bytes()).is_ok() && http::HeaderValue::from_str(value).is_ok();
-        if !valid || name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("authorization") {
-            return Err(ApiError::bad_request(format!("header `{name}` cannot be presigned")));
-        }
-    }
+    let headers = signed_headers(console, &w.headers)?;
     let mut path = format!("/{}", sigv4::uri_encode(&w.bucket, true));
     if let Some(key) = key {
         path.push('/');
         path.push_str(&sigv4::uri_encode(key, false));
     }
     let query: Vec<(String, String)> = w.query.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let headers: Vec<(String, String)> = w.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let signed = sigv4::presign(&Presign {
         method: method.as_str(),
         path: &path,
-        host: &console.s3_host,
         query: &query,
         headers: &headers,
         access_key: &who.access_key,
@@ -113,4 +106,21 @@ fn url(console: &Console, who: &Identity, w: &Wanted, amz_date: &str) -> Result<
         expires,
     });
     Ok(format!("{}{path}?{signed}", console.s3_url))
+}
+
+/// The headers a URL is signed for: `host` (the S3 endpoint's authority) and
+/// every header asked for, each checked to be one a client can send.
+fn signed_headers(console: &Console, wanted: &BTreeMap<String, String>) -> Result<HeaderMap, ApiError> {
+    let mut headers = HeaderMap::new();
+    let host = HeaderValue::from_str(&console.s3_host).map_err(ApiError::internal)?;
+    headers.insert(http::header::HOST, host);
+    for (name, value) in wanted {
+        let refused = || ApiError::bad_request(format!("header `{name}` cannot be presigned"));
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| refused())?;
+        if header == http::header::HOST || header == http::header::AUTHORIZATION {
+            return Err(refused());
+        }
+        headers.append(header, HeaderValue::from_str(value).map_err(|_| refused())?);
+    }
+    Ok(headers)
 }

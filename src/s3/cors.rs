@@ -17,9 +17,9 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
-use super::cors_rules;
 use super::error::{S3Error, S3ErrorCode, S3Result};
 use super::ingest::receive_small;
+use super::{console_cors, cors_rules};
 use super::{empty_response, xml_response, AppState, S3Request};
 use crate::http::body::{self, Body};
 use crate::http::route::split_target;
@@ -73,6 +73,9 @@ fn bad_request(message: impl Into<String>) -> S3Error {
 /// CORS), then the rules (200 with the first match's headers, else 403).
 pub async fn preflight(state: &AppState, parts: &http::request::Parts) -> S3Result<Response<Body>> {
     let headers = &parts.headers;
+    if let Some(origin) = console_cors::console_origin(&state.console_origins, headers) {
+        return Ok(console_cors::preflight(&origin, headers));
+    }
     let origin =
         origin_of(headers).ok_or_else(|| bad_request("Insufficient information. Origin request header needed."))?;
     let method = requested_method(headers)?;
@@ -179,6 +182,33 @@ fn set_list(out: &mut HeaderMap, name: HeaderName, values: &[impl AsRef<str>]) {
 
 /// An actual (not preflight) request with an `Origin`: what its response
 /// needs to get the CORS headers of its bucket's rules.
+/// The CORS headers a response gets: the web console's fixed answer for
+/// its own origins, whatever the bucket's rules (`console_cors.rs`), else
+/// the bucket's rules.
+pub enum Answer {
+    Console(HeaderValue),
+    Bucket(Actual),
+}
+
+impl Answer {
+    /// Taken from the request's head before it is handled; None when no
+    /// CORS header is due (see [`Actual::of`]).
+    pub fn of<B>(req: &Request<B>, state: &AppState) -> Option<Answer> {
+        match console_cors::console_origin(&state.console_origins, req.headers()) {
+            Some(origin) => (req.method() != Method::OPTIONS).then_some(Answer::Console(origin)),
+            None => Actual::of(req, state.domain.as_deref()).map(Answer::Bucket),
+        }
+    }
+
+    pub fn add_headers(self, state: &AppState, response: &mut Response<Body>) {
+        match self {
+            Answer::Console(origin) => console_cors::add_headers(&origin, response.headers_mut()),
+            Answer::Bucket(actual) => actual.add_headers(state, response),
+        }
+    }
+}
+
+/// The bucket's CORS answer to an actual (not preflight) request.
 pub struct Actual {
     origin: HeaderValue,
     /// None for a method no rule can allow (its response gets only `Vary`).

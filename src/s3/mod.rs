@@ -5,7 +5,7 @@ pub mod access;
 pub mod acl;
 pub mod admin;
 pub mod bucket;
-pub mod console_cors;
+mod console_cors;
 pub mod copy;
 pub mod cors;
 mod cors_rules;

@@ -19,16 +19,19 @@ function parse(text) { return parser.parseFromString(text, "application/xml").do
 function kids(node, name) { return Array.from(node.children).filter(c => c.localName === name); }
 function kid(node, name) { return kids(node, name)[0]?.textContent ?? null; }
 
-export async function errorOf(resp) {
-  let code = `HTTP ${resp.status}`, message = "";
+/** The S3Error of a refused request: S3's XML error document, or the status. */
+export function errorFrom(status, text) {
+  let code = `HTTP ${status}`, message = "";
   try {
-    const root = parse(await resp.text());
+    const root = parse(text);
     if (root.localName === "Error") { code = kid(root, "Code") || code; message = kid(root, "Message") || ""; }
   } catch { /* HEAD answers have no body */ }
-  if (resp.status === 404 && code.startsWith("HTTP")) code = "NotFound";
-  if (resp.status === 403 && code.startsWith("HTTP")) code = "AccessDenied";
-  return new S3Error(resp.status, code, message);
+  if (status === 404 && code.startsWith("HTTP")) code = "NotFound";
+  if (status === 403 && code.startsWith("HTTP")) code = "AccessDenied";
+  return new S3Error(status, code, message);
 }
+
+export async function errorOf(resp) { return errorFrom(resp.status, await resp.text()); }
 
 /**
  * Presigns spec ({method, bucket, key?, query?, headers?}) and sends it with

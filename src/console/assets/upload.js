@@ -61,9 +61,7 @@ function put(url, body, headers, onProgress, track) {
     xhr.upload.onprogress = e => onProgress(e.loaded);
     xhr.onload = () => {
       if (xhr.status >= 200 && xhr.status < 300) return resolve(xhr);
-      const err = new s3.S3Error(xhr.status, /<Code>([^<]*)<\/Code>/.exec(xhr.responseText)?.[1] || `HTTP ${xhr.status}`,
-        /<Message>([^<]*)<\/Message>/.exec(xhr.responseText)?.[1] || "");
-      reject(err);
+      reject(s3.errorFrom(xhr.status, xhr.responseText));
     };
     xhr.onerror = () => reject(Object.assign(new Error("network error"), { network: true }));
     xhr.onabort = () => reject(new Paused());
