@@ -294,21 +294,34 @@ fn parse_credentials(text: &str) -> Option<RootCredentials> {
     }
 }
 
-/// A new pair, written with `create_new` (a file appearing meanwhile is
-/// never overwritten) and made durable before it is used.
+/// A new pair, made durable and then published with `link` (a file
+/// appearing meanwhile is never overwritten). Two servers starting at once
+/// on a fresh folder (gateways sharing it) both end with the winner's pair:
+/// the loser finds the file complete, since `link` shows it only whole.
 fn generate_credentials(path: &Path) -> io::Result<RootCredentials> {
     let creds = RootCredentials {
         access_key: random_text(20, ACCESS_ALPHABET)?,
         secret_key: new_secret()?,
         origin: CredentialsOrigin::Generated,
     };
-    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    writeln!(file, "{}\n{}", creds.access_key, creds.secret_key)?;
-    file.sync_all()?;
+    let draft = path.with_extension(format!("new-{}", random_text(12, ACCESS_ALPHABET)?));
+    let published = write_draft(&draft, &creds).and_then(|()| fs::hard_link(&draft, path));
+    let _ = fs::remove_file(&draft);
+    match published {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return root_credentials(path),
+        Err(e) => return Err(e),
+    }
     if let Some(dir) = path.parent() {
         fs::File::open(dir)?.sync_all()?;
     }
     Ok(creds)
+}
+
+fn write_draft(draft: &Path, creds: &RootCredentials) -> io::Result<()> {
+    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(draft)?;
+    writeln!(file, "{}\n{}", creds.access_key, creds.secret_key)?;
+    file.sync_all()
 }
 
 /// A new user's record: a fresh key pair (20 and 40 characters, as AWS's)
@@ -370,6 +383,28 @@ pub fn process_user() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn servers_starting_together_share_one_generated_pair() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("root-credentials");
+        let starters: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || generate_credentials(&path).expect("credentials"))
+            })
+            .collect();
+        let pairs: Vec<RootCredentials> = starters.into_iter().map(|t| t.join().expect("thread")).collect();
+        let generated = pairs.iter().filter(|p| p.origin == CredentialsOrigin::Generated).count();
+        assert_eq!(generated, 1, "exactly one starter generates the pair");
+        assert!(pairs.iter().all(|p| p.access_key == pairs[0].access_key && p.secret_key == pairs[0].secret_key));
+        let names: Vec<_> = fs::read_dir(dir.path()).expect("list").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("root-credentials")], "no draft is left behind");
+        assert_eq!(
+            parse_credentials(&fs::read_to_string(&path).expect("read")).map(|p| p.access_key),
+            Some(pairs[0].access_key.clone())
+        );
+    }
 
     #[test]
     fn console_addresses_and_origin_urls() {

@@ -48,7 +48,7 @@ fn lifecycle_rules_shorten_the_upload_age_limit_by_prefix() {
         .update_bucket("life", move |b| {
             b.lifecycle = Some(Lifecycle {
                 xml: "<LifecycleConfiguration/>".into(),
-                abort_rules: vec![rule],
+                abort_rules: vec![rule.clone()],
                 expiry_rules: Vec::new(),
             })
         })

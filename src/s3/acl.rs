@@ -367,10 +367,10 @@ enum PutAcl {
 }
 
 impl PutAcl {
-    fn grants(self, owner: &str, bucket_owner: &str) -> S3Result<Grants> {
+    fn grants(&self, owner: &str, bucket_owner: &str) -> S3Result<Grants> {
         match self {
-            PutAcl::Requested(requested) => Ok(requested.resolve(owner, bucket_owner)),
-            PutAcl::Document(doc, directory) => from_document(&doc, owner, &directory),
+            PutAcl::Requested(requested) => Ok(requested.clone().resolve(owner, bucket_owner)),
+            PutAcl::Document(doc, directory) => from_document(doc, owner, directory),
         }
     }
 }
@@ -388,7 +388,7 @@ pub async fn put_bucket(state: &AppState, mut req: S3Request) -> S3Result<Respon
     let bucket = req.bucket()?.clone();
     let owner = state.store.bucket(&bucket)?.owner;
     let grants = requested_for_put(state, &mut req).await?.grants(&owner, &owner)?;
-    state.store.run(move |s| s.update_bucket(&bucket, move |b| b.acl = Some(grants))).await?;
+    state.store.run(move |s| s.update_bucket(&bucket, move |b| b.acl = Some(grants.clone()))).await?;
     empty_response(StatusCode::OK)
 }
 

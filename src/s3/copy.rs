@@ -67,14 +67,14 @@ pub async fn copy(state: &AppState, req: S3Request) -> S3Result<Response<Body>> 
             s.copy_object((&src_bucket, &src_key, src_version), (&dst_bucket, &dst_key), move |source| {
                 access.check_source(&principal, source)?;
                 check_copy_source(&request_headers, source)?;
-                let mut record = ObjectRecord { owner, acl, ..source.clone() };
+                let mut record = ObjectRecord { owner: owner.clone(), acl: acl.clone(), ..source.clone() };
                 record.last_modified_ms = now_ms();
                 if replace {
-                    record.headers = new_headers;
-                    record.user_meta = new_meta;
+                    record.headers = new_headers.clone();
+                    record.user_meta = new_meta.clone();
                 }
-                if let Some(tags) = new_tags {
-                    record.tags = tags;
+                if let Some(tags) = &new_tags {
+                    record.tags = tags.clone();
                 }
                 Ok::<_, S3Error>(record)
             })

@@ -43,7 +43,7 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
     let bucket = req.bucket()?.clone();
     let body = receive_small(state, &mut req, MAX_CORS_BODY).await?;
     let cors = cors_rules::parse(&body)?;
-    state.store.run(move |s| s.update_bucket(&bucket, move |b| b.cors = Some(cors))).await?;
+    state.store.run(move |s| s.update_bucket(&bucket, move |b| b.cors = Some(cors.clone()))).await?;
     empty_response(StatusCode::OK)
 }
 

@@ -28,7 +28,7 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
     let rules = parse_rules(&doc)?;
     let xml = String::from_utf8(body.to_vec()).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
     let lifecycle = Lifecycle { xml, abort_rules: rules.abort, expiry_rules: rules.expiry };
-    state.store.run(move |s| s.update_bucket(&bucket, move |b| b.lifecycle = Some(lifecycle))).await?;
+    state.store.run(move |s| s.update_bucket(&bucket, move |b| b.lifecycle = Some(lifecycle.clone()))).await?;
     empty_response(StatusCode::OK)
 }
 

@@ -300,7 +300,7 @@ async fn apply_complete(
     // The object is its initiator's, recorded when not the bucket's owner.
     let owner = (req.access.bucket_owner.as_deref() != Some(upload.owner.as_str())).then(|| upload.owner.clone());
     let assemble = move |upload: &UploadRecord, uploaded: &[(u16, PartRecord)]| {
-        assemble(upload, uploaded, &requested, &claims).map(|record| ObjectRecord { owner, ..record })
+        assemble(upload, uploaded, &requested, &claims).map(|record| ObjectRecord { owner: owner.clone(), ..record })
     };
     state
         .store

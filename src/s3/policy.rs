@@ -246,7 +246,7 @@ pub async fn put(state: &AppState, mut req: S3Request) -> S3Result<Response<Body
     let body = receive_small(state, &mut req, MAX_POLICY_BYTES).await?;
     let json = std::str::from_utf8(&body).map_err(|_| malformed("Policies must be UTF-8 JSON"))?;
     let policy = parse(json, &bucket, &Directory::load(state).await?)?;
-    state.store.run(move |s| s.update_bucket(&bucket, move |b| b.policy = Some(policy))).await?;
+    state.store.run(move |s| s.update_bucket(&bucket, move |b| b.policy = Some(policy.clone()))).await?;
     empty_response(StatusCode::NO_CONTENT)
 }
 

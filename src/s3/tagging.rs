@@ -108,7 +108,7 @@ async fn set_object_tags(state: &AppState, req: S3Request, tags: Tags, status: S
     let (access, principal) = (req.access.clone(), req.principal.clone());
     let change = move |record: &mut ObjectRecord| {
         access.check_object(&principal, record)?;
-        record.tags = tags;
+        record.tags = tags.clone();
         Ok::<_, S3Error>(())
     };
     let record = state
@@ -139,7 +139,7 @@ pub async fn get_object(state: &AppState, req: S3Request) -> S3Result<Response<B
 pub async fn put_bucket(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
     let bucket = req.bucket()?.clone();
     let tags = receive_tags(state, &mut req, MAX_BUCKET_TAGS).await?;
-    state.store.run(move |s| s.update_bucket(&bucket, move |b| b.tags = tags)).await?;
+    state.store.run(move |s| s.update_bucket(&bucket, move |b| b.tags = tags.clone())).await?;
     empty_response(StatusCode::NO_CONTENT)
 }
 

@@ -55,7 +55,7 @@ impl Store {
     ) -> Result<Option<ObjectRecord>, E>
     where
         E: From<StoreError> + Send + 'static,
-        C: FnOnce(Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
+        C: Fn(Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
     {
         let (bucket, key, requester) = (bucket.to_string(), key.to_string(), requester.to_owned());
         record.blobs = vec![BlobSpan { id: held.id, size: record.size, part: 0, inline: held.inline }];

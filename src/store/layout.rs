@@ -111,7 +111,7 @@ impl Layout {
 /// The id of "no file": an empty body or part has no blob.
 pub const NO_BLOB: BlobId = 0;
 
-/// The top 64 bits of every packed blob's id (`store/pack.rs`), "tsrpack"
+/// The top 64 bits of every packed blob's id (`store/redb_meta/pack.rs`), "tsrpack"
 /// in ASCII; the low 64 bits are the blob's position in the pack. Random ids
 /// never have them, so one table of reference counts serves both kinds.
 const PACKED_TAG: u64 = 0x7473_7270_6163_6b00;

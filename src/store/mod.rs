@@ -6,18 +6,16 @@
 //! redb commit. redb is used nowhere else in the crate, so another backend can
 //! replace this module.
 
-mod backup;
-pub use backup::{backup_offline, BackupError, BackupReport};
 pub mod blob;
-mod commit;
-mod commit_mark;
 mod content;
-use commit_mark::CommitMark;
-mod dbslot;
 mod error;
-#[cfg(test)]
-mod faults;
+mod redb_meta;
+use commit_mark::CommitMark;
 pub use error::{Chain, OpenError, StoreError, StoreResult};
+#[cfg(test)]
+use redb_meta::faults;
+use redb_meta::{backup, commit, commit_mark, dbslot};
+pub use redb_meta::{backup_offline, pack, BackupError, BackupReport};
 pub mod digest;
 mod gc;
 mod hasher;
@@ -31,7 +29,6 @@ pub use lifecycle::ExpiryReport;
 mod list;
 pub mod md5_lanes;
 mod multipart;
-pub mod pack;
 pub mod read;
 pub mod schema;
 pub mod scrub;
@@ -102,7 +99,7 @@ impl Store {
         let layout = Layout::create(root).map_err(|e| StoreError::caused(format!("creating {}", root.display()), e))?;
         // The database's lock first: a second server started on this folder
         // must stop here, before it empties the first one's `tmp/`.
-        let (db, db_seq) = open_database(&layout.db_path())?;
+        let (db, db_seq) = redb_meta::open_database(&layout.db_path())?;
         for entry in fs::read_dir(layout.tmp_dir())? {
             fs::remove_file(entry?.path())?;
         }
@@ -319,7 +316,7 @@ impl Store {
     /// write; `NoSuchBucket` if it does not exist.
     pub fn update_bucket<F>(&self, name: &str, change: F) -> StoreResult<()>
     where
-        F: FnOnce(&mut BucketRecord) + Send + 'static,
+        F: Fn(&mut BucketRecord) + Send + 'static,
     {
         let name = name.to_string();
         self.write(move |txn| {
@@ -395,7 +392,7 @@ impl Store {
     ) -> Result<ObjectRecord, E>
     where
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&mut ObjectRecord) -> Result<(), E> + Send + 'static,
+        F: Fn(&mut ObjectRecord) -> Result<(), E> + Send + 'static,
     {
         let (bucket, key) = (bucket.to_string(), key.to_string());
         self.write_checked(move |txn| {
@@ -425,7 +422,7 @@ impl Store {
     ) -> Result<ObjectRecord, E>
     where
         E: From<StoreError> + Send + 'static,
-        C: FnOnce(Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
+        C: Fn(Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
     {
         let (span, new_blob, file) = self.publish(staged).await?;
         record.blobs = if span.has_blob() { vec![span] } else { Vec::new() };
@@ -564,7 +561,7 @@ impl Store {
     ) -> Result<(ObjectRecord, ObjectRecord), E>
     where
         E: From<StoreError> + Send + 'static,
-        M: FnOnce(&ObjectRecord) -> Result<ObjectRecord, E> + Send + 'static,
+        M: Fn(&ObjectRecord) -> Result<ObjectRecord, E> + Send + 'static,
     {
         let (src_bucket, src_key, src_version) = (src.0.to_string(), src.1.to_string(), src.2);
         let (dst_bucket, dst_key) = (dst.0.to_string(), dst.1.to_string());
@@ -649,60 +646,9 @@ impl Store {
     }
 }
 
-/// Opens the database, creates missing tables and reads its commit sequence.
-/// redb asserts (panics) on some damaged pages instead of returning an error:
-/// a damaged file then stops the start with an error naming it, not a bare panic.
-fn open_database(path: &Path) -> StoreResult<(DbSlot, u64)> {
-    let opened = std::panic::catch_unwind(|| {
-        let db = DbSlot::open(path.to_path_buf())?;
-        init_tables(&*db.get()?)?;
-        let seq = commit_mark::current(&*db.get()?)?;
-        Ok((db, seq))
-    });
-    let damaged = |cause: Box<dyn std::error::Error + Send + Sync>| {
-        let context = format!(
-            "{} cannot be read; if it is damaged, restore it from a backup (docs/reliability.md)",
-            path.display()
-        );
-        StoreError::caused(context, cause)
-    };
-    match opened {
-        Ok(Ok(opened)) => Ok(opened),
-        Ok(Err(e @ StoreError::Internal { .. })) => Err(damaged(e.into())),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(damaged("redb panicked while reading it".into())),
-    }
-}
-
 /// What a write that may store a new blob commits: its result, the new
 /// blob's fate, and the blobs it freed.
 type WithNewBlob<T> = ((T, NewBlobFate), Vec<BlobId>);
-
-fn init_tables(db: &Database) -> StoreResult<()> {
-    let txn = db.begin_write()?;
-    txn.open_table(BUCKETS)?;
-    txn.open_table(OBJECTS)?;
-    txn.open_table(BLOB_REFS)?;
-    txn.open_table(DEAD_BLOBS)?;
-    txn.open_table(schema::UPLOADS)?;
-    txn.open_table(schema::UPLOAD_INDEX)?;
-    txn.open_table(schema::PARTS)?;
-    txn.open_table(schema::COMPLETED_UPLOADS)?;
-    txn.open_table(schema::INLINE_BLOBS)?;
-    txn.open_table(schema::BLOB_CRCS)?;
-    txn.open_table(schema::STORE_META)?;
-    txn.open_table(schema::PACK_CHUNKS)?;
-    txn.open_table(schema::PACK_LIVE)?;
-    txn.open_table(schema::PACK_DEAD)?;
-    txn.open_table(schema::VERSIONS)?;
-    txn.open_table(schema::USERS)?;
-    txn.open_table(schema::USER_KEYS)?;
-    txn.open_table(schema::CONTENT)?;
-    txn.open_table(schema::BLOB_CONTENT)?;
-    txn.open_table(schema::CONTENT_HOLDERS)?;
-    txn.commit()?;
-    content::count_existing_holders(db)
-}
 
 #[cfg(test)]
 #[path = "write_tests.rs"]

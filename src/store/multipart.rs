@@ -132,8 +132,8 @@ impl Store {
     ) -> Result<ObjectRecord, E>
     where
         E: From<StoreError> + Send + 'static,
-        B: FnOnce(&UploadRecord, &[(u16, PartRecord)]) -> Result<ObjectRecord, E> + Send + 'static,
-        C: FnOnce(Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
+        B: Fn(&UploadRecord, &[(u16, PartRecord)]) -> Result<ObjectRecord, E> + Send + 'static,
+        C: Fn(Option<&ObjectRecord>) -> Result<(), E> + Send + 'static,
     {
         let (bucket, key, id) = (bucket.to_string(), key.to_string(), upload_id.to_string());
         self.write_checked(move |txn| {

@@ -22,7 +22,7 @@ pub const BLOB_REFS: TableDefinition<u128, u64> = TableDefinition::new("blob_ref
 pub const DEAD_BLOBS: TableDefinition<u128, ()> = TableDefinition::new("dead_blobs_v1");
 
 /// Blob id -> bytes of a small blob, as versions before the pack
-/// (`store/pack.rs`) stored them: still read and freed, no longer written.
+/// (`store/redb_meta/pack.rs`) stored them: still read and freed, no longer written.
 pub const INLINE_BLOBS: TableDefinition<u128, &[u8]> = TableDefinition::new("inline_blobs_v1");
 /// Blob id (file or [`INLINE_BLOBS`] row; the pack checks its own chunks) -> its block checksums, [`encode_block_crcs`].
 /// Inserted by the transaction that first references the blob, removed by the
@@ -32,12 +32,12 @@ pub const INLINE_BLOBS: TableDefinition<u128, &[u8]> = TableDefinition::new("inl
 /// decodes) because a 1 GiB blob has 64 KiB of them; shared by copies.
 pub const BLOB_CRCS: TableDefinition<u128, &[u8]> = TableDefinition::new("blob_crcs_v1");
 /// Chunk number -> `[CRC32C of the data, little-endian][data]`; chunk `n`
-/// holds bytes `n * CHUNK_DATA ..` of the pack (`store/pack.rs`).
+/// holds bytes `n * CHUNK_DATA ..` of the pack (`store/redb_meta/pack.rs`).
 pub const PACK_CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("pack_chunks_v1");
 /// Chunk number -> how many packed blobs overlap it.
 pub const PACK_LIVE: TableDefinition<u64, u32> = TableDefinition::new("pack_live_v1");
 /// `chunk number << 16 | offset in the chunk` -> length: bytes of freed blobs
-/// still inside a chunk that other blobs hold, cut out later (`store/pack.rs`).
+/// still inside a chunk that other blobs hold, cut out later (`store/redb_meta/pack.rs`).
 pub const PACK_DEAD: TableDefinition<u64, u32> = TableDefinition::new("pack_dead_v1");
 
 /// Store-wide counters: `commit_seq`, bumped by every group commit (see
@@ -378,7 +378,7 @@ pub struct StoredChecksum {
 /// One contiguous piece of an object's bytes: a whole PUT body, or one part of
 /// a multipart upload. A span of size 0 has no blob (id [`NO_BLOB`]). A small
 /// blob (`inline`) lives in the database instead of in a file: packed
-/// (`store/pack.rs`; its id says where), or in an [`INLINE_BLOBS`] row.
+/// (`store/redb_meta/pack.rs`; its id says where), or in an [`INLINE_BLOBS`] row.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct BlobSpan {
     pub id: BlobId,

@@ -358,7 +358,7 @@ pub(super) fn update_version<E, F>(
 ) -> Result<ObjectRecord, WriteError<E>>
 where
     E: From<StoreError>,
-    F: FnOnce(&mut ObjectRecord) -> Result<(), E>,
+    F: Fn(&mut ObjectRecord) -> Result<(), E>,
 {
     let row = object_key(bucket, key.as_bytes());
     let (place, mut record) = locate(txn, (bucket, key), &row, id)?;

@@ -29,9 +29,9 @@ use std::time::Instant;
 
 use redb::{Database, Key, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, Value};
 
-use super::layout::{fsync_dir, packed_position, BlobId, Layout};
-use super::schema;
-use super::{Store, StoreError, StoreResult};
+use crate::store::layout::{fsync_dir, packed_position, BlobId, Layout};
+use crate::store::schema;
+use crate::store::{Store, StoreError, StoreResult};
 
 /// Rows copied per destination transaction: bounds the dirty pages redb keeps
 /// in memory whatever the size of the database (inline bodies included).
@@ -72,14 +72,14 @@ impl From<std::io::Error> for BackupError {
 
 /// Pauses blob unlinking while backups run (see the module comment).
 #[derive(Default)]
-pub(super) struct UnlinkGate {
+pub(in crate::store) struct UnlinkGate {
     backups: Mutex<usize>,
 }
 
 impl UnlinkGate {
     /// Whether blob files may be unlinked now. A `false` leaves the dead-blob
     /// rows in place; the last backup to end replays them.
-    pub(super) fn open(&self) -> bool {
+    pub(in crate::store) fn open(&self) -> bool {
         self.backups.lock().map(|n| *n == 0).unwrap_or(false)
     }
 
@@ -104,7 +104,7 @@ impl UnlinkGate {
 /// Closes the gate for the life of one backup (or merge of blob files,
 /// `hasher.rs`); reopening it replays the dead-blob table, even when the
 /// work failed.
-pub(super) struct Paused<'a>(&'a Store);
+pub(in crate::store) struct Paused<'a>(&'a Store);
 
 impl Drop for Paused<'_> {
     fn drop(&mut self) {
@@ -118,7 +118,7 @@ impl Drop for Paused<'_> {
 
 impl Store {
     /// Pauses blob unlinking until the guard is dropped.
-    pub(super) fn pause_unlinking(&self) -> Paused<'_> {
+    pub(in crate::store) fn pause_unlinking(&self) -> Paused<'_> {
         self.unlink_gate.pause();
         Paused(self)
     }
@@ -184,7 +184,7 @@ fn write_backup(
     started: Instant,
 ) -> Result<BackupReport, BackupError> {
     let partial = dst.tmp_dir().join("meta.redb");
-    super::dbslot::owner_only(&partial)?;
+    crate::store::dbslot::owner_only(&partial)?;
     let db = Database::builder().set_cache_size(CACHE_BYTES).create(&partial).map_err(StoreError::from)?;
     copy_tables(&snapshot, &db)?;
     drop(snapshot);
@@ -357,7 +357,7 @@ mod tests {
 
     /// Every `TableDefinition::new("name")` written in schema.rs.
     fn schema_tables() -> Vec<String> {
-        let source = include_str!("schema.rs");
+        let source = include_str!("../schema.rs");
         let names: Vec<String> = source
             .split("TableDefinition::new(\"")
             .skip(1)

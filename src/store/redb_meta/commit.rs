@@ -28,12 +28,12 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use redb::WriteTransaction;
 
-use super::commit_mark::{self, CommitMark};
-use super::dbslot::DbSlot;
-use super::layout::BlobId;
-use super::schema::DEAD_BLOBS;
-use super::space::Space;
-use super::StoreError;
+use crate::store::commit_mark::{self, CommitMark};
+use crate::store::dbslot::DbSlot;
+use crate::store::layout::BlobId;
+use crate::store::schema::DEAD_BLOBS;
+use crate::store::space::Space;
+use crate::store::StoreError;
 
 /// Largest number of writes committed together.
 const MAX_BATCH: usize = 256;
@@ -302,7 +302,7 @@ fn run(target: &Target, rx: &Receiver<Msg>, forgotten: &Mutex<Vec<BlobId>>) {
 /// error poisons the database: the next batch reopens it).
 fn compact(target: &Target) {
     let started = std::time::Instant::now();
-    match target.db.exclusive(super::dbslot::compact) {
+    match target.db.exclusive(crate::store::dbslot::compact) {
         Ok(Ok(_)) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "metadata database compacted"),
         Ok(Err(e)) => tracing::warn!(error = %e, "compacting the metadata database failed"),
         Err(e) => tracing::warn!(error = %e.chain(), "could not compact the metadata database"),

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use redb::{Database, DatabaseError};
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// redb's page cache. Its default (1 GiB) would keep every inline body read or
 /// written in memory; metadata pages are small, and the OS page cache still
@@ -151,13 +151,13 @@ fn open_db(path: &std::path::Path) -> Result<Database, DatabaseError> {
     let mut builder = Database::builder();
     builder.set_cache_size(DB_CACHE_BYTES);
     #[cfg(test)]
-    return builder.create_with_backend(super::faults::FaultyFile::open(path)?);
+    return builder.create_with_backend(crate::store::faults::FaultyFile::open(path)?);
     #[cfg(not(test))]
     builder.create(path)
 }
 
 /// Creates `path` if missing and makes it readable and writable by its owner only.
-pub(super) fn owner_only(path: &std::path::Path) -> std::io::Result<()> {
+pub(in crate::store) fn owner_only(path: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))

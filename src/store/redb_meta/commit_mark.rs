@@ -23,8 +23,8 @@ use std::path::Path;
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::schema::STORE_META;
-use super::StoreError;
+use crate::store::schema::STORE_META;
+use crate::store::StoreError;
 
 /// The key of the commit sequence in `STORE_META`.
 const COMMIT_SEQ: &str = "commit_seq";

@@ -29,10 +29,10 @@
 use bytes::{Bytes, BytesMut};
 use redb::{ReadableTable, WriteTransaction};
 
-use super::digest::block_crc;
-use super::layout::{packed_id, BlobId};
-use super::schema::{PACK_CHUNKS, PACK_DEAD, PACK_LIVE, STORE_META};
-use super::StoreResult;
+use crate::store::digest::block_crc;
+use crate::store::layout::{packed_id, BlobId};
+use crate::store::schema::{PACK_CHUNKS, PACK_DEAD, PACK_LIVE, STORE_META};
+use crate::store::StoreResult;
 
 /// redb's page size (its default, which Tessera keeps).
 const PAGE: usize = 4096;
@@ -59,7 +59,7 @@ type Runs = Vec<(usize, Vec<u8>)>;
 
 /// Appends `body` to the pack; returns the new blob's id. Trims one chunk
 /// first, if any has dead bytes.
-pub(super) fn append(txn: &WriteTransaction, body: &[u8]) -> StoreResult<BlobId> {
+pub(in crate::store) fn append(txn: &WriteTransaction, body: &[u8]) -> StoreResult<BlobId> {
     trim_one(txn)?;
     let mut meta = txn.open_table(STORE_META)?;
     let mut chunks = txn.open_table(PACK_CHUNKS)?;
@@ -104,7 +104,7 @@ pub(super) fn append(txn: &WriteTransaction, body: &[u8]) -> StoreResult<BlobId>
 /// is removed (unless it is the one still being filled); in the others the
 /// blob's bytes are recorded as dead, to be trimmed by a later append. Needs
 /// no new page beyond the small tables' own.
-pub(super) fn release(txn: &WriteTransaction, position: u64, size: u64) -> StoreResult<()> {
+pub(in crate::store) fn release(txn: &WriteTransaction, position: u64, size: u64) -> StoreResult<()> {
     let end = txn.open_table(STORE_META)?.get(PACK_END)?.map_or(0, |v| v.value());
     let mut chunks = txn.open_table(PACK_CHUNKS)?;
     let mut live = txn.open_table(PACK_LIVE)?;
