@@ -32,6 +32,7 @@ mod list;
 pub mod md5_lanes;
 mod multipart;
 pub mod pack;
+pub mod pg;
 pub mod read;
 pub mod schema;
 pub mod scrub;
