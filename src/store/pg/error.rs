@@ -6,8 +6,9 @@
 pub enum PgError {
     #[error("--meta {url}: {detail}")]
     Url { url: String, detail: String },
+    /// Not a `#[source]`: the text already says it, once.
     #[error("TLS for the metadata database: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(crate::tls::TlsError),
     #[error("no trusted CA certificates found for the metadata database's TLS: give --meta-ca FILE")]
     NoRoots,
     #[error("cannot connect to the metadata database at {url}: {detail}")]
@@ -34,6 +35,12 @@ pub enum PgError {
     Unavailable { detail: String },
     #[error("the connection failed after COMMIT was sent; the transaction may or may not have committed: {detail}")]
     InDoubt { detail: String },
+}
+
+impl From<crate::tls::TlsError> for PgError {
+    fn from(e: crate::tls::TlsError) -> Self {
+        PgError::Tls(e)
+    }
 }
 
 impl PgError {
