@@ -46,8 +46,17 @@ _pgtc_as_owner() {
     fi
 }
 
+# A port nothing listens on: the kernel's pick, or without python3 a random
+# one that refuses a connection.
 _pgtc_free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null &&
+        return 0
+    local port _
+    for _ in $(seq 50); do
+        port=$((20000 + RANDOM % 40000))
+        (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
+    done
+    _pgtc_fail "no free port found"
 }
 
 # A CA of its own and a server certificate it signs, for localhost and

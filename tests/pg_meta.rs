@@ -414,6 +414,64 @@ async fn a_connection_lost_before_commit_is_retried_on_a_new_client() {
     assert_eq!(pool.idle(), 1, "the killed client was dropped, the new one kept");
 }
 
+/// The connection is lost while COMMIT runs (a deferred trigger keeps it
+/// busy until another session ends the backend): in doubt, never retried,
+/// and the client is not kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_during_commit_is_in_doubt_and_not_retried() {
+    let Some(db) = Db::new() else { return };
+    db.create().await;
+    let setup = db.client().await;
+    setup
+        .batch_execute(
+            "CREATE TABLE slow (id int); \
+             CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS \
+               $$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$; \
+             CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON slow DEFERRABLE INITIALLY DEFERRED \
+               FOR EACH ROW EXECUTE FUNCTION slow_commit()",
+        )
+        .await
+        .unwrap();
+    let pool = db.pool(PoolOptions::default());
+    let pid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let calls = Arc::new(AtomicU32::new(0));
+    let (seen, counted) = (pid.clone(), calls.clone());
+    let write = tokio::spawn(async move {
+        let result: Result<(), RunError<()>> = run_serializable(&pool, &RetryPolicy::default(), move |t| {
+            let (seen, calls) = (seen.clone(), counted.clone());
+            Box::pin(async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                seen.store(t.query_one("SELECT pg_backend_pid()", &[]).await?.get(0), Ordering::SeqCst);
+                t.execute("INSERT INTO slow VALUES (1)", &[]).await?;
+                Ok(())
+            })
+        })
+        .await;
+        (result, pool.idle())
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "COMMIT never seen running");
+        let target = pid.load(Ordering::SeqCst);
+        let committing =
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND query = 'COMMIT' AND state = 'active'";
+        if target != 0 && setup.query_one(committing, &[&target]).await.unwrap().get::<_, i64>(0) == 1 {
+            setup.execute("SELECT pg_terminate_backend($1)", &[&target]).await.unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (result, idle) = write.await.unwrap();
+    match result {
+        Err(RunError::Failed(e @ PgError::InDoubt { .. })) => {
+            assert!(e.to_string().contains("may or may not have committed"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "in doubt: not run again");
+    assert_eq!(idle, 0, "the client of a lost connection is not kept");
+}
+
 async fn backend_pid(client: &tokio_postgres::Client) -> i32 {
     client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0)
 }
