@@ -13,12 +13,18 @@ cargo clippy --all-targets --locked -- -D warnings
 echo "== clients the cargo tests run (aws-cli v2, boto3, curl, openssl)"
 S3T_INSTALL_ONLY=1 s3-compat-tests/run.sh awscli-v2 boto3
 
+echo "== PostgreSQL test cluster (scripts/pg-test-cluster.sh)"
+# Exports TESSERA_TEST_PG for tests/pg_meta.rs; its EXIT trap stops and
+# removes the cluster (chained before any trap set earlier).
+source scripts/pg-test-cluster.sh
+
 echo "== cargo tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --locked
 else
     cargo test --locked
 fi
+pg_test_cluster_stop
 
 echo "== S3 compatibility tests (s3-compat-tests/run.sh)"
 s3-compat-tests/run.sh

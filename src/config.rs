@@ -46,6 +46,10 @@ pub enum Command {
     Mb(crate::transfer::MbArgs),
     /// Remove an object, or with `--recursive` every object under a prefix.
     Rm(crate::transfer::RmArgs),
+    /// Create or upgrade the PostgreSQL metadata schema (`--meta URL`);
+    /// running it again is harmless. See docs/scale-out.md.
+    #[command(after_help = MIGRATE_HELP)]
+    Migrate(crate::meta_cli::MigrateArgs),
 }
 
 /// How log lines are written (`serve --log-format`).
@@ -69,6 +73,8 @@ Environment:
   TESSERA_TLS_CERT       same as --tls-cert
   TESSERA_TLS_KEY        same as --tls-key
   TESSERA_CONSOLE        same as --console
+  TESSERA_META           same as --meta
+  TESSERA_META_PASSWORD  the metadata database's password, when --meta has none
 
 TLS: with --tls-cert and --tls-key (both, or neither) the port speaks HTTPS only
 (HTTP/1.1, TLS 1.2 and 1.3). SIGHUP re-reads both files: new connections get the
@@ -81,6 +87,15 @@ Health and metrics (no signature needed): GET /_tessera/health/live,
 `info` level (target tessera::access).
 
 More users: `tessera user add NAME --data DATA`. Docs: README.md, docs/.";
+
+/// The end of `tessera migrate --help`.
+pub const MIGRATE_HELP: &str = "\
+The URL is a tokio-postgres connection string: postgres://USER[:PASSWORD]@HOST:PORT/DB
+with options such as ?sslmode=disable|prefer|require (default prefer; with TLS the
+server's certificate and host name are always verified, against --meta-ca or the
+system's CAs). The password may instead be in TESSERA_META_PASSWORD. Tables go to the
+first schema of the connection's search_path (created if missing), for example
+?options=-c%20search_path%3Dtessera. Shown URLs have their password replaced by ***.";
 
 #[derive(Debug, Clone, Args)]
 pub struct ScrubArgs {
@@ -168,6 +183,58 @@ pub struct ServeConfig {
     /// it. One real day; tests shorten it (e.g. `2s`) to see rules applied.
     #[arg(long, default_value = "1d", value_parser = positive_duration, hide = true)]
     pub lifecycle_day: std::time::Duration,
+    /// Metadata in this PostgreSQL database instead of DATA/meta.redb
+    /// (`postgres://USER@HOST:PORT/DB`; see `tessera migrate --help`). Not
+    /// served yet (issue 17 in progress): the server checks the schema and exits.
+    #[arg(long, env = "TESSERA_META", hide_env_values = true, value_name = "URL", value_parser = parse_meta_url)]
+    pub meta: Option<MetaUrl>,
+    /// PEM file of the CAs that sign the metadata database's certificate
+    /// (default: the system's CAs).
+    #[arg(long, value_name = "FILE", requires = "meta")]
+    pub meta_ca: Option<PathBuf>,
+    /// Most connections to the metadata database at once.
+    #[arg(long, value_name = "N", default_value = "16", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub meta_pool: u16,
+    /// This gateway's name among those sharing one metadata database
+    /// (letters, digits, `-`, `_`). Not used yet (issue 17 in progress);
+    /// redb never uses it.
+    #[arg(long, value_name = "ID", value_parser = parse_gateway_id)]
+    pub gateway_id: Option<String>,
+}
+
+/// `--meta URL` as given. Its `Debug` form has the password redacted, so a
+/// printed configuration never shows it; the URL is parsed when used.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MetaUrl(pub String);
+
+impl std::fmt::Debug for MetaUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MetaUrl({})", crate::store::pg::redact(&self.0))
+    }
+}
+
+impl std::fmt::Display for MetaUrl {
+    /// The redacted form: what logs and messages show.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::store::pg::redact(&self.0))
+    }
+}
+
+/// Any non-empty text; the error never repeats the value (it may hold a password).
+pub fn parse_meta_url(text: &str) -> Result<MetaUrl, String> {
+    match text.trim().is_empty() {
+        true => Err("an empty URL (postgres://USER@HOST:PORT/DB expected)".into()),
+        false => Ok(MetaUrl(text.to_string())),
+    }
+}
+
+/// 1 to 64 letters, digits, `-` or `_`: it names the gateway's temp folder.
+fn parse_gateway_id(text: &str) -> Result<String, String> {
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    match !text.is_empty() && text.len() <= 64 && text.chars().all(valid) {
+        true => Ok(text.to_string()),
+        false => Err("1 to 64 letters, digits, `-` or `_`".into()),
+    }
 }
 
 impl ServeConfig {

@@ -12,6 +12,7 @@ pub mod config;
 pub mod console;
 pub mod error;
 pub mod http;
+pub mod meta_cli;
 pub mod metrics;
 pub mod s3;
 pub mod server;

@@ -30,6 +30,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ls(args) => tessera::transfer::run_companion(Companion::Ls(args)),
         Command::Mb(args) => tessera::transfer::run_companion(Companion::Mb(args)),
         Command::Rm(args) => tessera::transfer::run_companion(Companion::Rm(args)),
+        Command::Migrate(args) => tessera::meta_cli::migrate(args),
     }
 }
 
@@ -82,6 +83,10 @@ fn bench(args: tessera::bench::BenchArgs) -> anyhow::Result<()> {
 }
 
 fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    // Before any port or file is touched: this only checks and refuses.
+    if let Some(meta) = &config.meta {
+        return tessera::meta_cli::serve(&config, meta);
+    }
     limit_malloc_arenas();
     raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -32,6 +32,8 @@ mod multipart;
 pub mod read;
 pub mod schema;
 pub mod scrub;
+// PostgreSQL metadata (issue 17): not wired into Store yet.
+pub mod pg;
 mod space;
 pub mod stats;
 pub use stats::Stats;

@@ -65,11 +65,17 @@ pub fn refusing() -> Result<ClientConfig, TlsError> {
 /// `AWS_CA_BUNDLE`'s certificates, or the system's (rustls-native-certs,
 /// which also honours `SSL_CERT_FILE` and `SSL_CERT_DIR`).
 fn roots() -> Result<RootCertStore, TlsError> {
+    roots_from(std::env::var_os("AWS_CA_BUNDLE").filter(|v| !v.is_empty()).map(PathBuf::from).as_deref())
+}
+
+/// The CA certificates of `bundle`, or without one the system's: the roots
+/// of the S3 client and of the metadata database's `--meta-ca`.
+pub fn roots_from(bundle: Option<&Path>) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    match std::env::var_os("AWS_CA_BUNDLE").filter(|v| !v.is_empty()).map(PathBuf::from) {
+    match bundle {
         Some(bundle) => {
-            for cert in load_certs(&bundle)? {
-                roots.add(cert).map_err(|source| TlsError::Certificate { path: bundle.clone(), source })?;
+            for cert in load_certs(bundle)? {
+                roots.add(cert).map_err(|source| TlsError::Certificate { path: bundle.to_path_buf(), source })?;
             }
         }
         None => {

@@ -1,0 +1,38 @@
+//! PostgreSQL-compatible metadata (issue 17, docs/scale-out.md): the pieces
+//! that exist before the backend itself. `url` reads `--meta` (password
+//! redacted wherever it is shown), `tls` makes rustls connections, `pool`
+//! hands out clients, `schema` and `migrate` create and check the tables,
+//! `retry` runs a SERIALIZABLE transaction until it commits.
+//!
+//! Nothing here serves S3 requests yet: `tessera serve --meta` checks the
+//! schema and stops (see `crate::meta_cli`).
+
+mod redact;
+pub use redact::redact;
+
+// Everything that talks to a database needs the `postgres` feature's crates.
+#[cfg(feature = "postgres")]
+mod error;
+#[cfg(feature = "postgres")]
+pub mod migrate;
+#[cfg(feature = "postgres")]
+pub mod pool;
+#[cfg(feature = "postgres")]
+pub mod retry;
+#[cfg(feature = "postgres")]
+pub mod schema;
+#[cfg(feature = "postgres")]
+pub mod tls;
+#[cfg(feature = "postgres")]
+pub mod url;
+
+#[cfg(feature = "postgres")]
+pub use error::{describe, PgError};
+#[cfg(feature = "postgres")]
+pub use migrate::{check_schema, migrate, MigrateReport};
+#[cfg(feature = "postgres")]
+pub use pool::{Pool, PoolOptions, PooledClient};
+#[cfg(feature = "postgres")]
+pub use retry::{run_serializable, RetryPolicy, RunError, Step};
+#[cfg(feature = "postgres")]
+pub use url::MetaTarget;
