@@ -17,13 +17,14 @@
 
 use std::collections::HashMap;
 
-use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable};
 
 use super::blob::NewBlob;
 use super::digest::ChecksumAlgorithm;
 use super::layout::{packed_position, BlobId};
+use super::meta::MetaTxn;
 use super::schema::{
-    decode, BlobSpan, BucketRecord, ObjectRecord, PartRecord, UploadRecord, BLOB_CONTENT, BLOB_REFS, BUCKETS, CONTENT,
+    decode, BlobSpan, BucketRecord, ObjectRecord, PartRecord, UploadRecord, BLOB_REFS, BUCKETS, CONTENT,
     CONTENT_HOLDERS, OBJECTS, PARTS, STORE_META, UPLOADS, VERSIONS,
 };
 use super::StoreResult;
@@ -70,8 +71,11 @@ fn decode_row(value: &[u8]) -> Option<HeldContent> {
 
 /// The live blob holding `key`'s content: one with references in this
 /// transaction.
-pub(super) fn find_live(txn: &WriteTransaction, key: &[u8; 40]) -> StoreResult<Option<HeldContent>> {
-    live_in(&txn.open_table(CONTENT)?, &txn.open_table(BLOB_REFS)?, key)
+pub(super) fn find_live(txn: &impl MetaTxn, key: &[u8; 40]) -> StoreResult<Option<HeldContent>> {
+    let Some(held) = txn.content_row(key)?.and_then(|row| decode_row(&row)) else {
+        return Ok(None);
+    };
+    Ok((txn.blob_refs(held.id)? > 0).then_some(held))
 }
 
 /// [`find_live`] in a read transaction, for deciding before a body is read.
@@ -92,32 +96,29 @@ fn live_in(
 }
 
 /// Indexes a new blob (unless its content is indexed already).
-pub(super) fn insert(txn: &WriteTransaction, key: &[u8; 40], id: BlobId, blob: &NewBlob) -> StoreResult<()> {
-    let mut content = txn.open_table(CONTENT)?;
-    if content.get(key.as_slice())?.is_none() {
+pub(super) fn insert(txn: &impl MetaTxn, key: &[u8; 40], id: BlobId, blob: &NewBlob) -> StoreResult<()> {
+    if txn.content_row(key)?.is_none() {
         let held =
             HeldContent { id, inline: blob.inline.is_some(), md5: Some(blob.md5), checksum: blob.checksum.clone() };
-        content.insert(key.as_slice(), encode_row(&held)?.as_slice())?;
-        txn.open_table(BLOB_CONTENT)?.insert(id, key.as_slice())?;
+        txn.put_content_row(key, &encode_row(&held)?)?;
+        txn.put_blob_content(id, key)?;
     }
     Ok(())
 }
 
 /// Indexes `held`'s blob under `key` (background hashing: the blob is
 /// live and no live blob holds the content).
-pub(super) fn index(txn: &WriteTransaction, key: &[u8; 40], held: &HeldContent) -> StoreResult<()> {
-    txn.open_table(CONTENT)?.insert(key.as_slice(), encode_row(held)?.as_slice())?;
-    txn.open_table(BLOB_CONTENT)?.insert(held.id, key.as_slice())?;
-    Ok(())
+pub(super) fn index(txn: &impl MetaTxn, key: &[u8; 40], held: &HeldContent) -> StoreResult<()> {
+    txn.put_content_row(key, &encode_row(held)?)?;
+    txn.put_blob_content(held.id, key)
 }
 
 /// Records that blob `id`'s file is now a hard link to `holder`'s, which
 /// holds the content `key` (`hasher.rs`): `key ‖ holder` in [`BLOB_CONTENT`].
-pub(super) fn record_merge(txn: &WriteTransaction, id: BlobId, key: &[u8; 40], holder: BlobId) -> StoreResult<()> {
+pub(super) fn record_merge(txn: &impl MetaTxn, id: BlobId, key: &[u8; 40], holder: BlobId) -> StoreResult<()> {
     let mut value = key.to_vec();
     value.extend_from_slice(&holder.to_be_bytes());
-    txn.open_table(BLOB_CONTENT)?.insert(id, value.as_slice())?;
-    Ok(())
+    txn.put_blob_content(id, &value)
 }
 
 /// The blob whose file a merged blob's file is a hard link to, from its
@@ -144,17 +145,32 @@ pub(super) fn needs_hashing(
     Ok(row.is_none_or(|held| held.id == id && held.md5.is_none()))
 }
 
+/// [`needs_hashing`] inside a write transaction.
+pub(super) fn needs_hashing_in(txn: &impl MetaTxn, id: BlobId) -> StoreResult<bool> {
+    let Some(value) = txn.blob_content(id)? else { return Ok(true) };
+    if let Some(holder) = merged_into(&value) {
+        return Ok(txn.blob_refs(holder)? == 0);
+    }
+    let key = value.get(..40).and_then(|k| <&[u8; 40]>::try_from(k).ok());
+    let row = match key {
+        Some(key) => txn.content_row(key)?.and_then(|row| decode_row(&row)),
+        None => None,
+    };
+    Ok(row.is_none_or(|held| held.id == id && held.md5.is_none()))
+}
+
 /// Removes the rows of a blob whose last reference was dropped.
-pub(super) fn forget(txn: &WriteTransaction, id: BlobId) -> StoreResult<()> {
-    forget_holders(txn, id)?;
-    let Some(value) = txn.open_table(BLOB_CONTENT)?.remove(id)?.map(|k| k.value().to_vec()) else {
+pub(super) fn forget(txn: &impl MetaTxn, id: BlobId) -> StoreResult<()> {
+    txn.forget_holders(id)?;
+    let Some(value) = txn.remove_blob_content(id)? else {
         return Ok(());
     };
-    let key = value.get(..40).unwrap_or_default();
-    let mut content = txn.open_table(CONTENT)?;
-    let names_it = content.get(key)?.and_then(|v| decode_row(v.value())).is_some_and(|h| h.id == id);
+    let Some(key) = value.get(..40).and_then(|k| <&[u8; 40]>::try_from(k).ok()) else {
+        return Ok(());
+    };
+    let names_it = txn.content_row(key)?.and_then(|row| decode_row(&row)).is_some_and(|h| h.id == id);
     if names_it {
-        content.remove(key)?;
+        txn.remove_content_row(key)?;
     }
     Ok(())
 }
@@ -167,21 +183,17 @@ pub(super) fn is_file(span: &BlobSpan) -> bool {
 
 /// Counts `delta` references of `owner` to each file blob of `spans`: who
 /// holds a blob, the proof of possession an instant upload asks for.
-pub(super) fn count_holders(txn: &WriteTransaction, spans: &[BlobSpan], owner: &str, delta: i64) -> StoreResult<()> {
-    let mut holders = txn.open_table(CONTENT_HOLDERS)?;
+pub(super) fn count_holders(txn: &impl MetaTxn, spans: &[BlobSpan], owner: &str, delta: i64) -> StoreResult<()> {
     for span in spans.iter().filter(|s| is_file(s)) {
-        let count = holders.get((span.id, owner))?.map(|v| v.value()).unwrap_or(0);
-        match count.saturating_add_signed(delta) {
-            0 => holders.remove((span.id, owner))?,
-            n => holders.insert((span.id, owner), n)?,
-        };
+        let count = txn.holder_refs(span.id, owner)?;
+        txn.set_holder_refs(span.id, owner, count.saturating_add_signed(delta))?;
     }
     Ok(())
 }
 
 /// Whether `owner` holds a reference to the blob `id`.
-pub(super) fn holds(txn: &WriteTransaction, id: BlobId, owner: &str) -> StoreResult<bool> {
-    holds_in(&txn.open_table(CONTENT_HOLDERS)?, id, owner)
+pub(super) fn holds(txn: &impl MetaTxn, id: BlobId, owner: &str) -> StoreResult<bool> {
+    Ok(txn.holder_refs(id, owner)? > 0)
 }
 
 /// [`holds`] in a read transaction.
@@ -247,14 +259,6 @@ pub(super) fn count_existing_holders(db: &redb::Database) -> StoreResult<()> {
     drop(holders);
     txn.open_table(STORE_META)?.insert(HOLDERS_COUNTED, 1)?;
     txn.commit()?;
-    Ok(())
-}
-
-fn forget_holders(txn: &WriteTransaction, id: BlobId) -> StoreResult<()> {
-    let mut holders = txn.open_table(CONTENT_HOLDERS)?;
-    if !holders.is_empty()? {
-        holders.retain_in((id, "")..(id + 1, ""), |_, _| false)?;
-    }
     Ok(())
 }
 

@@ -19,11 +19,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redb::ReadableTable;
-
 use super::content::{self, HeldContent};
 use super::digest::{ChecksumAlgorithm, DigestSpec, Digests, Hashers};
 use super::layout::{fsync_dir, packed_position, BlobId};
+use super::meta::MetaTxn;
 use super::read::{self, BlobSource, Snapshot};
 use super::schema::{BLOB_CONTENT, BLOB_REFS, CONTENT, INLINE_BLOBS};
 use super::{now_ms, Store, StoreError, StoreResult};
@@ -158,10 +157,7 @@ impl Store {
         let key = content::content_key(&sha256, size);
         let held = HeldContent { id, inline: false, md5: Some(digests.md5), checksum: digests.checksum };
         let holder = self.write(move |txn| {
-            let refs = txn.open_table(BLOB_REFS)?;
-            let (indexed, rows) = (txn.open_table(BLOB_CONTENT)?, txn.open_table(CONTENT)?);
-            let pending = refs.get(id)?.is_some() && content::needs_hashing(&indexed, &rows, &refs, id)?;
-            drop((refs, indexed, rows));
+            let pending = txn.blob_refs(id)? > 0 && content::needs_hashing_in(txn, id)?;
             if !pending {
                 return Ok((Err(Indexed::Skipped), Vec::new()));
             }
@@ -201,7 +197,7 @@ impl Store {
         fsync_dir(&self.layout.blob_dir(id))?;
         let key = *key;
         self.write(move |txn| {
-            if txn.open_table(BLOB_REFS)?.get(id)?.is_some() {
+            if txn.blob_refs(id)? > 0 {
                 content::record_merge(txn, id, &key, holder)?;
             }
             Ok(((), Vec::new()))

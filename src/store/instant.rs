@@ -10,9 +10,8 @@
 //! reference, which fails over to an ordinary upload if the content was
 //! freed, or its last held copy deleted, in between.
 
-use redb::WriteTransaction;
-
 use super::content::{self, HeldContent};
+use super::meta::MetaTxn;
 use super::schema::{BlobSpan, ObjectRecord, PartRecord};
 use super::txn::{add_refs, read_object, Holder};
 use super::versions::{self, bucket_versioning};
@@ -97,12 +96,7 @@ impl Store {
 
 /// Whether the content `sha256` is still held by the blob of `spans`, and by
 /// `requester` (a canonical id; `None` is root).
-fn still_held(
-    txn: &WriteTransaction,
-    sha256: &[u8; 32],
-    spans: &[BlobSpan],
-    requester: Option<&str>,
-) -> StoreResult<bool> {
+fn still_held(txn: &impl MetaTxn, sha256: &[u8; 32], spans: &[BlobSpan], requester: Option<&str>) -> StoreResult<bool> {
     let [span] = spans else { return Ok(false) };
     let live = content::find_live(txn, &content::content_key(sha256, span.size))?;
     if live.is_none_or(|held| held.id != span.id) {

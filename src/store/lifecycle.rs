@@ -9,9 +9,8 @@
 
 use redb::ReadableTable;
 
-use super::schema::{
-    decode, object_key, BucketRecord, ExpireAfter, ExpiryRule, ObjectRecord, ObjectVersion, BUCKETS, VERSIONS,
-};
+use super::meta::MetaTxn;
+use super::schema::{decode, object_key, BucketRecord, ExpireAfter, ExpiryRule, ObjectRecord, ObjectVersion, BUCKETS};
 use super::txn::read_object;
 use super::version_list::{VersionEntry, VersionQuery};
 use super::versions::{self, bucket_versioning, VersionId};
@@ -221,14 +220,14 @@ impl Store {
 }
 
 /// Whether the key `row` has exactly one noncurrent row, the version `id`.
-fn only_version_is(txn: &redb::WriteTransaction, row: &[u8], id: VersionId) -> StoreResult<bool> {
-    let table = txn.open_table(VERSIONS)?;
-    let mut rows = table.range((row, 0)..=(row, u64::MAX))?;
-    let first = match rows.next() {
-        Some(entry) => decode::<ObjectRecord>(entry?.1.value())?,
-        None => return Ok(false),
-    };
-    Ok(rows.next().is_none() && VersionId::of(&first.version) == id)
+fn only_version_is(txn: &impl MetaTxn, row: &[u8], id: VersionId) -> StoreResult<bool> {
+    let (mut seen, mut first) = (0, None);
+    txn.find_version(row, &mut |record| {
+        seen += 1;
+        first = first.or(Some(VersionId::of(&record.version)));
+        seen > 1
+    })?;
+    Ok(seen == 1 && first == Some(id))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use commit_mark::CommitMark;
 pub use error::{Chain, OpenError, StoreError, StoreResult};
 #[cfg(test)]
 use redb_meta::faults;
+use redb_meta::txn::RedbTxn;
 use redb_meta::{backup, commit, commit_mark, dbslot};
 pub use redb_meta::{backup_offline, pack, BackupError, BackupReport};
 pub mod digest;
@@ -27,6 +28,8 @@ pub mod layout;
 mod lifecycle;
 pub use lifecycle::ExpiryReport;
 mod list;
+mod meta;
+use meta::MetaTxn;
 pub mod md5_lanes;
 mod multipart;
 pub mod read;
@@ -59,9 +62,7 @@ use dbslot::DbSlot;
 use layout::{BlobId, Layout};
 pub use list::{ListEntry, ListPage, ListQuery};
 pub use multipart::{PartPage, UploadEntry, UploadPage, UploadQuery, UPLOAD_ID_LEN};
-use schema::{
-    decode, encode, object_key, BlobSpan, BucketRecord, ObjectRecord, BLOB_REFS, BUCKETS, DEAD_BLOBS, OBJECTS,
-};
+use schema::{decode, object_key, BlobSpan, BucketRecord, ObjectRecord, BLOB_REFS, BUCKETS, DEAD_BLOBS, OBJECTS};
 use space::Space;
 use txn::{add_refs, read_object, require_bucket, store_new_blob, Holder, NewBlobFate};
 use versions::bucket_versioning;
@@ -205,7 +206,7 @@ impl Store {
     /// full disk), then frees the blobs it reported dead.
     fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
-        F: FnOnce(&WriteTransaction) -> StoreResult<(T, Vec<BlobId>)> + Send + 'static,
+        F: FnOnce(&RedbTxn) -> StoreResult<(T, Vec<BlobId>)> + Send + 'static,
         T: Send + 'static,
     {
         self.write_checked(move |txn| Ok(f(txn)?))
@@ -215,7 +216,7 @@ impl Store {
     /// (preconditions): those are rejections, the store's say what they are.
     fn write_checked<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&WriteTransaction) -> Result<(T, Vec<BlobId>), WriteError<E>> + Send + 'static,
+        F: FnOnce(&RedbTxn) -> Result<(T, Vec<BlobId>), WriteError<E>> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
@@ -228,7 +229,7 @@ impl Store {
     /// are already in the dead-blob table of that commit).
     fn write_freeing<T, F>(&self, f: F) -> StoreResult<T>
     where
-        F: FnOnce(&WriteTransaction) -> StoreResult<(T, Vec<BlobId>)> + Send + 'static,
+        F: FnOnce(&RedbTxn) -> StoreResult<(T, Vec<BlobId>)> + Send + 'static,
         T: Send + 'static,
     {
         self.commit_freeing(move |txn| Ok(f(txn)?))
@@ -268,11 +269,11 @@ impl Store {
 
     fn commit_freeing<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&WriteTransaction) -> Result<(T, Vec<BlobId>), WriteError<E>> + Send + 'static,
+        F: FnOnce(&RedbTxn) -> Result<(T, Vec<BlobId>), WriteError<E>> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let (value, dead) = self.committer.execute(f)?;
+        let (value, dead) = self.committer.execute(move |txn: &WriteTransaction| f(&RedbTxn(txn)))?;
         self.free_blobs(dead);
         Ok(value)
     }
@@ -280,14 +281,12 @@ impl Store {
     // ---- buckets ----
 
     pub fn create_bucket(&self, name: &str, record: &BucketRecord) -> StoreResult<()> {
-        let (name, value) = (name.to_string(), encode(record)?);
+        let (name, record) = (name.to_string(), record.clone());
         self.write(move |txn| {
-            let mut buckets = txn.open_table(BUCKETS)?;
-            if let Some(existing) = buckets.get(name.as_str())? {
-                let existing: BucketRecord = decode(existing.value())?;
+            if let Some(existing) = txn.bucket(&name)? {
                 return Err(StoreError::BucketExists(existing.owner));
             }
-            buckets.insert(name.as_str(), value.as_slice())?;
+            txn.put_bucket(&name, &record)?;
             Ok(((), Vec::new()))
         })
     }
@@ -322,11 +321,9 @@ impl Store {
     {
         let name = name.to_string();
         self.write(move |txn| {
-            let mut buckets = txn.open_table(BUCKETS)?;
-            let current = buckets.get(name.as_str())?.map(|v| v.value().to_vec()).ok_or(StoreError::NoSuchBucket)?;
-            let mut record: BucketRecord = decode(&current)?;
+            let mut record = txn.bucket(&name)?.ok_or(StoreError::NoSuchBucket)?;
             change(&mut record);
-            buckets.insert(name.as_str(), encode(&record)?.as_slice())?;
+            txn.put_bucket(&name, &record)?;
             Ok(((), Vec::new()))
         })
     }
@@ -337,20 +334,15 @@ impl Store {
         let name = name.to_string();
         self.write_freeing(move |txn| {
             require_bucket(txn, &name)?;
-            let (lo, hi) = list::bucket_bounds(&name);
-            let versions_lo = (lo.as_slice(), 0);
-            let versions_hi = (hi.as_slice(), 0);
-            if txn.open_table(OBJECTS)?.range(lo.as_slice()..hi.as_slice())?.next().is_some()
-                || txn.open_table(schema::VERSIONS)?.range(versions_lo..versions_hi)?.next().is_some()
-            {
+            if txn.bucket_has_objects(&name)? {
                 return Err(StoreError::BucketNotEmpty);
             }
             let mut dead = Vec::new();
             for (upload, id) in multipart::uploads_of_bucket(txn, &name)? {
                 dead.extend(multipart::abort_in_txn(txn, &upload, &id)?);
             }
-            multipart::forget_completed(txn, &name)?;
-            txn.open_table(BUCKETS)?.remove(name.as_str())?;
+            txn.remove_completed_of_bucket(&name)?;
+            txn.remove_bucket(&name)?;
             Ok(((), dead))
         })
     }
@@ -430,6 +422,7 @@ impl Store {
         record.blobs = if span.has_blob() { vec![span] } else { Vec::new() };
         let (bucket, key) = (bucket.to_string(), key.to_string());
         let txn = move |txn: &WriteTransaction| -> Result<WithNewBlob<ObjectRecord>, WriteError<E>> {
+            let txn = &RedbTxn(txn);
             let versioning = bucket_versioning(txn, &bucket)?;
             let current = read_object(txn, &bucket, &key)?;
             check(current.as_ref()).map_err(WriteError::Rejected)?;

@@ -7,13 +7,15 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 
 use super::blob::{NewBlob, StagedBlob};
 use super::list::{as_slice_bound, common_prefix, prefix_successor};
+use super::meta::MetaTxn;
+use super::redb_meta::txn::RedbTxn;
 use super::schema::{
-    decode, encode, object_key, part_key, upload_index_key, AbortIncompleteRule, BlobSpan, BucketRecord,
-    CompletedUpload, ObjectRecord, PartRecord, UploadRecord, COMPLETED_UPLOADS, PARTS, UPLOADS, UPLOAD_INDEX,
+    decode, object_key, part_key, upload_index_key, AbortIncompleteRule, BlobSpan, BucketRecord, CompletedUpload,
+    ObjectRecord, PartRecord, UploadRecord, PARTS, UPLOADS, UPLOAD_INDEX,
 };
 use super::txn::{add_refs, drop_refs, read_object, require_bucket, store_new_blob, Holder, NewBlobFate};
 use super::{Store, StoreError, StoreResult, WriteError};
@@ -49,13 +51,10 @@ pub struct PartPage {
 
 impl Store {
     pub fn create_upload(&self, upload_id: &str, record: &UploadRecord) -> StoreResult<()> {
-        let (id, value) = (upload_id.to_string(), encode(record)?);
-        let index_row = upload_index_key(&record.bucket, &record.key, upload_id);
-        let bucket = record.bucket.clone();
+        let (id, record) = (upload_id.to_string(), record.clone());
         self.write(move |txn| {
-            require_bucket(txn, &bucket)?;
-            txn.open_table(UPLOADS)?.insert(id.as_str(), value.as_slice())?;
-            txn.open_table(UPLOAD_INDEX)?.insert(index_row.as_slice(), ())?;
+            require_bucket(txn, &record.bucket)?;
+            txn.put_upload(&id, &record)?;
             Ok(((), Vec::new()))
         })
     }
@@ -88,8 +87,9 @@ impl Store {
         span.part = number;
         let part = PartRecord { span, md5, last_modified_ms, checksum };
         let (bucket, key, id) = (bucket.to_string(), key.to_string(), upload_id.to_string());
-        let txn = move |txn: &WriteTransaction| {
-            record_part(txn, (&bucket, &key, &id), number, part, new_blob).map_err(WriteError::<StoreError>::from)
+        let txn = move |txn: &redb::WriteTransaction| {
+            record_part(&RedbTxn(txn), (&bucket, &key, &id), number, part, new_blob)
+                .map_err(WriteError::<StoreError>::from)
         };
         let ((part, _), _) = self.committer.execute_async(txn, self.settle(file)).await?;
         Ok(part)
@@ -139,7 +139,7 @@ impl Store {
         self.write_checked(move |txn| {
             let upload = upload_in_txn(txn, &bucket, &key, &id)?;
             let versioning = super::versions::bucket_versioning(txn, &bucket)?;
-            let parts = read_parts(txn, &id)?;
+            let parts = txn.parts(&id)?;
             let mut record = build(&upload, &parts).map_err(WriteError::Rejected)?;
             let current = read_object(txn, &bucket, &key)?;
             check(current.as_ref()).map_err(WriteError::Rejected)?;
@@ -148,8 +148,8 @@ impl Store {
             let used: HashSet<BlobId> = record.blobs.iter().map(|s| s.id).collect();
             let unused: Vec<BlobSpan> = parts.iter().map(|(_, p)| p.span).filter(|s| !used.contains(&s.id)).collect();
             let mut dead = drop_refs(txn, &unused, Holder::Id(&upload.owner))?;
-            remove_parts(txn, &id)?;
-            remove_upload_rows(txn, &upload, &id)?;
+            txn.remove_parts(&id)?;
+            txn.remove_upload(&id, &upload)?;
             dead.extend(super::versions::put_current(txn, (&bucket, &key), &mut record, current, versioning)?);
             remember_completed(txn, &bucket, &key, &id, &record)?;
             Ok((record, dead))
@@ -163,8 +163,9 @@ impl Store {
     /// which a retry must not acknowledge before that.
     pub fn completed_upload(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<Option<ObjectRecord>> {
         let (bucket, key, id) = (bucket.to_string(), key.to_string(), upload_id.to_string());
-        self.committer
-            .execute(move |txn| -> Result<_, WriteError<StoreError>> { Ok(completed_by(txn, &bucket, &key, &id)?) })
+        self.committer.execute(move |txn| -> Result<_, WriteError<StoreError>> {
+            Ok(completed_by(&RedbTxn(txn), &bucket, &key, &id)?)
+        })
     }
 
     /// Aborts an upload and frees every part.
@@ -247,55 +248,26 @@ impl Store {
     }
 }
 
-fn upload_in_txn(txn: &WriteTransaction, bucket: &str, key: &str, upload_id: &str) -> StoreResult<UploadRecord> {
-    let value = txn.open_table(UPLOADS)?.get(upload_id)?.map(|v| v.value().to_vec());
-    let record: UploadRecord = decode(&value.ok_or(StoreError::NoSuchUpload)?)?;
+fn upload_in_txn(txn: &impl MetaTxn, bucket: &str, key: &str, upload_id: &str) -> StoreResult<UploadRecord> {
+    let record = txn.upload(upload_id)?.ok_or(StoreError::NoSuchUpload)?;
     if record.bucket != bucket || record.key != key {
         return Err(StoreError::NoSuchUpload);
     }
     Ok(record)
 }
 
-/// Every part row of an upload, in part-number order.
-fn read_parts(txn: &WriteTransaction, upload_id: &str) -> StoreResult<Vec<(u16, PartRecord)>> {
-    let table = txn.open_table(PARTS)?;
-    let (lo, hi) = (part_key(upload_id, 0), part_key(upload_id, u16::MAX));
-    let mut parts = Vec::new();
-    for row in table.range::<&[u8]>(lo.as_slice()..=hi.as_slice())? {
-        let (k, v) = row?;
-        parts.push((part_number(k.value()), decode(v.value())?));
-    }
-    Ok(parts)
-}
-
-/// Removes every part row of an upload (their blob references stay).
-fn remove_parts(txn: &WriteTransaction, upload_id: &str) -> StoreResult<()> {
-    let mut table = txn.open_table(PARTS)?;
-    let (lo, hi) = (part_key(upload_id, 0), part_key(upload_id, u16::MAX));
-    table.retain_in::<&[u8], _>(lo.as_slice()..=hi.as_slice(), |_, _| false)?;
-    Ok(())
-}
-
-fn remove_upload_rows(txn: &WriteTransaction, upload: &UploadRecord, upload_id: &str) -> StoreResult<()> {
-    txn.open_table(UPLOADS)?.remove(upload_id)?;
-    txn.open_table(UPLOAD_INDEX)?.remove(upload_index_key(&upload.bucket, &upload.key, upload_id).as_slice())?;
-    Ok(())
-}
-
 /// Removes an upload and its parts inside `txn`; returns the freed blobs.
-pub(super) fn abort_in_txn(txn: &WriteTransaction, upload: &UploadRecord, upload_id: &str) -> StoreResult<Vec<BlobId>> {
-    let parts = read_parts(txn, upload_id)?;
-    remove_parts(txn, upload_id)?;
-    remove_upload_rows(txn, upload, upload_id)?;
+pub(super) fn abort_in_txn(txn: &impl MetaTxn, upload: &UploadRecord, upload_id: &str) -> StoreResult<Vec<BlobId>> {
+    let parts = txn.parts(upload_id)?;
+    txn.remove_parts(upload_id)?;
+    txn.remove_upload(upload_id, upload)?;
     let spans: Vec<BlobSpan> = parts.into_iter().map(|(_, p)| p.span).collect();
     drop_refs(txn, &spans, Holder::Id(&upload.owner))
 }
 
 /// The object at `bucket/key` if the upload `id` created it and it is current.
-fn completed_by(txn: &WriteTransaction, bucket: &str, key: &str, id: &str) -> StoreResult<Option<ObjectRecord>> {
-    let rows = txn.open_table(COMPLETED_UPLOADS)?;
-    let Some(row) = rows.get(object_key(bucket, key.as_bytes()).as_slice())? else { return Ok(None) };
-    let completed: CompletedUpload = decode(row.value())?;
+fn completed_by(txn: &impl MetaTxn, bucket: &str, key: &str, id: &str) -> StoreResult<Option<ObjectRecord>> {
+    let Some(completed) = txn.completed(&object_key(bucket, key.as_bytes()))? else { return Ok(None) };
     if completed.upload_id != id {
         return Ok(None);
     }
@@ -305,7 +277,7 @@ fn completed_by(txn: &WriteTransaction, bucket: &str, key: &str, id: &str) -> St
 /// Records which upload created the object at `bucket/key` (replacing the
 /// key's previous row).
 fn remember_completed(
-    txn: &WriteTransaction,
+    txn: &impl MetaTxn,
     bucket: &str,
     key: &str,
     upload_id: &str,
@@ -316,53 +288,29 @@ fn remember_completed(
         etag: record.etag.clone(),
         last_modified_ms: record.last_modified_ms,
     };
-    let row_key = object_key(bucket, key.as_bytes());
-    txn.open_table(COMPLETED_UPLOADS)?.insert(row_key.as_slice(), encode(&completed)?.as_slice())?;
-    Ok(())
+    txn.put_completed(&object_key(bucket, key.as_bytes()), &completed)
 }
 
 /// Drops the completed-upload row of a key being deleted: a repeated
 /// Complete then answers NoSuchUpload, and the table holds no row per key
 /// ever deleted.
-pub(super) fn forget_completed_key(txn: &WriteTransaction, bucket: &str, key: &str) -> StoreResult<()> {
-    txn.open_table(COMPLETED_UPLOADS)?.remove(object_key(bucket, key.as_bytes()).as_slice())?;
-    Ok(())
-}
-
-/// Drops the completed-upload rows of a bucket being deleted.
-pub(super) fn forget_completed(txn: &WriteTransaction, bucket: &str) -> StoreResult<()> {
-    let (lo, hi) = super::list::bucket_bounds(bucket);
-    let mut table = txn.open_table(COMPLETED_UPLOADS)?;
-    table.retain_in::<&[u8], _>(lo.as_slice()..hi.as_slice(), |_, _| false)?;
-    Ok(())
+pub(super) fn forget_completed_key(txn: &impl MetaTxn, bucket: &str, key: &str) -> StoreResult<()> {
+    txn.remove_completed(&object_key(bucket, key.as_bytes()))
 }
 
 /// Every upload of a bucket, for DeleteBucket (S3 deletes a bucket with
 /// uploads in progress and discards them).
-pub(super) fn uploads_of_bucket(txn: &WriteTransaction, bucket: &str) -> StoreResult<Vec<(UploadRecord, String)>> {
-    let (lo, hi) = super::list::bucket_bounds(bucket);
-    let ids: Vec<String> = {
-        let index = txn.open_table(UPLOAD_INDEX)?;
-        let mut ids = Vec::new();
-        for row in index.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
-            let (k, _) = row?;
-            if let Some((_, id)) = split_index_key(k.value(), bucket) {
-                ids.push(id.to_string());
-            }
-        }
-        ids
-    };
+pub(super) fn uploads_of_bucket(txn: &impl MetaTxn, bucket: &str) -> StoreResult<Vec<(UploadRecord, String)>> {
     let mut out = Vec::new();
-    for id in ids {
-        let value = txn.open_table(UPLOADS)?.get(id.as_str())?.map(|v| v.value().to_vec());
-        if let Some(value) = value {
-            out.push((decode(&value)?, id));
+    for id in txn.uploads_of_bucket(bucket)? {
+        if let Some(record) = txn.upload(&id)? {
+            out.push((record, id));
         }
     }
     Ok(out)
 }
 
-fn part_number(row_key: &[u8]) -> u16 {
+pub(super) fn part_number(row_key: &[u8]) -> u16 {
     match row_key {
         [.., hi, lo] => u16::from_be_bytes([*hi, *lo]),
         _ => 0,
@@ -400,7 +348,7 @@ fn uploads_start(bucket: &str, q: &UploadQuery) -> Bound<Vec<u8>> {
 /// Stores part `number` of an upload; returns the part as stored and the
 /// blobs the part it replaces leaves unreferenced.
 pub(super) fn record_part(
-    txn: &WriteTransaction,
+    txn: &impl MetaTxn,
     (bucket, key, id): (&str, &str, &str),
     number: u16,
     mut part: PartRecord,
@@ -408,10 +356,7 @@ pub(super) fn record_part(
 ) -> StoreResult<((PartRecord, NewBlobFate), Vec<BlobId>)> {
     let upload = upload_in_txn(txn, bucket, key, id)?;
     let fate = store_new_blob(txn, new_blob, std::slice::from_mut(&mut part.span))?;
-    let row = part_key(id, number);
-    let previous =
-        txn.open_table(PARTS)?.insert(row.as_slice(), encode(&part)?.as_slice())?.map(|v| v.value().to_vec());
-    let previous = previous.map(|bytes| decode::<PartRecord>(&bytes)).transpose()?;
+    let previous = txn.put_part(id, number, &part)?;
     let holder = Holder::Id(&upload.owner);
     add_refs(txn, &[part.span], holder)?;
     let dead = drop_refs(txn, &previous.map(|p| vec![p.span]).unwrap_or_default(), holder)?;

@@ -1,31 +1,22 @@
 //! Steps shared by write transactions: lookups and reference counting.
 //! Every function here runs inside a caller's transaction and commits nothing.
 
-use redb::{ReadableTable, WriteTransaction};
-
 use super::blob::NewBlob;
-use super::layout::{packed_position, BlobId};
-use super::schema::{
-    decode, encode_block_crcs, object_key, BlobSpan, BucketRecord, ObjectRecord, BLOB_CRCS, BLOB_REFS, BUCKETS,
-    DEAD_BLOBS, INLINE_BLOBS, OBJECTS,
-};
-use super::{content, pack};
+use super::content;
+use super::layout::BlobId;
+use super::meta::MetaTxn;
+use super::schema::{encode_block_crcs, object_key, BlobSpan, ObjectRecord};
 use super::{StoreError, StoreResult};
 
-pub(super) fn require_bucket(txn: &WriteTransaction, bucket: &str) -> StoreResult<()> {
-    match txn.open_table(BUCKETS)?.get(bucket)? {
+pub(super) fn require_bucket(txn: &impl MetaTxn, bucket: &str) -> StoreResult<()> {
+    match txn.bucket(bucket)? {
         Some(_) => Ok(()),
         None => Err(StoreError::NoSuchBucket),
     }
 }
 
-pub(super) fn read_object(txn: &WriteTransaction, bucket: &str, key: &str) -> StoreResult<Option<ObjectRecord>> {
-    let objects = txn.open_table(OBJECTS)?;
-    let value = objects.get(object_key(bucket, key.as_bytes()).as_slice())?;
-    Ok(match value {
-        Some(v) => Some(decode(v.value())?),
-        None => None,
-    })
+pub(super) fn read_object(txn: &impl MetaTxn, bucket: &str, key: &str) -> StoreResult<Option<ObjectRecord>> {
+    txn.object(&object_key(bucket, key.as_bytes()))
 }
 
 /// Whose references a write adds or drops (`content.rs` counts them per
@@ -39,20 +30,17 @@ pub(super) enum Holder<'a> {
 }
 
 impl Holder<'_> {
-    fn resolve(self, txn: &WriteTransaction) -> StoreResult<String> {
+    fn resolve(self, txn: &impl MetaTxn) -> StoreResult<String> {
         match self {
             Holder::Id(id) | Holder::OfObject { owner: Some(id), .. } => Ok(id.to_string()),
-            Holder::OfObject { bucket, owner: None } => {
-                let value = txn.open_table(BUCKETS)?.get(bucket)?.map(|v| v.value().to_vec());
-                Ok(decode::<BucketRecord>(&value.ok_or(StoreError::NoSuchBucket)?)?.owner)
-            }
+            Holder::OfObject { bucket, owner: None } => Ok(txn.bucket(bucket)?.ok_or(StoreError::NoSuchBucket)?.owner),
         }
     }
 }
 
 /// Counts `holder`'s references to the file blobs of `spans`, reading the
 /// bucket's owner only if there is one.
-fn count_holders(txn: &WriteTransaction, spans: &[BlobSpan], holder: Holder, delta: i64) -> StoreResult<()> {
+fn count_holders(txn: &impl MetaTxn, spans: &[BlobSpan], holder: Holder, delta: i64) -> StoreResult<()> {
     if spans.iter().any(content::is_file) {
         content::count_holders(txn, spans, &holder.resolve(txn)?, delta)?;
     }
@@ -60,43 +48,28 @@ fn count_holders(txn: &WriteTransaction, spans: &[BlobSpan], holder: Holder, del
 }
 
 /// Counts one more reference to each span's blob, held by `holder`.
-pub(super) fn add_refs(txn: &WriteTransaction, spans: &[BlobSpan], holder: Holder) -> StoreResult<()> {
+pub(super) fn add_refs(txn: &impl MetaTxn, spans: &[BlobSpan], holder: Holder) -> StoreResult<()> {
     count_holders(txn, spans, holder, 1)?;
-    let mut refs = txn.open_table(BLOB_REFS)?;
     for span in spans.iter().filter(|s| s.has_blob()) {
-        let count = refs.get(span.id)?.map(|v| v.value()).unwrap_or(0);
-        refs.insert(span.id, count + 1)?;
+        txn.set_blob_refs(span.id, txn.blob_refs(span.id)? + 1)?;
     }
     Ok(())
 }
 
 /// Drops one reference of `holder` to each span's blob; returns the blobs
 /// now unreferenced, recorded in the dead-blob table of this transaction.
-pub(super) fn drop_refs(txn: &WriteTransaction, spans: &[BlobSpan], holder: Holder) -> StoreResult<Vec<BlobId>> {
+pub(super) fn drop_refs(txn: &impl MetaTxn, spans: &[BlobSpan], holder: Holder) -> StoreResult<Vec<BlobId>> {
     count_holders(txn, spans, holder, -1)?;
     let mut dead = Vec::new();
-    let mut refs = txn.open_table(BLOB_REFS)?;
-    let mut dead_table = txn.open_table(DEAD_BLOBS)?;
-    let mut inline = txn.open_table(INLINE_BLOBS)?;
-    let mut crcs = txn.open_table(BLOB_CRCS)?;
     for span in spans.iter().filter(|s| s.has_blob()) {
-        let count = refs.get(span.id)?.map(|v| v.value()).unwrap_or(0);
+        let count = txn.blob_refs(span.id)?;
         if count > 1 {
-            refs.insert(span.id, count - 1)?;
+            txn.set_blob_refs(span.id, count - 1)?;
             continue;
         }
-        refs.remove(span.id)?;
+        txn.set_blob_refs(span.id, 0)?;
         content::forget(txn, span.id)?;
-        if let Some(position) = packed_position(span.id) {
-            pack::release(txn, position, span.size)?;
-        } else if span.inline {
-            crcs.remove(span.id)?;
-            inline.remove(span.id)?;
-        } else {
-            crcs.remove(span.id)?;
-            dead_table.insert(span.id, ())?;
-            dead.push(span.id);
-        }
+        dead.extend(txn.release_blob(span)?);
     }
     Ok(dead)
 }
@@ -118,7 +91,7 @@ pub(super) enum NewBlobFate {
 /// blob holds already (the unique-file table, `content.rs`) is not stored:
 /// `spans` are pointed at that blob.
 pub(super) fn store_new_blob(
-    txn: &WriteTransaction,
+    txn: &impl MetaTxn,
     blob: Option<NewBlob>,
     spans: &mut [BlobSpan],
 ) -> StoreResult<NewBlobFate> {
@@ -134,12 +107,12 @@ pub(super) fn store_new_blob(
     }
     let id = match &blob.inline {
         Some(bytes) => {
-            let id = pack::append(txn, bytes)?;
+            let id = txn.store_small_body(bytes)?;
             spans.iter_mut().filter(|s| s.id == blob.id).for_each(|s| s.id = id);
             id
         }
         None => {
-            txn.open_table(BLOB_CRCS)?.insert(blob.id, encode_block_crcs(&blob.blocks).as_slice())?;
+            txn.put_block_crcs(blob.id, &encode_block_crcs(&blob.blocks))?;
             blob.id
         }
     };

@@ -6,7 +6,8 @@
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::schema::{decode, encode, Stored, USERS, USER_KEYS};
+use super::meta::MetaTxn;
+use super::schema::{decode, Stored, USERS, USER_KEYS};
 use super::{Store, StoreError, StoreResult};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -31,13 +32,10 @@ impl Store {
     /// Adds a user; `UserExists` if the name (or, improbably, the key) is taken.
     pub fn add_user(&self, user: UserRecord) -> StoreResult<UserRecord> {
         self.write(move |txn| {
-            let mut users = txn.open_table(USERS)?;
-            let mut keys = txn.open_table(USER_KEYS)?;
-            if users.get(user.name.as_str())?.is_some() || keys.get(user.access_key.as_str())?.is_some() {
+            if txn.user(&user.name)?.is_some() || txn.user_of_key(&user.access_key)?.is_some() {
                 return Err(StoreError::UserExists);
             }
-            users.insert(user.name.as_str(), encode(&user)?.as_slice())?;
-            keys.insert(user.access_key.as_str(), user.name.as_str())?;
+            txn.put_user(&user)?;
             Ok((user, Vec::new()))
         })
     }
@@ -70,12 +68,8 @@ impl Store {
     pub fn remove_user(&self, name: &str) -> StoreResult<UserRecord> {
         let name = name.to_string();
         self.write(move |txn| {
-            let mut users = txn.open_table(USERS)?;
-            let user: UserRecord = match users.remove(name.as_str())? {
-                Some(value) => decode(value.value())?,
-                None => return Err(StoreError::NoSuchUser),
-            };
-            txn.open_table(USER_KEYS)?.remove(user.access_key.as_str())?;
+            let user = txn.user(&name)?.ok_or(StoreError::NoSuchUser)?;
+            txn.remove_user(&user)?;
             Ok((user, Vec::new()))
         })
     }
@@ -84,13 +78,9 @@ impl Store {
     pub fn set_user_secret(&self, name: &str, secret_key: String) -> StoreResult<UserRecord> {
         let name = name.to_string();
         self.write(move |txn| {
-            let mut users = txn.open_table(USERS)?;
-            let mut user: UserRecord = match users.get(name.as_str())? {
-                Some(value) => decode(value.value())?,
-                None => return Err(StoreError::NoSuchUser),
-            };
+            let mut user = txn.user(&name)?.ok_or(StoreError::NoSuchUser)?;
             user.secret_key = secret_key;
-            users.insert(name.as_str(), encode(&user)?.as_slice())?;
+            txn.put_user(&user)?;
             Ok((user, Vec::new()))
         })
     }

@@ -19,19 +19,14 @@
 
 use std::fmt;
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 
 use super::commit::WriteError;
 use super::layout::BlobId;
-use super::schema::{
-    decode, encode, object_key, BucketRecord, ObjectRecord, ObjectVersion, Versioning, BUCKETS, OBJECTS, STORE_META,
-    VERSIONS,
-};
+use super::meta::MetaTxn;
+use super::schema::{decode, object_key, ObjectRecord, ObjectVersion, Versioning};
 use super::txn::{drop_refs, Holder};
 use super::{StoreError, StoreResult};
-
-/// The [`STORE_META`] counter that orders versions.
-const SEQ_COUNTER: &str = "version_seq";
 
 /// A version id as S3 clients see it: `null`, or an opaque id (here the
 /// version's sequence number, 16 hex digits).
@@ -86,22 +81,18 @@ pub struct Deleted {
 }
 
 /// A bucket's versioning state; fails with `NoSuchBucket`.
-pub(super) fn bucket_versioning(txn: &WriteTransaction, bucket: &str) -> StoreResult<Versioning> {
-    let buckets = txn.open_table(BUCKETS)?;
-    let value = buckets.get(bucket)?.ok_or(StoreError::NoSuchBucket)?;
-    Ok(decode::<BucketRecord>(value.value())?.versioning)
+pub(super) fn bucket_versioning(txn: &impl MetaTxn, bucket: &str) -> StoreResult<Versioning> {
+    Ok(txn.bucket(bucket)?.ok_or(StoreError::NoSuchBucket)?.versioning)
 }
 
 /// The version a write to a bucket in state `versioning` creates. A bucket
 /// that never had versioning writes seq 0: its one version per key is older
 /// than any version written once versioning is enabled.
-fn new_version(txn: &WriteTransaction, versioning: Versioning, delete_marker: bool) -> StoreResult<ObjectVersion> {
+fn new_version(txn: &impl MetaTxn, versioning: Versioning, delete_marker: bool) -> StoreResult<ObjectVersion> {
     if versioning == Versioning::Unversioned {
         return Ok(ObjectVersion { delete_marker, ..ObjectVersion::NULL });
     }
-    let mut meta = txn.open_table(STORE_META)?;
-    let seq = meta.get(SEQ_COUNTER)?.map(|v| v.value()).unwrap_or(0) + 1;
-    meta.insert(SEQ_COUNTER, seq)?;
+    let seq = txn.next_version_seq()?;
     Ok(ObjectVersion { seq, null: versioning == Versioning::Suspended, delete_marker })
 }
 
@@ -110,7 +101,7 @@ fn new_version(txn: &WriteTransaction, versioning: Versioning, delete_marker: bo
 /// noncurrent one, or replaced if both are the `null` version. Returns
 /// the blobs no longer referenced.
 pub(super) fn put_current(
-    txn: &WriteTransaction,
+    txn: &impl MetaTxn,
     (bucket, key): (&str, &str),
     record: &mut ObjectRecord,
     current: Option<ObjectRecord>,
@@ -119,7 +110,7 @@ pub(super) fn put_current(
     record.version = new_version(txn, versioning, false)?;
     let row = object_key(bucket, key.as_bytes());
     let dead = make_room(txn, (bucket, &row), current, record.version)?;
-    txn.open_table(OBJECTS)?.insert(row.as_slice(), encode(&*record)?.as_slice())?;
+    txn.put_object(&row, record)?;
     Ok(dead)
 }
 
@@ -127,14 +118,14 @@ pub(super) fn put_current(
 /// bucket without versioning, else writes a delete marker as the latest
 /// version (with version id `null` while versioning is suspended).
 pub(super) fn delete_latest(
-    txn: &WriteTransaction,
+    txn: &impl MetaTxn,
     (bucket, key): (&str, &str),
     current: Option<ObjectRecord>,
     versioning: Versioning,
 ) -> StoreResult<(Deleted, Vec<BlobId>)> {
     let row = object_key(bucket, key.as_bytes());
     if versioning == Versioning::Unversioned {
-        txn.open_table(OBJECTS)?.remove(row.as_slice())?;
+        txn.remove_object(&row)?;
         let dead = match current {
             Some(current) => drop_refs(txn, &current.blobs, held_by(bucket, &current))?,
             None => Vec::new(),
@@ -145,7 +136,7 @@ pub(super) fn delete_latest(
     let had_current = current.is_some();
     let dead = make_room(txn, (bucket, &row), current, version)?;
     if had_current {
-        txn.open_table(OBJECTS)?.remove(row.as_slice())?;
+        txn.remove_object(&row)?;
     }
     let marker = ObjectRecord {
         size: 0,
@@ -161,7 +152,7 @@ pub(super) fn delete_latest(
         owner: None,
         acl: None,
     };
-    txn.open_table(VERSIONS)?.insert((row.as_slice(), !version.seq), encode(&marker)?.as_slice())?;
+    txn.put_version(&row, !version.seq, &marker)?;
     Ok((Deleted { version_id: Some(VersionId::of(&version)), delete_marker: true }, dead))
 }
 
@@ -169,7 +160,7 @@ pub(super) fn delete_latest(
 /// current object becomes noncurrent, and a `null` incoming version
 /// replaces the key's previous `null` version wherever it is.
 fn make_room(
-    txn: &WriteTransaction,
+    txn: &impl MetaTxn,
     (bucket, row): (&str, &[u8]),
     current: Option<ObjectRecord>,
     incoming: ObjectVersion,
@@ -183,8 +174,7 @@ fn make_room(
                 dead.extend(drop_refs(txn, &current.blobs, held_by(bucket, &current))?);
             }
             false => {
-                let value = encode(&current)?;
-                txn.open_table(VERSIONS)?.insert((row, !current.version.seq), value.as_slice())?;
+                txn.put_version(row, !current.version.seq, &current)?;
             }
         }
     }
@@ -201,7 +191,7 @@ fn make_room(
 /// Deleting a version that does not exist succeeds and removes nothing, as
 /// in S3.
 pub(super) fn delete_version(
-    txn: &WriteTransaction,
+    txn: &impl MetaTxn,
     (bucket, key): (&str, &str),
     current: Option<ObjectRecord>,
     id: VersionId,
@@ -209,7 +199,7 @@ pub(super) fn delete_version(
     let row = object_key(bucket, key.as_bytes());
     let (removed, current_stays) = match current {
         Some(current) if id.matches(&current.version) => {
-            txn.open_table(OBJECTS)?.remove(row.as_slice())?;
+            txn.remove_object(&row)?;
             (Some(current), false)
         }
         Some(_) => (take_noncurrent(txn, &row, id)?, true),
@@ -234,28 +224,27 @@ fn is_marker(record: &ObjectRecord) -> bool {
 
 /// Makes the newest noncurrent version of a key without a current object
 /// current again, unless it is a delete marker (which stays the latest).
-fn promote_newest(txn: &WriteTransaction, row: &[u8]) -> StoreResult<()> {
-    let mut versions = txn.open_table(VERSIONS)?;
-    let newest = match versions.range((row, 0)..=(row, u64::MAX))?.next() {
-        Some(entry) => {
-            let (k, v) = entry?;
-            Some((k.value().1, decode::<ObjectRecord>(v.value())?))
-        }
-        None => None,
-    };
+fn promote_newest(txn: &impl MetaTxn, row: &[u8]) -> StoreResult<()> {
+    let newest = txn.find_version(row, &mut |_| true)?;
     let Some((inverted_seq, record)) = newest.filter(|(_, r)| !is_marker(r)) else { return Ok(()) };
-    versions.remove((row, inverted_seq))?;
-    txn.open_table(OBJECTS)?.insert(row, encode(&record)?.as_slice())?;
-    Ok(())
+    txn.remove_version(row, inverted_seq)?;
+    txn.put_object(row, &record)
 }
 
 /// Removes a noncurrent version (or delete marker) of the key `row` from
 /// [`VERSIONS`] and returns it.
-fn take_noncurrent(txn: &WriteTransaction, row: &[u8], id: VersionId) -> StoreResult<Option<ObjectRecord>> {
-    let mut versions = txn.open_table(VERSIONS)?;
-    let Some((inverted_seq, record)) = find_noncurrent(&versions, row, id)? else { return Ok(None) };
-    versions.remove((row, inverted_seq))?;
+fn take_noncurrent(txn: &impl MetaTxn, row: &[u8], id: VersionId) -> StoreResult<Option<ObjectRecord>> {
+    let Some((inverted_seq, record)) = noncurrent_in(txn, row, id)? else { return Ok(None) };
+    txn.remove_version(row, inverted_seq)?;
     Ok(Some(record))
+}
+
+/// [`find_noncurrent`] inside a write transaction.
+fn noncurrent_in(txn: &impl MetaTxn, row: &[u8], id: VersionId) -> StoreResult<Option<(u64, ObjectRecord)>> {
+    match id {
+        VersionId::Seq(seq) => Ok(txn.version(row, !seq)?.filter(|r| !r.version.null).map(|r| (!seq, r))),
+        VersionId::Null => txn.find_version(row, &mut |r| r.version.null),
+    }
 }
 
 /// A noncurrent version of the key `row` and its [`VERSIONS`] key. A
@@ -298,12 +287,19 @@ pub(super) fn latest_marker(
 /// copy reads as its source. A delete marker is
 /// [`StoreError::DeleteMarker`]; no such version, `NoSuchVersion`.
 pub(super) fn read_version(
-    txn: &WriteTransaction,
+    txn: &impl MetaTxn,
     (bucket, key): (&str, &str),
     id: Option<VersionId>,
 ) -> StoreResult<ObjectRecord> {
     let row = object_key(bucket, key.as_bytes());
-    lookup(&txn.open_table(OBJECTS)?, &txn.open_table(VERSIONS)?, &row, id)
+    let current = txn.object(&row)?;
+    let found = match (id, current) {
+        (None, Some(current)) => return Ok(current),
+        (Some(id), Some(current)) if id.matches(&current.version) => return Ok(current),
+        (None, None) => txn.find_version(&row, &mut |_| true)?.map(|(_, r)| r).filter(is_marker),
+        (Some(id), _) => noncurrent_in(txn, &row, id)?.map(|(_, r)| r),
+    };
+    resolve(found, id)
 }
 
 /// The version `id` of the key `row` (its current object without one), in
@@ -344,14 +340,14 @@ pub(super) fn resolve(found: Option<ObjectRecord>, asked: Option<VersionId>) -> 
 }
 
 /// The noncurrent version (or delete marker) `id` of the key `row`.
-pub(super) fn noncurrent(txn: &WriteTransaction, row: &[u8], id: VersionId) -> StoreResult<Option<ObjectRecord>> {
-    Ok(find_noncurrent(&txn.open_table(VERSIONS)?, row, id)?.map(|(_, record)| record))
+pub(super) fn noncurrent(txn: &impl MetaTxn, row: &[u8], id: VersionId) -> StoreResult<Option<ObjectRecord>> {
+    Ok(noncurrent_in(txn, row, id)?.map(|(_, record)| record))
 }
 
 /// Changes the version `id` of a key (its current object without one) in
 /// place, wherever it is stored; returns it as changed. `change` may refuse.
 pub(super) fn update_version<E, F>(
-    txn: &WriteTransaction,
+    txn: &impl MetaTxn,
     (bucket, key): (&str, &str),
     id: Option<VersionId>,
     change: F,
@@ -367,17 +363,11 @@ where
     Ok(record)
 }
 
-fn store_back(txn: &WriteTransaction, row: &[u8], place: Place, record: &ObjectRecord) -> StoreResult<()> {
-    let value = encode(record)?;
+fn store_back(txn: &impl MetaTxn, row: &[u8], place: Place, record: &ObjectRecord) -> StoreResult<()> {
     match place {
-        Place::Current => {
-            txn.open_table(OBJECTS)?.insert(row, value.as_slice())?;
-        }
-        Place::Noncurrent(inverted_seq) => {
-            txn.open_table(VERSIONS)?.insert((row, inverted_seq), value.as_slice())?;
-        }
+        Place::Current => txn.put_object(row, record),
+        Place::Noncurrent(inverted_seq) => txn.put_version(row, inverted_seq, record),
     }
-    Ok(())
 }
 
 /// Where a version's record is stored.
@@ -390,7 +380,7 @@ enum Place {
 /// The version `id` of a key (its current object without one), and where
 /// it is; a delete marker cannot be changed.
 fn locate(
-    txn: &WriteTransaction,
+    txn: &impl MetaTxn,
     (bucket, key): (&str, &str),
     row: &[u8],
     id: Option<VersionId>,
@@ -399,10 +389,9 @@ fn locate(
     if let Some(current) = current.filter(|c| id.is_none_or(|id| id.matches(&c.version))) {
         return Ok((Place::Current, current));
     }
-    let versions = txn.open_table(VERSIONS)?;
     let found = match id {
-        Some(id) => find_noncurrent(&versions, row, id)?,
-        None => latest_marker(&versions, row)?.map(|marker| (!marker.version.seq, marker)),
+        Some(id) => noncurrent_in(txn, row, id)?,
+        None => txn.find_version(row, &mut |_| true)?.filter(|(_, r)| is_marker(r)),
     };
     match found {
         Some((inverted_seq, record)) if !is_marker(&record) => Ok((Place::Noncurrent(inverted_seq), record)),

@@ -14,6 +14,7 @@ pub(super) mod dbslot;
 #[cfg(test)]
 pub(super) mod faults;
 pub mod pack;
+pub(super) mod txn;
 
 pub use backup::{backup_offline, BackupError, BackupReport};
 
