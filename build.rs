@@ -12,11 +12,13 @@ const ASSETS: &str = "src/console/assets";
 
 fn main() -> io::Result<()> {
     println!("cargo:rerun-if-changed={ASSETS}");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(ASSETS);
+    // Read when the script runs, not when it was compiled: a build script
+    // reused from another checkout of the same target folder must still
+    // embed this checkout's page.
+    let manifest = env::var_os("CARGO_MANIFEST_DIR").ok_or_else(|| io::Error::other("CARGO_MANIFEST_DIR not set"))?;
+    let root = Path::new(&manifest).join(ASSETS);
     let mut files = Vec::new();
-    if root.is_dir() {
-        walk(&root, &mut files)?;
-    }
+    walk(&root, &mut files).map_err(|e| io::Error::new(e.kind(), format!("reading {}: {e}", root.display())))?;
     files.sort();
     let mut table = String::from("&[\n");
     for file in &files {
