@@ -17,19 +17,19 @@
 
 use std::collections::HashMap;
 
-use redb::{ReadTransaction, ReadableTable};
+use redb::ReadableTable;
 
 use super::blob::NewBlob;
 use super::digest::ChecksumAlgorithm;
 use super::layout::{packed_position, BlobId};
-use super::meta::MetaTxn;
+use super::meta::{MetaRead, MetaTxn};
 use super::schema::{
-    decode, BlobSpan, BucketRecord, ObjectRecord, PartRecord, UploadRecord, BLOB_REFS, BUCKETS, CONTENT,
-    CONTENT_HOLDERS, OBJECTS, PARTS, STORE_META, UPLOADS, VERSIONS,
+    decode, BlobSpan, BucketRecord, ObjectRecord, PartRecord, UploadRecord, BUCKETS, CONTENT_HOLDERS, OBJECTS, PARTS,
+    STORE_META, UPLOADS, VERSIONS,
 };
 use super::StoreResult;
 
-/// The key of [`CONTENT`]: SHA-256, then the size big-endian.
+/// The key of [`CONTENT`](super::schema::CONTENT): SHA-256, then the size big-endian.
 pub fn content_key(sha256: &[u8; 32], size: u64) -> [u8; 40] {
     let mut key = [0u8; 40];
     let (hash, len) = key.split_at_mut(32);
@@ -70,29 +70,12 @@ fn decode_row(value: &[u8]) -> Option<HeldContent> {
 }
 
 /// The live blob holding `key`'s content: one with references in this
-/// transaction.
-pub(super) fn find_live(txn: &impl MetaTxn, key: &[u8; 40]) -> StoreResult<Option<HeldContent>> {
+/// transaction (or snapshot, for deciding before a body is read).
+pub(super) fn find_live(txn: &impl MetaRead, key: &[u8; 40]) -> StoreResult<Option<HeldContent>> {
     let Some(held) = txn.content_row(key)?.and_then(|row| decode_row(&row)) else {
         return Ok(None);
     };
     Ok((txn.blob_refs(held.id)? > 0).then_some(held))
-}
-
-/// [`find_live`] in a read transaction, for deciding before a body is read.
-pub(super) fn find_live_read(txn: &ReadTransaction, key: &[u8; 40]) -> StoreResult<Option<HeldContent>> {
-    live_in(&txn.open_table(CONTENT)?, &txn.open_table(BLOB_REFS)?, key)
-}
-
-fn live_in(
-    content: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    refs: &impl ReadableTable<u128, u64>,
-    key: &[u8; 40],
-) -> StoreResult<Option<HeldContent>> {
-    let Some(held) = content.get(key.as_slice())?.and_then(|v| decode_row(v.value())) else {
-        return Ok(None);
-    };
-    let live = refs.get(held.id)?.is_some_and(|count| count.value() > 0);
-    Ok(live.then_some(held))
 }
 
 /// Indexes a new blob (unless its content is indexed already).
@@ -114,7 +97,7 @@ pub(super) fn index(txn: &impl MetaTxn, key: &[u8; 40], held: &HeldContent) -> S
 }
 
 /// Records that blob `id`'s file is now a hard link to `holder`'s, which
-/// holds the content `key` (`hasher.rs`): `key ‖ holder` in [`BLOB_CONTENT`].
+/// holds the content `key` (`hasher.rs`): `key ‖ holder` in [`BLOB_CONTENT`](super::schema::BLOB_CONTENT).
 pub(super) fn record_merge(txn: &impl MetaTxn, id: BlobId, key: &[u8; 40], holder: BlobId) -> StoreResult<()> {
     let mut value = key.to_vec();
     value.extend_from_slice(&holder.to_be_bytes());
@@ -122,37 +105,25 @@ pub(super) fn record_merge(txn: &impl MetaTxn, id: BlobId, key: &[u8; 40], holde
 }
 
 /// The blob whose file a merged blob's file is a hard link to, from its
-/// [`BLOB_CONTENT`] value; `None` for a blob indexed under its own id.
+/// [`BLOB_CONTENT`](super::schema::BLOB_CONTENT) value; `None` for a blob indexed under its own id.
 pub fn merged_into(value: &[u8]) -> Option<BlobId> {
     value.get(40..56).and_then(|raw| raw.try_into().ok()).map(BlobId::from_be_bytes)
+}
+
+/// The content key a [`BLOB_CONTENT`](super::schema::BLOB_CONTENT) value starts with.
+fn indexed_key(value: &[u8]) -> Option<&[u8; 40]> {
+    value.get(..40).and_then(|key| key.try_into().ok())
 }
 
 /// Whether the live blob file `id` needs (background) hashing: its content
 /// is not indexed, was indexed before rows kept the MD5, or its file was
 /// merged into a blob since freed (`hasher.rs`).
-pub(super) fn needs_hashing(
-    indexed: &impl ReadableTable<u128, &'static [u8]>,
-    content: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    refs: &impl ReadableTable<u128, u64>,
-    id: BlobId,
-) -> StoreResult<bool> {
-    let Some(value) = indexed.get(id)? else { return Ok(true) };
-    let value = value.value();
-    if let Some(holder) = merged_into(value) {
-        return Ok(refs.get(holder)?.is_none());
-    }
-    let row = content.get(value.get(..40).unwrap_or_default())?.and_then(|v| decode_row(v.value()));
-    Ok(row.is_none_or(|held| held.id == id && held.md5.is_none()))
-}
-
-/// [`needs_hashing`] inside a write transaction.
-pub(super) fn needs_hashing_in(txn: &impl MetaTxn, id: BlobId) -> StoreResult<bool> {
+pub(super) fn needs_hashing(txn: &impl MetaRead, id: BlobId) -> StoreResult<bool> {
     let Some(value) = txn.blob_content(id)? else { return Ok(true) };
     if let Some(holder) = merged_into(&value) {
         return Ok(txn.blob_refs(holder)? == 0);
     }
-    let key = value.get(..40).and_then(|k| <&[u8; 40]>::try_from(k).ok());
-    let row = match key {
+    let row = match indexed_key(&value) {
         Some(key) => txn.content_row(key)?.and_then(|row| decode_row(&row)),
         None => None,
     };
@@ -165,7 +136,7 @@ pub(super) fn forget(txn: &impl MetaTxn, id: BlobId) -> StoreResult<()> {
     let Some(value) = txn.remove_blob_content(id)? else {
         return Ok(());
     };
-    let Some(key) = value.get(..40).and_then(|k| <&[u8; 40]>::try_from(k).ok()) else {
+    let Some(key) = indexed_key(&value) else {
         return Ok(());
     };
     let names_it = txn.content_row(key)?.and_then(|row| decode_row(&row)).is_some_and(|h| h.id == id);
@@ -192,17 +163,8 @@ pub(super) fn count_holders(txn: &impl MetaTxn, spans: &[BlobSpan], owner: &str,
 }
 
 /// Whether `owner` holds a reference to the blob `id`.
-pub(super) fn holds(txn: &impl MetaTxn, id: BlobId, owner: &str) -> StoreResult<bool> {
+pub(super) fn holds(txn: &impl MetaRead, id: BlobId, owner: &str) -> StoreResult<bool> {
     Ok(txn.holder_refs(id, owner)? > 0)
-}
-
-/// [`holds`] in a read transaction.
-pub(super) fn holds_read(txn: &ReadTransaction, id: BlobId, owner: &str) -> StoreResult<bool> {
-    holds_in(&txn.open_table(CONTENT_HOLDERS)?, id, owner)
-}
-
-fn holds_in(holders: &impl ReadableTable<(u128, &'static str), u64>, id: BlobId, owner: &str) -> StoreResult<bool> {
-    Ok(holders.get((id, owner))?.is_some_and(|count| count.value() > 0))
 }
 
 /// The [`STORE_META`] row saying holders are counted (data folders written

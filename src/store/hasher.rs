@@ -22,9 +22,10 @@ use std::time::Duration;
 use super::content::{self, HeldContent};
 use super::digest::{ChecksumAlgorithm, DigestSpec, Digests, Hashers};
 use super::layout::{fsync_dir, packed_position, BlobId};
-use super::meta::MetaTxn;
+use super::meta::MetaRead;
 use super::read::{self, BlobSource, Snapshot};
-use super::schema::{BLOB_CONTENT, BLOB_REFS, CONTENT, INLINE_BLOBS};
+use super::redb_meta::txn::RedbRead;
+use super::schema::{BLOB_REFS, INLINE_BLOBS};
 use super::{now_ms, Store, StoreError, StoreResult};
 
 /// Blobs looked up per read transaction.
@@ -129,16 +130,14 @@ impl Store {
     /// indexed (`content::needs_hashing`).
     fn unindexed_blobs(&self, after: BlobId) -> StoreResult<Vec<BlobId>> {
         let txn = self.db()?.begin_read()?;
-        let (refs, indexed, inline) =
-            (txn.open_table(BLOB_REFS)?, txn.open_table(BLOB_CONTENT)?, txn.open_table(INLINE_BLOBS)?);
-        let content = txn.open_table(CONTENT)?;
+        let (refs, inline) = (txn.open_table(BLOB_REFS)?, txn.open_table(INLINE_BLOBS)?);
         let mut out = Vec::new();
         for row in refs.range(after.saturating_add(1)..)? {
             let id = row?.0.value();
             if packed_position(id).is_some() || inline.get(id)?.is_some() {
                 continue;
             }
-            if content::needs_hashing(&indexed, &content, &refs, id)? {
+            if content::needs_hashing(&RedbRead(&txn), id)? {
                 out.push(id);
                 if out.len() == BATCH {
                     break;
@@ -157,7 +156,7 @@ impl Store {
         let key = content::content_key(&sha256, size);
         let held = HeldContent { id, inline: false, md5: Some(digests.md5), checksum: digests.checksum };
         let holder = self.write(move |txn| {
-            let pending = txn.blob_refs(id)? > 0 && content::needs_hashing_in(txn, id)?;
+            let pending = txn.blob_refs(id)? > 0 && content::needs_hashing(txn, id)?;
             if !pending {
                 return Ok((Err(Indexed::Skipped), Vec::new()));
             }

@@ -12,6 +12,7 @@
 
 use super::content::{self, HeldContent};
 use super::meta::MetaTxn;
+use super::redb_meta::txn::RedbRead;
 use super::schema::{BlobSpan, ObjectRecord, PartRecord};
 use super::txn::{add_refs, read_object, Holder};
 use super::versions::{self, bucket_versioning};
@@ -30,12 +31,13 @@ impl Store {
     /// The live blob with this SHA-256 and size, if `requester` may use it.
     pub fn held_content(&self, sha256: &[u8; 32], size: u64, requester: Requester) -> StoreResult<Option<HeldContent>> {
         let txn = self.db()?.begin_read()?;
-        let Some(held) = content::find_live_read(&txn, &content::content_key(sha256, size))? else {
+        let read = RedbRead(&txn);
+        let Some(held) = content::find_live(&read, &content::content_key(sha256, size))? else {
             return Ok(None);
         };
         let allowed = match requester {
             Requester::Root => true,
-            Requester::User(id) => content::holds_read(&txn, held.id, id)?,
+            Requester::User(id) => content::holds(&read, held.id, id)?,
         };
         Ok(allowed.then_some(held))
     }

@@ -8,7 +8,11 @@
 //! shared SQL database (issue 17) implements the same operations, so the
 //! rules and their tests are shared.
 //!
-//! Every method runs inside the caller's transaction and commits nothing.
+//! Reads ([`MetaRead`]) are implemented by a write transaction and by a
+//! read-only snapshot alike, so a rule that only looks (the lookup of a
+//! version, the held content of an instant upload) is written once for
+//! both. Every method runs inside the caller's transaction and commits
+//! nothing.
 //! Records cross the boundary decoded; keys are the byte strings of
 //! `schema.rs` (an object's row is `schema::object_key`), whose byte order
 //! is the listing order on every backend.
@@ -18,26 +22,15 @@ use super::schema::{BlobSpan, BucketRecord, CompletedUpload, ObjectRecord, PartR
 use super::users::UserRecord;
 use super::StoreResult;
 
-/// The table operations of one write transaction.
-pub(crate) trait MetaTxn {
-    // ---- buckets ----
-
+/// The lookups of one transaction, read-only or not.
+pub(crate) trait MetaRead {
     fn bucket(&self, name: &str) -> StoreResult<Option<BucketRecord>>;
-    fn put_bucket(&self, name: &str, record: &BucketRecord) -> StoreResult<()>;
-    fn remove_bucket(&self, name: &str) -> StoreResult<()>;
     /// Whether the bucket has a current object or a version of one.
     fn bucket_has_objects(&self, bucket: &str) -> StoreResult<bool>;
-
-    // ---- objects and their versions, by row (`schema::object_key`) ----
-
     /// The current object of a key.
     fn object(&self, row: &[u8]) -> StoreResult<Option<ObjectRecord>>;
-    fn put_object(&self, row: &[u8], record: &ObjectRecord) -> StoreResult<()>;
-    fn remove_object(&self, row: &[u8]) -> StoreResult<()>;
     /// A noncurrent version (or delete marker), by inverted sequence number.
     fn version(&self, row: &[u8], inverted_seq: u64) -> StoreResult<Option<ObjectRecord>>;
-    fn put_version(&self, row: &[u8], inverted_seq: u64, record: &ObjectRecord) -> StoreResult<()>;
-    fn remove_version(&self, row: &[u8], inverted_seq: u64) -> StoreResult<()>;
     /// The first noncurrent version of a key, newest first, that `wanted`
     /// accepts, with its inverted sequence number.
     fn find_version(
@@ -45,13 +38,35 @@ pub(crate) trait MetaTxn {
         row: &[u8],
         wanted: &mut dyn FnMut(&ObjectRecord) -> bool,
     ) -> StoreResult<Option<(u64, ObjectRecord)>>;
-    /// The next number of the counter that orders versions (from 1).
-    fn next_version_seq(&self) -> StoreResult<u64>;
-
-    // ---- blobs ----
-
     /// How many records reference the blob (0 if none).
     fn blob_refs(&self, id: BlobId) -> StoreResult<u64>;
+    fn content_row(&self, key: &[u8; 40]) -> StoreResult<Option<Vec<u8>>>;
+    /// Which content a blob is indexed under (and, merged, into which blob).
+    fn blob_content(&self, id: BlobId) -> StoreResult<Option<Vec<u8>>>;
+    /// How many references to the blob `owner` holds.
+    fn holder_refs(&self, id: BlobId, owner: &str) -> StoreResult<u64>;
+    fn upload(&self, id: &str) -> StoreResult<Option<UploadRecord>>;
+    /// The ids of every upload of a bucket, in key then id order.
+    fn uploads_of_bucket(&self, bucket: &str) -> StoreResult<Vec<String>>;
+    /// Every part of an upload, in part-number order.
+    fn parts(&self, upload_id: &str) -> StoreResult<Vec<(u16, PartRecord)>>;
+    /// Which upload created the current object of a key (`multipart.rs`).
+    fn completed(&self, row: &[u8]) -> StoreResult<Option<CompletedUpload>>;
+    fn user(&self, name: &str) -> StoreResult<Option<UserRecord>>;
+    /// The name of the user an access key belongs to.
+    fn user_of_key(&self, access_key: &str) -> StoreResult<Option<String>>;
+}
+
+/// The table operations of one write transaction.
+pub(crate) trait MetaTxn: MetaRead {
+    fn put_bucket(&self, name: &str, record: &BucketRecord) -> StoreResult<()>;
+    fn remove_bucket(&self, name: &str) -> StoreResult<()>;
+    fn put_object(&self, row: &[u8], record: &ObjectRecord) -> StoreResult<()>;
+    fn remove_object(&self, row: &[u8]) -> StoreResult<()>;
+    fn put_version(&self, row: &[u8], inverted_seq: u64, record: &ObjectRecord) -> StoreResult<()>;
+    fn remove_version(&self, row: &[u8], inverted_seq: u64) -> StoreResult<()>;
+    /// The next number of the counter that orders versions (from 1).
+    fn next_version_seq(&self) -> StoreResult<u64>;
     /// Sets the count; 0 removes the row.
     fn set_blob_refs(&self, id: BlobId, count: u64) -> StoreResult<()>;
     /// The block checksums of a new blob file.
@@ -62,48 +77,24 @@ pub(crate) trait MetaTxn {
     /// is returned: the caller unlinks it once the transaction committed
     /// (it is recorded as dead in this transaction, for crash recovery).
     fn release_blob(&self, span: &BlobSpan) -> StoreResult<Option<BlobId>>;
-
-    // ---- the unique-file table (`content.rs`) ----
-
-    fn content_row(&self, key: &[u8; 40]) -> StoreResult<Option<Vec<u8>>>;
     fn put_content_row(&self, key: &[u8; 40], row: &[u8]) -> StoreResult<()>;
     fn remove_content_row(&self, key: &[u8]) -> StoreResult<()>;
-    /// Which content a blob is indexed under (and, merged, into which blob).
-    fn blob_content(&self, id: BlobId) -> StoreResult<Option<Vec<u8>>>;
     fn put_blob_content(&self, id: BlobId, value: &[u8]) -> StoreResult<()>;
     fn remove_blob_content(&self, id: BlobId) -> StoreResult<Option<Vec<u8>>>;
-    /// How many references to the blob `owner` holds.
-    fn holder_refs(&self, id: BlobId, owner: &str) -> StoreResult<u64>;
     /// Sets the count; 0 removes the row.
     fn set_holder_refs(&self, id: BlobId, owner: &str, count: u64) -> StoreResult<()>;
     /// Removes every holder row of the blob.
     fn forget_holders(&self, id: BlobId) -> StoreResult<()>;
-
-    // ---- multipart uploads ----
-
-    fn upload(&self, id: &str) -> StoreResult<Option<UploadRecord>>;
     /// Stores an upload and its row in the per-key index.
     fn put_upload(&self, id: &str, record: &UploadRecord) -> StoreResult<()>;
     /// Removes an upload and its index row (its parts stay).
     fn remove_upload(&self, id: &str, record: &UploadRecord) -> StoreResult<()>;
-    /// The ids of every upload of a bucket, in key then id order.
-    fn uploads_of_bucket(&self, bucket: &str) -> StoreResult<Vec<String>>;
-    /// Every part of an upload, in part-number order.
-    fn parts(&self, upload_id: &str) -> StoreResult<Vec<(u16, PartRecord)>>;
     /// Stores a part; returns the part of that number it replaced.
     fn put_part(&self, upload_id: &str, number: u16, part: &PartRecord) -> StoreResult<Option<PartRecord>>;
     fn remove_parts(&self, upload_id: &str) -> StoreResult<()>;
-    /// Which upload created the current object of a key (`multipart.rs`).
-    fn completed(&self, row: &[u8]) -> StoreResult<Option<CompletedUpload>>;
     fn put_completed(&self, row: &[u8], completed: &CompletedUpload) -> StoreResult<()>;
     fn remove_completed(&self, row: &[u8]) -> StoreResult<()>;
     fn remove_completed_of_bucket(&self, bucket: &str) -> StoreResult<()>;
-
-    // ---- users ----
-
-    fn user(&self, name: &str) -> StoreResult<Option<UserRecord>>;
-    /// The name of the user an access key belongs to.
-    fn user_of_key(&self, access_key: &str) -> StoreResult<Option<String>>;
     /// Stores a user and the row from its access key to its name.
     fn put_user(&self, user: &UserRecord) -> StoreResult<()>;
     /// Removes a user and its access key's row.

@@ -14,7 +14,7 @@ use commit_mark::CommitMark;
 pub use error::{Chain, OpenError, StoreError, StoreResult};
 #[cfg(test)]
 use redb_meta::faults;
-use redb_meta::txn::RedbTxn;
+use redb_meta::txn::{RedbRead, RedbTxn};
 use redb_meta::{backup, commit, commit_mark, dbslot};
 pub use redb_meta::{backup_offline, pack, BackupError, BackupReport};
 pub mod digest;
@@ -29,7 +29,7 @@ mod lifecycle;
 pub use lifecycle::ExpiryReport;
 mod list;
 mod meta;
-use meta::MetaTxn;
+use meta::{MetaRead, MetaTxn};
 pub mod md5_lanes;
 mod multipart;
 pub mod read;
@@ -364,13 +364,9 @@ impl Store {
         version: Option<VersionId>,
     ) -> StoreResult<(ObjectRecord, schema::Versioning)> {
         let txn = self.db()?.begin_read()?;
-        let versioning = match txn.open_table(BUCKETS)?.get(bucket)? {
-            Some(v) => decode::<BucketRecord>(v.value())?.versioning,
-            None => return Err(StoreError::NoSuchBucket),
-        };
-        let row = object_key(bucket, key.as_bytes());
-        let found = versions::lookup(&txn.open_table(OBJECTS)?, &txn.open_table(schema::VERSIONS)?, &row, version)?;
-        Ok((found, versioning))
+        let read = RedbRead(&txn);
+        let versioning = bucket_versioning(&read, bucket)?;
+        Ok((versions::read_version(&read, (bucket, key), version)?, versioning))
     }
 
     /// Changes a version of an object (the current one without `version`)
@@ -583,19 +579,15 @@ impl Store {
 
     pub fn list_objects(&self, bucket: &str, query: &ListQuery) -> StoreResult<ListPage> {
         let txn = self.db()?.begin_read()?;
-        if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
-            return Err(StoreError::NoSuchBucket);
-        }
+        require_bucket(&RedbRead(&txn), bucket)?;
         list::list(&txn.open_table(OBJECTS)?, bucket, query)
     }
 
     /// ListObjectVersions: one page of the versions of `bucket`.
     pub fn list_versions(&self, bucket: &str, query: &VersionQuery) -> StoreResult<VersionPage> {
         let txn = self.db()?.begin_read()?;
-        if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
-            return Err(StoreError::NoSuchBucket);
-        }
-        version_list::list_versions(&txn.open_table(OBJECTS)?, &txn.open_table(schema::VERSIONS)?, bucket, query)
+        require_bucket(&RedbRead(&txn), bucket)?;
+        version_list::list_versions(&txn, bucket, query)
     }
 
     // ---- blob garbage ----

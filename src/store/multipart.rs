@@ -11,8 +11,8 @@ use redb::ReadableTable;
 
 use super::blob::{NewBlob, StagedBlob};
 use super::list::{as_slice_bound, common_prefix, prefix_successor};
-use super::meta::MetaTxn;
-use super::redb_meta::txn::RedbTxn;
+use super::meta::{MetaRead, MetaTxn};
+use super::redb_meta::txn::{RedbRead, RedbTxn};
 use super::schema::{
     decode, object_key, part_key, upload_index_key, AbortIncompleteRule, BlobSpan, BucketRecord, CompletedUpload,
     ObjectRecord, PartRecord, UploadRecord, PARTS, UPLOADS, UPLOAD_INDEX,
@@ -61,13 +61,7 @@ impl Store {
 
     /// The upload, if it exists and belongs to `bucket/key`.
     pub fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<UploadRecord> {
-        let txn = self.db()?.begin_read()?;
-        let value = txn.open_table(UPLOADS)?.get(upload_id)?.ok_or(StoreError::NoSuchUpload)?;
-        let record: UploadRecord = decode(value.value())?;
-        if record.bucket != bucket || record.key != key {
-            return Err(StoreError::NoSuchUpload);
-        }
-        Ok(record)
+        upload_in_txn(&RedbRead(&self.db()?.begin_read()?), bucket, key, upload_id)
     }
 
     /// UploadPart's (and UploadPartCopy's) one entry: publishes `staged`
@@ -180,9 +174,7 @@ impl Store {
     /// Uploads of a bucket in key order, then upload-id (initiation) order.
     pub fn list_uploads(&self, bucket: &str, q: &UploadQuery) -> StoreResult<UploadPage> {
         let txn = self.db()?.begin_read()?;
-        if txn.open_table(super::schema::BUCKETS)?.get(bucket)?.is_none() {
-            return Err(StoreError::NoSuchBucket);
-        }
+        require_bucket(&RedbRead(&txn), bucket)?;
         let index = txn.open_table(UPLOAD_INDEX)?;
         let uploads = txn.open_table(UPLOADS)?;
         let (_, bucket_end) = super::list::bucket_bounds(bucket);
@@ -248,7 +240,7 @@ impl Store {
     }
 }
 
-fn upload_in_txn(txn: &impl MetaTxn, bucket: &str, key: &str, upload_id: &str) -> StoreResult<UploadRecord> {
+fn upload_in_txn(txn: &impl MetaRead, bucket: &str, key: &str, upload_id: &str) -> StoreResult<UploadRecord> {
     let record = txn.upload(upload_id)?.ok_or(StoreError::NoSuchUpload)?;
     if record.bucket != bucket || record.key != key {
         return Err(StoreError::NoSuchUpload);

@@ -4,18 +4,18 @@
 use super::blob::NewBlob;
 use super::content;
 use super::layout::BlobId;
-use super::meta::MetaTxn;
+use super::meta::{MetaRead, MetaTxn};
 use super::schema::{encode_block_crcs, object_key, BlobSpan, ObjectRecord};
 use super::{StoreError, StoreResult};
 
-pub(super) fn require_bucket(txn: &impl MetaTxn, bucket: &str) -> StoreResult<()> {
+pub(super) fn require_bucket(txn: &impl MetaRead, bucket: &str) -> StoreResult<()> {
     match txn.bucket(bucket)? {
         Some(_) => Ok(()),
         None => Err(StoreError::NoSuchBucket),
     }
 }
 
-pub(super) fn read_object(txn: &impl MetaTxn, bucket: &str, key: &str) -> StoreResult<Option<ObjectRecord>> {
+pub(super) fn read_object(txn: &impl MetaRead, bucket: &str, key: &str) -> StoreResult<Option<ObjectRecord>> {
     txn.object(&object_key(bucket, key.as_bytes()))
 }
 

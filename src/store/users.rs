@@ -6,8 +6,9 @@
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::meta::MetaTxn;
-use super::schema::{decode, Stored, USERS, USER_KEYS};
+use super::meta::{MetaRead, MetaTxn};
+use super::redb_meta::txn::RedbRead;
+use super::schema::{decode, Stored, USERS};
 use super::{Store, StoreError, StoreResult};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -54,11 +55,9 @@ impl Store {
     /// The user an access key belongs to, if any: one point read per request.
     pub fn user_by_key(&self, access_key: &str) -> StoreResult<Option<UserRecord>> {
         let txn = self.db()?.begin_read()?;
-        let Some(name) = txn.open_table(USER_KEYS)?.get(access_key)?.map(|n| n.value().to_string()) else {
-            return Ok(None);
-        };
-        match txn.open_table(USERS)?.get(name.as_str())? {
-            Some(value) => Ok(Some(decode(value.value())?)),
+        let read = RedbRead(&txn);
+        match read.user_of_key(access_key)? {
+            Some(name) => read.user(&name),
             None => Ok(None),
         }
     }

@@ -4,10 +4,12 @@
 //! (`versions.rs`): the listing walks both tables key by key, seeking to
 //! each next key, and past each common prefix as `list.rs` does.
 
-use redb::ReadOnlyTable;
+use redb::{ReadOnlyTable, ReadTransaction};
 
 use super::list::{common_prefix, prefix_successor};
-use super::schema::{decode, object_key, ObjectRecord};
+use super::meta::MetaRead;
+use super::redb_meta::txn::RedbRead;
+use super::schema::{decode, object_key, ObjectRecord, OBJECTS, VERSIONS};
 use super::versions::VersionId;
 use super::StoreResult;
 
@@ -34,18 +36,14 @@ pub struct VersionPage {
 type Objects = ReadOnlyTable<&'static [u8], &'static [u8]>;
 type Versions = ReadOnlyTable<(&'static [u8], u64), &'static [u8]>;
 
-/// One page of the versions of `bucket`.
-pub fn list_versions(
-    objects: &Objects,
-    versions: &Versions,
-    bucket: &str,
-    q: &VersionQuery,
-) -> StoreResult<VersionPage> {
+/// One page of the versions of `bucket`, from one snapshot.
+pub fn list_versions(txn: &ReadTransaction, bucket: &str, q: &VersionQuery) -> StoreResult<VersionPage> {
+    let (objects, versions) = (&txn.open_table(OBJECTS)?, &txn.open_table(VERSIONS)?);
     let mut page = VersionPage { entries: Vec::new(), truncated: false };
     let row_start = bucket.len() + 1;
     let delimiter = q.delimiter.as_deref();
     let bucket_rows = object_key(bucket, b"");
-    let (mut cursor, mut skip_through) = start(bucket, q, objects, versions)?;
+    let (mut cursor, mut skip_through) = start(&RedbRead(txn), bucket, q)?;
     while let Some(row) = next_key(objects, versions, &cursor)? {
         if !row.starts_with(&bucket_rows) {
             break;
@@ -73,12 +71,7 @@ pub fn list_versions(
 
 /// The first row to look at, and, when the listing resumes inside a key's
 /// versions, the inverted seq of the last version already listed.
-fn start(
-    bucket: &str,
-    q: &VersionQuery,
-    objects: &Objects,
-    versions: &Versions,
-) -> StoreResult<(Vec<u8>, Option<u64>)> {
+fn start(txn: &impl MetaRead, bucket: &str, q: &VersionQuery) -> StoreResult<(Vec<u8>, Option<u64>)> {
     let prefix_start = object_key(bucket, q.prefix.as_bytes());
     let Some(marker) = q.key_marker.as_deref().filter(|m| *m >= q.prefix.as_str()) else {
         return Ok((prefix_start, None));
@@ -88,7 +81,7 @@ fn start(
     }
     let row = object_key(bucket, marker.as_bytes());
     let Some(id) = q.version_marker else { return Ok((successor(&row), None)) };
-    match inverted_seq_of(objects, versions, &row, id)? {
+    match inverted_seq_of(txn, &row, id)? {
         Some(position) => Ok((row, Some(position))),
         // A version no longer there: resume after the whole key, as S3 does
         // with an unknown marker.
@@ -99,14 +92,11 @@ fn start(
 /// Where version `id` of the key `row` sorts among its versions: its
 /// [`VERSIONS`](super::schema::VERSIONS) key, or 0 (before every noncurrent
 /// version) for the current object.
-fn inverted_seq_of(objects: &Objects, versions: &Versions, row: &[u8], id: VersionId) -> StoreResult<Option<u64>> {
-    if let Some(current) = objects.get(row)? {
-        let current: ObjectRecord = decode(current.value())?;
-        if VersionId::of(&current.version) == id {
-            return Ok(Some(0));
-        }
+fn inverted_seq_of(txn: &impl MetaRead, row: &[u8], id: VersionId) -> StoreResult<Option<u64>> {
+    if txn.object(row)?.is_some_and(|current| VersionId::of(&current.version) == id) {
+        return Ok(Some(0));
     }
-    Ok(super::versions::find_noncurrent(versions, row, id)?.map(|(inverted, _)| inverted))
+    Ok(super::versions::find_noncurrent(txn, row, id)?.map(|(inverted, _)| inverted))
 }
 
 /// The smallest row key greater than `row`.

@@ -19,12 +19,10 @@
 
 use std::fmt;
 
-use redb::ReadableTable;
-
 use super::commit::WriteError;
 use super::layout::BlobId;
-use super::meta::MetaTxn;
-use super::schema::{decode, object_key, ObjectRecord, ObjectVersion, Versioning};
+use super::meta::{MetaRead, MetaTxn};
+use super::schema::{object_key, ObjectRecord, ObjectVersion, Versioning};
 use super::txn::{drop_refs, Holder};
 use super::{StoreError, StoreResult};
 
@@ -81,7 +79,7 @@ pub struct Deleted {
 }
 
 /// A bucket's versioning state; fails with `NoSuchBucket`.
-pub(super) fn bucket_versioning(txn: &impl MetaTxn, bucket: &str) -> StoreResult<Versioning> {
+pub(super) fn bucket_versioning(txn: &impl MetaRead, bucket: &str) -> StoreResult<Versioning> {
     Ok(txn.bucket(bucket)?.ok_or(StoreError::NoSuchBucket)?.versioning)
 }
 
@@ -234,94 +232,47 @@ fn promote_newest(txn: &impl MetaTxn, row: &[u8]) -> StoreResult<()> {
 /// Removes a noncurrent version (or delete marker) of the key `row` from
 /// [`VERSIONS`] and returns it.
 fn take_noncurrent(txn: &impl MetaTxn, row: &[u8], id: VersionId) -> StoreResult<Option<ObjectRecord>> {
-    let Some((inverted_seq, record)) = noncurrent_in(txn, row, id)? else { return Ok(None) };
+    let Some((inverted_seq, record)) = find_noncurrent(txn, row, id)? else { return Ok(None) };
     txn.remove_version(row, inverted_seq)?;
     Ok(Some(record))
-}
-
-/// [`find_noncurrent`] inside a write transaction.
-fn noncurrent_in(txn: &impl MetaTxn, row: &[u8], id: VersionId) -> StoreResult<Option<(u64, ObjectRecord)>> {
-    match id {
-        VersionId::Seq(seq) => Ok(txn.version(row, !seq)?.filter(|r| !r.version.null).map(|r| (!seq, r))),
-        VersionId::Null => txn.find_version(row, &mut |r| r.version.null),
-    }
 }
 
 /// A noncurrent version of the key `row` and its [`VERSIONS`] key. A
 /// numbered version is one lookup; the `null` version is found by walking
 /// the key's versions (a key has at most one).
 pub(super) fn find_noncurrent(
-    versions: &impl ReadableTable<(&'static [u8], u64), &'static [u8]>,
+    txn: &impl MetaRead,
     row: &[u8],
     id: VersionId,
 ) -> StoreResult<Option<(u64, ObjectRecord)>> {
-    if let VersionId::Seq(seq) = id {
-        return match versions.get((row, !seq))? {
-            Some(v) => Ok(Some((!seq, decode::<ObjectRecord>(v.value())?)).filter(|(_, r)| !r.version.null)),
-            None => Ok(None),
-        };
+    match id {
+        VersionId::Seq(seq) => Ok(txn.version(row, !seq)?.filter(|r| !r.version.null).map(|r| (!seq, r))),
+        VersionId::Null => txn.find_version(row, &mut |r| r.version.null),
     }
-    for entry in versions.range((row, 0)..=(row, u64::MAX))? {
-        let (k, v) = entry?;
-        let record: ObjectRecord = decode(v.value())?;
-        if record.version.null {
-            return Ok(Some((k.value().1, record)));
-        }
-    }
-    Ok(None)
 }
 
 /// The latest version of a key without a current object: a delete marker,
-/// if the key has versions at all.
-pub(super) fn latest_marker(
-    versions: &impl ReadableTable<(&'static [u8], u64), &'static [u8]>,
-    row: &[u8],
-) -> StoreResult<Option<ObjectRecord>> {
-    match versions.range((row, 0)..=(row, u64::MAX))?.next() {
-        Some(entry) => Ok(Some(decode::<ObjectRecord>(entry?.1.value())?).filter(is_marker)),
-        None => Ok(None),
-    }
+/// if the key has versions at all; with its [`VERSIONS`] key.
+fn latest_marker(txn: &impl MetaRead, row: &[u8]) -> StoreResult<Option<(u64, ObjectRecord)>> {
+    Ok(txn.find_version(row, &mut |_| true)?.filter(|(_, r)| is_marker(r)))
 }
 
-/// The version `id` of a key, or its current object without one: what a
-/// copy reads as its source. A delete marker is
-/// [`StoreError::DeleteMarker`]; no such version, `NoSuchVersion`.
+/// The version `id` of a key, or its current object without one, in a
+/// read or a write transaction: what GET and a copy read. A delete marker
+/// is [`StoreError::DeleteMarker`]; no such version, `NoSuchVersion`.
 pub(super) fn read_version(
-    txn: &impl MetaTxn,
+    txn: &impl MetaRead,
     (bucket, key): (&str, &str),
     id: Option<VersionId>,
 ) -> StoreResult<ObjectRecord> {
     let row = object_key(bucket, key.as_bytes());
-    let current = txn.object(&row)?;
-    let found = match (id, current) {
+    let found = match (id, txn.object(&row)?) {
         (None, Some(current)) => return Ok(current),
         (Some(id), Some(current)) if id.matches(&current.version) => return Ok(current),
-        (None, None) => txn.find_version(&row, &mut |_| true)?.map(|(_, r)| r).filter(is_marker),
-        (Some(id), _) => noncurrent_in(txn, &row, id)?.map(|(_, r)| r),
+        (None, None) => latest_marker(txn, &row)?,
+        (Some(id), _) => find_noncurrent(txn, &row, id)?,
     };
-    resolve(found, id)
-}
-
-/// The version `id` of the key `row` (its current object without one), in
-/// a read or a write transaction's tables; a delete marker or a missing
-/// version is the error [`resolve`] gives.
-pub(super) fn lookup(
-    objects: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    versions: &impl ReadableTable<(&'static [u8], u64), &'static [u8]>,
-    row: &[u8],
-    id: Option<VersionId>,
-) -> StoreResult<ObjectRecord> {
-    let current = match objects.get(row)? {
-        Some(value) => Some(decode::<ObjectRecord>(value.value())?),
-        None => None,
-    };
-    let found = match (id, current) {
-        (None, Some(current)) => return Ok(current),
-        (Some(id), Some(current)) if id.matches(&current.version) => return Ok(current),
-        (None, None) => latest_marker(versions, row)?,
-        (Some(id), _) => find_noncurrent(versions, row, id)?.map(|(_, r)| r),
-    };
-    resolve(found, id)
+    resolve(found.map(|(_, r)| r), id)
 }
 
 /// What a lookup of version `asked` (the latest without one) found: the
@@ -341,7 +292,7 @@ pub(super) fn resolve(found: Option<ObjectRecord>, asked: Option<VersionId>) -> 
 
 /// The noncurrent version (or delete marker) `id` of the key `row`.
 pub(super) fn noncurrent(txn: &impl MetaTxn, row: &[u8], id: VersionId) -> StoreResult<Option<ObjectRecord>> {
-    Ok(noncurrent_in(txn, row, id)?.map(|(_, record)| record))
+    Ok(find_noncurrent(txn, row, id)?.map(|(_, record)| record))
 }
 
 /// Changes the version `id` of a key (its current object without one) in
@@ -390,8 +341,8 @@ fn locate(
         return Ok((Place::Current, current));
     }
     let found = match id {
-        Some(id) => noncurrent_in(txn, row, id)?,
-        None => txn.find_version(row, &mut |_| true)?.filter(|(_, r)| is_marker(r)),
+        Some(id) => find_noncurrent(txn, row, id)?,
+        None => latest_marker(txn, row)?,
     };
     match found {
         Some((inverted_seq, record)) if !is_marker(&record) => Ok((Place::Noncurrent(inverted_seq), record)),

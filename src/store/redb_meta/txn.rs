@@ -1,13 +1,15 @@
-//! [`MetaTxn`] over a redb write transaction: each operation opens the
-//! table it needs (cheap: redb keeps the transaction's open tables) and
-//! encodes or decodes the records of `schema.rs`.
+//! [`MetaTxn`] over a redb write transaction, and [`MetaRead`] over it and
+//! over a read transaction (a snapshot): each operation opens the table it
+//! needs and encodes or decodes the records of `schema.rs`. Both kinds of
+//! transaction open tables with the same call, so the lookups are written
+//! once (`read_operations!`) for both.
 
-use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::pack;
 use crate::store::layout::{packed_position, BlobId};
 use crate::store::list::bucket_bounds;
-use crate::store::meta::MetaTxn;
+use crate::store::meta::{MetaRead, MetaTxn};
 use crate::store::schema::{
     decode, encode, part_key, upload_index_key, BlobSpan, BucketRecord, CompletedUpload, ObjectRecord, PartRecord,
     UploadRecord, BLOB_CONTENT, BLOB_CRCS, BLOB_REFS, BUCKETS, COMPLETED_UPLOADS, CONTENT, CONTENT_HOLDERS, DEAD_BLOBS,
@@ -22,6 +24,9 @@ const SEQ_COUNTER: &str = "version_seq";
 /// One redb write transaction, seen as [`MetaTxn`].
 pub(crate) struct RedbTxn<'a>(pub &'a WriteTransaction);
 
+/// One redb read transaction (a consistent snapshot), seen as [`MetaRead`].
+pub(crate) struct RedbRead<'a>(pub &'a ReadTransaction);
+
 fn decoded<T: crate::store::schema::Stored>(value: Option<redb::AccessGuard<'_, &[u8]>>) -> StoreResult<Option<T>> {
     Ok(match value {
         Some(v) => Some(decode(v.value())?),
@@ -29,11 +34,112 @@ fn decoded<T: crate::store::schema::Stored>(value: Option<redb::AccessGuard<'_, 
     })
 }
 
-impl MetaTxn for RedbTxn<'_> {
-    fn bucket(&self, name: &str) -> StoreResult<Option<BucketRecord>> {
-        decoded(self.0.open_table(BUCKETS)?.get(name)?)
-    }
+/// The [`MetaRead`] operations of a transaction type `$txn` whose `.0`
+/// opens tables (`ReadTransaction` and `WriteTransaction` both do).
+macro_rules! read_operations {
+    ($txn:ty) => {
+        impl MetaRead for $txn {
+            fn bucket(&self, name: &str) -> StoreResult<Option<BucketRecord>> {
+                decoded(self.0.open_table(BUCKETS)?.get(name)?)
+            }
 
+            fn bucket_has_objects(&self, bucket: &str) -> StoreResult<bool> {
+                let (lo, hi) = bucket_bounds(bucket);
+                if self.0.open_table(OBJECTS)?.range(lo.as_slice()..hi.as_slice())?.next().is_some() {
+                    return Ok(true);
+                }
+                let versions = self.0.open_table(VERSIONS)?;
+                let found = versions.range((lo.as_slice(), 0)..(hi.as_slice(), 0))?.next().is_some();
+                Ok(found)
+            }
+
+            fn object(&self, row: &[u8]) -> StoreResult<Option<ObjectRecord>> {
+                decoded(self.0.open_table(OBJECTS)?.get(row)?)
+            }
+
+            fn version(&self, row: &[u8], inverted_seq: u64) -> StoreResult<Option<ObjectRecord>> {
+                decoded(self.0.open_table(VERSIONS)?.get((row, inverted_seq))?)
+            }
+
+            fn find_version(
+                &self,
+                row: &[u8],
+                wanted: &mut dyn FnMut(&ObjectRecord) -> bool,
+            ) -> StoreResult<Option<(u64, ObjectRecord)>> {
+                let versions = self.0.open_table(VERSIONS)?;
+                for entry in versions.range((row, 0)..=(row, u64::MAX))? {
+                    let (k, v) = entry?;
+                    let record: ObjectRecord = decode(v.value())?;
+                    if wanted(&record) {
+                        return Ok(Some((k.value().1, record)));
+                    }
+                }
+                Ok(None)
+            }
+
+            fn blob_refs(&self, id: BlobId) -> StoreResult<u64> {
+                Ok(self.0.open_table(BLOB_REFS)?.get(id)?.map(|v| v.value()).unwrap_or(0))
+            }
+
+            fn content_row(&self, key: &[u8; 40]) -> StoreResult<Option<Vec<u8>>> {
+                Ok(self.0.open_table(CONTENT)?.get(key.as_slice())?.map(|v| v.value().to_vec()))
+            }
+
+            fn blob_content(&self, id: BlobId) -> StoreResult<Option<Vec<u8>>> {
+                Ok(self.0.open_table(BLOB_CONTENT)?.get(id)?.map(|v| v.value().to_vec()))
+            }
+
+            fn holder_refs(&self, id: BlobId, owner: &str) -> StoreResult<u64> {
+                Ok(self.0.open_table(CONTENT_HOLDERS)?.get((id, owner))?.map(|v| v.value()).unwrap_or(0))
+            }
+
+            fn upload(&self, id: &str) -> StoreResult<Option<UploadRecord>> {
+                decoded(self.0.open_table(UPLOADS)?.get(id)?)
+            }
+
+            fn uploads_of_bucket(&self, bucket: &str) -> StoreResult<Vec<String>> {
+                let (lo, hi) = bucket_bounds(bucket);
+                let index = self.0.open_table(UPLOAD_INDEX)?;
+                let mut ids = Vec::new();
+                for row in index.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
+                    let (k, _) = row?;
+                    if let Some((_, id)) = crate::store::multipart::split_index_key(k.value(), bucket) {
+                        ids.push(id.to_string());
+                    }
+                }
+                Ok(ids)
+            }
+
+            fn parts(&self, upload_id: &str) -> StoreResult<Vec<(u16, PartRecord)>> {
+                let table = self.0.open_table(PARTS)?;
+                let (lo, hi) = (part_key(upload_id, 0), part_key(upload_id, u16::MAX));
+                let mut parts = Vec::new();
+                for row in table.range::<&[u8]>(lo.as_slice()..=hi.as_slice())? {
+                    let (k, v) = row?;
+                    parts.push((crate::store::multipart::part_number(k.value()), decode(v.value())?));
+                }
+                Ok(parts)
+            }
+
+            fn completed(&self, row: &[u8]) -> StoreResult<Option<CompletedUpload>> {
+                decoded(self.0.open_table(COMPLETED_UPLOADS)?.get(row)?)
+            }
+
+            fn user(&self, name: &str) -> StoreResult<Option<UserRecord>> {
+                decoded(self.0.open_table(USERS)?.get(name)?)
+            }
+
+            fn user_of_key(&self, access_key: &str) -> StoreResult<Option<String>> {
+                Ok(self.0.open_table(USER_KEYS)?.get(access_key)?.map(|v| v.value().to_string()))
+            }
+        }
+    };
+}
+
+read_operations!(RedbTxn<'_>);
+read_operations!(RedbRead<'_>);
+
+impl MetaTxn for RedbTxn<'_> {
     fn put_bucket(&self, name: &str, record: &BucketRecord) -> StoreResult<()> {
         self.0.open_table(BUCKETS)?.insert(name, encode(record)?.as_slice())?;
         Ok(())
@@ -42,20 +148,6 @@ impl MetaTxn for RedbTxn<'_> {
     fn remove_bucket(&self, name: &str) -> StoreResult<()> {
         self.0.open_table(BUCKETS)?.remove(name)?;
         Ok(())
-    }
-
-    fn bucket_has_objects(&self, bucket: &str) -> StoreResult<bool> {
-        let (lo, hi) = bucket_bounds(bucket);
-        if self.0.open_table(OBJECTS)?.range(lo.as_slice()..hi.as_slice())?.next().is_some() {
-            return Ok(true);
-        }
-        let versions = self.0.open_table(VERSIONS)?;
-        let found = versions.range((lo.as_slice(), 0)..(hi.as_slice(), 0))?.next().is_some();
-        Ok(found)
-    }
-
-    fn object(&self, row: &[u8]) -> StoreResult<Option<ObjectRecord>> {
-        decoded(self.0.open_table(OBJECTS)?.get(row)?)
     }
 
     fn put_object(&self, row: &[u8], record: &ObjectRecord) -> StoreResult<()> {
@@ -68,10 +160,6 @@ impl MetaTxn for RedbTxn<'_> {
         Ok(())
     }
 
-    fn version(&self, row: &[u8], inverted_seq: u64) -> StoreResult<Option<ObjectRecord>> {
-        decoded(self.0.open_table(VERSIONS)?.get((row, inverted_seq))?)
-    }
-
     fn put_version(&self, row: &[u8], inverted_seq: u64, record: &ObjectRecord) -> StoreResult<()> {
         self.0.open_table(VERSIONS)?.insert((row, inverted_seq), encode(record)?.as_slice())?;
         Ok(())
@@ -82,31 +170,11 @@ impl MetaTxn for RedbTxn<'_> {
         Ok(())
     }
 
-    fn find_version(
-        &self,
-        row: &[u8],
-        wanted: &mut dyn FnMut(&ObjectRecord) -> bool,
-    ) -> StoreResult<Option<(u64, ObjectRecord)>> {
-        let versions = self.0.open_table(VERSIONS)?;
-        for entry in versions.range((row, 0)..=(row, u64::MAX))? {
-            let (k, v) = entry?;
-            let record: ObjectRecord = decode(v.value())?;
-            if wanted(&record) {
-                return Ok(Some((k.value().1, record)));
-            }
-        }
-        Ok(None)
-    }
-
     fn next_version_seq(&self) -> StoreResult<u64> {
         let mut meta = self.0.open_table(STORE_META)?;
         let seq = meta.get(SEQ_COUNTER)?.map(|v| v.value()).unwrap_or(0) + 1;
         meta.insert(SEQ_COUNTER, seq)?;
         Ok(seq)
-    }
-
-    fn blob_refs(&self, id: BlobId) -> StoreResult<u64> {
-        Ok(self.0.open_table(BLOB_REFS)?.get(id)?.map(|v| v.value()).unwrap_or(0))
     }
 
     fn set_blob_refs(&self, id: BlobId, count: u64) -> StoreResult<()> {
@@ -141,10 +209,6 @@ impl MetaTxn for RedbTxn<'_> {
         Ok(Some(span.id))
     }
 
-    fn content_row(&self, key: &[u8; 40]) -> StoreResult<Option<Vec<u8>>> {
-        Ok(self.0.open_table(CONTENT)?.get(key.as_slice())?.map(|v| v.value().to_vec()))
-    }
-
     fn put_content_row(&self, key: &[u8; 40], row: &[u8]) -> StoreResult<()> {
         self.0.open_table(CONTENT)?.insert(key.as_slice(), row)?;
         Ok(())
@@ -155,10 +219,6 @@ impl MetaTxn for RedbTxn<'_> {
         Ok(())
     }
 
-    fn blob_content(&self, id: BlobId) -> StoreResult<Option<Vec<u8>>> {
-        Ok(self.0.open_table(BLOB_CONTENT)?.get(id)?.map(|v| v.value().to_vec()))
-    }
-
     fn put_blob_content(&self, id: BlobId, value: &[u8]) -> StoreResult<()> {
         self.0.open_table(BLOB_CONTENT)?.insert(id, value)?;
         Ok(())
@@ -166,10 +226,6 @@ impl MetaTxn for RedbTxn<'_> {
 
     fn remove_blob_content(&self, id: BlobId) -> StoreResult<Option<Vec<u8>>> {
         Ok(self.0.open_table(BLOB_CONTENT)?.remove(id)?.map(|v| v.value().to_vec()))
-    }
-
-    fn holder_refs(&self, id: BlobId, owner: &str) -> StoreResult<u64> {
-        Ok(self.0.open_table(CONTENT_HOLDERS)?.get((id, owner))?.map(|v| v.value()).unwrap_or(0))
     }
 
     fn set_holder_refs(&self, id: BlobId, owner: &str, count: u64) -> StoreResult<()> {
@@ -189,10 +245,6 @@ impl MetaTxn for RedbTxn<'_> {
         Ok(())
     }
 
-    fn upload(&self, id: &str) -> StoreResult<Option<UploadRecord>> {
-        decoded(self.0.open_table(UPLOADS)?.get(id)?)
-    }
-
     fn put_upload(&self, id: &str, record: &UploadRecord) -> StoreResult<()> {
         self.0.open_table(UPLOADS)?.insert(id, encode(record)?.as_slice())?;
         let index_row = upload_index_key(&record.bucket, &record.key, id);
@@ -207,30 +259,6 @@ impl MetaTxn for RedbTxn<'_> {
         Ok(())
     }
 
-    fn uploads_of_bucket(&self, bucket: &str) -> StoreResult<Vec<String>> {
-        let (lo, hi) = bucket_bounds(bucket);
-        let index = self.0.open_table(UPLOAD_INDEX)?;
-        let mut ids = Vec::new();
-        for row in index.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
-            let (k, _) = row?;
-            if let Some((_, id)) = crate::store::multipart::split_index_key(k.value(), bucket) {
-                ids.push(id.to_string());
-            }
-        }
-        Ok(ids)
-    }
-
-    fn parts(&self, upload_id: &str) -> StoreResult<Vec<(u16, PartRecord)>> {
-        let table = self.0.open_table(PARTS)?;
-        let (lo, hi) = (part_key(upload_id, 0), part_key(upload_id, u16::MAX));
-        let mut parts = Vec::new();
-        for row in table.range::<&[u8]>(lo.as_slice()..=hi.as_slice())? {
-            let (k, v) = row?;
-            parts.push((crate::store::multipart::part_number(k.value()), decode(v.value())?));
-        }
-        Ok(parts)
-    }
-
     fn put_part(&self, upload_id: &str, number: u16, part: &PartRecord) -> StoreResult<Option<PartRecord>> {
         let row = part_key(upload_id, number);
         decoded(self.0.open_table(PARTS)?.insert(row.as_slice(), encode(part)?.as_slice())?)
@@ -240,10 +268,6 @@ impl MetaTxn for RedbTxn<'_> {
         let (lo, hi) = (part_key(upload_id, 0), part_key(upload_id, u16::MAX));
         self.0.open_table(PARTS)?.retain_in::<&[u8], _>(lo.as_slice()..=hi.as_slice(), |_, _| false)?;
         Ok(())
-    }
-
-    fn completed(&self, row: &[u8]) -> StoreResult<Option<CompletedUpload>> {
-        decoded(self.0.open_table(COMPLETED_UPLOADS)?.get(row)?)
     }
 
     fn put_completed(&self, row: &[u8], completed: &CompletedUpload) -> StoreResult<()> {
@@ -260,14 +284,6 @@ impl MetaTxn for RedbTxn<'_> {
         let (lo, hi) = bucket_bounds(bucket);
         self.0.open_table(COMPLETED_UPLOADS)?.retain_in::<&[u8], _>(lo.as_slice()..hi.as_slice(), |_, _| false)?;
         Ok(())
-    }
-
-    fn user(&self, name: &str) -> StoreResult<Option<UserRecord>> {
-        decoded(self.0.open_table(USERS)?.get(name)?)
-    }
-
-    fn user_of_key(&self, access_key: &str) -> StoreResult<Option<String>> {
-        Ok(self.0.open_table(USER_KEYS)?.get(access_key)?.map(|v| v.value().to_string()))
     }
 
     fn put_user(&self, user: &UserRecord) -> StoreResult<()> {
