@@ -24,6 +24,8 @@ pub mod schema;
 #[cfg(feature = "postgres")]
 pub mod tls;
 #[cfg(feature = "postgres")]
+pub(crate) mod txn;
+#[cfg(feature = "postgres")]
 pub mod url;
 
 #[cfg(feature = "postgres")]

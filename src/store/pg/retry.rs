@@ -116,40 +116,57 @@ pub async fn run_serializable<T, E, F>(pool: &Pool, policy: &RetryPolicy, work: 
 where
     F: for<'t> Fn(&'t Transaction<'t>) -> TxnFuture<'t, T, E>,
 {
-    let started = Instant::now();
-    let (mut conflicts, mut reconnects) = (0u32, 0u32);
+    let mut attempts = Attempts::new(policy);
     loop {
         let failure = match attempt(pool, &work).await {
             Ok(value) => return Ok(value),
             Err(failure) => failure,
         };
-        let elapsed = started.elapsed();
-        let pause = match failure {
+        tokio::time::sleep(attempts.pause_after(failure)?).await;
+    }
+}
+
+/// The failures of one transaction's attempts so far: how long to pause
+/// before the next attempt, or why there is none.
+pub(super) struct Attempts<'p> {
+    policy: &'p RetryPolicy,
+    started: Instant,
+    conflicts: u32,
+    reconnects: u32,
+}
+
+impl<'p> Attempts<'p> {
+    pub(super) fn new(policy: &'p RetryPolicy) -> Self {
+        Attempts { policy, started: Instant::now(), conflicts: 0, reconnects: 0 }
+    }
+
+    pub(super) fn pause_after<E>(&mut self, failure: Failure<E>) -> Result<Duration, RunError<E>> {
+        let (policy, elapsed) = (self.policy, self.started.elapsed());
+        match failure {
             Failure::Conflict(detail) => {
-                conflicts += 1;
-                if conflicts >= policy.max_attempts || elapsed >= policy.max_time {
-                    return Err(PgError::Busy { attempts: conflicts, detail }.into());
+                self.conflicts += 1;
+                if self.conflicts >= policy.max_attempts || elapsed >= policy.max_time {
+                    return Err(PgError::Busy { attempts: self.conflicts, detail }.into());
                 }
-                tracing::debug!(conflicts, %detail, "metadata transaction conflicted; retrying");
-                backoff(conflicts, policy.max_backoff)
+                tracing::debug!(conflicts = self.conflicts, %detail, "metadata transaction conflicted; retrying");
+                Ok(backoff(self.conflicts, policy.max_backoff))
             }
             Failure::Connection(detail) => {
-                reconnects += 1;
+                self.reconnects += 1;
                 if elapsed >= policy.reconnect_for {
                     return Err(PgError::Unavailable { detail }.into());
                 }
-                tracing::debug!(reconnects, %detail, "metadata connection lost; retrying on a new one");
+                tracing::debug!(reconnects = self.reconnects, %detail, "metadata connection lost; retrying on a new one");
                 // From 16 ms up: a restarting database needs a moment, not a spin.
-                backoff(reconnects + 3, policy.max_backoff)
+                Ok(backoff(self.reconnects + 3, policy.max_backoff))
             }
-            Failure::Stop(e) => return Err(e),
-        };
-        tokio::time::sleep(pause).await;
+            Failure::Stop(e) => Err(e),
+        }
     }
 }
 
 /// One attempt's failure: worth another attempt, or the end.
-enum Failure<E> {
+pub(super) enum Failure<E> {
     Conflict(String),
     Connection(String),
     Stop(RunError<E>),
@@ -159,12 +176,26 @@ impl<E> Failure<E> {
     fn fatal(e: PgError) -> Failure<E> {
         Failure::Stop(RunError::Failed(e))
     }
+
+    /// A client could not be had from the pool.
+    pub(super) fn of_pool(e: PgError) -> Failure<E> {
+        match e {
+            PgError::Connect { .. } => Failure::Connection(e.to_string()),
+            e => Failure::fatal(e),
+        }
+    }
+
+    /// Whether the client of the attempt must not be used again: its
+    /// connection failed, or it left a transaction in doubt.
+    pub(super) fn spoils_client(&self) -> bool {
+        matches!(self, Failure::Connection(_) | Failure::Stop(RunError::Failed(PgError::InDoubt { .. })))
+    }
 }
 
 /// Where in the transaction an error came: before COMMIT was sent, a lost
 /// connection means nothing committed; at COMMIT it means in doubt.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     Work,
     Commit,
 }
@@ -173,13 +204,9 @@ async fn attempt<T, E, F>(pool: &Pool, work: &F) -> Result<T, Failure<E>>
 where
     F: for<'t> Fn(&'t Transaction<'t>) -> TxnFuture<'t, T, E>,
 {
-    let mut client = match pool.get().await {
-        Ok(client) => client,
-        Err(e @ PgError::Connect { .. }) => return Err(Failure::Connection(e.to_string())),
-        Err(e) => return Err(Failure::fatal(e)),
-    };
+    let mut client = pool.get().await.map_err(Failure::of_pool)?;
     let result = in_transaction(&mut client, work).await;
-    if matches!(result, Err(Failure::Connection(_) | Failure::Stop(RunError::Failed(PgError::InDoubt { .. })))) {
+    if result.as_ref().is_err_and(Failure::spoils_client) {
         client.discard();
     }
     result
@@ -209,7 +236,8 @@ where
     }
 }
 
-fn failure<E>(e: &tokio_postgres::Error, phase: Phase) -> Failure<E> {
+/// What a driver error in `phase` means for the transaction.
+pub(super) fn failure<E>(e: &tokio_postgres::Error, phase: Phase) -> Failure<E> {
     let detail = describe(e);
     match (class_of(e), phase) {
         (Class::Conflict, _) => Failure::Conflict(detail),

@@ -1,7 +1,8 @@
-//! The metadata tables, by schema version and engine (docs/scale-out.md,
-//! plan section 2). Keys that are compared by order or range are `bytea`,
-//! which every engine compares as unsigned bytes whatever the database's
-//! collation; records are the postcard bytes of `store::schema`. Only the
+//! The metadata tables, by schema version and engine (docs/scale-out.md).
+//! Each table holds what one group of `store::meta::MetaTxn` operations
+//! keeps (`pg/txn.rs`). Keys that are compared by order or range are
+//! `bytea`, which every engine compares as unsigned bytes whatever the
+//! database's collation; records are the postcard bytes of `store::schema`. Only the
 //! DDL differs between engines; the statements that read and write rows
 //! are one dialect. Every statement is `IF NOT EXISTS`, so running them
 //! again repairs a half-created schema instead of failing on it.
@@ -75,27 +76,25 @@ pub const TABLES_V1: &[&str] = &[
     "leases",
 ];
 
-/// Version 1's DDL (the tables of plan section 2): `{k}` stands for the
+/// Version 1's DDL: `{k}` stands for the
 /// key order suffix of [`Engine::key_order`].
 const V1: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS tessera_schema (id int NOT NULL CHECK (id = 1), version int NOT NULL, \
      engine text NOT NULL, PRIMARY KEY (id{k}))",
     "CREATE TABLE IF NOT EXISTS buckets (name bytea NOT NULL, record bytea NOT NULL, PRIMARY KEY (name{k}))",
-    "CREATE TABLE IF NOT EXISTS objects (bucket bytea NOT NULL, key bytea NOT NULL, seq bigint NOT NULL, \
-     record bytea NOT NULL, PRIMARY KEY (bucket{k}, key{k}))",
+    "CREATE TABLE IF NOT EXISTS objects (bucket bytea NOT NULL, key bytea NOT NULL, record bytea NOT NULL, \
+     PRIMARY KEY (bucket{k}, key{k}))",
     "CREATE TABLE IF NOT EXISTS versions (bucket bytea NOT NULL, key bytea NOT NULL, seq bigint NOT NULL, \
      record bytea NOT NULL, PRIMARY KEY (bucket{k}, key{k}, seq{k}))",
     "CREATE SEQUENCE IF NOT EXISTS version_seq",
     "CREATE TABLE IF NOT EXISTS blobs (id bytea NOT NULL, refs bigint NOT NULL CHECK (refs > 0), \
-     size bigint NOT NULL, kind smallint NOT NULL, PRIMARY KEY (id{k}))",
+     PRIMARY KEY (id{k}))",
     "CREATE TABLE IF NOT EXISTS blob_crcs (id bytea NOT NULL, crcs bytea NOT NULL, PRIMARY KEY (id{k}))",
     "CREATE TABLE IF NOT EXISTS blob_bodies (id bytea NOT NULL, body bytea NOT NULL, PRIMARY KEY (id{k}))",
     "CREATE TABLE IF NOT EXISTS dead_blobs (id bytea NOT NULL, freed_at timestamptz NOT NULL DEFAULT now(), \
      PRIMARY KEY (id{k}))",
-    "CREATE TABLE IF NOT EXISTS content (key bytea NOT NULL, blob bytea NOT NULL, record bytea NOT NULL, \
-     PRIMARY KEY (key{k}))",
-    "CREATE TABLE IF NOT EXISTS blob_content (blob bytea NOT NULL, content_key bytea NOT NULL, merged_into bytea, \
-     PRIMARY KEY (blob{k}))",
+    "CREATE TABLE IF NOT EXISTS content (key bytea NOT NULL, value bytea NOT NULL, PRIMARY KEY (key{k}))",
+    "CREATE TABLE IF NOT EXISTS blob_content (blob bytea NOT NULL, value bytea NOT NULL, PRIMARY KEY (blob{k}))",
     "CREATE TABLE IF NOT EXISTS content_holders (blob bytea NOT NULL, owner text NOT NULL, refs bigint NOT NULL, \
      PRIMARY KEY (blob{k}, owner{k}))",
     "CREATE TABLE IF NOT EXISTS uploads (id bytea NOT NULL, bucket bytea NOT NULL, key bytea NOT NULL, \

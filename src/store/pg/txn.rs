@@ -1,0 +1,512 @@
+//! [`MetaTxn`] over one PostgreSQL transaction, so the write rules of the
+//! store (versions, reference counts, the unique-file table, multipart)
+//! run unchanged on a shared database; and [`run_blocking`], which runs
+//! such rules in a SERIALIZABLE transaction until it commits.
+//!
+//! The rules are synchronous and run on a blocking thread (as they do over
+//! redb), so each operation waits for its statement with the runtime's
+//! `block_on`. A statement is sent typed (`query_typed`): one round trip,
+//! no prepared statement to keep per connection.
+//!
+//! Rows mirror the redb tables (`pg/schema.rs`): an object's row key
+//! (`bucket`, 0, `key`) is split into the two key columns; blob ids are 16
+//! big-endian bytes; a version's inverted sequence number is stored with
+//! its top bit flipped, so a signed `bigint` sorts it as redb does.
+//!
+//! The first database error of an attempt is kept: from then on the
+//! transaction is aborted, whatever the rules made of the error, and the
+//! runner decides from it whether to run the rules again (a conflict, a
+//! lost connection) or to give up.
+#![cfg_attr(
+    not(test),
+    allow(dead_code, reason = "the store does not serve from PostgreSQL yet (issue 17): its tests run this")
+)]
+
+use std::cell::RefCell;
+
+use tokio::runtime::Handle;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{IsolationLevel, Row, Transaction};
+
+use super::retry::{failure, Attempts, Failure, Phase};
+use super::{describe, Pool, RetryPolicy, RunError};
+use crate::store::layout::{new_blob_id, packed_position, BlobId};
+use crate::store::meta::{MetaRead, MetaTxn};
+use crate::store::schema::{
+    decode, encode, BlobSpan, BucketRecord, CompletedUpload, ObjectRecord, PartRecord, Stored, UploadRecord,
+};
+use crate::store::users::UserRecord;
+use crate::store::{StoreError, StoreResult};
+
+/// Where metadata transactions run: the pool, the runtime whose tasks
+/// drive the connections, and how conflicts are retried.
+#[derive(Clone)]
+pub(crate) struct PgContext {
+    pub pool: Pool,
+    pub runtime: Handle,
+    pub policy: RetryPolicy,
+}
+
+/// What a transaction may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Reads and writes, SERIALIZABLE.
+    Write,
+    /// Reads of one consistent snapshot (REPEATABLE READ, READ ONLY: never
+    /// a serialization failure on PostgreSQL).
+    Snapshot,
+}
+
+/// Runs `work` in one transaction of `mode` and commits, again from the
+/// start after a conflict or a lost connection (`retry.rs` says how often).
+/// `work` must have no effect outside the transaction. An error of `work`
+/// itself (the database did not fail) rolls back and is returned as
+/// [`RunError::Rejected`]. Blocking: call it from a blocking thread.
+pub(crate) fn run_blocking<T, E>(
+    ctx: &PgContext,
+    mode: Mode,
+    work: impl Fn(&PgTxn) -> Result<T, E>,
+) -> Result<T, RunError<E>> {
+    let mut attempts = Attempts::new(&ctx.policy);
+    loop {
+        let failure = match attempt(ctx, mode, &work) {
+            Ok(value) => return Ok(value),
+            Err(failure) => failure,
+        };
+        std::thread::sleep(attempts.pause_after(failure)?);
+    }
+}
+
+fn attempt<T, E>(ctx: &PgContext, mode: Mode, work: &impl Fn(&PgTxn) -> Result<T, E>) -> Result<T, Failure<E>> {
+    let mut client = ctx.runtime.block_on(ctx.pool.get()).map_err(Failure::of_pool)?;
+    let isolation = match mode {
+        Mode::Write => IsolationLevel::Serializable,
+        Mode::Snapshot => IsolationLevel::RepeatableRead,
+    };
+    let begin = client.build_transaction().isolation_level(isolation).read_only(mode == Mode::Snapshot).start();
+    let result = match ctx.runtime.block_on(begin) {
+        Ok(txn) => in_transaction(PgTxn { txn, runtime: &ctx.runtime, failed: RefCell::new(None) }, work),
+        Err(e) => Err(failure(&e, Phase::Work)),
+    };
+    if result.as_ref().is_err_and(Failure::spoils_client) {
+        client.discard();
+    }
+    result
+}
+
+fn in_transaction<T, E>(pg: PgTxn, work: &impl Fn(&PgTxn) -> Result<T, E>) -> Result<T, Failure<E>> {
+    let outcome = work(&pg);
+    if let Some(e) = pg.failed.take() {
+        return Err(failure(&e, Phase::Work));
+    }
+    let PgTxn { txn, runtime, .. } = pg;
+    match outcome {
+        Ok(value) => match runtime.block_on(txn.commit()) {
+            Ok(()) => Ok(value),
+            Err(e) => Err(failure(&e, Phase::Commit)),
+        },
+        Err(rejected) => {
+            // A failed rollback changes nothing: the server drops the
+            // transaction with the connection, and a closed client is not reused.
+            let _ = runtime.block_on(txn.rollback());
+            Err(Failure::Stop(RunError::Rejected(rejected)))
+        }
+    }
+}
+
+/// One PostgreSQL transaction, seen as [`MetaTxn`] (and, in a snapshot
+/// transaction, as [`MetaRead`]).
+pub(crate) struct PgTxn<'c> {
+    txn: Transaction<'c>,
+    runtime: &'c Handle,
+    /// The first database error: the transaction is aborted from then on.
+    failed: RefCell<Option<tokio_postgres::Error>>,
+}
+
+/// A statement parameter with its SQL type.
+enum Param<'p> {
+    Bytes(&'p [u8]),
+    Text(&'p str),
+    Int8(i64),
+    Int4(i32),
+}
+
+impl Param<'_> {
+    fn typed(&self) -> (&(dyn ToSql + Sync), Type) {
+        match self {
+            Param::Bytes(v) => (v, Type::BYTEA),
+            Param::Text(v) => (v, Type::TEXT),
+            Param::Int8(v) => (v, Type::INT8),
+            Param::Int4(v) => (v, Type::INT4),
+        }
+    }
+}
+
+use Param::{Bytes, Int4, Int8, Text};
+
+impl PgTxn<'_> {
+    fn query(&self, sql: &str, params: &[Param]) -> StoreResult<Vec<Row>> {
+        let typed: Vec<(&(dyn ToSql + Sync), Type)> = params.iter().map(Param::typed).collect();
+        self.runtime.block_on(self.txn.query_typed(sql, &typed)).map_err(|e| self.fail(e))
+    }
+
+    fn execute(&self, sql: &str, params: &[Param]) -> StoreResult<()> {
+        self.query(sql, params).map(drop)
+    }
+
+    /// The first row's columns, if there is a row.
+    fn one(&self, sql: &str, params: &[Param]) -> StoreResult<Option<Row>> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    fn record<T: Stored>(&self, sql: &str, params: &[Param]) -> StoreResult<Option<T>> {
+        self.one(sql, params)?.map(|row| Ok(decode(&column::<Vec<u8>>(&row, 0)?)?)).transpose()
+    }
+
+    fn count(&self, sql: &str, params: &[Param]) -> StoreResult<u64> {
+        let refs = self.one(sql, params)?.map(|row| column::<i64>(&row, 0)).transpose()?;
+        Ok(refs.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+    }
+
+    /// Stores `record` at an object row of a table keyed by (bucket, key).
+    fn put_keyed(&self, table: &'static str, row: &[u8], record: &[u8]) -> StoreResult<()> {
+        let (bucket, key) = split_row(row)?;
+        let sql = format!(
+            "INSERT INTO {table} (bucket, key, record) VALUES ($1, $2, $3) \
+             ON CONFLICT (bucket, key) DO UPDATE SET record = excluded.record"
+        );
+        self.execute(&sql, &[Bytes(bucket), Bytes(key), Bytes(record)])
+    }
+
+    fn remove_keyed(&self, table: &'static str, row: &[u8]) -> StoreResult<()> {
+        let (bucket, key) = split_row(row)?;
+        self.execute(&format!("DELETE FROM {table} WHERE bucket = $1 AND key = $2"), &[Bytes(bucket), Bytes(key)])
+    }
+
+    fn fail(&self, e: tokio_postgres::Error) -> StoreError {
+        let error = StoreError::caused("metadata database", describe(&e));
+        self.failed.borrow_mut().get_or_insert(e);
+        error
+    }
+}
+
+fn column<'r, T: tokio_postgres::types::FromSql<'r>>(row: &'r Row, index: usize) -> StoreResult<T> {
+    row.try_get(index).map_err(|e| StoreError::caused("metadata database: reading a column", e))
+}
+
+/// An object's row key, `bucket` 0 `key`, as its two key columns.
+fn split_row(row: &[u8]) -> StoreResult<(&[u8], &[u8])> {
+    let mut halves = row.splitn(2, |b| *b == 0);
+    match (halves.next(), halves.next()) {
+        (Some(bucket), Some(key)) => Ok((bucket, key)),
+        _ => Err(StoreError::internal("an object row without a bucket")),
+    }
+}
+
+/// A u64 in a signed `bigint` that sorts as the u64 does.
+fn ordered(value: u64) -> i64 {
+    (value ^ (1 << 63)) as i64
+}
+
+fn unordered(value: i64) -> u64 {
+    (value as u64) ^ (1 << 63)
+}
+
+fn count_param(count: u64) -> StoreResult<i64> {
+    i64::try_from(count).map_err(|_| StoreError::internal("a reference count beyond bigint"))
+}
+
+impl MetaRead for PgTxn<'_> {
+    fn bucket(&self, name: &str) -> StoreResult<Option<BucketRecord>> {
+        self.record("SELECT record FROM buckets WHERE name = $1", &[Bytes(name.as_bytes())])
+    }
+
+    fn bucket_has_objects(&self, bucket: &str) -> StoreResult<bool> {
+        let sql = "SELECT 1 FROM objects WHERE bucket = $1 UNION ALL SELECT 1 FROM versions WHERE bucket = $1 LIMIT 1";
+        Ok(self.one(sql, &[Bytes(bucket.as_bytes())])?.is_some())
+    }
+
+    fn object(&self, row: &[u8]) -> StoreResult<Option<ObjectRecord>> {
+        let (bucket, key) = split_row(row)?;
+        self.record("SELECT record FROM objects WHERE bucket = $1 AND key = $2", &[Bytes(bucket), Bytes(key)])
+    }
+
+    fn version(&self, row: &[u8], inverted_seq: u64) -> StoreResult<Option<ObjectRecord>> {
+        let (bucket, key) = split_row(row)?;
+        let sql = "SELECT record FROM versions WHERE bucket = $1 AND key = $2 AND seq = $3";
+        self.record(sql, &[Bytes(bucket), Bytes(key), Int8(ordered(inverted_seq))])
+    }
+
+    fn find_version(
+        &self,
+        row: &[u8],
+        wanted: &mut dyn FnMut(&ObjectRecord) -> bool,
+    ) -> StoreResult<Option<(u64, ObjectRecord)>> {
+        const BATCH: i64 = 64;
+        let (bucket, key) = split_row(row)?;
+        let sql = "SELECT seq, record FROM versions WHERE bucket = $1 AND key = $2 AND seq > $3 ORDER BY seq LIMIT $4";
+        let mut after = i64::MIN;
+        loop {
+            let rows = self.query(sql, &[Bytes(bucket), Bytes(key), Int8(after), Int8(BATCH)])?;
+            for row in &rows {
+                after = column(row, 0)?;
+                let record: ObjectRecord = decode(&column::<Vec<u8>>(row, 1)?)?;
+                if wanted(&record) {
+                    return Ok(Some((unordered(after), record)));
+                }
+            }
+            if rows.len() < BATCH as usize {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn blob_refs(&self, id: BlobId) -> StoreResult<u64> {
+        self.count("SELECT refs FROM blobs WHERE id = $1", &[Bytes(&id.to_be_bytes())])
+    }
+
+    fn content_row(&self, key: &[u8; 40]) -> StoreResult<Option<Vec<u8>>> {
+        let row = self.one("SELECT value FROM content WHERE key = $1", &[Bytes(key)])?;
+        row.map(|row| column(&row, 0)).transpose()
+    }
+
+    fn blob_content(&self, id: BlobId) -> StoreResult<Option<Vec<u8>>> {
+        let row = self.one("SELECT value FROM blob_content WHERE blob = $1", &[Bytes(&id.to_be_bytes())])?;
+        row.map(|row| column(&row, 0)).transpose()
+    }
+
+    fn holder_refs(&self, id: BlobId, owner: &str) -> StoreResult<u64> {
+        let sql = "SELECT refs FROM content_holders WHERE blob = $1 AND owner = $2";
+        self.count(sql, &[Bytes(&id.to_be_bytes()), Text(owner)])
+    }
+
+    fn upload(&self, id: &str) -> StoreResult<Option<UploadRecord>> {
+        self.record("SELECT record FROM uploads WHERE id = $1", &[Bytes(id.as_bytes())])
+    }
+
+    fn uploads_of_bucket(&self, bucket: &str) -> StoreResult<Vec<String>> {
+        let rows =
+            self.query("SELECT id FROM uploads WHERE bucket = $1 ORDER BY key, id", &[Bytes(bucket.as_bytes())])?;
+        rows.iter()
+            .map(|row| String::from_utf8(column(row, 0)?).map_err(|_| StoreError::internal("an upload id not UTF-8")))
+            .collect()
+    }
+
+    fn parts(&self, upload_id: &str) -> StoreResult<Vec<(u16, PartRecord)>> {
+        let rows = self
+            .query("SELECT part, record FROM parts WHERE upload = $1 ORDER BY part", &[Bytes(upload_id.as_bytes())])?;
+        let part = |row: &Row| -> StoreResult<(u16, PartRecord)> {
+            let number = u16::try_from(column::<i32>(row, 0)?).map_err(|_| StoreError::internal("a part number"))?;
+            Ok((number, decode(&column::<Vec<u8>>(row, 1)?)?))
+        };
+        rows.iter().map(part).collect()
+    }
+
+    fn completed(&self, row: &[u8]) -> StoreResult<Option<CompletedUpload>> {
+        let (bucket, key) = split_row(row)?;
+        let sql = "SELECT record FROM completed_uploads WHERE bucket = $1 AND key = $2";
+        self.record(sql, &[Bytes(bucket), Bytes(key)])
+    }
+
+    fn user(&self, name: &str) -> StoreResult<Option<UserRecord>> {
+        self.record("SELECT record FROM users WHERE name = $1", &[Text(name)])
+    }
+
+    fn user_of_key(&self, access_key: &str) -> StoreResult<Option<String>> {
+        let row = self.one("SELECT name FROM users WHERE access_key = $1", &[Text(access_key)])?;
+        row.map(|row| column(&row, 0)).transpose()
+    }
+}
+
+impl MetaTxn for PgTxn<'_> {
+    fn put_bucket(&self, name: &str, record: &BucketRecord) -> StoreResult<()> {
+        let sql = "INSERT INTO buckets (name, record) VALUES ($1, $2) \
+                   ON CONFLICT (name) DO UPDATE SET record = excluded.record";
+        self.execute(sql, &[Bytes(name.as_bytes()), Bytes(&encode(record)?)])
+    }
+
+    fn remove_bucket(&self, name: &str) -> StoreResult<()> {
+        self.execute("DELETE FROM buckets WHERE name = $1", &[Bytes(name.as_bytes())])
+    }
+
+    fn put_object(&self, row: &[u8], record: &ObjectRecord) -> StoreResult<()> {
+        self.put_keyed("objects", row, &encode(record)?)
+    }
+
+    fn remove_object(&self, row: &[u8]) -> StoreResult<()> {
+        self.remove_keyed("objects", row)
+    }
+
+    fn put_version(&self, row: &[u8], inverted_seq: u64, record: &ObjectRecord) -> StoreResult<()> {
+        let (bucket, key) = split_row(row)?;
+        let sql = "INSERT INTO versions (bucket, key, seq, record) VALUES ($1, $2, $3, $4) \
+                   ON CONFLICT (bucket, key, seq) DO UPDATE SET record = excluded.record";
+        self.execute(sql, &[Bytes(bucket), Bytes(key), Int8(ordered(inverted_seq)), Bytes(&encode(record)?)])
+    }
+
+    fn remove_version(&self, row: &[u8], inverted_seq: u64) -> StoreResult<()> {
+        let (bucket, key) = split_row(row)?;
+        let sql = "DELETE FROM versions WHERE bucket = $1 AND key = $2 AND seq = $3";
+        self.execute(sql, &[Bytes(bucket), Bytes(key), Int8(ordered(inverted_seq))])
+    }
+
+    /// A sequence is not transactional: a rolled back or retried write
+    /// leaves a gap, which changes nothing (versions only need the order).
+    fn next_version_seq(&self) -> StoreResult<u64> {
+        let row = self.one("SELECT nextval('version_seq')", &[])?;
+        let value = row.map(|row| column::<i64>(&row, 0)).transpose()?;
+        value.and_then(|v| u64::try_from(v).ok()).ok_or_else(|| StoreError::internal("version_seq gave no number"))
+    }
+
+    fn set_blob_refs(&self, id: BlobId, count: u64) -> StoreResult<()> {
+        let id = id.to_be_bytes();
+        match count {
+            0 => self.execute("DELETE FROM blobs WHERE id = $1", &[Bytes(&id)]),
+            n => {
+                let sql =
+                    "INSERT INTO blobs (id, refs) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET refs = excluded.refs";
+                self.execute(sql, &[Bytes(&id), Int8(count_param(n)?)])
+            }
+        }
+    }
+
+    fn put_block_crcs(&self, id: BlobId, crcs: &[u8]) -> StoreResult<()> {
+        let sql =
+            "INSERT INTO blob_crcs (id, crcs) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET crcs = excluded.crcs";
+        self.execute(sql, &[Bytes(&id.to_be_bytes()), Bytes(crcs)])
+    }
+
+    /// Small bodies are rows of `blob_bodies` under a fresh random id (the
+    /// span stays `inline`): every gateway reads them from the database.
+    fn store_small_body(&self, body: &[u8]) -> StoreResult<BlobId> {
+        let id = new_blob_id()?;
+        self.execute("INSERT INTO blob_bodies (id, body) VALUES ($1, $2)", &[Bytes(&id.to_be_bytes()), Bytes(body)])?;
+        Ok(id)
+    }
+
+    fn release_blob(&self, span: &BlobSpan) -> StoreResult<Option<BlobId>> {
+        if packed_position(span.id).is_some() {
+            return Err(StoreError::internal("a packed blob id in the PostgreSQL metadata"));
+        }
+        let id = span.id.to_be_bytes();
+        self.execute("DELETE FROM blob_crcs WHERE id = $1", &[Bytes(&id)])?;
+        if span.inline {
+            self.execute("DELETE FROM blob_bodies WHERE id = $1", &[Bytes(&id)])?;
+            return Ok(None);
+        }
+        self.execute("INSERT INTO dead_blobs (id) VALUES ($1) ON CONFLICT (id) DO NOTHING", &[Bytes(&id)])?;
+        Ok(Some(span.id))
+    }
+
+    fn put_content_row(&self, key: &[u8; 40], row: &[u8]) -> StoreResult<()> {
+        let sql =
+            "INSERT INTO content (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+        self.execute(sql, &[Bytes(key), Bytes(row)])
+    }
+
+    fn remove_content_row(&self, key: &[u8]) -> StoreResult<()> {
+        self.execute("DELETE FROM content WHERE key = $1", &[Bytes(key)])
+    }
+
+    fn put_blob_content(&self, id: BlobId, value: &[u8]) -> StoreResult<()> {
+        let sql = "INSERT INTO blob_content (blob, value) VALUES ($1, $2) \
+                   ON CONFLICT (blob) DO UPDATE SET value = excluded.value";
+        self.execute(sql, &[Bytes(&id.to_be_bytes()), Bytes(value)])
+    }
+
+    fn remove_blob_content(&self, id: BlobId) -> StoreResult<Option<Vec<u8>>> {
+        let row = self.one("DELETE FROM blob_content WHERE blob = $1 RETURNING value", &[Bytes(&id.to_be_bytes())])?;
+        row.map(|row| column(&row, 0)).transpose()
+    }
+
+    fn set_holder_refs(&self, id: BlobId, owner: &str, count: u64) -> StoreResult<()> {
+        let id = id.to_be_bytes();
+        match count {
+            0 => self.execute("DELETE FROM content_holders WHERE blob = $1 AND owner = $2", &[Bytes(&id), Text(owner)]),
+            n => {
+                let sql = "INSERT INTO content_holders (blob, owner, refs) VALUES ($1, $2, $3) \
+                           ON CONFLICT (blob, owner) DO UPDATE SET refs = excluded.refs";
+                self.execute(sql, &[Bytes(&id), Text(owner), Int8(count_param(n)?)])
+            }
+        }
+    }
+
+    fn forget_holders(&self, id: BlobId) -> StoreResult<()> {
+        self.execute("DELETE FROM content_holders WHERE blob = $1", &[Bytes(&id.to_be_bytes())])
+    }
+
+    fn put_upload(&self, id: &str, record: &UploadRecord) -> StoreResult<()> {
+        let sql = "INSERT INTO uploads (id, bucket, key, initiated_ms, record) VALUES ($1, $2, $3, $4, $5) \
+                   ON CONFLICT (id) DO UPDATE SET record = excluded.record";
+        let (bucket, key) = (record.bucket.as_bytes(), record.key.as_bytes());
+        let params =
+            [Bytes(id.as_bytes()), Bytes(bucket), Bytes(key), Int8(record.initiated_ms), Bytes(&encode(record)?)];
+        self.execute(sql, &params)
+    }
+
+    fn remove_upload(&self, id: &str, _record: &UploadRecord) -> StoreResult<()> {
+        self.execute("DELETE FROM uploads WHERE id = $1", &[Bytes(id.as_bytes())])
+    }
+
+    fn put_part(&self, upload_id: &str, number: u16, part: &PartRecord) -> StoreResult<Option<PartRecord>> {
+        let params = [Bytes(upload_id.as_bytes()), Int4(i32::from(number))];
+        let replaced = self.record("SELECT record FROM parts WHERE upload = $1 AND part = $2", &params)?;
+        let sql = "INSERT INTO parts (upload, part, record) VALUES ($1, $2, $3) \
+                   ON CONFLICT (upload, part) DO UPDATE SET record = excluded.record";
+        self.execute(sql, &[Bytes(upload_id.as_bytes()), Int4(i32::from(number)), Bytes(&encode(part)?)])?;
+        Ok(replaced)
+    }
+
+    fn remove_parts(&self, upload_id: &str) -> StoreResult<()> {
+        self.execute("DELETE FROM parts WHERE upload = $1", &[Bytes(upload_id.as_bytes())])
+    }
+
+    fn put_completed(&self, row: &[u8], completed: &CompletedUpload) -> StoreResult<()> {
+        self.put_keyed("completed_uploads", row, &encode(completed)?)
+    }
+
+    fn remove_completed(&self, row: &[u8]) -> StoreResult<()> {
+        self.remove_keyed("completed_uploads", row)
+    }
+
+    fn remove_completed_of_bucket(&self, bucket: &str) -> StoreResult<()> {
+        self.execute("DELETE FROM completed_uploads WHERE bucket = $1", &[Bytes(bucket.as_bytes())])
+    }
+
+    fn put_user(&self, user: &UserRecord) -> StoreResult<()> {
+        let sql = "INSERT INTO users (name, access_key, record) VALUES ($1, $2, $3) \
+                   ON CONFLICT (name) DO UPDATE SET access_key = excluded.access_key, record = excluded.record";
+        self.execute(sql, &[Text(&user.name), Text(&user.access_key), Bytes(&encode(user)?)])
+    }
+
+    fn remove_user(&self, user: &UserRecord) -> StoreResult<()> {
+        self.execute("DELETE FROM users WHERE name = $1", &[Text(&user.name)])
+    }
+}
+
+#[cfg(test)]
+#[path = "txn_tests.rs"]
+mod rule_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordered_sequence_numbers_sort_as_unsigned() {
+        let values = [0u64, 1, 1 << 62, (1 << 63) - 1, 1 << 63, u64::MAX - 1, u64::MAX];
+        for pair in values.windows(2) {
+            assert!(ordered(pair[0]) < ordered(pair[1]), "{pair:?}");
+        }
+        for value in values {
+            assert_eq!(unordered(ordered(value)), value);
+        }
+    }
+
+    #[test]
+    fn an_object_row_splits_at_its_first_zero() {
+        let row = crate::store::schema::object_key("b", b"k\0with zero");
+        assert_eq!(split_row(&row).ok(), Some((&b"b"[..], &b"k\0with zero"[..])));
+        assert!(split_row(b"no zero").is_err());
+    }
+}

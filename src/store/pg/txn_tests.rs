@@ -1,0 +1,262 @@
+//! The write rules of the store run on PostgreSQL exactly as on redb: one
+//! scenario of rule calls and table operations, run on both backends, must
+//! observe the same things step by step; and the races that several
+//! gateways bring (two conditional creates of one key, many increments of
+//! one count) come out as one process over redb would have them.
+//!
+//! The database is `TESSERA_TEST_PG` (scripts/pg-test-cluster.sh, sourced by
+//! ./test.sh). Without it the tests print why and pass, except under CI.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::store::meta::{MetaRead, MetaTxn};
+use crate::store::multipart::{abort_in_txn, record_part};
+use crate::store::pg::{migrate, MetaTarget, Pool, PoolOptions};
+use crate::store::redb_meta::txn::{RedbRead, RedbTxn};
+use crate::store::schema::{object_key, BlobSpan, PartRecord, Versioning};
+use crate::store::test_support::{bucket_record, object_record, upload_record};
+use crate::store::txn::{add_refs, read_object, Holder};
+use crate::store::versions::{delete_latest, delete_version, put_current, VersionId};
+use crate::store::UPLOAD_ID_LEN;
+
+/// A schema of its own in the test cluster (dropped at the end), migrated,
+/// with the runtime that drives its connections.
+struct TestSchema {
+    ctx: PgContext,
+    name: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl TestSchema {
+    fn create(policy: RetryPolicy) -> Option<TestSchema> {
+        let Some(url) = std::env::var("TESSERA_TEST_PG").ok().filter(|v| !v.is_empty()) else {
+            assert!(std::env::var_os("CI").is_none(), "CI is set but TESSERA_TEST_PG is not: run ./test.sh");
+            eprintln!("skipped: TESSERA_TEST_PG is not set (source scripts/pg-test-cluster.sh to run this test)");
+            return None;
+        };
+        let base = url.split('?').next().unwrap_or_default();
+        let name = format!("r_{:016x}", new_blob_id().expect("random") as u64);
+        let url = format!("{base}?sslmode=disable&options=-c%20search_path%3D{name}");
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
+        let pool = Pool::new(MetaTarget::parse(&url, None).expect("url"), None, PoolOptions::default()).expect("pool");
+        runtime.block_on(async {
+            let client = pool.get().await.expect("connect");
+            client.batch_execute(&format!("CREATE SCHEMA {name}")).await.expect("create schema");
+            drop(client);
+            migrate(&pool).await.expect("migrate");
+        });
+        let ctx = PgContext { pool, runtime: runtime.handle().clone(), policy };
+        Some(TestSchema { ctx, name, _runtime: runtime })
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        let drop_schema = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        let _ =
+            self.ctx.runtime.block_on(async { self.ctx.pool.get().await.ok()?.batch_execute(&drop_schema).await.ok() });
+    }
+}
+
+fn part(id: BlobId) -> PartRecord {
+    PartRecord { span: file_span(id), md5: [0; 16], last_modified_ms: 0, checksum: None }
+}
+
+fn file_span(id: BlobId) -> BlobSpan {
+    BlobSpan { id, size: 10, part: 0, inline: false }
+}
+
+/// Versions of a key, newest first, as (etag, delete marker).
+fn versions_of(txn: &impl MetaRead, row: &[u8]) -> StoreResult<Vec<(String, bool)>> {
+    let mut seen = Vec::new();
+    txn.find_version(row, &mut |r| {
+        seen.push((r.etag.clone(), r.version.delete_marker));
+        false
+    })?;
+    Ok(seen)
+}
+
+/// Rules and operations of every kind in one transaction, with what each
+/// step saw.
+fn scenario(txn: &impl MetaTxn) -> StoreResult<Vec<String>> {
+    let mut seen = Vec::new();
+    let row = object_key("b", b"k");
+    let bucket = crate::store::schema::BucketRecord { versioning: Versioning::Enabled, ..bucket_record() };
+    txn.put_bucket("b", &bucket)?;
+    seen.push(format!("empty bucket has objects: {}", txn.bucket_has_objects("b")?));
+    let holder = Holder::OfObject { bucket: "b", owner: None };
+    for (id, etag) in [(100, "e1"), (101, "e2"), (102, "e3")] {
+        let mut record = crate::store::schema::ObjectRecord { etag: etag.into(), ..object_record(10) };
+        record.blobs = vec![file_span(id)];
+        add_refs(txn, &record.blobs, holder)?;
+        let current = read_object(txn, "b", "k")?;
+        let dead = put_current(txn, ("b", "k"), &mut record, current, Versioning::Enabled)?;
+        seen.push(format!("put {etag}: dead {dead:?}"));
+    }
+    let (deleted, dead) = delete_latest(txn, ("b", "k"), read_object(txn, "b", "k")?, Versioning::Enabled)?;
+    seen.push(format!("delete: marker {} dead {dead:?}", deleted.delete_marker));
+    seen.push(format!("current after delete: {:?}", txn.object(&row)?.map(|r| r.etag)));
+    seen.push(format!("versions: {:?}", versions_of(txn, &row)?));
+    let first = txn.find_version(&row, &mut |r| r.etag == "e1")?.map(|(_, r)| r.version.seq).unwrap_or(0);
+    let (_, dead) = delete_version(txn, ("b", "k"), read_object(txn, "b", "k")?, VersionId::Seq(first))?;
+    seen.push(format!("delete e1 by id: dead {dead:?}, versions {:?}", versions_of(txn, &row)?));
+    seen.push(format!("refs 100..=102: {:?}", [100, 101, 102].map(|id| txn.blob_refs(id).unwrap_or(99))));
+    seen.push(format!("root holds 101: {}", txn.holder_refs(101, "root")?));
+
+    let small = txn.store_small_body(b"small body")?;
+    txn.set_blob_refs(small, 1)?;
+    let freed = txn.release_blob(&BlobSpan { id: small, size: 10, part: 0, inline: true })?;
+    txn.set_blob_refs(small, 0)?;
+    seen.push(format!("small body freed as a file: {freed:?}, refs {}", txn.blob_refs(small)?));
+    seen.push(format!("file blob freed: {:?}", txn.release_blob(&file_span(7))?));
+
+    // Upload ids have one length (the per-key index relies on it).
+    let (u1, u0) = (&"1".repeat(UPLOAD_ID_LEN), &"0".repeat(UPLOAD_ID_LEN));
+    txn.put_upload(u1, &upload_record("b", "m"))?;
+    txn.put_upload(u0, &upload_record("b", "z"))?;
+    for (number, id) in [(1, 200), (1, 201), (2, 202)] {
+        let (_, dead) = record_part(txn, ("b", "m", u1), number, part(id), None)?;
+        seen.push(format!("part {number} as {id}: dead {dead:?}"));
+    }
+    let parts: Vec<(u16, BlobId)> = txn.parts(u1)?.into_iter().map(|(n, p)| (n, p.span.id)).collect();
+    seen.push(format!("parts {parts:?}, uploads {:?}", txn.uploads_of_bucket("b")?));
+    let upload = txn.upload(u1)?.ok_or(StoreError::NoSuchUpload)?;
+    seen.push(format!("abort: dead {:?}", abort_in_txn(txn, &upload, u1)?));
+    seen.push(format!("after abort: {:?} {:?}", txn.upload(u1)?.map(|u| u.key), txn.parts(u1)?.len()));
+
+    txn.put_content_row(&[7; 40], b"content row")?;
+    txn.put_blob_content(300, b"indexed")?;
+    txn.set_holder_refs(300, "alice", 2)?;
+    txn.set_holder_refs(300, "bob", 1)?;
+    seen.push(format!(
+        "content {:?} {:?} holders {} {}",
+        txn.content_row(&[7; 40])?,
+        txn.blob_content(300)?,
+        txn.holder_refs(300, "alice")?,
+        txn.holder_refs(300, "bob")?
+    ));
+    txn.forget_holders(300)?;
+    txn.remove_content_row(&[7; 40])?;
+    let removed = txn.remove_blob_content(300)?;
+    seen.push(format!("removed {removed:?}, left {:?} {}", txn.content_row(&[7; 40])?, txn.holder_refs(300, "alice")?));
+
+    let user = crate::store::users::UserRecord {
+        name: "alice".into(),
+        access_key: "AKALICE".into(),
+        secret_key: "secret".into(),
+        canonical_id: "c".repeat(64),
+        email: None,
+        created_ms: 1,
+    };
+    txn.put_user(&user)?;
+    seen.push(format!("user by key {:?}, {:?}", txn.user_of_key("AKALICE")?, txn.user("alice")?.map(|u| u.email)));
+    txn.remove_user(&user)?;
+    seen.push(format!("after removal {:?} {:?}", txn.user_of_key("AKALICE")?, txn.user("alice")?.is_some()));
+
+    let (a, b) = (txn.next_version_seq()?, txn.next_version_seq()?);
+    seen.push(format!("version numbers increase: {}", b > a));
+    Ok(seen)
+}
+
+/// What a later snapshot sees of the scenario's writes.
+fn observe(txn: &impl MetaRead) -> StoreResult<Vec<String>> {
+    let row = object_key("b", b"k");
+    Ok(vec![
+        format!("bucket versioning {:?}", txn.bucket("b")?.map(|b| b.versioning)),
+        format!("has objects {}", txn.bucket_has_objects("b")?),
+        format!("versions {:?}", versions_of(txn, &row)?),
+        format!("refs {:?}", [100, 101, 102, 200, 201, 202].map(|id| txn.blob_refs(id).unwrap_or(99))),
+        format!("uploads {:?}", txn.uploads_of_bucket("b")?),
+    ])
+}
+
+fn on_redb() -> (Vec<String>, Vec<String>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = redb::Database::create(dir.path().join("meta.redb")).expect("create");
+    let txn = db.begin_write().expect("write");
+    let seen = scenario(&RedbTxn(&txn)).expect("scenario on redb");
+    txn.commit().expect("commit");
+    let read = db.begin_read().expect("read");
+    (seen, observe(&RedbRead(&read)).expect("observe on redb"))
+}
+
+#[test]
+fn the_write_rules_see_the_same_on_postgres_as_on_redb() {
+    let Some(schema) = TestSchema::create(RetryPolicy::default()) else { return };
+    let (redb_seen, redb_observed) = on_redb();
+    let pg_seen = run_blocking(&schema.ctx, Mode::Write, |txn| scenario(txn)).expect("scenario on PostgreSQL");
+    let pg_observed = run_blocking(&schema.ctx, Mode::Snapshot, |txn| observe(txn)).expect("observe on PostgreSQL");
+    for (step, (redb, pg)) in redb_seen.iter().zip(&pg_seen).enumerate() {
+        assert_eq!(redb, pg, "step {step}");
+    }
+    assert_eq!(redb_seen.len(), pg_seen.len());
+    assert_eq!(redb_observed, pg_observed);
+    // And what they agree on is what S3 says.
+    let expected = [
+        "delete: marker true dead []",
+        "current after delete: None",
+        "versions: [(\"\", true), (\"e3\", false), (\"e2\", false), (\"e1\", false)]",
+        "refs 100..=102: [0, 1, 1]",
+        "part 1 as 201: dead [200]",
+        "abort: dead [201, 202]",
+        "version numbers increase: true",
+    ];
+    for line in expected {
+        assert!(pg_seen.iter().any(|s| s.starts_with(line)), "{line} not in {pg_seen:#?}");
+    }
+}
+
+#[test]
+fn two_conditional_creates_of_one_key_give_exactly_one_winner() {
+    let Some(schema) = TestSchema::create(RetryPolicy::default()) else { return };
+    let row = object_key("b", b"race");
+    let attempts = Arc::new(AtomicU32::new(0));
+    let create = |etag: &'static str| {
+        let (ctx, row, attempts) = (schema.ctx.clone(), row.clone(), attempts.clone());
+        std::thread::spawn(move || {
+            run_blocking(&ctx, Mode::Write, |txn| {
+                attempts.fetch_add(1, Ordering::Relaxed);
+                if txn.object(&row)?.is_some() {
+                    return Err(StoreError::internal("exists"));
+                }
+                // Both look before either writes.
+                std::thread::sleep(Duration::from_millis(100));
+                txn.put_object(&row, &crate::store::schema::ObjectRecord { etag: etag.into(), ..object_record(1) })
+            })
+        })
+    };
+    let (a, b) = (create("a"), create("b"));
+    let results = [a.join().expect("thread a"), b.join().expect("thread b")];
+    let won: Vec<bool> = results.iter().map(Result::is_ok).collect();
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{results:?}");
+    assert!(results.iter().any(|r| matches!(r, Err(RunError::Rejected(_)))), "{results:?}");
+    assert!(attempts.load(Ordering::Relaxed) >= 3, "the loser ran again after the conflict");
+    let winner = run_blocking(&schema.ctx, Mode::Snapshot, |txn| txn.object(&row)).expect("read");
+    let expected = if won[0] { "a" } else { "b" };
+    assert_eq!(winner.map(|r| r.etag).as_deref(), Some(expected));
+}
+
+#[test]
+fn concurrent_increments_of_one_count_are_all_kept() {
+    let policy = RetryPolicy { max_attempts: 1000, max_time: Duration::from_secs(60), ..RetryPolicy::default() };
+    let Some(schema) = TestSchema::create(policy) else { return };
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let ctx = schema.ctx.clone();
+            std::thread::spawn(move || {
+                for _ in 0..10 {
+                    run_blocking(&ctx, Mode::Write, |txn| txn.set_blob_refs(42, txn.blob_refs(42)? + 1))
+                        .map_err(|e| format!("{e:?}"))?;
+                }
+                Ok::<(), String>(())
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("thread").expect("increments");
+    }
+    assert_eq!(run_blocking(&schema.ctx, Mode::Snapshot, |txn| txn.blob_refs(42)).expect("read"), 40);
+}
