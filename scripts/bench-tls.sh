@@ -48,7 +48,7 @@ start() {
     pids+=($!)
     echo $! >"$work/$name.pid"
     for _ in $(seq 100); do
-        endpoint=$(grep -o 'https\?://[0-9.:]*' "$work/$name.out" || true)
+        endpoint=$(sed -n 's/.*listening on \(https\{0,1\}:[0-9.:/]*\).*/\1/p' "$work/$name.out")
         [[ -n $endpoint ]] && break
         sleep 0.1
     done

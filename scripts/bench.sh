@@ -45,7 +45,7 @@ stop() {
 trap stop EXIT
 
 for _ in $(seq 100); do
-    endpoint=$(grep -o 'http://[0-9.:]*' "$work/serve.out" || true)
+    endpoint=$(sed -n 's/.*listening on \(http:[0-9.:/]*\).*/\1/p' "$work/serve.out")
     [[ -n $endpoint ]] && break
     kill -0 "$server" || { cat "$work/serve.log"; exit 1; }
     sleep 0.1

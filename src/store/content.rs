@@ -71,7 +71,7 @@ fn decode_row(value: &[u8]) -> Option<HeldContent> {
 
 /// The live blob holding `key`'s content: one with references in this
 /// transaction (or snapshot, for deciding before a body is read).
-pub(super) fn find_live(txn: &impl MetaRead, key: &[u8; 40]) -> StoreResult<Option<HeldContent>> {
+pub(super) fn find_live(txn: &dyn MetaRead, key: &[u8; 40]) -> StoreResult<Option<HeldContent>> {
     let Some(held) = txn.content_row(key)?.and_then(|row| decode_row(&row)) else {
         return Ok(None);
     };
@@ -79,7 +79,7 @@ pub(super) fn find_live(txn: &impl MetaRead, key: &[u8; 40]) -> StoreResult<Opti
 }
 
 /// Indexes a new blob (unless its content is indexed already).
-pub(super) fn insert(txn: &impl MetaTxn, key: &[u8; 40], id: BlobId, blob: &NewBlob) -> StoreResult<()> {
+pub(super) fn insert(txn: &dyn MetaTxn, key: &[u8; 40], id: BlobId, blob: &NewBlob) -> StoreResult<()> {
     if txn.content_row(key)?.is_none() {
         let held =
             HeldContent { id, inline: blob.inline.is_some(), md5: Some(blob.md5), checksum: blob.checksum.clone() };
@@ -91,14 +91,14 @@ pub(super) fn insert(txn: &impl MetaTxn, key: &[u8; 40], id: BlobId, blob: &NewB
 
 /// Indexes `held`'s blob under `key` (background hashing: the blob is
 /// live and no live blob holds the content).
-pub(super) fn index(txn: &impl MetaTxn, key: &[u8; 40], held: &HeldContent) -> StoreResult<()> {
+pub(super) fn index(txn: &dyn MetaTxn, key: &[u8; 40], held: &HeldContent) -> StoreResult<()> {
     txn.put_content_row(key, &encode_row(held)?)?;
     txn.put_blob_content(held.id, key)
 }
 
 /// Records that blob `id`'s file is now a hard link to `holder`'s, which
 /// holds the content `key` (`hasher.rs`): `key ‖ holder` in [`BLOB_CONTENT`](super::schema::BLOB_CONTENT).
-pub(super) fn record_merge(txn: &impl MetaTxn, id: BlobId, key: &[u8; 40], holder: BlobId) -> StoreResult<()> {
+pub(super) fn record_merge(txn: &dyn MetaTxn, id: BlobId, key: &[u8; 40], holder: BlobId) -> StoreResult<()> {
     let mut value = key.to_vec();
     value.extend_from_slice(&holder.to_be_bytes());
     txn.put_blob_content(id, &value)
@@ -118,7 +118,7 @@ fn indexed_key(value: &[u8]) -> Option<&[u8; 40]> {
 /// Whether the live blob file `id` needs (background) hashing: its content
 /// is not indexed, was indexed before rows kept the MD5, or its file was
 /// merged into a blob since freed (`hasher.rs`).
-pub(super) fn needs_hashing(txn: &impl MetaRead, id: BlobId) -> StoreResult<bool> {
+pub(super) fn needs_hashing(txn: &dyn MetaRead, id: BlobId) -> StoreResult<bool> {
     let Some(value) = txn.blob_content(id)? else { return Ok(true) };
     if let Some(holder) = merged_into(&value) {
         return Ok(txn.blob_refs(holder)? == 0);
@@ -131,7 +131,7 @@ pub(super) fn needs_hashing(txn: &impl MetaRead, id: BlobId) -> StoreResult<bool
 }
 
 /// Removes the rows of a blob whose last reference was dropped.
-pub(super) fn forget(txn: &impl MetaTxn, id: BlobId) -> StoreResult<()> {
+pub(super) fn forget(txn: &dyn MetaTxn, id: BlobId) -> StoreResult<()> {
     txn.forget_holders(id)?;
     let Some(value) = txn.remove_blob_content(id)? else {
         return Ok(());
@@ -154,7 +154,7 @@ pub(super) fn is_file(span: &BlobSpan) -> bool {
 
 /// Counts `delta` references of `owner` to each file blob of `spans`: who
 /// holds a blob, the proof of possession an instant upload asks for.
-pub(super) fn count_holders(txn: &impl MetaTxn, spans: &[BlobSpan], owner: &str, delta: i64) -> StoreResult<()> {
+pub(super) fn count_holders(txn: &dyn MetaTxn, spans: &[BlobSpan], owner: &str, delta: i64) -> StoreResult<()> {
     for span in spans.iter().filter(|s| is_file(s)) {
         let count = txn.holder_refs(span.id, owner)?;
         txn.set_holder_refs(span.id, owner, count.saturating_add_signed(delta))?;
@@ -163,7 +163,7 @@ pub(super) fn count_holders(txn: &impl MetaTxn, spans: &[BlobSpan], owner: &str,
 }
 
 /// Whether `owner` holds a reference to the blob `id`.
-pub(super) fn holds(txn: &impl MetaRead, id: BlobId, owner: &str) -> StoreResult<bool> {
+pub(super) fn holds(txn: &dyn MetaRead, id: BlobId, owner: &str) -> StoreResult<bool> {
     Ok(txn.holder_refs(id, owner)? > 0)
 }
 

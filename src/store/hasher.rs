@@ -22,7 +22,6 @@ use std::time::Duration;
 use super::content::{self, HeldContent};
 use super::digest::{ChecksumAlgorithm, DigestSpec, Digests, Hashers};
 use super::layout::{fsync_dir, packed_position, BlobId};
-use super::meta::MetaRead;
 use super::read::{self, BlobSource, Snapshot};
 use super::redb_meta::txn::RedbRead;
 use super::schema::{BLOB_REFS, INLINE_BLOBS};

@@ -12,7 +12,6 @@
 
 use super::content::{self, HeldContent};
 use super::meta::MetaTxn;
-use super::redb_meta::txn::RedbRead;
 use super::schema::{BlobSpan, ObjectRecord, PartRecord};
 use super::txn::{add_refs, read_object, Holder};
 use super::versions::{self, bucket_versioning};
@@ -30,16 +29,16 @@ pub enum Requester<'a> {
 impl Store {
     /// The live blob with this SHA-256 and size, if `requester` may use it.
     pub fn held_content(&self, sha256: &[u8; 32], size: u64, requester: Requester) -> StoreResult<Option<HeldContent>> {
-        let txn = self.db()?.begin_read()?;
-        let read = RedbRead(&txn);
-        let Some(held) = content::find_live(&read, &content::content_key(sha256, size))? else {
-            return Ok(None);
-        };
-        let allowed = match requester {
-            Requester::Root => true,
-            Requester::User(id) => content::holds(&read, held.id, id)?,
-        };
-        Ok(allowed.then_some(held))
+        self.read(|txn| {
+            let Some(held) = content::find_live(txn, &content::content_key(sha256, size))? else {
+                return Ok(None);
+            };
+            let allowed = match requester {
+                Requester::Root => true,
+                Requester::User(id) => content::holds(txn, held.id, id)?,
+            };
+            Ok(allowed.then_some(held))
+        })
     }
 
     /// Commits `record` as the object `bucket/key`, referencing the held
@@ -64,6 +63,7 @@ impl Store {
             let versioning = bucket_versioning(txn, &bucket)?;
             let current = read_object(txn, &bucket, &key)?;
             check(current.as_ref()).map_err(WriteError::Rejected)?;
+            let mut record = record.clone();
             if !still_held(txn, &sha256, &record.blobs[..], requester.as_deref())? {
                 return Ok((None, Vec::new()));
             }
@@ -90,7 +90,8 @@ impl Store {
             if !still_held(txn, &sha256, &[part.span], requester.as_deref())? {
                 return Ok((None, Vec::new()));
             }
-            let ((part, _), dead) = super::multipart::record_part(txn, (&bucket, &key, &id), number, part, None)?;
+            let ((part, _), dead) =
+                super::multipart::record_part(txn, (&bucket, &key, &id), number, part.clone(), None)?;
             Ok((Some(part), dead))
         })
     }
@@ -98,7 +99,7 @@ impl Store {
 
 /// Whether the content `sha256` is still held by the blob of `spans`, and by
 /// `requester` (a canonical id; `None` is root).
-fn still_held(txn: &impl MetaTxn, sha256: &[u8; 32], spans: &[BlobSpan], requester: Option<&str>) -> StoreResult<bool> {
+fn still_held(txn: &dyn MetaTxn, sha256: &[u8; 32], spans: &[BlobSpan], requester: Option<&str>) -> StoreResult<bool> {
     let [span] = spans else { return Ok(false) };
     let live = content::find_live(txn, &content::content_key(sha256, span.size))?;
     if live.is_none_or(|held| held.id != span.id) {

@@ -30,7 +30,7 @@ pub struct ExpiryReport {
 /// Versions read per read transaction.
 const PAGE: usize = 1000;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Action {
     ExpireCurrent { key: String, version: ObjectVersion },
     RemoveMarker { key: String, id: VersionId },
@@ -207,7 +207,7 @@ impl Store {
                 }
                 _ => return Ok((None, Vec::new())),
             };
-            Ok((Some(action), dead))
+            Ok((Some(action.clone()), dead))
         })?;
         match done {
             Some(Action::ExpireCurrent { .. }) => report.expired += 1,
@@ -220,7 +220,7 @@ impl Store {
 }
 
 /// Whether the key `row` has exactly one noncurrent row, the version `id`.
-fn only_version_is(txn: &impl MetaTxn, row: &[u8], id: VersionId) -> StoreResult<bool> {
+fn only_version_is(txn: &dyn MetaTxn, row: &[u8], id: VersionId) -> StoreResult<bool> {
     let (mut seen, mut first) = (0, None);
     txn.find_version(row, &mut |record| {
         seen += 1;

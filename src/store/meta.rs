@@ -6,7 +6,9 @@
 //! operations one write transaction makes. The embedded backend implements
 //! it over a redb write transaction (`redb_meta/txn.rs`); a backend over a
 //! shared SQL database (issue 17) implements the same operations, so the
-//! rules and their tests are shared.
+//! rules and their tests are shared. Rules take `&dyn MetaTxn`, so one
+//! store callback serves every backend (a closure cannot be generic); an
+//! indirect call is small next to the table operation it makes.
 //!
 //! Reads ([`MetaRead`]) are implemented by a write transaction and by a
 //! read-only snapshot alike, so a rule that only looks (the lookup of a
@@ -25,6 +27,8 @@ use super::StoreResult;
 /// The lookups of one transaction, read-only or not.
 pub(crate) trait MetaRead {
     fn bucket(&self, name: &str) -> StoreResult<Option<BucketRecord>>;
+    /// Every bucket, by name (in byte order).
+    fn buckets(&self) -> StoreResult<Vec<(String, BucketRecord)>>;
     /// Whether the bucket has a current object or a version of one.
     fn bucket_has_objects(&self, bucket: &str) -> StoreResult<bool>;
     /// The current object of a key.
@@ -53,6 +57,8 @@ pub(crate) trait MetaRead {
     /// Which upload created the current object of a key (`multipart.rs`).
     fn completed(&self, row: &[u8]) -> StoreResult<Option<CompletedUpload>>;
     fn user(&self, name: &str) -> StoreResult<Option<UserRecord>>;
+    /// Every user, by name (in byte order).
+    fn users(&self) -> StoreResult<Vec<UserRecord>>;
     /// The name of the user an access key belongs to.
     fn user_of_key(&self, access_key: &str) -> StoreResult<Option<String>>;
 }

@@ -62,7 +62,7 @@ use dbslot::DbSlot;
 use layout::{BlobId, Layout};
 pub use list::{ListEntry, ListPage, ListQuery};
 pub use multipart::{PartPage, UploadEntry, UploadPage, UploadQuery, UPLOAD_ID_LEN};
-use schema::{decode, object_key, BlobSpan, BucketRecord, ObjectRecord, BLOB_REFS, BUCKETS, DEAD_BLOBS, OBJECTS};
+use schema::{object_key, BlobSpan, BucketRecord, ObjectRecord, BLOB_REFS, DEAD_BLOBS, OBJECTS};
 use space::Space;
 use txn::{add_refs, read_object, require_bucket, store_new_blob, Holder, NewBlobFate};
 use versions::bucket_versioning;
@@ -202,11 +202,16 @@ impl Store {
         }
     }
 
+    /// Runs `f` on a consistent snapshot of the metadata.
+    fn read<T>(&self, f: impl Fn(&dyn MetaRead) -> StoreResult<T>) -> StoreResult<T> {
+        f(&RedbRead(&self.db()?.begin_read()?))
+    }
+
     /// Runs a write that adds data in the next group commit (refused on a
     /// full disk), then frees the blobs it reported dead.
     fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
-        F: FnOnce(&RedbTxn) -> StoreResult<(T, Vec<BlobId>)> + Send + 'static,
+        F: Fn(&dyn MetaTxn) -> StoreResult<(T, Vec<BlobId>)> + Send + 'static,
         T: Send + 'static,
     {
         self.write_checked(move |txn| Ok(f(txn)?))
@@ -216,7 +221,7 @@ impl Store {
     /// (preconditions): those are rejections, the store's say what they are.
     fn write_checked<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&RedbTxn) -> Result<(T, Vec<BlobId>), WriteError<E>> + Send + 'static,
+        F: Fn(&dyn MetaTxn) -> Result<(T, Vec<BlobId>), WriteError<E>> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
@@ -229,7 +234,7 @@ impl Store {
     /// are already in the dead-blob table of that commit).
     fn write_freeing<T, F>(&self, f: F) -> StoreResult<T>
     where
-        F: FnOnce(&RedbTxn) -> StoreResult<(T, Vec<BlobId>)> + Send + 'static,
+        F: Fn(&dyn MetaTxn) -> StoreResult<(T, Vec<BlobId>)> + Send + 'static,
         T: Send + 'static,
     {
         self.commit_freeing(move |txn| Ok(f(txn)?))
@@ -269,7 +274,7 @@ impl Store {
 
     fn commit_freeing<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&RedbTxn) -> Result<(T, Vec<BlobId>), WriteError<E>> + Send + 'static,
+        F: Fn(&dyn MetaTxn) -> Result<(T, Vec<BlobId>), WriteError<E>> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
@@ -292,25 +297,14 @@ impl Store {
     }
 
     pub fn bucket(&self, name: &str) -> StoreResult<BucketRecord> {
-        let txn = self.db()?.begin_read()?;
-        let buckets = txn.open_table(BUCKETS)?;
-        let value = buckets.get(name)?.ok_or(StoreError::NoSuchBucket)?;
-        Ok(decode(value.value())?)
+        self.read(|txn| txn.bucket(name)?.ok_or(StoreError::NoSuchBucket))
     }
 
     /// All buckets owned by `owner` (every bucket with `None`), sorted by name.
     pub fn list_buckets(&self, owner: Option<&str>) -> StoreResult<Vec<(String, BucketRecord)>> {
-        let txn = self.db()?.begin_read()?;
-        let buckets = txn.open_table(BUCKETS)?;
-        let mut out = Vec::new();
-        for entry in buckets.iter()? {
-            let (name, value) = entry?;
-            let record: BucketRecord = decode(value.value())?;
-            if owner.is_none_or(|owner| record.owner == owner) {
-                out.push((name.value().to_string(), record));
-            }
-        }
-        Ok(out)
+        let mut buckets = self.read(|txn| txn.buckets())?;
+        buckets.retain(|(_, record)| owner.is_none_or(|owner| record.owner == owner));
+        Ok(buckets)
     }
 
     /// Changes a bucket's record (its lifecycle, versioning or tags) in one
@@ -363,10 +357,10 @@ impl Store {
         key: &str,
         version: Option<VersionId>,
     ) -> StoreResult<(ObjectRecord, schema::Versioning)> {
-        let txn = self.db()?.begin_read()?;
-        let read = RedbRead(&txn);
-        let versioning = bucket_versioning(&read, bucket)?;
-        Ok((versions::read_version(&read, (bucket, key), version)?, versioning))
+        self.read(|txn| {
+            let versioning = bucket_versioning(txn, bucket)?;
+            Ok((versions::read_version(txn, (bucket, key), version)?, versioning))
+        })
     }
 
     /// Changes a version of an object (the current one without `version`)
@@ -387,7 +381,7 @@ impl Store {
         let (bucket, key) = (bucket.to_string(), key.to_string());
         self.write_checked(move |txn| {
             require_bucket(txn, &bucket)?;
-            Ok((versions::update_version(txn, (&bucket, &key), version, change)?, Vec::new()))
+            Ok((versions::update_version(txn, (&bucket, &key), version, &change)?, Vec::new()))
         })
     }
 

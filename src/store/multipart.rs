@@ -61,7 +61,7 @@ impl Store {
 
     /// The upload, if it exists and belongs to `bucket/key`.
     pub fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<UploadRecord> {
-        upload_in_txn(&RedbRead(&self.db()?.begin_read()?), bucket, key, upload_id)
+        self.read(|txn| upload_in_txn(txn, bucket, key, upload_id))
     }
 
     /// UploadPart's (and UploadPartCopy's) one entry: publishes `staged`
@@ -240,7 +240,7 @@ impl Store {
     }
 }
 
-fn upload_in_txn(txn: &impl MetaRead, bucket: &str, key: &str, upload_id: &str) -> StoreResult<UploadRecord> {
+fn upload_in_txn(txn: &dyn MetaRead, bucket: &str, key: &str, upload_id: &str) -> StoreResult<UploadRecord> {
     let record = txn.upload(upload_id)?.ok_or(StoreError::NoSuchUpload)?;
     if record.bucket != bucket || record.key != key {
         return Err(StoreError::NoSuchUpload);
@@ -249,7 +249,7 @@ fn upload_in_txn(txn: &impl MetaRead, bucket: &str, key: &str, upload_id: &str) 
 }
 
 /// Removes an upload and its parts inside `txn`; returns the freed blobs.
-pub(super) fn abort_in_txn(txn: &impl MetaTxn, upload: &UploadRecord, upload_id: &str) -> StoreResult<Vec<BlobId>> {
+pub(super) fn abort_in_txn(txn: &dyn MetaTxn, upload: &UploadRecord, upload_id: &str) -> StoreResult<Vec<BlobId>> {
     let parts = txn.parts(upload_id)?;
     txn.remove_parts(upload_id)?;
     txn.remove_upload(upload_id, upload)?;
@@ -258,7 +258,7 @@ pub(super) fn abort_in_txn(txn: &impl MetaTxn, upload: &UploadRecord, upload_id:
 }
 
 /// The object at `bucket/key` if the upload `id` created it and it is current.
-fn completed_by(txn: &impl MetaTxn, bucket: &str, key: &str, id: &str) -> StoreResult<Option<ObjectRecord>> {
+fn completed_by(txn: &dyn MetaTxn, bucket: &str, key: &str, id: &str) -> StoreResult<Option<ObjectRecord>> {
     let Some(completed) = txn.completed(&object_key(bucket, key.as_bytes()))? else { return Ok(None) };
     if completed.upload_id != id {
         return Ok(None);
@@ -269,7 +269,7 @@ fn completed_by(txn: &impl MetaTxn, bucket: &str, key: &str, id: &str) -> StoreR
 /// Records which upload created the object at `bucket/key` (replacing the
 /// key's previous row).
 fn remember_completed(
-    txn: &impl MetaTxn,
+    txn: &dyn MetaTxn,
     bucket: &str,
     key: &str,
     upload_id: &str,
@@ -286,13 +286,13 @@ fn remember_completed(
 /// Drops the completed-upload row of a key being deleted: a repeated
 /// Complete then answers NoSuchUpload, and the table holds no row per key
 /// ever deleted.
-pub(super) fn forget_completed_key(txn: &impl MetaTxn, bucket: &str, key: &str) -> StoreResult<()> {
+pub(super) fn forget_completed_key(txn: &dyn MetaTxn, bucket: &str, key: &str) -> StoreResult<()> {
     txn.remove_completed(&object_key(bucket, key.as_bytes()))
 }
 
 /// Every upload of a bucket, for DeleteBucket (S3 deletes a bucket with
 /// uploads in progress and discards them).
-pub(super) fn uploads_of_bucket(txn: &impl MetaTxn, bucket: &str) -> StoreResult<Vec<(UploadRecord, String)>> {
+pub(super) fn uploads_of_bucket(txn: &dyn MetaTxn, bucket: &str) -> StoreResult<Vec<(UploadRecord, String)>> {
     let mut out = Vec::new();
     for id in txn.uploads_of_bucket(bucket)? {
         if let Some(record) = txn.upload(&id)? {
@@ -340,7 +340,7 @@ fn uploads_start(bucket: &str, q: &UploadQuery) -> Bound<Vec<u8>> {
 /// Stores part `number` of an upload; returns the part as stored and the
 /// blobs the part it replaces leaves unreferenced.
 pub(super) fn record_part(
-    txn: &impl MetaTxn,
+    txn: &dyn MetaTxn,
     (bucket, key, id): (&str, &str, &str),
     number: u16,
     mut part: PartRecord,

@@ -8,14 +8,14 @@ use super::meta::{MetaRead, MetaTxn};
 use super::schema::{encode_block_crcs, object_key, BlobSpan, ObjectRecord};
 use super::{StoreError, StoreResult};
 
-pub(super) fn require_bucket(txn: &impl MetaRead, bucket: &str) -> StoreResult<()> {
+pub(super) fn require_bucket(txn: &dyn MetaRead, bucket: &str) -> StoreResult<()> {
     match txn.bucket(bucket)? {
         Some(_) => Ok(()),
         None => Err(StoreError::NoSuchBucket),
     }
 }
 
-pub(super) fn read_object(txn: &impl MetaRead, bucket: &str, key: &str) -> StoreResult<Option<ObjectRecord>> {
+pub(super) fn read_object(txn: &dyn MetaRead, bucket: &str, key: &str) -> StoreResult<Option<ObjectRecord>> {
     txn.object(&object_key(bucket, key.as_bytes()))
 }
 
@@ -30,7 +30,7 @@ pub(super) enum Holder<'a> {
 }
 
 impl Holder<'_> {
-    fn resolve(self, txn: &impl MetaTxn) -> StoreResult<String> {
+    fn resolve(self, txn: &dyn MetaTxn) -> StoreResult<String> {
         match self {
             Holder::Id(id) | Holder::OfObject { owner: Some(id), .. } => Ok(id.to_string()),
             Holder::OfObject { bucket, owner: None } => Ok(txn.bucket(bucket)?.ok_or(StoreError::NoSuchBucket)?.owner),
@@ -40,7 +40,7 @@ impl Holder<'_> {
 
 /// Counts `holder`'s references to the file blobs of `spans`, reading the
 /// bucket's owner only if there is one.
-fn count_holders(txn: &impl MetaTxn, spans: &[BlobSpan], holder: Holder, delta: i64) -> StoreResult<()> {
+fn count_holders(txn: &dyn MetaTxn, spans: &[BlobSpan], holder: Holder, delta: i64) -> StoreResult<()> {
     if spans.iter().any(content::is_file) {
         content::count_holders(txn, spans, &holder.resolve(txn)?, delta)?;
     }
@@ -48,7 +48,7 @@ fn count_holders(txn: &impl MetaTxn, spans: &[BlobSpan], holder: Holder, delta: 
 }
 
 /// Counts one more reference to each span's blob, held by `holder`.
-pub(super) fn add_refs(txn: &impl MetaTxn, spans: &[BlobSpan], holder: Holder) -> StoreResult<()> {
+pub(super) fn add_refs(txn: &dyn MetaTxn, spans: &[BlobSpan], holder: Holder) -> StoreResult<()> {
     count_holders(txn, spans, holder, 1)?;
     for span in spans.iter().filter(|s| s.has_blob()) {
         txn.set_blob_refs(span.id, txn.blob_refs(span.id)? + 1)?;
@@ -58,7 +58,7 @@ pub(super) fn add_refs(txn: &impl MetaTxn, spans: &[BlobSpan], holder: Holder) -
 
 /// Drops one reference of `holder` to each span's blob; returns the blobs
 /// now unreferenced, recorded in the dead-blob table of this transaction.
-pub(super) fn drop_refs(txn: &impl MetaTxn, spans: &[BlobSpan], holder: Holder) -> StoreResult<Vec<BlobId>> {
+pub(super) fn drop_refs(txn: &dyn MetaTxn, spans: &[BlobSpan], holder: Holder) -> StoreResult<Vec<BlobId>> {
     count_holders(txn, spans, holder, -1)?;
     let mut dead = Vec::new();
     for span in spans.iter().filter(|s| s.has_blob()) {
@@ -91,7 +91,7 @@ pub(super) enum NewBlobFate {
 /// blob holds already (the unique-file table, `content.rs`) is not stored:
 /// `spans` are pointed at that blob.
 pub(super) fn store_new_blob(
-    txn: &impl MetaTxn,
+    txn: &dyn MetaTxn,
     blob: Option<NewBlob>,
     spans: &mut [BlobSpan],
 ) -> StoreResult<NewBlobFate> {

@@ -3,12 +3,9 @@
 //! is one transaction and a running server sees it at its next request.
 //! The secret is needed in clear to check SigV4 signatures, as in S3.
 
-use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::meta::{MetaRead, MetaTxn};
-use super::redb_meta::txn::RedbRead;
-use super::schema::{decode, Stored, USERS};
+use super::schema::Stored;
 use super::{Store, StoreError, StoreResult};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -37,29 +34,21 @@ impl Store {
                 return Err(StoreError::UserExists);
             }
             txn.put_user(&user)?;
-            Ok((user, Vec::new()))
+            Ok((user.clone(), Vec::new()))
         })
     }
 
     /// Every user, by name.
     pub fn users(&self) -> StoreResult<Vec<UserRecord>> {
-        let txn = self.db()?.begin_read()?;
-        let users = txn.open_table(USERS)?;
-        let mut out = Vec::new();
-        for entry in users.iter()? {
-            out.push(decode(entry?.1.value())?);
-        }
-        Ok(out)
+        self.read(|txn| txn.users())
     }
 
     /// The user an access key belongs to, if any: one point read per request.
     pub fn user_by_key(&self, access_key: &str) -> StoreResult<Option<UserRecord>> {
-        let txn = self.db()?.begin_read()?;
-        let read = RedbRead(&txn);
-        match read.user_of_key(access_key)? {
-            Some(name) => read.user(&name),
+        self.read(|txn| match txn.user_of_key(access_key)? {
+            Some(name) => txn.user(&name),
             None => Ok(None),
-        }
+        })
     }
 
     /// Removes a user; their key is refused from the next request on. Their
@@ -78,7 +67,7 @@ impl Store {
         let name = name.to_string();
         self.write(move |txn| {
             let mut user = txn.user(&name)?.ok_or(StoreError::NoSuchUser)?;
-            user.secret_key = secret_key;
+            user.secret_key = secret_key.clone();
             txn.put_user(&user)?;
             Ok((user, Vec::new()))
         })

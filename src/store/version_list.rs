@@ -71,7 +71,7 @@ pub fn list_versions(txn: &ReadTransaction, bucket: &str, q: &VersionQuery) -> S
 
 /// The first row to look at, and, when the listing resumes inside a key's
 /// versions, the inverted seq of the last version already listed.
-fn start(txn: &impl MetaRead, bucket: &str, q: &VersionQuery) -> StoreResult<(Vec<u8>, Option<u64>)> {
+fn start(txn: &dyn MetaRead, bucket: &str, q: &VersionQuery) -> StoreResult<(Vec<u8>, Option<u64>)> {
     let prefix_start = object_key(bucket, q.prefix.as_bytes());
     let Some(marker) = q.key_marker.as_deref().filter(|m| *m >= q.prefix.as_str()) else {
         return Ok((prefix_start, None));
@@ -92,7 +92,7 @@ fn start(txn: &impl MetaRead, bucket: &str, q: &VersionQuery) -> StoreResult<(Ve
 /// Where version `id` of the key `row` sorts among its versions: its
 /// [`VERSIONS`](super::schema::VERSIONS) key, or 0 (before every noncurrent
 /// version) for the current object.
-fn inverted_seq_of(txn: &impl MetaRead, row: &[u8], id: VersionId) -> StoreResult<Option<u64>> {
+fn inverted_seq_of(txn: &dyn MetaRead, row: &[u8], id: VersionId) -> StoreResult<Option<u64>> {
     if txn.object(row)?.is_some_and(|current| VersionId::of(&current.version) == id) {
         return Ok(Some(0));
     }

@@ -79,14 +79,14 @@ pub struct Deleted {
 }
 
 /// A bucket's versioning state; fails with `NoSuchBucket`.
-pub(super) fn bucket_versioning(txn: &impl MetaRead, bucket: &str) -> StoreResult<Versioning> {
+pub(super) fn bucket_versioning(txn: &dyn MetaRead, bucket: &str) -> StoreResult<Versioning> {
     Ok(txn.bucket(bucket)?.ok_or(StoreError::NoSuchBucket)?.versioning)
 }
 
 /// The version a write to a bucket in state `versioning` creates. A bucket
 /// that never had versioning writes seq 0: its one version per key is older
 /// than any version written once versioning is enabled.
-fn new_version(txn: &impl MetaTxn, versioning: Versioning, delete_marker: bool) -> StoreResult<ObjectVersion> {
+fn new_version(txn: &dyn MetaTxn, versioning: Versioning, delete_marker: bool) -> StoreResult<ObjectVersion> {
     if versioning == Versioning::Unversioned {
         return Ok(ObjectVersion { delete_marker, ..ObjectVersion::NULL });
     }
@@ -99,7 +99,7 @@ fn new_version(txn: &impl MetaTxn, versioning: Versioning, delete_marker: bool) 
 /// noncurrent one, or replaced if both are the `null` version. Returns
 /// the blobs no longer referenced.
 pub(super) fn put_current(
-    txn: &impl MetaTxn,
+    txn: &dyn MetaTxn,
     (bucket, key): (&str, &str),
     record: &mut ObjectRecord,
     current: Option<ObjectRecord>,
@@ -116,7 +116,7 @@ pub(super) fn put_current(
 /// bucket without versioning, else writes a delete marker as the latest
 /// version (with version id `null` while versioning is suspended).
 pub(super) fn delete_latest(
-    txn: &impl MetaTxn,
+    txn: &dyn MetaTxn,
     (bucket, key): (&str, &str),
     current: Option<ObjectRecord>,
     versioning: Versioning,
@@ -158,7 +158,7 @@ pub(super) fn delete_latest(
 /// current object becomes noncurrent, and a `null` incoming version
 /// replaces the key's previous `null` version wherever it is.
 fn make_room(
-    txn: &impl MetaTxn,
+    txn: &dyn MetaTxn,
     (bucket, row): (&str, &[u8]),
     current: Option<ObjectRecord>,
     incoming: ObjectVersion,
@@ -189,7 +189,7 @@ fn make_room(
 /// Deleting a version that does not exist succeeds and removes nothing, as
 /// in S3.
 pub(super) fn delete_version(
-    txn: &impl MetaTxn,
+    txn: &dyn MetaTxn,
     (bucket, key): (&str, &str),
     current: Option<ObjectRecord>,
     id: VersionId,
@@ -222,7 +222,7 @@ fn is_marker(record: &ObjectRecord) -> bool {
 
 /// Makes the newest noncurrent version of a key without a current object
 /// current again, unless it is a delete marker (which stays the latest).
-fn promote_newest(txn: &impl MetaTxn, row: &[u8]) -> StoreResult<()> {
+fn promote_newest(txn: &dyn MetaTxn, row: &[u8]) -> StoreResult<()> {
     let newest = txn.find_version(row, &mut |_| true)?;
     let Some((inverted_seq, record)) = newest.filter(|(_, r)| !is_marker(r)) else { return Ok(()) };
     txn.remove_version(row, inverted_seq)?;
@@ -231,7 +231,7 @@ fn promote_newest(txn: &impl MetaTxn, row: &[u8]) -> StoreResult<()> {
 
 /// Removes a noncurrent version (or delete marker) of the key `row` from
 /// [`VERSIONS`] and returns it.
-fn take_noncurrent(txn: &impl MetaTxn, row: &[u8], id: VersionId) -> StoreResult<Option<ObjectRecord>> {
+fn take_noncurrent(txn: &dyn MetaTxn, row: &[u8], id: VersionId) -> StoreResult<Option<ObjectRecord>> {
     let Some((inverted_seq, record)) = find_noncurrent(txn, row, id)? else { return Ok(None) };
     txn.remove_version(row, inverted_seq)?;
     Ok(Some(record))
@@ -241,7 +241,7 @@ fn take_noncurrent(txn: &impl MetaTxn, row: &[u8], id: VersionId) -> StoreResult
 /// numbered version is one lookup; the `null` version is found by walking
 /// the key's versions (a key has at most one).
 pub(super) fn find_noncurrent(
-    txn: &impl MetaRead,
+    txn: &dyn MetaRead,
     row: &[u8],
     id: VersionId,
 ) -> StoreResult<Option<(u64, ObjectRecord)>> {
@@ -253,7 +253,7 @@ pub(super) fn find_noncurrent(
 
 /// The latest version of a key without a current object: a delete marker,
 /// if the key has versions at all; with its [`VERSIONS`] key.
-fn latest_marker(txn: &impl MetaRead, row: &[u8]) -> StoreResult<Option<(u64, ObjectRecord)>> {
+fn latest_marker(txn: &dyn MetaRead, row: &[u8]) -> StoreResult<Option<(u64, ObjectRecord)>> {
     Ok(txn.find_version(row, &mut |_| true)?.filter(|(_, r)| is_marker(r)))
 }
 
@@ -261,7 +261,7 @@ fn latest_marker(txn: &impl MetaRead, row: &[u8]) -> StoreResult<Option<(u64, Ob
 /// read or a write transaction: what GET and a copy read. A delete marker
 /// is [`StoreError::DeleteMarker`]; no such version, `NoSuchVersion`.
 pub(super) fn read_version(
-    txn: &impl MetaRead,
+    txn: &dyn MetaRead,
     (bucket, key): (&str, &str),
     id: Option<VersionId>,
 ) -> StoreResult<ObjectRecord> {
@@ -291,17 +291,17 @@ pub(super) fn resolve(found: Option<ObjectRecord>, asked: Option<VersionId>) -> 
 }
 
 /// The noncurrent version (or delete marker) `id` of the key `row`.
-pub(super) fn noncurrent(txn: &impl MetaTxn, row: &[u8], id: VersionId) -> StoreResult<Option<ObjectRecord>> {
+pub(super) fn noncurrent(txn: &dyn MetaTxn, row: &[u8], id: VersionId) -> StoreResult<Option<ObjectRecord>> {
     Ok(find_noncurrent(txn, row, id)?.map(|(_, record)| record))
 }
 
 /// Changes the version `id` of a key (its current object without one) in
 /// place, wherever it is stored; returns it as changed. `change` may refuse.
 pub(super) fn update_version<E, F>(
-    txn: &impl MetaTxn,
+    txn: &dyn MetaTxn,
     (bucket, key): (&str, &str),
     id: Option<VersionId>,
-    change: F,
+    change: &F,
 ) -> Result<ObjectRecord, WriteError<E>>
 where
     E: From<StoreError>,
@@ -314,7 +314,7 @@ where
     Ok(record)
 }
 
-fn store_back(txn: &impl MetaTxn, row: &[u8], place: Place, record: &ObjectRecord) -> StoreResult<()> {
+fn store_back(txn: &dyn MetaTxn, row: &[u8], place: Place, record: &ObjectRecord) -> StoreResult<()> {
     match place {
         Place::Current => txn.put_object(row, record),
         Place::Noncurrent(inverted_seq) => txn.put_version(row, inverted_seq, record),
@@ -331,7 +331,7 @@ enum Place {
 /// The version `id` of a key (its current object without one), and where
 /// it is; a delete marker cannot be changed.
 fn locate(
-    txn: &impl MetaTxn,
+    txn: &dyn MetaTxn,
     (bucket, key): (&str, &str),
     row: &[u8],
     id: Option<VersionId>,

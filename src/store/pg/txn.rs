@@ -221,6 +221,15 @@ impl MetaRead for PgTxn<'_> {
         self.record("SELECT record FROM buckets WHERE name = $1", &[Bytes(name.as_bytes())])
     }
 
+    fn buckets(&self) -> StoreResult<Vec<(String, BucketRecord)>> {
+        let bucket = |row: &Row| -> StoreResult<(String, BucketRecord)> {
+            let name =
+                String::from_utf8(column(row, 0)?).map_err(|_| StoreError::internal("a bucket name not UTF-8"))?;
+            Ok((name, decode(&column::<Vec<u8>>(row, 1)?)?))
+        };
+        self.query("SELECT name, record FROM buckets ORDER BY name", &[])?.iter().map(bucket).collect()
+    }
+
     fn bucket_has_objects(&self, bucket: &str) -> StoreResult<bool> {
         let sql = "SELECT 1 FROM objects WHERE bucket = $1 UNION ALL SELECT 1 FROM versions WHERE bucket = $1 LIMIT 1";
         Ok(self.one(sql, &[Bytes(bucket.as_bytes())])?.is_some())
@@ -310,6 +319,16 @@ impl MetaRead for PgTxn<'_> {
 
     fn user(&self, name: &str) -> StoreResult<Option<UserRecord>> {
         self.record("SELECT record FROM users WHERE name = $1", &[Text(name)])
+    }
+
+    /// Sorted here: `ORDER BY` a `text` column follows the database's
+    /// collation, not the bytes.
+    fn users(&self) -> StoreResult<Vec<UserRecord>> {
+        let rows = self.query("SELECT record FROM users", &[])?;
+        let mut users: Vec<UserRecord> =
+            rows.iter().map(|row| Ok(decode(&column::<Vec<u8>>(row, 0)?)?)).collect::<StoreResult<_>>()?;
+        users.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(users)
     }
 
     fn user_of_key(&self, access_key: &str) -> StoreResult<Option<String>> {

@@ -156,6 +156,17 @@ fn scenario(txn: &impl MetaTxn) -> StoreResult<Vec<String>> {
     txn.remove_user(&user)?;
     seen.push(format!("after removal {:?} {:?}", txn.user_of_key("AKALICE")?, txn.user("alice")?.is_some()));
 
+    // Byte order, whatever a collation would say ("Zed" before "bob").
+    for name in ["bob", "Zed"] {
+        txn.put_user(&crate::store::users::UserRecord {
+            name: name.into(),
+            access_key: format!("AK{name}"),
+            ..user.clone()
+        })?;
+    }
+    txn.put_bucket("a.b", &bucket_record())?;
+    txn.put_bucket("a-b", &bucket_record())?;
+
     let (a, b) = (txn.next_version_seq()?, txn.next_version_seq()?);
     seen.push(format!("version numbers increase: {}", b > a));
     Ok(seen)
@@ -170,6 +181,8 @@ fn observe(txn: &impl MetaRead) -> StoreResult<Vec<String>> {
         format!("versions {:?}", versions_of(txn, &row)?),
         format!("refs {:?}", [100, 101, 102, 200, 201, 202].map(|id| txn.blob_refs(id).unwrap_or(99))),
         format!("uploads {:?}", txn.uploads_of_bucket("b")?),
+        format!("buckets {:?}", txn.buckets()?.into_iter().map(|(name, _)| name).collect::<Vec<_>>()),
+        format!("users {:?}", txn.users()?.into_iter().map(|u| u.name).collect::<Vec<_>>()),
     ])
 }
 
@@ -204,6 +217,8 @@ fn the_write_rules_see_the_same_on_postgres_as_on_redb() {
         "abort: dead [201, 202]",
         "version numbers increase: true",
     ];
+    assert!(pg_observed.contains(&"buckets [\"a-b\", \"a.b\", \"b\"]".to_string()), "{pg_observed:?}");
+    assert!(pg_observed.contains(&"users [\"Zed\", \"bob\"]".to_string()), "{pg_observed:?}");
     for line in expected {
         assert!(pg_seen.iter().any(|s| s.starts_with(line)), "{line} not in {pg_seen:#?}");
     }

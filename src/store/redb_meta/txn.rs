@@ -43,6 +43,15 @@ macro_rules! read_operations {
                 decoded(self.0.open_table(BUCKETS)?.get(name)?)
             }
 
+            fn buckets(&self) -> StoreResult<Vec<(String, BucketRecord)>> {
+                let mut out = Vec::new();
+                for entry in self.0.open_table(BUCKETS)?.iter()? {
+                    let (name, value) = entry?;
+                    out.push((name.value().to_string(), decode(value.value())?));
+                }
+                Ok(out)
+            }
+
             fn bucket_has_objects(&self, bucket: &str) -> StoreResult<bool> {
                 let (lo, hi) = bucket_bounds(bucket);
                 if self.0.open_table(OBJECTS)?.range(lo.as_slice()..hi.as_slice())?.next().is_some() {
@@ -127,6 +136,14 @@ macro_rules! read_operations {
 
             fn user(&self, name: &str) -> StoreResult<Option<UserRecord>> {
                 decoded(self.0.open_table(USERS)?.get(name)?)
+            }
+
+            fn users(&self) -> StoreResult<Vec<UserRecord>> {
+                let mut out = Vec::new();
+                for entry in self.0.open_table(USERS)?.iter()? {
+                    out.push(decode(entry?.1.value())?);
+                }
+                Ok(out)
             }
 
             fn user_of_key(&self, access_key: &str) -> StoreResult<Option<String>> {
