@@ -82,6 +82,7 @@ s3_codes! {
     RequestTimeout => BAD_REQUEST, "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.";
     RequestTimeTooSkewed => FORBIDDEN, "The difference between the request time and the server's time is too large.";
     ServiceUnavailable => SERVICE_UNAVAILABLE, "Service is unable to handle request. Please retry.";
+    SlowDown => SERVICE_UNAVAILABLE, "Please reduce your request rate.";
     SignatureDoesNotMatch => FORBIDDEN, "The request signature we calculated does not match the signature you provided. Check your key and signing method.";
     StorageFull => INSUFFICIENT_STORAGE, "The storage is full. Delete objects (or abort multipart uploads) to free space, then retry.";
     XAmzContentSHA256Mismatch => BAD_REQUEST, "The provided 'x-amz-content-sha256' header does not match what was computed.";

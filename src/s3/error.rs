@@ -25,6 +25,7 @@ impl From<crate::store::StoreError> for S3Error {
             }
             StoreError::StorageFull => S3Error::new(S3ErrorCode::StorageFull),
             StoreError::Unavailable => S3Error::new(S3ErrorCode::ServiceUnavailable),
+            StoreError::Busy => S3Error::new(S3ErrorCode::SlowDown),
             e @ (StoreError::Internal { .. } | StoreError::RolledBack { .. } | StoreError::InUse(_)) => {
                 S3Error::internal(e)
             }

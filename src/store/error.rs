@@ -41,9 +41,14 @@ pub enum StoreError {
     /// The filesystem (or quota) is full: nothing was written.
     #[error("storage full")]
     StorageFull,
-    /// The metadata database is being reopened after an I/O error: retry.
+    /// The metadata database is being reopened after an I/O error, or a
+    /// shared one cannot be reached: retry.
     #[error("metadata store temporarily unavailable")]
     Unavailable,
+    /// A shared metadata database kept refusing the write as conflicting
+    /// with other gateways' writes: retry later.
+    #[error("metadata store busy with conflicting writes")]
+    Busy,
     /// The disk or the database failed. `context` says what the store was
     /// doing; `cause` is the error underneath, when there is one.
     #[error("storage failure: {context}")]
@@ -126,7 +131,10 @@ impl StoreError {
     /// Whether the store failed (the disk, the database), rather than
     /// refused: a write that fails so may be half done in its transaction.
     pub fn is_storage_failure(&self) -> bool {
-        matches!(self, StoreError::Internal { .. } | StoreError::StorageFull | StoreError::Unavailable)
+        matches!(
+            self,
+            StoreError::Internal { .. } | StoreError::StorageFull | StoreError::Unavailable | StoreError::Busy
+        )
     }
 }
 

@@ -6,15 +6,16 @@
 //! redb commit. redb is used nowhere else in the crate, so another backend can
 //! replace this module.
 
+mod backend;
 pub mod blob;
 mod content;
 mod error;
 mod redb_meta;
+use backend::Meta;
 use commit_mark::CommitMark;
 pub use error::{Chain, OpenError, StoreError, StoreResult};
 #[cfg(test)]
 use redb_meta::faults;
-use redb_meta::txn::{RedbRead, RedbTxn};
 use redb_meta::{backup, commit, commit_mark, dbslot};
 pub use redb_meta::{backup_offline, pack, BackupError, BackupReport};
 pub mod digest;
@@ -29,7 +30,8 @@ mod lifecycle;
 pub use lifecycle::ExpiryReport;
 mod list;
 mod meta;
-use meta::{MetaRead, MetaTxn};
+use meta::MetaTxn;
+use redb_meta::txn::RedbRead;
 pub mod md5_lanes;
 mod multipart;
 pub mod read;
@@ -53,7 +55,7 @@ use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableTable, WriteTransaction};
+use redb::{Database, ReadableTable};
 
 use blob::{NewBlob, PublishedFile, StagedBlob};
 use commit::Committer;
@@ -74,11 +76,11 @@ pub fn now_ms() -> i64 {
 }
 
 pub struct Store {
+    /// The redb file; empty in a store over PostgreSQL (`backend.rs`).
     db: Arc<DbSlot>,
+    meta: Meta,
     layout: Layout,
     space: Arc<Space>,
-    committer: Committer,
-    mark: Arc<CommitMark>,
     /// Closed while a backup runs: freed blob files wait (see `backup.rs`).
     unlink_gate: backup::UnlinkGate,
     /// When a body write was last admitted (ms): background hashing waits
@@ -114,7 +116,8 @@ impl Store {
         let committer = Committer::start(db.clone(), space.clone(), mark.clone())?;
         let (last_write_ms, last_change_ms) = (now_ms().into(), now_ms().into());
         let unlink_gate = Default::default();
-        let store = Arc::new(Store { db, layout, space, committer, mark, unlink_gate, last_write_ms, last_change_ms });
+        let meta = Meta::Redb { committer, mark };
+        let store = Arc::new(Store { db, meta, layout, space, unlink_gate, last_write_ms, last_change_ms });
         store.unlink_dead_blobs()?;
         gc::spawn_orphan_sweep(store.clone());
         Ok(store)
@@ -128,8 +131,9 @@ impl Store {
     /// closes the database, so the next start does not repair it (repairing
     /// took 1.1-1.3 s at 515 MiB). Call once no request runs any more. Blocking.
     pub fn close(&self) {
-        self.committer.stop();
-        self.mark.sync();
+        let Meta::Redb { committer, mark } = &self.meta else { return };
+        committer.stop();
+        mark.sync();
         if self.db.close() {
             tracing::info!("metadata database closed cleanly");
         } else {
@@ -163,7 +167,9 @@ impl Store {
     fn admit(&self, small: bool) -> StoreResult<()> {
         let refused = match self.space.admit() {
             Err(StoreError::StorageFull) if self.space.take_compaction_due() => {
-                self.committer.compact();
+                if let Meta::Redb { committer, .. } = &self.meta {
+                    committer.compact();
+                }
                 self.space.admit()
             }
             other => other,
@@ -202,11 +208,6 @@ impl Store {
         }
     }
 
-    /// Runs `f` on a consistent snapshot of the metadata.
-    fn read<T>(&self, f: impl Fn(&dyn MetaRead) -> StoreResult<T>) -> StoreResult<T> {
-        f(&RedbRead(&self.db()?.begin_read()?))
-    }
-
     /// Runs a write that adds data in the next group commit (refused on a
     /// full disk), then frees the blobs it reported dead.
     fn write<T, F>(&self, f: F) -> StoreResult<T>
@@ -238,11 +239,6 @@ impl Store {
         T: Send + 'static,
     {
         self.commit_freeing(move |txn| Ok(f(txn)?))
-    }
-
-    /// What the group commit measures (batch sizes, commit time).
-    pub fn commit_metrics(&self) -> &Arc<CommitMetrics> {
-        &self.committer.metrics
     }
 
     /// Free bytes of the data folder's file system (for an unprivileged writer).
@@ -278,7 +274,7 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let (value, dead) = self.committer.execute(move |txn: &WriteTransaction| f(&RedbTxn(txn)))?;
+        let (value, dead) = self.commit(f)?;
         self.free_blobs(dead);
         Ok(value)
     }
@@ -411,17 +407,17 @@ impl Store {
         let (span, new_blob, file) = self.publish(staged).await?;
         record.blobs = if span.has_blob() { vec![span] } else { Vec::new() };
         let (bucket, key) = (bucket.to_string(), key.to_string());
-        let txn = move |txn: &WriteTransaction| -> Result<WithNewBlob<ObjectRecord>, WriteError<E>> {
-            let txn = &RedbTxn(txn);
+        let txn = move |txn: &dyn MetaTxn| -> Result<WithNewBlob<ObjectRecord>, WriteError<E>> {
             let versioning = bucket_versioning(txn, &bucket)?;
             let current = read_object(txn, &bucket, &key)?;
             check(current.as_ref()).map_err(WriteError::Rejected)?;
-            let fate = store_new_blob(txn, new_blob, &mut record.blobs)?;
+            let mut record = record.clone();
+            let fate = store_new_blob(txn, new_blob.clone(), &mut record.blobs)?;
             add_refs(txn, &record.blobs, Holder::OfObject { bucket: &bucket, owner: record.owner.as_deref() })?;
             let dead = versions::put_current(txn, (&bucket, &key), &mut record, current, versioning)?;
             Ok(((record, fate), dead))
         };
-        let ((record, _), _) = self.committer.execute_async(txn, self.settle(file)).await?;
+        let ((record, _), _) = self.commit_async(txn, self.settle(file)).await?;
         Ok(record)
     }
 
@@ -593,6 +589,9 @@ impl Store {
         if !dead.is_empty() {
             self.note_change();
         }
+        if self.shares_blobs() {
+            return;
+        }
         // During a backup the rows stay; its end replays the table.
         if dead.is_empty() || !self.unlink_gate.open() {
             return;
@@ -606,7 +605,9 @@ impl Store {
                 _ => {}
             }
         }
-        self.committer.forget(dead);
+        if let Meta::Redb { committer, .. } = &self.meta {
+            committer.forget(dead);
+        }
     }
 
     fn unlink_dead_blobs(&self) -> StoreResult<()> {

@@ -160,11 +160,10 @@ async fn apply(store: &mut Arc<Store>, dir: &Path, model: &mut Model, op: Op) {
             }
         }
         Op::FailedBatch => {
-            let failed = store.committer.execute(|txn| {
+            let failed = store.commit(|txn| {
                 for k in 0..KEYS {
                     let unversioned = Versioning::Unversioned;
-                    delete_latest(&super::RedbTxn(txn), ("b", &key(k)), None, unversioned)
-                        .map_err(WriteError::<StoreError>::from)?;
+                    delete_latest(txn, ("b", &key(k)), None, unversioned).map_err(WriteError::<StoreError>::from)?;
                 }
                 Err::<(), WriteError<StoreError>>(WriteError::Failed(StoreError::internal("injected")))
             });

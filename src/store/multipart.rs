@@ -12,7 +12,7 @@ use redb::ReadableTable;
 use super::blob::{NewBlob, StagedBlob};
 use super::list::{as_slice_bound, common_prefix, prefix_successor};
 use super::meta::{MetaRead, MetaTxn};
-use super::redb_meta::txn::{RedbRead, RedbTxn};
+use super::redb_meta::txn::RedbRead;
 use super::schema::{
     decode, object_key, part_key, upload_index_key, AbortIncompleteRule, BlobSpan, BucketRecord, CompletedUpload,
     ObjectRecord, PartRecord, UploadRecord, PARTS, UPLOADS, UPLOAD_INDEX,
@@ -81,11 +81,11 @@ impl Store {
         span.part = number;
         let part = PartRecord { span, md5, last_modified_ms, checksum };
         let (bucket, key, id) = (bucket.to_string(), key.to_string(), upload_id.to_string());
-        let txn = move |txn: &redb::WriteTransaction| {
-            record_part(&RedbTxn(txn), (&bucket, &key, &id), number, part, new_blob)
+        let txn = move |txn: &dyn MetaTxn| {
+            record_part(txn, (&bucket, &key, &id), number, part.clone(), new_blob.clone())
                 .map_err(WriteError::<StoreError>::from)
         };
-        let ((part, _), _) = self.committer.execute_async(txn, self.settle(file)).await?;
+        let ((part, _), _) = self.commit_async(txn, self.settle(file)).await?;
         Ok(part)
     }
 
@@ -157,9 +157,7 @@ impl Store {
     /// which a retry must not acknowledge before that.
     pub fn completed_upload(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<Option<ObjectRecord>> {
         let (bucket, key, id) = (bucket.to_string(), key.to_string(), upload_id.to_string());
-        self.committer.execute(move |txn| -> Result<_, WriteError<StoreError>> {
-            Ok(completed_by(&RedbTxn(txn), &bucket, &key, &id)?)
-        })
+        self.commit(move |txn| -> Result<_, WriteError<StoreError>> { Ok(completed_by(txn, &bucket, &key, &id)?) })
     }
 
     /// Aborts an upload and frees every part.

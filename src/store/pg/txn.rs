@@ -29,14 +29,14 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{IsolationLevel, Row, Transaction};
 
 use super::retry::{failure, Attempts, Failure, Phase};
-use super::{describe, Pool, RetryPolicy, RunError};
+use super::{describe, PgError, Pool, RetryPolicy, RunError};
 use crate::store::layout::{new_blob_id, packed_position, BlobId};
 use crate::store::meta::{MetaRead, MetaTxn};
 use crate::store::schema::{
     decode, encode, BlobSpan, BucketRecord, CompletedUpload, ObjectRecord, PartRecord, Stored, UploadRecord,
 };
 use crate::store::users::UserRecord;
-use crate::store::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult, WriteError};
 
 /// Where metadata transactions run: the pool, the runtime whose tasks
 /// drive the connections, and how conflicts are retried.
@@ -111,6 +111,40 @@ fn in_transaction<T, E>(pg: PgTxn, work: &impl Fn(&PgTxn) -> Result<T, E>) -> Re
             let _ = runtime.block_on(txn.rollback());
             Err(Failure::Stop(RunError::Rejected(rejected)))
         }
+    }
+}
+
+/// How a store write on PostgreSQL ended.
+pub(crate) enum Written<T, E> {
+    Committed(T),
+    /// Nothing of it was committed.
+    RolledBack(E),
+    /// The connection failed after COMMIT was sent: committed or not.
+    InDoubt(E),
+}
+
+/// Runs a store write (the rules of `Store::commit`) in one SERIALIZABLE
+/// transaction, and says how it ended with the store's own errors: a write
+/// that kept conflicting is `Busy` (503 SlowDown), an unreachable database
+/// `Unavailable` (503).
+pub(crate) fn write<T, E: From<StoreError>>(
+    ctx: &PgContext,
+    work: impl Fn(&dyn MetaTxn) -> Result<T, WriteError<E>>,
+) -> Written<T, E> {
+    let failed = match run_blocking(ctx, Mode::Write, |txn| work(txn)) {
+        Ok(value) => return Written::Committed(value),
+        Err(RunError::Rejected(WriteError::Rejected(e))) => return Written::RolledBack(e),
+        Err(RunError::Rejected(WriteError::Failed(e))) => return Written::RolledBack(e.into()),
+        Err(RunError::Failed(failed)) => failed,
+    };
+    tracing::warn!(error = %failed, "metadata write failed");
+    match failed {
+        e @ PgError::InDoubt { .. } => Written::InDoubt(StoreError::caused("metadata commit", e).into()),
+        PgError::Busy { .. } => Written::RolledBack(StoreError::Busy.into()),
+        PgError::Unavailable { .. } | PgError::Connect { .. } | PgError::PoolTimeout(_) => {
+            Written::RolledBack(StoreError::Unavailable.into())
+        }
+        e => Written::RolledBack(StoreError::caused("metadata database", e).into()),
     }
 }
 

@@ -16,10 +16,12 @@ use crate::store::meta::{MetaRead, MetaTxn};
 use crate::store::multipart::{abort_in_txn, record_part};
 use crate::store::pg::{migrate, MetaTarget, Pool, PoolOptions};
 use crate::store::redb_meta::txn::{RedbRead, RedbTxn};
+use crate::store::schema::ObjectRecord;
 use crate::store::schema::{object_key, BlobSpan, PartRecord, Versioning};
 use crate::store::test_support::{bucket_record, object_record, upload_record};
 use crate::store::txn::{add_refs, read_object, Holder};
 use crate::store::versions::{delete_latest, delete_version, put_current, VersionId};
+use crate::store::Store;
 use crate::store::UPLOAD_ID_LEN;
 
 /// A schema of its own in the test cluster (dropped at the end), migrated,
@@ -274,4 +276,71 @@ fn concurrent_increments_of_one_count_are_all_kept() {
         thread.join().expect("thread").expect("increments");
     }
     assert_eq!(run_blocking(&schema.ctx, Mode::Snapshot, |txn| txn.blob_refs(42)).expect("read"), 40);
+}
+
+// ---- the store over PostgreSQL: two gateways, one database, one folder ----
+
+/// What a conditional write was refused for, or the store's error.
+#[derive(Debug)]
+enum Put {
+    Exists,
+    Store(#[allow(dead_code, reason = "shown by Debug when a test fails")] StoreError),
+}
+
+impl From<StoreError> for Put {
+    fn from(e: StoreError) -> Self {
+        Put::Store(e)
+    }
+}
+
+/// PutObject of 100 KiB (a blob file) at `b/k`, `If-None-Match: *` if `only_new`.
+async fn put(store: &Arc<Store>, seed: u8, only_new: bool) -> Result<ObjectRecord, Put> {
+    let staged = crate::store::test_support::stage(store, &vec![seed; 100 * 1024]).await;
+    let record = ObjectRecord { etag: format!("seed {seed}"), ..object_record(100 * 1024) };
+    let check = move |current: Option<&ObjectRecord>| match current.is_some() && only_new {
+        true => Err(Put::Exists),
+        false => Ok(()),
+    };
+    store.write_object(("b", "k"), record, staged, check).await
+}
+
+#[test]
+fn two_gateways_agree_on_conditional_puts_versions_and_delete_markers() {
+    let Some(schema) = TestSchema::create(RetryPolicy::default()) else { return };
+    let folder = tempfile::tempdir().expect("tempdir");
+    let a = Store::open_postgres(folder.path(), schema.ctx.clone()).expect("gateway a");
+    let b = Store::open_postgres(folder.path(), schema.ctx.clone()).expect("gateway b");
+    a.create_bucket("b", &bucket_record()).expect("create bucket");
+    assert!(matches!(b.create_bucket("b", &bucket_record()), Err(StoreError::BucketExists(_))));
+
+    // If-None-Match: * from both gateways at once: one 200, one 412.
+    let (ra, rb) = schema._runtime.block_on(async {
+        let (a, b) = (a.clone(), b.clone());
+        tokio::join!(
+            tokio::spawn(async move { put(&a, 1, true).await }),
+            tokio::spawn(async move { put(&b, 2, true).await })
+        )
+    });
+    let results = [ra.expect("task a"), rb.expect("task b")];
+    let winners: Vec<&ObjectRecord> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert!(results.iter().any(|r| matches!(r, Err(Put::Exists))), "{results:?}");
+    let etag = winners[0].etag.clone();
+    assert_eq!(a.get_object("b", "k").expect("a reads").etag, etag);
+    assert_eq!(b.get_object("b", "k").expect("b reads").etag, etag);
+    let files = folder.path().join("blobs");
+    let count_files = || a.layout().all_blob_ids().expect("blob files").len();
+    assert_eq!(count_files(), 1, "the loser's published file was removed ({})", files.display());
+
+    // Versions written through one gateway, read and deleted through the other.
+    b.update_bucket("b", |record| record.versioning = Versioning::Enabled).expect("enable versioning");
+    let second = schema._runtime.block_on(put(&a, 3, false)).expect("second version");
+    assert_eq!(b.get_object("b", "k").expect("b reads the new version").etag, "seed 3");
+    let deleted = b.delete_object("b", "k").expect("delete through b");
+    assert!(deleted.delete_marker);
+    assert!(matches!(a.get_object("b", "k"), Err(StoreError::DeleteMarker { .. })));
+    let id = VersionId::of(&second.version);
+    let (kept, _) = a.get_version("b", "k", Some(id)).expect("the version stays readable by id");
+    assert_eq!(kept.etag, "seed 3");
+    assert_eq!(count_files(), 2, "both versions keep their files");
 }

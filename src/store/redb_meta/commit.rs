@@ -473,7 +473,7 @@ mod tests {
         let holder = {
             let store = store.clone();
             thread::spawn(move || {
-                store.committer.execute(|_| {
+                store.committer().execute(|_| {
                     thread::sleep(Duration::from_millis(300));
                     Ok::<_, WriteError<StoreError>>(())
                 })
@@ -484,7 +484,7 @@ mod tests {
             .into_iter()
             .map(|job| {
                 let store = store.clone();
-                thread::spawn(move || store.committer.execute(job))
+                thread::spawn(move || store.committer().execute(job))
             })
             .collect();
         holder.join().expect("holder").expect("the holding job commits");

@@ -1,0 +1,174 @@
+//! Which metadata backend a [`Store`] runs on, and the funnels through
+//! which its reads and writes reach it: [`Store::read`] (a consistent
+//! snapshot), [`Store::commit`] and [`Store::commit_async`] (one write
+//! transaction). The rules the funnels run take `&dyn MetaRead` or
+//! `&dyn MetaTxn`, so they are the same on every backend.
+//!
+//! The embedded backend batches writes in its group committer; the shared
+//! one (issue 17, docs/scale-out.md) runs each write as a SERIALIZABLE
+//! transaction on a blocking thread, again from the start after a
+//! conflict, so write callbacks are `Fn` and must have no effect outside
+//! the transaction. Reads of redb tables that have not moved behind
+//! [`MetaRead`] yet (listings, GET's snapshot, stats, scrub, the hasher)
+//! find no redb database in a store over PostgreSQL and answer
+//! `Unavailable`.
+
+use std::sync::Arc;
+
+use redb::WriteTransaction;
+
+use super::commit::{CommitMetrics, Committer, Settled, WriteError};
+use super::commit_mark::CommitMark;
+use super::meta::{MetaRead, MetaTxn};
+use super::redb_meta::txn::{RedbRead, RedbTxn};
+use super::{Store, StoreError, StoreResult};
+
+pub(super) enum Meta {
+    /// The embedded redb file: writes go through its group committer, and
+    /// the commit mark beside it records what was acknowledged.
+    Redb { committer: Committer, mark: Arc<CommitMark> },
+    /// A shared PostgreSQL-compatible database. Each write is a batch of
+    /// one in the commit metrics.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "the store does not serve from PostgreSQL yet (issue 17): its tests run this")
+    )]
+    Postgres { ctx: super::pg::txn::PgContext, metrics: Arc<CommitMetrics> },
+}
+
+impl Store {
+    /// A store whose metadata is in the PostgreSQL database of `ctx` (its
+    /// schema checked already) and whose blobs are in the folder `root`,
+    /// which other gateways may share: nothing in it is cleaned up at
+    /// start, and no sweep runs (they need the coordination of issue 17's
+    /// later steps). Not served yet (`tessera serve --meta` refuses).
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "the store does not serve from PostgreSQL yet (issue 17): its tests run this")
+    )]
+    pub(crate) fn open_postgres(root: &std::path::Path, ctx: super::pg::txn::PgContext) -> StoreResult<Arc<Store>> {
+        use super::{dbslot::DbSlot, layout::Layout, now_ms, space::Space};
+        let layout = Layout::create(root).map_err(|e| StoreError::caused(format!("creating {}", root.display()), e))?;
+        let space = Arc::new(Space::open(&layout)?);
+        let db = Arc::new(DbSlot::empty(layout.db_path()));
+        let meta = Meta::Postgres { ctx, metrics: Default::default() };
+        let (last_write_ms, last_change_ms) = (now_ms().into(), now_ms().into());
+        let unlink_gate = Default::default();
+        Ok(Arc::new(Store { db, meta, layout, space, unlink_gate, last_write_ms, last_change_ms }))
+    }
+
+    /// Runs `f` on a consistent snapshot of the metadata.
+    pub(super) fn read<T>(&self, f: impl Fn(&dyn MetaRead) -> StoreResult<T>) -> StoreResult<T> {
+        match &self.meta {
+            Meta::Redb { .. } => f(&RedbRead(&self.db()?.begin_read()?)),
+            #[cfg(feature = "postgres")]
+            Meta::Postgres { ctx, .. } => {
+                use super::pg::txn::{run_blocking, Mode};
+                run_blocking(ctx, Mode::Snapshot, |txn| f(txn)).map_err(|e| match e {
+                    super::pg::RunError::Rejected(e) => e,
+                    super::pg::RunError::Failed(e) => StoreError::caused("metadata database", e),
+                })
+            }
+        }
+    }
+
+    /// Runs `f` as one write transaction and commits it. Blocking.
+    pub(super) fn commit<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: Fn(&dyn MetaTxn) -> Result<T, WriteError<E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        match &self.meta {
+            Meta::Redb { committer, .. } => committer.execute(move |txn: &WriteTransaction| f(&RedbTxn(txn))),
+            #[cfg(feature = "postgres")]
+            Meta::Postgres { ctx, metrics } => {
+                use super::pg::txn::Written;
+                match timed_write(ctx, metrics, f) {
+                    Written::Committed(value) => Ok(value),
+                    Written::RolledBack(e) | Written::InDoubt(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// [`Store::commit`] for async callers; `settle` is told how the write
+    /// ended, even if the caller has gone away meanwhile (see `commit.rs`).
+    pub(super) async fn commit_async<T, E, F, S>(self: &Arc<Self>, f: F, settle: S) -> Result<T, E>
+    where
+        F: Fn(&dyn MetaTxn) -> Result<T, WriteError<E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        S: FnOnce(Settled<&T>) + Send + 'static,
+    {
+        match &self.meta {
+            Meta::Redb { committer, .. } => {
+                committer.execute_async(move |txn: &WriteTransaction| f(&RedbTxn(txn)), settle).await
+            }
+            #[cfg(feature = "postgres")]
+            Meta::Postgres { ctx, metrics } => {
+                use super::pg::txn::Written;
+                let (ctx, metrics) = (ctx.clone(), metrics.clone());
+                // A blocking task runs to its end even if the request is dropped,
+                // so `settle` always runs.
+                let written = tokio::task::spawn_blocking(move || {
+                    let written = timed_write(&ctx, &metrics, f);
+                    match &written {
+                        Written::Committed(value) => settle(Settled::Committed(value)),
+                        Written::RolledBack(_) => settle(Settled::RolledBack),
+                        Written::InDoubt(_) => settle(Settled::InDoubt),
+                    }
+                    written
+                });
+                match written.await {
+                    Ok(Written::Committed(value)) => Ok(value),
+                    Ok(Written::RolledBack(e) | Written::InDoubt(e)) => Err(e),
+                    Err(e) => Err(StoreError::caused("store thread", e).into()),
+                }
+            }
+        }
+    }
+
+    /// The group committer, for tests of its batches.
+    #[cfg(test)]
+    #[allow(clippy::panic, reason = "test code")]
+    pub(super) fn committer(&self) -> &Committer {
+        match &self.meta {
+            Meta::Redb { committer, .. } => committer,
+            #[cfg(feature = "postgres")]
+            Meta::Postgres { .. } => panic!("a store over PostgreSQL has no group committer"),
+        }
+    }
+
+    /// What the writes measure (served as metrics).
+    pub fn commit_metrics(&self) -> &Arc<CommitMetrics> {
+        match &self.meta {
+            Meta::Redb { committer, .. } => &committer.metrics,
+            #[cfg(feature = "postgres")]
+            Meta::Postgres { metrics, .. } => metrics,
+        }
+    }
+
+    /// Whether blob files are shared with other gateways, which may still be
+    /// reading a blob this one freed: freed files then wait for the garbage
+    /// collection with its grace period (not built yet: they stay).
+    pub(super) fn shares_blobs(&self) -> bool {
+        !matches!(self.meta, Meta::Redb { .. })
+    }
+}
+
+/// [`pg::txn::write`](super::pg::txn::write), counted in the commit metrics.
+#[cfg(feature = "postgres")]
+fn timed_write<T, E: From<StoreError>>(
+    ctx: &super::pg::txn::PgContext,
+    metrics: &CommitMetrics,
+    f: impl Fn(&dyn MetaTxn) -> Result<T, WriteError<E>>,
+) -> super::pg::txn::Written<T, E> {
+    let started = std::time::Instant::now();
+    let written = super::pg::txn::write(ctx, f);
+    metrics.batch_writes.observe(1.0);
+    metrics.seconds.observe(started.elapsed().as_secs_f64());
+    written
+}
