@@ -13,6 +13,7 @@
 //! find no redb database in a store over PostgreSQL and answer
 //! `Unavailable`.
 
+use std::io;
 use std::sync::Arc;
 
 use redb::WriteTransaction;
@@ -20,6 +21,7 @@ use redb::WriteTransaction;
 use super::commit::{CommitMetrics, Committer, Settled, WriteError};
 use super::commit_mark::CommitMark;
 use super::meta::{MetaRead, MetaTxn};
+use super::read::{BlobSource, Snapshot};
 use super::redb_meta::txn::{RedbRead, RedbTxn};
 use super::{Store, StoreError, StoreResult};
 
@@ -68,8 +70,29 @@ impl Store {
                 use super::pg::txn::{run_blocking, Mode};
                 run_blocking(ctx, Mode::Snapshot, |txn| f(txn)).map_err(|e| match e {
                     super::pg::RunError::Rejected(e) => e,
-                    super::pg::RunError::Failed(e) => StoreError::caused("metadata database", e),
+                    super::pg::RunError::Failed(e) => snapshot_failed(e),
                 })
+            }
+        }
+    }
+
+    /// Runs `f` with what the metadata says of blobs (small bodies, block
+    /// checksums), from one snapshot. The outer error is the metadata's,
+    /// the inner one what `f` found of the blobs.
+    pub(super) fn with_blob_source<T>(
+        &self,
+        f: impl Fn(&dyn BlobSource) -> io::Result<T>,
+    ) -> StoreResult<io::Result<T>> {
+        match &self.meta {
+            Meta::Redb { .. } => Ok(f(&Snapshot(self.db()?.begin_read()?))),
+            #[cfg(feature = "postgres")]
+            Meta::Postgres { ctx, .. } => {
+                use super::pg::txn::{run_blocking, Mode};
+                match run_blocking(ctx, Mode::Snapshot, |txn| f(txn)) {
+                    Ok(value) => Ok(Ok(value)),
+                    Err(super::pg::RunError::Rejected(e)) => Ok(Err(e)),
+                    Err(super::pg::RunError::Failed(e)) => Err(snapshot_failed(e)),
+                }
             }
         }
     }
@@ -171,4 +194,15 @@ fn timed_write<T, E: From<StoreError>>(
     metrics.batch_writes.observe(1.0);
     metrics.seconds.observe(started.elapsed().as_secs_f64());
     written
+}
+
+/// Why a snapshot of a shared metadata database could not be read.
+#[cfg(feature = "postgres")]
+fn snapshot_failed(e: super::pg::PgError) -> StoreError {
+    use super::pg::PgError;
+    tracing::warn!(error = %e, "metadata read failed");
+    match e {
+        PgError::Unavailable { .. } | PgError::Connect { .. } | PgError::PoolTimeout(_) => StoreError::Unavailable,
+        e => StoreError::caused("metadata database", e),
+    }
 }

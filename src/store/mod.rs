@@ -560,8 +560,8 @@ impl Store {
 
     /// Opens the bytes `range` of an object made of `spans` (see `read.rs`).
     pub fn open_range(&self, spans: &[BlobSpan], range: std::ops::Range<u64>) -> Result<read::OpenObject, OpenError> {
-        let txn = self.db().map_err(OpenError::Store)?.begin_read().map_err(|e| OpenError::Store(e.into()))?;
-        read::open(&self.layout, spans, range, &read::Snapshot(txn)).map_err(|e| match e.kind() {
+        let opened = self.with_blob_source(|source| read::open(&self.layout, spans, range.clone(), source));
+        opened.map_err(OpenError::Store)?.map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => OpenError::Gone,
             _ => OpenError::Read(e),
         })

@@ -234,12 +234,7 @@ pub struct OpenObject {
 /// Opens the blobs that hold `range` of an object made of `spans`; `source`
 /// gives their checksums and the bytes of inline blobs. Inline bytes are
 /// checked here, files as they are read. Blocking: call off the reactor.
-pub fn open(
-    layout: &Layout,
-    spans: &[BlobSpan],
-    range: Range<u64>,
-    source: &impl BlobSource,
-) -> io::Result<OpenObject> {
+pub fn open(layout: &Layout, spans: &[BlobSpan], range: Range<u64>, source: &dyn BlobSource) -> io::Result<OpenObject> {
     let mut pieces = Vec::new();
     let mut blob_start = 0u64;
     for span in spans {
@@ -267,7 +262,7 @@ pub fn open(
 }
 
 /// The whole of an inline blob, checked against its size and checksums.
-pub fn checked_inline(span: &BlobSpan, source: &impl BlobSource) -> io::Result<Bytes> {
+pub fn checked_inline(span: &BlobSpan, source: &dyn BlobSource) -> io::Result<Bytes> {
     if let Some(position) = packed_position(span.id) {
         return source.packed(span.id, position, span.size);
     }

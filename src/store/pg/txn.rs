@@ -23,6 +23,8 @@
 )]
 
 use std::cell::RefCell;
+use std::io;
+use std::ops::Range;
 
 use tokio::runtime::Handle;
 use tokio_postgres::types::{ToSql, Type};
@@ -32,6 +34,7 @@ use super::retry::{failure, Attempts, Failure, Phase};
 use super::{describe, PgError, Pool, RetryPolicy, RunError};
 use crate::store::layout::{new_blob_id, packed_position, BlobId};
 use crate::store::meta::{MetaRead, MetaTxn};
+use crate::store::read::{BlobSource, BlockCheck};
 use crate::store::schema::{
     decode, encode, BlobSpan, BucketRecord, CompletedUpload, ObjectRecord, PartRecord, Stored, UploadRecord,
 };
@@ -159,7 +162,7 @@ pub(crate) struct PgTxn<'c> {
 
 /// A statement parameter with its SQL type.
 enum Param<'p> {
-    Bytes(&'p [u8]),
+    Bytea(&'p [u8]),
     Text(&'p str),
     Int8(i64),
     Int4(i32),
@@ -168,7 +171,7 @@ enum Param<'p> {
 impl Param<'_> {
     fn typed(&self) -> (&(dyn ToSql + Sync), Type) {
         match self {
-            Param::Bytes(v) => (v, Type::BYTEA),
+            Param::Bytea(v) => (v, Type::BYTEA),
             Param::Text(v) => (v, Type::TEXT),
             Param::Int8(v) => (v, Type::INT8),
             Param::Int4(v) => (v, Type::INT4),
@@ -176,7 +179,7 @@ impl Param<'_> {
     }
 }
 
-use Param::{Bytes, Int4, Int8, Text};
+use Param::{Bytea, Int4, Int8, Text};
 
 impl PgTxn<'_> {
     fn query(&self, sql: &str, params: &[Param]) -> StoreResult<Vec<Row>> {
@@ -209,12 +212,12 @@ impl PgTxn<'_> {
             "INSERT INTO {table} (bucket, key, record) VALUES ($1, $2, $3) \
              ON CONFLICT (bucket, key) DO UPDATE SET record = excluded.record"
         );
-        self.execute(&sql, &[Bytes(bucket), Bytes(key), Bytes(record)])
+        self.execute(&sql, &[Bytea(bucket), Bytea(key), Bytea(record)])
     }
 
     fn remove_keyed(&self, table: &'static str, row: &[u8]) -> StoreResult<()> {
         let (bucket, key) = split_row(row)?;
-        self.execute(&format!("DELETE FROM {table} WHERE bucket = $1 AND key = $2"), &[Bytes(bucket), Bytes(key)])
+        self.execute(&format!("DELETE FROM {table} WHERE bucket = $1 AND key = $2"), &[Bytea(bucket), Bytea(key)])
     }
 
     fn fail(&self, e: tokio_postgres::Error) -> StoreError {
@@ -252,7 +255,7 @@ fn count_param(count: u64) -> StoreResult<i64> {
 
 impl MetaRead for PgTxn<'_> {
     fn bucket(&self, name: &str) -> StoreResult<Option<BucketRecord>> {
-        self.record("SELECT record FROM buckets WHERE name = $1", &[Bytes(name.as_bytes())])
+        self.record("SELECT record FROM buckets WHERE name = $1", &[Bytea(name.as_bytes())])
     }
 
     fn buckets(&self) -> StoreResult<Vec<(String, BucketRecord)>> {
@@ -266,18 +269,18 @@ impl MetaRead for PgTxn<'_> {
 
     fn bucket_has_objects(&self, bucket: &str) -> StoreResult<bool> {
         let sql = "SELECT 1 FROM objects WHERE bucket = $1 UNION ALL SELECT 1 FROM versions WHERE bucket = $1 LIMIT 1";
-        Ok(self.one(sql, &[Bytes(bucket.as_bytes())])?.is_some())
+        Ok(self.one(sql, &[Bytea(bucket.as_bytes())])?.is_some())
     }
 
     fn object(&self, row: &[u8]) -> StoreResult<Option<ObjectRecord>> {
         let (bucket, key) = split_row(row)?;
-        self.record("SELECT record FROM objects WHERE bucket = $1 AND key = $2", &[Bytes(bucket), Bytes(key)])
+        self.record("SELECT record FROM objects WHERE bucket = $1 AND key = $2", &[Bytea(bucket), Bytea(key)])
     }
 
     fn version(&self, row: &[u8], inverted_seq: u64) -> StoreResult<Option<ObjectRecord>> {
         let (bucket, key) = split_row(row)?;
         let sql = "SELECT record FROM versions WHERE bucket = $1 AND key = $2 AND seq = $3";
-        self.record(sql, &[Bytes(bucket), Bytes(key), Int8(ordered(inverted_seq))])
+        self.record(sql, &[Bytea(bucket), Bytea(key), Int8(ordered(inverted_seq))])
     }
 
     fn find_version(
@@ -290,7 +293,7 @@ impl MetaRead for PgTxn<'_> {
         let sql = "SELECT seq, record FROM versions WHERE bucket = $1 AND key = $2 AND seq > $3 ORDER BY seq LIMIT $4";
         let mut after = i64::MIN;
         loop {
-            let rows = self.query(sql, &[Bytes(bucket), Bytes(key), Int8(after), Int8(BATCH)])?;
+            let rows = self.query(sql, &[Bytea(bucket), Bytea(key), Int8(after), Int8(BATCH)])?;
             for row in &rows {
                 after = column(row, 0)?;
                 let record: ObjectRecord = decode(&column::<Vec<u8>>(row, 1)?)?;
@@ -305,31 +308,31 @@ impl MetaRead for PgTxn<'_> {
     }
 
     fn blob_refs(&self, id: BlobId) -> StoreResult<u64> {
-        self.count("SELECT refs FROM blobs WHERE id = $1", &[Bytes(&id.to_be_bytes())])
+        self.count("SELECT refs FROM blobs WHERE id = $1", &[Bytea(&id.to_be_bytes())])
     }
 
     fn content_row(&self, key: &[u8; 40]) -> StoreResult<Option<Vec<u8>>> {
-        let row = self.one("SELECT value FROM content WHERE key = $1", &[Bytes(key)])?;
+        let row = self.one("SELECT value FROM content WHERE key = $1", &[Bytea(key)])?;
         row.map(|row| column(&row, 0)).transpose()
     }
 
     fn blob_content(&self, id: BlobId) -> StoreResult<Option<Vec<u8>>> {
-        let row = self.one("SELECT value FROM blob_content WHERE blob = $1", &[Bytes(&id.to_be_bytes())])?;
+        let row = self.one("SELECT value FROM blob_content WHERE blob = $1", &[Bytea(&id.to_be_bytes())])?;
         row.map(|row| column(&row, 0)).transpose()
     }
 
     fn holder_refs(&self, id: BlobId, owner: &str) -> StoreResult<u64> {
         let sql = "SELECT refs FROM content_holders WHERE blob = $1 AND owner = $2";
-        self.count(sql, &[Bytes(&id.to_be_bytes()), Text(owner)])
+        self.count(sql, &[Bytea(&id.to_be_bytes()), Text(owner)])
     }
 
     fn upload(&self, id: &str) -> StoreResult<Option<UploadRecord>> {
-        self.record("SELECT record FROM uploads WHERE id = $1", &[Bytes(id.as_bytes())])
+        self.record("SELECT record FROM uploads WHERE id = $1", &[Bytea(id.as_bytes())])
     }
 
     fn uploads_of_bucket(&self, bucket: &str) -> StoreResult<Vec<String>> {
         let rows =
-            self.query("SELECT id FROM uploads WHERE bucket = $1 ORDER BY key, id", &[Bytes(bucket.as_bytes())])?;
+            self.query("SELECT id FROM uploads WHERE bucket = $1 ORDER BY key, id", &[Bytea(bucket.as_bytes())])?;
         rows.iter()
             .map(|row| String::from_utf8(column(row, 0)?).map_err(|_| StoreError::internal("an upload id not UTF-8")))
             .collect()
@@ -337,7 +340,7 @@ impl MetaRead for PgTxn<'_> {
 
     fn parts(&self, upload_id: &str) -> StoreResult<Vec<(u16, PartRecord)>> {
         let rows = self
-            .query("SELECT part, record FROM parts WHERE upload = $1 ORDER BY part", &[Bytes(upload_id.as_bytes())])?;
+            .query("SELECT part, record FROM parts WHERE upload = $1 ORDER BY part", &[Bytea(upload_id.as_bytes())])?;
         let part = |row: &Row| -> StoreResult<(u16, PartRecord)> {
             let number = u16::try_from(column::<i32>(row, 0)?).map_err(|_| StoreError::internal("a part number"))?;
             Ok((number, decode(&column::<Vec<u8>>(row, 1)?)?))
@@ -348,7 +351,7 @@ impl MetaRead for PgTxn<'_> {
     fn completed(&self, row: &[u8]) -> StoreResult<Option<CompletedUpload>> {
         let (bucket, key) = split_row(row)?;
         let sql = "SELECT record FROM completed_uploads WHERE bucket = $1 AND key = $2";
-        self.record(sql, &[Bytes(bucket), Bytes(key)])
+        self.record(sql, &[Bytea(bucket), Bytea(key)])
     }
 
     fn user(&self, name: &str) -> StoreResult<Option<UserRecord>> {
@@ -371,15 +374,46 @@ impl MetaRead for PgTxn<'_> {
     }
 }
 
+/// What GET reads besides blob files: small bodies (rows of `blob_bodies`)
+/// and the block checksums of files, from the snapshot that named them.
+impl BlobSource for PgTxn<'_> {
+    fn inline(&self, id: BlobId) -> io::Result<bytes::Bytes> {
+        let row = self.one("SELECT body FROM blob_bodies WHERE id = $1", &[Bytea(&id.to_be_bytes())]);
+        let body: Vec<u8> =
+            column(&row.map_err(io::Error::other)?.ok_or_else(not_found)?, 0).map_err(io::Error::other)?;
+        Ok(bytes::Bytes::from(body))
+    }
+
+    fn packed(&self, id: BlobId, _position: u64, _size: u64) -> io::Result<bytes::Bytes> {
+        Err(io::Error::other(format!("blob {id:032x}: a packed blob id in the PostgreSQL metadata")))
+    }
+
+    fn check(&self, id: BlobId, range: Range<u64>, size: u64) -> io::Result<Option<BlockCheck>> {
+        let row = self.one("SELECT crcs FROM blob_crcs WHERE id = $1", &[Bytea(&id.to_be_bytes())]);
+        if let Some(row) = row.map_err(io::Error::other)? {
+            let crcs: Vec<u8> = column(&row, 0).map_err(io::Error::other)?;
+            return BlockCheck::from_value(id, &crcs, range, size).map(Some);
+        }
+        match self.blob_refs(id).map_err(io::Error::other)? {
+            0 => Err(not_found()),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn not_found() -> io::Error {
+    io::Error::from(io::ErrorKind::NotFound)
+}
+
 impl MetaTxn for PgTxn<'_> {
     fn put_bucket(&self, name: &str, record: &BucketRecord) -> StoreResult<()> {
         let sql = "INSERT INTO buckets (name, record) VALUES ($1, $2) \
                    ON CONFLICT (name) DO UPDATE SET record = excluded.record";
-        self.execute(sql, &[Bytes(name.as_bytes()), Bytes(&encode(record)?)])
+        self.execute(sql, &[Bytea(name.as_bytes()), Bytea(&encode(record)?)])
     }
 
     fn remove_bucket(&self, name: &str) -> StoreResult<()> {
-        self.execute("DELETE FROM buckets WHERE name = $1", &[Bytes(name.as_bytes())])
+        self.execute("DELETE FROM buckets WHERE name = $1", &[Bytea(name.as_bytes())])
     }
 
     fn put_object(&self, row: &[u8], record: &ObjectRecord) -> StoreResult<()> {
@@ -394,13 +428,13 @@ impl MetaTxn for PgTxn<'_> {
         let (bucket, key) = split_row(row)?;
         let sql = "INSERT INTO versions (bucket, key, seq, record) VALUES ($1, $2, $3, $4) \
                    ON CONFLICT (bucket, key, seq) DO UPDATE SET record = excluded.record";
-        self.execute(sql, &[Bytes(bucket), Bytes(key), Int8(ordered(inverted_seq)), Bytes(&encode(record)?)])
+        self.execute(sql, &[Bytea(bucket), Bytea(key), Int8(ordered(inverted_seq)), Bytea(&encode(record)?)])
     }
 
     fn remove_version(&self, row: &[u8], inverted_seq: u64) -> StoreResult<()> {
         let (bucket, key) = split_row(row)?;
         let sql = "DELETE FROM versions WHERE bucket = $1 AND key = $2 AND seq = $3";
-        self.execute(sql, &[Bytes(bucket), Bytes(key), Int8(ordered(inverted_seq))])
+        self.execute(sql, &[Bytea(bucket), Bytea(key), Int8(ordered(inverted_seq))])
     }
 
     /// A sequence is not transactional: a rolled back or retried write
@@ -414,11 +448,11 @@ impl MetaTxn for PgTxn<'_> {
     fn set_blob_refs(&self, id: BlobId, count: u64) -> StoreResult<()> {
         let id = id.to_be_bytes();
         match count {
-            0 => self.execute("DELETE FROM blobs WHERE id = $1", &[Bytes(&id)]),
+            0 => self.execute("DELETE FROM blobs WHERE id = $1", &[Bytea(&id)]),
             n => {
                 let sql =
                     "INSERT INTO blobs (id, refs) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET refs = excluded.refs";
-                self.execute(sql, &[Bytes(&id), Int8(count_param(n)?)])
+                self.execute(sql, &[Bytea(&id), Int8(count_param(n)?)])
             }
         }
     }
@@ -426,14 +460,14 @@ impl MetaTxn for PgTxn<'_> {
     fn put_block_crcs(&self, id: BlobId, crcs: &[u8]) -> StoreResult<()> {
         let sql =
             "INSERT INTO blob_crcs (id, crcs) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET crcs = excluded.crcs";
-        self.execute(sql, &[Bytes(&id.to_be_bytes()), Bytes(crcs)])
+        self.execute(sql, &[Bytea(&id.to_be_bytes()), Bytea(crcs)])
     }
 
     /// Small bodies are rows of `blob_bodies` under a fresh random id (the
     /// span stays `inline`): every gateway reads them from the database.
     fn store_small_body(&self, body: &[u8]) -> StoreResult<BlobId> {
         let id = new_blob_id()?;
-        self.execute("INSERT INTO blob_bodies (id, body) VALUES ($1, $2)", &[Bytes(&id.to_be_bytes()), Bytes(body)])?;
+        self.execute("INSERT INTO blob_bodies (id, body) VALUES ($1, $2)", &[Bytea(&id.to_be_bytes()), Bytea(body)])?;
         Ok(id)
     }
 
@@ -442,50 +476,50 @@ impl MetaTxn for PgTxn<'_> {
             return Err(StoreError::internal("a packed blob id in the PostgreSQL metadata"));
         }
         let id = span.id.to_be_bytes();
-        self.execute("DELETE FROM blob_crcs WHERE id = $1", &[Bytes(&id)])?;
+        self.execute("DELETE FROM blob_crcs WHERE id = $1", &[Bytea(&id)])?;
         if span.inline {
-            self.execute("DELETE FROM blob_bodies WHERE id = $1", &[Bytes(&id)])?;
+            self.execute("DELETE FROM blob_bodies WHERE id = $1", &[Bytea(&id)])?;
             return Ok(None);
         }
-        self.execute("INSERT INTO dead_blobs (id) VALUES ($1) ON CONFLICT (id) DO NOTHING", &[Bytes(&id)])?;
+        self.execute("INSERT INTO dead_blobs (id) VALUES ($1) ON CONFLICT (id) DO NOTHING", &[Bytea(&id)])?;
         Ok(Some(span.id))
     }
 
     fn put_content_row(&self, key: &[u8; 40], row: &[u8]) -> StoreResult<()> {
         let sql =
             "INSERT INTO content (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
-        self.execute(sql, &[Bytes(key), Bytes(row)])
+        self.execute(sql, &[Bytea(key), Bytea(row)])
     }
 
     fn remove_content_row(&self, key: &[u8]) -> StoreResult<()> {
-        self.execute("DELETE FROM content WHERE key = $1", &[Bytes(key)])
+        self.execute("DELETE FROM content WHERE key = $1", &[Bytea(key)])
     }
 
     fn put_blob_content(&self, id: BlobId, value: &[u8]) -> StoreResult<()> {
         let sql = "INSERT INTO blob_content (blob, value) VALUES ($1, $2) \
                    ON CONFLICT (blob) DO UPDATE SET value = excluded.value";
-        self.execute(sql, &[Bytes(&id.to_be_bytes()), Bytes(value)])
+        self.execute(sql, &[Bytea(&id.to_be_bytes()), Bytea(value)])
     }
 
     fn remove_blob_content(&self, id: BlobId) -> StoreResult<Option<Vec<u8>>> {
-        let row = self.one("DELETE FROM blob_content WHERE blob = $1 RETURNING value", &[Bytes(&id.to_be_bytes())])?;
+        let row = self.one("DELETE FROM blob_content WHERE blob = $1 RETURNING value", &[Bytea(&id.to_be_bytes())])?;
         row.map(|row| column(&row, 0)).transpose()
     }
 
     fn set_holder_refs(&self, id: BlobId, owner: &str, count: u64) -> StoreResult<()> {
         let id = id.to_be_bytes();
         match count {
-            0 => self.execute("DELETE FROM content_holders WHERE blob = $1 AND owner = $2", &[Bytes(&id), Text(owner)]),
+            0 => self.execute("DELETE FROM content_holders WHERE blob = $1 AND owner = $2", &[Bytea(&id), Text(owner)]),
             n => {
                 let sql = "INSERT INTO content_holders (blob, owner, refs) VALUES ($1, $2, $3) \
                            ON CONFLICT (blob, owner) DO UPDATE SET refs = excluded.refs";
-                self.execute(sql, &[Bytes(&id), Text(owner), Int8(count_param(n)?)])
+                self.execute(sql, &[Bytea(&id), Text(owner), Int8(count_param(n)?)])
             }
         }
     }
 
     fn forget_holders(&self, id: BlobId) -> StoreResult<()> {
-        self.execute("DELETE FROM content_holders WHERE blob = $1", &[Bytes(&id.to_be_bytes())])
+        self.execute("DELETE FROM content_holders WHERE blob = $1", &[Bytea(&id.to_be_bytes())])
     }
 
     fn put_upload(&self, id: &str, record: &UploadRecord) -> StoreResult<()> {
@@ -493,25 +527,25 @@ impl MetaTxn for PgTxn<'_> {
                    ON CONFLICT (id) DO UPDATE SET record = excluded.record";
         let (bucket, key) = (record.bucket.as_bytes(), record.key.as_bytes());
         let params =
-            [Bytes(id.as_bytes()), Bytes(bucket), Bytes(key), Int8(record.initiated_ms), Bytes(&encode(record)?)];
+            [Bytea(id.as_bytes()), Bytea(bucket), Bytea(key), Int8(record.initiated_ms), Bytea(&encode(record)?)];
         self.execute(sql, &params)
     }
 
     fn remove_upload(&self, id: &str, _record: &UploadRecord) -> StoreResult<()> {
-        self.execute("DELETE FROM uploads WHERE id = $1", &[Bytes(id.as_bytes())])
+        self.execute("DELETE FROM uploads WHERE id = $1", &[Bytea(id.as_bytes())])
     }
 
     fn put_part(&self, upload_id: &str, number: u16, part: &PartRecord) -> StoreResult<Option<PartRecord>> {
-        let params = [Bytes(upload_id.as_bytes()), Int4(i32::from(number))];
+        let params = [Bytea(upload_id.as_bytes()), Int4(i32::from(number))];
         let replaced = self.record("SELECT record FROM parts WHERE upload = $1 AND part = $2", &params)?;
         let sql = "INSERT INTO parts (upload, part, record) VALUES ($1, $2, $3) \
                    ON CONFLICT (upload, part) DO UPDATE SET record = excluded.record";
-        self.execute(sql, &[Bytes(upload_id.as_bytes()), Int4(i32::from(number)), Bytes(&encode(part)?)])?;
+        self.execute(sql, &[Bytea(upload_id.as_bytes()), Int4(i32::from(number)), Bytea(&encode(part)?)])?;
         Ok(replaced)
     }
 
     fn remove_parts(&self, upload_id: &str) -> StoreResult<()> {
-        self.execute("DELETE FROM parts WHERE upload = $1", &[Bytes(upload_id.as_bytes())])
+        self.execute("DELETE FROM parts WHERE upload = $1", &[Bytea(upload_id.as_bytes())])
     }
 
     fn put_completed(&self, row: &[u8], completed: &CompletedUpload) -> StoreResult<()> {
@@ -523,13 +557,13 @@ impl MetaTxn for PgTxn<'_> {
     }
 
     fn remove_completed_of_bucket(&self, bucket: &str) -> StoreResult<()> {
-        self.execute("DELETE FROM completed_uploads WHERE bucket = $1", &[Bytes(bucket.as_bytes())])
+        self.execute("DELETE FROM completed_uploads WHERE bucket = $1", &[Bytea(bucket.as_bytes())])
     }
 
     fn put_user(&self, user: &UserRecord) -> StoreResult<()> {
         let sql = "INSERT INTO users (name, access_key, record) VALUES ($1, $2, $3) \
                    ON CONFLICT (name) DO UPDATE SET access_key = excluded.access_key, record = excluded.record";
-        self.execute(sql, &[Text(&user.name), Text(&user.access_key), Bytes(&encode(user)?)])
+        self.execute(sql, &[Text(&user.name), Text(&user.access_key), Bytea(&encode(user)?)])
     }
 
     fn remove_user(&self, user: &UserRecord) -> StoreResult<()> {

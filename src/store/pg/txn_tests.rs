@@ -293,16 +293,19 @@ impl From<StoreError> for Put {
     }
 }
 
-/// PutObject of 100 KiB (a blob file) at `b/k`, `If-None-Match: *` if `only_new`.
-async fn put(store: &Arc<Store>, seed: u8, only_new: bool) -> Result<ObjectRecord, Put> {
-    let staged = crate::store::test_support::stage(store, &vec![seed; 100 * 1024]).await;
-    let record = ObjectRecord { etag: format!("seed {seed}"), ..object_record(100 * 1024) };
+/// PutObject of `size` bytes of `seed` at `b/k`, `If-None-Match: *` if `only_new`.
+async fn put(store: &Arc<Store>, (seed, size): (u8, usize), only_new: bool) -> Result<ObjectRecord, Put> {
+    let staged = crate::store::test_support::stage(store, &vec![seed; size]).await;
+    let record = ObjectRecord { etag: format!("seed {seed}"), ..object_record(size) };
     let check = move |current: Option<&ObjectRecord>| match current.is_some() && only_new {
         true => Err(Put::Exists),
         false => Ok(()),
     };
     store.write_object(("b", "k"), record, staged, check).await
 }
+
+const FILE: usize = 100 * 1024;
+const SMALL: usize = 1000;
 
 #[test]
 fn two_gateways_agree_on_conditional_puts_versions_and_delete_markers() {
@@ -317,8 +320,8 @@ fn two_gateways_agree_on_conditional_puts_versions_and_delete_markers() {
     let (ra, rb) = schema._runtime.block_on(async {
         let (a, b) = (a.clone(), b.clone());
         tokio::join!(
-            tokio::spawn(async move { put(&a, 1, true).await }),
-            tokio::spawn(async move { put(&b, 2, true).await })
+            tokio::spawn(async move { put(&a, (1, FILE), true).await }),
+            tokio::spawn(async move { put(&b, (2, FILE), true).await })
         )
     });
     let results = [ra.expect("task a"), rb.expect("task b")];
@@ -334,7 +337,15 @@ fn two_gateways_agree_on_conditional_puts_versions_and_delete_markers() {
 
     // Versions written through one gateway, read and deleted through the other.
     b.update_bucket("b", |record| record.versioning = Versioning::Enabled).expect("enable versioning");
-    let second = schema._runtime.block_on(put(&a, 3, false)).expect("second version");
+    let second = schema._runtime.block_on(put(&a, (3, SMALL), false)).expect("second version");
+    let bytes = |store: &Store, record: &ObjectRecord| {
+        let opened = store.open_range(&record.blobs, 0..record.size).expect("open");
+        opened.read_small().expect("small enough to read at once").expect("read").to_vec()
+    };
+    assert_eq!(bytes(&b, &b.get_object("b", "k").expect("b reads")), vec![3; SMALL], "a small body, from the database");
+    let (first, _) = b.get_version("b", "k", Some(VersionId::of(&winners[0].version))).expect("first version");
+    let seed = first.etag.as_bytes()[5] - b'0';
+    assert_eq!(bytes(&b, &first), vec![seed; FILE], "a file, with its block checksums");
     assert_eq!(b.get_object("b", "k").expect("b reads the new version").etag, "seed 3");
     let deleted = b.delete_object("b", "k").expect("delete through b");
     assert!(deleted.delete_marker);
@@ -342,5 +353,5 @@ fn two_gateways_agree_on_conditional_puts_versions_and_delete_markers() {
     let id = VersionId::of(&second.version);
     let (kept, _) = a.get_version("b", "k", Some(id)).expect("the version stays readable by id");
     assert_eq!(kept.etag, "seed 3");
-    assert_eq!(count_files(), 2, "both versions keep their files");
+    assert_eq!(count_files(), 1, "the small version is no file");
 }
