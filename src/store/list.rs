@@ -1,11 +1,11 @@
-//! Listing: one range scan over the object table in key byte order (S3's order).
-//! With a delimiter, each common prefix costs one seek past all its keys
-//! instead of a walk through them.
+//! Listing: range scans over the current objects in key byte order (S3's
+//! order), on any backend (`MetaRead::scan_objects`). With a delimiter, each
+//! common prefix costs one seek past all its keys instead of a walk through
+//! them.
 
 use std::ops::Bound;
 
-use redb::ReadOnlyTable;
-
+use super::meta::MetaRead;
 use super::schema::{decode, object_key, ObjectRecord};
 use super::StoreResult;
 
@@ -66,51 +66,52 @@ pub(super) fn common_prefix<'k>(key: &'k str, prefix: &str, delimiter: Option<&s
     rest.find(delimiter).and_then(|i| key.get(..prefix.len() + i + delimiter.len()))
 }
 
-pub fn list(table: &ReadOnlyTable<&[u8], &[u8]>, bucket: &str, q: &ListQuery) -> StoreResult<ListPage> {
-    let (_, bucket_end) = bucket_bounds(bucket);
-    let row_start = bucket.len() + 1;
+/// One page of ListObjects, from the snapshot `txn`.
+pub fn list(txn: &dyn MetaRead, bucket: &str, q: &ListQuery) -> StoreResult<ListPage> {
     let delimiter = q.delimiter.as_deref();
-    let mut start = initial_bound(bucket, q);
-    let mut entries = Vec::new();
+    let end = Some(prefix_successor(q.prefix.as_bytes())).filter(|end| !end.is_empty());
+    // Without a delimiter the page takes the rows in a row; with one, a
+    // common prefix ends the scan after its first key.
+    let hint = if delimiter.is_some() { 64 } else { q.max_keys + 1 };
+    let mut start = initial_bound(q);
+    let mut page = ListPage { entries: Vec::new(), truncated: false };
     if q.max_keys == 0 {
-        return Ok(ListPage { entries, truncated: false });
+        return Ok(page);
     }
-    'seek: loop {
-        let bounds = (as_slice_bound(&start), Bound::Excluded(bucket_end.as_slice()));
-        for row in table.range::<&[u8]>(bounds)? {
-            let (row_key, value) = row?;
-            let Some(key) = row_key.value().get(row_start..).and_then(|k| std::str::from_utf8(k).ok()) else {
-                continue;
-            };
-            if !key.starts_with(q.prefix.as_str()) {
-                break 'seek;
-            }
-            if entries.len() == q.max_keys {
-                return Ok(ListPage { entries, truncated: true });
+    loop {
+        let mut reseek = None;
+        txn.scan_objects(bucket, as_slice_bound(&start), end.as_deref(), hint, &mut |key, value| {
+            let Ok(key) = std::str::from_utf8(key) else { return Ok(true) };
+            if page.entries.len() == q.max_keys {
+                page.truncated = true;
+                return Ok(false);
             }
             if let Some(cp) = common_prefix(key, &q.prefix, delimiter) {
-                entries.push(ListEntry::CommonPrefix(cp.to_string()));
-                start = Bound::Included(object_key(bucket, &prefix_successor(cp.as_bytes())));
-                continue 'seek;
+                page.entries.push(ListEntry::CommonPrefix(cp.to_string()));
+                reseek = Some(Bound::Included(prefix_successor(cp.as_bytes())));
+                return Ok(false);
             }
-            entries.push(ListEntry::Object(key.to_string(), Box::new(decode(value.value())?)));
+            page.entries.push(ListEntry::Object(key.to_string(), Box::new(decode(value)?)));
+            Ok(true)
+        })?;
+        match reseek {
+            Some(next) if !page.truncated => start = next,
+            _ => return Ok(page),
         }
-        break;
     }
-    Ok(ListPage { entries, truncated: false })
 }
 
-/// Where the scan starts: at the prefix, or just after the marker. A marker
-/// inside a common prefix skips that whole prefix: it sorts before the marker,
-/// so S3 has already returned it.
-fn initial_bound(bucket: &str, q: &ListQuery) -> Bound<Vec<u8>> {
-    let prefix_start = Bound::Included(object_key(bucket, q.prefix.as_bytes()));
+/// Where the scan starts (keys without the bucket): at the prefix, or just
+/// after the marker. A marker inside a common prefix skips that whole
+/// prefix: it sorts before the marker, so S3 has already returned it.
+fn initial_bound(q: &ListQuery) -> Bound<Vec<u8>> {
+    let prefix_start = Bound::Included(q.prefix.as_bytes().to_vec());
     let Some(after) = q.after.as_deref().filter(|a| *a >= q.prefix.as_str()) else {
         return prefix_start;
     };
     match common_prefix(after, &q.prefix, q.delimiter.as_deref()) {
-        Some(cp) => Bound::Included(object_key(bucket, &prefix_successor(cp.as_bytes()))),
-        None => Bound::Excluded(object_key(bucket, after.as_bytes())),
+        Some(cp) => Bound::Included(prefix_successor(cp.as_bytes())),
+        None => Bound::Excluded(after.as_bytes().to_vec()),
     }
 }
 

@@ -19,10 +19,15 @@
 //! `schema.rs` (an object's row is `schema::object_key`), whose byte order
 //! is the listing order on every backend.
 
+use std::ops::Bound;
+
 use super::layout::BlobId;
 use super::schema::{BlobSpan, BucketRecord, CompletedUpload, ObjectRecord, PartRecord, UploadRecord};
 use super::users::UserRecord;
 use super::StoreResult;
+
+/// Sees one row of a scan (its key and encoded record); false stops it.
+pub(crate) type RowVisitor<'v> = dyn FnMut(&[u8], &[u8]) -> StoreResult<bool> + 'v;
 
 /// The lookups of one transaction, read-only or not.
 pub(crate) trait MetaRead {
@@ -33,6 +38,19 @@ pub(crate) trait MetaRead {
     fn bucket_has_objects(&self, bucket: &str) -> StoreResult<bool>;
     /// The current object of a key.
     fn object(&self, row: &[u8]) -> StoreResult<Option<ObjectRecord>>;
+    /// Visits the current objects of `bucket` whose keys are in
+    /// `start..end` (`end` exclusive; `None`: to the bucket's end), in key
+    /// byte order, with each key and encoded record, until `visit` returns
+    /// false. `hint`: how many the caller expects to take (a backend that
+    /// fetches in batches fetches that many first).
+    fn scan_objects(
+        &self,
+        bucket: &str,
+        start: Bound<&[u8]>,
+        end: Option<&[u8]>,
+        hint: usize,
+        visit: &mut RowVisitor,
+    ) -> StoreResult<()>;
     /// A noncurrent version (or delete marker), by inverted sequence number.
     fn version(&self, row: &[u8], inverted_seq: u64) -> StoreResult<Option<ObjectRecord>>;
     /// The first noncurrent version of a key, newest first, that `wanted`

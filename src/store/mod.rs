@@ -64,7 +64,7 @@ use dbslot::DbSlot;
 use layout::{BlobId, Layout};
 pub use list::{ListEntry, ListPage, ListQuery};
 pub use multipart::{PartPage, UploadEntry, UploadPage, UploadQuery, UPLOAD_ID_LEN};
-use schema::{object_key, BlobSpan, BucketRecord, ObjectRecord, BLOB_REFS, DEAD_BLOBS, OBJECTS};
+use schema::{object_key, BlobSpan, BucketRecord, ObjectRecord, BLOB_REFS, DEAD_BLOBS};
 use space::Space;
 use txn::{add_refs, read_object, require_bucket, store_new_blob, Holder, NewBlobFate};
 use versions::bucket_versioning;
@@ -568,9 +568,10 @@ impl Store {
     }
 
     pub fn list_objects(&self, bucket: &str, query: &ListQuery) -> StoreResult<ListPage> {
-        let txn = self.db()?.begin_read()?;
-        require_bucket(&RedbRead(&txn), bucket)?;
-        list::list(&txn.open_table(OBJECTS)?, bucket, query)
+        self.read(|txn| {
+            require_bucket(txn, bucket)?;
+            list::list(txn, bucket, query)
+        })
     }
 
     /// ListObjectVersions: one page of the versions of `bucket`.

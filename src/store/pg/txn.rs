@@ -24,7 +24,7 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::ops::Range;
+use std::ops::{Bound, Range};
 
 use tokio::runtime::Handle;
 use tokio_postgres::types::{ToSql, Type};
@@ -33,7 +33,7 @@ use tokio_postgres::{IsolationLevel, Row, Transaction};
 use super::retry::{failure, Attempts, Failure, Phase};
 use super::{describe, PgError, Pool, RetryPolicy, RunError};
 use crate::store::layout::{new_blob_id, packed_position, BlobId};
-use crate::store::meta::{MetaRead, MetaTxn};
+use crate::store::meta::{MetaRead, MetaTxn, RowVisitor};
 use crate::store::read::{BlobSource, BlockCheck};
 use crate::store::schema::{
     decode, encode, BlobSpan, BucketRecord, CompletedUpload, ObjectRecord, PartRecord, Stored, UploadRecord,
@@ -275,6 +275,43 @@ impl MetaRead for PgTxn<'_> {
     fn object(&self, row: &[u8]) -> StoreResult<Option<ObjectRecord>> {
         let (bucket, key) = split_row(row)?;
         self.record("SELECT record FROM objects WHERE bucket = $1 AND key = $2", &[Bytea(bucket), Bytea(key)])
+    }
+
+    /// In batches of `hint` rows (at most 1,000), each a range scan from
+    /// the last key seen: `bytea` keys compare as bytes under any collation.
+    fn scan_objects(
+        &self,
+        bucket: &str,
+        start: Bound<&[u8]>,
+        end: Option<&[u8]>,
+        hint: usize,
+        visit: &mut RowVisitor,
+    ) -> StoreResult<()> {
+        let limit = hint.clamp(1, 1000);
+        let end_clause = if end.is_some() { " AND key < $3" } else { "" };
+        let mut start = start.map(<[u8]>::to_vec);
+        loop {
+            let (op, from) = match &start {
+                Bound::Included(key) => (">=", key.as_slice()),
+                Bound::Excluded(key) => (">", key.as_slice()),
+                Bound::Unbounded => (">=", &b""[..]),
+            };
+            let sql = format!(
+                "SELECT key, record FROM objects WHERE bucket = $1 AND key {op} $2{end_clause} ORDER BY key LIMIT {limit}"
+            );
+            let mut params = vec![Bytea(bucket.as_bytes()), Bytea(from)];
+            params.extend(end.map(Bytea));
+            let rows = self.query(&sql, &params)?;
+            for row in &rows {
+                if !visit(&column::<Vec<u8>>(row, 0)?, &column::<Vec<u8>>(row, 1)?)? {
+                    return Ok(());
+                }
+            }
+            match rows.last() {
+                Some(last) if rows.len() == limit => start = Bound::Excluded(column(last, 0)?),
+                _ => return Ok(()),
+            }
+        }
     }
 
     fn version(&self, row: &[u8], inverted_seq: u64) -> StoreResult<Option<ObjectRecord>> {

@@ -355,3 +355,72 @@ fn two_gateways_agree_on_conditional_puts_versions_and_delete_markers() {
     assert_eq!(kept.etag, "seed 3");
     assert_eq!(count_files(), 1, "the small version is no file");
 }
+
+/// Keys whose byte order differs from what a collation would say (case,
+/// accents, punctuation), some under common prefixes.
+const LIST_KEYS: &[&str] =
+    &["Zebra", "apple", "Äpfel", "a-b", "a.b", "a/b/1", "a/b/2", "a/c", "a/d/x/y", "b", "b/", "b//c", "é", "e", "z/1"];
+
+/// The pages of a few listings: the shape of each entry, page by page.
+fn listings(store: &Store) -> Vec<String> {
+    use crate::store::{ListEntry, ListQuery};
+    let queries = [
+        ("", None, None, 1000),
+        ("", Some("/"), None, 1000),
+        ("a/", Some("/"), None, 1000),
+        ("", None, Some("a.b"), 4),
+        ("", Some("/"), Some("a/b/1"), 2),
+        ("b", Some("/"), None, 1),
+    ];
+    let mut seen = Vec::new();
+    for (prefix, delimiter, after, max_keys) in queries {
+        let mut after = after.map(str::to_string);
+        loop {
+            let q = ListQuery {
+                prefix: prefix.into(),
+                delimiter: delimiter.map(Into::into),
+                after: after.clone(),
+                max_keys,
+            };
+            let page = store.list_objects("b", &q).expect("list");
+            let names: Vec<String> = page
+                .entries
+                .iter()
+                .map(|e| match e {
+                    ListEntry::Object(key, record) => format!("{key} ({})", record.size),
+                    ListEntry::CommonPrefix(cp) => format!("{cp}*"),
+                })
+                .collect();
+            seen.push(format!("{prefix:?} {delimiter:?} after {after:?}: {names:?} truncated {}", page.truncated));
+            match (page.truncated, page.entries.last()) {
+                (true, Some(last)) => after = Some(last.name().to_string()),
+                _ => break,
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn listings_are_in_byte_order_and_page_alike_on_both_backends() {
+    let Some(schema) = TestSchema::create(RetryPolicy::default()) else { return };
+    let (redb_folder, pg_folder) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let redb = schema._runtime.block_on(async { Store::open(redb_folder.path()) }).expect("redb store");
+    let pg = Store::open_postgres(pg_folder.path(), schema.ctx.clone()).expect("pg store");
+    for store in [&redb, &pg] {
+        store.create_bucket("b", &bucket_record()).expect("bucket");
+        for (n, key) in LIST_KEYS.iter().enumerate() {
+            let staged = schema._runtime.block_on(crate::store::test_support::stage(store, &vec![1; n]));
+            let record = object_record(n);
+            let written =
+                schema._runtime.block_on(store.write_object(("b", key), record, staged, |_| Ok::<_, StoreError>(())));
+            written.expect("put");
+        }
+    }
+    let (on_redb, on_pg) = (listings(&redb), listings(&pg));
+    assert_eq!(on_redb, on_pg);
+    let everything = &on_pg[0];
+    assert!(everything.contains(r#"["Zebra (0)", "a-b (3)", "a.b (4)", "a/b/1 (5)""#), "{everything}");
+    assert!(everything.contains(r#""e (13)", "z/1 (14)", "Äpfel (2)", "é (12)"]"#), "{everything}");
+    redb.close();
+}

@@ -8,12 +8,14 @@ use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransacti
 
 use super::pack;
 use crate::store::layout::{packed_position, BlobId};
-use crate::store::list::bucket_bounds;
-use crate::store::meta::{MetaRead, MetaTxn};
+use std::ops::Bound;
+
+use crate::store::list::{as_slice_bound, bucket_bounds};
+use crate::store::meta::{MetaRead, MetaTxn, RowVisitor};
 use crate::store::schema::{
-    decode, encode, part_key, upload_index_key, BlobSpan, BucketRecord, CompletedUpload, ObjectRecord, PartRecord,
-    UploadRecord, BLOB_CONTENT, BLOB_CRCS, BLOB_REFS, BUCKETS, COMPLETED_UPLOADS, CONTENT, CONTENT_HOLDERS, DEAD_BLOBS,
-    INLINE_BLOBS, OBJECTS, PARTS, STORE_META, UPLOADS, UPLOAD_INDEX, USERS, USER_KEYS, VERSIONS,
+    decode, encode, object_key, part_key, upload_index_key, BlobSpan, BucketRecord, CompletedUpload, ObjectRecord,
+    PartRecord, UploadRecord, BLOB_CONTENT, BLOB_CRCS, BLOB_REFS, BUCKETS, COMPLETED_UPLOADS, CONTENT, CONTENT_HOLDERS,
+    DEAD_BLOBS, INLINE_BLOBS, OBJECTS, PARTS, STORE_META, UPLOADS, UPLOAD_INDEX, USERS, USER_KEYS, VERSIONS,
 };
 use crate::store::users::UserRecord;
 use crate::store::StoreResult;
@@ -64,6 +66,30 @@ macro_rules! read_operations {
 
             fn object(&self, row: &[u8]) -> StoreResult<Option<ObjectRecord>> {
                 decoded(self.0.open_table(OBJECTS)?.get(row)?)
+            }
+
+            fn scan_objects(
+                &self,
+                bucket: &str,
+                start: Bound<&[u8]>,
+                end: Option<&[u8]>,
+                _hint: usize,
+                visit: &mut RowVisitor,
+            ) -> StoreResult<()> {
+                let lo = match start {
+                    Bound::Included(key) => Bound::Included(object_key(bucket, key)),
+                    Bound::Excluded(key) => Bound::Excluded(object_key(bucket, key)),
+                    Bound::Unbounded => Bound::Included(object_key(bucket, b"")),
+                };
+                let hi = end.map_or_else(|| bucket_bounds(bucket).1, |end| object_key(bucket, end));
+                let table = self.0.open_table(OBJECTS)?;
+                for row in table.range::<&[u8]>((as_slice_bound(&lo), Bound::Excluded(hi.as_slice())))? {
+                    let (row_key, value) = row?;
+                    if !visit(row_key.value().get(bucket.len() + 1..).unwrap_or_default(), value.value())? {
+                        break;
+                    }
+                }
+                Ok(())
             }
 
             fn version(&self, row: &[u8], inverted_seq: u64) -> StoreResult<Option<ObjectRecord>> {
