@@ -22,12 +22,16 @@
 use std::ops::Bound;
 
 use super::layout::BlobId;
-use super::schema::{BlobSpan, BucketRecord, CompletedUpload, ObjectRecord, PartRecord, UploadRecord};
+use super::schema::{decode, BlobSpan, BucketRecord, CompletedUpload, ObjectRecord, PartRecord, UploadRecord};
 use super::users::UserRecord;
 use super::StoreResult;
 
 /// Sees one row of a scan (its key and encoded record); false stops it.
 pub(crate) type RowVisitor<'v> = dyn FnMut(&[u8], &[u8]) -> StoreResult<bool> + 'v;
+
+/// Sees one version of a key (its inverted sequence number and encoded
+/// record); false stops the scan.
+pub(crate) type VersionVisitor<'v> = dyn FnMut(u64, &[u8]) -> StoreResult<bool> + 'v;
 
 /// The lookups of one transaction, read-only or not.
 pub(crate) trait MetaRead {
@@ -53,13 +57,32 @@ pub(crate) trait MetaRead {
     ) -> StoreResult<()>;
     /// A noncurrent version (or delete marker), by inverted sequence number.
     fn version(&self, row: &[u8], inverted_seq: u64) -> StoreResult<Option<ObjectRecord>>;
+    /// Visits the noncurrent versions (and delete markers) of the key
+    /// `row`, newest first, from inverted sequence number `from` on, with
+    /// each one's number and encoded record, until `visit` returns false.
+    fn scan_versions(&self, row: &[u8], from: u64, visit: &mut VersionVisitor) -> StoreResult<()>;
+    /// The smallest key at or after `from` with a noncurrent version in `bucket`.
+    fn next_versioned_key(&self, bucket: &str, from: &[u8]) -> StoreResult<Option<Vec<u8>>>;
     /// The first noncurrent version of a key, newest first, that `wanted`
     /// accepts, with its inverted sequence number.
     fn find_version(
         &self,
         row: &[u8],
         wanted: &mut dyn FnMut(&ObjectRecord) -> bool,
-    ) -> StoreResult<Option<(u64, ObjectRecord)>>;
+    ) -> StoreResult<Option<(u64, ObjectRecord)>> {
+        let mut found = None;
+        self.scan_versions(row, 0, &mut |inverted_seq, value| {
+            let record: ObjectRecord = decode(value)?;
+            match wanted(&record) {
+                true => {
+                    found = Some((inverted_seq, record));
+                    Ok(false)
+                }
+                false => Ok(true),
+            }
+        })?;
+        Ok(found)
+    }
     /// How many records reference the blob (0 if none).
     fn blob_refs(&self, id: BlobId) -> StoreResult<u64>;
     fn content_row(&self, key: &[u8; 40]) -> StoreResult<Option<Vec<u8>>>;

@@ -31,7 +31,6 @@ pub use lifecycle::ExpiryReport;
 mod list;
 mod meta;
 use meta::MetaTxn;
-use redb_meta::txn::RedbRead;
 pub mod md5_lanes;
 mod multipart;
 pub mod read;
@@ -576,9 +575,10 @@ impl Store {
 
     /// ListObjectVersions: one page of the versions of `bucket`.
     pub fn list_versions(&self, bucket: &str, query: &VersionQuery) -> StoreResult<VersionPage> {
-        let txn = self.db()?.begin_read()?;
-        require_bucket(&RedbRead(&txn), bucket)?;
-        version_list::list_versions(&txn, bucket, query)
+        self.read(|txn| {
+            require_bucket(txn, bucket)?;
+            version_list::list_versions(txn, bucket, query)
+        })
     }
 
     // ---- blob garbage ----

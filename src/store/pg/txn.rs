@@ -33,7 +33,7 @@ use tokio_postgres::{IsolationLevel, Row, Transaction};
 use super::retry::{failure, Attempts, Failure, Phase};
 use super::{describe, PgError, Pool, RetryPolicy, RunError};
 use crate::store::layout::{new_blob_id, packed_position, BlobId};
-use crate::store::meta::{MetaRead, MetaTxn, RowVisitor};
+use crate::store::meta::{MetaRead, MetaTxn, RowVisitor, VersionVisitor};
 use crate::store::read::{BlobSource, BlockCheck};
 use crate::store::schema::{
     decode, encode, BlobSpan, BucketRecord, CompletedUpload, ObjectRecord, PartRecord, Stored, UploadRecord,
@@ -320,28 +320,33 @@ impl MetaRead for PgTxn<'_> {
         self.record(sql, &[Bytea(bucket), Bytea(key), Int8(ordered(inverted_seq))])
     }
 
-    fn find_version(
-        &self,
-        row: &[u8],
-        wanted: &mut dyn FnMut(&ObjectRecord) -> bool,
-    ) -> StoreResult<Option<(u64, ObjectRecord)>> {
-        const BATCH: i64 = 64;
+    /// In batches of 64 versions, each a range scan from the last one seen.
+    fn scan_versions(&self, row: &[u8], from: u64, visit: &mut VersionVisitor) -> StoreResult<()> {
+        const BATCH: usize = 64;
         let (bucket, key) = split_row(row)?;
-        let sql = "SELECT seq, record FROM versions WHERE bucket = $1 AND key = $2 AND seq > $3 ORDER BY seq LIMIT $4";
-        let mut after = i64::MIN;
+        let (mut op, mut from) = (">=", ordered(from));
         loop {
-            let rows = self.query(sql, &[Bytea(bucket), Bytea(key), Int8(after), Int8(BATCH)])?;
+            let sql = format!(
+                "SELECT seq, record FROM versions WHERE bucket = $1 AND key = $2 AND seq {op} $3 ORDER BY seq LIMIT {BATCH}"
+            );
+            let rows = self.query(&sql, &[Bytea(bucket), Bytea(key), Int8(from)])?;
             for row in &rows {
-                after = column(row, 0)?;
-                let record: ObjectRecord = decode(&column::<Vec<u8>>(row, 1)?)?;
-                if wanted(&record) {
-                    return Ok(Some((unordered(after), record)));
+                from = column(row, 0)?;
+                if !visit(unordered(from), &column::<Vec<u8>>(row, 1)?)? {
+                    return Ok(());
                 }
             }
-            if rows.len() < BATCH as usize {
-                return Ok(None);
+            if rows.len() < BATCH {
+                return Ok(());
             }
+            op = ">";
         }
+    }
+
+    fn next_versioned_key(&self, bucket: &str, from: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+        let sql = "SELECT key FROM versions WHERE bucket = $1 AND key >= $2 ORDER BY key LIMIT 1";
+        let row = self.one(sql, &[Bytea(bucket.as_bytes()), Bytea(from)])?;
+        row.map(|row| column(&row, 0)).transpose()
     }
 
     fn blob_refs(&self, id: BlobId) -> StoreResult<u64> {

@@ -424,3 +424,82 @@ fn listings_are_in_byte_order_and_page_alike_on_both_backends() {
     assert!(everything.contains(r#""e (13)", "z/1 (14)", "Äpfel (2)", "é (12)"]"#), "{everything}");
     redb.close();
 }
+
+/// The pages of ListObjectVersions, `max_keys` at a time, as (key, size,
+/// latest, delete marker) or a common prefix.
+fn version_pages(store: &Store, delimiter: Option<&str>, max_keys: usize) -> Vec<String> {
+    use crate::store::{VersionEntry, VersionQuery};
+    let (mut key_marker, mut version_marker) = (None, None);
+    let mut seen = Vec::new();
+    loop {
+        let q = VersionQuery {
+            prefix: String::new(),
+            delimiter: delimiter.map(Into::into),
+            key_marker: key_marker.clone(),
+            version_marker,
+            max_keys,
+        };
+        let page = store.list_versions("v", &q).expect("list versions");
+        for entry in &page.entries {
+            seen.push(match entry {
+                VersionEntry::Version { key, record, latest } => {
+                    format!("{key} {} latest {latest} marker {}", record.size, record.version.delete_marker)
+                }
+                VersionEntry::CommonPrefix(cp) => format!("{cp}*"),
+            });
+        }
+        seen.push(format!("-- truncated {}", page.truncated));
+        match (page.truncated, page.entries.last()) {
+            (true, Some(VersionEntry::Version { key, record, .. })) => {
+                (key_marker, version_marker) = (Some(key.clone()), Some(VersionId::of(&record.version)));
+            }
+            (true, Some(VersionEntry::CommonPrefix(cp))) => (key_marker, version_marker) = (Some(cp.clone()), None),
+            _ => return seen,
+        }
+    }
+}
+
+#[test]
+fn version_listings_page_alike_on_both_backends() {
+    let Some(schema) = TestSchema::create(RetryPolicy::default()) else { return };
+    let (redb_folder, pg_folder) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let redb = schema._runtime.block_on(async { Store::open(redb_folder.path()) }).expect("redb store");
+    let pg = Store::open_postgres(pg_folder.path(), schema.ctx.clone()).expect("pg store");
+    for store in [&redb, &pg] {
+        store.create_bucket("v", &bucket_record()).expect("bucket");
+        // One key written before versioning: its null version stays current.
+        let put = |key: &str, size: usize| {
+            let staged = schema._runtime.block_on(crate::store::test_support::stage(store, &vec![7; size]));
+            let written = store.write_object(("v", key), object_record(size), staged, |_| Ok::<_, StoreError>(()));
+            schema._runtime.block_on(written).expect("put");
+        };
+        put("a/old", 1);
+        store.update_bucket("v", |b| b.versioning = Versioning::Enabled).expect("versioning");
+        for (key, size) in [("b", 2), ("b", 3), ("a/x", 4), ("Z", 5), ("b", 6), ("é", 7)] {
+            put(key, size);
+        }
+        store.delete_object("v", "Z").expect("delete marker");
+        store.delete_object("v", "é").expect("delete marker");
+        put("é", 8);
+    }
+    for (delimiter, max_keys) in [(None, 1000), (None, 2), (Some("/"), 1000), (Some("/"), 1)] {
+        let on_redb = version_pages(&redb, delimiter, max_keys);
+        assert_eq!(on_redb, version_pages(&pg, delimiter, max_keys), "{delimiter:?} {max_keys}");
+    }
+    let all = version_pages(&pg, None, 1000);
+    let expected = [
+        "Z 0 latest true marker true",
+        "Z 5 latest false marker false",
+        "a/old 1 latest true marker false",
+        "a/x 4 latest true marker false",
+        "b 6 latest true marker false",
+        "b 3 latest false marker false",
+        "b 2 latest false marker false",
+        "é 8 latest true marker false",
+        "é 0 latest false marker true",
+        "é 7 latest false marker false",
+        "-- truncated false",
+    ];
+    assert_eq!(all, expected);
+    redb.close();
+}

@@ -11,7 +11,7 @@ use crate::store::layout::{packed_position, BlobId};
 use std::ops::Bound;
 
 use crate::store::list::{as_slice_bound, bucket_bounds};
-use crate::store::meta::{MetaRead, MetaTxn, RowVisitor};
+use crate::store::meta::{MetaRead, MetaTxn, RowVisitor, VersionVisitor};
 use crate::store::schema::{
     decode, encode, object_key, part_key, upload_index_key, BlobSpan, BucketRecord, CompletedUpload, ObjectRecord,
     PartRecord, UploadRecord, BLOB_CONTENT, BLOB_CRCS, BLOB_REFS, BUCKETS, COMPLETED_UPLOADS, CONTENT, CONTENT_HOLDERS,
@@ -96,20 +96,23 @@ macro_rules! read_operations {
                 decoded(self.0.open_table(VERSIONS)?.get((row, inverted_seq))?)
             }
 
-            fn find_version(
-                &self,
-                row: &[u8],
-                wanted: &mut dyn FnMut(&ObjectRecord) -> bool,
-            ) -> StoreResult<Option<(u64, ObjectRecord)>> {
+            fn scan_versions(&self, row: &[u8], from: u64, visit: &mut VersionVisitor) -> StoreResult<()> {
                 let versions = self.0.open_table(VERSIONS)?;
-                for entry in versions.range((row, 0)..=(row, u64::MAX))? {
+                for entry in versions.range((row, from)..=(row, u64::MAX))? {
                     let (k, v) = entry?;
-                    let record: ObjectRecord = decode(v.value())?;
-                    if wanted(&record) {
-                        return Ok(Some((k.value().1, record)));
+                    if !visit(k.value().1, v.value())? {
+                        break;
                     }
                 }
-                Ok(None)
+                Ok(())
+            }
+
+            fn next_versioned_key(&self, bucket: &str, from: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+                let versions = self.0.open_table(VERSIONS)?;
+                let first = versions.range::<(&[u8], u64)>((object_key(bucket, from).as_slice(), 0)..)?.next();
+                let Some(entry) = first else { return Ok(None) };
+                let row = entry?.0.value().0.to_vec();
+                Ok(row.strip_prefix(object_key(bucket, b"").as_slice()).map(<[u8]>::to_vec))
             }
 
             fn blob_refs(&self, id: BlobId) -> StoreResult<u64> {
