@@ -33,6 +33,20 @@ pub(crate) type RowVisitor<'v> = dyn FnMut(&[u8], &[u8]) -> StoreResult<bool> + 
 /// record); false stops the scan.
 pub(crate) type VersionVisitor<'v> = dyn FnMut(u64, &[u8]) -> StoreResult<bool> + 'v;
 
+/// Sees one upload (its key, id and encoded record); false stops the scan.
+pub(crate) type UploadVisitor<'v> = dyn FnMut(&[u8], &str, &[u8]) -> StoreResult<bool> + 'v;
+
+/// Where a scan of a bucket's uploads starts (keys without the bucket).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum UploadStart<'a> {
+    /// At the first upload of the first key at or after this one.
+    AtKey(&'a [u8]),
+    /// After every upload of this key.
+    AfterKey(&'a [u8]),
+    /// After this upload of this key.
+    AfterUpload(&'a [u8], &'a str),
+}
+
 /// The lookups of one transaction, read-only or not.
 pub(crate) trait MetaRead {
     fn bucket(&self, name: &str) -> StoreResult<Option<BucketRecord>>;
@@ -93,8 +107,18 @@ pub(crate) trait MetaRead {
     fn upload(&self, id: &str) -> StoreResult<Option<UploadRecord>>;
     /// The ids of every upload of a bucket, in key then id order.
     fn uploads_of_bucket(&self, bucket: &str) -> StoreResult<Vec<String>>;
+    /// At most `limit` parts of an upload numbered above `after`, in
+    /// part-number order.
+    fn parts_after(&self, upload_id: &str, after: u16, limit: usize) -> StoreResult<Vec<(u16, PartRecord)>>;
     /// Every part of an upload, in part-number order.
-    fn parts(&self, upload_id: &str) -> StoreResult<Vec<(u16, PartRecord)>>;
+    fn parts(&self, upload_id: &str) -> StoreResult<Vec<(u16, PartRecord)>> {
+        self.parts_after(upload_id, 0, usize::MAX)
+    }
+    /// Visits the uploads of `bucket` from `start` on, in key then upload
+    /// id order, with each key, id and encoded record, until `visit`
+    /// returns false. `hint` as in [`MetaRead::scan_objects`].
+    fn scan_uploads(&self, bucket: &str, start: UploadStart, hint: usize, visit: &mut UploadVisitor)
+        -> StoreResult<()>;
     /// Which upload created the current object of a key (`multipart.rs`).
     fn completed(&self, row: &[u8]) -> StoreResult<Option<CompletedUpload>>;
     fn user(&self, name: &str) -> StoreResult<Option<UserRecord>>;

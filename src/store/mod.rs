@@ -249,7 +249,7 @@ impl Store {
     /// unavailable (being reopened), the data folder not writable, or the
     /// disk full. For the readiness probe; touches the disk (a probe file).
     pub fn not_ready(&self) -> Option<String> {
-        if let Err(e) = self.db() {
+        if let Err(e) = self.read(|txn| txn.bucket("")) {
             return Some(format!("metadata database: {e}"));
         }
         if self.space.is_full() {

@@ -4,18 +4,16 @@
 //! replaced parts drop their blob references in the same transaction.
 
 use std::collections::{HashMap, HashSet};
-use std::ops::Bound;
 use std::sync::Arc;
 
 use redb::ReadableTable;
 
 use super::blob::{NewBlob, StagedBlob};
-use super::list::{as_slice_bound, common_prefix, prefix_successor};
-use super::meta::{MetaRead, MetaTxn};
-use super::redb_meta::txn::RedbRead;
+use super::list::{common_prefix, prefix_successor};
+use super::meta::{MetaRead, MetaTxn, UploadStart};
 use super::schema::{
-    decode, object_key, part_key, upload_index_key, AbortIncompleteRule, BlobSpan, BucketRecord, CompletedUpload,
-    ObjectRecord, PartRecord, UploadRecord, PARTS, UPLOADS, UPLOAD_INDEX,
+    decode, object_key, AbortIncompleteRule, BlobSpan, BucketRecord, CompletedUpload, ObjectRecord, PartRecord,
+    UploadRecord, UPLOADS,
 };
 use super::txn::{add_refs, drop_refs, read_object, require_bucket, store_new_blob, Holder, NewBlobFate};
 use super::{Store, StoreError, StoreResult, WriteError};
@@ -98,19 +96,13 @@ impl Store {
         after: u16,
         max: usize,
     ) -> StoreResult<PartPage> {
-        let upload = self.upload(bucket, key, upload_id)?;
-        let txn = self.db()?.begin_read()?;
-        let table = txn.open_table(PARTS)?;
-        let (lo, hi) = (part_key(upload_id, after), part_key(upload_id, u16::MAX));
-        let mut parts = Vec::new();
-        for row in table.range::<&[u8]>((Bound::Excluded(lo.as_slice()), Bound::Included(hi.as_slice())))? {
-            let (k, v) = row?;
-            if parts.len() == max {
-                return Ok(PartPage { upload, parts, truncated: true });
-            }
-            parts.push((part_number(k.value()), decode(v.value())?));
-        }
-        Ok(PartPage { upload, parts, truncated: false })
+        self.read(|txn| {
+            let upload = upload_in_txn(txn, bucket, key, upload_id)?;
+            let mut parts = txn.parts_after(upload_id, after, max.saturating_add(1))?;
+            let truncated = parts.len() > max;
+            parts.truncate(max);
+            Ok(PartPage { upload, parts, truncated })
+        })
     }
 
     /// Completes an upload: `build` turns the upload and all its parts into the
@@ -171,36 +163,10 @@ impl Store {
 
     /// Uploads of a bucket in key order, then upload-id (initiation) order.
     pub fn list_uploads(&self, bucket: &str, q: &UploadQuery) -> StoreResult<UploadPage> {
-        let txn = self.db()?.begin_read()?;
-        require_bucket(&RedbRead(&txn), bucket)?;
-        let index = txn.open_table(UPLOAD_INDEX)?;
-        let uploads = txn.open_table(UPLOADS)?;
-        let (_, bucket_end) = super::list::bucket_bounds(bucket);
-        let mut start = uploads_start(bucket, q);
-        let mut entries = Vec::new();
-        'seek: loop {
-            let bounds = (as_slice_bound(&start), Bound::Excluded(bucket_end.as_slice()));
-            for row in index.range::<&[u8]>(bounds)? {
-                let (row_key, _) = row?;
-                let Some((key, upload_id)) = split_index_key(row_key.value(), bucket) else { continue };
-                if !key.starts_with(q.prefix.as_str()) {
-                    break 'seek;
-                }
-                if entries.len() == q.max {
-                    return Ok(UploadPage { entries, truncated: true });
-                }
-                if let Some(cp) = common_prefix(key, &q.prefix, q.delimiter.as_deref()) {
-                    entries.push(UploadEntry::CommonPrefix(cp.to_string()));
-                    start = Bound::Included(object_key(bucket, &prefix_successor(cp.as_bytes())));
-                    continue 'seek;
-                }
-                let Some(value) = uploads.get(upload_id)? else { continue };
-                let record = Box::new(decode(value.value())?);
-                entries.push(UploadEntry::Upload { key: key.to_string(), upload_id: upload_id.to_string(), record });
-            }
-            break;
-        }
-        Ok(UploadPage { entries, truncated: false })
+        self.read(|txn| {
+            require_bucket(txn, bucket)?;
+            list_uploads_in(txn, bucket, q)
+        })
     }
 
     /// Uploads to abort at `now_ms`: older than `max_age_ms`, or than the
@@ -316,22 +282,69 @@ pub(super) fn split_index_key<'a>(row: &'a [u8], bucket: &str) -> Option<(&'a st
     Some((key, id))
 }
 
+/// One page of ListMultipartUploads, from the snapshot `txn`.
+fn list_uploads_in(txn: &dyn MetaRead, bucket: &str, q: &UploadQuery) -> StoreResult<UploadPage> {
+    let delimiter = q.delimiter.as_deref();
+    let hint = if delimiter.is_some() { 64 } else { q.max.saturating_add(1) };
+    let mut start = uploads_start(q);
+    let mut page = UploadPage { entries: Vec::new(), truncated: false };
+    loop {
+        let mut reseek = None;
+        txn.scan_uploads(bucket, start.as_start(), hint, &mut |key, upload_id, value| {
+            let Ok(key) = std::str::from_utf8(key) else { return Ok(true) };
+            if !key.starts_with(q.prefix.as_str()) {
+                return Ok(false);
+            }
+            if page.entries.len() == q.max {
+                page.truncated = true;
+                return Ok(false);
+            }
+            if let Some(cp) = common_prefix(key, &q.prefix, delimiter) {
+                page.entries.push(UploadEntry::CommonPrefix(cp.to_string()));
+                reseek = Some(ScanFrom::AtKey(prefix_successor(cp.as_bytes())));
+                return Ok(false);
+            }
+            let record = Box::new(decode(value)?);
+            page.entries.push(UploadEntry::Upload { key: key.to_string(), upload_id: upload_id.to_string(), record });
+            Ok(true)
+        })?;
+        match reseek {
+            Some(next) if !page.truncated => start = next,
+            _ => return Ok(page),
+        }
+    }
+}
+
+/// An owned [`UploadStart`].
+enum ScanFrom {
+    AtKey(Vec<u8>),
+    AfterKey(Vec<u8>),
+    AfterUpload(Vec<u8>, String),
+}
+
+impl ScanFrom {
+    fn as_start(&self) -> UploadStart<'_> {
+        match self {
+            ScanFrom::AtKey(key) => UploadStart::AtKey(key),
+            ScanFrom::AfterKey(key) => UploadStart::AfterKey(key),
+            ScanFrom::AfterUpload(key, id) => UploadStart::AfterUpload(key, id),
+        }
+    }
+}
+
 /// Start of a ListMultipartUploads scan: after `upload-id-marker` within
 /// `key-marker`, or after every upload of `key-marker`, or at the prefix.
-fn uploads_start(bucket: &str, q: &UploadQuery) -> Bound<Vec<u8>> {
+fn uploads_start(q: &UploadQuery) -> ScanFrom {
     if q.key_marker.is_empty() || q.key_marker.as_str() < q.prefix.as_str() {
-        return Bound::Included(object_key(bucket, q.prefix.as_bytes()));
+        return ScanFrom::AtKey(q.prefix.as_bytes().to_vec());
     }
     if let Some(cp) = common_prefix(&q.key_marker, &q.prefix, q.delimiter.as_deref()) {
-        return Bound::Included(object_key(bucket, &prefix_successor(cp.as_bytes())));
+        return ScanFrom::AtKey(prefix_successor(cp.as_bytes()));
     }
+    let marker = q.key_marker.as_bytes().to_vec();
     match &q.upload_id_marker {
-        Some(id) => Bound::Excluded(upload_index_key(bucket, &q.key_marker, id)),
-        None => {
-            let mut past_key = object_key(bucket, q.key_marker.as_bytes());
-            past_key.push(1); // past `key \0 <any upload id>`
-            Bound::Included(past_key)
-        }
+        Some(id) => ScanFrom::AfterUpload(marker, id.clone()),
+        None => ScanFrom::AfterKey(marker),
     }
 }
 

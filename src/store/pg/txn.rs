@@ -33,7 +33,7 @@ use tokio_postgres::{IsolationLevel, Row, Transaction};
 use super::retry::{failure, Attempts, Failure, Phase};
 use super::{describe, PgError, Pool, RetryPolicy, RunError};
 use crate::store::layout::{new_blob_id, packed_position, BlobId};
-use crate::store::meta::{MetaRead, MetaTxn, RowVisitor, VersionVisitor};
+use crate::store::meta::{MetaRead, MetaTxn, RowVisitor, UploadStart, UploadVisitor, VersionVisitor};
 use crate::store::read::{BlobSource, BlockCheck};
 use crate::store::schema::{
     decode, encode, BlobSpan, BucketRecord, CompletedUpload, ObjectRecord, PartRecord, Stored, UploadRecord,
@@ -380,14 +380,55 @@ impl MetaRead for PgTxn<'_> {
             .collect()
     }
 
-    fn parts(&self, upload_id: &str) -> StoreResult<Vec<(u16, PartRecord)>> {
-        let rows = self
-            .query("SELECT part, record FROM parts WHERE upload = $1 ORDER BY part", &[Bytea(upload_id.as_bytes())])?;
+    fn parts_after(&self, upload_id: &str, after: u16, limit: usize) -> StoreResult<Vec<(u16, PartRecord)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = "SELECT part, record FROM parts WHERE upload = $1 AND part > $2 ORDER BY part LIMIT $3";
+        let rows = self.query(sql, &[Bytea(upload_id.as_bytes()), Int4(i32::from(after)), Int8(limit)])?;
         let part = |row: &Row| -> StoreResult<(u16, PartRecord)> {
             let number = u16::try_from(column::<i32>(row, 0)?).map_err(|_| StoreError::internal("a part number"))?;
             Ok((number, decode(&column::<Vec<u8>>(row, 1)?)?))
         };
         rows.iter().map(part).collect()
+    }
+
+    /// In batches of `hint` uploads (at most 1,000), each from the last seen.
+    fn scan_uploads(
+        &self,
+        bucket: &str,
+        start: UploadStart,
+        hint: usize,
+        visit: &mut UploadVisitor,
+    ) -> StoreResult<()> {
+        let limit = hint.clamp(1, 1000);
+        let select = "SELECT key, id, record FROM uploads WHERE bucket = $1 AND";
+        let order = format!("ORDER BY key, id LIMIT {limit}");
+        let (mut last_key, mut last_id): (Vec<u8>, Vec<u8>);
+        let mut start = start;
+        loop {
+            let rows = match start {
+                UploadStart::AtKey(key) => {
+                    self.query(&format!("{select} key >= $2 {order}"), &[Bytea(bucket.as_bytes()), Bytea(key)])
+                }
+                UploadStart::AfterKey(key) => {
+                    self.query(&format!("{select} key > $2 {order}"), &[Bytea(bucket.as_bytes()), Bytea(key)])
+                }
+                UploadStart::AfterUpload(key, id) => {
+                    let params = [Bytea(bucket.as_bytes()), Bytea(key), Bytea(id.as_bytes())];
+                    self.query(&format!("{select} (key, id) > ($2, $3) {order}"), &params)
+                }
+            }?;
+            for row in &rows {
+                let id =
+                    String::from_utf8(column(row, 1)?).map_err(|_| StoreError::internal("an upload id not UTF-8"))?;
+                if !visit(&column::<Vec<u8>>(row, 0)?, &id, &column::<Vec<u8>>(row, 2)?)? {
+                    return Ok(());
+                }
+            }
+            let Some(last) = rows.last().filter(|_| rows.len() == limit) else { return Ok(()) };
+            (last_key, last_id) = (column(last, 0)?, column(last, 1)?);
+            let id = std::str::from_utf8(&last_id).map_err(|_| StoreError::internal("an upload id not UTF-8"))?;
+            start = UploadStart::AfterUpload(&last_key, id);
+        }
     }
 
     fn completed(&self, row: &[u8]) -> StoreResult<Option<CompletedUpload>> {

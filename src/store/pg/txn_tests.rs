@@ -313,6 +313,7 @@ fn two_gateways_agree_on_conditional_puts_versions_and_delete_markers() {
     let folder = tempfile::tempdir().expect("tempdir");
     let a = Store::open_postgres(folder.path(), schema.ctx.clone()).expect("gateway a");
     let b = Store::open_postgres(folder.path(), schema.ctx.clone()).expect("gateway b");
+    assert_eq!(a.not_ready(), None, "ready: the database answers");
     a.create_bucket("b", &bucket_record()).expect("create bucket");
     assert!(matches!(b.create_bucket("b", &bucket_record()), Err(StoreError::BucketExists(_))));
 
@@ -354,6 +355,15 @@ fn two_gateways_agree_on_conditional_puts_versions_and_delete_markers() {
     let (kept, _) = a.get_version("b", "k", Some(id)).expect("the version stays readable by id");
     assert_eq!(kept.etag, "seed 3");
     assert_eq!(count_files(), 1, "the small version is no file");
+}
+
+/// A store on each backend, each in a folder of its own (kept while the
+/// last value lives).
+fn both_stores(schema: &TestSchema) -> (Arc<Store>, Arc<Store>, [tempfile::TempDir; 2]) {
+    let folders = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
+    let redb = schema._runtime.block_on(async { Store::open(folders[0].path()) }).expect("redb store");
+    let pg = Store::open_postgres(folders[1].path(), schema.ctx.clone()).expect("pg store");
+    (redb, pg, folders)
 }
 
 /// Keys whose byte order differs from what a collation would say (case,
@@ -404,9 +414,7 @@ fn listings(store: &Store) -> Vec<String> {
 #[test]
 fn listings_are_in_byte_order_and_page_alike_on_both_backends() {
     let Some(schema) = TestSchema::create(RetryPolicy::default()) else { return };
-    let (redb_folder, pg_folder) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
-    let redb = schema._runtime.block_on(async { Store::open(redb_folder.path()) }).expect("redb store");
-    let pg = Store::open_postgres(pg_folder.path(), schema.ctx.clone()).expect("pg store");
+    let (redb, pg, _folders) = both_stores(&schema);
     for store in [&redb, &pg] {
         store.create_bucket("b", &bucket_record()).expect("bucket");
         for (n, key) in LIST_KEYS.iter().enumerate() {
@@ -462,9 +470,7 @@ fn version_pages(store: &Store, delimiter: Option<&str>, max_keys: usize) -> Vec
 #[test]
 fn version_listings_page_alike_on_both_backends() {
     let Some(schema) = TestSchema::create(RetryPolicy::default()) else { return };
-    let (redb_folder, pg_folder) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
-    let redb = schema._runtime.block_on(async { Store::open(redb_folder.path()) }).expect("redb store");
-    let pg = Store::open_postgres(pg_folder.path(), schema.ctx.clone()).expect("pg store");
+    let (redb, pg, _folders) = both_stores(&schema);
     for store in [&redb, &pg] {
         store.create_bucket("v", &bucket_record()).expect("bucket");
         // One key written before versioning: its null version stays current.
@@ -501,5 +507,72 @@ fn version_listings_page_alike_on_both_backends() {
         "-- truncated false",
     ];
     assert_eq!(all, expected);
+    redb.close();
+}
+
+/// The pages of ListMultipartUploads, `max` at a time.
+fn upload_pages(store: &Store, delimiter: Option<&str>, max: usize) -> Vec<String> {
+    use crate::store::{UploadEntry, UploadQuery};
+    let (mut key_marker, mut upload_id_marker) = (String::new(), None);
+    let mut seen = Vec::new();
+    loop {
+        let q = UploadQuery {
+            prefix: String::new(),
+            delimiter: delimiter.map(Into::into),
+            key_marker: key_marker.clone(),
+            upload_id_marker: upload_id_marker.clone(),
+            max,
+        };
+        let page = store.list_uploads("u", &q).expect("list uploads");
+        for entry in &page.entries {
+            seen.push(match entry {
+                UploadEntry::Upload { key, upload_id, .. } => format!("{key} {upload_id}"),
+                UploadEntry::CommonPrefix(cp) => format!("{cp}*"),
+            });
+        }
+        seen.push(format!("-- truncated {}", page.truncated));
+        match (page.truncated, page.entries.last()) {
+            (true, Some(UploadEntry::Upload { key, upload_id, .. })) => {
+                (key_marker, upload_id_marker) = (key.clone(), Some(upload_id.clone()));
+            }
+            (true, Some(UploadEntry::CommonPrefix(cp))) => (key_marker, upload_id_marker) = (cp.clone(), None),
+            _ => return seen,
+        }
+    }
+}
+
+#[test]
+fn upload_and_part_listings_page_alike_on_both_backends() {
+    let Some(schema) = TestSchema::create(RetryPolicy::default()) else { return };
+    let (redb, pg, _folders) = both_stores(&schema);
+    let uploads = [("b", 'x'), ("a/1", 'c'), ("Z", 'q'), ("b", 'a'), ("a/2", 'b'), ("é", 'd'), ("b", 'm')];
+    for store in [&redb, &pg] {
+        store.create_bucket("u", &bucket_record()).expect("bucket");
+        for (key, id) in uploads {
+            store.create_upload(&id.to_string().repeat(UPLOAD_ID_LEN), &upload_record("u", key)).expect("upload");
+        }
+        let id = "m".repeat(UPLOAD_ID_LEN);
+        for number in [3, 1, 7, 2] {
+            let staged =
+                schema._runtime.block_on(crate::store::test_support::stage(store, &vec![1; usize::from(number)]));
+            schema._runtime.block_on(store.write_part(("u", "b", &id), number, staged, 0)).expect("part");
+        }
+    }
+    for (delimiter, max) in [(None, 1000), (None, 2), (Some("/"), 1000), (Some("/"), 1)] {
+        assert_eq!(upload_pages(&redb, delimiter, max), upload_pages(&pg, delimiter, max), "{delimiter:?} {max}");
+    }
+    let all = upload_pages(&pg, None, 1000);
+    let short: Vec<String> = all.iter().map(|line| line.chars().take(5).collect()).collect();
+    assert_eq!(short, ["Z qqq", "a/1 c", "a/2 b", "b aaa", "b mmm", "b xxx", "é ddd", "-- tr"]);
+    let id = "m".repeat(UPLOAD_ID_LEN);
+    for store in [&redb, &pg] {
+        let first = store.list_parts("u", "b", &id, 0, 2).expect("parts");
+        let numbers: Vec<(u16, u64)> = first.parts.iter().map(|(n, p)| (*n, p.span.size)).collect();
+        assert_eq!((numbers, first.truncated), (vec![(1, 1), (2, 2)], true));
+        let rest = store.list_parts("u", "b", &id, 2, 2).expect("parts");
+        let numbers: Vec<u16> = rest.parts.iter().map(|(n, _)| *n).collect();
+        assert_eq!((numbers, rest.truncated), (vec![3, 7], false));
+        assert!(matches!(store.list_parts("u", "a/1", &id, 0, 2), Err(StoreError::NoSuchUpload)));
+    }
     redb.close();
 }

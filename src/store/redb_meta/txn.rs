@@ -11,7 +11,7 @@ use crate::store::layout::{packed_position, BlobId};
 use std::ops::Bound;
 
 use crate::store::list::{as_slice_bound, bucket_bounds};
-use crate::store::meta::{MetaRead, MetaTxn, RowVisitor, VersionVisitor};
+use crate::store::meta::{MetaRead, MetaTxn, RowVisitor, UploadStart, UploadVisitor, VersionVisitor};
 use crate::store::schema::{
     decode, encode, object_key, part_key, upload_index_key, BlobSpan, BucketRecord, CompletedUpload, ObjectRecord,
     PartRecord, UploadRecord, BLOB_CONTENT, BLOB_CRCS, BLOB_REFS, BUCKETS, COMPLETED_UPLOADS, CONTENT, CONTENT_HOLDERS,
@@ -148,15 +148,49 @@ macro_rules! read_operations {
                 Ok(ids)
             }
 
-            fn parts(&self, upload_id: &str) -> StoreResult<Vec<(u16, PartRecord)>> {
+            fn parts_after(&self, upload_id: &str, after: u16, limit: usize) -> StoreResult<Vec<(u16, PartRecord)>> {
                 let table = self.0.open_table(PARTS)?;
-                let (lo, hi) = (part_key(upload_id, 0), part_key(upload_id, u16::MAX));
+                let (lo, hi) = (part_key(upload_id, after), part_key(upload_id, u16::MAX));
                 let mut parts = Vec::new();
-                for row in table.range::<&[u8]>(lo.as_slice()..=hi.as_slice())? {
+                for row in table.range::<&[u8]>((Bound::Excluded(lo.as_slice()), Bound::Included(hi.as_slice())))? {
+                    if parts.len() == limit {
+                        break;
+                    }
                     let (k, v) = row?;
                     parts.push((crate::store::multipart::part_number(k.value()), decode(v.value())?));
                 }
                 Ok(parts)
+            }
+
+            fn scan_uploads(
+                &self,
+                bucket: &str,
+                start: UploadStart,
+                _hint: usize,
+                visit: &mut UploadVisitor,
+            ) -> StoreResult<()> {
+                let lo = match start {
+                    UploadStart::AtKey(key) => Bound::Included(object_key(bucket, key)),
+                    // Past `key \0 <any upload id>`.
+                    UploadStart::AfterKey(key) => Bound::Included([object_key(bucket, key).as_slice(), &[1]].concat()),
+                    UploadStart::AfterUpload(key, id) => {
+                        let key = std::str::from_utf8(key).unwrap_or_default();
+                        Bound::Excluded(upload_index_key(bucket, key, id))
+                    }
+                };
+                let (_, bucket_end) = bucket_bounds(bucket);
+                let (index, uploads) = (self.0.open_table(UPLOAD_INDEX)?, self.0.open_table(UPLOADS)?);
+                for row in index.range::<&[u8]>((as_slice_bound(&lo), Bound::Excluded(bucket_end.as_slice())))? {
+                    let (row_key, _) = row?;
+                    let Some((key, id)) = crate::store::multipart::split_index_key(row_key.value(), bucket) else {
+                        continue;
+                    };
+                    let Some(value) = uploads.get(id)? else { continue };
+                    if !visit(key.as_bytes(), id, value.value())? {
+                        break;
+                    }
+                }
+                Ok(())
             }
 
             fn completed(&self, row: &[u8]) -> StoreResult<Option<CompletedUpload>> {
