@@ -1,6 +1,7 @@
 //! Which metadata backend a [`Store`] runs on, and the funnels through
 //! which its reads and writes reach it: [`Store::read`] (a consistent
-//! snapshot), [`Store::commit`] and [`Store::commit_async`] (one write
+//! snapshot), [`Store::with_blob_source`] (what GET reads besides blob
+//! files), [`Store::commit`] and [`Store::commit_async`] (one write
 //! transaction). The rules the funnels run take `&dyn MetaRead` or
 //! `&dyn MetaTxn`, so they are the same on every backend.
 //!
@@ -9,8 +10,8 @@
 //! transaction on a blocking thread, again from the start after a
 //! conflict, so write callbacks are `Fn` and must have no effect outside
 //! the transaction. Reads of redb tables that have not moved behind
-//! [`MetaRead`] yet (listings, GET's snapshot, stats, scrub, the hasher)
-//! find no redb database in a store over PostgreSQL and answer
+//! [`MetaRead`] yet (stats, expiry planning, sweeps, scrub, the hasher,
+//! backup) find no redb database in a store over PostgreSQL and answer
 //! `Unavailable`.
 
 use std::io;

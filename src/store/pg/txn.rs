@@ -4,8 +4,7 @@
 //! such rules in a SERIALIZABLE transaction until it commits.
 //!
 //! The rules are synchronous and run on a blocking thread (as they do over
-//! redb), so each operation waits for its statement with the runtime's
-//! `block_on`. A statement is sent typed (`query_typed`): one round trip,
+//! redb), so each operation waits for its statement ([`wait`]). A statement is sent typed (`query_typed`): one round trip,
 //! no prepared statement to keep per connection.
 //!
 //! Rows mirror the redb tables (`pg/schema.rs`): an object's row key
@@ -80,14 +79,24 @@ pub(crate) fn run_blocking<T, E>(
     }
 }
 
+/// Waits for a statement's future, driven by the runtime's tasks that own
+/// the connections. Works from a blocking thread, a thread outside the
+/// runtime, and an async task of the multi-threaded runtime (a handler
+/// calling a blocking store method): there `block_in_place` first hands
+/// the worker's other tasks to another thread. Panics on a current-thread
+/// runtime, which the server does not use.
+fn wait<F: std::future::Future>(runtime: &Handle, future: F) -> F::Output {
+    tokio::task::block_in_place(|| runtime.block_on(future))
+}
+
 fn attempt<T, E>(ctx: &PgContext, mode: Mode, work: &impl Fn(&PgTxn) -> Result<T, E>) -> Result<T, Failure<E>> {
-    let mut client = ctx.runtime.block_on(ctx.pool.get()).map_err(Failure::of_pool)?;
+    let mut client = wait(&ctx.runtime, ctx.pool.get()).map_err(Failure::of_pool)?;
     let isolation = match mode {
         Mode::Write => IsolationLevel::Serializable,
         Mode::Snapshot => IsolationLevel::RepeatableRead,
     };
     let begin = client.build_transaction().isolation_level(isolation).read_only(mode == Mode::Snapshot).start();
-    let result = match ctx.runtime.block_on(begin) {
+    let result = match wait(&ctx.runtime, begin) {
         Ok(txn) => in_transaction(PgTxn { txn, runtime: &ctx.runtime, failed: RefCell::new(None) }, work),
         Err(e) => Err(failure(&e, Phase::Work)),
     };
@@ -104,14 +113,14 @@ fn in_transaction<T, E>(pg: PgTxn, work: &impl Fn(&PgTxn) -> Result<T, E>) -> Re
     }
     let PgTxn { txn, runtime, .. } = pg;
     match outcome {
-        Ok(value) => match runtime.block_on(txn.commit()) {
+        Ok(value) => match wait(runtime, txn.commit()) {
             Ok(()) => Ok(value),
             Err(e) => Err(failure(&e, Phase::Commit)),
         },
         Err(rejected) => {
             // A failed rollback changes nothing: the server drops the
             // transaction with the connection, and a closed client is not reused.
-            let _ = runtime.block_on(txn.rollback());
+            let _ = wait(runtime, txn.rollback());
             Err(Failure::Stop(RunError::Rejected(rejected)))
         }
     }
@@ -184,7 +193,7 @@ use Param::{Bytea, Int4, Int8, Text};
 impl PgTxn<'_> {
     fn query(&self, sql: &str, params: &[Param]) -> StoreResult<Vec<Row>> {
         let typed: Vec<(&(dyn ToSql + Sync), Type)> = params.iter().map(Param::typed).collect();
-        self.runtime.block_on(self.txn.query_typed(sql, &typed)).map_err(|e| self.fail(e))
+        wait(self.runtime, self.txn.query_typed(sql, &typed)).map_err(|e| self.fail(e))
     }
 
     fn execute(&self, sql: &str, params: &[Param]) -> StoreResult<()> {

@@ -344,6 +344,12 @@ fn two_gateways_agree_on_conditional_puts_versions_and_delete_markers() {
         opened.read_small().expect("small enough to read at once").expect("read").to_vec()
     };
     assert_eq!(bytes(&b, &b.get_object("b", "k").expect("b reads")), vec![3; SMALL], "a small body, from the database");
+    // A handler calls point reads from its async task: no panic, no stall.
+    let from_task = {
+        let b = b.clone();
+        schema._runtime.block_on(async move { tokio::spawn(async move { b.get_object("b", "k") }).await })
+    };
+    assert_eq!(from_task.expect("task").expect("read from an async task").etag, "seed 3");
     let (first, _) = b.get_version("b", "k", Some(VersionId::of(&winners[0].version))).expect("first version");
     let seed = first.etag.as_bytes()[5] - b'0';
     assert_eq!(bytes(&b, &first), vec![seed; FILE], "a file, with its block checksums");
