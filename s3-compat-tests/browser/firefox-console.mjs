@@ -36,6 +36,21 @@ async function text(page, selector) {
   return page.$eval(selector, e => e.textContent.trim()).catch(() => "");
 }
 
+/** Clicks `selector` once it is visible; again if a re-render (the refreshed
+ * listing replaces its rows) detached the element between finding and clicking. */
+async function clickWhenReady(page, selector) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.waitForSelector(selector, { visible: true, timeout: 10_000 });
+      await page.click(selector);
+      return;
+    } catch (e) {
+      if (attempt >= 5) throw e;
+      await new Promise(resolve => setTimeout(resolve, 200));
+    }
+  }
+}
+
 async function signIn(page, who) {
   await page.waitForSelector(sel("sign-in-form"), { visible: true });
   await page.$eval(sel("access-key"), e => { e.value = ""; });
@@ -127,7 +142,7 @@ async function main() {
     await page.click(sel("refresh"));
     const row = sel("object-row", '[data-key="firefox.bin"]');
     await page.waitForSelector(row, { timeout: 10_000 });
-    await page.click(`${row} ${sel("download")}`);
+    await clickWhenReady(page, `${row} ${sel("download")}`);
     const dl = sel("download-item", '[data-key="firefox.bin"]');
     await until(async () => (await attr(page, dl, "data-state")) === "done", 60_000);
     check("the download completes", (await attr(page, dl, "data-state")) === "done");
