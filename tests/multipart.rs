@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{blob_files, pattern, Client, Req, Response, Server};
+use common::{blob_files, pattern, wait_for_blob_files, Client, Req, Response, Server};
 use md5::{Digest, Md5};
 use sha1::Sha1;
 
@@ -76,7 +76,8 @@ fn complete_builds_the_object_with_s3s_etag_and_frees_unused_parts() {
     }
     let expected_etag = format!("\"{}-3\"", hex::encode(md5s.finalize()));
     assert_eq!(resp.elements("ETag"), vec![expected_etag.replace('"', "&quot;")]);
-    assert_eq!(blob_files(dir.path()), 2, "the unused part is freed, no byte was copied");
+    // The unused part is freed (in the background), no byte was copied.
+    wait_for_blob_files(dir.path(), 2);
 
     let whole = [bodies[0].as_slice(), &bodies[2], &bodies[3]].concat();
     let got = c.send(Req::new("GET", "/mpu/obj"));
@@ -162,7 +163,7 @@ fn same_part_twice_at_once_keeps_one_and_frees_the_other() {
     assert_eq!(etags.len(), 1, "one part 1");
     let winner = etags[0].replace("&quot;", "");
     let winner_body = if winner == hex::encode(Md5::digest(&a)) { &a } else { &b };
-    assert_eq!(blob_files(dir.path()), 1, "the losing body is freed");
+    wait_for_blob_files(dir.path(), 1); // the losing body is freed
     assert_eq!(complete(&c, "/mpu/race", &id, &[(1, &winner)]).status, 200);
     assert!(c.send(Req::new("GET", "/mpu/race")).body == *winner_body);
 }
@@ -183,8 +184,14 @@ fn complete_racing_abort_is_all_or_nothing() {
         });
         let got = c.send(Req::new("GET", "/mpu/ca"));
         match (done, aborted) {
-            (200, 404) => assert!(got.body == body && blob_files(dir.path()) == 1, "completed whole"),
-            (404, 204) => assert!(got.status == 404 && blob_files(dir.path()) == 0, "aborted whole"),
+            (200, 404) => {
+                assert!(got.body == body, "completed whole");
+                wait_for_blob_files(dir.path(), 1);
+            }
+            (404, 204) => {
+                assert_eq!(got.status, 404, "aborted whole");
+                wait_for_blob_files(dir.path(), 0);
+            }
             other => panic!("complete/abort answered {other:?}: exactly one must win"),
         }
     }
@@ -234,7 +241,7 @@ fn delete_bucket_discards_uploads_in_progress() {
     part_etag(&c, "/mpu/pending", &id, 1, &pattern(100_000, 50));
     assert_eq!(blob_files(dir.path()), 1);
     assert_eq!(c.send(Req::new("DELETE", "/mpu")).status, 204);
-    assert_eq!(blob_files(dir.path()), 0, "no orphaned part files");
+    wait_for_blob_files(dir.path(), 0); // no orphaned part files
 }
 
 #[test]
@@ -296,7 +303,7 @@ fn parts_racing_complete_leave_no_orphans() {
         "a racing part either lands before Complete or gets NoSuchUpload: {late_statuses:?}"
     );
     assert!(c.send(Req::new("GET", "/mpu/late")).body == first, "the object is exactly the completed part");
-    assert_eq!(blob_files(dir.path()), 1, "parts that lost the race or were left out are freed");
+    wait_for_blob_files(dir.path(), 1); // parts that lost the race or were left out are freed
 }
 
 /// The CRC32 of `bytes`, as S3 writes it in a header (base64, big-endian).
