@@ -21,6 +21,7 @@ use redb::WriteTransaction;
 
 use super::commit::{CommitMetrics, Committer, Settled, WriteError};
 use super::commit_mark::CommitMark;
+use super::dbslot::DbSlot;
 use super::meta::{MetaRead, MetaTxn};
 use super::read::{BlobSource, Snapshot};
 use super::redb_meta::txn::{RedbRead, RedbTxn};
@@ -29,7 +30,7 @@ use super::{Store, StoreError, StoreResult};
 pub(super) enum Meta {
     /// The embedded redb file: writes go through its group committer, and
     /// the commit mark beside it records what was acknowledged.
-    Redb { committer: Committer, mark: Arc<CommitMark> },
+    Redb { db: Arc<DbSlot>, committer: Committer, mark: Arc<CommitMark> },
     /// A shared PostgreSQL-compatible database. Each write is a batch of
     /// one in the commit metrics.
     #[cfg(feature = "postgres")]
@@ -52,28 +53,27 @@ impl Store {
         allow(dead_code, reason = "the store does not serve from PostgreSQL yet (issue 17): its tests run this")
     )]
     pub(crate) fn open_postgres(root: &std::path::Path, ctx: super::pg::txn::PgContext) -> StoreResult<Arc<Store>> {
-        use super::{dbslot::DbSlot, layout::Layout, now_ms, space::Space};
-        let layout = Layout::create(root).map_err(|e| StoreError::caused(format!("creating {}", root.display()), e))?;
-        let space = Arc::new(Space::open(&layout)?);
-        let db = Arc::new(DbSlot::empty(layout.db_path()));
-        let meta = Meta::Postgres { ctx, metrics: Default::default() };
-        let (last_write_ms, last_change_ms) = (now_ms().into(), now_ms().into());
-        let unlink_gate = Default::default();
-        Ok(Arc::new(Store { db, meta, layout, space, unlink_gate, last_write_ms, last_change_ms }))
+        let layout = super::create_layout(root)?;
+        let space = Arc::new(super::space::Space::open(&layout)?);
+        Ok(Store::assemble(Meta::Postgres { ctx, metrics: Default::default() }, layout, space))
+    }
+
+    /// The redb database (never one being reopened, see `dbslot.rs`); a
+    /// store over PostgreSQL has none and answers `Unavailable`.
+    pub(super) fn db(&self) -> StoreResult<Arc<redb::Database>> {
+        match &self.meta {
+            Meta::Redb { db, .. } => db.get(),
+            #[cfg(feature = "postgres")]
+            Meta::Postgres { .. } => Err(StoreError::Unavailable),
+        }
     }
 
     /// Runs `f` on a consistent snapshot of the metadata.
     pub(super) fn read<T>(&self, f: impl Fn(&dyn MetaRead) -> StoreResult<T>) -> StoreResult<T> {
         match &self.meta {
-            Meta::Redb { .. } => f(&RedbRead(&self.db()?.begin_read()?)),
+            Meta::Redb { db, .. } => f(&RedbRead(&db.get()?.begin_read()?)),
             #[cfg(feature = "postgres")]
-            Meta::Postgres { ctx, .. } => {
-                use super::pg::txn::{run_blocking, Mode};
-                run_blocking(ctx, Mode::Snapshot, |txn| f(txn)).map_err(|e| match e {
-                    super::pg::RunError::Rejected(e) => e,
-                    super::pg::RunError::Failed(e) => snapshot_failed(e),
-                })
-            }
+            Meta::Postgres { ctx, .. } => pg_snapshot(ctx, |txn| f(txn)).and_then(|read| read),
         }
     }
 
@@ -85,16 +85,9 @@ impl Store {
         f: impl Fn(&dyn BlobSource) -> io::Result<T>,
     ) -> StoreResult<io::Result<T>> {
         match &self.meta {
-            Meta::Redb { .. } => Ok(f(&Snapshot(self.db()?.begin_read()?))),
+            Meta::Redb { db, .. } => Ok(f(&Snapshot(db.get()?.begin_read()?))),
             #[cfg(feature = "postgres")]
-            Meta::Postgres { ctx, .. } => {
-                use super::pg::txn::{run_blocking, Mode};
-                match run_blocking(ctx, Mode::Snapshot, |txn| f(txn)) {
-                    Ok(value) => Ok(Ok(value)),
-                    Err(super::pg::RunError::Rejected(e)) => Ok(Err(e)),
-                    Err(super::pg::RunError::Failed(e)) => Err(snapshot_failed(e)),
-                }
-            }
+            Meta::Postgres { ctx, .. } => pg_snapshot(ctx, |txn| f(txn)),
         }
     }
 
@@ -195,6 +188,21 @@ fn timed_write<T, E: From<StoreError>>(
     metrics.batch_writes.observe(1.0);
     metrics.seconds.observe(started.elapsed().as_secs_f64());
     written
+}
+
+/// Runs `f` on one snapshot of the shared metadata database. The outer
+/// error says why the database could not be read, the inner one is `f`'s.
+#[cfg(feature = "postgres")]
+fn pg_snapshot<T, E>(
+    ctx: &super::pg::txn::PgContext,
+    f: impl Fn(&super::pg::txn::PgTxn) -> Result<T, E>,
+) -> StoreResult<Result<T, E>> {
+    use super::pg::txn::{run_blocking, Mode};
+    match run_blocking(ctx, Mode::Snapshot, f) {
+        Ok(value) => Ok(Ok(value)),
+        Err(super::pg::RunError::Rejected(e)) => Ok(Err(e)),
+        Err(super::pg::RunError::Failed(e)) => Err(snapshot_failed(e)),
+    }
 }
 
 /// Why a snapshot of a shared metadata database could not be read.

@@ -68,36 +68,85 @@ pub(super) fn common_prefix<'k>(key: &'k str, prefix: &str, delimiter: Option<&s
 
 /// One page of ListObjects, from the snapshot `txn`.
 pub fn list(txn: &dyn MetaRead, bucket: &str, q: &ListQuery) -> StoreResult<ListPage> {
-    let delimiter = q.delimiter.as_deref();
     let end = Some(prefix_successor(q.prefix.as_bytes())).filter(|end| !end.is_empty());
-    // Without a delimiter the page takes the rows in a row; with one, a
-    // common prefix ends the scan after its first key.
-    let hint = if delimiter.is_some() { 64 } else { q.max_keys + 1 };
-    let mut start = initial_bound(q);
-    let mut page = ListPage { entries: Vec::new(), truncated: false };
     if q.max_keys == 0 {
-        return Ok(page);
+        return Ok(ListPage { entries: Vec::new(), truncated: false });
     }
-    loop {
-        let mut reseek = None;
-        txn.scan_objects(bucket, as_slice_bound(&start), end.as_deref(), hint, &mut |key, value| {
+    let mut page = Rollup::new(&q.prefix, q.delimiter.as_deref(), q.max_keys);
+    page.fill(|page, resume| {
+        let start = resume.map_or_else(|| initial_bound(q), Bound::Included);
+        txn.scan_objects(bucket, as_slice_bound(&start), end.as_deref(), page.hint(), &mut |key, value| {
             let Ok(key) = std::str::from_utf8(key) else { return Ok(true) };
-            if page.entries.len() == q.max_keys {
-                page.truncated = true;
-                return Ok(false);
-            }
-            if let Some(cp) = common_prefix(key, &q.prefix, delimiter) {
-                page.entries.push(ListEntry::CommonPrefix(cp.to_string()));
-                reseek = Some(Bound::Included(prefix_successor(cp.as_bytes())));
-                return Ok(false);
-            }
-            page.entries.push(ListEntry::Object(key.to_string(), Box::new(decode(value)?)));
-            Ok(true)
-        })?;
-        match reseek {
-            Some(next) if !page.truncated => start = next,
-            _ => return Ok(page),
+            page.take(key, || Ok(ListEntry::Object(key.to_string(), Box::new(decode(value)?))), ListEntry::CommonPrefix)
+        })
+    })?;
+    Ok(ListPage { entries: page.entries, truncated: page.truncated })
+}
+
+/// A page of a listing in key order where, with a delimiter, the keys
+/// sharing a common prefix roll up into one entry: the scan stops at the
+/// first such key and resumes just past the prefix (one seek instead of a
+/// walk through its keys). ListObjects and ListMultipartUploads page so.
+pub(super) struct Rollup<'q, E> {
+    prefix: &'q str,
+    delimiter: Option<&'q str>,
+    max: usize,
+    pub entries: Vec<E>,
+    pub truncated: bool,
+    /// Where the scan resumes after rolling up a prefix.
+    resume: Option<Vec<u8>>,
+}
+
+impl<'q, E> Rollup<'q, E> {
+    pub fn new(prefix: &'q str, delimiter: Option<&'q str>, max: usize) -> Self {
+        Rollup { prefix, delimiter, max, entries: Vec::new(), truncated: false, resume: None }
+    }
+
+    /// How many rows a scan should fetch first: without a delimiter the
+    /// page takes them in a row; with one, a common prefix may end it soon.
+    pub fn hint(&self) -> usize {
+        if self.delimiter.is_some() {
+            64
+        } else {
+            self.max.saturating_add(1)
         }
+    }
+
+    /// Runs `scan` (given where to resume: `None` the first time) until the
+    /// page is full or the keys run out.
+    pub fn fill(&mut self, mut scan: impl FnMut(&mut Self, Option<Vec<u8>>) -> StoreResult<()>) -> StoreResult<()> {
+        let mut resume = None;
+        loop {
+            scan(self, resume)?;
+            resume = self.resume.take();
+            if resume.is_none() || self.truncated {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Takes the scanned `key` into the page: the entry `entry` makes, or
+    /// the common prefix it rolls up into. Whether the scan goes on.
+    pub fn take(
+        &mut self,
+        key: &str,
+        entry: impl FnOnce() -> StoreResult<E>,
+        rolled_up: impl FnOnce(String) -> E,
+    ) -> StoreResult<bool> {
+        if !key.starts_with(self.prefix) {
+            return Ok(false);
+        }
+        if self.entries.len() == self.max {
+            self.truncated = true;
+            return Ok(false);
+        }
+        if let Some(cp) = common_prefix(key, self.prefix, self.delimiter) {
+            self.resume = Some(prefix_successor(cp.as_bytes()));
+            self.entries.push(rolled_up(cp.to_string()));
+            return Ok(false);
+        }
+        self.entries.push(entry()?);
+        Ok(true)
     }
 }
 

@@ -105,8 +105,6 @@ pub(crate) trait MetaRead {
     /// How many references to the blob `owner` holds.
     fn holder_refs(&self, id: BlobId, owner: &str) -> StoreResult<u64>;
     fn upload(&self, id: &str) -> StoreResult<Option<UploadRecord>>;
-    /// The ids of every upload of a bucket, in key then id order.
-    fn uploads_of_bucket(&self, bucket: &str) -> StoreResult<Vec<String>>;
     /// At most `limit` parts of an upload numbered above `after`, in
     /// part-number order.
     fn parts_after(&self, upload_id: &str, after: u16, limit: usize) -> StoreResult<Vec<(u16, PartRecord)>>;

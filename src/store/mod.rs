@@ -54,12 +54,11 @@ use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableTable};
+use redb::ReadableTable;
 
 use blob::{NewBlob, PublishedFile, StagedBlob};
 use commit::Committer;
 pub use commit::{CommitMetrics, Settled, WriteError};
-use dbslot::DbSlot;
 use layout::{BlobId, Layout};
 pub use list::{ListEntry, ListPage, ListQuery};
 pub use multipart::{PartPage, UploadEntry, UploadPage, UploadQuery, UPLOAD_ID_LEN};
@@ -68,6 +67,11 @@ use space::Space;
 use txn::{add_refs, read_object, require_bucket, store_new_blob, Holder, NewBlobFate};
 use versions::bucket_versioning;
 
+/// The data folder's layout at `root`, created if missing.
+fn create_layout(root: &Path) -> StoreResult<Layout> {
+    Layout::create(root).map_err(|e| StoreError::caused(format!("creating {}", root.display()), e))
+}
+
 /// Milliseconds since the Unix epoch: the store's (and S3's) timestamps.
 pub fn now_ms() -> i64 {
     use std::time::{SystemTime, UNIX_EPOCH};
@@ -75,8 +79,7 @@ pub fn now_ms() -> i64 {
 }
 
 pub struct Store {
-    /// The redb file; empty in a store over PostgreSQL (`backend.rs`).
-    db: Arc<DbSlot>,
+    /// Where the metadata is, and how writes reach it (`backend.rs`).
     meta: Meta,
     layout: Layout,
     space: Arc<Space>,
@@ -100,7 +103,7 @@ impl Store {
     /// [`Store::open`]; with `accept_rollback`, a database found behind the
     /// commits already acknowledged (see `commit_mark.rs`) is served anyway.
     pub fn open_with(root: &Path, accept_rollback: bool) -> StoreResult<Arc<Store>> {
-        let layout = Layout::create(root).map_err(|e| StoreError::caused(format!("creating {}", root.display()), e))?;
+        let layout = create_layout(root)?;
         // The database's lock first: a second server started on this folder
         // must stop here, before it empties the first one's `tmp/`.
         let (db, db_seq) = redb_meta::open_database(&layout.db_path())?;
@@ -113,13 +116,17 @@ impl Store {
         commit_mark::check(db_seq, marked, accept_rollback)?;
         let mark = Arc::new(mark);
         let committer = Committer::start(db.clone(), space.clone(), mark.clone())?;
-        let (last_write_ms, last_change_ms) = (now_ms().into(), now_ms().into());
-        let unlink_gate = Default::default();
-        let meta = Meta::Redb { committer, mark };
-        let store = Arc::new(Store { db, meta, layout, space, unlink_gate, last_write_ms, last_change_ms });
+        let store = Store::assemble(Meta::Redb { db, committer, mark }, layout, space);
         store.unlink_dead_blobs()?;
         gc::spawn_orphan_sweep(store.clone());
         Ok(store)
+    }
+
+    /// A store over `meta`, whichever backend it is.
+    fn assemble(meta: Meta, layout: Layout, space: Arc<Space>) -> Arc<Store> {
+        let (last_write_ms, last_change_ms) = (now_ms().into(), now_ms().into());
+        let unlink_gate = Default::default();
+        Arc::new(Store { meta, layout, space, unlink_gate, last_write_ms, last_change_ms })
     }
 
     pub fn layout(&self) -> &Layout {
@@ -130,19 +137,14 @@ impl Store {
     /// closes the database, so the next start does not repair it (repairing
     /// took 1.1-1.3 s at 515 MiB). Call once no request runs any more. Blocking.
     pub fn close(&self) {
-        let Meta::Redb { committer, mark } = &self.meta else { return };
+        let Meta::Redb { db, committer, mark } = &self.meta else { return };
         committer.stop();
         mark.sync();
-        if self.db.close() {
+        if db.close() {
             tracing::info!("metadata database closed cleanly");
         } else {
             tracing::warn!("a reader kept the metadata database open; the next start will check it");
         }
-    }
-
-    /// The open database (never one being reopened, see `dbslot.rs`).
-    fn db(&self) -> StoreResult<Arc<Database>> {
-        self.db.get()
     }
 
     /// Refuses, before any byte is received, a write that adds data while

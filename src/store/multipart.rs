@@ -9,7 +9,7 @@ use std::sync::Arc;
 use redb::ReadableTable;
 
 use super::blob::{NewBlob, StagedBlob};
-use super::list::{common_prefix, prefix_successor};
+use super::list::{common_prefix, prefix_successor, Rollup};
 use super::meta::{MetaRead, MetaTxn, UploadStart};
 use super::schema::{
     decode, object_key, AbortIncompleteRule, BlobSpan, BucketRecord, CompletedUpload, ObjectRecord, PartRecord,
@@ -254,15 +254,14 @@ pub(super) fn forget_completed_key(txn: &dyn MetaTxn, bucket: &str, key: &str) -
     txn.remove_completed(&object_key(bucket, key.as_bytes()))
 }
 
-/// Every upload of a bucket, for DeleteBucket (S3 deletes a bucket with
-/// uploads in progress and discards them).
-pub(super) fn uploads_of_bucket(txn: &dyn MetaTxn, bucket: &str) -> StoreResult<Vec<(UploadRecord, String)>> {
+/// Every upload of a bucket, in key then id order, for DeleteBucket (S3
+/// deletes a bucket with uploads in progress and discards them).
+pub(super) fn uploads_of_bucket(txn: &dyn MetaRead, bucket: &str) -> StoreResult<Vec<(UploadRecord, String)>> {
     let mut out = Vec::new();
-    for id in txn.uploads_of_bucket(bucket)? {
-        if let Some(record) = txn.upload(&id)? {
-            out.push((record, id));
-        }
-    }
+    txn.scan_uploads(bucket, UploadStart::AtKey(b""), usize::MAX, &mut |_, id, value| {
+        out.push((decode(value)?, id.to_string()));
+        Ok(true)
+    })?;
     Ok(out)
 }
 
@@ -284,35 +283,19 @@ pub(super) fn split_index_key<'a>(row: &'a [u8], bucket: &str) -> Option<(&'a st
 
 /// One page of ListMultipartUploads, from the snapshot `txn`.
 fn list_uploads_in(txn: &dyn MetaRead, bucket: &str, q: &UploadQuery) -> StoreResult<UploadPage> {
-    let delimiter = q.delimiter.as_deref();
-    let hint = if delimiter.is_some() { 64 } else { q.max.saturating_add(1) };
-    let mut start = uploads_start(q);
-    let mut page = UploadPage { entries: Vec::new(), truncated: false };
-    loop {
-        let mut reseek = None;
-        txn.scan_uploads(bucket, start.as_start(), hint, &mut |key, upload_id, value| {
+    let mut page = Rollup::new(&q.prefix, q.delimiter.as_deref(), q.max);
+    page.fill(|page, resume| {
+        let start = resume.map_or_else(|| uploads_start(q), ScanFrom::AtKey);
+        txn.scan_uploads(bucket, start.as_start(), page.hint(), &mut |key, upload_id, value| {
             let Ok(key) = std::str::from_utf8(key) else { return Ok(true) };
-            if !key.starts_with(q.prefix.as_str()) {
-                return Ok(false);
-            }
-            if page.entries.len() == q.max {
-                page.truncated = true;
-                return Ok(false);
-            }
-            if let Some(cp) = common_prefix(key, &q.prefix, delimiter) {
-                page.entries.push(UploadEntry::CommonPrefix(cp.to_string()));
-                reseek = Some(ScanFrom::AtKey(prefix_successor(cp.as_bytes())));
-                return Ok(false);
-            }
-            let record = Box::new(decode(value)?);
-            page.entries.push(UploadEntry::Upload { key: key.to_string(), upload_id: upload_id.to_string(), record });
-            Ok(true)
-        })?;
-        match reseek {
-            Some(next) if !page.truncated => start = next,
-            _ => return Ok(page),
-        }
-    }
+            let upload = || {
+                let record = Box::new(decode(value)?);
+                Ok(UploadEntry::Upload { key: key.to_string(), upload_id: upload_id.to_string(), record })
+            };
+            page.take(key, upload, UploadEntry::CommonPrefix)
+        })
+    })?;
+    Ok(UploadPage { entries: page.entries, truncated: page.truncated })
 }
 
 /// An owned [`UploadStart`].

@@ -381,14 +381,6 @@ impl MetaRead for PgTxn<'_> {
         self.record("SELECT record FROM uploads WHERE id = $1", &[Bytea(id.as_bytes())])
     }
 
-    fn uploads_of_bucket(&self, bucket: &str) -> StoreResult<Vec<String>> {
-        let rows =
-            self.query("SELECT id FROM uploads WHERE bucket = $1 ORDER BY key, id", &[Bytea(bucket.as_bytes())])?;
-        rows.iter()
-            .map(|row| String::from_utf8(column(row, 0)?).map_err(|_| StoreError::internal("an upload id not UTF-8")))
-            .collect()
-    }
-
     fn parts_after(&self, upload_id: &str, after: u16, limit: usize) -> StoreResult<Vec<(u16, PartRecord)>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let sql = "SELECT part, record FROM parts WHERE upload = $1 AND part > $2 ORDER BY part LIMIT $3";

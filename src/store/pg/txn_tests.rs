@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::store::meta::{MetaRead, MetaTxn};
-use crate::store::multipart::{abort_in_txn, record_part};
+use crate::store::multipart::{abort_in_txn, record_part, uploads_of_bucket};
 use crate::store::pg::{migrate, MetaTarget, Pool, PoolOptions};
 use crate::store::redb_meta::txn::{RedbRead, RedbTxn};
 use crate::store::schema::ObjectRecord;
@@ -29,7 +29,7 @@ use crate::store::UPLOAD_ID_LEN;
 struct TestSchema {
     ctx: PgContext,
     name: String,
-    _runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl TestSchema {
@@ -51,7 +51,14 @@ impl TestSchema {
             migrate(&pool).await.expect("migrate");
         });
         let ctx = PgContext { pool, runtime: runtime.handle().clone(), policy };
-        Some(TestSchema { ctx, name, _runtime: runtime })
+        Some(TestSchema { ctx, name, runtime })
+    }
+
+    /// PutObject of `size` bytes at `(bucket, key)` through `store`.
+    fn put(&self, store: &Arc<Store>, (bucket, key): (&str, &str), size: usize) {
+        let staged = self.runtime.block_on(crate::store::test_support::stage(store, &vec![7; size]));
+        let written = store.write_object((bucket, key), object_record(size), staged, |_| Ok::<_, StoreError>(()));
+        self.runtime.block_on(written).expect("put");
     }
 }
 
@@ -124,7 +131,7 @@ fn scenario(txn: &impl MetaTxn) -> StoreResult<Vec<String>> {
         seen.push(format!("part {number} as {id}: dead {dead:?}"));
     }
     let parts: Vec<(u16, BlobId)> = txn.parts(u1)?.into_iter().map(|(n, p)| (n, p.span.id)).collect();
-    seen.push(format!("parts {parts:?}, uploads {:?}", txn.uploads_of_bucket("b")?));
+    seen.push(format!("parts {parts:?}, uploads {:?}", upload_ids(txn, "b")?));
     let upload = txn.upload(u1)?.ok_or(StoreError::NoSuchUpload)?;
     seen.push(format!("abort: dead {:?}", abort_in_txn(txn, &upload, u1)?));
     seen.push(format!("after abort: {:?} {:?}", txn.upload(u1)?.map(|u| u.key), txn.parts(u1)?.len()));
@@ -182,7 +189,7 @@ fn observe(txn: &impl MetaRead) -> StoreResult<Vec<String>> {
         format!("has objects {}", txn.bucket_has_objects("b")?),
         format!("versions {:?}", versions_of(txn, &row)?),
         format!("refs {:?}", [100, 101, 102, 200, 201, 202].map(|id| txn.blob_refs(id).unwrap_or(99))),
-        format!("uploads {:?}", txn.uploads_of_bucket("b")?),
+        format!("uploads {:?}", upload_ids(txn, "b")?),
         format!("buckets {:?}", txn.buckets()?.into_iter().map(|(name, _)| name).collect::<Vec<_>>()),
         format!("users {:?}", txn.users()?.into_iter().map(|u| u.name).collect::<Vec<_>>()),
     ])
@@ -318,7 +325,7 @@ fn two_gateways_agree_on_conditional_puts_versions_and_delete_markers() {
     assert!(matches!(b.create_bucket("b", &bucket_record()), Err(StoreError::BucketExists(_))));
 
     // If-None-Match: * from both gateways at once: one 200, one 412.
-    let (ra, rb) = schema._runtime.block_on(async {
+    let (ra, rb) = schema.runtime.block_on(async {
         let (a, b) = (a.clone(), b.clone());
         tokio::join!(
             tokio::spawn(async move { put(&a, (1, FILE), true).await }),
@@ -338,7 +345,7 @@ fn two_gateways_agree_on_conditional_puts_versions_and_delete_markers() {
 
     // Versions written through one gateway, read and deleted through the other.
     b.update_bucket("b", |record| record.versioning = Versioning::Enabled).expect("enable versioning");
-    let second = schema._runtime.block_on(put(&a, (3, SMALL), false)).expect("second version");
+    let second = schema.runtime.block_on(put(&a, (3, SMALL), false)).expect("second version");
     let bytes = |store: &Store, record: &ObjectRecord| {
         let opened = store.open_range(&record.blobs, 0..record.size).expect("open");
         opened.read_small().expect("small enough to read at once").expect("read").to_vec()
@@ -347,7 +354,7 @@ fn two_gateways_agree_on_conditional_puts_versions_and_delete_markers() {
     // A handler calls point reads from its async task: no panic, no stall.
     let from_task = {
         let b = b.clone();
-        schema._runtime.block_on(async move { tokio::spawn(async move { b.get_object("b", "k") }).await })
+        schema.runtime.block_on(async move { tokio::spawn(async move { b.get_object("b", "k") }).await })
     };
     assert_eq!(from_task.expect("task").expect("read from an async task").etag, "seed 3");
     let (first, _) = b.get_version("b", "k", Some(VersionId::of(&winners[0].version))).expect("first version");
@@ -367,7 +374,7 @@ fn two_gateways_agree_on_conditional_puts_versions_and_delete_markers() {
 /// last value lives).
 fn both_stores(schema: &TestSchema) -> (Arc<Store>, Arc<Store>, [tempfile::TempDir; 2]) {
     let folders = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
-    let redb = schema._runtime.block_on(async { Store::open(folders[0].path()) }).expect("redb store");
+    let redb = schema.runtime.block_on(async { Store::open(folders[0].path()) }).expect("redb store");
     let pg = Store::open_postgres(folders[1].path(), schema.ctx.clone()).expect("pg store");
     (redb, pg, folders)
 }
@@ -424,11 +431,7 @@ fn listings_are_in_byte_order_and_page_alike_on_both_backends() {
     for store in [&redb, &pg] {
         store.create_bucket("b", &bucket_record()).expect("bucket");
         for (n, key) in LIST_KEYS.iter().enumerate() {
-            let staged = schema._runtime.block_on(crate::store::test_support::stage(store, &vec![1; n]));
-            let record = object_record(n);
-            let written =
-                schema._runtime.block_on(store.write_object(("b", key), record, staged, |_| Ok::<_, StoreError>(())));
-            written.expect("put");
+            schema.put(store, ("b", key), n);
         }
     }
     let (on_redb, on_pg) = (listings(&redb), listings(&pg));
@@ -480,11 +483,7 @@ fn version_listings_page_alike_on_both_backends() {
     for store in [&redb, &pg] {
         store.create_bucket("v", &bucket_record()).expect("bucket");
         // One key written before versioning: its null version stays current.
-        let put = |key: &str, size: usize| {
-            let staged = schema._runtime.block_on(crate::store::test_support::stage(store, &vec![7; size]));
-            let written = store.write_object(("v", key), object_record(size), staged, |_| Ok::<_, StoreError>(()));
-            schema._runtime.block_on(written).expect("put");
-        };
+        let put = |key: &str, size: usize| schema.put(store, ("v", key), size);
         put("a/old", 1);
         store.update_bucket("v", |b| b.versioning = Versioning::Enabled).expect("versioning");
         for (key, size) in [("b", 2), ("b", 3), ("a/x", 4), ("Z", 5), ("b", 6), ("é", 7)] {
@@ -560,8 +559,8 @@ fn upload_and_part_listings_page_alike_on_both_backends() {
         let id = "m".repeat(UPLOAD_ID_LEN);
         for number in [3, 1, 7, 2] {
             let staged =
-                schema._runtime.block_on(crate::store::test_support::stage(store, &vec![1; usize::from(number)]));
-            schema._runtime.block_on(store.write_part(("u", "b", &id), number, staged, 0)).expect("part");
+                schema.runtime.block_on(crate::store::test_support::stage(store, &vec![1; usize::from(number)]));
+            schema.runtime.block_on(store.write_part(("u", "b", &id), number, staged, 0)).expect("part");
         }
     }
     for (delimiter, max) in [(None, 1000), (None, 2), (Some("/"), 1000), (Some("/"), 1)] {
@@ -581,4 +580,9 @@ fn upload_and_part_listings_page_alike_on_both_backends() {
         assert!(matches!(store.list_parts("u", "a/1", &id, 0, 2), Err(StoreError::NoSuchUpload)));
     }
     redb.close();
+}
+
+/// The ids of a bucket's uploads, in key then id order.
+fn upload_ids(txn: &dyn MetaRead, bucket: &str) -> StoreResult<Vec<String>> {
+    Ok(uploads_of_bucket(txn, bucket)?.into_iter().map(|(_, id)| id).collect())
 }

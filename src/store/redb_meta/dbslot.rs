@@ -49,17 +49,6 @@ impl DbSlot {
         Ok(DbSlot { path, current: RwLock::new(Some(Arc::new(db))) })
     }
 
-    /// A slot with no database: a store whose metadata is elsewhere
-    /// (PostgreSQL) answers `Unavailable` to any read of redb tables.
-    #[cfg(feature = "postgres")]
-    #[cfg_attr(
-        not(test),
-        allow(dead_code, reason = "the store does not serve from PostgreSQL yet (issue 17): its tests run this")
-    )]
-    pub fn empty(path: PathBuf) -> DbSlot {
-        DbSlot { path, current: RwLock::new(None) }
-    }
-
     /// The open database, or `Unavailable` while it is being reopened.
     pub fn get(&self) -> Result<Arc<Database>, StoreError> {
         let current = self.current.read().map_err(|_| StoreError::Unavailable)?;

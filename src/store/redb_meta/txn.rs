@@ -135,19 +135,6 @@ macro_rules! read_operations {
                 decoded(self.0.open_table(UPLOADS)?.get(id)?)
             }
 
-            fn uploads_of_bucket(&self, bucket: &str) -> StoreResult<Vec<String>> {
-                let (lo, hi) = bucket_bounds(bucket);
-                let index = self.0.open_table(UPLOAD_INDEX)?;
-                let mut ids = Vec::new();
-                for row in index.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
-                    let (k, _) = row?;
-                    if let Some((_, id)) = crate::store::multipart::split_index_key(k.value(), bucket) {
-                        ids.push(id.to_string());
-                    }
-                }
-                Ok(ids)
-            }
-
             fn parts_after(&self, upload_id: &str, after: u16, limit: usize) -> StoreResult<Vec<(u16, PartRecord)>> {
                 let table = self.0.open_table(PARTS)?;
                 let (lo, hi) = (part_key(upload_id, after), part_key(upload_id, u16::MAX));
