@@ -15,7 +15,7 @@ ALL_SCENARIOS=(awscli-v2 awscli-v1 boto3 presigned rclone s3cmd js-sdk rust-sdk
     multipart-awscli-v2 multipart-awscli-v1 multipart-boto3 resume-upload multipart-rclone
     multipart-s3cmd multipart-js-sdk multipart-rust-sdk resume-download
     versioning-boto3 versioning-awscli versioning-rclone versioning-js-sdk tagging-boto3 acl-boto3 dedup-boto3
-    instant-boto3 cp-tessera crash-boto3 post-object cors-browser console-browser console-firefox)
+    instant-boto3 cp-tessera crash-boto3 post-object gateways-postgres cors-browser console-browser console-firefox)
 TIMEOUT="${S3T_TIMEOUT:-900}" # seconds per scenario
 LOGS="$(mktemp -d "${TMPDIR:-/tmp}/tessera-compat-logs.XXXXXX")"
 trap 'rm -rf "$LOGS"' EXIT
@@ -53,9 +53,9 @@ install_clients() {
     # scripts use. Some scenarios use aws-cli v2 to look at what another client did.
     local apt_pkgs=()
     wants awscli-v2 multipart-awscli-v2 multipart-rclone multipart-s3cmd resume-download versioning-awscli \
-        versioning-rclone acl-boto3 dedup-boto3 instant-boto3 cp-tessera &&
+        versioning-rclone acl-boto3 dedup-boto3 instant-boto3 cp-tessera gateways-postgres &&
         [[ ! -x /usr/bin/aws ]] && apt_pkgs+=(awscli)
-    wants rclone multipart-rclone versioning-rclone && ! command -v rclone >/dev/null && apt_pkgs+=(rclone)
+    wants rclone multipart-rclone versioning-rclone gateways-postgres && ! command -v rclone >/dev/null && apt_pkgs+=(rclone)
     wants s3cmd multipart-s3cmd && ! command -v s3cmd >/dev/null && apt_pkgs+=(s3cmd)
     wants resume-download && ! command -v wget >/dev/null && apt_pkgs+=(wget)
     wants cors-browser console-browser && [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]] &&
@@ -74,7 +74,7 @@ install_clients() {
     local v1
     v1="$(python3 -c 'import os, sys; print(os.path.join(os.path.dirname(os.path.realpath(sys.executable)), "aws"))')"
     if wants awscli-v1 boto3 presigned multipart-awscli-v1 multipart-boto3 resume-upload resume-download \
-        versioning-boto3 tagging-boto3 acl-boto3 dedup-boto3 instant-boto3 crash-boto3 cors-browser &&
+        versioning-boto3 tagging-boto3 acl-boto3 dedup-boto3 instant-boto3 crash-boto3 gateways-postgres cors-browser &&
         { ! python3 -c 'import boto3' 2>/dev/null || [[ ! -x "$v1" ]]; }; then
         quietly "pip install awscli boto3" python3 -m pip install -q awscli boto3
     fi

@@ -203,7 +203,7 @@ pub fn server_of(data: &Path) -> anyhow::Result<Option<ServerInfo>> {
     let layout = Layout::existing(data);
     let path = layout.db_path();
     if !path.is_file() {
-        return Ok(None);
+        return gateway_of(data);
     }
     match redb::Database::open(&path) {
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
@@ -213,6 +213,25 @@ pub fn server_of(data: &Path) -> anyhow::Result<Option<ServerInfo>> {
         // Free (closed again as `_` drops), or an error the store's own open reports better.
         _ => Ok(None),
     }
+}
+
+/// A running gateway of a folder shared by gateways over a metadata
+/// database (docs/scale-out.md), or `None` for a folder without gateways.
+/// Such a folder has no database of its own to open: without a running
+/// gateway there is nothing to ask.
+fn gateway_of(data: &Path) -> anyhow::Result<Option<ServerInfo>> {
+    let Ok(gateways) = std::fs::read_dir(data.join("gateways")) else { return Ok(None) };
+    for gateway in gateways.flatten() {
+        if let Ok(info) = ServerInfo::read(&Layout::existing(&gateway.path())) {
+            return Ok(Some(info));
+        }
+    }
+    bail!(
+        "{} is shared by gateways over a metadata database and none of them runs: start one \
+         (tessera serve --meta URL --data {}) and run this again",
+        data.display(),
+        data.display()
+    )
 }
 
 /// Runs `change` on the data folder of a stopped server.

@@ -184,8 +184,9 @@ pub struct ServeConfig {
     #[arg(long, default_value = "1d", value_parser = positive_duration, hide = true)]
     pub lifecycle_day: std::time::Duration,
     /// Metadata in this PostgreSQL database instead of DATA/meta.redb
-    /// (`postgres://USER@HOST:PORT/DB`; see `tessera migrate --help`). Not
-    /// served yet (issue 17 in progress): the server checks the schema and exits.
+    /// (`postgres://USER@HOST:PORT/DB`; see `tessera migrate --help`), shared
+    /// by every gateway that serves the same buckets; --data is then the
+    /// blob folder they share (docs/scale-out.md).
     #[arg(long, env = "TESSERA_META", hide_env_values = true, value_name = "URL", value_parser = parse_meta_url)]
     pub meta: Option<MetaUrl>,
     /// PEM file of the CAs that sign the metadata database's certificate
@@ -196,9 +197,9 @@ pub struct ServeConfig {
     #[arg(long, value_name = "N", default_value = "16", value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub meta_pool: u16,
     /// This gateway's name among those sharing one metadata database
-    /// (letters, digits, `-`, `_`). Not used yet (issue 17 in progress);
-    /// redb never uses it.
-    #[arg(long, value_name = "ID", value_parser = parse_gateway_id)]
+    /// (letters, digits, `-`, `_`); its own files are in DATA/gateways/ID.
+    /// Default: this machine's name and the port. Only with --meta.
+    #[arg(long, value_name = "ID", value_parser = parse_gateway_id, requires = "meta")]
     pub gateway_id: Option<String>,
 }
 

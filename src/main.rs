@@ -83,10 +83,6 @@ fn bench(args: tessera::bench::BenchArgs) -> anyhow::Result<()> {
 }
 
 fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    // Before any port or file is touched: this only checks and refuses.
-    if let Some(meta) = &config.meta {
-        return tessera::meta_cli::serve(&config, meta);
-    }
     limit_malloc_arenas();
     raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -96,21 +92,18 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
             tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let console_listener = bind_console(&config).await?;
         let tls = load_tls(&config)?;
-        let store = Store::open_with(&config.data, config.accept_db_rollback).map_err(|e| {
-            let context = format!("opening data folder {}", config.data.display());
-            match e.io_kind() == Some(std::io::ErrorKind::PermissionDenied) {
-                true => anyhow::Error::new(e).context(format!("{context} as {}", tessera::config::process_user())),
-                false => anyhow::Error::new(e).context(context),
+        // Over a shared metadata database, this process is one gateway of several.
+        let (store, gateway) = match &config.meta {
+            Some(meta) => {
+                let gateway = tessera::meta_cli::open_gateway(&config, meta, listener.local_addr()?.port()).await?;
+                (gateway.store.clone(), Some(Arc::new(gateway)))
             }
-        })?;
-        tessera::store::spawn_upload_reaper(store.clone(), config.abort_incomplete_after);
-        tessera::store::spawn_lifecycle_reaper(store.clone(), config.lifecycle_day);
-        if !config.hash_after_idle.is_zero() {
-            tessera::store::spawn_content_hasher(store.clone(), config.hash_after_idle);
-        }
-        if !config.scrub_interval.is_zero() {
-            tessera::store::spawn_scrubber(store.clone(), config.scrub_interval, config.scrub_rate);
-        }
+            None => {
+                let store = open_embedded(&config)?;
+                spawn_background_work(&config, &store);
+                (store, None)
+            }
+        };
         let creds = root_credentials(&store.layout().credentials_path()).context("loading root credentials")?;
         let addr = listener.local_addr()?;
         let tls_cert = config.tls_cert.as_deref().map(std::path::absolute).transpose()?;
@@ -170,8 +163,19 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
             };
             tokio::spawn(tessera::console::serve(listener, Arc::new(console), tls.clone(), signal))
         });
+        let kept = gateway.clone();
         let signal = async move {
-            shutdown_signal().await;
+            // A gateway whose id another process took must stop too.
+            let lost = async move {
+                match kept {
+                    Some(gateway) => gateway.lost().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = shutdown_signal() => {}
+                () = lost => {}
+            }
             let _ = stop.send(true);
         };
         tessera::server::serve(listener, state, tls, signal).await;
@@ -179,10 +183,37 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
             let _ = task.await;
         }
         ServerInfo::withdraw(&layout);
+        if let Some(gateway) = &gateway {
+            gateway.release().await;
+        }
         tokio::task::spawn_blocking(move || closing.close()).await?;
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// The store of the embedded (redb) backend in `--data`.
+fn open_embedded(config: &ServeConfig) -> anyhow::Result<Arc<Store>> {
+    Store::open_with(&config.data, config.accept_db_rollback).map_err(|e| {
+        let context = format!("opening data folder {}", config.data.display());
+        match e.io_kind() == Some(std::io::ErrorKind::PermissionDenied) {
+            true => anyhow::Error::new(e).context(format!("{context} as {}", tessera::config::process_user())),
+            false => anyhow::Error::new(e).context(context),
+        }
+    })
+}
+
+/// The embedded backend's background work: upload expiry, lifecycle,
+/// content hashing and scrub.
+fn spawn_background_work(config: &ServeConfig, store: &Arc<Store>) {
+    tessera::store::spawn_upload_reaper(store.clone(), config.abort_incomplete_after);
+    tessera::store::spawn_lifecycle_reaper(store.clone(), config.lifecycle_day);
+    if !config.hash_after_idle.is_zero() {
+        tessera::store::spawn_content_hasher(store.clone(), config.hash_after_idle);
+    }
+    if !config.scrub_interval.is_zero() {
+        tessera::store::spawn_scrubber(store.clone(), config.scrub_interval, config.scrub_rate);
+    }
 }
 
 /// The console's state: the S3 endpoint the page is told of, the origins.

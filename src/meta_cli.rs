@@ -1,13 +1,15 @@
-//! `tessera migrate --meta URL`, and what `tessera serve --meta URL` does
-//! while the PostgreSQL backend is being built (issue 17): it connects,
-//! checks the schema version, and exits non-zero saying serving over
-//! PostgreSQL is not implemented yet. Nothing pretends to serve.
+//! `tessera migrate --meta URL`, and how `tessera serve --meta URL` opens
+//! its store: it checks the schema version, claims the gateway's id in the
+//! database (`store::pg::gateway`), then opens the shared data folder in
+//! the gateway's own place (docs/scale-out.md).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 
 use crate::config::{MetaUrl, ServeConfig};
+use crate::store::Store;
 
 #[derive(Debug, Clone, Args)]
 pub struct MigrateArgs {
@@ -33,21 +35,57 @@ pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `serve --meta`: the schema is checked, then the server refuses to go on.
+/// A store over a shared metadata database, and this gateway's claim on
+/// its id there.
+pub struct Gateway {
+    pub store: Arc<Store>,
+    pub id: String,
+    #[cfg(feature = "postgres")]
+    pool: crate::store::pg::Pool,
+    #[cfg(feature = "postgres")]
+    claim: crate::store::pg::gateway::Claim,
+}
+
+/// `serve --meta`: checks the schema, claims the gateway id (`--gateway-id`,
+/// or this machine's name and `port`), and opens the store. Call from
+/// within the server's multi-threaded runtime: the store's statements run
+/// on it.
 #[cfg(feature = "postgres")]
-pub fn serve(config: &ServeConfig, meta: &MetaUrl) -> anyhow::Result<()> {
-    use crate::store::pg;
-    tracing::info!(meta = %meta, meta_pool = config.meta_pool, gateway_id = config.gateway_id.as_deref().unwrap_or(""), "checking the metadata database");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let version = runtime.block_on(async {
-        let pool = pool(meta, config.meta_ca.as_deref(), config.meta_pool.into())?;
-        pg::check_schema(&pool).await
-    })?;
-    anyhow::bail!(
-        "serving over PostgreSQL is not implemented yet (issue 17 in progress): the schema at {meta} is at \
-         version {version} and ready, but this tessera cannot serve from it; serve without --meta to use the \
-         embedded redb store (docs/scale-out.md)"
-    )
+pub async fn open_gateway(config: &ServeConfig, meta: &MetaUrl, port: u16) -> anyhow::Result<Gateway> {
+    use crate::store::pg::{self, gateway, txn::PgContext, RetryPolicy};
+    use anyhow::Context;
+    let id = config.gateway_id.clone().unwrap_or_else(|| gateway::default_id(port));
+    tracing::info!(meta = %meta, meta_pool = config.meta_pool, gateway_id = %id, "checking the metadata database");
+    let pool = pool(meta, config.meta_ca.as_deref(), config.meta_pool.into())?;
+    let version = pg::check_schema(&pool).await?;
+    let claim = gateway::claim(&pool, &id).await?;
+    tracing::info!(schema_version = version, gateway_id = %id, "gateway id claimed");
+    let ctx =
+        PgContext { pool: pool.clone(), runtime: tokio::runtime::Handle::current(), policy: RetryPolicy::default() };
+    let (data, gateway_id) = (config.data.clone(), id.clone());
+    let opened = tokio::task::spawn_blocking(move || Store::open_postgres(&data, &gateway_id, ctx)).await?;
+    let store = opened.with_context(|| format!("opening data folder {}", config.data.display()))?;
+    tracing::warn!(
+        "over a shared metadata database, upload expiry, lifecycle, background hashing, scrub and the removal of \
+         freed blob files do not run yet (issue 17, docs/scale-out.md)"
+    );
+    Ok(Gateway { store, id, pool, claim })
+}
+
+#[cfg(feature = "postgres")]
+impl Gateway {
+    /// Resolves if another process takes this gateway's id (its claim
+    /// expired): the gateway must then stop.
+    pub async fn lost(&self) {
+        crate::store::pg::gateway::keep(self.pool.clone(), self.claim.clone()).await
+    }
+
+    /// Gives the id up at a clean stop.
+    pub async fn release(&self) {
+        if let Err(e) = crate::store::pg::gateway::release(&self.pool, &self.claim).await {
+            tracing::warn!(gateway_id = %self.id, error = %e, "could not release the gateway id");
+        }
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -67,6 +105,15 @@ pub fn migrate(_args: MigrateArgs) -> anyhow::Result<()> {
 }
 
 #[cfg(not(feature = "postgres"))]
-pub fn serve(_config: &ServeConfig, _meta: &MetaUrl) -> anyhow::Result<()> {
+pub async fn open_gateway(_config: &ServeConfig, _meta: &MetaUrl, _port: u16) -> anyhow::Result<Gateway> {
     anyhow::bail!("this tessera was built without the `postgres` feature: --meta is not available")
+}
+
+#[cfg(not(feature = "postgres"))]
+impl Gateway {
+    pub async fn lost(&self) {
+        std::future::pending().await
+    }
+
+    pub async fn release(&self) {}
 }

@@ -22,82 +22,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::pg::{cluster, migrate, Db};
 use tessera::store::pg::schema::TABLES_V1;
 use tessera::store::pg::{run_serializable, MetaTarget, PgError, Pool, PoolOptions, RetryPolicy, RunError, Step};
-use tokio_postgres::NoTls;
-
-/// The cluster's URL without its query, or None (with the reason printed)
-/// when no cluster is given; panics under CI, where one must be.
-fn cluster() -> Option<String> {
-    match std::env::var("TESSERA_TEST_PG").ok().filter(|v| !v.is_empty()) {
-        Some(url) => Some(url.split('?').next().unwrap_or_default().to_string()),
-        None if std::env::var_os("CI").is_some() => {
-            panic!("CI is set but TESSERA_TEST_PG is not: run ./test.sh, which starts scripts/pg-test-cluster.sh")
-        }
-        None => {
-            eprintln!("skipped: TESSERA_TEST_PG is not set (source scripts/pg-test-cluster.sh to run this test)");
-            None
-        }
-    }
-}
-
-/// One test's own schema in the test cluster, dropped at the end.
-struct Db {
-    base: String,
-    schema: String,
-}
-
-impl Db {
-    /// A schema name not used yet; the schema itself is created by
-    /// `tessera migrate` or [`Db::create`].
-    fn new() -> Option<Db> {
-        let base = cluster()?;
-        let mut bytes = [0u8; 8];
-        getrandom::getrandom(&mut bytes).unwrap();
-        Some(Db { base, schema: format!("t_{}", hex::encode(bytes)) })
-    }
-
-    /// The URL that puts this test's tables in its schema.
-    fn url(&self) -> String {
-        self.url_with("sslmode=disable")
-    }
-
-    fn url_with(&self, query: &str) -> String {
-        format!("{}?{query}&options=-c%20search_path%3D{}", self.base, self.schema)
-    }
-
-    async fn client(&self) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&self.url(), NoTls).await.unwrap();
-        tokio::spawn(connection);
-        client
-    }
-
-    async fn create(&self) {
-        self.client().await.batch_execute(&format!("CREATE SCHEMA {}", self.schema)).await.unwrap();
-    }
-
-    fn pool(&self, options: PoolOptions) -> Pool {
-        Pool::new(MetaTarget::parse(&self.url(), None).unwrap(), None, options).unwrap()
-    }
-}
-
-impl Drop for Db {
-    /// Best effort, on a thread of its own (a test may be inside a runtime).
-    fn drop(&mut self) {
-        let (base, schema) = (self.base.clone(), self.schema.clone());
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async {
-                let url = format!("{base}?sslmode=disable");
-                if let Ok((client, connection)) = tokio_postgres::connect(&url, NoTls).await {
-                    tokio::spawn(connection);
-                    let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await;
-                }
-            });
-        })
-        .join();
-    }
-}
 
 /// Runs the real `tessera` binary with `args`.
 fn tessera(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -130,12 +59,6 @@ fn serve_refused(url: &str, env: &[(&str, &str)]) -> String {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!folder.exists(), "serve --meta touched the data folder");
     stderr
-}
-
-fn migrate(url: &str) -> String {
-    let out = tessera(&["migrate", "--meta", url], &[]);
-    assert!(out.status.success(), "tessera migrate: {}", text(&out.stderr));
-    text(&out.stdout)
 }
 
 #[tokio::test]
@@ -202,15 +125,6 @@ async fn serve_and_migrate_refuse_an_unknown_schema_version() {
 }
 
 #[tokio::test]
-async fn serve_on_a_migrated_schema_says_serving_is_not_implemented_yet() {
-    let Some(db) = Db::new() else { return };
-    migrate(&db.url());
-    let stderr = serve_refused(&db.url(), &[]);
-    assert!(stderr.contains("serving over PostgreSQL is not implemented yet (issue 17 in progress)"), "{stderr}");
-    assert!(stderr.contains("is at version 1 and ready"), "{stderr}");
-}
-
-#[tokio::test]
 async fn a_wrong_port_is_a_clear_error_with_the_password_redacted() {
     let Some(_cluster) = cluster() else { return };
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -255,14 +169,12 @@ async fn passwords_never_appear_in_messages_or_logs() {
     assert!(stderr.contains("checking the metadata database"), "the log line: {stderr}");
     assert!(!stderr.contains("hunter2"), "{stderr}");
 
-    let out = tessera(&["migrate", "--meta", &url], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let all = text(&out.stdout) + &text(&out.stderr);
-    assert!(all.contains("tessera:***@") && !all.contains("hunter2"), "{all}");
-
-    // From TESSERA_META and TESSERA_META_PASSWORD: neither is echoed.
+    // From TESSERA_META and TESSERA_META_PASSWORD: neither is echoed (the
+    // schema is not migrated yet, so serve refuses after connecting).
+    let data = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["serve", "--console", "off", "--data", "/nonexistent/tessera-data"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--console", "off", "--data"])
+        .arg(data.path().join("data"))
         .env("TESSERA_META", db.url_with("sslmode=disable&password=hunter3"))
         .env("TESSERA_META_PASSWORD", "hunter4")
         .env("RUST_BACKTRACE", "0")
@@ -272,6 +184,11 @@ async fn passwords_never_appear_in_messages_or_logs() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("password=***"), "{stderr}");
     assert!(!stderr.contains("hunter3") && !stderr.contains("hunter4"), "{stderr}");
+
+    let out = tessera(&["migrate", "--meta", &url], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert!(all.contains("tessera:***@") && !all.contains("hunter2"), "{all}");
     let help = tessera(&["serve", "--help"], &[("TESSERA_META", "postgres://u:hunter5@h/d")]);
     assert!(!text(&help.stdout).contains("hunter5"), "{}", text(&help.stdout));
 }

@@ -34,26 +34,25 @@ pub(super) enum Meta {
     /// A shared PostgreSQL-compatible database. Each write is a batch of
     /// one in the commit metrics.
     #[cfg(feature = "postgres")]
-    #[cfg_attr(
-        not(test),
-        allow(dead_code, reason = "the store does not serve from PostgreSQL yet (issue 17): its tests run this")
-    )]
     Postgres { ctx: super::pg::txn::PgContext, metrics: Arc<CommitMetrics> },
 }
 
 impl Store {
     /// A store whose metadata is in the PostgreSQL database of `ctx` (its
     /// schema checked already) and whose blobs are in the folder `root`,
-    /// which other gateways may share: nothing in it is cleaned up at
-    /// start, and no sweep runs (they need the coordination of issue 17's
-    /// later steps). Not served yet (`tessera serve --meta` refuses).
+    /// shared with other gateways. This gateway's own files are in
+    /// `gateways/<gateway>/` (`layout.rs`): its `tmp/` is emptied now, so
+    /// the caller must hold the id's claim (`pg::gateway`). No sweep runs
+    /// over the shared folder (they need the coordination of issue 17's
+    /// later steps).
     #[cfg(feature = "postgres")]
-    #[cfg_attr(
-        not(test),
-        allow(dead_code, reason = "the store does not serve from PostgreSQL yet (issue 17): its tests run this")
-    )]
-    pub(crate) fn open_postgres(root: &std::path::Path, ctx: super::pg::txn::PgContext) -> StoreResult<Arc<Store>> {
-        let layout = super::create_layout(root)?;
+    pub(crate) fn open_postgres(
+        root: &std::path::Path,
+        gateway: &str,
+        ctx: super::pg::txn::PgContext,
+    ) -> StoreResult<Arc<Store>> {
+        let layout = super::create_layout(root, Some(gateway))?;
+        super::empty_tmp(&layout)?;
         let space = Arc::new(super::space::Space::open(&layout)?);
         Ok(Store::assemble(Meta::Postgres { ctx, metrics: Default::default() }, layout, space))
     }

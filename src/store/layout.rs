@@ -7,6 +7,9 @@
 //!   blobs/ab/<id>    immutable bodies, `ab` = first byte of the id in hex
 //!   tmp/<id>         files being written; anything here at start-up is garbage
 //!   reserve          space held back for the database on a full disk (space.rs)
+//!   gateways/<id>/   with a shared metadata database (docs/scale-out.md), each
+//!                    gateway's own `tmp/`, `reserve` and `server-info`, so one
+//!                    gateway's start-up clean-up never touches another's files
 //! ```
 //! One level of 256 fan-out folders keeps each folder small (4,000 files per
 //! folder at a million blobs) while letting start-up create them all once.
@@ -21,14 +24,31 @@ pub type BlobId = u128;
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    /// The folder of this process's own files: the root, or with a shared
+    /// metadata database, `gateways/<id>`.
+    own: PathBuf,
 }
 
 impl Layout {
     /// Creates the folder structure if missing and fsyncs what it created.
     pub fn create(root: &Path) -> io::Result<Layout> {
-        let layout = Layout { root: root.to_path_buf() };
-        fs::create_dir_all(layout.tmp_dir())?;
-        let blobs = layout.root.join("blobs");
+        Layout::existing(root).created()
+    }
+
+    /// [`Layout::create`] for the gateway `id` of several sharing `root`.
+    pub fn create_for_gateway(root: &Path, id: &str) -> io::Result<Layout> {
+        let layout = Layout { root: root.to_path_buf(), own: Layout::gateway_dir(root, id) };
+        layout.created()
+    }
+
+    /// The folder of gateway `id`'s own files (see the module doc).
+    pub fn gateway_dir(root: &Path, id: &str) -> PathBuf {
+        root.join("gateways").join(id)
+    }
+
+    fn created(self) -> io::Result<Layout> {
+        fs::create_dir_all(self.tmp_dir())?;
+        let blobs = self.root.join("blobs");
         fs::create_dir_all(&blobs)?;
         for fan in 0..=255u8 {
             let dir = blobs.join(format!("{fan:02x}"));
@@ -37,18 +57,18 @@ impl Layout {
             }
         }
         fsync_dir(&blobs)?;
-        fsync_dir(&layout.root)?;
-        Ok(layout)
+        fsync_dir(&self.root)?;
+        Ok(self)
     }
 
     /// The layout of a folder as it is, creating nothing (offline backup, scrub).
     pub fn existing(root: &Path) -> Layout {
-        Layout { root: root.to_path_buf() }
+        Layout { root: root.to_path_buf(), own: root.to_path_buf() }
     }
 
     /// Where a running server announces its address (see `admin.rs`).
     pub fn server_info_path(&self) -> PathBuf {
-        self.root.join("server-info")
+        self.own.join("server-info")
     }
 
     pub fn root(&self) -> &Path {
@@ -57,7 +77,7 @@ impl Layout {
 
     /// The reserve file (see `space.rs`), and where it is written before its rename.
     pub fn reserve_path(&self) -> PathBuf {
-        self.root.join("reserve")
+        self.own.join("reserve")
     }
 
     pub fn reserve_tmp_path(&self) -> PathBuf {
@@ -78,7 +98,7 @@ impl Layout {
     }
 
     pub fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
+        self.own.join("tmp")
     }
 
     pub fn tmp_path(&self, id: BlobId) -> PathBuf {

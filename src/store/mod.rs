@@ -6,6 +6,11 @@
 //! redb commit. redb is used nowhere else in the crate, so another backend can
 //! replace this module.
 
+#![cfg_attr(
+    not(feature = "postgres"),
+    allow(irrefutable_let_patterns, reason = "without PostgreSQL, redb is the only `Meta`")
+)]
+
 mod backend;
 pub mod blob;
 mod content;
@@ -36,7 +41,7 @@ mod multipart;
 pub mod read;
 pub mod schema;
 pub mod scrub;
-// PostgreSQL metadata (issue 17): not wired into Store yet.
+// PostgreSQL metadata shared by several gateways (issue 17, docs/scale-out.md).
 pub mod pg;
 mod space;
 pub mod stats;
@@ -67,9 +72,23 @@ use space::Space;
 use txn::{add_refs, read_object, require_bucket, store_new_blob, Holder, NewBlobFate};
 use versions::bucket_versioning;
 
-/// The data folder's layout at `root`, created if missing.
-fn create_layout(root: &Path) -> StoreResult<Layout> {
-    Layout::create(root).map_err(|e| StoreError::caused(format!("creating {}", root.display()), e))
+/// The data folder's layout at `root` (for the gateway `gateway` of
+/// several sharing it), created if missing.
+fn create_layout(root: &Path, gateway: Option<&str>) -> StoreResult<Layout> {
+    let created = match gateway {
+        Some(id) => Layout::create_for_gateway(root, id),
+        None => Layout::create(root),
+    };
+    created.map_err(|e| StoreError::caused(format!("creating {}", root.display()), e))
+}
+
+/// Removes what a previous run of this process left in its `tmp/`: bodies
+/// of writes that were never acknowledged.
+fn empty_tmp(layout: &Layout) -> StoreResult<()> {
+    for entry in fs::read_dir(layout.tmp_dir())? {
+        fs::remove_file(entry?.path())?;
+    }
+    Ok(())
 }
 
 /// Milliseconds since the Unix epoch: the store's (and S3's) timestamps.
@@ -103,13 +122,11 @@ impl Store {
     /// [`Store::open`]; with `accept_rollback`, a database found behind the
     /// commits already acknowledged (see `commit_mark.rs`) is served anyway.
     pub fn open_with(root: &Path, accept_rollback: bool) -> StoreResult<Arc<Store>> {
-        let layout = create_layout(root)?;
+        let layout = create_layout(root, None)?;
         // The database's lock first: a second server started on this folder
         // must stop here, before it empties the first one's `tmp/`.
         let (db, db_seq) = redb_meta::open_database(&layout.db_path())?;
-        for entry in fs::read_dir(layout.tmp_dir())? {
-            fs::remove_file(entry?.path())?;
-        }
+        empty_tmp(&layout)?;
         let space = Arc::new(Space::open(&layout)?);
         let db = Arc::new(db);
         let (mark, marked) = CommitMark::open(&layout.commit_mark_path())?;

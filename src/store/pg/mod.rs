@@ -1,11 +1,9 @@
-//! PostgreSQL-compatible metadata (issue 17, docs/scale-out.md): the pieces
-//! that exist before the backend itself. `url` reads `--meta` (password
-//! redacted wherever it is shown), `tls` makes rustls connections, `pool`
-//! hands out clients, `schema` and `migrate` create and check the tables,
-//! `retry` runs a SERIALIZABLE transaction until it commits.
-//!
-//! Nothing here serves S3 requests yet: `tessera serve --meta` checks the
-//! schema and stops (see `crate::meta_cli`).
+//! PostgreSQL-compatible metadata (issue 17, docs/scale-out.md), shared by
+//! several gateways. `url` reads `--meta` (password redacted wherever it is
+//! shown), `tls` makes rustls connections, `pool` hands out clients,
+//! `schema` and `migrate` create and check the tables, `retry` runs a
+//! transaction until it commits, `txn` is the store's table operations
+//! over it (`MetaTxn`), and `gateway` the registry of running gateways.
 
 mod redact;
 pub use redact::redact;
@@ -13,6 +11,8 @@ pub use redact::redact;
 // Everything that talks to a database needs the `postgres` feature's crates.
 #[cfg(feature = "postgres")]
 mod error;
+#[cfg(feature = "postgres")]
+pub mod gateway;
 #[cfg(feature = "postgres")]
 pub mod migrate;
 #[cfg(feature = "postgres")]

@@ -16,10 +16,6 @@
 //! transaction is aborted, whatever the rules made of the error, and the
 //! runner decides from it whether to run the rules again (a conflict, a
 //! lost connection) or to give up.
-#![cfg_attr(
-    not(test),
-    allow(dead_code, reason = "the store does not serve from PostgreSQL yet (issue 17): its tests run this")
-)]
 
 use std::cell::RefCell;
 use std::io;

@@ -318,8 +318,8 @@ const SMALL: usize = 1000;
 fn two_gateways_agree_on_conditional_puts_versions_and_delete_markers() {
     let Some(schema) = TestSchema::create(RetryPolicy::default()) else { return };
     let folder = tempfile::tempdir().expect("tempdir");
-    let a = Store::open_postgres(folder.path(), schema.ctx.clone()).expect("gateway a");
-    let b = Store::open_postgres(folder.path(), schema.ctx.clone()).expect("gateway b");
+    let a = Store::open_postgres(folder.path(), "a", schema.ctx.clone()).expect("gateway a");
+    let b = Store::open_postgres(folder.path(), "b", schema.ctx.clone()).expect("gateway b");
     assert_eq!(a.not_ready(), None, "ready: the database answers");
     a.create_bucket("b", &bucket_record()).expect("create bucket");
     assert!(matches!(b.create_bucket("b", &bucket_record()), Err(StoreError::BucketExists(_))));
@@ -375,7 +375,7 @@ fn two_gateways_agree_on_conditional_puts_versions_and_delete_markers() {
 fn both_stores(schema: &TestSchema) -> (Arc<Store>, Arc<Store>, [tempfile::TempDir; 2]) {
     let folders = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
     let redb = schema.runtime.block_on(async { Store::open(folders[0].path()) }).expect("redb store");
-    let pg = Store::open_postgres(folders[1].path(), schema.ctx.clone()).expect("pg store");
+    let pg = Store::open_postgres(folders[1].path(), "g", schema.ctx.clone()).expect("pg store");
     (redb, pg, folders)
 }
 

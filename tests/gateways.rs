@@ -1,0 +1,241 @@
+//! Several `tessera serve --meta` processes over one PostgreSQL database and
+//! one blob folder (issue 17, docs/scale-out.md): what one gateway writes,
+//! another serves; races sent to two gateways keep S3's guarantees; each
+//! gateway's id and temp folder are its own.
+//!
+//! Needs `TESSERA_TEST_PG` (see tests/common/pg.rs); without it every test
+//! says why and passes, except under CI, where it fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step is a failed test"
+)]
+
+mod common;
+
+use std::path::Path;
+
+use common::pg::{migrate, Db};
+use common::{pattern, Client, Req, Response, Server};
+use md5::{Digest, Md5};
+
+const MIB: usize = 1024 * 1024;
+
+/// A gateway named `id` over the database `url` and the folder `data`.
+fn gateway(data: &Path, url: &str, id: &str) -> Server {
+    Server::start_with(data, &["--meta", url, "--gateway-id", id, "--console", "off"])
+}
+
+/// A migrated schema, a shared folder and two gateways on them.
+fn two_gateways() -> Option<(Db, tempfile::TempDir, Server, Server)> {
+    let db = Db::new()?;
+    migrate(&db.url());
+    let data = tempfile::tempdir().unwrap();
+    let a = gateway(data.path(), &db.url(), "a");
+    let b = gateway(data.path(), &db.url(), "b");
+    Some((db, data, a, b))
+}
+
+fn put(c: &Client, path: &str, body: &[u8]) -> Response {
+    let resp = c.send(Req::new("PUT", path).body(body));
+    assert_eq!(resp.status, 200, "PUT {path}: {}", resp.text());
+    resp
+}
+
+fn get(c: &Client, path: &str) -> Response {
+    c.send(Req::new("GET", path))
+}
+
+#[test]
+fn what_one_gateway_writes_the_other_serves() {
+    let Some((_db, data, a, b)) = two_gateways() else { return };
+    let (ca, cb) = (a.client(), b.client());
+    assert_eq!(ca.send(Req::new("PUT", "/shared")).status, 200);
+    let (small, big) = (pattern(1000, 1), pattern(3 * MIB, 2));
+    let etag = put(&ca, "/shared/small", &small).header("etag").map(str::to_string);
+    put(&ca, "/shared/dir/big", &big);
+
+    let got = get(&cb, "/shared/small");
+    assert_eq!((got.status, got.header("etag").map(str::to_string)), (200, etag), "{}", got.text());
+    assert!(got.body == small, "a small body written through a reads the same through b");
+    assert!(get(&cb, "/shared/dir/big").body == big, "a file body written through a reads the same through b");
+    let ranged = cb.send(Req::new("GET", "/shared/dir/big").header("range", "bytes=1000-1999"));
+    assert_eq!((ranged.status, ranged.body.as_slice()), (206, &big[1000..2000]));
+    let listed = cb.send(Req::new("GET", "/shared").query("list-type=2"));
+    assert_eq!(listed.elements("Key"), ["dir/big", "small"]);
+
+    assert_eq!(cb.send(Req::new("DELETE", "/shared/small")).status, 204);
+    assert_eq!(get(&ca, "/shared/small").status, 404, "a delete through b is seen through a");
+
+    // Each gateway has its own folder in the shared one, and no redb file.
+    for id in ["a", "b"] {
+        let own = data.path().join("gateways").join(id);
+        assert!(own.join("tmp").is_dir() && own.join("server-info").is_file(), "{}", own.display());
+    }
+    assert!(!data.path().join("meta.redb").exists(), "a gateway over PostgreSQL made a redb file");
+    assert!(a.terminate().success() && b.terminate().success(), "SIGTERM exits 0");
+}
+
+fn create_upload(c: &Client, key: &str) -> String {
+    let resp = c.send(Req::new("POST", key).query("uploads"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    resp.elements("UploadId").pop().expect("an upload id")
+}
+
+fn upload_part(c: &Client, key: &str, id: &str, n: u32, body: &[u8]) -> String {
+    let resp = c.send(Req::new("PUT", key).query(&format!("partNumber={n}&uploadId={id}")).body(body));
+    assert_eq!(resp.status, 200, "part {n}: {}", resp.text());
+    resp.header("etag").expect("part etag").to_string()
+}
+
+fn complete(c: &Client, key: &str, id: &str, etags: &[String]) -> Response {
+    let parts: String = etags
+        .iter()
+        .zip(1..)
+        .map(|(etag, n)| format!("<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"))
+        .collect();
+    let xml = format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>");
+    c.send(Req::new("POST", key).query(&format!("uploadId={id}")).body(xml.as_bytes()))
+}
+
+#[test]
+fn parts_of_one_upload_go_to_both_gateways() {
+    let Some((_db, _data, a, b)) = two_gateways() else { return };
+    let (ca, cb) = (a.client(), b.client());
+    assert_eq!(ca.send(Req::new("PUT", "/mpu")).status, 200);
+    let id = create_upload(&ca, "/mpu/file");
+    let bodies = [pattern(5 * MIB, 3), pattern(5 * MIB, 4), pattern(MIB, 5)];
+    // Parts 3 and 1 through b, part 2 through a, out of order.
+    let e3 = upload_part(&cb, "/mpu/file", &id, 3, &bodies[2]);
+    let e1 = upload_part(&cb, "/mpu/file", &id, 1, &bodies[0]);
+    let e2 = upload_part(&ca, "/mpu/file", &id, 2, &bodies[1]);
+    let listed = ca.send(Req::new("GET", "/mpu/file").query(&format!("uploadId={id}")));
+    assert_eq!(listed.elements("PartNumber"), ["1", "2", "3"], "a lists the parts b received");
+    let done = complete(&cb, "/mpu/file", &id, &[e1.clone(), e2.clone(), e3.clone()]);
+    assert_eq!(done.status, 200, "{}", done.text());
+    let mut md5s = Md5::new();
+    for body in &bodies {
+        md5s.update(Md5::digest(body));
+    }
+    let etag = format!("\"{}-3\"", hex::encode(md5s.finalize()));
+    let got = get(&ca, "/mpu/file");
+    assert_eq!(got.header("etag"), Some(etag.as_str()));
+    assert!(got.body == bodies.concat(), "the object read through a is the three parts in order");
+
+    // Complete through one gateway racing Abort through the other: one wins whole.
+    let id = create_upload(&ca, "/mpu/race");
+    let e1 = upload_part(&ca, "/mpu/race", &id, 1, &bodies[2]);
+    let (done, aborted) = std::thread::scope(|s| {
+        let done = s.spawn(|| complete(&a.client(), "/mpu/race", &id, std::slice::from_ref(&e1)).status);
+        let abort =
+            s.spawn(|| b.client().send(Req::new("DELETE", "/mpu/race").query(&format!("uploadId={id}"))).status);
+        (done.join().unwrap(), abort.join().unwrap())
+    });
+    let got = get(&cb, "/mpu/race");
+    match (done, aborted) {
+        (200, 404) => assert!(got.body == bodies[2], "completed whole"),
+        (404, 204) => assert_eq!(got.status, 404, "aborted whole"),
+        other => panic!("complete/abort answered {other:?}: exactly one must win"),
+    }
+}
+
+#[test]
+fn conditional_writes_sent_to_two_gateways_have_one_winner() {
+    let Some((_db, _data, a, b)) = two_gateways() else { return };
+    assert_eq!(a.client().send(Req::new("PUT", "/cond")).status, 200);
+    for round in 0..5u64 {
+        let key = format!("/cond/k{round}");
+        let (body_a, body_b) = (pattern(100_000, 10 + 2 * round), pattern(100_000, 11 + 2 * round));
+        let create = |server: &Server, body: &[u8]| {
+            server.client().send(Req::new("PUT", &key).header("if-none-match", "*").body(body)).status
+        };
+        let (sa, sb) = std::thread::scope(|s| {
+            let ta = s.spawn(|| create(&a, &body_a));
+            let tb = s.spawn(|| create(&b, &body_b));
+            (ta.join().unwrap(), tb.join().unwrap())
+        });
+        let got = get(&b.client(), &key).body;
+        match (sa, sb) {
+            (200, 412) => assert!(got == body_a, "round {round}: a won, its body is stored"),
+            (412, 200) => assert!(got == body_b, "round {round}: b won, its body is stored"),
+            other => panic!("round {round}: If-None-Match: * through two gateways answered {other:?}"),
+        }
+    }
+    // If-Match: a compare-and-swap on an ETag read through the other gateway.
+    let first = put(&a.client(), "/cond/cas", b"one").header("etag").unwrap().to_string();
+    let swap = |c: &Client, body: &[u8]| c.send(Req::new("PUT", "/cond/cas").header("if-match", &first).body(body));
+    assert_eq!(swap(&b.client(), b"two").status, 200);
+    assert_eq!(swap(&a.client(), b"three").status, 412, "the ETag changed through b");
+    assert_eq!(get(&a.client(), "/cond/cas").body, b"two");
+}
+
+/// The ids in the gateway registry.
+fn registered(db: &Db) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let rows = db.client().await.query("SELECT id FROM gateways ORDER BY id", &[]).await.unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    })
+}
+
+#[test]
+fn a_gateway_id_is_one_process_s_and_its_temp_folder_its_own() {
+    let Some(db) = Db::new() else { return };
+    migrate(&db.url());
+    let data = tempfile::tempdir().unwrap();
+    let one = gateway(data.path(), &db.url(), "one");
+    let two = gateway(data.path(), &db.url(), "two");
+    assert_eq!(registered(&db), ["one", "two"]);
+    assert_eq!(one.client().send(Req::new("PUT", "/ids")).status, 200);
+    put(&one.client(), "/ids/k", &pattern(200_000, 20));
+
+    // A second process with the same id is refused, naming the holder.
+    let log = data.path().join("refused.log");
+    let refused = Server::try_start_with(
+        data.path(),
+        &["--meta", &db.url(), "--gateway-id", "one", "--console", "off"],
+        std::fs::File::create(&log).unwrap(),
+    );
+    assert!(refused.is_none(), "a second gateway 'one' started");
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    let holder = format!("process {}", one.pid());
+    assert!(stderr.contains("gateway id one is in use by the running gateway") && stderr.contains(&holder), "{stderr}");
+
+    // Killed, then started again at once: the id is taken back (its process
+    // is gone), its own leftovers are removed, another gateway's stay.
+    let own_tmp = Path::new(data.path()).join("gateways/one/tmp");
+    let other_tmp = Path::new(data.path()).join("gateways/two/tmp");
+    std::fs::write(own_tmp.join("0123456789abcdef0123456789abcdef"), b"left by a write cut short").unwrap();
+    std::fs::write(other_tmp.join("fedcba9876543210fedcba9876543210"), b"a write in progress").unwrap();
+    one.kill9();
+    let one = gateway(data.path(), &db.url(), "one");
+    assert_eq!(std::fs::read_dir(&own_tmp).unwrap().count(), 0, "the restarted gateway empties its own tmp/");
+    assert_eq!(std::fs::read_dir(&other_tmp).unwrap().count(), 1, "and leaves another gateway's alone");
+    assert!(get(&two.client(), "/ids/k").body == pattern(200_000, 20), "the acknowledged PUT survived kill -9");
+
+    // A clean stop gives the id up.
+    assert!(one.terminate().success());
+    assert_eq!(registered(&db), ["two"]);
+    assert!(two.terminate().success());
+    assert_eq!(registered(&db), Vec::<String>::new());
+}
+
+#[test]
+fn users_and_their_rights_are_the_same_on_every_gateway() {
+    let Some((_db, data, a, b)) = two_gateways() else { return };
+    // `tessera user add` on the shared folder asks a running gateway.
+    let alice_on_a = common::user_client(&a, data.path(), "alice");
+    let alice_on_b = b.client_as(&alice_on_a);
+    assert_eq!(alice_on_a.send(Req::new("PUT", "/alices")).status, 200);
+    put(&alice_on_b, "/alices/note", b"mine");
+    let bob_on_b = b.client_as(&common::user_client(&b, data.path(), "bob"));
+    let refused = bob_on_b.send(Req::new("GET", "/alices/note"));
+    assert_eq!((refused.status, refused.error_code().as_deref()), (403, Some("AccessDenied")));
+    assert_eq!(get(&alice_on_a, "/alices/note").body, b"mine");
+    // A user removed through a is refused by b at its next request.
+    common::tessera(data.path(), &["user", "remove", "alice"]);
+    let gone = alice_on_b.send(Req::new("GET", "/alices/note"));
+    assert_eq!((gone.status, gone.error_code().as_deref()), (403, Some("InvalidAccessKeyId")));
+}
