@@ -239,3 +239,33 @@ fn users_and_their_rights_are_the_same_on_every_gateway() {
     let gone = alice_on_b.send(Req::new("GET", "/alices/note"));
     assert_eq!((gone.status, gone.error_code().as_deref()), (403, Some("InvalidAccessKeyId")));
 }
+
+#[test]
+fn a_gateway_killed_mid_upload_loses_nothing_acknowledged() {
+    let Some((db, data, a, b)) = two_gateways() else { return };
+    let (ca, cb) = (a.client(), b.client());
+    assert_eq!(ca.send(Req::new("PUT", "/kill")).status, 200);
+    let old = pattern(2 * MIB, 30);
+    put(&ca, "/kill/obj", &old);
+    let id = create_upload(&ca, "/kill/mpu");
+    let first = pattern(5 * MIB, 31);
+    let e1 = upload_part(&ca, "/kill/mpu", &id, 1, &first);
+    // Half of a new body for the object, then the gateway dies.
+    let new = pattern(2 * MIB, 32);
+    let _cut = ca.send_partial(Req::new("PUT", "/kill/obj").body(&new[..MIB]), 2 * MIB);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    a.kill9();
+
+    // The other gateway serves on: the old object whole, the upload's
+    // acknowledged part, completed through it.
+    assert!(get(&cb, "/kill/obj").body == old, "the cut PUT left the old object, byte for byte");
+    let last = pattern(MIB, 33);
+    let e2 = upload_part(&cb, "/kill/mpu", &id, 2, &last);
+    let done = complete(&cb, "/kill/mpu", &id, &[e1, e2]);
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert!(get(&cb, "/kill/mpu").body == [first, last].concat());
+    // Restarted, the killed gateway serves the same namespace again.
+    let a = gateway(data.path(), &db.url(), "a");
+    assert!(get(&a.client(), "/kill/obj").body == old);
+    assert_eq!(std::fs::read_dir(data.path().join("gateways/a/tmp")).unwrap().count(), 0, "its tmp/ is emptied");
+}
