@@ -220,6 +220,15 @@ fn a_gateway_id_is_one_process_s_and_its_temp_folder_its_own() {
     assert_eq!(registered(&db), ["two"]);
     assert!(two.terminate().success());
     assert_eq!(registered(&db), Vec::<String>::new());
+
+    // Without --meta the shared folder is refused, not given a redb file
+    // that would serve an empty namespace beside the gateways'.
+    let log = data.path().join("embedded.log");
+    let embedded = Server::try_start_with(data.path(), &["--console", "off"], std::fs::File::create(&log).unwrap());
+    assert!(embedded.is_none(), "a redb server started on a folder shared by gateways");
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(stderr.contains("is shared by gateways over a metadata database"), "{stderr}");
+    assert!(!data.path().join("meta.redb").exists());
 }
 
 #[test]

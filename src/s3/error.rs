@@ -26,9 +26,10 @@ impl From<crate::store::StoreError> for S3Error {
             StoreError::StorageFull => S3Error::new(S3ErrorCode::StorageFull),
             StoreError::Unavailable => S3Error::new(S3ErrorCode::ServiceUnavailable),
             StoreError::Busy => S3Error::new(S3ErrorCode::SlowDown),
-            e @ (StoreError::Internal { .. } | StoreError::RolledBack { .. } | StoreError::InUse(_)) => {
-                S3Error::internal(e)
-            }
+            e @ (StoreError::Internal { .. }
+            | StoreError::RolledBack { .. }
+            | StoreError::InUse(_)
+            | StoreError::SharedFolder(_)) => S3Error::internal(e),
         }
     }
 }

@@ -60,6 +60,14 @@ pub enum StoreError {
     /// At start-up: another process holds the database's lock.
     #[error("{0} is in use: another Tessera is probably running on this data folder")]
     InUse(String),
+    /// At start-up without `--meta`: the folder is shared by gateways over a
+    /// metadata database, so a redb file created there would serve an empty
+    /// namespace beside theirs.
+    #[error(
+        "{0} is shared by gateways over a metadata database (it has gateways/ and no meta.redb): serve it \
+         with --meta URL (docs/scale-out.md)"
+    )]
+    SharedFolder(String),
     /// At start-up: the database is older than commits already acknowledged.
     #[error(
         "meta.redb is at commit {database} but commit {acknowledged} was acknowledged to clients: the database \

@@ -122,6 +122,9 @@ impl Store {
     /// [`Store::open`]; with `accept_rollback`, a database found behind the
     /// commits already acknowledged (see `commit_mark.rs`) is served anyway.
     pub fn open_with(root: &Path, accept_rollback: bool) -> StoreResult<Arc<Store>> {
+        if root.join("gateways").is_dir() && !Layout::existing(root).db_path().exists() {
+            return Err(StoreError::SharedFolder(root.display().to_string()));
+        }
         let layout = create_layout(root, None)?;
         // The database's lock first: a second server started on this folder
         // must stop here, before it empties the first one's `tmp/`.
