@@ -218,12 +218,18 @@ pub fn server_of(data: &Path) -> anyhow::Result<Option<ServerInfo>> {
 /// A running gateway of a folder shared by gateways over a metadata
 /// database (docs/scale-out.md), or `None` for a folder without gateways.
 /// Such a folder has no database of its own to open: without a running
-/// gateway there is nothing to ask.
+/// gateway there is nothing to ask. Gateways are tried in the order of
+/// their ids.
 fn gateway_of(data: &Path) -> anyhow::Result<Option<ServerInfo>> {
     let Ok(gateways) = std::fs::read_dir(data.join("gateways")) else { return Ok(None) };
-    for gateway in gateways.flatten() {
-        if let Ok(info) = ServerInfo::read(&Layout::existing(&gateway.path())) {
-            return Ok(Some(info));
+    let mut gateways: Vec<PathBuf> = gateways.flatten().map(|gateway| gateway.path()).collect();
+    gateways.sort();
+    for gateway in gateways {
+        // A gateway killed with kill -9 leaves its server-info behind: ask
+        // only one that answers.
+        match ServerInfo::read(&Layout::existing(&gateway)) {
+            Ok(info) if answers(&info) => return Ok(Some(info)),
+            _ => continue,
         }
     }
     bail!(
@@ -232,6 +238,11 @@ fn gateway_of(data: &Path) -> anyhow::Result<Option<ServerInfo>> {
         data.display(),
         data.display()
     )
+}
+
+/// Whether something listens at the server's address.
+fn answers(info: &ServerInfo) -> bool {
+    std::net::TcpStream::connect_timeout(&info.listen, std::time::Duration::from_secs(2)).is_ok()
 }
 
 /// Runs `change` on the data folder of a stopped server.

@@ -39,7 +39,6 @@ pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 /// its id there.
 pub struct Gateway {
     pub store: Arc<Store>,
-    pub id: String,
     #[cfg(feature = "postgres")]
     pool: crate::store::pg::Pool,
     #[cfg(feature = "postgres")]
@@ -69,11 +68,16 @@ pub async fn open_gateway(config: &ServeConfig, meta: &MetaUrl, port: u16) -> an
         "over a shared metadata database, upload expiry, lifecycle, background hashing, scrub and the removal of \
          freed blob files do not run yet (issue 17, docs/scale-out.md)"
     );
-    Ok(Gateway { store, id, pool, claim })
+    Ok(Gateway { store, pool, claim })
 }
 
 #[cfg(feature = "postgres")]
 impl Gateway {
+    /// The id this gateway claimed.
+    pub fn id(&self) -> &str {
+        self.claim.id()
+    }
+
     /// Resolves if another process takes this gateway's id (its claim
     /// expired): the gateway must then stop.
     pub async fn lost(&self) {
@@ -83,7 +87,7 @@ impl Gateway {
     /// Gives the id up at a clean stop.
     pub async fn release(&self) {
         if let Err(e) = crate::store::pg::gateway::release(&self.pool, &self.claim).await {
-            tracing::warn!(gateway_id = %self.id, error = %e, "could not release the gateway id");
+            tracing::warn!(gateway_id = %self.id(), error = %e, "could not release the gateway id");
         }
     }
 }

@@ -18,7 +18,7 @@ mod common;
 use std::path::Path;
 
 use common::pg::{migrate, Db};
-use common::{pattern, Client, Req, Response, Server};
+use common::{complete, create_upload, part_etag, pattern, Client, Req, Response, Server};
 use md5::{Digest, Md5};
 
 const MIB: usize = 1024 * 1024;
@@ -78,28 +78,6 @@ fn what_one_gateway_writes_the_other_serves() {
     assert!(a.terminate().success() && b.terminate().success(), "SIGTERM exits 0");
 }
 
-fn create_upload(c: &Client, key: &str) -> String {
-    let resp = c.send(Req::new("POST", key).query("uploads"));
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    resp.elements("UploadId").pop().expect("an upload id")
-}
-
-fn upload_part(c: &Client, key: &str, id: &str, n: u32, body: &[u8]) -> String {
-    let resp = c.send(Req::new("PUT", key).query(&format!("partNumber={n}&uploadId={id}")).body(body));
-    assert_eq!(resp.status, 200, "part {n}: {}", resp.text());
-    resp.header("etag").expect("part etag").to_string()
-}
-
-fn complete(c: &Client, key: &str, id: &str, etags: &[String]) -> Response {
-    let parts: String = etags
-        .iter()
-        .zip(1..)
-        .map(|(etag, n)| format!("<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"))
-        .collect();
-    let xml = format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>");
-    c.send(Req::new("POST", key).query(&format!("uploadId={id}")).body(xml.as_bytes()))
-}
-
 #[test]
 fn parts_of_one_upload_go_to_both_gateways() {
     let Some((_db, _data, a, b)) = two_gateways() else { return };
@@ -108,12 +86,12 @@ fn parts_of_one_upload_go_to_both_gateways() {
     let id = create_upload(&ca, "/mpu/file");
     let bodies = [pattern(5 * MIB, 3), pattern(5 * MIB, 4), pattern(MIB, 5)];
     // Parts 3 and 1 through b, part 2 through a, out of order.
-    let e3 = upload_part(&cb, "/mpu/file", &id, 3, &bodies[2]);
-    let e1 = upload_part(&cb, "/mpu/file", &id, 1, &bodies[0]);
-    let e2 = upload_part(&ca, "/mpu/file", &id, 2, &bodies[1]);
+    let e3 = part_etag(&cb, "/mpu/file", &id, 3, &bodies[2]);
+    let e1 = part_etag(&cb, "/mpu/file", &id, 1, &bodies[0]);
+    let e2 = part_etag(&ca, "/mpu/file", &id, 2, &bodies[1]);
     let listed = ca.send(Req::new("GET", "/mpu/file").query(&format!("uploadId={id}")));
     assert_eq!(listed.elements("PartNumber"), ["1", "2", "3"], "a lists the parts b received");
-    let done = complete(&cb, "/mpu/file", &id, &[e1.clone(), e2.clone(), e3.clone()]);
+    let done = complete(&cb, "/mpu/file", &id, &[(1, e1.as_str()), (2, e2.as_str()), (3, e3.as_str())]);
     assert_eq!(done.status, 200, "{}", done.text());
     let mut md5s = Md5::new();
     for body in &bodies {
@@ -126,9 +104,9 @@ fn parts_of_one_upload_go_to_both_gateways() {
 
     // Complete through one gateway racing Abort through the other: one wins whole.
     let id = create_upload(&ca, "/mpu/race");
-    let e1 = upload_part(&ca, "/mpu/race", &id, 1, &bodies[2]);
+    let e1 = part_etag(&ca, "/mpu/race", &id, 1, &bodies[2]);
     let (done, aborted) = std::thread::scope(|s| {
-        let done = s.spawn(|| complete(&a.client(), "/mpu/race", &id, std::slice::from_ref(&e1)).status);
+        let done = s.spawn(|| complete(&a.client(), "/mpu/race", &id, &[(1, e1.as_str())]).status);
         let abort =
             s.spawn(|| b.client().send(Req::new("DELETE", "/mpu/race").query(&format!("uploadId={id}"))).status);
         (done.join().unwrap(), abort.join().unwrap())
@@ -234,7 +212,15 @@ fn a_gateway_id_is_one_process_s_and_its_temp_folder_its_own() {
 #[test]
 fn users_and_their_rights_are_the_same_on_every_gateway() {
     let Some((_db, data, a, b)) = two_gateways() else { return };
-    // `tessera user add` on the shared folder asks a running gateway.
+    // `tessera user add` on the shared folder asks a running gateway, not
+    // one killed with kill -9 that left its server-info behind.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    for n in 0..3 {
+        // Ids sorting before "a", tried first.
+        let dead = data.path().join("gateways").join(format!("0-dead{n}"));
+        std::fs::create_dir_all(&dead).unwrap();
+        std::fs::write(dead.join("server-info"), format!("listen={closed}\nregion=us-east-1\npid=1\n")).unwrap();
+    }
     let alice_on_a = common::user_client(&a, data.path(), "alice");
     let alice_on_b = b.client_as(&alice_on_a);
     assert_eq!(alice_on_a.send(Req::new("PUT", "/alices")).status, 200);
@@ -258,7 +244,7 @@ fn a_gateway_killed_mid_upload_loses_nothing_acknowledged() {
     put(&ca, "/kill/obj", &old);
     let id = create_upload(&ca, "/kill/mpu");
     let first = pattern(5 * MIB, 31);
-    let e1 = upload_part(&ca, "/kill/mpu", &id, 1, &first);
+    let e1 = part_etag(&ca, "/kill/mpu", &id, 1, &first);
     // Half of a new body for the object, then the gateway dies.
     let new = pattern(2 * MIB, 32);
     let _cut = ca.send_partial(Req::new("PUT", "/kill/obj").body(&new[..MIB]), 2 * MIB);
@@ -269,8 +255,8 @@ fn a_gateway_killed_mid_upload_loses_nothing_acknowledged() {
     // acknowledged part, completed through it.
     assert!(get(&cb, "/kill/obj").body == old, "the cut PUT left the old object, byte for byte");
     let last = pattern(MIB, 33);
-    let e2 = upload_part(&cb, "/kill/mpu", &id, 2, &last);
-    let done = complete(&cb, "/kill/mpu", &id, &[e1, e2]);
+    let e2 = part_etag(&cb, "/kill/mpu", &id, 2, &last);
+    let done = complete(&cb, "/kill/mpu", &id, &[(1, e1.as_str()), (2, e2.as_str())]);
     assert_eq!(done.status, 200, "{}", done.text());
     assert!(get(&cb, "/kill/mpu").body == [first, last].concat());
     // Restarted, the killed gateway serves the same namespace again.

@@ -12,7 +12,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{blob_files, pattern, wait_for_blob_files, Client, Req, Response, Server};
+use common::{
+    blob_files, complete, create_upload, part_etag, pattern, upload_part, wait_for_blob_files, Client, Req, Response,
+    Server,
+};
 use md5::{Digest, Md5};
 use sha1::Sha1;
 
@@ -25,33 +28,6 @@ fn setup() -> (tempfile::TempDir, Server) {
     (dir, server)
 }
 
-fn create(c: &Client, key: &str) -> String {
-    let resp = c.send(Req::new("POST", key).query("uploads"));
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    resp.elements("UploadId").pop().expect("an upload id")
-}
-
-fn upload_part(c: &Client, key: &str, id: &str, n: u32, body: &[u8]) -> Response {
-    let q = format!("partNumber={n}&uploadId={id}");
-    c.send(Req::new("PUT", key).query(&q).body(body))
-}
-
-fn part_etag(c: &Client, key: &str, id: &str, n: u32, body: &[u8]) -> String {
-    let resp = upload_part(c, key, id, n, body);
-    assert_eq!(resp.status, 200, "part {n}: {}", resp.text());
-    resp.header("etag").expect("part etag").to_string()
-}
-
-fn complete(c: &Client, key: &str, id: &str, parts: &[(u32, &str)]) -> Response {
-    let mut xml = String::from("<CompleteMultipartUpload>");
-    for (n, etag) in parts {
-        xml.push_str(&format!("<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"));
-    }
-    xml.push_str("</CompleteMultipartUpload>");
-    let q = format!("uploadId={id}");
-    c.send(Req::new("POST", key).query(&q).body(xml.as_bytes()))
-}
-
 fn code(resp: &Response) -> (u16, String) {
     (resp.status, resp.error_code().unwrap_or_default())
 }
@@ -60,7 +36,7 @@ fn code(resp: &Response) -> (u16, String) {
 fn complete_builds_the_object_with_s3s_etag_and_frees_unused_parts() {
     let (dir, server) = setup();
     let c = server.client();
-    let id = create(&c, "/mpu/obj");
+    let id = create_upload(&c, "/mpu/obj");
     // The small last part is stored inline in the database, the others as files.
     let bodies = [pattern(5 * MIB, 1), pattern(5 * MIB, 2), pattern(5 * MIB, 3), pattern(1234, 4)];
     let etags: Vec<String> = bodies.iter().zip(1..).map(|(b, n)| part_etag(&c, "/mpu/obj", &id, n, b)).collect();
@@ -99,7 +75,7 @@ fn complete_builds_the_object_with_s3s_etag_and_frees_unused_parts() {
 fn multipart_errors_have_s3_codes() {
     let (_dir, server) = setup();
     let c = server.client();
-    let id = create(&c, "/mpu/e");
+    let id = create_upload(&c, "/mpu/e");
     let small = part_etag(&c, "/mpu/e", &id, 1, b"tiny");
     let big = part_etag(&c, "/mpu/e", &id, 2, &pattern(5 * MIB, 5));
 
@@ -123,7 +99,7 @@ fn multipart_errors_have_s3_codes() {
 fn list_parts_pages_by_marker_without_repeats() {
     let (_dir, server) = setup();
     let c = server.client();
-    let id = create(&c, "/mpu/l");
+    let id = create_upload(&c, "/mpu/l");
     for n in [1, 2, 3, 5, 8] {
         part_etag(&c, "/mpu/l", &id, n, format!("part {n}").as_bytes());
     }
@@ -151,7 +127,7 @@ fn list_parts_pages_by_marker_without_repeats() {
 fn same_part_twice_at_once_keeps_one_and_frees_the_other() {
     let (dir, server) = setup();
     let c = server.client();
-    let id = create(&c, "/mpu/race");
+    let id = create_upload(&c, "/mpu/race");
     let (a, b) = (pattern(5 * MIB, 10), pattern(5 * MIB, 11));
     std::thread::scope(|s| {
         let ta = s.spawn(|| upload_part(&server.client(), "/mpu/race", &id, 1, &a).status);
@@ -173,7 +149,7 @@ fn complete_racing_abort_is_all_or_nothing() {
     for round in 0..5 {
         let (dir, server) = setup();
         let c = server.client();
-        let id = create(&c, "/mpu/ca");
+        let id = create_upload(&c, "/mpu/ca");
         let body = pattern(5 * MIB, 20 + round);
         let etag = part_etag(&c, "/mpu/ca", &id, 1, &body);
         let (done, aborted) = std::thread::scope(|s| {
@@ -205,7 +181,7 @@ fn upload_resumes_after_kill9() {
     let server = Server::start(dir.path());
     let c = server.client();
     assert_eq!(c.send(Req::new("PUT", "/mpu")).status, 200);
-    let id = create(&c, "/mpu/resume");
+    let id = create_upload(&c, "/mpu/resume");
     let e1 = part_etag(&c, "/mpu/resume", &id, 1, chunks[0]);
     let e2 = part_etag(&c, "/mpu/resume", &id, 2, chunks[1]);
     // Part 3 is cut off by the crash.
@@ -237,7 +213,7 @@ fn upload_resumes_after_kill9() {
 fn delete_bucket_discards_uploads_in_progress() {
     let (dir, server) = setup();
     let c = server.client();
-    let id = create(&c, "/mpu/pending");
+    let id = create_upload(&c, "/mpu/pending");
     part_etag(&c, "/mpu/pending", &id, 1, &pattern(100_000, 50));
     assert_eq!(blob_files(dir.path()), 1);
     assert_eq!(c.send(Req::new("DELETE", "/mpu")).status, 204);
@@ -250,7 +226,7 @@ fn stale_uploads_are_aborted_in_the_background() {
     let server = Server::start_with(dir.path(), &["--abort-incomplete-after", "1s"]);
     let c = server.client();
     assert_eq!(c.send(Req::new("PUT", "/mpu")).status, 200);
-    let id = create(&c, "/mpu/stale");
+    let id = create_upload(&c, "/mpu/stale");
     part_etag(&c, "/mpu/stale", &id, 1, &pattern(100_000, 51));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while blob_files(dir.path()) > 0 && std::time::Instant::now() < deadline {
@@ -282,7 +258,7 @@ fn lifecycle_abort_rules_round_trip_and_other_actions_are_refused() {
 fn parts_racing_complete_leave_no_orphans() {
     let (dir, server) = setup();
     let c = server.client();
-    let id = create(&c, "/mpu/late");
+    let id = create_upload(&c, "/mpu/late");
     let first = pattern(5 * MIB, 30);
     let etag = part_etag(&c, "/mpu/late", &id, 1, &first);
     let late = pattern(MIB, 31);
@@ -393,7 +369,7 @@ fn a_repeated_complete_gets_the_same_answer_while_its_object_is_current() {
     let (_dir, server) = setup();
     let c = server.client();
     let key = "/mpu/retried";
-    let id = create(&c, key);
+    let id = create_upload(&c, key);
     let body = pattern(MIB, 9);
     let etag = part_etag(&c, key, &id, 1, &body);
     let first = complete(&c, key, &id, &[(1, &etag)]);
@@ -405,7 +381,7 @@ fn a_repeated_complete_gets_the_same_answer_while_its_object_is_current() {
     }
     assert_eq!(c.send(Req::new("GET", key)).body, body, "the object is untouched");
 
-    let other = create(&c, key);
+    let other = create_upload(&c, key);
     let never = complete(&c, key, &"0".repeat(id.len()), &[(1, &etag)]);
     assert_eq!(code(&never).1, "NoSuchUpload", "{}", never.text());
     assert_eq!(c.send(Req::new("PUT", key).body(b"overwritten")).status, 200);
@@ -440,7 +416,7 @@ fn object_attributes_of_simple_and_multipart_objects() {
     assert!(resp.elements("ObjectParts").is_empty(), "a single PUT has no parts");
 
     let key = "/mpu/three";
-    let id = create(&c, key);
+    let id = create_upload(&c, key);
     let bodies = [pattern(5 * MIB, 1), pattern(5 * MIB, 2), pattern(MIB, 3)];
     let etags: Vec<String> = (1..=3).map(|n| part_etag(&c, key, &id, n, &bodies[n as usize - 1])).collect();
     let parts: Vec<(u32, &str)> = etags.iter().enumerate().map(|(i, e)| (i as u32 + 1, e.as_str())).collect();

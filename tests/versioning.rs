@@ -12,9 +12,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
-
 use base64::Engine;
 use common::{blob_files, pattern, Client, Req, Response, Server};
 use md5::{Digest, Md5};
@@ -165,19 +162,6 @@ fn list_versions(c: &Client, extra: &str) -> Response {
     let resp = c.send(Req::new("GET", "/bkt").query(&query));
     assert_eq!(resp.status, 200, "ListObjectVersions ?{query}: {}", resp.text());
     resp
-}
-
-/// Waits (up to 10 s) for the data folder to hold `expected` blob files;
-/// returns the count last seen.
-fn blob_files_become(data: &Path, expected: usize) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let count = blob_files(data);
-        if count == expected || Instant::now() >= deadline {
-            return count;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -546,7 +530,7 @@ fn versions_keep_their_blob_files_until_each_is_deleted_by_id() {
     for (deleted, id) in ids.iter().enumerate() {
         assert_eq!(at_version(&c, "DELETE", "/bkt/big", id).status, 204);
         let expected = before + 2 - deleted;
-        assert_eq!(blob_files_become(&server.data, expected), expected, "deleting version {id} frees its file only");
+        common::wait_for_blob_files(&server.data, expected);
     }
     assert_eq!(at_version(&c, "DELETE", "/bkt/big", &dm).status, 204);
     assert_eq!(blob_files(&server.data), before);

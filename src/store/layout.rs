@@ -42,7 +42,7 @@ impl Layout {
     }
 
     /// The folder of gateway `id`'s own files (see the module doc).
-    pub fn gateway_dir(root: &Path, id: &str) -> PathBuf {
+    fn gateway_dir(root: &Path, id: &str) -> PathBuf {
         root.join("gateways").join(id)
     }
 

@@ -515,6 +515,33 @@ pub fn assert_reads(c: &Client, path: &str, body: &[u8]) {
     assert!(resp.body == body, "GET {path}: {} bytes, not the {} written", resp.body.len(), body.len());
 }
 
+/// Starts a multipart upload of `key` (`/bucket/key`); returns its id.
+pub fn create_upload(c: &Client, key: &str) -> String {
+    let resp = c.send(Req::new("POST", key).query("uploads"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    resp.elements("UploadId").pop().expect("an upload id")
+}
+
+/// Sends part `n` of upload `id`, whatever the answer.
+pub fn upload_part(c: &Client, key: &str, id: &str, n: u32, body: &[u8]) -> Response {
+    c.send(Req::new("PUT", key).query(&format!("partNumber={n}&uploadId={id}")).body(body))
+}
+
+/// Sends part `n` of upload `id`; returns its ETag.
+pub fn part_etag(c: &Client, key: &str, id: &str, n: u32, body: &[u8]) -> String {
+    let resp = upload_part(c, key, id, n, body);
+    assert_eq!(resp.status, 200, "part {n}: {}", resp.text());
+    resp.header("etag").expect("part etag").to_string()
+}
+
+/// CompleteMultipartUpload of upload `id` with `(part number, ETag)`s.
+pub fn complete(c: &Client, key: &str, id: &str, parts: &[(u32, &str)]) -> Response {
+    let parts: String =
+        parts.iter().map(|(n, etag)| format!("<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>")).collect();
+    let xml = format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>");
+    c.send(Req::new("POST", key).query(&format!("uploadId={id}")).body(xml.as_bytes()))
+}
+
 /// The quoted ETag of a single-PUT body: its MD5.
 pub fn md5_etag(body: &[u8]) -> String {
     format!("\"{}\"", hex::encode(md5::Md5::digest(body)))

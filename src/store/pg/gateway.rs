@@ -21,7 +21,7 @@ pub const RENEW_EVERY: Duration = Duration::from_secs(10);
 /// A gateway's hold on its id: what identifies this process's claim.
 #[derive(Debug, Clone)]
 pub struct Claim {
-    pub id: String,
+    id: String,
     host: String,
     pid: i32,
 }
@@ -34,6 +34,8 @@ pub enum ClaimError {
          latest: give this one another --gateway-id"
     )]
     InUse { id: String, host: String, pid: i32, expires: String },
+    #[error("gateway id {id} changed hands while this gateway claimed it: start it again")]
+    Contended { id: String },
     #[error(transparent)]
     Db(#[from] PgError),
 }
@@ -57,8 +59,9 @@ fn this_host() -> String {
 const CLAIM: &str = "INSERT INTO gateways (id, host, pid, started_at, expires_at) \
      VALUES ($1, $2, $3, now(), now() + $4::float8 * interval '1 second') \
      ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, started_at = excluded.started_at, \
-     expires_at = excluded.expires_at WHERE gateways.expires_at < now() \
-     OR (gateways.host = excluded.host AND gateways.pid = $5)";
+     expires_at = excluded.expires_at WHERE gateways.expires_at < now()";
+const TAKE_OVER: &str = "UPDATE gateways SET pid = $3, started_at = now(), \
+     expires_at = now() + $4::float8 * interval '1 second' WHERE id = $1 AND host = $2 AND pid = $5";
 const HOLDER: &str = "SELECT host, pid, expires_at::text FROM gateways WHERE id = $1";
 const RENEW: &str =
     "UPDATE gateways SET expires_at = now() + $4::float8 * interval '1 second' WHERE id = $1 AND host = $2 AND pid = $3";
@@ -70,37 +73,41 @@ pub async fn claim(pool: &Pool, id: &str) -> Result<Claim, ClaimError> {
     let claim = Claim { id: id.to_string(), host: this_host(), pid: i32::try_from(std::process::id()).unwrap_or(0) };
     let ttl = CLAIM_TTL.as_secs_f64();
     let client = pool.get().await?;
-    let taken = |pid: i32| {
-        let client = &client;
-        let claim = &claim;
-        async move {
-            client
-                .execute(CLAIM, &[&claim.id, &claim.host, &claim.pid, &ttl, &pid])
-                .await
-                .map_err(|e| PgError::query("claiming the gateway id", &e))
+    // Twice: a holder that releases the id between the claim and the
+    // reading of the holder leaves a free id behind it.
+    for _ in 0..2 {
+        let claimed = client
+            .execute(CLAIM, &[&claim.id, &claim.host, &claim.pid, &ttl])
+            .await
+            .map_err(|e| PgError::query("claiming the gateway id", &e))?;
+        if claimed == 1 {
+            return Ok(claim);
         }
-    };
-    if taken(claim.pid).await? == 1 {
-        return Ok(claim);
+        let holder =
+            client.query_opt(HOLDER, &[&claim.id]).await.map_err(|e| PgError::query("reading the gateway id", &e))?;
+        let Some(holder) = holder else { continue };
+        let (host, pid, expires): (String, i32, String) = (holder.get(0), holder.get(1), holder.get(2));
+        if host != claim.host || process_runs(pid) {
+            return Err(ClaimError::InUse { id: claim.id, host, pid, expires });
+        }
+        let taken = client
+            .execute(TAKE_OVER, &[&claim.id, &claim.host, &claim.pid, &ttl, &pid])
+            .await
+            .map_err(|e| PgError::query("taking over the gateway id", &e))?;
+        if taken == 1 {
+            tracing::info!(gateway_id = %claim.id, old_pid = pid, "took over the gateway id of a process that is gone");
+            return Ok(claim);
+        }
+        // Another process took it over first: look again.
     }
-    let row = client.query_opt(HOLDER, &[&claim.id]).await.map_err(|e| PgError::query("reading the gateway id", &e))?;
-    let Some(row) = row else {
-        // Released between the two statements: try once more.
-        return match taken(claim.pid).await? {
-            1 => Ok(claim),
-            _ => Err(in_use(&claim, String::new(), 0, String::new())),
-        };
-    };
-    let (host, pid, expires): (String, i32, String) = (row.get(0), row.get(1), row.get(2));
-    if host == claim.host && !process_runs(pid) && taken(pid).await? == 1 {
-        tracing::info!(gateway_id = %claim.id, old_pid = pid, "took over the gateway id of a process that is gone");
-        return Ok(claim);
-    }
-    Err(in_use(&claim, host, pid, expires))
+    Err(ClaimError::Contended { id: claim.id })
 }
 
-fn in_use(claim: &Claim, host: String, pid: i32, expires: String) -> ClaimError {
-    ClaimError::InUse { id: claim.id.clone(), host, pid, expires }
+impl Claim {
+    /// The gateway id claimed.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// Whether a process of this machine runs under `pid`.
