@@ -201,6 +201,18 @@ pub struct ServeConfig {
     /// Default: this machine's name and the port. Only with --meta.
     #[arg(long, value_name = "ID", value_parser = parse_gateway_id, requires = "meta")]
     pub gateway_id: Option<String>,
+    /// How long a blob file freed by a write or delete stays on disk before
+    /// it is unlinked, over a shared metadata database: longer than any GET
+    /// on another gateway may take, since it may have found the blob just
+    /// before the delete. Only with --meta.
+    #[arg(long, default_value = "1h", value_parser = positive_duration, requires = "meta")]
+    pub unlink_grace: std::time::Duration,
+    /// How old a blob file that no database row names (left by a gateway
+    /// killed between writing it and committing its object) must be before
+    /// it is unlinked: longer than any write's commit may take. Only with
+    /// --meta.
+    #[arg(long, default_value = "1h", value_parser = positive_duration, requires = "meta")]
+    pub orphan_grace: std::time::Duration,
 }
 
 /// `--meta URL` as given. Its `Debug` form has the password redacted, so a

@@ -43,6 +43,8 @@ pub struct Gateway {
     pool: crate::store::pg::Pool,
     #[cfg(feature = "postgres")]
     claim: crate::store::pg::gateway::Claim,
+    #[cfg(feature = "postgres")]
+    chores: crate::store::pg::chores::Running,
 }
 
 /// `serve --meta`: checks the schema, claims the gateway id (`--gateway-id`,
@@ -51,7 +53,7 @@ pub struct Gateway {
 /// on it.
 #[cfg(feature = "postgres")]
 pub async fn open_gateway(config: &ServeConfig, meta: &MetaUrl, port: u16) -> anyhow::Result<Gateway> {
-    use crate::store::pg::{self, gateway, txn::PgContext, RetryPolicy};
+    use crate::store::pg::{self, chores, gateway, txn::PgContext, RetryPolicy};
     use anyhow::Context;
     let id = config.gateway_id.clone().unwrap_or_else(|| gateway::default_id(port));
     tracing::info!(meta = %meta, meta_pool = config.meta_pool, gateway_id = %id, "checking the metadata database");
@@ -64,11 +66,18 @@ pub async fn open_gateway(config: &ServeConfig, meta: &MetaUrl, port: u16) -> an
     let (data, gateway_id) = (config.data.clone(), id.clone());
     let opened = tokio::task::spawn_blocking(move || Store::open_postgres(&data, &gateway_id, ctx)).await?;
     let store = opened.with_context(|| format!("opening data folder {}", config.data.display()))?;
+    let settings = chores::ChoreSettings {
+        unlink_grace: config.unlink_grace,
+        orphan_grace: config.orphan_grace,
+        abort_incomplete_after: config.abort_incomplete_after,
+        lifecycle_day: config.lifecycle_day,
+    };
+    let chores = chores::spawn(store.clone(), pool.clone(), &id, settings);
     tracing::warn!(
-        "over a shared metadata database, upload expiry, lifecycle, background hashing, scrub and the removal of \
-         freed blob files do not run yet (issue 17, docs/scale-out.md)"
+        "over a shared metadata database, background hashing and scrub do not run yet (issue 17, \
+         docs/scale-out.md)"
     );
-    Ok(Gateway { store, pool, claim })
+    Ok(Gateway { store, pool, claim, chores })
 }
 
 #[cfg(feature = "postgres")]
@@ -84,8 +93,11 @@ impl Gateway {
         crate::store::pg::gateway::keep(self.pool.clone(), self.claim.clone()).await
     }
 
-    /// Gives the id up at a clean stop.
+    /// Stops the background chores and gives the id up at a clean stop.
     pub async fn release(&self) {
+        if let Err(e) = self.chores.stop().await {
+            tracing::warn!(gateway_id = %self.id(), error = %e, "could not release the chores' leases");
+        }
         if let Err(e) = crate::store::pg::gateway::release(&self.pool, &self.claim).await {
             tracing::warn!(gateway_id = %self.id(), error = %e, "could not release the gateway id");
         }

@@ -25,7 +25,13 @@ const MIB: usize = 1024 * 1024;
 
 /// A gateway named `id` over the database `url` and the folder `data`.
 fn gateway(data: &Path, url: &str, id: &str) -> Server {
-    Server::start_with(data, &["--meta", url, "--gateway-id", id, "--console", "off"])
+    gateway_with(data, url, id, &[])
+}
+
+/// [`gateway`] with more options.
+fn gateway_with(data: &Path, url: &str, id: &str, more: &[&str]) -> Server {
+    let args = [&["--meta", url, "--gateway-id", id, "--console", "off"], more].concat();
+    Server::start_with(data, &args)
 }
 
 /// A migrated schema, a shared folder and two gateways on them.
@@ -149,13 +155,18 @@ fn conditional_writes_sent_to_two_gateways_have_one_winner() {
     assert_eq!(get(&a.client(), "/cond/cas").body, b"two");
 }
 
-/// The ids in the gateway registry.
-fn registered(db: &Db) -> Vec<String> {
+/// The first column of what `sql` selects, as text.
+fn column(db: &Db, sql: &str) -> Vec<String> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let rows = db.client().await.query("SELECT id FROM gateways ORDER BY id", &[]).await.unwrap();
+        let rows = db.client().await.query(sql, &[]).await.unwrap();
         rows.iter().map(|r| r.get(0)).collect()
     })
+}
+
+/// The ids in the gateway registry.
+fn registered(db: &Db) -> Vec<String> {
+    column(db, "SELECT id FROM gateways ORDER BY id")
 }
 
 #[test]
@@ -263,4 +274,163 @@ fn a_gateway_killed_mid_upload_loses_nothing_acknowledged() {
     let a = gateway(data.path(), &db.url(), "a");
     assert!(get(&a.client(), "/kill/obj").body == old);
     assert_eq!(std::fs::read_dir(data.path().join("gateways/a/tmp")).unwrap().count(), 0, "its tmp/ is emptied");
+}
+
+/// The holder of the lease on the chore `name`, if it runs.
+fn lease_holder(db: &Db, name: &str) -> Option<String> {
+    column(db, &format!("SELECT holder FROM leases WHERE name = '{name}' AND expires_at > now()")).pop()
+}
+
+fn dead_blob_rows(db: &Db) -> usize {
+    column(db, "SELECT count(*)::text FROM dead_blobs").pop().unwrap().parse().unwrap()
+}
+
+/// Waits (up to `secs`) until `done` holds.
+fn eventually(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}: not done after {secs} s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn freed_blob_files_outlive_the_grace_period_then_one_gateway_unlinks_them() {
+    let Some(db) = Db::new() else { return };
+    migrate(&db.url());
+    let data = tempfile::tempdir().unwrap();
+    let grace = ["--unlink-grace", "3s"];
+    let (a, b) = (gateway_with(data.path(), &db.url(), "a", &grace), gateway_with(data.path(), &db.url(), "b", &grace));
+    let (ca, cb) = (a.client(), b.client());
+    assert_eq!(ca.send(Req::new("PUT", "/freed")).status, 200);
+    let (first, second) = (pattern(3 * MIB, 40), pattern(2 * MIB, 41));
+    put(&ca, "/freed/overwritten", &first);
+    put(&ca, "/freed/deleted", &pattern(3 * MIB, 42));
+    assert_eq!(common::blob_files(data.path()), 2);
+
+    // An overwrite through b and a delete through a free two files; both
+    // stay through the grace period (a GET elsewhere may still read them).
+    put(&cb, "/freed/overwritten", &second);
+    assert_eq!(ca.send(Req::new("DELETE", "/freed/deleted")).status, 204);
+    let freed_at = std::time::Instant::now();
+    assert_eq!((common::blob_files(data.path()), dead_blob_rows(&db)), (3, 2));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(common::blob_files(data.path()), 3, "a freed file was unlinked within the grace period");
+
+    common::wait_for_blob_files(data.path(), 1);
+    assert!(freed_at.elapsed() >= std::time::Duration::from_secs(3), "unlinked before the grace period ended");
+    assert_eq!(dead_blob_rows(&db), 0, "the rows of unlinked files are forgotten");
+    assert!(get(&cb, "/freed/overwritten").body == second && get(&ca, "/freed/overwritten").body == second);
+    assert_eq!(get(&cb, "/freed/deleted").status, 404);
+    // One gateway held the chore.
+    let holder = lease_holder(&db, "freed-blobs");
+    assert!(matches!(holder.as_deref(), Some("a" | "b")), "lease holder {holder:?}");
+    // A clean stop gives the leases up.
+    let holder = holder.unwrap();
+    let (stopping, staying) = if holder == "a" { (a, b) } else { (b, a) };
+    assert!(stopping.terminate().success());
+    assert_eq!(column(&db, &format!("SELECT name FROM leases WHERE holder = '{holder}'")), Vec::<String>::new());
+    drop(staying);
+}
+
+#[test]
+fn a_gateway_killed_holding_the_collection_lease_hands_it_over() {
+    let Some(db) = Db::new() else { return };
+    migrate(&db.url());
+    let data = tempfile::tempdir().unwrap();
+    let grace = ["--unlink-grace", "1s"];
+    let mut gateways = [
+        Some(gateway_with(data.path(), &db.url(), "a", &grace)),
+        Some(gateway_with(data.path(), &db.url(), "b", &grace)),
+    ];
+    let c = gateways[0].as_ref().unwrap().client();
+    assert_eq!(c.send(Req::new("PUT", "/freed")).status, 200);
+    for n in 0..20 {
+        put(&c, &format!("/freed/{n}"), &pattern(100_000, n));
+    }
+    let mut holder = None;
+    eventually(10, "a gateway takes the collection lease", || {
+        holder = lease_holder(&db, "freed-blobs");
+        holder.is_some()
+    });
+    let holder = holder.unwrap();
+    let (dead, alive) = if holder == "a" { (0, 1) } else { (1, 0) };
+    gateways[dead].take().unwrap().kill9();
+
+    // The files freed after the holder died are unlinked by the other
+    // gateway once the dead one's lease expires (30 s).
+    let c = gateways[alive].as_ref().unwrap().client();
+    for n in 0..10 {
+        assert_eq!(c.send(Req::new("DELETE", &format!("/freed/{n}"))).status, 204);
+    }
+    eventually(45, "the other gateway unlinks the freed files", || common::blob_files(data.path()) == 10);
+    let survivor = if holder == "a" { "b" } else { "a" };
+    assert_eq!(lease_holder(&db, "freed-blobs").as_deref(), Some(survivor));
+    assert_eq!(dead_blob_rows(&db), 0);
+    for n in 10..20 {
+        common::assert_reads(&c, &format!("/freed/{n}"), &pattern(100_000, n));
+    }
+}
+
+#[test]
+fn orphaned_blob_files_are_unlinked_and_every_named_one_kept() {
+    let Some(db) = Db::new() else { return };
+    migrate(&db.url());
+    let data = tempfile::tempdir().unwrap();
+    let grace = ["--orphan-grace", "8s"];
+    let a = gateway_with(data.path(), &db.url(), "a", &grace);
+    let _b = gateway_with(data.path(), &db.url(), "b", &grace);
+    let c = a.client();
+    assert_eq!(c.send(Req::new("PUT", "/orphans")).status, 200);
+    let body = pattern(MIB, 50);
+    put(&c, "/orphans/kept", &body);
+    let kept = common::blob_paths(data.path()).pop().unwrap();
+    // What a gateway killed between a file's rename and its commit leaves,
+    // an hour ago; and one of a commit still on its way.
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let orphan = data.path().join("blobs/00/000000000000000000000000000000ab");
+    let fresh = data.path().join("blobs/00/000000000000000000000000000000cd");
+    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    for (path, modified) in [(&orphan, Some(hour_ago)), (&fresh, None), (&kept, Some(hour_ago))] {
+        if !path.exists() {
+            std::fs::write(path, b"orphaned").unwrap();
+        }
+        if let Some(modified) = modified {
+            std::fs::File::options().write(true).open(path).unwrap().set_modified(modified).unwrap();
+        }
+    }
+    eventually(10, "the old orphan is unlinked", || !orphan.exists());
+    assert!(fresh.exists(), "a file younger than --orphan-grace was unlinked");
+    assert!(kept.exists(), "an object's file was unlinked");
+    common::assert_reads(&c, "/orphans/kept", &body);
+    assert!(lease_holder(&db, "orphaned-blobs").is_some());
+}
+
+#[test]
+fn stale_uploads_and_lifecycle_rules_are_applied_across_gateways() {
+    let Some(db) = Db::new() else { return };
+    migrate(&db.url());
+    let data = tempfile::tempdir().unwrap();
+    let short = ["--abort-incomplete-after", "2s", "--lifecycle-day", "2s", "--unlink-grace", "1s"];
+    let (a, b) = (gateway_with(data.path(), &db.url(), "a", &short), gateway_with(data.path(), &db.url(), "b", &short));
+    let (ca, cb) = (a.client(), b.client());
+    assert_eq!(ca.send(Req::new("PUT", "/chores")).status, 200);
+    let id = create_upload(&ca, "/chores/mpu");
+    part_etag(&ca, "/chores/mpu", &id, 1, &pattern(MIB, 60));
+    let rule = "<LifecycleConfiguration><Rule><ID>tmp</ID><Status>Enabled</Status><Filter><Prefix>tmp/</Prefix>\
+                </Filter><Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>";
+    let set = cb.send(Req::new("PUT", "/chores").query("lifecycle").body(rule.as_bytes()));
+    assert_eq!(set.status, 200, "{}", set.text());
+    put(&ca, "/chores/tmp/old", &pattern(MIB, 61));
+    put(&ca, "/chores/keep", b"kept");
+
+    let uploads = || cb.send(Req::new("GET", "/chores").query("uploads")).elements("UploadId");
+    eventually(20, "the stale upload is aborted", || uploads().is_empty());
+    eventually(20, "the rule expires tmp/old", || get(&cb, "/chores/tmp/old").status == 404);
+    assert_eq!(get(&ca, "/chores/keep").body, b"kept");
+    // The part's and the expired object's files go after the grace period.
+    common::wait_for_blob_files(data.path(), 0);
+    for chore in ["stale-uploads", "lifecycle"] {
+        assert!(matches!(lease_holder(&db, chore).as_deref(), Some("a" | "b")), "{chore}");
+    }
 }

@@ -12,15 +12,25 @@ use super::Store;
 /// lifecycle rule), forever, on its own thread. It checks four times per
 /// `max_age` (at least every second, at most every ten minutes).
 pub fn spawn_upload_reaper(store: Arc<Store>, max_age: Duration) {
-    let period = (max_age / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    let period = upload_expiry_period(max_age);
     let spawned = std::thread::Builder::new().name("upload-reaper".into()).spawn(move || loop {
         std::thread::sleep(period);
-        if let Err(e) = reap_uploads(&store, max_age) {
-            tracing::warn!(error = %e.chain(), "aborting stale uploads failed");
-        }
+        upload_expiry_pass(&store, max_age);
     });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "could not start the stale upload reaper");
+    }
+}
+
+/// How often uploads older than `max_age` are looked for.
+pub(crate) fn upload_expiry_period(max_age: Duration) -> Duration {
+    (max_age / 4).clamp(Duration::from_secs(1), Duration::from_secs(600))
+}
+
+/// One pass of the upload reaper; logs what it did. Blocking.
+pub(crate) fn upload_expiry_pass(store: &Store, max_age: Duration) {
+    if let Err(e) = reap_uploads(store, max_age) {
+        tracing::warn!(error = %e.chain(), "aborting stale uploads failed");
     }
 }
 
@@ -31,7 +41,7 @@ fn reap_uploads(store: &Store, max_age: Duration) -> Result<(), super::StoreErro
     for (bucket, key, id) in store.expired_uploads(now_ms, max_age_ms)? {
         match store.abort_upload(&bucket, &key, &id) {
             Ok(()) => tracing::info!(%bucket, %key, upload_id = %id, "aborted stale multipart upload"),
-            // Completed or aborted by a client meanwhile: nothing to do.
+            // Completed or aborted by a client (or another gateway) meanwhile.
             Err(super::StoreError::NoSuchUpload) => {}
             Err(e) => return Err(e),
         }
@@ -43,23 +53,33 @@ fn reap_uploads(store: &Store, max_age: Duration) -> Result<(), super::StoreErro
 /// its own thread, 24 times per lifecycle day (at least every second, at
 /// most every ten minutes). `day` is one real day except in tests.
 pub fn spawn_lifecycle_reaper(store: Arc<Store>, day: Duration) {
-    let period = (day / 24).clamp(Duration::from_secs(1), Duration::from_secs(600));
-    let day_ms = i64::try_from(day.as_millis()).unwrap_or(i64::MAX).max(1);
+    let period = lifecycle_period(day);
     let spawned = std::thread::Builder::new().name("lifecycle".into()).spawn(move || loop {
         std::thread::sleep(period);
-        match store.apply_lifecycle(super::now_ms(), day_ms) {
-            Ok(report) if report == super::ExpiryReport::default() => {}
-            Ok(report) => tracing::info!(
-                expired = report.expired,
-                markers_removed = report.markers_removed,
-                noncurrent_removed = report.noncurrent_removed,
-                "lifecycle rules applied"
-            ),
-            Err(e) => tracing::warn!(error = %e.chain(), "applying lifecycle rules failed"),
-        }
+        lifecycle_pass(&store, day);
     });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "could not start the lifecycle reaper");
+    }
+}
+
+/// How often lifecycle rules are applied, for a lifecycle day of `day`.
+pub(crate) fn lifecycle_period(day: Duration) -> Duration {
+    (day / 24).clamp(Duration::from_secs(1), Duration::from_secs(600))
+}
+
+/// One lifecycle pass; logs what it did. Blocking.
+pub(crate) fn lifecycle_pass(store: &Store, day: Duration) {
+    let day_ms = i64::try_from(day.as_millis()).unwrap_or(i64::MAX).max(1);
+    match store.apply_lifecycle(super::now_ms(), day_ms) {
+        Ok(report) if report == super::ExpiryReport::default() => {}
+        Ok(report) => tracing::info!(
+            expired = report.expired,
+            markers_removed = report.markers_removed,
+            noncurrent_removed = report.noncurrent_removed,
+            "lifecycle rules applied"
+        ),
+        Err(e) => tracing::warn!(error = %e.chain(), "applying lifecycle rules failed"),
     }
 }
 

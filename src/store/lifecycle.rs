@@ -7,10 +7,8 @@
 //! Time is counted in lifecycle days (`day_ms`, one real day unless a test
 //! shortens it); like S3, an expiry time is rounded up to a day boundary.
 
-use redb::ReadableTable;
-
 use super::meta::MetaTxn;
-use super::schema::{decode, object_key, BucketRecord, ExpireAfter, ExpiryRule, ObjectRecord, ObjectVersion, BUCKETS};
+use super::schema::{object_key, ExpireAfter, ExpiryRule, ObjectRecord, ObjectVersion};
 use super::txn::read_object;
 use super::version_list::{VersionEntry, VersionQuery};
 use super::versions::{self, bucket_versioning, VersionId};
@@ -145,17 +143,12 @@ impl Store {
     }
 
     fn expiry_rules(&self) -> StoreResult<Vec<(String, Vec<ExpiryRule>)>> {
-        let txn = self.db()?.begin_read()?;
-        let mut out = Vec::new();
-        for entry in txn.open_table(BUCKETS)?.iter()? {
-            let (name, value) = entry?;
-            let record: BucketRecord = decode(value.value())?;
-            match record.lifecycle.map(|l| l.expiry_rules) {
-                Some(rules) if !rules.is_empty() => out.push((name.value().to_string(), rules)),
-                _ => {}
-            }
-        }
-        Ok(out)
+        let buckets = self.read(|txn| txn.buckets())?;
+        let with_rules = buckets.into_iter().filter_map(|(name, record)| {
+            let rules = record.lifecycle.map(|l| l.expiry_rules).unwrap_or_default();
+            (!rules.is_empty()).then_some((name, rules))
+        });
+        Ok(with_rules.collect())
     }
 
     /// What has expired in `bucket`, walking its versions a page at a time.

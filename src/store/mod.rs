@@ -24,7 +24,7 @@ use redb_meta::faults;
 use redb_meta::{backup, commit, commit_mark, dbslot};
 pub use redb_meta::{backup_offline, pack, BackupError, BackupReport};
 pub mod digest;
-mod gc;
+pub(crate) mod gc;
 mod hasher;
 pub mod instant;
 pub use gc::{spawn_lifecycle_reaper, spawn_upload_reaper};

@@ -3,18 +3,13 @@
 //! record (no byte is copied, O(parts)); unused parts, aborted uploads and
 //! replaced parts drop their blob references in the same transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
-
-use redb::ReadableTable;
 
 use super::blob::{NewBlob, StagedBlob};
 use super::list::{common_prefix, prefix_successor, Rollup};
 use super::meta::{MetaRead, MetaTxn, UploadStart};
-use super::schema::{
-    decode, object_key, AbortIncompleteRule, BlobSpan, BucketRecord, CompletedUpload, ObjectRecord, PartRecord,
-    UploadRecord, UPLOADS,
-};
+use super::schema::{decode, object_key, BlobSpan, CompletedUpload, ObjectRecord, PartRecord, UploadRecord};
 use super::txn::{add_refs, drop_refs, read_object, require_bucket, store_new_blob, Holder, NewBlobFate};
 use super::{Store, StoreError, StoreResult, WriteError};
 use crate::store::layout::BlobId;
@@ -174,33 +169,26 @@ impl Store {
     /// their key. Returned as (bucket, key, upload id).
     pub fn expired_uploads(&self, now_ms: i64, max_age_ms: i64) -> StoreResult<Vec<(String, String, String)>> {
         const DAY_MS: i64 = 24 * 3600 * 1000;
-        let txn = self.db()?.begin_read()?;
-        let buckets = txn.open_table(super::schema::BUCKETS)?;
-        let mut rules: HashMap<String, Vec<AbortIncompleteRule>> = HashMap::new();
-        let mut out = Vec::new();
-        for row in txn.open_table(UPLOADS)?.iter()? {
-            let (id, value) = row?;
-            let upload: UploadRecord = decode(value.value())?;
-            if !rules.contains_key(&upload.bucket) {
-                let bucket_rules = match buckets.get(upload.bucket.as_str())? {
-                    Some(v) => decode::<BucketRecord>(v.value())?.lifecycle.map(|l| l.abort_rules).unwrap_or_default(),
-                    None => Vec::new(),
-                };
-                rules.insert(upload.bucket.clone(), bucket_rules);
+        self.read(|txn| {
+            let mut out = Vec::new();
+            for (bucket, record) in txn.buckets()? {
+                let rules = record.lifecycle.map(|l| l.abort_rules).unwrap_or_default();
+                txn.scan_uploads(&bucket, UploadStart::AtKey(b""), usize::MAX, &mut |_, id, value| {
+                    let upload: UploadRecord = decode(value)?;
+                    let rule_age = rules
+                        .iter()
+                        .filter(|r| upload.key.starts_with(&r.prefix))
+                        .map(|r| i64::from(r.days_after_initiation) * DAY_MS)
+                        .min();
+                    let limit = rule_age.map_or(max_age_ms, |age| age.min(max_age_ms));
+                    if now_ms - upload.initiated_ms >= limit {
+                        out.push((upload.bucket, upload.key, id.to_string()));
+                    }
+                    Ok(true)
+                })?;
             }
-            let rule_age = rules
-                .get(&upload.bucket)
-                .into_iter()
-                .flatten()
-                .filter(|r| upload.key.starts_with(&r.prefix))
-                .map(|r| i64::from(r.days_after_initiation) * DAY_MS)
-                .min();
-            let limit = rule_age.map_or(max_age_ms, |age| age.min(max_age_ms));
-            if now_ms - upload.initiated_ms >= limit {
-                out.push((upload.bucket, upload.key, id.value().to_string()));
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 

@@ -467,6 +467,12 @@ pub fn blob_files(data: &Path) -> usize {
     std::fs::read_dir(data.join("blobs")).map(|d| d.flatten().map(|f| count(&f.path())).sum()).unwrap_or(0)
 }
 
+/// The paths of the blob files in a data folder.
+pub fn blob_paths(data: &Path) -> Vec<PathBuf> {
+    let entries = |dir: &Path| std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path());
+    entries(&data.join("blobs")).flat_map(|fan| entries(&fan).collect::<Vec<_>>()).collect()
+}
+
 /// Runs the `tessera` binary (a subcommand taking `--data`) as root; its stdout.
 pub fn tessera(data: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_tessera"))

@@ -3,16 +3,21 @@
 //! shown), `tls` makes rustls connections, `pool` hands out clients,
 //! `schema` and `migrate` create and check the tables, `retry` runs a
 //! transaction until it commits, `txn` is the store's table operations
-//! over it (`MetaTxn`), and `gateway` the registry of running gateways.
+//! over it (`MetaTxn`), `gateway` the registry of running gateways, and
+//! `chores` the background work run once across them under `lease`s.
 
 mod redact;
 pub use redact::redact;
 
 // Everything that talks to a database needs the `postgres` feature's crates.
 #[cfg(feature = "postgres")]
+pub mod chores;
+#[cfg(feature = "postgres")]
 mod error;
 #[cfg(feature = "postgres")]
 pub mod gateway;
+#[cfg(feature = "postgres")]
+mod lease;
 #[cfg(feature = "postgres")]
 pub mod migrate;
 #[cfg(feature = "postgres")]

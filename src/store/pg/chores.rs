@@ -1,0 +1,263 @@
+//! The background work of gateways sharing one database and one blob
+//! folder, each chore run by one gateway at a time under a lease
+//! (`lease.rs`):
+//!
+//! - freed blobs: a write that frees a blob file records it in
+//!   `dead_blobs`; the file is unlinked only once it has been dead for
+//!   `--unlink-grace`, since a GET on another gateway may have read the
+//!   metadata before the free and open the file after it;
+//! - orphaned blobs: a gateway that dies between a blob file's rename and
+//!   the commit that references it leaves a file no row names; files older
+//!   than `--orphan-grace` that neither `blobs` nor `dead_blobs` know are
+//!   unlinked;
+//! - stale uploads and lifecycle rules, as on one node (`gc.rs`).
+//!
+//! Every step is idempotent, and the database row goes last: a gateway
+//! killed mid-chore leaves work that the next holder of the lease redoes.
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::{lease, PgError, Pool};
+use crate::store::gc;
+use crate::store::layout::BlobId;
+use crate::store::Store;
+
+/// Blob ids handled per statement.
+const BATCH: usize = 500;
+
+/// How long chores wait: the options of `tessera serve` they follow.
+#[derive(Debug, Clone, Copy)]
+pub struct ChoreSettings {
+    /// How long a freed blob file outlives the write that freed it.
+    pub unlink_grace: Duration,
+    /// How old a blob file no row names must be to be unlinked.
+    pub orphan_grace: Duration,
+    /// Multipart uploads older than this are aborted.
+    pub abort_incomplete_after: Duration,
+    /// The length of a lifecycle day.
+    pub lifecycle_day: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Chore {
+    FreedBlobs,
+    OrphanedBlobs,
+    StaleUploads,
+    Lifecycle,
+}
+
+impl Chore {
+    const ALL: [Chore; 4] = [Chore::FreedBlobs, Chore::OrphanedBlobs, Chore::StaleUploads, Chore::Lifecycle];
+
+    /// The name of its lease.
+    fn name(self) -> &'static str {
+        match self {
+            Chore::FreedBlobs => "freed-blobs",
+            Chore::OrphanedBlobs => "orphaned-blobs",
+            Chore::StaleUploads => "stale-uploads",
+            Chore::Lifecycle => "lifecycle",
+        }
+    }
+
+    /// How often the lease holder runs it.
+    fn period(self, settings: &ChoreSettings) -> Duration {
+        let within = |d: Duration, most: u64| d.clamp(Duration::from_secs(1), Duration::from_secs(most));
+        match self {
+            Chore::FreedBlobs => within(settings.unlink_grace / 4, 60),
+            Chore::OrphanedBlobs => within(settings.orphan_grace / 4, 3600),
+            Chore::StaleUploads => gc::upload_expiry_period(settings.abort_incomplete_after),
+            Chore::Lifecycle => gc::lifecycle_period(settings.lifecycle_day),
+        }
+    }
+}
+
+/// What the chores of one gateway share.
+struct Chores {
+    store: Arc<Store>,
+    pool: Pool,
+    /// This gateway's id: the holder of the leases it takes.
+    holder: String,
+    settings: ChoreSettings,
+}
+
+/// The running chores of one gateway.
+pub struct Running {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    pool: Pool,
+    holder: String,
+}
+
+/// Starts every chore on the current runtime, for the gateway `holder`.
+pub fn spawn(store: Arc<Store>, pool: Pool, holder: &str, settings: ChoreSettings) -> Running {
+    let chores = Arc::new(Chores { store, pool: pool.clone(), holder: holder.to_string(), settings });
+    let tasks = Chore::ALL.into_iter().map(|chore| tokio::spawn(chores.clone().run(chore))).collect();
+    Running { tasks, pool, holder: holder.to_string() }
+}
+
+impl Running {
+    /// Stops the chores and gives their leases up (a clean stop), so
+    /// another gateway takes them over at once. A step cut short is
+    /// redone by the next holder.
+    pub async fn stop(&self) -> Result<(), PgError> {
+        for task in &self.tasks {
+            task.abort();
+        }
+        lease::release_all(&self.pool, &self.holder).await
+    }
+}
+
+impl Chores {
+    async fn run(self: Arc<Self>, chore: Chore) {
+        let period = chore.period(&self.settings);
+        loop {
+            tokio::time::sleep(period).await;
+            match self.leased(chore).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(chore = chore.name(), error = %e, "could not take the chore's lease");
+                    continue;
+                }
+            }
+            if let Err(e) = self.pass(chore).await {
+                tracing::warn!(chore = chore.name(), error = %format!("{e:#}"), "background chore failed");
+            }
+        }
+    }
+
+    /// Takes or renews the chore's lease.
+    async fn leased(&self, chore: Chore) -> Result<bool, PgError> {
+        lease::take(&self.pool, chore.name(), &self.holder).await
+    }
+
+    async fn pass(&self, chore: Chore) -> anyhow::Result<()> {
+        let store = self.store.clone();
+        let settings = self.settings;
+        match chore {
+            Chore::FreedBlobs => self.unlink_freed(chore).await,
+            Chore::OrphanedBlobs => self.unlink_orphans(chore).await,
+            Chore::StaleUploads => {
+                let expire = move || gc::upload_expiry_pass(&store, settings.abort_incomplete_after);
+                Ok(tokio::task::spawn_blocking(expire).await?)
+            }
+            Chore::Lifecycle => {
+                let apply = move || gc::lifecycle_pass(&store, settings.lifecycle_day);
+                Ok(tokio::task::spawn_blocking(apply).await?)
+            }
+        }
+    }
+
+    /// Unlinks the files of blobs freed at least `unlink_grace` ago, a
+    /// batch at a time, then forgets their rows.
+    async fn unlink_freed(&self, chore: Chore) -> anyhow::Result<()> {
+        let mut unlinked = 0;
+        loop {
+            let due = self.freed_before_grace().await?;
+            let store = self.store.clone();
+            let batch = due.clone();
+            let (removed, failed) = tokio::task::spawn_blocking(move || unlink(&store, &batch)).await?;
+            self.forget_freed(&removed).await?;
+            unlinked += removed.len();
+            if let Some(e) = failed {
+                return Err(anyhow::Error::new(e).context(format!("unlinking a freed blob file ({unlinked} unlinked)")));
+            }
+            if due.len() < BATCH || !self.leased(chore).await? {
+                break;
+            }
+        }
+        if unlinked > 0 {
+            tracing::info!(unlinked, "unlinked freed blob files");
+        }
+        Ok(())
+    }
+
+    async fn freed_before_grace(&self) -> Result<Vec<BlobId>, PgError> {
+        const DUE: &str = "SELECT id FROM dead_blobs \
+             WHERE freed_at < now() - $1::float8 * interval '1 second' ORDER BY id LIMIT $2";
+        let client = self.pool.get().await?;
+        let limit = i64::try_from(BATCH).unwrap_or(i64::MAX);
+        let rows = client
+            .query(DUE, &[&self.settings.unlink_grace.as_secs_f64(), &limit])
+            .await
+            .map_err(|e| PgError::query("reading freed blobs", &e))?;
+        Ok(rows.iter().filter_map(|row| blob_id(row.get(0))).collect())
+    }
+
+    async fn forget_freed(&self, ids: &[BlobId]) -> Result<(), PgError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let client = self.pool.get().await?;
+        client
+            .execute("DELETE FROM dead_blobs WHERE id = ANY($1)", &[&id_params(ids)])
+            .await
+            .map_err(|e| PgError::query("forgetting freed blobs", &e))?;
+        Ok(())
+    }
+
+    /// Unlinks blob files older than `orphan_grace` that no row names.
+    async fn unlink_orphans(&self, chore: Chore) -> anyhow::Result<()> {
+        let store = self.store.clone();
+        let grace = self.settings.orphan_grace;
+        let old = tokio::task::spawn_blocking(move || blob_files_older_than(&store, grace)).await??;
+        let mut unlinked = 0;
+        for chunk in old.chunks(BATCH) {
+            let known = self.known_blobs(chunk).await?;
+            let orphans: Vec<BlobId> = chunk.iter().copied().filter(|id| !known.contains(id)).collect();
+            let store = self.store.clone();
+            let (removed, failed) = tokio::task::spawn_blocking(move || unlink(&store, &orphans)).await?;
+            unlinked += removed.len();
+            if let Some(e) = failed {
+                return Err(anyhow::Error::new(e).context("unlinking an orphaned blob file"));
+            }
+            if !self.leased(chore).await? {
+                break;
+            }
+        }
+        if unlinked > 0 {
+            tracing::info!(unlinked, "unlinked orphaned blob files");
+        }
+        Ok(())
+    }
+
+    /// Which of `ids` a row of `blobs` or `dead_blobs` names.
+    async fn known_blobs(&self, ids: &[BlobId]) -> Result<HashSet<BlobId>, PgError> {
+        const KNOWN: &str =
+            "SELECT id FROM blobs WHERE id = ANY($1) UNION ALL SELECT id FROM dead_blobs WHERE id = ANY($1)";
+        let client = self.pool.get().await?;
+        let rows = client.query(KNOWN, &[&id_params(ids)]).await.map_err(|e| PgError::query("reading blobs", &e))?;
+        Ok(rows.iter().filter_map(|row| blob_id(row.get(0))).collect())
+    }
+}
+
+/// Unlinks the files of `ids` (one already gone counts as unlinked);
+/// stops at the first failure. Blocking.
+fn unlink(store: &Store, ids: &[BlobId]) -> (Vec<BlobId>, Option<io::Error>) {
+    let mut removed = Vec::with_capacity(ids.len());
+    for id in ids {
+        match std::fs::remove_file(store.layout().blob_path(*id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return (removed, Some(e)),
+            _ => removed.push(*id),
+        }
+    }
+    (removed, None)
+}
+
+/// The blob files last modified more than `grace` ago. Blocking.
+fn blob_files_older_than(store: &Store, grace: Duration) -> io::Result<Vec<BlobId>> {
+    let before = SystemTime::now().checked_sub(grace).unwrap_or(SystemTime::UNIX_EPOCH);
+    let layout = store.layout();
+    let old = |id: &BlobId| layout.blob_path(*id).metadata().and_then(|m| m.modified()).is_ok_and(|m| m < before);
+    Ok(layout.all_blob_ids()?.into_iter().filter(old).collect())
+}
+
+fn id_params(ids: &[BlobId]) -> Vec<Vec<u8>> {
+    ids.iter().map(|id| id.to_be_bytes().to_vec()).collect()
+}
+
+fn blob_id(bytes: &[u8]) -> Option<BlobId> {
+    Some(BlobId::from_be_bytes(bytes.try_into().ok()?))
+}
