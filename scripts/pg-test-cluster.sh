@@ -7,7 +7,7 @@
 #   source scripts/pg-test-cluster.sh        # in a script (test.sh does this)
 #   scripts/pg-test-cluster.sh CMD ARGS...   # runs CMD with the cluster up
 #
-# Exports:
+# Defines pg_test_cluster_restart and pg_test_cluster_stop. Exports:
 #   TESSERA_TEST_PG      postgres://tessera@127.0.0.1:PORT/postgres?sslmode=disable
 #   TESSERA_TEST_PG_DIR  the cluster's folder (data/, log, the socket)
 #   TESSERA_TEST_PG_CA   the CA of the server's certificate (for localhost and
@@ -84,6 +84,18 @@ pg_test_cluster_stop() {
     _pgtc_as_owner "$_PGTC_BIN/pg_ctl" -D "$TESSERA_TEST_PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
     rm -rf "$TESSERA_TEST_PG_DIR"
     unset TESSERA_TEST_PG TESSERA_TEST_PG_DIR TESSERA_TEST_PG_CA
+}
+
+# Restarts the cluster as a crash would (`immediate`: no checkpoint, every
+# connection cut, crash recovery at start), with the options it had; with
+# an argument, it stays down that many seconds first.
+pg_test_cluster_restart() {
+    local ctl=("$_PGTC_BIN/pg_ctl" -D "$TESSERA_TEST_PG_DIR/data")
+    if [[ -n ${1:-} ]]; then
+        _pgtc_as_owner "${ctl[@]}" -m immediate -w stop >/dev/null || return 1
+        sleep "$1"
+    fi
+    _pgtc_as_owner "${ctl[@]}" -m immediate -w -t 60 restart >/dev/null 2>&1
 }
 
 # Runs pg_test_cluster_stop on exit, before whatever EXIT trap was set

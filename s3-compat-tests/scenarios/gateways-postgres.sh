@@ -7,7 +7,9 @@
 # 5 MiB parts through g2, download_file reads it through g1; rclone copies a
 # folder of files through g1 and `rclone check` compares it through g2; a key
 # deleted with aws-cli through g2 is gone through g1 (rclone lsf). Every
-# download's SHA-256 equals the source's. The default redb server of
+# download's SHA-256 equals the source's. Then the database is restarted as
+# a crash would under a load of PUTs through both gateways: nothing
+# acknowledged is lost, refusals are S3 errors, writes resume. The default redb server of
 # scenario_begin is stopped first: it is not used.
 set -uo pipefail
 # shellcheck source=../lib.sh
@@ -110,6 +112,79 @@ run_ok "aws s3 rm through g2" aws2 "$G2" s3 rm "s3://$TEST_BUCKET/aws/big.bin"
 run_ok "rclone lsf through g1" rc lsf -R "g1:$TEST_BUCKET"
 assert_eq "aws/big.bin is gone, the rest is there" "$(grep -c 'big.bin' <<<"$OUT")" 0
 assert_contains "boto3's object is listed through g1" "$OUT" "boto/mid.bin"
+
+step "database restarts (immediate: a crash) under load through both gateways"
+# Eight boto3 writers without client retries PUT 20 KB and 100 KB bodies
+# through both gateways for 16 s; the cluster is restarted 2 s in, then
+# stopped for 6 s at 6 s (longer than a gateway retries a lost connection,
+# 5 s). Every PUT answered 200 must read back through the other gateway with
+# its SHA-256; every refusal must be an S3 error (500 or 503 with a code),
+# never a connection the gateway dropped; writes must succeed again after.
+python3 - "$G1" "$G2" "$TEST_BUCKET" 16 >"$WORK/load.out" 2>&1 <<'PY' &
+import collections, hashlib, os, sys, threading, time
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+g1, g2, bucket, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+cfg = Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1, "mode": "standard"},
+             connect_timeout=5, read_timeout=60)
+clients = [boto3.client("s3", endpoint_url=g, config=cfg) for g in (g1, g2)]
+acked, refused, dropped, lock = {}, collections.Counter(), [], threading.Lock()
+start, last_ack = time.time(), [0.0]
+
+def writer(t):
+    n = 0
+    while time.time() - start < seconds:
+        n += 1
+        key, body = f"load/{t}-{n}", os.urandom(20_000 if n % 2 else 100_000)
+        try:
+            clients[(t + n) % 2].put_object(Bucket=bucket, Key=key, Body=body)
+            with lock:
+                acked[key] = ((t + n) % 2, hashlib.sha256(body).hexdigest())
+                last_ack[0] = time.time() - start
+        except ClientError as e:
+            with lock:
+                refused[(e.response["ResponseMetadata"].get("HTTPStatusCode"), e.response["Error"].get("Code"))] += 1
+        except Exception as e:
+            with lock:
+                dropped.append(repr(e))
+
+threads = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+lost = []
+for key, (through, digest) in acked.items():
+    try:
+        body = clients[1 - through].get_object(Bucket=bucket, Key=key)["Body"].read()
+        if hashlib.sha256(body).hexdigest() != digest:
+            lost.append(key)
+    except ClientError:
+        lost.append(key)
+print(f"acknowledged {len(acked)}, refused {dict(refused)}, dropped {len(dropped)} {dropped[:3]}, "
+      f"lost {len(lost)} {lost[:5]}, last acknowledged at {last_ack[0]:.1f} s of {seconds:.0f}")
+bad = [k for k in refused if k[0] not in (500, 503) or not k[1]]
+sys.exit(1 if lost or dropped or bad or last_ack[0] < seconds - 2 else 0)
+PY
+load=$!
+sleep 2
+restarted=$SECONDS
+if pg_test_cluster_restart; then
+    pass "the cluster restarted (immediate) in $((SECONDS - restarted)) s"
+else
+    fail "the cluster restarts" "$(tail -n 20 "$TESSERA_TEST_PG_DIR/log" 2>/dev/null)"
+fi
+sleep $((6 - (SECONDS - restarted) - 2 > 0 ? 6 - (SECONDS - restarted) - 2 : 0))
+if pg_test_cluster_restart 6; then
+    pass "the cluster was down 6 s and started again"
+else
+    fail "the cluster starts again after 6 s down" "$(tail -n 20 "$TESSERA_TEST_PG_DIR/log" 2>/dev/null)"
+fi
+code=0
+wait "$load" || code=$?
+assert_eq "no acknowledged PUT lost, refusals are S3 errors, writes resume ($(tail -n 1 "$WORK/load.out"))" "$code" 0
 
 step "each gateway stops cleanly"
 for pid in "${GATEWAY_PIDS[@]}"; do
