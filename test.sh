@@ -24,6 +24,17 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --locked
 fi
+
+echo "== the S3 integration tests again, every server a gateway over PostgreSQL"
+# TESSERA_TEST_META=postgres (tests/common/mod.rs): the test files whose
+# servers need nothing but S3 and the running gateway; docs/scale-out.md
+# says which files are left out and why.
+pg_suite=(s3_api multipart versioning tagging cors lifecycle limits security credentials fuzz instant console transfer)
+if cargo nextest --version >/dev/null 2>&1; then
+    TESSERA_TEST_META=postgres cargo nextest run --locked "${pg_suite[@]/#/--test=}"
+else
+    TESSERA_TEST_META=postgres cargo test --locked "${pg_suite[@]/#/--test=}"
+fi
 pg_test_cluster_stop
 
 echo "== S3 compatibility tests (s3-compat-tests/run.sh)"

@@ -2,22 +2,20 @@
 //! wrote (logical) and the bytes kept for them (stored: each blob once,
 //! however many objects, versions and parts share it, `content.rs`).
 //!
-//! One read transaction walks every object, version and part: the cost
-//! grows with the store (about a second per million records), so it is a
-//! command to run, not a metric to scrape.
+//! One read snapshot walks every object, version and part, through the
+//! backend-neutral lookups (`meta.rs`): the cost grows with the store
+//! (about a second per million records on redb), so it is a command to
+//! run, not a metric to scrape.
 
 use std::collections::HashMap;
+use std::ops::Bound;
 
-use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::content::{is_file, merged_into};
 use super::layout::BlobId;
-use super::list::bucket_bounds;
-use super::multipart::split_index_key;
-use super::schema::{
-    decode, part_key, BlobSpan, ObjectRecord, PartRecord, BLOB_CONTENT, OBJECTS, PARTS, UPLOAD_INDEX, VERSIONS,
-};
+use super::meta::{MetaRead, UploadStart};
+use super::schema::{decode, object_key, BlobSpan, ObjectRecord};
 use super::{Store, StoreResult};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -62,50 +60,86 @@ impl Stats {
 
 impl Store {
     pub fn stats(&self) -> StoreResult<Stats> {
-        let txn = self.db()?.begin_read()?;
-        let (mut stats, mut blobs) = (Stats::default(), HashMap::new());
-        for row in txn.open_table(OBJECTS)?.iter()? {
-            let record: ObjectRecord = decode(row?.1.value())?;
-            stats.objects += 1;
-            stats.add(&record.blobs, &mut blobs);
-        }
-        for row in txn.open_table(VERSIONS)?.iter()? {
-            let record: ObjectRecord = decode(row?.1.value())?;
+        self.read(|txn| {
+            let (mut stats, mut blobs) = (Stats::default(), HashMap::new());
+            for (bucket, _) in txn.buckets()? {
+                scan_bucket(txn, &bucket, &mut stats, &mut blobs)?;
+            }
+            // A blob merged into another (its file a hard link to the other's,
+            // `hasher.rs`) is stored once, with that other blob, while it lives.
+            let mut merged = Vec::new();
+            for (id, _) in blobs.iter().filter(|(_, (_, file))| *file) {
+                let Some(value) = txn.blob_content(*id)? else {
+                    stats.unindexed_blobs += 1;
+                    continue;
+                };
+                match merged_into(&value) {
+                    Some(holder) if blobs.contains_key(&holder) => merged.push(*id),
+                    Some(_) => stats.unindexed_blobs += 1,
+                    None => {}
+                }
+            }
+            for id in &merged {
+                blobs.remove(id);
+            }
+            stats.distinct_blobs = blobs.len() as u64;
+            stats.stored_bytes = blobs.values().map(|(size, _)| size).sum();
+            Ok(stats)
+        })
+    }
+}
+
+/// Adds one bucket's objects, versions and parts to `stats`, and their
+/// blobs (size, whether a file) to `blobs`.
+fn scan_bucket(
+    txn: &dyn MetaRead,
+    bucket: &str,
+    stats: &mut Stats,
+    blobs: &mut HashMap<BlobId, (u64, bool)>,
+) -> StoreResult<()> {
+    txn.scan_objects(bucket, Bound::Unbounded, None, BATCH, &mut |_, value| {
+        let record: ObjectRecord = decode(value)?;
+        stats.objects += 1;
+        stats.add(&record.blobs, blobs);
+        Ok(true)
+    })?;
+    let mut from = Vec::new();
+    while let Some(key) = txn.next_versioned_key(bucket, &from)? {
+        txn.scan_versions(&object_key(bucket, &key), 0, &mut |_, value| {
+            let record: ObjectRecord = decode(value)?;
             match record.version.delete_marker {
                 true => stats.delete_markers += 1,
                 false => stats.noncurrent_versions += 1,
             }
-            stats.add(&record.blobs, &mut blobs);
-        }
-        for row in txn.open_table(PARTS)?.iter()? {
-            let part: PartRecord = decode(row?.1.value())?;
+            stats.add(&record.blobs, blobs);
+            Ok(true)
+        })?;
+        // The smallest key after `key`.
+        from = key;
+        from.push(0);
+    }
+    for id in upload_ids(txn, bucket)? {
+        for (_, part) in txn.parts(&id)? {
             stats.upload_parts += 1;
             stats.upload_bytes += part.span.size;
-            stats.add(&[part.span], &mut blobs);
+            stats.add(&[part.span], blobs);
         }
-        // A blob merged into another (its file a hard link to the other's,
-        // `hasher.rs`) is stored once, with that other blob, while it lives.
-        let indexed = txn.open_table(BLOB_CONTENT)?;
-        let mut merged = Vec::new();
-        for (id, _) in blobs.iter().filter(|(_, (_, file))| *file) {
-            let Some(value) = indexed.get(*id)? else {
-                stats.unindexed_blobs += 1;
-                continue;
-            };
-            match merged_into(value.value()) {
-                Some(holder) if blobs.contains_key(&holder) => merged.push(*id),
-                Some(_) => stats.unindexed_blobs += 1,
-                None => {}
-            }
-        }
-        for id in &merged {
-            blobs.remove(id);
-        }
-        stats.distinct_blobs = blobs.len() as u64;
-        stats.stored_bytes = blobs.values().map(|(size, _)| size).sum();
-        Ok(stats)
     }
+    Ok(())
 }
+
+/// The ids of a bucket's multipart uploads.
+fn upload_ids(txn: &dyn MetaRead, bucket: &str) -> StoreResult<Vec<String>> {
+    let mut ids = Vec::new();
+    txn.scan_uploads(bucket, UploadStart::AtKey(b""), BATCH, &mut |_, id, _| {
+        ids.push(id.to_string());
+        Ok(true)
+    })?;
+    Ok(ids)
+}
+
+/// Rows fetched at a time by a backend that fetches in batches.
+const BATCH: usize = 1000;
 
 /// One bucket's current objects (delete markers left out) and their bytes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -128,32 +162,28 @@ impl Store {
     /// transaction, range scans over these buckets' rows only (another
     /// user's buckets are never read). A bucket deleted meanwhile counts 0.
     pub fn usage(&self, buckets: &[String]) -> StoreResult<(Vec<BucketUsage>, UploadUsage)> {
-        let txn = self.db()?.begin_read()?;
-        let (objects, index, parts) = (txn.open_table(OBJECTS)?, txn.open_table(UPLOAD_INDEX)?, txn.open_table(PARTS)?);
-        let (mut out, mut uploads) = (Vec::with_capacity(buckets.len()), UploadUsage::default());
-        for name in buckets {
-            let (lo, hi) = bucket_bounds(name);
-            let mut usage = BucketUsage { name: name.clone(), ..BucketUsage::default() };
-            for row in objects.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
-                let record: ObjectRecord = decode(row?.1.value())?;
-                if !record.version.delete_marker {
-                    usage.objects += 1;
-                    usage.bytes += record.size;
+        self.read(|txn| {
+            let (mut out, mut uploads) = (Vec::with_capacity(buckets.len()), UploadUsage::default());
+            for name in buckets {
+                let mut usage = BucketUsage { name: name.clone(), ..BucketUsage::default() };
+                txn.scan_objects(name, Bound::Unbounded, None, BATCH, &mut |_, value| {
+                    let record: ObjectRecord = decode(value)?;
+                    if !record.version.delete_marker {
+                        usage.objects += 1;
+                        usage.bytes += record.size;
+                    }
+                    Ok(true)
+                })?;
+                for id in upload_ids(txn, name)? {
+                    uploads.count += 1;
+                    for (_, part) in txn.parts(&id)? {
+                        uploads.parts += 1;
+                        uploads.bytes += part.span.size;
+                    }
                 }
+                out.push(usage);
             }
-            for row in index.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
-                let row = row?.0;
-                let Some((_, id)) = split_index_key(row.value(), name) else { continue };
-                uploads.count += 1;
-                let (first, last) = (part_key(id, 0), part_key(id, u16::MAX));
-                for part in parts.range::<&[u8]>(first.as_slice()..=last.as_slice())? {
-                    let part: PartRecord = decode(part?.1.value())?;
-                    uploads.parts += 1;
-                    uploads.bytes += part.span.size;
-                }
-            }
-            out.push(usage);
-        }
-        Ok((out, uploads))
+            Ok((out, uploads))
+        })
     }
 }

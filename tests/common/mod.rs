@@ -72,6 +72,7 @@ impl Server {
             .args(["serve", "--listen", listen, "--data"])
             .arg(data)
             .args(extra)
+            .args(suite_backend_args(data, extra))
             .envs(env.iter().copied())
             .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
             .env("TESSERA_SECRET_KEY", SECRET_KEY)
@@ -125,6 +126,37 @@ impl Server {
         Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("send SIGTERM");
         self.child.wait().expect("wait")
     }
+}
+
+/// The suite's backend: with `TESSERA_TEST_META=postgres` every server a
+/// test starts (but those given `--meta` by the test itself) is a gateway
+/// over a schema of its own in the cluster of `TESSERA_TEST_PG`, with a
+/// 1 s `--unlink-grace` so freed files go about as soon as on redb. A data
+/// folder keeps its schema across restarts within the test (the schemas
+/// go with the throw-away cluster).
+#[cfg(feature = "postgres")]
+fn suite_backend_args(data: &Path, extra: &[&str]) -> Vec<String> {
+    static SCHEMAS: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    if std::env::var("TESSERA_TEST_META").as_deref() != Ok("postgres") || extra.contains(&"--meta") {
+        return Vec::new();
+    }
+    let mut schemas = SCHEMAS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let url = match schemas.iter().find(|(folder, _)| folder == data) {
+        Some((_, url)) => url.clone(),
+        None => {
+            let url = pg::Db::new().expect("TESSERA_TEST_META=postgres needs TESSERA_TEST_PG").keep();
+            pg::migrate(&url);
+            schemas.push((data.to_path_buf(), url.clone()));
+            url
+        }
+    };
+    ["--meta", &url, "--gateway-id", "suite", "--unlink-grace", "1s"].map(str::to_string).to_vec()
+}
+
+#[cfg(not(feature = "postgres"))]
+fn suite_backend_args(_data: &Path, _extra: &[&str]) -> Vec<String> {
+    assert!(std::env::var_os("TESSERA_TEST_META").is_none(), "TESSERA_TEST_META needs the `postgres` feature");
+    Vec::new()
 }
 
 impl Drop for Server {

@@ -45,6 +45,13 @@ impl Db {
         self.url_with("sslmode=disable")
     }
 
+    /// The URL, the schema left in place when this is dropped.
+    pub fn keep(self) -> String {
+        let url = self.url();
+        std::mem::forget(self);
+        url
+    }
+
     pub fn url_with(&self, query: &str) -> String {
         format!("{}?{query}&options=-c%20search_path%3D{}", self.base, self.schema)
     }

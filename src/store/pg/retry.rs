@@ -39,8 +39,11 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 10,
-            max_time: Duration::from_secs(2),
+            // Writers of one hot row (one content PUT and deleted by
+            // several clients) each win about one attempt in N: 30 attempts
+            // make giving up (503 SlowDown) rare even for three at once.
+            max_attempts: 30,
+            max_time: Duration::from_secs(10),
             reconnect_for: Duration::from_secs(5),
             max_backoff: Duration::from_millis(500),
         }

@@ -32,17 +32,36 @@ struct TestSchema {
     runtime: tokio::runtime::Runtime,
 }
 
+/// Which database of the test cluster a schema is made in.
+#[derive(Debug, Clone, Copy)]
+enum Database {
+    /// The cluster's own (`C` locale, as scripts/pg-test-cluster.sh makes it).
+    Default,
+    /// One created with an ICU collation, where text sorts as people read
+    /// (`a` before `B`, `é` beside `e`): listings must not follow it.
+    Icu,
+}
+
+const ICU_DATABASE: &str = "tessera_icu";
+
 impl TestSchema {
     fn create(policy: RetryPolicy) -> Option<TestSchema> {
+        TestSchema::create_in(Database::Default, policy)
+    }
+
+    fn create_in(database: Database, policy: RetryPolicy) -> Option<TestSchema> {
         let Some(url) = std::env::var("TESSERA_TEST_PG").ok().filter(|v| !v.is_empty()) else {
             assert!(std::env::var_os("CI").is_none(), "CI is set but TESSERA_TEST_PG is not: run ./test.sh");
             eprintln!("skipped: TESSERA_TEST_PG is not set (source scripts/pg-test-cluster.sh to run this test)");
             return None;
         };
-        let base = url.split('?').next().unwrap_or_default();
+        let mut base = url.split('?').next().unwrap_or_default().to_string();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
+        if let Database::Icu = database {
+            base = runtime.block_on(icu_database(&base));
+        }
         let name = format!("r_{:016x}", new_blob_id().expect("random") as u64);
         let url = format!("{base}?sslmode=disable&options=-c%20search_path%3D{name}");
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
         let pool = Pool::new(MetaTarget::parse(&url, None).expect("url"), None, PoolOptions::default()).expect("pool");
         runtime.block_on(async {
             let client = pool.get().await.expect("connect");
@@ -60,6 +79,36 @@ impl TestSchema {
         let written = store.write_object((bucket, key), object_record(size), staged, |_| Ok::<_, StoreError>(()));
         self.runtime.block_on(written).expect("put");
     }
+}
+
+/// The URL (without query) of the ICU database beside the cluster's
+/// database `base`, created by the first test that needs it.
+async fn icu_database(base: &str) -> String {
+    let connect = |url: String| async move {
+        let pool = Pool::new(MetaTarget::parse(&format!("{url}?sslmode=disable"), None).expect("url"), None, {
+            PoolOptions { size: 1, ..PoolOptions::default() }
+        });
+        pool.expect("pool").get().await.expect("connect")
+    };
+    let create = format!(
+        "CREATE DATABASE {ICU_DATABASE} TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+    );
+    match connect(base.to_string()).await.batch_execute(&create).await {
+        Ok(()) => {}
+        // Made by another test (42P04), or by one racing this one (23505).
+        Err(e) if matches!(e.code().map(|c| c.code()), Some("42P04" | "23505")) => {}
+        Err(e) => panic!("creating the ICU database: {e}"),
+    }
+    let (root, _) = base.rsplit_once('/').expect("a database in the URL");
+    let url = format!("{root}/{ICU_DATABASE}");
+    let client = connect(url.clone()).await;
+    let row = client
+        .query_one("SELECT datlocprovider::text, 'a' < 'B' FROM pg_database WHERE datname = current_database()", &[])
+        .await
+        .expect("the ICU database");
+    let (provider, folded): (String, bool) = (row.get(0), row.get(1));
+    assert_eq!((provider.as_str(), folded), ("i", true), "{ICU_DATABASE} does not collate text with ICU");
+    url
 }
 
 impl Drop for TestSchema {
@@ -426,7 +475,13 @@ fn listings(store: &Store) -> Vec<String> {
 
 #[test]
 fn listings_are_in_byte_order_and_page_alike_on_both_backends() {
-    let Some(schema) = TestSchema::create(RetryPolicy::default()) else { return };
+    for database in [Database::Default, Database::Icu] {
+        listings_page_alike(database);
+    }
+}
+
+fn listings_page_alike(database: Database) {
+    let Some(schema) = TestSchema::create_in(database, RetryPolicy::default()) else { return };
     let (redb, pg, _folders) = both_stores(&schema);
     for store in [&redb, &pg] {
         store.create_bucket("b", &bucket_record()).expect("bucket");
@@ -435,7 +490,7 @@ fn listings_are_in_byte_order_and_page_alike_on_both_backends() {
         }
     }
     let (on_redb, on_pg) = (listings(&redb), listings(&pg));
-    assert_eq!(on_redb, on_pg);
+    assert_eq!(on_redb, on_pg, "{database:?}");
     let everything = &on_pg[0];
     assert!(everything.contains(r#"["Zebra (0)", "a-b (3)", "a.b (4)", "a/b/1 (5)""#), "{everything}");
     assert!(everything.contains(r#""e (13)", "z/1 (14)", "Äpfel (2)", "é (12)"]"#), "{everything}");
@@ -478,7 +533,13 @@ fn version_pages(store: &Store, delimiter: Option<&str>, max_keys: usize) -> Vec
 
 #[test]
 fn version_listings_page_alike_on_both_backends() {
-    let Some(schema) = TestSchema::create(RetryPolicy::default()) else { return };
+    for database in [Database::Default, Database::Icu] {
+        version_listings_page_alike(database);
+    }
+}
+
+fn version_listings_page_alike(database: Database) {
+    let Some(schema) = TestSchema::create_in(database, RetryPolicy::default()) else { return };
     let (redb, pg, _folders) = both_stores(&schema);
     for store in [&redb, &pg] {
         store.create_bucket("v", &bucket_record()).expect("bucket");
@@ -511,7 +572,7 @@ fn version_listings_page_alike_on_both_backends() {
         "é 7 latest false marker false",
         "-- truncated false",
     ];
-    assert_eq!(all, expected);
+    assert_eq!(all, expected, "{database:?}");
     redb.close();
 }
 
@@ -548,7 +609,13 @@ fn upload_pages(store: &Store, delimiter: Option<&str>, max: usize) -> Vec<Strin
 
 #[test]
 fn upload_and_part_listings_page_alike_on_both_backends() {
-    let Some(schema) = TestSchema::create(RetryPolicy::default()) else { return };
+    for database in [Database::Default, Database::Icu] {
+        upload_and_part_listings_page_alike(database);
+    }
+}
+
+fn upload_and_part_listings_page_alike(database: Database) {
+    let Some(schema) = TestSchema::create_in(database, RetryPolicy::default()) else { return };
     let (redb, pg, _folders) = both_stores(&schema);
     let uploads = [("b", 'x'), ("a/1", 'c'), ("Z", 'q'), ("b", 'a'), ("a/2", 'b'), ("é", 'd'), ("b", 'm')];
     for store in [&redb, &pg] {
