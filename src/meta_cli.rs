@@ -71,11 +71,11 @@ pub async fn open_gateway(config: &ServeConfig, meta: &MetaUrl, port: u16) -> an
         orphan_grace: config.orphan_grace,
         abort_incomplete_after: config.abort_incomplete_after,
         lifecycle_day: config.lifecycle_day,
+        hash_after_idle: config.hash_after_idle,
     };
     let chores = chores::spawn(store.clone(), pool.clone(), &id, settings);
     tracing::warn!(
-        "over a shared metadata database, background hashing and scrub do not run yet (issue 17, \
-         docs/scale-out.md)"
+        "over a shared metadata database, the background scrub does not run yet (issue 17, docs/scale-out.md)"
     );
     Ok(Gateway { store, pool, claim, chores })
 }

@@ -17,7 +17,8 @@
 mod common;
 
 use common::{
-    assert_reads, blob_files, field, md5_etag, pattern, stats, user_client, wait_for_blob_files, Client, Req, Server,
+    assert_reads, blob_files, blob_inodes, field, md5_etag, pattern, put_unsigned, stats, user_client,
+    wait_for_blob_files, Client, Req, Server,
 };
 
 const KIB: usize = 1024;
@@ -199,17 +200,6 @@ fn concurrent_writes_and_deletes_of_one_content_lose_nothing() {
     wait_for_blob_files(dir.path(), 0);
 }
 
-/// PUTs `body` with `UNSIGNED-PAYLOAD`: the server is told no SHA-256.
-fn put_unsigned(c: &Client, path: &str, body: &[u8]) {
-    let mut stream = c.connect();
-    let req = Req::new("PUT", path).body(body);
-    let head = c.signed_head(&req, std::time::SystemTime::now(), body.len(), Some("UNSIGNED-PAYLOAD"));
-    std::io::Write::write_all(&mut stream, head.as_bytes()).expect("head");
-    std::io::Write::write_all(&mut stream, body).expect("body");
-    let resp = common::read_response(&mut stream, false);
-    assert_eq!(resp.status, 200, "{path}: {}", resp.text());
-}
-
 /// Waits until `tessera stats` (through the running server) reports every
 /// blob hashed and `want` stored bytes.
 fn wait_for_hashing(data: &std::path::Path, want: u64) {
@@ -223,18 +213,6 @@ fn wait_for_hashing(data: &std::path::Path, want: u64) {
         assert!(std::time::Instant::now() < deadline, "{stored} bytes stored, {waiting} blobs not hashed: want {want}");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-}
-
-/// Distinct files (inodes) under `blobs/`.
-fn blob_inodes(data: &std::path::Path) -> usize {
-    use std::os::unix::fs::MetadataExt;
-    let mut inodes = std::collections::HashSet::new();
-    for dir in std::fs::read_dir(data.join("blobs")).expect("blobs").flatten() {
-        for file in std::fs::read_dir(dir.path()).expect("dir").flatten() {
-            inodes.insert(file.metadata().expect("metadata").ino());
-        }
-    }
-    inodes.len()
 }
 
 /// Large bodies sent without a SHA-256 are stored as they come, then hashed

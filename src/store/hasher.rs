@@ -21,10 +21,8 @@ use std::time::Duration;
 
 use super::content::{self, HeldContent};
 use super::digest::{ChecksumAlgorithm, DigestSpec, Digests, Hashers};
-use super::layout::{fsync_dir, packed_position, BlobId};
-use super::read::{self, BlobSource, Snapshot};
-use super::redb_meta::txn::RedbRead;
-use super::schema::{BLOB_REFS, INLINE_BLOBS};
+use super::layout::{fsync_dir, BlobId};
+use super::read;
 use super::{now_ms, Store, StoreError, StoreResult};
 
 /// Blobs looked up per read transaction.
@@ -39,24 +37,58 @@ const RESCAN: Duration = Duration::from_secs(300);
 /// Starts the background hasher: it works once no body write was admitted
 /// for `idle`.
 pub fn spawn_content_hasher(store: Arc<Store>, idle: Duration) {
+    spawn_hasher_while(store, idle, RESCAN, || true);
+}
+
+/// How long a hasher that may not run waits before asking again.
+const WAIT_TO_RUN: Duration = Duration::from_secs(2);
+/// How long after a failed pass (or blob) the hasher tries again.
+const AFTER_FAILURE: Duration = Duration::from_secs(5);
+
+/// Where a call of [`hash_some`] stopped.
+enum Pass {
+    /// After this blob: more to look at.
+    After(BlobId),
+    /// At the end; every blob looked at was hashed or skipped for good.
+    Done,
+    /// At the end, but hashing some blob failed: try again soon.
+    DoneWithFailures,
+}
+
+/// [`spawn_content_hasher`] that hashes a blob only while `may_run` says
+/// so (over a shared database: while this gateway holds the hashing
+/// lease, `pg/chores.rs`). It is asked before each blob. After a pass
+/// that found nothing more, the next starts at a write of this process or
+/// after `rescan` (over a shared database, other gateways' writes are not
+/// seen: only the rescan finds them).
+pub(crate) fn spawn_hasher_while(
+    store: Arc<Store>,
+    idle: Duration,
+    rescan: Duration,
+    may_run: impl Fn() -> bool + Send + 'static,
+) {
     let spawned = std::thread::Builder::new().name("content-hasher".into()).spawn(move || {
         let mut after = 0;
         loop {
+            if !may_run() {
+                std::thread::sleep(WAIT_TO_RUN);
+                continue;
+            }
             let pass_start = now_ms();
-            match hash_some(&store, idle, after) {
-                Ok(Some(last)) => {
-                    after = last;
-                    std::thread::sleep(Duration::from_millis(10));
+            let (next, pause) = match hash_some(&store, idle, after, &may_run) {
+                Ok(Pass::After(last)) => (last, Duration::from_millis(10)),
+                Ok(Pass::Done) => {
+                    store.wait_for_writes_since(pass_start, idle, rescan);
+                    (0, Duration::ZERO)
                 }
-                Ok(None) => {
-                    after = 0;
-                    store.wait_for_writes_since(pass_start, idle);
-                }
+                Ok(Pass::DoneWithFailures) => (0, AFTER_FAILURE),
                 Err(e) => {
                     tracing::warn!(error = %e.chain(), "background hashing failed; retried later");
-                    std::thread::sleep(RESCAN);
+                    (after, AFTER_FAILURE)
                 }
-            }
+            };
+            after = next;
+            std::thread::sleep(pause);
         }
     });
     if let Err(e) = spawned {
@@ -65,22 +97,28 @@ pub fn spawn_content_hasher(store: Arc<Store>, idle: Duration) {
 }
 
 /// Hashes the next unindexed blobs after `after` while the server stays
-/// idle; the last blob looked at, or `None` at the end of a pass.
-fn hash_some(store: &Store, idle: Duration, after: BlobId) -> StoreResult<Option<BlobId>> {
+/// idle (and `may_run` says so).
+fn hash_some(store: &Store, idle: Duration, after: BlobId, may_run: &impl Fn() -> bool) -> StoreResult<Pass> {
     let pending = store.unindexed_blobs(after)?;
-    let Some(&last) = pending.last() else { return Ok(None) };
-    for (i, id) in pending.iter().enumerate() {
+    let mut failed = false;
+    for id in &pending {
         while !store.idle_for(idle) {
             std::thread::sleep(idle.max(Duration::from_millis(50)));
         }
+        if !may_run() {
+            // Another gateway hashes now; this one resumes here later.
+            return Ok(Pass::After(id.saturating_sub(1)));
+        }
         if let Err(e) = store.index_blob(*id, || store.idle_for(idle)) {
             tracing::warn!(blob = format!("{id:032x}"), error = %e.chain(), "hashing a blob failed");
-        }
-        if i + 1 == pending.len() && pending.len() < BATCH {
-            return Ok(None);
+            failed = true;
         }
     }
-    Ok(Some(last))
+    Ok(match (pending.last(), failed) {
+        (Some(last), _) if pending.len() == BATCH => Pass::After(*last),
+        (_, false) => Pass::Done,
+        (_, true) => Pass::DoneWithFailures,
+    })
 }
 
 /// What indexing one blob came to.
@@ -108,10 +146,10 @@ impl Store {
     }
 
     /// Returns once something changed after `since` (ms) and the server
-    /// has been idle for `idle` since, or after [`RESCAN`].
-    fn wait_for_writes_since(&self, since: i64, idle: Duration) {
+    /// has been idle for `idle` since, or after `rescan`.
+    fn wait_for_writes_since(&self, since: i64, idle: Duration, rescan: Duration) {
         let step = idle.clamp(Duration::from_millis(50), Duration::from_secs(1));
-        let deadline = std::time::Instant::now() + RESCAN;
+        let deadline = std::time::Instant::now() + rescan;
         while std::time::Instant::now() < deadline {
             std::thread::sleep(step);
             if self.last_change_ms.load(Ordering::Relaxed) >= since && self.idle_for(idle) {
@@ -128,22 +166,24 @@ impl Store {
     /// Up to [`BATCH`] live blob files after `after` whose content is not
     /// indexed (`content::needs_hashing`).
     fn unindexed_blobs(&self, after: BlobId) -> StoreResult<Vec<BlobId>> {
-        let txn = self.db()?.begin_read()?;
-        let (refs, inline) = (txn.open_table(BLOB_REFS)?, txn.open_table(INLINE_BLOBS)?);
-        let mut out = Vec::new();
-        for row in refs.range(after.saturating_add(1)..)? {
-            let id = row?.0.value();
-            if packed_position(id).is_some() || inline.get(id)?.is_some() {
-                continue;
-            }
-            if content::needs_hashing(&RedbRead(&txn), id)? {
-                out.push(id);
-                if out.len() == BATCH {
-                    break;
+        self.read(|txn| {
+            let (mut out, mut cursor) = (Vec::new(), after);
+            loop {
+                let files = txn.blob_files_after(cursor, 4 * BATCH)?;
+                for id in &files {
+                    if content::needs_hashing(txn, *id)? {
+                        out.push(*id);
+                        if out.len() == BATCH {
+                            return Ok(out);
+                        }
+                    }
+                }
+                match files.last() {
+                    Some(last) if files.len() == 4 * BATCH => cursor = *last,
+                    _ => return Ok(out),
                 }
             }
-        }
-        Ok(out)
+        })
     }
 
     /// Hashes blob `id` and indexes its content, or merges it into the live
@@ -176,13 +216,11 @@ impl Store {
     /// Replaces blob `id`'s file by a hard link to `holder`'s (same
     /// content), then records the merge.
     fn merge(&self, id: BlobId, holder: BlobId, key: &[u8; 40], go_on: &impl Fn() -> bool) -> StoreResult<Indexed> {
+        // Over a shared database a freed file outlives its free by the
+        // unlink grace (`pg/chores.rs`), far longer than this takes.
         let _paused = self.pause_unlinking();
-        {
-            let snapshot = Snapshot(self.db()?.begin_read()?);
-            let refs = snapshot.0.open_table(BLOB_REFS)?;
-            if refs.get(id)?.is_none() || refs.get(holder)?.is_none() {
-                return Ok(Indexed::Skipped);
-            }
+        if !self.read(|txn| Ok(txn.blob_refs(id)? > 0 && txn.blob_refs(holder)? > 0))? {
+            return Ok(Indexed::Skipped);
         }
         // The holder's file must be intact before it replaces ours.
         if self.hash_file(holder, go_on)?.is_none() {
@@ -209,13 +247,11 @@ impl Store {
         let path = self.layout.blob_path(id);
         let Ok(file) = File::open(&path) else { return Ok(None) };
         let size = file.metadata()?.len();
-        let snapshot = Snapshot(self.db()?.begin_read()?);
-        let check = match snapshot.check(id, 0..size, size) {
+        let check = match self.with_blob_source(|source| source.check(id, 0..size, size))? {
             Ok(check) => check,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        drop(snapshot);
         let mut hashers = Hashers::new(DigestSpec { sha256: true, checksum: Some(ChecksumAlgorithm::Crc64Nvme) });
         let mut buf = Vec::with_capacity(CHUNK as usize);
         let mut at = 0;

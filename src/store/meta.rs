@@ -99,6 +99,9 @@ pub(crate) trait MetaRead {
     }
     /// How many records reference the blob (0 if none).
     fn blob_refs(&self, id: BlobId) -> StoreResult<u64>;
+    /// At most `limit` referenced blobs stored as files (not packed, not
+    /// in the database) with ids above `after`, in id order.
+    fn blob_files_after(&self, after: BlobId, limit: usize) -> StoreResult<Vec<BlobId>>;
     fn content_row(&self, key: &[u8; 40]) -> StoreResult<Option<Vec<u8>>>;
     /// Which content a blob is indexed under (and, merged, into which blob).
     fn blob_content(&self, id: BlobId) -> StoreResult<Option<Vec<u8>>>;

@@ -580,6 +580,29 @@ pub fn complete(c: &Client, key: &str, id: &str, parts: &[(u32, &str)]) -> Respo
     c.send(Req::new("POST", key).query(&format!("uploadId={id}")).body(xml.as_bytes()))
 }
 
+/// PUTs `body` with `UNSIGNED-PAYLOAD`: the server is told no SHA-256.
+pub fn put_unsigned(c: &Client, path: &str, body: &[u8]) {
+    let mut stream = c.connect();
+    let req = Req::new("PUT", path).body(body);
+    let head = c.signed_head(&req, std::time::SystemTime::now(), body.len(), Some("UNSIGNED-PAYLOAD"));
+    std::io::Write::write_all(&mut stream, head.as_bytes()).expect("head");
+    std::io::Write::write_all(&mut stream, body).expect("body");
+    let resp = read_response(&mut stream, false);
+    assert_eq!(resp.status, 200, "{path}: {}", resp.text());
+}
+
+/// Distinct files (inodes) under `blobs/`.
+pub fn blob_inodes(data: &std::path::Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let mut inodes = std::collections::HashSet::new();
+    for dir in std::fs::read_dir(data.join("blobs")).expect("blobs").flatten() {
+        for file in std::fs::read_dir(dir.path()).expect("dir").flatten() {
+            inodes.insert(file.metadata().expect("metadata").ino());
+        }
+    }
+    inodes.len()
+}
+
 /// The quoted ETag of a single-PUT body: its MD5.
 pub fn md5_etag(body: &[u8]) -> String {
     format!("\"{}\"", hex::encode(md5::Md5::digest(body)))

@@ -10,20 +10,24 @@
 //!   the commit that references it leaves a file no row names; files older
 //!   than `--orphan-grace` that neither `blobs` nor `dead_blobs` know are
 //!   unlinked;
-//! - stale uploads and lifecycle rules, as on one node (`gc.rs`).
+//! - stale uploads and lifecycle rules, as on one node (`gc.rs`);
+//! - background hashing of blob files into the unique-file table
+//!   (`hasher.rs`), on its own thread while its gateway holds the lease and
+//!   has admitted no body write for `--hash-after-idle`.
 //!
 //! Every step is idempotent, and the database row goes last: a gateway
 //! killed mid-chore leaves work that the next holder of the lease redoes.
 
 use std::collections::HashSet;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{lease, PgError, Pool};
-use crate::store::gc;
 use crate::store::layout::BlobId;
 use crate::store::Store;
+use crate::store::{gc, hasher};
 
 /// Blob ids handled per statement.
 const BATCH: usize = 500;
@@ -39,7 +43,17 @@ pub struct ChoreSettings {
     pub abort_incomplete_after: Duration,
     /// The length of a lifecycle day.
     pub lifecycle_day: Duration,
+    /// Background hashing starts after this long without a body write on
+    /// this gateway; zero: never.
+    pub hash_after_idle: Duration,
 }
+
+/// The lease of background hashing (its own thread, not a [`Chore`]).
+const HASHING: &str = "content-hashing";
+/// How often the hashing gateway looks for blobs written through others:
+/// it sees only its own writes come. A pass reads a few rows per blob.
+/// Shorter than the lease (30 s), so the holder keeps it between passes.
+const HASHING_RESCAN: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone, Copy)]
 enum Chore {
@@ -86,15 +100,41 @@ struct Chores {
 /// The running chores of one gateway.
 pub struct Running {
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Tells the hashing thread to stop taking its lease.
+    stopped: Arc<AtomicBool>,
     pool: Pool,
     holder: String,
 }
 
 /// Starts every chore on the current runtime, for the gateway `holder`.
 pub fn spawn(store: Arc<Store>, pool: Pool, holder: &str, settings: ChoreSettings) -> Running {
+    let stopped = Arc::new(AtomicBool::new(false));
+    if !settings.hash_after_idle.is_zero() {
+        let may_hash = leased_while(&pool, holder, &stopped);
+        hasher::spawn_hasher_while(store.clone(), settings.hash_after_idle, HASHING_RESCAN, may_hash);
+    }
     let chores = Arc::new(Chores { store, pool: pool.clone(), holder: holder.to_string(), settings });
     let tasks = Chore::ALL.into_iter().map(|chore| tokio::spawn(chores.clone().run(chore))).collect();
-    Running { tasks, pool, holder: holder.to_string() }
+    Running { tasks, stopped, pool, holder: holder.to_string() }
+}
+
+/// Whether this gateway holds (takes or renews) the hashing lease, asked
+/// from the hasher's own thread; never once `stopped`.
+fn leased_while(pool: &Pool, holder: &str, stopped: &Arc<AtomicBool>) -> impl Fn() -> bool + Send + 'static {
+    let (runtime, pool, holder, stopped) =
+        (tokio::runtime::Handle::current(), pool.clone(), holder.to_string(), stopped.clone());
+    move || {
+        if stopped.load(Ordering::Relaxed) {
+            return false;
+        }
+        match runtime.block_on(lease::take(&pool, HASHING, &holder)) {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(chore = HASHING, error = %e, "could not take the chore's lease");
+                false
+            }
+        }
+    }
 }
 
 impl Running {
@@ -102,6 +142,7 @@ impl Running {
     /// another gateway takes them over at once. A step cut short is
     /// redone by the next holder.
     pub async fn stop(&self) -> Result<(), PgError> {
+        self.stopped.store(true, Ordering::Relaxed);
         for task in &self.tasks {
             task.abort();
         }

@@ -358,6 +358,22 @@ impl MetaRead for PgTxn<'_> {
         self.count("SELECT refs FROM blobs WHERE id = $1", &[Bytea(&id.to_be_bytes())])
     }
 
+    /// Small bodies are counted in `blobs` too: those with a row of
+    /// `blob_bodies` are left out.
+    fn blob_files_after(&self, after: BlobId, limit: usize) -> StoreResult<Vec<BlobId>> {
+        let sql = "SELECT b.id FROM blobs b WHERE b.id > $1 \
+                   AND NOT EXISTS (SELECT 1 FROM blob_bodies s WHERE s.id = b.id) ORDER BY b.id LIMIT $2";
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.query(sql, &[Bytea(&after.to_be_bytes()), Int8(limit)])?;
+        rows.iter()
+            .map(|row| {
+                let bytes: Vec<u8> = column(row, 0)?;
+                let id: [u8; 16] = bytes.try_into().map_err(|_| StoreError::internal("a blob id not 16 bytes long"))?;
+                Ok(BlobId::from_be_bytes(id))
+            })
+            .collect()
+    }
+
     fn content_row(&self, key: &[u8; 40]) -> StoreResult<Option<Vec<u8>>> {
         let row = self.one("SELECT value FROM content WHERE key = $1", &[Bytea(key)])?;
         row.map(|row| column(&row, 0)).transpose()
@@ -561,7 +577,10 @@ impl MetaTxn for PgTxn<'_> {
             self.execute("DELETE FROM blob_bodies WHERE id = $1", &[Bytea(&id)])?;
             return Ok(None);
         }
-        self.execute("INSERT INTO dead_blobs (id) VALUES ($1) ON CONFLICT (id) DO NOTHING", &[Bytea(&id)])?;
+        // The statement's time, not the transaction's start (`now()`): the
+        // unlink grace runs from as near the commit as SQL can say.
+        let sql = "INSERT INTO dead_blobs (id, freed_at) VALUES ($1, clock_timestamp()) ON CONFLICT (id) DO NOTHING";
+        self.execute(sql, &[Bytea(&id)])?;
         Ok(Some(span.id))
     }
 

@@ -119,6 +119,24 @@ macro_rules! read_operations {
                 Ok(self.0.open_table(BLOB_REFS)?.get(id)?.map(|v| v.value()).unwrap_or(0))
             }
 
+            fn blob_files_after(&self, after: BlobId, limit: usize) -> StoreResult<Vec<BlobId>> {
+                let (refs, inline) = (self.0.open_table(BLOB_REFS)?, self.0.open_table(INLINE_BLOBS)?);
+                let mut out = Vec::new();
+                if after == BlobId::MAX {
+                    return Ok(out);
+                }
+                for row in refs.range(after + 1..)? {
+                    let id = row?.0.value();
+                    if packed_position(id).is_none() && inline.get(id)?.is_none() {
+                        out.push(id);
+                        if out.len() == limit {
+                            break;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+
             fn content_row(&self, key: &[u8; 40]) -> StoreResult<Option<Vec<u8>>> {
                 Ok(self.0.open_table(CONTENT)?.get(key.as_slice())?.map(|v| v.value().to_vec()))
             }
