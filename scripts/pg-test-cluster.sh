@@ -14,7 +14,8 @@
 #                        127.0.0.1), to test sslmode=require with --meta-ca
 #
 # fsync=off is safe here: the tests kill processes, never the machine, and
-# synchronous_commit stays on. Each run gets its own folder and port, so
+# synchronous_commit stays on. TESSERA_TEST_PG_FSYNC=on turns it on (the
+# benchmark of scripts/bench-gateways.sh). Each run gets its own folder and port, so
 # parallel runs never meet. initdb refuses to run as root: as root, the
 # cluster runs as the `postgres` user (created if missing).
 
@@ -130,7 +131,7 @@ pg_test_cluster_start() {
         export TESSERA_TEST_PG_CA=$dir/ca.crt
     fi
     _pgtc_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=${TESSERA_TEST_PG_FSYNC:-off} \
             -c full_page_writes=off ${ssl[*]}" start >/dev/null ||
         { cat "$dir/log" >&2; _pgtc_fail "the cluster did not start"; return 1; }
     export TESSERA_TEST_PG="postgres://tessera@127.0.0.1:$port/postgres?sslmode=disable"
