@@ -341,14 +341,8 @@ fn freed_blob_files_outlive_the_grace_period_then_one_gateway_unlinks_them() {
 
 #[test]
 fn a_gateway_killed_holding_the_collection_lease_hands_it_over() {
-    let Some(db) = Db::new() else { return };
-    migrate(&db.url());
-    let data = tempfile::tempdir().unwrap();
-    let grace = ["--unlink-grace", "1s"];
-    let mut gateways = [
-        Some(gateway_with(data.path(), &db.url(), "a", &grace)),
-        Some(gateway_with(data.path(), &db.url(), "b", &grace)),
-    ];
+    let Some((db, data, a, b)) = two_gateways_with(&["--unlink-grace", "1s"]) else { return };
+    let mut gateways = [Some(a), Some(b)];
     let c = gateways[0].as_ref().unwrap().client();
     assert_eq!(c.send(Req::new("PUT", "/freed")).status, 200);
     for n in 0..20 {
@@ -380,12 +374,7 @@ fn a_gateway_killed_holding_the_collection_lease_hands_it_over() {
 
 #[test]
 fn orphaned_blob_files_are_unlinked_and_every_named_one_kept() {
-    let Some(db) = Db::new() else { return };
-    migrate(&db.url());
-    let data = tempfile::tempdir().unwrap();
-    let grace = ["--orphan-grace", "8s"];
-    let a = gateway_with(data.path(), &db.url(), "a", &grace);
-    let _b = gateway_with(data.path(), &db.url(), "b", &grace);
+    let Some((db, data, a, _b)) = two_gateways_with(&["--orphan-grace", "8s"]) else { return };
     let c = a.client();
     assert_eq!(c.send(Req::new("PUT", "/orphans")).status, 200);
     let body = pattern(MIB, 50);

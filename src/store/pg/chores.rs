@@ -102,8 +102,7 @@ pub struct Running {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Tells the hashing thread to stop taking its lease.
     stopped: Arc<AtomicBool>,
-    pool: Pool,
-    holder: String,
+    chores: Arc<Chores>,
 }
 
 /// Starts every chore on the current runtime, for the gateway `holder`.
@@ -113,9 +112,9 @@ pub fn spawn(store: Arc<Store>, pool: Pool, holder: &str, settings: ChoreSetting
         let may_hash = leased_while(&pool, holder, &stopped);
         hasher::spawn_hasher_while(store.clone(), settings.hash_after_idle, HASHING_RESCAN, may_hash);
     }
-    let chores = Arc::new(Chores { store, pool: pool.clone(), holder: holder.to_string(), settings });
+    let chores = Arc::new(Chores { store, pool, holder: holder.to_string(), settings });
     let tasks = Chore::ALL.into_iter().map(|chore| tokio::spawn(chores.clone().run(chore))).collect();
-    Running { tasks, stopped, pool, holder: holder.to_string() }
+    Running { tasks, stopped, chores }
 }
 
 /// Whether this gateway holds (takes or renews) the hashing lease, asked
@@ -146,7 +145,7 @@ impl Running {
         for task in &self.tasks {
             task.abort();
         }
-        lease::release_all(&self.pool, &self.holder).await
+        lease::release_all(&self.chores.pool, &self.chores.holder).await
     }
 }
 
@@ -197,15 +196,14 @@ impl Chores {
         let mut unlinked = 0;
         loop {
             let due = self.freed_before_grace().await?;
-            let store = self.store.clone();
-            let batch = due.clone();
-            let (removed, failed) = tokio::task::spawn_blocking(move || unlink(&store, &batch)).await?;
+            let (store, full) = (self.store.clone(), due.len() == BATCH);
+            let (removed, failed) = tokio::task::spawn_blocking(move || unlink(&store, &due)).await?;
             self.forget_freed(&removed).await?;
             unlinked += removed.len();
             if let Some(e) = failed {
                 return Err(anyhow::Error::new(e).context(format!("unlinking a freed blob file ({unlinked} unlinked)")));
             }
-            if due.len() < BATCH || !self.leased(chore).await? {
+            if !full || !self.leased(chore).await? {
                 break;
             }
         }
