@@ -99,9 +99,17 @@ first schema of the connection's search_path (created if missing), for example
 
 #[derive(Debug, Clone, Args)]
 pub struct ScrubArgs {
-    /// Data folder of a stopped server.
+    /// Data folder of a stopped server; with `--meta`, the blob folder the
+    /// gateways share (they may be running).
     #[arg(long, default_value = "./tessera-data")]
     pub data: PathBuf,
+    /// The metadata database shared by gateways (`serve --meta`).
+    #[arg(long, env = "TESSERA_META", hide_env_values = true, value_name = "URL", value_parser = parse_meta_url)]
+    pub meta: Option<MetaUrl>,
+    /// PEM file of the CAs that sign the metadata database's certificate
+    /// (default: the system's CAs).
+    #[arg(long, value_name = "FILE", requires = "meta")]
+    pub meta_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -25,7 +25,7 @@ fn main() -> anyhow::Result<()> {
         Command::Backup(args) => tessera::admin::backup(args),
         Command::User(command) => tessera::user_cli::run(command),
         Command::Stats(args) => tessera::stats_cli::run(args),
-        Command::Scrub(args) => scrub(&args.data),
+        Command::Scrub(args) => scrub(&args),
         Command::Cp(args) => cp(args),
         Command::Ls(args) => tessera::transfer::run_companion(Companion::Ls(args)),
         Command::Mb(args) => tessera::transfer::run_companion(Companion::Mb(args)),
@@ -57,8 +57,13 @@ fn cp(args: tessera::transfer::CpArgs) -> anyhow::Result<()> {
 
 /// Prints the report; exits 1 when anything is corrupt, 2 when the folder
 /// could not be scrubbed.
-fn scrub(data: &std::path::Path) -> anyhow::Result<()> {
-    match tessera::store::scrub::scrub_folder(data) {
+fn scrub(args: &tessera::config::ScrubArgs) -> anyhow::Result<()> {
+    let data = &args.data;
+    let scrubbed = match &args.meta {
+        Some(meta) => tessera::meta_cli::scrub(meta, args.meta_ca.as_deref(), data),
+        None => tessera::store::scrub::scrub_folder(data).map_err(anyhow::Error::new),
+    };
+    match scrubbed {
         Ok(report) => {
             print!("scrubbed {}\n{report}", data.display());
             std::io::stdout().flush()?;
@@ -68,7 +73,7 @@ fn scrub(data: &std::path::Path) -> anyhow::Result<()> {
             Ok(())
         }
         Err(e) => {
-            eprintln!("tessera scrub: {}: {:#}", data.display(), anyhow::Error::new(e));
+            eprintln!("tessera scrub: {}: {e:#}", data.display());
             std::process::exit(2);
         }
     }

@@ -1,14 +1,15 @@
-//! `tessera migrate --meta URL`, and how `tessera serve --meta URL` opens
+//! `tessera migrate --meta URL`, `tessera scrub --meta URL`, and how `tessera serve --meta URL` opens
 //! its store: it checks the schema version, claims the gateway's id in the
 //! database (`store::pg::gateway`), then opens the shared data folder in
 //! the gateway's own place (docs/scale-out.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
 
 use crate::config::{MetaUrl, ServeConfig};
+use crate::store::scrub::ScrubReport;
 use crate::store::Store;
 
 #[derive(Debug, Clone, Args)]
@@ -33,6 +34,24 @@ pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     })?;
     println!("{report}");
     Ok(())
+}
+
+/// `tessera scrub --meta URL --data DIR`: one pass over the blobs the
+/// database names, in the shared folder `data`, beside running gateways
+/// (it only reads).
+#[cfg(feature = "postgres")]
+pub fn scrub(meta: &MetaUrl, ca: Option<&Path>, data: &Path) -> anyhow::Result<ScrubReport> {
+    use crate::store::pg::{self, txn::PgContext, RetryPolicy};
+    if !data.join("blobs").is_dir() {
+        anyhow::bail!("not a blob folder of gateways (no blobs/ in it)");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let pool = runtime.block_on(async {
+        let pool = pool(meta, ca, 1)?;
+        pg::check_schema(&pool).await.map(|_| pool)
+    })?;
+    let ctx = PgContext { pool, runtime: runtime.handle().clone(), policy: RetryPolicy::default() };
+    Ok(crate::store::scrub::scrub_pass(&ctx, &crate::store::layout::Layout::existing(data), None)?)
 }
 
 /// A store over a shared metadata database, and this gateway's claim on
@@ -72,11 +91,10 @@ pub async fn open_gateway(config: &ServeConfig, meta: &MetaUrl, port: u16) -> an
         abort_incomplete_after: config.abort_incomplete_after,
         lifecycle_day: config.lifecycle_day,
         hash_after_idle: config.hash_after_idle,
+        scrub_interval: config.scrub_interval,
+        scrub_rate: config.scrub_rate,
     };
     let chores = chores::spawn(store.clone(), pool.clone(), &id, settings);
-    tracing::warn!(
-        "over a shared metadata database, the background scrub does not run yet (issue 17, docs/scale-out.md)"
-    );
     Ok(Gateway { store, pool, claim, chores })
 }
 
@@ -118,6 +136,11 @@ fn pool(
 #[cfg(not(feature = "postgres"))]
 pub fn migrate(_args: MigrateArgs) -> anyhow::Result<()> {
     anyhow::bail!("this tessera was built without the `postgres` feature: `tessera migrate` is not available")
+}
+
+#[cfg(not(feature = "postgres"))]
+pub fn scrub(_meta: &MetaUrl, _ca: Option<&Path>, _data: &Path) -> anyhow::Result<ScrubReport> {
+    anyhow::bail!("this tessera was built without the `postgres` feature: --meta is not available")
 }
 
 #[cfg(not(feature = "postgres"))]

@@ -455,3 +455,161 @@ fn copies_written_through_two_gateways_are_hashed_once_and_stored_once() {
     let (resp, sent) = cb.send_expecting_continue(Req::new("PUT", "/hashed/third").body(&body), None);
     assert_eq!((resp.status, sent), (200, false), "{}", resp.text());
 }
+
+/// What [`two_logged_gateways`] run on.
+struct Logged {
+    db: Db,
+    data: tempfile::TempDir,
+    logs: tempfile::TempDir,
+}
+
+impl Logged {
+    /// The log of gateway `id`.
+    fn log(&self, id: &str) -> std::path::PathBuf {
+        self.logs.path().join(format!("{id}.log"))
+    }
+}
+
+/// [`two_gateways_with`], each logging at info level to its own file.
+fn two_logged_gateways(more: &[&str]) -> Option<(Logged, Server, Server)> {
+    let db = Db::new()?;
+    migrate(&db.url());
+    let on = Logged { db, data: tempfile::tempdir().unwrap(), logs: tempfile::tempdir().unwrap() };
+    let url = on.db.url();
+    let start = |id: &str| {
+        let args = [&["--meta", &url, "--gateway-id", id, "--console", "off"], more].concat();
+        let info = [("TESSERA_LOG", Path::new("info"))];
+        let stderr = std::fs::File::create(on.log(id)).unwrap();
+        Server::try_start_with_env("127.0.0.1:0", on.data.path(), &args, &info, stderr).expect("the gateway starts")
+    };
+    let (a, b) = (start("a"), start("b"));
+    Some((on, a, b))
+}
+
+/// Flips one bit of the byte at `offset` of a file.
+fn flip_byte(path: &Path, offset: u64) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, offset).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x01], offset).unwrap();
+}
+
+/// The one blob file of `len` bytes in the shared folder, and its id.
+fn blob_file_of_len(data: &Path, len: usize) -> (std::path::PathBuf, String) {
+    let found: Vec<_> = common::blob_paths(data)
+        .into_iter()
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() == len as u64))
+        .collect();
+    assert_eq!(found.len(), 1, "one blob file of {len} bytes: {found:?}");
+    let id = found[0].file_name().unwrap().to_string_lossy().into_owned();
+    (found[0].clone(), id)
+}
+
+/// `tessera scrub --meta URL --data DATA`: exit code and report.
+fn scrub_shared(url: &str, data: &Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["scrub", "--meta", url, "--data"])
+        .arg(data)
+        .env("TESSERA_LOG", "off")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), text)
+}
+
+/// Waits (up to `secs`) for a line of the log at `log` with every one of `words`.
+fn log_line(log: &Path, words: &[&str], secs: u64) -> String {
+    let mut found = None;
+    eventually(secs, &format!("a log line with {words:?} in {}", log.display()), || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        found = text.lines().find(|l| words.iter().all(|w| l.contains(w))).map(str::to_string);
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+#[test]
+fn one_gateway_scrubs_and_tessera_scrub_checks_the_shared_folder_beside_them() {
+    let Some((on, a, b)) = two_logged_gateways(&["--scrub-interval", "1s"]) else { return };
+    let (db, data) = (&on.db, &on.data);
+    let (ca, cb) = (a.client(), b.client());
+    assert_eq!(ca.send(Req::new("PUT", "/scrubbed")).status, 200);
+    put(&ca, "/scrubbed/big", &pattern(3 * MIB, 80));
+    put(&cb, "/scrubbed/small", &pattern(1000, 81));
+    let upload = create_upload(&cb, "/scrubbed/parts");
+    part_etag(&ca, "/scrubbed/parts", &upload, 2, &pattern(MIB, 82));
+
+    let (code, report) = scrub_shared(&db.url(), data.path());
+    assert_eq!(code, Some(0), "a clean folder:\n{report}");
+    assert!(report.contains("checked 3 blobs (2 files, 1 inline)") && report.contains("corrupt: 0"), "{report}");
+
+    // A changed byte in a file, and in a small body kept in the database.
+    let (big, big_id) = blob_file_of_len(data.path(), 3 * MIB);
+    flip_byte(&big, 300_000);
+    let changed =
+        column(db, "UPDATE blob_bodies SET body = set_byte(body, 99, get_byte(body, 99) # 1) RETURNING 'changed'");
+    assert_eq!(changed, ["changed"]);
+    let (code, report) = scrub_shared(&db.url(), data.path());
+    assert_eq!(code, Some(1), "corruption found:\n{report}");
+    assert!(report.contains("corrupt: 2"), "{report}");
+    let line = report.lines().find(|l| l.contains(&big_id)).unwrap_or_else(|| panic!("names the file:\n{report}"));
+    assert!(line.contains("offset 262144") && line.contains("scrubbed/big"), "{line}");
+    let line = report.lines().find(|l| l.contains("(inline)")).unwrap_or_else(|| panic!("the body:\n{report}"));
+    assert!(line.contains("scrubbed/small"), "{line}");
+
+    // The background scrub finds it too, on the gateway holding its lease
+    // only; nothing was read through either gateway.
+    let mut holder = None;
+    eventually(30, "a gateway holds the scrub lease", || {
+        holder = lease_holder(db, "scrub");
+        holder.is_some()
+    });
+    let holder = holder.unwrap();
+    let other = if holder == "a" { "b" } else { "a" };
+    let line = log_line(&on.log(&holder), &["ERROR", &big_id], 30);
+    assert!(line.contains("262144"), "{line}");
+    log_line(&on.log(&holder), &["scrub pass done", "corrupt=2"], 30);
+    let other_log = std::fs::read_to_string(on.log(other)).unwrap();
+    assert!(!other_log.contains("scrub pass"), "the scrub runs on one gateway:\n{other_log}");
+}
+
+#[test]
+fn a_scrub_pass_cut_by_kill_9_is_resumed_by_another_gateway() {
+    // At 1 MiB/s, each 2 MiB object takes about two seconds to check.
+    let more = ["--scrub-interval", "1s", "--scrub-rate", "1MiB"];
+    let Some((on, a, b)) = two_logged_gateways(&more) else { return };
+    let (db, data) = (&on.db, &on.data);
+    let mut gateways = [Some(a), Some(b)];
+    let c = gateways[0].as_ref().unwrap().client();
+    for n in 1..=3 {
+        assert_eq!(c.send(Req::new("PUT", &format!("/resume-{n}"))).status, 200);
+        put(&c, &format!("/resume-{n}/obj"), &pattern(2 * MIB + n, n as u64));
+    }
+    let (third, third_id) = blob_file_of_len(data.path(), 2 * MIB + 3);
+
+    // Killed once its pass is in the second bucket (the saved cursor names it).
+    eventually(60, "the scrub reaches the second bucket", || scrub_cursor(db).windows(8).any(|w| w == b"resume-2"));
+    let holder = lease_holder(db, "scrub").unwrap();
+    let (dead, survivor) = if holder == "a" { (0, "b") } else { (1, "a") };
+    gateways[dead].take().unwrap().kill9();
+    flip_byte(&third, MIB as u64);
+
+    // The other gateway takes the lease once it expires (30 s), goes on from
+    // the second bucket (it checks fewer than the three objects) and finds
+    // the damage in the third.
+    let started = log_line(&on.log(survivor), &["scrub pass starts"], 60);
+    assert!(started.contains("resumed=true"), "{started}");
+    let done = log_line(&on.log(survivor), &["scrub pass done"], 60);
+    assert!(done.contains("corrupt=1") && !done.contains("blobs=3"), "{done}");
+    log_line(&on.log(survivor), &["ERROR", &third_id], 1);
+}
+
+/// The scrub lease's saved cursor (empty if none).
+fn scrub_cursor(db: &Db) -> Vec<u8> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let rows = db.client().await.query("SELECT cursor FROM leases WHERE name = 'scrub'", &[]).await.unwrap();
+        rows.first().and_then(|r| r.get::<_, Option<Vec<u8>>>(0)).unwrap_or_default()
+    })
+}

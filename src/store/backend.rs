@@ -10,8 +10,8 @@
 //! transaction on a blocking thread, again from the start after a
 //! conflict, so write callbacks are `Fn` and must have no effect outside
 //! the transaction. Reads of redb tables that have not moved behind
-//! [`MetaRead`] yet (stats, expiry planning, sweeps, scrub, the hasher,
-//! backup) find no redb database in a store over PostgreSQL and answer
+//! [`MetaRead`] (backup, the full-disk check of spare pages, the sweeps of
+//! one node) find no redb database in a store over PostgreSQL and answer
 //! `Unavailable`.
 
 use std::io;
@@ -201,6 +201,18 @@ fn pg_snapshot<T, E>(
         Ok(value) => Ok(Ok(value)),
         Err(super::pg::RunError::Rejected(e)) => Ok(Err(e)),
         Err(super::pg::RunError::Failed(e)) => Err(snapshot_failed(e)),
+    }
+}
+
+/// A shared metadata database as what `tessera scrub --meta` reads.
+#[cfg(feature = "postgres")]
+impl super::scrub::ScrubSource for super::pg::txn::PgContext {
+    fn read<T>(&self, f: impl Fn(&dyn MetaRead) -> StoreResult<T>) -> StoreResult<T> {
+        pg_snapshot(self, |txn| f(txn)).and_then(|read| read)
+    }
+
+    fn blobs<T>(&self, f: impl Fn(&dyn BlobSource) -> io::Result<T>) -> StoreResult<io::Result<T>> {
+        pg_snapshot(self, |txn| f(txn))
     }
 }
 

@@ -60,7 +60,8 @@ impl Server {
         Server::try_start_with_env(listen, data, extra, &[], stderr)
     }
 
-    /// [`Server::try_start_on`] with extra environment variables.
+    /// [`Server::try_start_on`] with extra environment variables (which may
+    /// replace the defaults, `TESSERA_LOG=warn` for one).
     pub fn try_start_with_env(
         listen: &str,
         data: &Path,
@@ -73,10 +74,10 @@ impl Server {
             .arg(data)
             .args(extra)
             .args(suite_backend_args(data, extra))
-            .envs(env.iter().copied())
             .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
             .env("TESSERA_SECRET_KEY", SECRET_KEY)
             .env("TESSERA_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()

@@ -13,7 +13,9 @@
 //! - stale uploads and lifecycle rules, as on one node (`gc.rs`);
 //! - background hashing of blob files into the unique-file table
 //!   (`hasher.rs`), on its own thread while its gateway holds the lease and
-//!   has admitted no body write for `--hash-after-idle`.
+//!   has admitted no body write for `--hash-after-idle`;
+//! - the scrub (`scrubbing.rs`), on its own thread too, resumed where it
+//!   stopped by whichever gateway takes its lease next.
 //!
 //! Every step is idempotent, and the database row goes last: a gateway
 //! killed mid-chore leaves work that the next holder of the lease redoes.
@@ -46,6 +48,10 @@ pub struct ChoreSettings {
     /// Background hashing starts after this long without a body write on
     /// this gateway; zero: never.
     pub hash_after_idle: Duration,
+    /// Time between scrub passes; zero: never.
+    pub scrub_interval: Duration,
+    /// Most bytes per second a scrub pass reads.
+    pub scrub_rate: u64,
 }
 
 /// The lease of background hashing (its own thread, not a [`Chore`]).
@@ -100,7 +106,7 @@ struct Chores {
 /// The running chores of one gateway.
 pub struct Running {
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// Tells the hashing thread to stop taking its lease.
+    /// Tells the hashing and scrub threads to stop taking their leases.
     stopped: Arc<AtomicBool>,
     chores: Arc<Chores>,
 }
@@ -111,6 +117,10 @@ pub fn spawn(store: Arc<Store>, pool: Pool, holder: &str, settings: ChoreSetting
     if !settings.hash_after_idle.is_zero() {
         let may_hash = leased_while(&pool, holder, &stopped);
         hasher::spawn_hasher_while(store.clone(), settings.hash_after_idle, HASHING_RESCAN, may_hash);
+    }
+    if !settings.scrub_interval.is_zero() {
+        let (interval, rate) = (settings.scrub_interval, settings.scrub_rate);
+        super::scrubbing::spawn(store.clone(), pool.clone(), holder, interval, rate, stopped.clone());
     }
     let chores = Arc::new(Chores { store, pool, holder: holder.to_string(), settings });
     let tasks = Chore::ALL.into_iter().map(|chore| tokio::spawn(chores.clone().run(chore))).collect();

@@ -22,6 +22,10 @@ const TAKE: &str = "INSERT INTO leases (name, holder, expires_at) \
      ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
      WHERE leases.holder IS NULL OR leases.expires_at IS NULL OR leases.expires_at < now() \
      OR leases.holder = excluded.holder";
+const CURSOR: &str = "SELECT cursor FROM leases WHERE name = $1";
+/// Saving renews: a chore saves its place after each batch.
+const SAVE_CURSOR: &str = "UPDATE leases SET cursor = $3, expires_at = now() + $4::float8 * interval '1 second' \
+     WHERE name = $1 AND holder = $2";
 const RELEASE_ALL: &str = "UPDATE leases SET holder = NULL, expires_at = NULL WHERE holder = $1";
 
 /// Takes or renews the lease `name` for `holder`; `false` while another
@@ -40,4 +44,26 @@ pub async fn release_all(pool: &Pool, holder: &str) -> Result<(), PgError> {
     let client = pool.get().await?;
     client.execute(RELEASE_ALL, &[&holder]).await.map_err(|e| PgError::query("releasing leases", &e))?;
     Ok(())
+}
+
+/// Where the chore of lease `name` left off (whoever held it), if it saved
+/// a place.
+pub async fn cursor(pool: &Pool, name: &str) -> Result<Option<Vec<u8>>, PgError> {
+    let client = pool.get().await?;
+    let row = client.query_opt(CURSOR, &[&name]).await.map_err(|e| PgError::query("reading a lease's cursor", &e))?;
+    match row {
+        Some(row) => row.try_get(0).map_err(|e| PgError::query("reading a lease's cursor", &e)),
+        None => Ok(None),
+    }
+}
+
+/// Saves where `holder`'s chore is and renews its lease; `false` if the
+/// lease is no longer `holder`'s (nothing saved).
+pub async fn save_cursor(pool: &Pool, name: &str, holder: &str, cursor: &[u8]) -> Result<bool, PgError> {
+    let client = pool.get().await?;
+    let saved = client
+        .execute(SAVE_CURSOR, &[&name, &holder, &cursor, &LEASE_TTL.as_secs_f64()])
+        .await
+        .map_err(|e| PgError::query("saving a lease's cursor", &e))?;
+    Ok(saved == 1)
 }

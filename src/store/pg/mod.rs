@@ -4,7 +4,8 @@
 //! `schema` and `migrate` create and check the tables, `retry` runs a
 //! transaction until it commits, `txn` is the store's table operations
 //! over it (`MetaTxn`), `gateway` the registry of running gateways, and
-//! `chores` the background work run once across them under `lease`s.
+//! `chores` the background work run once across them under `lease`s
+//! (`scrubbing` the scrub's part of it).
 
 mod redact;
 pub use redact::redact;
@@ -26,6 +27,8 @@ pub mod pool;
 pub mod retry;
 #[cfg(feature = "postgres")]
 pub mod schema;
+#[cfg(feature = "postgres")]
+mod scrubbing;
 #[cfg(feature = "postgres")]
 pub mod tls;
 #[cfg(feature = "postgres")]

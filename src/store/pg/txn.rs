@@ -27,11 +27,13 @@ use tokio_postgres::{IsolationLevel, Row, Transaction};
 
 use super::retry::{failure, Attempts, Failure, Phase};
 use super::{describe, PgError, Pool, RetryPolicy, RunError};
+use crate::store::digest::BlockCrcs;
 use crate::store::layout::{new_blob_id, packed_position, BlobId};
 use crate::store::meta::{MetaRead, MetaTxn, RowVisitor, UploadStart, UploadVisitor, VersionVisitor};
 use crate::store::read::{BlobSource, BlockCheck};
 use crate::store::schema::{
-    decode, encode, BlobSpan, BucketRecord, CompletedUpload, ObjectRecord, PartRecord, Stored, UploadRecord,
+    decode, encode, encode_block_crcs, BlobSpan, BucketRecord, CompletedUpload, ObjectRecord, PartRecord, Stored,
+    UploadRecord,
 };
 use crate::store::users::UserRecord;
 use crate::store::{StoreError, StoreResult, WriteError};
@@ -563,7 +565,12 @@ impl MetaTxn for PgTxn<'_> {
     /// span stays `inline`): every gateway reads them from the database.
     fn store_small_body(&self, body: &[u8]) -> StoreResult<BlobId> {
         let id = new_blob_id()?;
-        self.execute("INSERT INTO blob_bodies (id, body) VALUES ($1, $2)", &[Bytea(&id.to_be_bytes()), Bytea(body)])?;
+        // With its block checksums (GET and scrub check small bodies as
+        // they check files), in one round trip.
+        let sql = "WITH body AS (INSERT INTO blob_bodies (id, body) VALUES ($1, $2)) \
+                   INSERT INTO blob_crcs (id, crcs) VALUES ($1, $3)";
+        let crcs = encode_block_crcs(&BlockCrcs::of(body));
+        self.execute(sql, &[Bytea(&id.to_be_bytes()), Bytea(body), Bytea(&crcs)])?;
         Ok(id)
     }
 
