@@ -27,17 +27,15 @@ fi
 
 echo "== the S3 integration tests again, every server a gateway over PostgreSQL"
 # TESSERA_TEST_META=postgres (tests/common/mod.rs): the test files whose
-# servers need nothing but S3 and the running gateway; docs/scale-out.md
-# says which files are left out and why.
-# Two tests of `dedup` read `tessera stats` of a stopped server: left out.
+# servers need nothing but S3, the running gateway and `tessera user` or
+# `tessera stats` with the suite's --meta; docs/scale-out.md says which
+# files are left out and why.
 pg_suite=(s3_api multipart versioning tagging cors lifecycle limits security credentials fuzz instant console transfer
-    dedup)
-pg_skip=(small_files_are_shared_without_a_declared_hash identical_bodies_are_stored_once_across_keys_buckets_and_users)
+    dedup access_control users)
 if cargo nextest --version >/dev/null 2>&1; then
-    TESSERA_TEST_META=postgres cargo nextest run --locked "${pg_suite[@]/#/--test=}" \
-        -E "not (test(=${pg_skip[0]}) | test(=${pg_skip[1]}))"
+    TESSERA_TEST_META=postgres cargo nextest run --locked "${pg_suite[@]/#/--test=}"
 else
-    TESSERA_TEST_META=postgres cargo test --locked "${pg_suite[@]/#/--test=}" -- "${pg_skip[@]/#/--skip=}"
+    TESSERA_TEST_META=postgres cargo test --locked "${pg_suite[@]/#/--test=}"
 fi
 pg_test_cluster_stop
 

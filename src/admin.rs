@@ -246,6 +246,46 @@ fn answers(info: &ServerInfo) -> bool {
 }
 
 /// Runs `change` on the data folder of a stopped server.
+/// The data folder an administration command works on, and how to reach
+/// its metadata: a stopped server's redb file, the running server that
+/// holds it, or with `--meta` a shared database directly (no gateway need
+/// run, docs/scale-out.md).
+#[derive(Debug, Clone, Args)]
+pub struct DataFolder {
+    /// Data folder of a stopped or a running server (with `--meta`, the
+    /// folder the gateways share).
+    #[arg(long, default_value = "./tessera-data")]
+    pub data: PathBuf,
+    /// The metadata database of gateways (`serve --meta`): change or read
+    /// it directly, running gateways or not.
+    #[arg(long, value_name = "URL", value_parser = crate::config::parse_meta_url)]
+    pub meta: Option<crate::config::MetaUrl>,
+    /// PEM file of the CAs that sign the metadata database's certificate
+    /// (default: the system's CAs).
+    #[arg(long, value_name = "FILE", requires = "meta")]
+    pub meta_ca: Option<PathBuf>,
+}
+
+impl DataFolder {
+    /// The running server to ask, if the metadata is only reachable through
+    /// one (never with `--meta`).
+    pub fn server(&self) -> anyhow::Result<Option<ServerInfo>> {
+        match self.meta {
+            Some(_) => Ok(None),
+            None => server_of(&self.data),
+        }
+    }
+
+    /// Runs `change` on the store itself: the shared database with
+    /// `--meta`, else the stopped server's folder.
+    pub fn offline<T>(&self, change: impl FnOnce(&Store) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        match &self.meta {
+            Some(meta) => crate::meta_cli::with_metadata_store(meta, self.meta_ca.as_deref(), &self.data, change),
+            None => offline(&self.data, change),
+        }
+    }
+}
+
 pub fn offline<T>(data: &Path, change: impl FnOnce(&Store) -> anyhow::Result<T>) -> anyhow::Result<T> {
     let store = Store::open(data).with_context(|| format!("opening data folder {}", data.display()))?;
     let done = change(&store);

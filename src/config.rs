@@ -104,7 +104,7 @@ pub struct ScrubArgs {
     #[arg(long, default_value = "./tessera-data")]
     pub data: PathBuf,
     /// The metadata database shared by gateways (`serve --meta`).
-    #[arg(long, env = "TESSERA_META", hide_env_values = true, value_name = "URL", value_parser = parse_meta_url)]
+    #[arg(long, value_name = "URL", value_parser = parse_meta_url)]
     pub meta: Option<MetaUrl>,
     /// PEM file of the CAs that sign the metadata database's certificate
     /// (default: the system's CAs).

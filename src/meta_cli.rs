@@ -1,4 +1,5 @@
-//! `tessera migrate --meta URL`, `tessera scrub --meta URL`, and how `tessera serve --meta URL` opens
+//! `tessera migrate --meta URL`, the other commands' `--meta` (scrub,
+//! user, stats), and how `tessera serve --meta URL` opens
 //! its store: it checks the schema version, claims the gateway's id in the
 //! database (`store::pg::gateway`), then opens the shared data folder in
 //! the gateway's own place (docs/scale-out.md).
@@ -41,17 +42,43 @@ pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 /// (it only reads).
 #[cfg(feature = "postgres")]
 pub fn scrub(meta: &MetaUrl, ca: Option<&Path>, data: &Path) -> anyhow::Result<ScrubReport> {
-    use crate::store::pg::{self, txn::PgContext, RetryPolicy};
     if !data.join("blobs").is_dir() {
         anyhow::bail!("not a blob folder of gateways (no blobs/ in it)");
     }
+    let (_runtime, ctx) = connect(meta, ca)?;
+    Ok(crate::store::scrub::scrub_pass(&ctx, &crate::store::layout::Layout::existing(data), None)?)
+}
+
+/// Runs `f` on a store over the database `meta` that only reads and
+/// changes metadata (`tessera user` and `tessera stats` with `--meta`).
+#[cfg(feature = "postgres")]
+pub fn with_metadata_store<T>(
+    meta: &MetaUrl,
+    ca: Option<&Path>,
+    data: &Path,
+    f: impl FnOnce(&Store) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let (runtime, ctx) = connect(meta, ca)?;
+    let done = f(&Store::open_postgres_metadata(data, ctx));
+    drop(runtime);
+    done
+}
+
+/// A runtime and a checked connection to the database of gateways, for a
+/// command run beside them.
+#[cfg(feature = "postgres")]
+fn connect(
+    meta: &MetaUrl,
+    ca: Option<&Path>,
+) -> anyhow::Result<(tokio::runtime::Runtime, crate::store::pg::txn::PgContext)> {
+    use crate::store::pg::{self, txn::PgContext, RetryPolicy};
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let pool = runtime.block_on(async {
         let pool = pool(meta, ca, 1)?;
         pg::check_schema(&pool).await.map(|_| pool)
     })?;
     let ctx = PgContext { pool, runtime: runtime.handle().clone(), policy: RetryPolicy::default() };
-    Ok(crate::store::scrub::scrub_pass(&ctx, &crate::store::layout::Layout::existing(data), None)?)
+    Ok((runtime, ctx))
 }
 
 /// A store over a shared metadata database, and this gateway's claim on
@@ -136,6 +163,16 @@ fn pool(
 #[cfg(not(feature = "postgres"))]
 pub fn migrate(_args: MigrateArgs) -> anyhow::Result<()> {
     anyhow::bail!("this tessera was built without the `postgres` feature: `tessera migrate` is not available")
+}
+
+#[cfg(not(feature = "postgres"))]
+pub fn with_metadata_store<T>(
+    _meta: &MetaUrl,
+    _ca: Option<&Path>,
+    _data: &Path,
+    _f: impl FnOnce(&Store) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    anyhow::bail!("this tessera was built without the `postgres` feature: --meta is not available")
 }
 
 #[cfg(not(feature = "postgres"))]

@@ -1,30 +1,29 @@
 //! `tessera stats`: what the store holds (`store/stats.rs`), read from a
 //! stopped server's data folder, or asked of the running server that holds
-//! it (its admin API, as `tessera user` does).
-
-use std::path::PathBuf;
+//! it (its admin API, as `tessera user` does), or with `--meta` from the
+//! database of gateways.
 
 use clap::Args;
 use http::Method;
 
-use crate::admin::{ask_server, offline, server_of};
+use crate::admin::{ask_server, DataFolder};
 use crate::s3::admin::STATS_PATH;
 use crate::store::stats::Stats;
 
 #[derive(Debug, Clone, Args)]
 pub struct StatsArgs {
-    /// Data folder of a stopped or a running server.
-    #[arg(long, default_value = "./tessera-data")]
-    pub data: PathBuf,
+    #[command(flatten)]
+    pub at: DataFolder,
     /// Print one JSON object (the fields of the text form, and `dedup_ratio`).
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: StatsArgs) -> anyhow::Result<()> {
-    let stats: Stats = match server_of(&args.data)? {
-        Some(info) => serde_json::from_str(&ask_server(&args.data, &info, Method::GET, STATS_PATH, &[])?)?,
-        None => offline(&args.data, |s| Ok(s.stats()?))?,
+    let at = &args.at;
+    let stats: Stats = match at.server()? {
+        Some(info) => serde_json::from_str(&ask_server(&at.data, &info, Method::GET, STATS_PATH, &[])?)?,
+        None => at.offline(|s| Ok(s.stats()?))?,
     };
     let ratio = stats.dedup_ratio();
     if args.json {

@@ -2,16 +2,16 @@
 //! stopped server's data folder the CLI opens the store itself; when a
 //! running server holds the database (redb locks it), it asks that server's
 //! admin API (`s3/admin.rs`), found through `DATA/server-info`, so the
-//! server honours the change at its next request.
-
-use std::path::PathBuf;
+//! server honours the change at its next request. With `--meta`, it
+//! changes the database of gateways directly (they read users from it at
+//! each request).
 
 use anyhow::{anyhow, bail};
 use clap::Subcommand;
 use http::Method;
 use serde_json::json;
 
-use crate::admin::{ask_server, offline, server_of};
+use crate::admin::{ask_server, DataFolder};
 use crate::bench::xml::texts;
 use crate::s3::admin::USERS_PATH;
 use crate::store::users::{valid_name, UserRecord};
@@ -22,8 +22,8 @@ pub enum UserCommand {
     /// secret is shown) and its canonical id.
     Add {
         name: String,
-        #[arg(long, default_value = "./tessera-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        at: DataFolder,
         /// An email address, for ACL grants by email.
         #[arg(long)]
         email: Option<String>,
@@ -33,8 +33,8 @@ pub enum UserCommand {
     },
     /// List users (never their secrets).
     List {
-        #[arg(long, default_value = "./tessera-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        at: DataFolder,
         /// Print one JSON array of {name, access_key_id, canonical_id, email}.
         #[arg(long)]
         json: bool,
@@ -42,14 +42,14 @@ pub enum UserCommand {
     /// Remove a user: their key is refused at once; their buckets stay.
     Remove {
         name: String,
-        #[arg(long, default_value = "./tessera-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        at: DataFolder,
     },
     /// Give a user a new secret; the old one is refused at once.
     Rotate {
         name: String,
-        #[arg(long, default_value = "./tessera-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        at: DataFolder,
         /// Print one JSON object: access_key_id, secret_access_key, canonical_id.
         #[arg(long)]
         json: bool,
@@ -58,42 +58,42 @@ pub enum UserCommand {
 
 pub fn run(command: UserCommand) -> anyhow::Result<()> {
     match command {
-        UserCommand::Add { name, data, email, json } => {
+        UserCommand::Add { name, at, email, json } => {
             check_name(&name)?;
-            let user = match server_of(&data)? {
+            let user = match at.server()? {
                 Some(info) => {
                     let mut query = vec![("name", name.clone())];
                     query.extend(email.map(|e| ("email", e)));
-                    one(&ask_server(&data, &info, Method::POST, USERS_PATH, &query)?)?
+                    one(&ask_server(&at.data, &info, Method::POST, USERS_PATH, &query)?)?
                 }
-                None => offline(&data, |s| Ok(s.add_user(crate::config::new_user(&name, email)?)?))?,
+                None => at.offline(|s| Ok(s.add_user(crate::config::new_user(&name, email)?)?))?,
             };
             print_keys(&user, json, "added")
         }
-        UserCommand::Rotate { name, data, json } => {
+        UserCommand::Rotate { name, at, json } => {
             check_name(&name)?;
-            let user = match server_of(&data)? {
+            let user = match at.server()? {
                 Some(info) => {
                     let query = [("name", name.clone()), ("rotate", String::new())];
-                    one(&ask_server(&data, &info, Method::POST, USERS_PATH, &query)?)?
+                    one(&ask_server(&at.data, &info, Method::POST, USERS_PATH, &query)?)?
                 }
-                None => offline(&data, |s| Ok(s.set_user_secret(&name, crate::config::new_secret()?)?))?,
+                None => at.offline(|s| Ok(s.set_user_secret(&name, crate::config::new_secret()?)?))?,
             };
             print_keys(&user, json, "given a new secret")
         }
-        UserCommand::Remove { name, data } => {
+        UserCommand::Remove { name, at } => {
             check_name(&name)?;
-            match server_of(&data)? {
-                Some(info) => drop(ask_server(&data, &info, Method::DELETE, USERS_PATH, &[("name", name.clone())])?),
-                None => drop(offline(&data, |s| Ok(s.remove_user(&name)?))?),
+            match at.server()? {
+                Some(info) => drop(ask_server(&at.data, &info, Method::DELETE, USERS_PATH, &[("name", name.clone())])?),
+                None => drop(at.offline(|s| Ok(s.remove_user(&name)?))?),
             }
             println!("User {name} removed.");
             Ok(())
         }
-        UserCommand::List { data, json } => {
-            let users = match server_of(&data)? {
-                Some(info) => parse_users(&ask_server(&data, &info, Method::GET, USERS_PATH, &[])?)?,
-                None => offline(&data, |s| Ok(s.users()?))?,
+        UserCommand::List { at, json } => {
+            let users = match at.server()? {
+                Some(info) => parse_users(&ask_server(&at.data, &info, Method::GET, USERS_PATH, &[])?)?,
+                None => at.offline(|s| Ok(s.users()?))?,
             };
             print_list(&users, json);
             Ok(())

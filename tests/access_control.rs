@@ -46,7 +46,7 @@ struct User {
 /// `tessera user add NAME [--email E] --json` on a stopped server's folder.
 fn add_user(data: &Path, name: &str, email: Option<&str>) -> User {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    cmd.args(["user", "add", name, "--json", "--data"]).arg(data);
+    cmd.args(["user", "add", name, "--json", "--data"]).arg(data).args(common::suite_meta_args(data));
     if let Some(email) = email {
         cmd.args(["--email", email]);
     }

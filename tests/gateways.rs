@@ -252,6 +252,33 @@ fn users_and_their_rights_are_the_same_on_every_gateway() {
 }
 
 #[test]
+fn users_and_stats_are_reached_through_the_database_with_no_gateway_running() {
+    let Some(db) = Db::new() else { return };
+    migrate(&db.url());
+    let data = tempfile::tempdir().unwrap();
+    let url = db.url();
+    let admin = |args: &[&str]| common::tessera(data.path(), &[args, &["--meta", &url]].concat());
+    // Before any gateway ever ran on the folder.
+    let keys: serde_json::Value = serde_json::from_str(&admin(&["user", "add", "dana", "--json"])).unwrap();
+    let a = gateway(data.path(), &url, "a");
+    let mut dana = a.client();
+    dana.access_key = keys["access_key_id"].as_str().unwrap().to_string();
+    dana.secret_key = keys["secret_access_key"].as_str().unwrap().to_string();
+    assert_eq!(dana.send(Req::new("PUT", "/danas")).status, 200);
+    put(&dana, "/danas/one", &pattern(MIB, 90));
+    assert!(a.terminate().success());
+
+    assert!(admin(&["user", "list"]).starts_with("dana\t"), "the user is listed");
+    let stats: serde_json::Value = serde_json::from_str(&admin(&["stats", "--json"])).unwrap();
+    assert_eq!((common::field(&stats, "objects"), common::field(&stats, "logical_bytes")), (1, MIB as u64));
+    admin(&["user", "remove", "dana"]);
+    let b = gateway(data.path(), &url, "b");
+    let gone = b.client_as(&dana).send(Req::new("GET", "/danas/one"));
+    assert_eq!((gone.status, gone.error_code().as_deref()), (403, Some("InvalidAccessKeyId")));
+    assert!(!data.path().join("meta.redb").exists(), "no redb database was made in the shared folder");
+}
+
+#[test]
 fn a_gateway_killed_mid_upload_loses_nothing_acknowledged() {
     let Some((db, data, a, b)) = two_gateways() else { return };
     let (ca, cb) = (a.client(), b.client());

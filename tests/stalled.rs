@@ -146,8 +146,12 @@ fn stalled_body_is_aborted_after_body_timeout() {
     assert!(listed.elements("Key").is_empty(), "nothing of an aborted upload is visible");
 }
 
+/// Files in the server's temp folder: `DATA/tmp`, or a gateway's own
+/// (`DATA/gateways/ID/tmp`) over a shared database.
 fn tmp_files(data: &Path) -> usize {
-    std::fs::read_dir(data.join("tmp")).map(|d| d.count()).unwrap_or(0)
+    let count = |dir: &Path| std::fs::read_dir(dir.join("tmp")).map(|d| d.count()).unwrap_or(0);
+    let gateways = std::fs::read_dir(data.join("gateways")).into_iter().flatten().flatten();
+    count(data) + gateways.map(|gateway| count(&gateway.path())).sum::<usize>()
 }
 
 /// The receive loop processes a partial batch when the client pauses, then

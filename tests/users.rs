@@ -28,6 +28,7 @@ fn tessera_user(data: &Path, args: &[&str]) -> Output {
         .args(args)
         .arg("--data")
         .arg(data)
+        .args(common::suite_meta_args(data))
         .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
         .env("TESSERA_SECRET_KEY", SECRET_KEY)
         .env("TESSERA_LOG", "warn")

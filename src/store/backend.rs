@@ -57,6 +57,17 @@ impl Store {
         Ok(Store::assemble(Meta::Postgres { ctx, metrics: Default::default() }, layout, space))
     }
 
+    /// A store over the PostgreSQL database of `ctx` for a command that
+    /// changes or reads only metadata (`tessera user`, `tessera stats`
+    /// with `--meta`): no gateway id, nothing created or emptied in the
+    /// shared folder `root`. Bodies must not be written through it.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn open_postgres_metadata(root: &std::path::Path, ctx: super::pg::txn::PgContext) -> Arc<Store> {
+        let layout = super::layout::Layout::existing(root);
+        let space = Arc::new(super::space::Space::without_reserve(&layout));
+        Store::assemble(Meta::Postgres { ctx, metrics: Default::default() }, layout, space)
+    }
+
     /// The redb database (never one being reopened, see `dbslot.rs`); a
     /// store over PostgreSQL has none and answers `Unavailable`.
     pub(super) fn db(&self) -> StoreResult<Arc<redb::Database>> {

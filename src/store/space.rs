@@ -46,6 +46,21 @@ pub struct Space {
 }
 
 impl Space {
+    /// The space of a process that writes no data (an administration
+    /// command over a shared metadata database): no reserve file is made.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code, reason = "used by the postgres backend only"))]
+    pub fn without_reserve(layout: &Layout) -> Space {
+        Space {
+            root: layout.root().to_path_buf(),
+            reserve: layout.reserve_path(),
+            reserve_tmp: layout.reserve_tmp_path(),
+            size: 0,
+            full: AtomicBool::new(false),
+            compaction_due: AtomicBool::new(false),
+            refill: Mutex::new(()),
+        }
+    }
+
     /// Sizes the reserve from the filesystem and writes it if missing; a disk
     /// without room for it and as much again starts in full mode.
     pub fn open(layout: &Layout) -> io::Result<Space> {

@@ -135,10 +135,24 @@ impl Server {
 /// 1 s `--unlink-grace` so freed files go about as soon as on redb. A data
 /// folder keeps its schema across restarts within the test (the schemas
 /// go with the throw-away cluster).
-#[cfg(feature = "postgres")]
 fn suite_backend_args(data: &Path, extra: &[&str]) -> Vec<String> {
+    if extra.contains(&"--meta") {
+        return Vec::new();
+    }
+    match suite_meta_args(data) {
+        meta if meta.is_empty() => meta,
+        meta => [meta, ["--gateway-id", "suite", "--unlink-grace", "1s"].map(str::to_string).to_vec()].concat(),
+    }
+}
+
+/// Under `TESSERA_TEST_META=postgres`, `--meta URL` of the schema of the
+/// data folder `data` (made at first use): what servers on that folder
+/// use, and administration commands given it reach the same users and
+/// stats, whether a server runs or not. Empty otherwise.
+#[cfg(feature = "postgres")]
+pub fn suite_meta_args(data: &Path) -> Vec<String> {
     static SCHEMAS: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
-    if std::env::var("TESSERA_TEST_META").as_deref() != Ok("postgres") || extra.contains(&"--meta") {
+    if std::env::var("TESSERA_TEST_META").as_deref() != Ok("postgres") {
         return Vec::new();
     }
     let mut schemas = SCHEMAS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -151,11 +165,11 @@ fn suite_backend_args(data: &Path, extra: &[&str]) -> Vec<String> {
             url
         }
     };
-    ["--meta", &url, "--gateway-id", "suite", "--unlink-grace", "1s"].map(str::to_string).to_vec()
+    vec!["--meta".to_string(), url]
 }
 
 #[cfg(not(feature = "postgres"))]
-fn suite_backend_args(_data: &Path, _extra: &[&str]) -> Vec<String> {
+pub fn suite_meta_args(_data: &Path) -> Vec<String> {
     assert!(std::env::var_os("TESSERA_TEST_META").is_none(), "TESSERA_TEST_META needs the `postgres` feature");
     Vec::new()
 }
@@ -506,12 +520,18 @@ pub fn blob_paths(data: &Path) -> Vec<PathBuf> {
     entries(&data.join("blobs")).flat_map(|fan| entries(&fan).collect::<Vec<_>>()).collect()
 }
 
-/// Runs the `tessera` binary (a subcommand taking `--data`) as root; its stdout.
+/// Runs the `tessera` binary (a subcommand taking `--data`) as root; its
+/// stdout. `user` and `stats` get the suite's `--meta` (if any).
 pub fn tessera(data: &Path, args: &[&str]) -> String {
+    let meta = match args.first() {
+        Some(&"user" | &"stats") => suite_meta_args(data),
+        _ => Vec::new(),
+    };
     let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(args)
         .arg("--data")
         .arg(data)
+        .args(meta)
         .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
         .env("TESSERA_SECRET_KEY", SECRET_KEY)
         .env("TESSERA_LOG", "warn")
