@@ -86,7 +86,12 @@ pub async fn claim(pool: &Pool, id: &str) -> Result<Claim, ClaimError> {
         let holder =
             client.query_opt(HOLDER, &[&claim.id]).await.map_err(|e| PgError::query("reading the gateway id", &e))?;
         let Some(holder) = holder else { continue };
-        let (host, pid, expires): (String, i32, String) = (holder.get(0), holder.get(1), holder.get(2));
+        // Nullable columns: a hand-edited row must not panic the start.
+        let read = |e| PgError::query("reading the gateway id", &e);
+        let host: Option<String> = holder.try_get(0).map_err(read)?;
+        let pid: Option<i32> = holder.try_get(1).map_err(read)?;
+        let expires: Option<String> = holder.try_get(2).map_err(read)?;
+        let (host, pid, expires) = (host.unwrap_or_default(), pid.unwrap_or(0), expires.unwrap_or_default());
         if host != claim.host || process_runs(pid) {
             return Err(ClaimError::InUse { id: claim.id, host, pid, expires });
         }
