@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{lease, PgError, Pool};
+use super::{blob_id, lease, PgError, Pool};
 use crate::store::layout::BlobId;
 use crate::store::Store;
 use crate::store::{gc, hasher};
@@ -305,8 +305,4 @@ fn blob_files_older_than(store: &Store, grace: Duration) -> io::Result<Vec<BlobI
 
 fn id_params(ids: &[BlobId]) -> Vec<Vec<u8>> {
     ids.iter().map(|id| id.to_be_bytes().to_vec()).collect()
-}
-
-fn blob_id(bytes: &[u8]) -> Option<BlobId> {
-    Some(BlobId::from_be_bytes(bytes.try_into().ok()?))
 }

@@ -46,3 +46,9 @@ pub use pool::{Pool, PoolOptions, PooledClient};
 pub use retry::{run_serializable, RetryPolicy, RunError, Step};
 #[cfg(feature = "postgres")]
 pub use url::MetaTarget;
+
+/// A blob id from its column (16 bytes, big-endian: the order of `bytea`).
+#[cfg(feature = "postgres")]
+fn blob_id(bytes: &[u8]) -> Option<crate::store::layout::BlobId> {
+    Some(crate::store::layout::BlobId::from_be_bytes(bytes.try_into().ok()?))
+}

@@ -370,8 +370,7 @@ impl MetaRead for PgTxn<'_> {
         rows.iter()
             .map(|row| {
                 let bytes: Vec<u8> = column(row, 0)?;
-                let id: [u8; 16] = bytes.try_into().map_err(|_| StoreError::internal("a blob id not 16 bytes long"))?;
-                Ok(BlobId::from_be_bytes(id))
+                super::blob_id(&bytes).ok_or_else(|| StoreError::internal("a blob id not 16 bytes long"))
             })
             .collect()
     }
