@@ -245,7 +245,6 @@ fn answers(info: &ServerInfo) -> bool {
     std::net::TcpStream::connect_timeout(&info.listen, std::time::Duration::from_secs(2)).is_ok()
 }
 
-/// Runs `change` on the data folder of a stopped server.
 /// The data folder an administration command works on, and how to reach
 /// its metadata: a stopped server's redb file, the running server that
 /// holds it, or with `--meta` a shared database directly (no gateway need
@@ -286,6 +285,7 @@ impl DataFolder {
     }
 }
 
+/// Runs `change` on the data folder of a stopped server.
 pub fn offline<T>(data: &Path, change: impl FnOnce(&Store) -> anyhow::Result<T>) -> anyhow::Result<T> {
     let store = Store::open(data).with_context(|| format!("opening data folder {}", data.display()))?;
     let done = change(&store);

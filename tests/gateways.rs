@@ -603,8 +603,8 @@ fn one_gateway_scrubs_and_tessera_scrub_checks_the_shared_folder_beside_them() {
 
 #[test]
 fn a_scrub_pass_cut_by_kill_9_is_resumed_by_another_gateway() {
-    // At 1 MiB/s, each 2 MiB object takes about two seconds to check.
-    let more = ["--scrub-interval", "1s", "--scrub-rate", "1MiB"];
+    // At 512 KiB/s, each 2 MiB object takes about four seconds to check.
+    let more = ["--scrub-interval", "1s", "--scrub-rate", "512KiB"];
     let Some((on, a, b)) = two_logged_gateways(&more) else { return };
     let (db, data) = (&on.db, &on.data);
     let mut gateways = [Some(a), Some(b)];
@@ -628,7 +628,8 @@ fn a_scrub_pass_cut_by_kill_9_is_resumed_by_another_gateway() {
     let started = log_line(&on.log(survivor), &["scrub pass starts"], 60);
     assert!(started.contains("resumed=true"), "{started}");
     let done = log_line(&on.log(survivor), &["scrub pass done"], 60);
-    assert!(done.contains("corrupt=1") && !done.contains("blobs=3"), "{done}");
+    let checked = ["blobs=1 ", "blobs=2 "].iter().any(|n| done.contains(n));
+    assert!(done.contains("corrupt=1") && checked, "one or two of the three objects: {done}");
     log_line(&on.log(survivor), &["ERROR", &third_id], 1);
 }
 

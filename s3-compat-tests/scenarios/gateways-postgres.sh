@@ -194,4 +194,11 @@ for pid in "${GATEWAY_PIDS[@]}"; do
     assert_eq "gateway pid $pid exits 0 on SIGTERM" "$code" 0
 done
 GATEWAY_PIDS=()
+
+step "tessera scrub --meta: every byte the database names is on the shared folder, intact"
+if report=$("$TESSERA_BIN" scrub --meta "$META" --data "$SHARED" 2>&1); then
+    pass "scrub clean: $(echo "$report" | grep '^checked' | head -n 1)"
+else
+    fail "tessera scrub --meta exits 0 after the restarts" "$report"
+fi
 scenario_end

@@ -426,8 +426,14 @@ impl<'a, S: ScrubSource> Scrubber<'a, S> {
         })?;
         let check = match checked {
             Ok(check) => check,
-            // Freed since `users` was read.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            // Freed since `users` was read, or a small body lost.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let found = self.missing(span, users)?;
+                if found.is_some() {
+                    self.count(span, true);
+                }
+                return Ok(found);
+            }
             Err(e) => {
                 self.count(span, true);
                 return corruption_or(e, users);
@@ -439,6 +445,8 @@ impl<'a, S: ScrubSource> Scrubber<'a, S> {
         }
         match self.read_file(span, check.as_ref()) {
             Ok(()) => Ok(Some((users, None))),
+            // Told to stop halfway: no verdict.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => self.missing(span, users),
             Err(e) => corruption_or(e, users),
         }
@@ -465,7 +473,7 @@ impl<'a, S: ScrubSource> Scrubber<'a, S> {
         while pos < span.size {
             if !(self.go_on)() {
                 self.interrupted = true;
-                return Ok(());
+                return Err(io::ErrorKind::Interrupted.into());
             }
             let n = CHUNK.min(span.size - pos);
             buf.clear();
@@ -476,8 +484,8 @@ impl<'a, S: ScrubSource> Scrubber<'a, S> {
         Ok(())
     }
 
-    /// A file gone while still referenced is lost data; gone because the
-    /// blob was freed since the snapshot is not.
+    /// A file (or small body) gone while still referenced is lost data;
+    /// gone because the blob was freed since the snapshot is not.
     fn missing(&self, span: &BlobSpan, users: u64) -> StoreResult<Option<(u64, Option<Corruption>)>> {
         if self.source.read(|meta| meta.blob_refs(span.id))? == 0 {
             return Ok(None);
@@ -545,6 +553,10 @@ mod tests {
                 .expect("put");
             blobs += 1;
         }
+        // A blob file (after the first batch of `b1`), read in chunks.
+        let staged = stage(store, &vec![7u8; 3 * CHUNK as usize / 2]).await;
+        store.write_object::<StoreError, _>(("b1", "z-file"), object_record(0), staged, |_| Ok(())).await.expect("put");
+        blobs += 1;
         store.update_bucket("b2", |b| b.versioning = Versioning::Enabled).expect("versioning");
         for (key, versions) in [("a", 6), ("b", 1), ("c", 5)] {
             for _ in 0..versions {
@@ -576,7 +588,7 @@ mod tests {
         let blobs = runtime.block_on(fill(&store));
 
         let whole = scrub_pass(&*store, store.layout(), None).expect("pass");
-        assert_eq!((whole.blobs, whole.corrupt.len()), (blobs, 0), "{whole}");
+        assert_eq!((whole.blobs, whole.files, whole.corrupt.len()), (blobs, 1, 0), "{whole}");
 
         // A new scrubber for each batch, from the position the last one
         // left, as when gateways take turns.

@@ -524,7 +524,7 @@ pub fn blob_paths(data: &Path) -> Vec<PathBuf> {
 /// stdout. `user` and `stats` get the suite's `--meta` (if any).
 pub fn tessera(data: &Path, args: &[&str]) -> String {
     let meta = match args.first() {
-        Some(&"user" | &"stats") => suite_meta_args(data),
+        Some(&"user" | &"stats") if !args.contains(&"--meta") => suite_meta_args(data),
         _ => Vec::new(),
     };
     let out = Command::new(env!("CARGO_BIN_EXE_tessera"))

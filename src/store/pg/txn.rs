@@ -566,8 +566,9 @@ impl MetaTxn for PgTxn<'_> {
         let id = new_blob_id()?;
         // With its block checksums (GET and scrub check small bodies as
         // they check files), in one round trip.
-        let sql = "WITH body AS (INSERT INTO blob_bodies (id, body) VALUES ($1, $2)) \
-                   INSERT INTO blob_crcs (id, crcs) VALUES ($1, $3)";
+        // (CockroachDB wants a data-modifying WITH to return its rows.)
+        let sql = "WITH body AS (INSERT INTO blob_bodies (id, body) VALUES ($1, $2) RETURNING id) \
+                   INSERT INTO blob_crcs (id, crcs) SELECT id, $3 FROM body";
         let crcs = encode_block_crcs(&BlockCrcs::of(body));
         self.execute(sql, &[Bytea(&id.to_be_bytes()), Bytea(body), Bytea(&crcs)])?;
         Ok(id)
