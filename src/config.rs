@@ -26,8 +26,9 @@ pub enum Command {
     /// Write a consistent backup of a data folder, from a running server (asked
     /// through its admin API) or a stopped one.
     Backup(crate::admin::BackupArgs),
-    /// Check every blob of a stopped server's data folder against its block
-    /// checksums; exits 1 if any is corrupt, 2 if the check could not run.
+    /// Check every blob of a stopped server's data folder (with `--meta`, of
+    /// the folder gateways share, beside them) against its block checksums;
+    /// exits 1 if any is corrupt, 2 if the check could not run.
     Scrub(ScrubArgs),
     /// Add, list, remove users or give them a new secret, on a stopped
     /// server's data folder or through a running server.

@@ -232,6 +232,9 @@ pub(crate) struct Scrubber<'a, S: ScrubSource> {
     /// Asked before each blob and each chunk of a file: false stops the pass.
     go_on: Box<dyn FnMut() -> bool + 'a>,
     interrupted: bool,
+    /// The bucket names, read once per scrubber (a bucket made later waits
+    /// for the next pass): not again at each bucket.
+    buckets: Option<Vec<String>>,
 }
 
 impl<'a, S: ScrubSource> Scrubber<'a, S> {
@@ -243,7 +246,8 @@ impl<'a, S: ScrubSource> Scrubber<'a, S> {
     ) -> Scrubber<'a, S> {
         let pace = Pace { rate, started: Instant::now(), bytes: 0 };
         let report = ScrubReport::default();
-        Scrubber { source, layout, pace, report, shared: HashMap::new(), go_on, interrupted: false }
+        let shared = HashMap::new();
+        Scrubber { source, layout, pace, report, shared, go_on, interrupted: false, buckets: None }
     }
 
     /// What the batches so far found.
@@ -271,9 +275,12 @@ impl<'a, S: ScrubSource> Scrubber<'a, S> {
         })
     }
 
-    fn next_bucket(&self, after: &str) -> StoreResult<Option<String>> {
-        let buckets = self.source.read(|meta| meta.buckets())?;
-        Ok(buckets.into_iter().map(|(name, _)| name).find(|name| name.as_str() > after))
+    fn next_bucket(&mut self, after: &str) -> StoreResult<Option<String>> {
+        if self.buckets.is_none() {
+            let buckets = self.source.read(|meta| meta.buckets())?;
+            self.buckets = Some(buckets.into_iter().map(|(name, _)| name).collect());
+        }
+        Ok(self.buckets.iter().flatten().find(|name| name.as_str() > after).cloned())
     }
 
     /// A batch of current objects after `after`.
