@@ -40,17 +40,16 @@ pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 /// `tessera scrub --meta URL --data DIR`: one pass over the blobs the
 /// database names, in the shared folder `data`, beside running gateways
 /// (it only reads).
-#[cfg(feature = "postgres")]
 pub fn scrub(meta: &MetaUrl, ca: Option<&Path>, data: &Path) -> anyhow::Result<ScrubReport> {
     if !data.join("blobs").is_dir() {
         anyhow::bail!("not a blob folder of gateways (no blobs/ in it)");
     }
-    let (_runtime, ctx) = connect(meta, ca)?;
-    Ok(crate::store::scrub::scrub_pass(&ctx, &crate::store::layout::Layout::existing(data), None)?)
+    with_metadata_store(meta, ca, data, |store| Ok(crate::store::scrub::scrub_pass(store, store.layout(), None)?))
 }
 
 /// Runs `f` on a store over the database `meta` that only reads and
-/// changes metadata (`tessera user` and `tessera stats` with `--meta`).
+/// changes metadata (`tessera user`, `tessera stats` and `tessera scrub`
+/// with `--meta`), on a runtime of its own.
 #[cfg(feature = "postgres")]
 pub fn with_metadata_store<T>(
     meta: &MetaUrl,
@@ -58,19 +57,6 @@ pub fn with_metadata_store<T>(
     data: &Path,
     f: impl FnOnce(&Store) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let (runtime, ctx) = connect(meta, ca)?;
-    let done = f(&Store::open_postgres_metadata(data, ctx));
-    drop(runtime);
-    done
-}
-
-/// A runtime and a checked connection to the database of gateways, for a
-/// command run beside them.
-#[cfg(feature = "postgres")]
-fn connect(
-    meta: &MetaUrl,
-    ca: Option<&Path>,
-) -> anyhow::Result<(tokio::runtime::Runtime, crate::store::pg::txn::PgContext)> {
     use crate::store::pg::{self, txn::PgContext, RetryPolicy};
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let pool = runtime.block_on(async {
@@ -78,7 +64,7 @@ fn connect(
         pg::check_schema(&pool).await.map(|_| pool)
     })?;
     let ctx = PgContext { pool, runtime: runtime.handle().clone(), policy: RetryPolicy::default() };
-    Ok((runtime, ctx))
+    f(&Store::open_postgres_metadata(data, ctx))
 }
 
 /// A store over a shared metadata database, and this gateway's claim on
@@ -172,11 +158,6 @@ pub fn with_metadata_store<T>(
     _data: &Path,
     _f: impl FnOnce(&Store) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    anyhow::bail!("this tessera was built without the `postgres` feature: --meta is not available")
-}
-
-#[cfg(not(feature = "postgres"))]
-pub fn scrub(_meta: &MetaUrl, _ca: Option<&Path>, _data: &Path) -> anyhow::Result<ScrubReport> {
     anyhow::bail!("this tessera was built without the `postgres` feature: --meta is not available")
 }
 

@@ -215,18 +215,6 @@ fn pg_snapshot<T, E>(
     }
 }
 
-/// A shared metadata database as what `tessera scrub --meta` reads.
-#[cfg(feature = "postgres")]
-impl super::scrub::ScrubSource for super::pg::txn::PgContext {
-    fn read<T>(&self, f: impl Fn(&dyn MetaRead) -> StoreResult<T>) -> StoreResult<T> {
-        pg_snapshot(self, |txn| f(txn)).and_then(|read| read)
-    }
-
-    fn blobs<T>(&self, f: impl Fn(&dyn BlobSource) -> io::Result<T>) -> StoreResult<io::Result<T>> {
-        pg_snapshot(self, |txn| f(txn))
-    }
-}
-
 /// Why a snapshot of a shared metadata database could not be read.
 #[cfg(feature = "postgres")]
 fn snapshot_failed(e: super::pg::PgError) -> StoreError {

@@ -85,7 +85,8 @@ impl fmt::Display for ScrubReport {
 }
 
 /// What a pass reads the metadata through, a snapshot per call: a store
-/// (either backend), a stopped server's redb file, or a shared database.
+/// (either backend, also one opened for `tessera scrub --meta`) or a
+/// stopped server's redb file.
 pub(crate) trait ScrubSource {
     /// Runs `f` on one snapshot of the metadata.
     fn read<T>(&self, f: impl Fn(&dyn MetaRead) -> StoreResult<T>) -> StoreResult<T>;
