@@ -31,7 +31,7 @@ echo "== the S3 integration tests again, every server a gateway over PostgreSQL"
 # `tessera stats` with the suite's --meta; docs/scale-out.md says which
 # files are left out and why.
 pg_suite=(s3_api multipart versioning tagging cors lifecycle limits security credentials fuzz instant console transfer
-    dedup access_control users)
+    dedup access_control users stalled tls kill_loop)
 if cargo nextest --version >/dev/null 2>&1; then
     TESSERA_TEST_META=postgres cargo nextest run --locked "${pg_suite[@]/#/--test=}"
 else

@@ -181,7 +181,7 @@ async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) 
         }
     };
     if let Some(cors) = cors {
-        cors.add_headers(&state, &mut response);
+        cors.add_headers(&state, &mut response).await;
     }
     // An error may come before the body was read (or, with `Expect:
     // 100-continue`, before the client sent it), and a preflight never reads
@@ -237,30 +237,11 @@ async fn process(
         facts.op = Some(op);
         return probes::answer(state, &parts, op).await;
     }
-    // The user whose secret verified the request, kept for what follows:
-    // one database lookup per request, not one for the secret and one more.
-    let signer: std::sync::Mutex<Option<UserRecord>> = std::sync::Mutex::new(None);
-    let secret_for = |access_key: &str| match access_key == state.access_key {
-        true => Some(state.secret_key.clone()),
-        false => {
-            let user = user_of(state, access_key)?;
-            let secret = user.secret_key.clone();
-            *signer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(user);
-            Some(secret)
-        }
-    };
-    let ctx = AuthContext {
-        region: &state.region,
-        now: SystemTime::now(),
-        secret_for: &secret_for,
-        virtual_bucket: virtual_bucket.as_deref(),
-    };
     let anonymous = is_unsigned(&parts);
-    let auth = match anonymous {
-        true => VerifiedRequest::anonymous(),
-        false => verify(&parts, &ctx)?,
+    let (auth, user) = match anonymous {
+        true => (VerifiedRequest::anonymous(), None),
+        false => authenticate(state, &parts, virtual_bucket.as_deref()).await?,
     };
-    let user = signer.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
     let principal = match (auth.access_key == state.access_key, user) {
         _ if anonymous => Principal::Anonymous,
         (true, _) => Principal::Root,
@@ -286,16 +267,45 @@ async fn process(
     dispatch(state, S3Request { parts, body, route, auth, principal, access: Default::default() }).await
 }
 
-/// The user an access key belongs to. A store that cannot answer (being
-/// reopened after an I/O error) knows no user for that moment.
-fn user_of(state: &AppState, access_key: &str) -> Option<UserRecord> {
-    match state.store.user_by_key(access_key) {
-        Ok(user) => user,
-        Err(e) => {
-            tracing::warn!(error = %crate::store::Chain(&e), "looking up an access key failed");
+/// Verifies a signed request, and finds the user whose secret signed it
+/// (none for the root key): one database lookup per request.
+///
+/// `verify` asks for a secret synchronously, but a user's secret may have
+/// to be awaited from a database over the network. So a first pass learns
+/// which access key the request claims (everything `verify` checks before
+/// it needs the secret, the format and the clock, answers the same on
+/// both passes), the user is looked up, and a second pass verifies with
+/// their secret. A root-signed request needs one pass.
+async fn authenticate(
+    state: &AppState,
+    parts: &http::request::Parts,
+    virtual_bucket: Option<&str>,
+) -> S3Result<(VerifiedRequest, Option<UserRecord>)> {
+    let claimed: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    let first_pass = |access_key: &str| match access_key == state.access_key {
+        true => Some(state.secret_key.clone()),
+        false => {
+            *claimed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(access_key.to_string());
             None
         }
-    }
+    };
+    let now = SystemTime::now();
+    let ctx = AuthContext { region: &state.region, now, secret_for: &first_pass, virtual_bucket };
+    let refused = match verify(parts, &ctx) {
+        Ok(auth) => return Ok((auth, None)),
+        Err(refused) => refused,
+    };
+    let Some(access_key) = claimed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() else {
+        return Err(refused);
+    };
+    let user = state.store.lookup(move |s| s.user_by_key(&access_key)).await.map_err(|e| {
+        tracing::warn!(error = %crate::store::Chain(&e), "looking up an access key failed");
+        S3Error::from(e)
+    })?;
+    let secret = user.as_ref().map(|user| user.secret_key.clone());
+    let second_pass = |_: &str| secret.clone();
+    let ctx = AuthContext { region: &state.region, now, secret_for: &second_pass, virtual_bucket };
+    Ok((verify(parts, &ctx)?, user))
 }
 
 /// S3's error document. HEAD answers carry no body.

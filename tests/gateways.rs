@@ -641,3 +641,57 @@ fn scrub_cursor(db: &Db) -> Vec<u8> {
         rows.first().and_then(|r| r.get::<_, Option<Vec<u8>>>(0)).unwrap_or_default()
     })
 }
+
+/// The number of threads of process `pid`.
+fn threads_of(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find_map(|l| l.strip_prefix("Threads:")).unwrap();
+    line.trim().parse().unwrap()
+}
+
+/// Issue 9's rule on the shared backend: requests waiting for a slow
+/// database wait as tasks, not on parked threads. While a transaction of
+/// the test holds an exclusive lock on the buckets table, 800 GETs each
+/// need a bucket row: at most the pool's 16 wait on blocking threads (each
+/// used to park one, up to tokio's 512, and then the process stopped
+/// answering anything); the liveness probe answers at once; once the lock
+/// goes, every GET gets its object.
+#[test]
+fn requests_waiting_for_a_locked_database_park_no_thread() {
+    const WAITING: usize = 800;
+    let Some(db) = Db::new() else { return };
+    migrate(&db.url());
+    let nofile = common::set_soft_nofile(None);
+    assert!(nofile as usize > WAITING + 200, "the hard open-files limit ({nofile}) is too low for this test");
+    let data = tempfile::tempdir().unwrap();
+    let a = gateway(data.path(), &db.url(), "a");
+    let c = a.client();
+    assert_eq!(c.send(Req::new("PUT", "/slow")).status, 200);
+    let object = pattern(100 * 1024, 5);
+    put(&c, "/slow/obj", &object);
+    let before = threads_of(a.pid());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let locker = runtime.block_on(db.client());
+    runtime.block_on(locker.batch_execute("BEGIN; LOCK TABLE buckets IN ACCESS EXCLUSIVE MODE")).unwrap();
+    let mut waiting: Vec<std::net::TcpStream> =
+        (0..WAITING).map(|_| c.send_partial(Req::new("GET", "/slow/obj"), 0)).collect();
+    std::thread::sleep(std::time::Duration::from_secs(2)); // every request is in, waiting
+    let during = threads_of(a.pid());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (probe, started) = (a.client(), std::time::Instant::now());
+    std::thread::spawn(move || tx.send(probe.send(Req::new("GET", "/_tessera/health/live")).status));
+    let live = rx.recv_timeout(std::time::Duration::from_secs(5)).ok();
+    let probe_took = started.elapsed();
+    eprintln!("threads: {before} before, {during} with {WAITING} requests waiting; probe {live:?} in {probe_took:?}");
+    runtime.block_on(locker.batch_execute("ROLLBACK")).unwrap();
+
+    assert!(during <= before + 16 + 8, "{during} threads with {WAITING} requests waiting (from {before})");
+    assert_eq!(live, Some(200), "the liveness probe answers beside them");
+    assert!(probe_took < std::time::Duration::from_secs(2), "the liveness probe took {probe_took:?}");
+    for (n, stream) in waiting.iter_mut().enumerate() {
+        let got = common::read_response(stream, false);
+        assert_eq!(got.status, 200, "GET {n} once the lock went: {}", got.text());
+        assert!(got.body == object, "GET {n}: the object's bytes");
+    }
+}

@@ -14,13 +14,14 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
 
-use common::{connect_with_small_receive_buffer, pattern, read_response, set_soft_nofile, Client, Req, Server};
+use common::{
+    connect_with_small_receive_buffer, pattern, read_response, set_soft_nofile, tmp_files, Client, Req, Server,
+};
 
 const MIB: usize = 1024 * 1024;
 
@@ -148,12 +149,6 @@ fn stalled_body_is_aborted_after_body_timeout() {
 
 /// Files in the server's temp folder: `DATA/tmp`, or a gateway's own
 /// (`DATA/gateways/ID/tmp`) over a shared database.
-fn tmp_files(data: &Path) -> usize {
-    let count = |dir: &Path| std::fs::read_dir(dir.join("tmp")).map(|d| d.count()).unwrap_or(0);
-    let gateways = std::fs::read_dir(data.join("gateways")).into_iter().flatten().flatten();
-    count(data) + gateways.map(|gateway| count(&gateway.path())).sum::<usize>()
-}
-
 /// The receive loop processes a partial batch when the client pauses, then
 /// goes on gathering: a body that arrives in bursts, with pauses longer than
 /// that wait, across the inline size and the batch size, is stored whole.

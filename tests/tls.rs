@@ -570,7 +570,7 @@ fn tessera_stats_and_cp_work_against_a_tls_server() {
     let pki = Pki::new(dir.path());
     let data = dir.path().join("data");
     let server = start_tls(&data, &pki.issue("server-a"), &[]);
-    let info = std::fs::read_to_string(data.join("server-info")).unwrap();
+    let info = common::server_info(&data);
     assert!(info.contains("scheme=https\n") && info.contains("tls_cert=/"), "server-info: {info}");
 
     let (source, back) = (dir.path().join("source.bin"), dir.path().join("back.bin"));

@@ -69,22 +69,22 @@ pub async fn handle(console: &Console, req: Request<RequestBody>, facts: &mut Fa
         }
         (&Method::GET, SESSION) => {
             facts.op = Some("ConsoleSession");
-            authenticate(console, &parts, facts).map(|who| session_reply(console, &who, StatusCode::OK))
+            authenticate(console, &parts, facts).await.map(|who| session_reply(console, &who, StatusCode::OK))
         }
         (&Method::DELETE, SESSION) => {
             facts.op = Some("ConsoleSignOut");
-            sign_out(console, &parts, facts)
+            sign_out(console, &parts, facts).await
         }
         (&Method::POST, "/api/presign") => {
             facts.op = Some("ConsolePresign");
-            match authenticate(console, &parts, facts) {
+            match authenticate(console, &parts, facts).await {
                 Ok(who) => presign::handle(console, &who, body).await,
                 Err(e) => Err(e),
             }
         }
         (&Method::GET, "/api/overview") => {
             facts.op = Some("ConsoleOverview");
-            match authenticate(console, &parts, facts) {
+            match authenticate(console, &parts, facts).await {
                 Ok(who) => overview::handle(console, &who).await,
                 Err(e) => Err(e),
             }
@@ -112,7 +112,7 @@ async fn sign_in(console: &Console, parts: &Parts, body: RequestBody, facts: &mu
     check_origin(console, parts)?;
     let keys: SignIn = read_json(console, body).await?;
     let turn = sign_in_turn(console).await?;
-    let Some(who) = check_keys(console, &keys)? else {
+    let Some(who) = check_keys(console, &keys).await? else {
         // Quoted and escaped, and cut short: the key is whatever was sent.
         let tried: String = keys.access_key.chars().take(64).collect();
         tracing::info!(access_key = ?tried, "console sign-in refused: wrong access key or secret");
@@ -169,19 +169,19 @@ fn secure(console: &Console, parts: &Parts) -> &'static str {
 
 /// The identity of a key pair, if the secret is right; a store that cannot
 /// answer is a 500, not a wrong secret.
-fn check_keys(console: &Console, keys: &SignIn) -> Result<Option<Identity>, ApiError> {
-    let who = identity_of(console, &keys.access_key, String::new())?;
+async fn check_keys(console: &Console, keys: &SignIn) -> Result<Option<Identity>, ApiError> {
+    let who = identity_of(console, &keys.access_key, String::new()).await?;
     Ok(who.filter(|who| bool::from(who.secret.as_bytes().ct_eq(keys.secret_key.as_bytes()))))
 }
 
 /// Who `access_key` belongs to now: root, a user of the store, or no one.
-fn identity_of(console: &Console, access_key: &str, csrf: String) -> Result<Option<Identity>, ApiError> {
+async fn identity_of(console: &Console, access_key: &str, csrf: String) -> Result<Option<Identity>, ApiError> {
     let app = &console.app;
     if access_key == app.access_key {
         let (name, secret) = ("root".to_string(), app.secret_key.clone());
         return Ok(Some(Identity { name, access_key: access_key.to_string(), secret, canonical_id: None, csrf }));
     }
-    Ok(lookup_user(console, access_key)?.map(|user| Identity {
+    Ok(lookup_user(console, access_key).await?.map(|user| Identity {
         name: user.name,
         access_key: user.access_key,
         secret: user.secret_key,
@@ -190,16 +190,17 @@ fn identity_of(console: &Console, access_key: &str, csrf: String) -> Result<Opti
     }))
 }
 
-fn lookup_user(console: &Console, access_key: &str) -> Result<Option<crate::store::users::UserRecord>, ApiError> {
-    console.app.store.user_by_key(access_key).map_err(|e| {
+async fn lookup_user(console: &Console, access_key: &str) -> Result<Option<crate::store::users::UserRecord>, ApiError> {
+    let key = access_key.to_string();
+    console.app.store.lookup(move |s| s.user_by_key(&key)).await.map_err(|e: crate::store::StoreError| {
         tracing::warn!(error = %crate::store::Chain(&e), "console: looking up an access key failed");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the user store could not answer; try again")
     })
 }
 
 /// `DELETE /api/session`: the session dropped, the cookie cleared.
-fn sign_out(console: &Console, parts: &Parts, facts: &mut Facts) -> ApiResult {
-    authenticate(console, parts, facts)?;
+async fn sign_out(console: &Console, parts: &Parts, facts: &mut Facts) -> ApiResult {
+    authenticate(console, parts, facts).await?;
     if let Some(id) = session_id(parts) {
         console.sessions.remove(id);
     }
@@ -229,7 +230,7 @@ fn session_reply(console: &Console, who: &Identity, status: StatusCode) -> Respo
 /// but the one that hands it out (`GET /api/session`, after a reload), and
 /// the origin on every call but a GET (403): no other page can make a
 /// signed-in browser change anything, or run the costly overview.
-pub fn authenticate(console: &Console, parts: &Parts, facts: &mut Facts) -> Result<Identity, ApiError> {
+pub async fn authenticate(console: &Console, parts: &Parts, facts: &mut Facts) -> Result<Identity, ApiError> {
     let id = session_id(parts).ok_or_else(ApiError::unauthorized)?;
     let live = console.sessions.get(id, Instant::now()).ok_or_else(ApiError::unauthorized)?;
     if parts.method != Method::GET {
@@ -238,7 +239,7 @@ pub fn authenticate(console: &Console, parts: &Parts, facts: &mut Facts) -> Resu
     if !(parts.method == Method::GET && parts.uri.path() == SESSION) {
         check_csrf(parts, &live.csrf)?;
     }
-    let Some(who) = identity_of(console, &live.access_key, live.csrf)? else {
+    let Some(who) = identity_of(console, &live.access_key, live.csrf).await? else {
         console.sessions.remove(id);
         return Err(ApiError::unauthorized());
     };

@@ -116,7 +116,7 @@ fn requirement(route: &Route, versioned: bool) -> (&'static str, Need) {
 }
 
 /// Decides a request, or says what its handler must still check.
-pub fn authorize(state: &AppState, req: &S3Request) -> S3Result<Access> {
+pub async fn authorize(state: &AppState, req: &S3Request) -> S3Result<Access> {
     let route = &req.route;
     let versioned = req.route.query.has("versionId");
     let (action, need) = requirement(route, versioned);
@@ -129,7 +129,7 @@ pub fn authorize(state: &AppState, req: &S3Request) -> S3Result<Access> {
     if req.principal == Principal::Root && !needs_owner_as_root(route.op) {
         return Ok(Access { may_list: true, source_may_list: true, ..Access::default() });
     }
-    let record = bucket_record(state, bucket)?;
+    let record = bucket_record(state, bucket).await?;
     let resource = match &route.key {
         Some(key) => format!("{bucket}/{key}"),
         None => bucket.to_string(),
@@ -146,7 +146,7 @@ pub fn authorize(state: &AppState, req: &S3Request) -> S3Result<Access> {
     access.delete_rule = delete_rule;
     if matches!(route.op, Op::CopyObject | Op::UploadPartCopy) {
         let (source, key, version) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
-        let source_record = bucket_record(state, &source)?;
+        let source_record = bucket_record(state, &source).await?;
         let action = if version.is_some() { "s3:GetObjectVersion" } else { "s3:GetObject" };
         let resource = format!("{source}/{key}");
         let source_access = decide(&req.principal, &source_record, action, &resource, Need::Object(Permission::Read))?;
@@ -217,10 +217,10 @@ fn delete_rule(who: &Principal, bucket: &BucketRecord, name: &str) -> Option<Del
     Some(DeleteRule { policy: policy.clone(), bucket: name.to_string(), fallback })
 }
 
-/// A point read of the bucket's record (redb's cache), done here rather
-/// than on a blocking thread, whose hand-off costs more.
-fn bucket_record(state: &AppState, bucket: &str) -> S3Result<BucketRecord> {
-    match state.store.bucket(bucket) {
+/// A point read of the bucket's record ([`Store::lookup`](crate::store::Store::lookup)).
+async fn bucket_record(state: &AppState, bucket: &str) -> S3Result<BucketRecord> {
+    let name = bucket.to_string();
+    match state.store.lookup(move |s| s.bucket(&name)).await {
         Ok(record) => Ok(record),
         Err(StoreError::NoSuchBucket) => {
             Err(S3Error::new(S3ErrorCode::NoSuchBucket).with_extra("BucketName", bucket.to_string()))

@@ -88,7 +88,7 @@ pub async fn preflight(state: &AppState, parts: &http::request::Parts) -> S3Resu
             .with_extra("Method", method.as_str())
             .with_extra("ResourceType", resource)
     };
-    let cors = preflight_rules(state, &bucket, forbidden)?;
+    let cors = preflight_rules(state, &bucket, forbidden).await?;
     let requested =
         requested_headers(headers).ok_or_else(|| forbidden(S3ErrorCode::AccessForbidden.default_message()))?;
     let rule = cors_rules::find(&cors, origin.as_bytes(), method, &requested)
@@ -100,8 +100,8 @@ pub async fn preflight(state: &AppState, parts: &http::request::Parts) -> S3Resu
 
 /// The bucket's rules, or S3's refusal of a preflight to a bucket that does
 /// not exist or has none.
-fn preflight_rules(state: &AppState, bucket: &str, forbidden: impl Fn(&str) -> S3Error) -> S3Result<Cors> {
-    match bucket_cors(state, bucket) {
+async fn preflight_rules(state: &AppState, bucket: &str, forbidden: impl Fn(&str) -> S3Error) -> S3Result<Cors> {
+    match bucket_cors(state, bucket).await {
         Ok(Some(cors)) => Ok(cors),
         Ok(None) => Err(forbidden("CORSResponse: CORS is not enabled for this bucket.")),
         Err(StoreError::NoSuchBucket) => {
@@ -144,10 +144,11 @@ fn requested_headers(headers: &HeaderMap) -> Option<Vec<String>> {
     Some(names)
 }
 
-/// The bucket's CORS configuration: one point read of its record, done on
-/// the reactor as `access.rs` does (a hand-off to a blocking thread costs more).
-fn bucket_cors(state: &AppState, bucket: &str) -> Result<Option<Cors>, StoreError> {
-    state.store.bucket(bucket).map(|record| record.cors)
+/// The bucket's CORS configuration: one point read of its record
+/// ([`Store::lookup`](crate::store::Store::lookup)).
+async fn bucket_cors(state: &AppState, bucket: &str) -> Result<Option<Cors>, StoreError> {
+    let name = bucket.to_string();
+    state.store.lookup(move |s| s.bucket(&name)).await.map(|record| record.cors)
 }
 
 /// The headers S3 answers with from `rule`, in S3's order. `requested` is
@@ -200,10 +201,10 @@ impl Answer {
         }
     }
 
-    pub fn add_headers(self, state: &AppState, response: &mut Response<Body>) {
+    pub async fn add_headers(self, state: &AppState, response: &mut Response<Body>) {
         match self {
             Answer::Console(origin) => console_cors::add_headers(&origin, response.headers_mut()),
-            Answer::Bucket(actual) => actual.add_headers(state, response),
+            Answer::Bucket(actual) => actual.add_headers(state, response).await,
         }
     }
 }
@@ -235,8 +236,8 @@ impl Actual {
     /// whatever the response (errors too), and `Vary` whenever the bucket
     /// has rules, so that a cache never serves one origin's answer to
     /// another. A bucket that does not exist or cannot be read adds nothing.
-    pub fn add_headers(self, state: &AppState, response: &mut Response<Body>) {
-        let cors = match bucket_cors(state, &self.bucket) {
+    pub async fn add_headers(self, state: &AppState, response: &mut Response<Body>) {
+        let cors = match bucket_cors(state, &self.bucket).await {
             Ok(Some(cors)) => cors,
             Ok(None) | Err(StoreError::NoSuchBucket) => return,
             Err(e) => {

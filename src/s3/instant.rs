@@ -53,7 +53,7 @@ pub async fn put(
     mut record: ObjectRecord,
     conditions: &WriteConditions,
 ) -> S3Result<Option<Response<Body>>> {
-    let Some(found) = find(state, req, ChecksumAlgorithm::Crc64Nvme)? else { return Ok(None) };
+    let Some(found) = find(state, req, ChecksumAlgorithm::Crc64Nvme).await? else { return Ok(None) };
     let (bucket, key) = (req.bucket()?.clone(), req.key()?.clone());
     record.size = found.size;
     record.etag = hex::encode(found.md5);
@@ -87,7 +87,7 @@ pub async fn upload_part(
     upload_algorithm: Option<ChecksumAlgorithm>,
 ) -> S3Result<Option<Response<Body>>> {
     let default = upload_algorithm.unwrap_or(ChecksumAlgorithm::Crc64Nvme);
-    let Some(found) = find(state, req, default)? else { return Ok(None) };
+    let Some(found) = find(state, req, default).await? else { return Ok(None) };
     if upload_algorithm.is_some_and(|alg| alg != found.checksum.0) {
         return Ok(None); // refused as usual, with the body read
     }
@@ -116,14 +116,14 @@ fn instant(b: http::response::Builder) -> S3Result<Option<Response<Body>>> {
 /// the content (or root), and every promise it makes (Content-MD5, the
 /// checksum) holds for that content. `default` is the checksum stored when
 /// the request names none.
-fn find(state: &AppState, req: &S3Request, default: ChecksumAlgorithm) -> S3Result<Option<Found>> {
+async fn find(state: &AppState, req: &S3Request, default: ChecksumAlgorithm) -> S3Result<Option<Found>> {
     if !expects_continue(req.headers()) || matches!(req.principal, Principal::Anonymous) {
         return Ok(None);
     }
     let promises = Promises::from_request(req.headers(), &req.auth.payload, default)?;
     let Some(declared) = promises.declared_content() else { return Ok(None) };
-    let requester = requester_id(&req.principal);
-    let held = state.store.held_content(&declared.sha256, declared.size, requester.as_requester())?;
+    let (sha256, size, requester) = (declared.sha256, declared.size, requester_id(&req.principal));
+    let held = state.store.lookup(move |s| s.held_content(&sha256, size, requester.as_requester())).await?;
     let Some((held, md5)) = held.and_then(|h| h.md5.map(|md5| (h, md5))) else { return Ok(None) };
     if declared.content_md5.is_some_and(|promised| promised != md5) {
         return Ok(None);

@@ -140,7 +140,7 @@ pub async fn dispatch(state: &AppState, mut req: S3Request) -> S3Result<Response
         // Signed by the form it carries, and for a key the form names.
         return post_object::post(state, req).await;
     }
-    req.access = access::authorize(state, &req)?;
+    req.access = access::authorize(state, &req).await?;
     match req.route.op {
         Op::ListBuckets => bucket::list_buckets(state, req).await,
         Op::CreateBucket => bucket::create(state, req).await,

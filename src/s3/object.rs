@@ -87,9 +87,7 @@ pub(super) fn with_key(e: S3Error, req: &S3Request) -> S3Error {
 pub(super) async fn load(state: &AppState, req: &S3Request) -> S3Result<(ObjectRecord, Option<VersionId>)> {
     let (bucket, key) = (req.bucket()?.clone(), req.key()?.clone());
     let version = versioning::requested(req)?;
-    // A point read from redb (its cache, or the page cache): cheaper here
-    // than the hand-off to a blocking thread and back.
-    let found = state.store.get_version(&bucket, &key, version);
+    let found = state.store.lookup(move |s| s.get_version(&bucket, &key, version)).await;
     let (record, bucket_versioning) = found.map_err(|e| req.access.hide_missing(with_key(e.into(), req)))?;
     req.access.check_object(&req.principal, &record)?;
     let id = versioning::of_read(&record, bucket_versioning);
@@ -167,10 +165,11 @@ async fn open_content(state: &AppState, blobs: Vec<BlobSpan>, span: Range<u64>) 
         Err(OpenError::Read(e)) => Err(S3Error::internal(e)),
         Err(OpenError::Store(e)) => Err(e.into()),
     };
-    // Inline bodies (at most 32 KiB each) are database reads, done here;
-    // files are opened and read on a blocking thread.
+    // Inline bodies (at most 32 KiB each) are database reads, done where
+    // the database answers them best; files are opened and read on a
+    // blocking thread.
     match in_database {
-        true => open(&state.store),
+        true => state.store.lookup(open).await,
         false => state.store.run(open).await,
     }
 }

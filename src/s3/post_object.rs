@@ -44,7 +44,7 @@ pub async fn post(state: &AppState, mut req: S3Request) -> S3Result<Response<Bod
     let body = std::mem::replace(&mut req.body, empty());
     let mut form = multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints());
     let (mut fields, file) = read_fields(&mut form, state.body_timeout).await?;
-    let signer = authenticate(state, &fields)?;
+    let signer = authenticate(state, &fields).await?;
     // The policy's conditions hold for the key as it will be stored.
     let key_field = fields.0.iter_mut().find(|(name, _)| name == "key").ok_or_else(|| missing("key"))?;
     key_field.1 = key_field.1.replace("${filename}", file.file_name().unwrap_or_default());
@@ -66,7 +66,7 @@ pub async fn post(state: &AppState, mut req: S3Request) -> S3Result<Response<Bod
     req.principal = signer.principal;
     req.auth = VerifiedRequest::anonymous();
     req.body = file_body(file, range, verdict.clone());
-    req.access = access::authorize(state, &req)?;
+    req.access = access::authorize(state, &req).await?;
     let stored = super::object::put(state, req).await.map_err(|e| match verdict.load(Ordering::SeqCst) {
         TOO_LARGE => S3Error::new(S3ErrorCode::EntityTooLarge),
         TOO_SMALL => S3Error::new(S3ErrorCode::EntityTooSmall),

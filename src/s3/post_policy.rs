@@ -67,7 +67,7 @@ fn missing_field(name: &str) -> S3Error {
 /// Verifies the form's signature over its policy. No policy and no
 /// signature: an anonymous upload, allowed only where the bucket's ACL or
 /// policy lets anyone write.
-pub fn authenticate(state: &AppState, fields: &Fields) -> S3Result<Signer> {
+pub async fn authenticate(state: &AppState, fields: &Fields) -> S3Result<Signer> {
     let Some(policy_b64) = fields.get("policy") else {
         if fields.get("x-amz-signature").or(fields.get("signature")).is_some() {
             return Err(missing_field("policy"));
@@ -75,10 +75,10 @@ pub fn authenticate(state: &AppState, fields: &Fields) -> S3Result<Signer> {
         return Ok(Signer { principal: Principal::Anonymous, policy: None });
     };
     let (principal, signed) = match fields.get("awsaccesskeyid") {
-        Some(access_key) => verify_v2(state, fields, access_key, policy_b64)?,
+        Some(access_key) => verify_v2(state, fields, access_key, policy_b64).await?,
         None => {
             let credential = fields.get("x-amz-credential").ok_or_else(|| missing_field("x-amz-credential"))?;
-            verify_v4(state, fields, credential, policy_b64)?
+            verify_v4(state, fields, credential, policy_b64).await?
         }
     };
     if !signed {
@@ -88,11 +88,12 @@ pub fn authenticate(state: &AppState, fields: &Fields) -> S3Result<Signer> {
 }
 
 /// Whose an access key is, and its secret: one lookup.
-fn key_owner(state: &AppState, access_key: &str) -> S3Result<(Principal, String)> {
+async fn key_owner(state: &AppState, access_key: &str) -> S3Result<(Principal, String)> {
     if access_key == state.access_key {
         return Ok((Principal::Root, state.secret_key.clone()));
     }
-    match state.store.user_by_key(access_key)? {
+    let key = access_key.to_string();
+    match state.store.lookup(move |s| s.user_by_key(&key)).await? {
         Some(user) => Ok((Principal::User { name: user.name, canonical_id: user.canonical_id }, user.secret_key)),
         None => Err(S3Error::new(S3ErrorCode::InvalidAccessKeyId)),
     }
@@ -101,7 +102,12 @@ fn key_owner(state: &AppState, access_key: &str) -> S3Result<(Principal, String)
 /// `x-amz-signature` = hex HMAC-SHA256 of the base64 policy with the
 /// SigV4 signing key of `x-amz-credential`'s scope. The signer, and
 /// whether the signature holds.
-fn verify_v4(state: &AppState, fields: &Fields, credential: &str, policy_b64: &str) -> S3Result<(Principal, bool)> {
+async fn verify_v4(
+    state: &AppState,
+    fields: &Fields,
+    credential: &str,
+    policy_b64: &str,
+) -> S3Result<(Principal, bool)> {
     let algorithm = fields.get("x-amz-algorithm").ok_or_else(|| missing_field("x-amz-algorithm"))?;
     if algorithm != "AWS4-HMAC-SHA256" {
         return Err(S3Error::with_message(
@@ -120,16 +126,21 @@ fn verify_v4(state: &AppState, fields: &Fields, credential: &str, policy_b64: &s
         let message = format!("the region '{region}' is wrong; expecting '{}'", state.region);
         return Err(S3Error::with_message(S3ErrorCode::InvalidArgument, message).with_extra("Region", &state.region));
     }
-    let (principal, secret) = key_owner(state, access_key)?;
+    let (principal, secret) = key_owner(state, access_key).await?;
     let key = sigv4::signing_key(&secret, date, region, service);
     let computed = sigv4::hmac_sha256(&key, policy_b64.as_bytes());
     Ok((principal, sigv4::decode_signature(signature).is_some_and(|given| bool::from(computed.ct_eq(&given)))))
 }
 
 /// `signature` = base64 HMAC-SHA1 of the base64 policy with the secret.
-fn verify_v2(state: &AppState, fields: &Fields, access_key: &str, policy_b64: &str) -> S3Result<(Principal, bool)> {
+async fn verify_v2(
+    state: &AppState,
+    fields: &Fields,
+    access_key: &str,
+    policy_b64: &str,
+) -> S3Result<(Principal, bool)> {
     let signature = fields.get("signature").ok_or_else(|| missing_field("Signature"))?;
-    let (principal, secret) = key_owner(state, access_key)?;
+    let (principal, secret) = key_owner(state, access_key).await?;
     let computed = sigv2::hmac_sha1(secret.as_bytes(), policy_b64.as_bytes());
     Ok((principal, BASE64.decode(signature.trim()).is_ok_and(|given| bool::from(computed.as_slice().ct_eq(&given)))))
 }

@@ -34,7 +34,46 @@ pub(super) enum Meta {
     /// A shared PostgreSQL-compatible database. Each write is a batch of
     /// one in the commit metrics.
     #[cfg(feature = "postgres")]
-    Postgres { ctx: super::pg::txn::PgContext, metrics: Arc<CommitMetrics> },
+    Postgres { ctx: super::pg::txn::PgContext, metrics: Arc<CommitMetrics>, turns: Turns },
+}
+
+/// Over PostgreSQL, request work that waits for the database runs on a
+/// blocking thread (its rules are synchronous). At most as many such jobs
+/// as the pool has connections run at once; the others wait for a turn as
+/// tasks, so thousands of requests waiting for the database park no
+/// thread (issue 9: waiting never parks a blocking thread) and cannot take
+/// all of tokio's blocking threads.
+#[cfg(feature = "postgres")]
+pub(super) struct Turns {
+    permits: Arc<tokio::sync::Semaphore>,
+    /// How long a job waits for its turn before it is refused as
+    /// `Unavailable` (503): the pool's own wait for a connection.
+    wait: std::time::Duration,
+}
+
+#[cfg(feature = "postgres")]
+impl Turns {
+    fn for_pool(ctx: &super::pg::txn::PgContext) -> Turns {
+        let permits = Arc::new(tokio::sync::Semaphore::new(ctx.pool.size()));
+        Turns { permits, wait: ctx.pool.acquire_timeout() }
+    }
+
+    async fn take(&self) -> StoreResult<tokio::sync::OwnedSemaphorePermit> {
+        match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_closed)) => Err(StoreError::Unavailable),
+            Err(_elapsed) => {
+                tracing::warn!(waited = ?self.wait, "no turn for a metadata request: the database is slow or busy");
+                Err(StoreError::Unavailable)
+            }
+        }
+    }
+}
+
+/// A turn to run blocking store work; over redb there is no limit.
+pub(super) struct Turn {
+    #[cfg(feature = "postgres")]
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Store {
@@ -54,7 +93,8 @@ impl Store {
         let layout = super::create_layout(root, Some(gateway))?;
         super::empty_tmp(&layout)?;
         let space = Arc::new(super::space::Space::open(&layout)?);
-        Ok(Store::assemble(Meta::Postgres { ctx, metrics: Default::default() }, layout, space))
+        let turns = Turns::for_pool(&ctx);
+        Ok(Store::assemble(Meta::Postgres { ctx, metrics: Default::default(), turns }, layout, space))
     }
 
     /// A store over the PostgreSQL database of `ctx` for a command that
@@ -65,7 +105,27 @@ impl Store {
     pub(crate) fn open_postgres_metadata(root: &std::path::Path, ctx: super::pg::txn::PgContext) -> Arc<Store> {
         let layout = super::layout::Layout::existing(root);
         let space = Arc::new(super::space::Space::without_reserve(&layout));
-        Store::assemble(Meta::Postgres { ctx, metrics: Default::default() }, layout, space)
+        let turns = Turns::for_pool(&ctx);
+        Store::assemble(Meta::Postgres { ctx, metrics: Default::default(), turns }, layout, space)
+    }
+
+    /// Waits (as a task) for a turn to run blocking store work: see [`Turns`].
+    pub(super) async fn turn(&self) -> StoreResult<Turn> {
+        match &self.meta {
+            Meta::Redb { .. } => Ok(Turn {
+                #[cfg(feature = "postgres")]
+                _permit: None,
+            }),
+            #[cfg(feature = "postgres")]
+            Meta::Postgres { turns, .. } => Ok(Turn { _permit: Some(turns.take().await?) }),
+        }
+    }
+
+    /// Whether a point read of the metadata is cheapest done in place, on
+    /// the reactor: redb answers from its cache (the hand-off to a blocking
+    /// thread costs more), a database over the network does not.
+    pub(super) fn reads_in_place(&self) -> bool {
+        matches!(self.meta, Meta::Redb { .. })
     }
 
     /// The redb database (never one being reopened, see `dbslot.rs`); a
@@ -111,7 +171,7 @@ impl Store {
         match &self.meta {
             Meta::Redb { committer, .. } => committer.execute(move |txn: &WriteTransaction| f(&RedbTxn(txn))),
             #[cfg(feature = "postgres")]
-            Meta::Postgres { ctx, metrics } => {
+            Meta::Postgres { ctx, metrics, .. } => {
                 use super::pg::txn::Written;
                 match timed_write(ctx, metrics, f) {
                     Written::Committed(value) => Ok(value),
@@ -135,12 +195,16 @@ impl Store {
                 committer.execute_async(move |txn: &WriteTransaction| f(&RedbTxn(txn)), settle).await
             }
             #[cfg(feature = "postgres")]
-            Meta::Postgres { ctx, metrics } => {
+            Meta::Postgres { ctx, metrics, turns } => {
                 use super::pg::txn::Written;
                 let (ctx, metrics) = (ctx.clone(), metrics.clone());
+                // A request dropped while it waits for its turn wrote nothing:
+                // `settle` is dropped uncalled, as a rolled-back write drops it.
+                let turn = turns.take().await?;
                 // A blocking task runs to its end even if the request is dropped,
                 // so `settle` always runs.
                 let written = tokio::task::spawn_blocking(move || {
+                    let _turn = turn;
                     let written = timed_write(&ctx, &metrics, f);
                     match &written {
                         Written::Committed(value) => settle(Settled::Committed(value)),

@@ -215,17 +215,38 @@ impl Store {
         Ok(on_disk.saturating_sub(stats.allocated_pages() * stats.page_size() as u64))
     }
 
-    /// Runs blocking store work off the async reactor.
+    /// Runs blocking store work off the async reactor, once it has its turn
+    /// (over PostgreSQL a bounded number run at once: `backend.rs`, `Turns`).
     pub async fn run<T, E, F>(self: &Arc<Self>, f: F) -> Result<T, E>
     where
         F: FnOnce(&Store) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        let turn = self.turn().await?;
         let store = self.clone();
-        match tokio::task::spawn_blocking(move || f(&store)).await {
+        let job = move || {
+            let _turn = turn;
+            f(&store)
+        };
+        match tokio::task::spawn_blocking(job).await {
             Ok(result) => result,
             Err(e) => Err(StoreError::caused("store thread", e).into()),
+        }
+    }
+
+    /// Short store work a request waits for (a point read): done in place
+    /// where the metadata answers from memory (redb's cache: cheaper than the
+    /// hand-off to a blocking thread), else as [`Store::run`].
+    pub async fn lookup<T, E, F>(self: &Arc<Self>, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Store) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        match self.reads_in_place() {
+            true => f(self),
+            false => self.run(f).await,
         }
     }
 

@@ -541,6 +541,27 @@ pub fn tessera(data: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
+/// Files in the temp folders of `data`: its own `tmp/`, and each gateway's
+/// under `gateways/` (over PostgreSQL).
+pub fn tmp_files(data: &Path) -> usize {
+    let count = |dir: &Path| std::fs::read_dir(dir.join("tmp")).map(|d| d.count()).unwrap_or(0);
+    let gateways = std::fs::read_dir(data.join("gateways")).into_iter().flatten().flatten();
+    count(data) + gateways.map(|gateway| count(&gateway.path())).sum::<usize>()
+}
+
+/// The `server-info` file of the one server running on `data`: in the
+/// folder itself, or in the gateway's own folder under `gateways/` (over
+/// PostgreSQL, `TESSERA_TEST_META=postgres`).
+pub fn server_info(data: &Path) -> String {
+    let mut places = vec![data.join("server-info")];
+    if let Ok(gateways) = std::fs::read_dir(data.join("gateways")) {
+        places.extend(gateways.flatten().map(|gateway| gateway.path().join("server-info")));
+    }
+    let found: Vec<String> = places.iter().filter_map(|path| std::fs::read_to_string(path).ok()).collect();
+    assert_eq!(found.len(), 1, "one server-info under {}: {found:?}", data.display());
+    found.into_iter().next().unwrap_or_default()
+}
+
 pub fn stats(data: &Path) -> Value {
     serde_json::from_str(&tessera(data, &["stats", "--json"])).expect("one JSON object")
 }

@@ -45,6 +45,7 @@ struct Inner {
     connector: Connector,
     idle: Mutex<Vec<Client>>,
     permits: Arc<Semaphore>,
+    size: usize,
     acquire_timeout: Duration,
 }
 
@@ -58,6 +59,7 @@ impl Pool {
             connector,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(options.size.max(1))),
+            size: options.size.max(1),
             acquire_timeout: options.acquire_timeout,
         };
         Ok(Pool { inner: Arc::new(inner) })
@@ -66,6 +68,16 @@ impl Pool {
     /// The database, for messages (password redacted).
     pub fn target(&self) -> &MetaTarget {
         &self.inner.target
+    }
+
+    /// How many clients may be in use at once (`--meta-pool`).
+    pub fn size(&self) -> usize {
+        self.inner.size
+    }
+
+    /// How long [`Pool::get`] waits for a free client.
+    pub fn acquire_timeout(&self) -> Duration {
+        self.inner.acquire_timeout
     }
 
     /// A client: an idle open one, else a new connection. Waits while the
