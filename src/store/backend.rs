@@ -9,7 +9,9 @@
 //! one (issue 17, docs/scale-out.md) runs each write as a SERIALIZABLE
 //! transaction on a blocking thread, again from the start after a
 //! conflict, so write callbacks are `Fn` and must have no effect outside
-//! the transaction. Reads of redb tables that have not moved behind
+//! the transaction. Over PostgreSQL, request work that waits for the
+//! database takes a turn first ([`Turns`]), so waiting parks no thread.
+//! Reads of redb tables that have not moved behind
 //! [`MetaRead`] (backup, the full-disk check of spare pages, the sweeps of
 //! one node) find no redb database in a store over PostgreSQL and answer
 //! `Unavailable`.

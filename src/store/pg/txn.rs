@@ -79,10 +79,11 @@ pub(crate) fn run_blocking<T, E>(
 
 /// Waits for a statement's future, driven by the runtime's tasks that own
 /// the connections. Works from a blocking thread, a thread outside the
-/// runtime, and an async task of the multi-threaded runtime (a handler
-/// calling a blocking store method): there `block_in_place` first hands
-/// the worker's other tasks to another thread. Panics on a current-thread
-/// runtime, which the server does not use.
+/// runtime, and an async task of the multi-threaded runtime: there
+/// `block_in_place` first hands the worker's other tasks to another thread
+/// (but each such wait parks a thread: requests reach the database through
+/// a turn on a blocking thread instead, `backend.rs`). Panics on a
+/// current-thread runtime, which the server does not use.
 fn wait<F: std::future::Future>(runtime: &Handle, future: F) -> F::Output {
     tokio::task::block_in_place(|| runtime.block_on(future))
 }
