@@ -302,8 +302,11 @@ async fn authenticate(
         tracing::warn!(error = %crate::store::Chain(&e), "looking up an access key failed");
         S3Error::from(e)
     })?;
-    let secret = user.as_ref().map(|user| user.secret_key.clone());
-    let second_pass = |_: &str| secret.clone();
+    let secret = user.as_ref().map(|user| (user.access_key.clone(), user.secret_key.clone()));
+    let second_pass = |access_key: &str| match &secret {
+        Some((key, secret)) if key == access_key => Some(secret.clone()),
+        _ => None,
+    };
     let ctx = AuthContext { region: &state.region, now, secret_for: &second_pass, virtual_bucket };
     Ok((verify(parts, &ctx)?, user))
 }

@@ -147,8 +147,6 @@ fn stalled_body_is_aborted_after_body_timeout() {
     assert!(listed.elements("Key").is_empty(), "nothing of an aborted upload is visible");
 }
 
-/// Files in the server's temp folder: `DATA/tmp`, or a gateway's own
-/// (`DATA/gateways/ID/tmp`) over a shared database.
 /// The receive loop processes a partial batch when the client pauses, then
 /// goes on gathering: a body that arrives in bursts, with pauses longer than
 /// that wait, across the inline size and the batch size, is stored whole.

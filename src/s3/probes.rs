@@ -46,8 +46,9 @@ pub async fn answer(state: &AppState, parts: &Parts, op: &'static str) -> S3Resu
     match op {
         "HealthLive" => text(StatusCode::OK, "live\n".into(), "text/plain", head),
         "HealthReady" => {
-            let store = state.store.clone();
-            let why = tokio::task::spawn_blocking(move || store.not_ready()).await.map_err(S3Error::internal)?;
+            // Through a turn, as requests are: a crowd of probes while the
+            // database is slow must not take a thread each.
+            let why = state.store.run(|s| Ok::<_, S3Error>(s.not_ready())).await?;
             match why {
                 None => text(StatusCode::OK, "ready\n".into(), "text/plain", head),
                 Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n"), "text/plain", head),
@@ -55,8 +56,8 @@ pub async fn answer(state: &AppState, parts: &Parts, op: &'static str) -> S3Resu
         }
         _ => {
             authorize_metrics(state, parts)?;
-            let (store, metrics) = (state.store.clone(), state.metrics.clone());
-            let page = tokio::task::spawn_blocking(move || metrics.render(&store)).await.map_err(S3Error::internal)?;
+            let metrics = state.metrics.clone();
+            let page = state.store.run(move |s| Ok::<_, S3Error>(metrics.render(s))).await?;
             text(StatusCode::OK, page, OPENMETRICS, head)
         }
     }

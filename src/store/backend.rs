@@ -41,10 +41,10 @@ pub(super) enum Meta {
 
 /// Over PostgreSQL, request work that waits for the database runs on a
 /// blocking thread (its rules are synchronous). At most as many such jobs
-/// as the pool has connections run at once; the others wait for a turn as
-/// tasks, so thousands of requests waiting for the database park no
-/// thread (issue 9: waiting never parks a blocking thread) and cannot take
-/// all of tokio's blocking threads.
+/// as the pool has connections, less [`SPARE_CONNECTIONS`], run at once;
+/// the others wait for a turn as tasks, so thousands of requests waiting
+/// for the database park no thread (issue 9: waiting never parks a
+/// blocking thread) and cannot take all of tokio's blocking threads.
 #[cfg(feature = "postgres")]
 pub(super) struct Turns {
     permits: Arc<tokio::sync::Semaphore>,
@@ -53,10 +53,17 @@ pub(super) struct Turns {
     wait: std::time::Duration,
 }
 
+/// Connections of the pool that requests leave to the gateway's own
+/// work (renewing its claim and leases, the chores), so that requests
+/// stuck on a slow statement cannot keep the claim from being renewed.
+#[cfg(feature = "postgres")]
+const SPARE_CONNECTIONS: usize = 2;
+
 #[cfg(feature = "postgres")]
 impl Turns {
     fn for_pool(ctx: &super::pg::txn::PgContext) -> Turns {
-        let permits = Arc::new(tokio::sync::Semaphore::new(ctx.pool.size()));
+        let turns = ctx.pool.size().saturating_sub(SPARE_CONNECTIONS).max(1);
+        let permits = Arc::new(tokio::sync::Semaphore::new(turns));
         Turns { permits, wait: ctx.pool.acquire_timeout() }
     }
 

@@ -472,7 +472,11 @@ impl Store {
             true => Ok(staged.publish()?),
             false => {
                 self.space.check()?;
-                self.run(move |_| Ok(staged.publish()?)).await
+                // File system work only: no turn (those are for the database).
+                match tokio::task::spawn_blocking(move || staged.publish()).await {
+                    Ok(published) => Ok(published?),
+                    Err(e) => Err(StoreError::caused("store thread", e)),
+                }
             }
         }
     }
