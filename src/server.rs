@@ -298,7 +298,7 @@ async fn authenticate(
     let Some(access_key) = claimed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() else {
         return Err(refused);
     };
-    let user = state.store.lookup(move |s| s.user_by_key(&access_key)).await.map_err(|e| {
+    let user = state.store.lookup(|s| s.user_by_key(&access_key)).await.map_err(|e| {
         tracing::warn!(error = %crate::store::Chain(&e), "looking up an access key failed");
         S3Error::from(e)
     })?;

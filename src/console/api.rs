@@ -191,8 +191,7 @@ async fn identity_of(console: &Console, access_key: &str, csrf: String) -> Resul
 }
 
 async fn lookup_user(console: &Console, access_key: &str) -> Result<Option<crate::store::users::UserRecord>, ApiError> {
-    let key = access_key.to_string();
-    console.app.store.lookup(move |s| s.user_by_key(&key)).await.map_err(|e: crate::store::StoreError| {
+    console.app.store.lookup(|s| s.user_by_key(access_key)).await.map_err(|e: crate::store::StoreError| {
         tracing::warn!(error = %crate::store::Chain(&e), "console: looking up an access key failed");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the user store could not answer; try again")
     })

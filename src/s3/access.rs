@@ -219,8 +219,7 @@ fn delete_rule(who: &Principal, bucket: &BucketRecord, name: &str) -> Option<Del
 
 /// A point read of the bucket's record ([`Store::lookup`](crate::store::Store::lookup)).
 async fn bucket_record(state: &AppState, bucket: &str) -> S3Result<BucketRecord> {
-    let name = bucket.to_string();
-    match state.store.lookup(move |s| s.bucket(&name)).await {
+    match state.store.lookup(|s| s.bucket(bucket)).await {
         Ok(record) => Ok(record),
         Err(StoreError::NoSuchBucket) => {
             Err(S3Error::new(S3ErrorCode::NoSuchBucket).with_extra("BucketName", bucket.to_string()))

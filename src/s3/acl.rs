@@ -386,8 +386,7 @@ pub async fn get_bucket(state: &AppState, req: S3Request) -> S3Result<Response<B
 /// PutBucketAcl: a canned ACL, grant headers or a document replace the list.
 pub async fn put_bucket(state: &AppState, mut req: S3Request) -> S3Result<Response<Body>> {
     let bucket = req.bucket()?.clone();
-    let name = bucket.clone();
-    let owner = state.store.lookup(move |s| s.bucket(&name)).await?.owner;
+    let owner = state.store.lookup(|s| s.bucket(&bucket)).await?.owner;
     let grants = requested_for_put(state, &mut req).await?.grants(&owner, &owner)?;
     state.store.run(move |s| s.update_bucket(&bucket, move |b| b.acl = Some(grants.clone()))).await?;
     empty_response(StatusCode::OK)

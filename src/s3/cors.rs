@@ -147,8 +147,7 @@ fn requested_headers(headers: &HeaderMap) -> Option<Vec<String>> {
 /// The bucket's CORS configuration: one point read of its record
 /// ([`Store::lookup`](crate::store::Store::lookup)).
 async fn bucket_cors(state: &AppState, bucket: &str) -> Result<Option<Cors>, StoreError> {
-    let name = bucket.to_string();
-    state.store.lookup(move |s| s.bucket(&name)).await.map(|record| record.cors)
+    state.store.lookup(|s| s.bucket(bucket)).await.map(|record| record.cors)
 }
 
 /// The headers S3 answers with from `rule`, in S3's order. `requested` is

@@ -122,8 +122,9 @@ async fn find(state: &AppState, req: &S3Request, default: ChecksumAlgorithm) -> 
     }
     let promises = Promises::from_request(req.headers(), &req.auth.payload, default)?;
     let Some(declared) = promises.declared_content() else { return Ok(None) };
-    let (sha256, size, requester) = (declared.sha256, declared.size, requester_id(&req.principal));
-    let held = state.store.lookup(move |s| s.held_content(&sha256, size, requester.as_requester())).await?;
+    let requester = requester_id(&req.principal);
+    let held =
+        state.store.lookup(|s| s.held_content(&declared.sha256, declared.size, requester.as_requester())).await?;
     let Some((held, md5)) = held.and_then(|h| h.md5.map(|md5| (h, md5))) else { return Ok(None) };
     if declared.content_md5.is_some_and(|promised| promised != md5) {
         return Ok(None);

@@ -85,9 +85,9 @@ pub(super) fn with_key(e: S3Error, req: &S3Request) -> S3Error {
 /// The object (or the version `versionId` names) a read request is about,
 /// and the `x-amz-version-id` to answer with.
 pub(super) async fn load(state: &AppState, req: &S3Request) -> S3Result<(ObjectRecord, Option<VersionId>)> {
-    let (bucket, key) = (req.bucket()?.clone(), req.key()?.clone());
+    let (bucket, key) = (req.bucket()?, req.key()?);
     let version = versioning::requested(req)?;
-    let found = state.store.lookup(move |s| s.get_version(&bucket, &key, version)).await;
+    let found = state.store.lookup(|s| s.get_version(bucket, key, version)).await;
     let (record, bucket_versioning) = found.map_err(|e| req.access.hide_missing(with_key(e.into(), req)))?;
     req.access.check_object(&req.principal, &record)?;
     let id = versioning::of_read(&record, bucket_versioning);

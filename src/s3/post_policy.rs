@@ -92,8 +92,7 @@ async fn key_owner(state: &AppState, access_key: &str) -> S3Result<(Principal, S
     if access_key == state.access_key {
         return Ok((Principal::Root, state.secret_key.clone()));
     }
-    let key = access_key.to_string();
-    match state.store.lookup(move |s| s.user_by_key(&key)).await? {
+    match state.store.lookup(|s| s.user_by_key(access_key)).await? {
         Some(user) => Ok((Principal::User { name: user.name, canonical_id: user.canonical_id }, user.secret_key)),
         None => Err(S3Error::new(S3ErrorCode::InvalidAccessKeyId)),
     }

@@ -225,29 +225,28 @@ impl Store {
     {
         let turn = self.turn().await?;
         let store = self.clone();
-        let job = move || {
+        off_reactor(move || {
             let _turn = turn;
             f(&store)
-        };
-        match tokio::task::spawn_blocking(job).await {
-            Ok(result) => result,
-            Err(e) => Err(StoreError::caused("store thread", e).into()),
-        }
+        })
+        .await
     }
 
-    /// Short store work a request waits for (a point read): done in place
-    /// where the metadata answers from memory (redb's cache: cheaper than the
-    /// hand-off to a blocking thread), else as [`Store::run`].
-    pub async fn lookup<T, E, F>(self: &Arc<Self>, f: F) -> Result<T, E>
+    /// Short store work a request waits for (a point read), done in place:
+    /// redb answers from its cache, cheaper than a hand-off to a blocking
+    /// thread; over PostgreSQL, once it has its turn, the worker's other
+    /// tasks are handed to another thread while it waits (`block_in_place`),
+    /// so the turns bound the threads that wait so.
+    pub async fn lookup<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&Store) -> Result<T, E> + Send + 'static,
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Store) -> Result<T, E>,
+        E: From<StoreError>,
     {
-        match self.reads_in_place() {
-            true => f(self),
-            false => self.run(f).await,
+        if self.reads_in_place() {
+            return f(self);
         }
+        let _turn = self.turn().await?;
+        tokio::task::block_in_place(|| f(self))
     }
 
     /// Runs a write that adds data in the next group commit (refused on a
@@ -473,10 +472,7 @@ impl Store {
             false => {
                 self.space.check()?;
                 // File system work only: no turn (those are for the database).
-                match tokio::task::spawn_blocking(move || staged.publish()).await {
-                    Ok(published) => Ok(published?),
-                    Err(e) => Err(StoreError::caused("store thread", e)),
-                }
+                off_reactor(move || Ok(staged.publish()?)).await
             }
         }
     }
@@ -694,3 +690,17 @@ mod model_tests;
 #[cfg(test)]
 #[path = "versions_tests.rs"]
 mod versions_tests;
+
+/// Runs blocking work on tokio's blocking threads; a job that panicked is
+/// the store's error.
+async fn off_reactor<T, E, F>(f: F) -> Result<T, E>
+where
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) => Err(StoreError::caused("store thread", e).into()),
+    }
+}
