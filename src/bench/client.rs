@@ -44,6 +44,10 @@ pub const MAX_DOC: usize = 8 * 1024 * 1024;
 pub enum Error {
     #[error("{op}: connection: {detail}")]
     Transport { op: &'static str, detail: String },
+    /// The TLS handshake failed (an untrusted certificate, no common
+    /// protocol): trying again cannot help.
+    #[error("{op}: TLS handshake: {detail}")]
+    Handshake { op: &'static str, detail: String },
     #[error("{op}: HTTP {status} {code}")]
     Status { op: &'static str, status: u16, code: String },
     #[error("{op}: {detail}")]
@@ -160,7 +164,10 @@ impl S3 {
     pub async fn send(&self, req: Request) -> Result<Response<Incoming>, Error> {
         let op = req.op;
         let request = self.sign(req)?;
-        self.http.request(request).await.map_err(|e| Error::Transport { op, detail: error_chain(&e) })
+        self.http.request(request).await.map_err(|e| match is_tls_failure(&e) {
+            true => Error::Handshake { op, detail: error_chain(&e) },
+            false => Error::Transport { op, detail: error_chain(&e) },
+        })
     }
 
     /// Sends and requires a 2xx; otherwise reads the error document's `<Code>`.
@@ -292,23 +299,8 @@ impl S3 {
         let op = req.op;
         let req = req.header("expect", "100-continue");
         let (headers, target) = self.signed_head(&req)?;
-        let mut conn = RawConn::open(op, &self.host, self.raw_tls.as_ref()).await?;
-        conn.write(&raw_head(req.method.as_str(), &target, &headers)).await?;
-        // A server silent for a while gets the body anyway (RFC 9110 section
-        // 10.1.1): some never send 100 Continue. `read_head` is cancel-safe.
-        let (mut status, mut headers) = match tokio::time::timeout(CONTINUE_WAIT, conn.read_head()).await {
-            Ok(head) => head?,
-            Err(_) => (100, HeaderMap::new()),
-        };
-        let continued = status == 100;
-        if continued {
-            conn.write_body(req.body).await?;
-            while status == 100 {
-                (status, headers) = conn.read_head().await?;
-            }
-        }
-        let body = conn.read_body(&headers).await?;
-        Ok(RawReply { status, headers, continued, body })
+        let conn = RawConn::open(op, &self.host, self.raw_tls.as_ref()).await?;
+        conn.put_expecting_continue(&raw_head(req.method.as_str(), &target, &headers), req.body).await
     }
 }
 
@@ -357,14 +349,44 @@ impl RawConn {
         let stream: Box<dyn RawStream> = match tls {
             None => Box::new(tcp),
             Some((connector, name)) => {
-                Box::new(connector.connect(name.clone(), tcp).await.map_err(|e| transport(op, "TLS handshake", &e))?)
+                let handshake = connector.connect(name.clone(), tcp).await;
+                Box::new(handshake.map_err(|e| Error::Handshake { op, detail: error_chain(&e) })?)
             }
         };
         Ok(RawConn { op, stream, buf: Vec::new() })
     }
 
+    /// Sends `head`, then `body` once the server answers `100 Continue`
+    /// (or stays silent for [`CONTINUE_WAIT`]), and reads the final reply.
+    async fn put_expecting_continue(mut self, head: &[u8], body: ReqBody) -> Result<RawReply, Error> {
+        self.write(head).await?;
+        // A server silent for a while gets the body anyway (RFC 9110 section
+        // 10.1.1): some never send 100 Continue. `read_head` is cancel-safe.
+        let (mut status, mut headers) = match tokio::time::timeout(CONTINUE_WAIT, self.read_head()).await {
+            Ok(head) => head?,
+            Err(_) => (100, HeaderMap::new()),
+        };
+        let continued = status == 100;
+        if continued {
+            self.write_body(body).await?;
+            while status == 100 {
+                (status, headers) = self.read_head().await?;
+            }
+        }
+        let body = self.read_body(&headers).await?;
+        Ok(RawReply { status, headers, continued, body })
+    }
+
+    /// Writes `bytes` and flushes them. The flush matters over TLS: when the
+    /// socket is full, the TLS stream takes the last bytes into its own
+    /// buffer and reports them written; unflushed, they stay there while
+    /// this side waits for a reply and the server for the end of the body.
     async fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        self.stream.write_all(bytes).await.map_err(|e| transport(self.op, "sending", &e))
+        let sent = async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        };
+        sent.await.map_err(|e| transport(self.op, "sending", &e))
     }
 
     /// The body, frame by frame: the zero-copy slices of the pattern.
@@ -459,6 +481,20 @@ pub async fn read_doc(op: &'static str, body: Incoming) -> Result<String, Error>
     String::from_utf8(bytes.to_vec()).map_err(|_| Error::invalid(op, "reply is not UTF-8"))
 }
 
+/// Whether `e` or one of its sources is a TLS failure. An `io::Error`
+/// (tokio-rustls wraps rustls's error in one, hyper-rustls that in
+/// another) is looked inside, since its `source` skips what it wraps.
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.is::<rustls::Error>() {
+        return true;
+    }
+    let next = match e.downcast_ref::<std::io::Error>() {
+        Some(io) => io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static)),
+        None => e.source(),
+    };
+    next.is_some_and(is_tls_failure)
+}
+
 /// `Display` of an error and its sources: hyper's top-level messages are vague.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -475,7 +511,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 mod tests {
     use std::sync::Arc;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     use super::*;
@@ -499,28 +535,33 @@ mod tests {
     async fn fake_server(instant: bool, len: usize) -> (String, tokio::task::JoinHandle<(String, usize)>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let host = listener.local_addr().unwrap().to_string();
-        let task = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut buf = Vec::new();
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                let mut chunk = [0u8; 1024];
-                let n = s.read(&mut chunk).await.unwrap();
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-            let head = String::from_utf8(buf[..end].to_vec()).unwrap();
-            let mut got = buf.len() - end;
-            if !instant {
-                s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.unwrap();
-                let mut chunk = vec![0u8; 65536];
-                while got < len {
-                    got += s.read(&mut chunk).await.unwrap();
-                }
-            }
-            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\netag: \"x\"\r\n\r\nbody").await.unwrap();
-            (head, got)
-        });
+        let task = tokio::spawn(async move { serve_one(listener.accept().await.unwrap().0, instant, len).await });
         (host, task)
+    }
+
+    /// [`fake_server`]'s side of one connection: the request head it read
+    /// and how many body bytes came.
+    async fn serve_one(mut s: impl AsyncRead + AsyncWrite + Unpin, instant: bool, len: usize) -> (String, usize) {
+        let mut buf = Vec::new();
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut chunk = [0u8; 1024];
+            let n = s.read(&mut chunk).await.unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8(buf[..end].to_vec()).unwrap();
+        let mut got = buf.len() - end;
+        if !instant {
+            s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.unwrap();
+            s.flush().await.unwrap();
+            let mut chunk = vec![0u8; 65536];
+            while got < len {
+                got += s.read(&mut chunk).await.unwrap();
+            }
+        }
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\netag: \"x\"\r\n\r\nbody").await.unwrap();
+        s.flush().await.unwrap();
+        (head, got)
     }
 
     async fn exchange(instant: bool) -> (RawReply, String, usize) {
@@ -545,5 +586,41 @@ mod tests {
         assert_eq!(reply.headers.get("etag").unwrap(), "\"x\"");
         let (reply, _, got) = exchange(true).await;
         assert_eq!((reply.status, reply.continued, got, reply.body.as_str()), (200, false, 0, "body"));
+    }
+
+    /// A body sent over TLS through a transport that takes 4 KiB at a time
+    /// (a socket that is full: the server reads slower than the client
+    /// writes) reaches the server whole. The TLS stream keeps what the
+    /// socket did not take; without a flush its last bytes never left, and
+    /// `tessera cp` waited for a reply while the server waited for them
+    /// (RequestTimeout after `--body-timeout`).
+    #[tokio::test]
+    async fn a_tls_body_reaches_the_server_whole_through_a_full_socket() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap().self_signed(&key).unwrap();
+        let der = cert.der().clone();
+        let secret = rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![der.clone()], secret)
+            .unwrap();
+        let client = crate::tls::client::config(&Trust::Pinned(der)).unwrap();
+        let (near, far) = tokio::io::duplex(4096);
+        let len = 1024 * 1024 + 5;
+        let server = tokio::spawn(async move {
+            let tls = tokio_rustls::TlsAcceptor::from(Arc::new(server)).accept(far).await.unwrap();
+            serve_one(tls, false, len).await
+        });
+        let name = ServerName::try_from("localhost").unwrap();
+        let tls = TlsConnector::from(Arc::new(client)).connect(name, near).await.unwrap();
+        let conn = RawConn { op: "PutObject", stream: Box::new(tls), buf: Vec::new() };
+        let body = ReqBody::pattern(Arc::new(Pattern::new(1)), Content { phase: 3, len: len as u64 }, 0, len as u64);
+        let head = b"PUT /b/k HTTP/1.1\r\nexpect: 100-continue\r\n\r\n";
+        let reply = tokio::time::timeout(Duration::from_secs(20), conn.put_expecting_continue(head, body)).await;
+        let reply = reply.expect("the server answers once the whole body is there").unwrap();
+        assert_eq!((reply.status, reply.continued, reply.body.as_str()), (200, true, "body"));
+        assert_eq!(server.await.unwrap().1, len);
     }
 }

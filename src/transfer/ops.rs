@@ -69,7 +69,7 @@ fn transient(e: &Error) -> bool {
     match e {
         Error::Transport { .. } => true,
         Error::Status { status, .. } => *status >= 500 || *status == 408,
-        Error::Invalid { .. } | Error::Endpoint(_) | Error::Tls(_) => false,
+        Error::Invalid { .. } | Error::Handshake { .. } | Error::Endpoint(_) | Error::Tls(_) => false,
     }
 }
 
