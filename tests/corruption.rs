@@ -170,6 +170,7 @@ impl LoggedServer {
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
+            .args(common::suite_backend_args(data, extra))
             .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
             .env("TESSERA_SECRET_KEY", SECRET_KEY)
             .env("TESSERA_LOG", "info")
@@ -245,8 +246,16 @@ fn a_truncated_blob_file_is_reported_as_corruption_at_its_end() {
 }
 
 /// Flips one byte of the only small body, packed in a stopped server's
-/// database (`store/pack.rs`); returns the blob id in hex.
+/// database (`store/pack.rs`; over PostgreSQL a row of `blob_bodies`);
+/// returns the blob id in hex.
 fn corrupt_inline_body(data: &Path) -> String {
+    if common::on_postgres() {
+        let sql = "UPDATE blob_bodies SET body = set_byte(body, length(body) - 1, \
+                   get_byte(body, length(body) - 1) # 1) RETURNING encode(id, 'hex')";
+        let mut ids = common::suite_sql(data, sql);
+        assert_eq!(ids.len(), 1, "one small body: {ids:?}");
+        return ids.remove(0);
+    }
     let db = Database::open(data.join("meta.redb")).expect("open the database");
     let txn = db.begin_write().expect("write transaction");
     {
@@ -281,6 +290,7 @@ fn scrub(data: &Path) -> (Option<i32>, String) {
     let out: Output = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["scrub", "--data"])
         .arg(data)
+        .args(common::suite_meta_args(data))
         .env("TESSERA_LOG", "off")
         .output()
         .expect("run tessera scrub");
@@ -330,9 +340,17 @@ fn scrub_reports_each_corrupt_blob_with_its_users_and_passes_a_clean_folder() {
     assert!(line.contains("offset 0") && line.contains("cor/small"), "the inline body: {line}");
 }
 
-/// Drops every stored block checksum, as if the blobs had been written by a
-/// version without them.
+/// Drops every stored block checksum of a blob file, as if the files had
+/// been written by a version without them (small bodies keep theirs: redb's
+/// pack checks its own, and over PostgreSQL they were always written with them).
 fn forget_block_checksums(data: &Path) {
+    if common::on_postgres() {
+        common::suite_sql(
+            data,
+            "DELETE FROM blob_crcs c WHERE NOT EXISTS (SELECT 1 FROM blob_bodies b WHERE b.id = c.id)",
+        );
+        return;
+    }
     let db = Database::open(data.join("meta.redb")).expect("open the database");
     let txn = db.begin_write().expect("write transaction");
     txn.open_table(BLOB_CRCS).expect("checksum table").retain(|_, _| false).expect("clear");

@@ -17,11 +17,13 @@ use std::time::{Duration, Instant};
 
 use common::{assert_reads, pattern, Req, Server, ACCESS_KEY, SECRET_KEY};
 
-/// `tessera serve` with the test keys, run to its exit (a start that fails).
+/// `tessera serve` with the test keys (and the suite's backend), run to its
+/// exit (a start that fails).
 fn serve_fails(listen: &str, data: &Path) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["serve", "--listen", listen, "--data"])
         .arg(data)
+        .args(common::suite_backend_args(data, &[]))
         .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
         .env("TESSERA_SECRET_KEY", SECRET_KEY)
         .env("RUST_BACKTRACE", "0")
@@ -77,11 +79,17 @@ fn a_second_server_on_the_same_folder_says_so_and_spares_the_first_ones_uploads(
     let body = pattern(4 << 20, 1);
     let (first, rest) = body.split_at(1 << 20);
     let mut upload = c.send_partial(Req::new("PUT", "/shared/k").body(first), body.len());
-    wait_for_a_file(&dir.path().join("tmp"));
+    wait_for_a_file(&common::tmp_dir(dir.path()));
 
     let out = serve_fails("127.0.0.1:0", dir.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("another Tessera is probably running on this data folder"), "{stderr}");
+    let why = match common::on_postgres() {
+        // Gateways share a folder, each under an id of its own: this one
+        // claimed the first one's id, and with it its temp folder.
+        true => "is in use by the running gateway",
+        false => "another Tessera is probably running on this data folder",
+    };
+    assert!(stderr.contains(why), "{stderr}");
 
     upload.write_all(rest).unwrap();
     let resp = common::read_response(&mut upload, false);
@@ -193,12 +201,12 @@ fn health_probes_answer_without_a_signature_and_readiness_says_why_not() {
     assert_eq!(probe(&server.addr, "GET", "/_tessera/admin/stats", &[]).status, 403);
 
     // A data folder that cannot be written: not ready, and why.
-    std::fs::remove_dir(dir.path().join("tmp")).unwrap();
+    std::fs::remove_dir(common::tmp_dir(dir.path())).unwrap();
     let ready = probe(&server.addr, "GET", "/_tessera/health/ready", &[]);
     assert_eq!(ready.status, 503, "{}", ready.text());
     assert!(ready.text().contains("not writable"), "{}", ready.text());
     assert_eq!(probe(&server.addr, "GET", "/_tessera/health/live", &[]).status, 200, "still alive");
-    std::fs::create_dir(dir.path().join("tmp")).unwrap();
+    std::fs::create_dir(common::tmp_dir(dir.path())).unwrap();
     assert_eq!(probe(&server.addr, "GET", "/_tessera/health/ready", &[]).status, 200);
 }
 

@@ -1248,6 +1248,7 @@ fn add_user(data: &Path, name: &str) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["user", "add", name, "--json", "--data"])
         .arg(data)
+        .args(common::suite_meta_args(data))
         .env("TESSERA_LOG", "warn")
         .output()
         .expect("run tessera user add");
@@ -1335,6 +1336,7 @@ fn scrub(data: &Path) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["scrub", "--data"])
         .arg(data)
+        .args(common::suite_meta_args(data))
         .env("TESSERA_LOG", "warn")
         .output()
         .expect("run tessera scrub");

@@ -135,14 +135,43 @@ impl Server {
 /// 1 s `--unlink-grace` so freed files go about as soon as on redb. A data
 /// folder keeps its schema across restarts within the test (the schemas
 /// go with the throw-away cluster).
-fn suite_backend_args(data: &Path, extra: &[&str]) -> Vec<String> {
+pub fn suite_backend_args(data: &Path, extra: &[&str]) -> Vec<String> {
     if extra.contains(&"--meta") {
         return Vec::new();
     }
     match suite_meta_args(data) {
         meta if meta.is_empty() => meta,
-        meta => [meta, ["--gateway-id", "suite", "--unlink-grace", "1s"].map(str::to_string).to_vec()].concat(),
+        meta => [meta, ["--gateway-id", SUITE_GATEWAY, "--unlink-grace", "1s"].map(str::to_string).to_vec()].concat(),
     }
+}
+
+/// The gateway id of the suite's servers over PostgreSQL.
+const SUITE_GATEWAY: &str = "suite";
+
+/// The temp folder of the suite's servers on `data` (uploads in progress):
+/// `tmp/`, or over PostgreSQL their gateway's own, `gateways/suite/tmp/`.
+pub fn tmp_dir(data: &Path) -> PathBuf {
+    match on_postgres() {
+        true => data.join("gateways").join(SUITE_GATEWAY).join("tmp"),
+        false => data.join("tmp"),
+    }
+}
+
+/// Whether this run's servers keep their metadata in PostgreSQL
+/// (`TESSERA_TEST_META=postgres`) rather than in the data folder's `meta.redb`.
+pub fn on_postgres() -> bool {
+    std::env::var("TESSERA_TEST_META").as_deref() == Ok("postgres")
+}
+
+/// For a test of redb itself (its file, its header, its repair, its pages):
+/// the PostgreSQL run has nothing of it to test. Says so and returns true
+/// there, so the test returns; false on redb.
+pub fn redb_only(what: &str) -> bool {
+    let skip = on_postgres();
+    if skip {
+        eprintln!("not run over PostgreSQL (no meta.redb): {what}");
+    }
+    skip
 }
 
 /// Under `TESSERA_TEST_META=postgres`, `--meta URL` of the schema of the
@@ -172,6 +201,21 @@ pub fn suite_meta_args(data: &Path) -> Vec<String> {
 pub fn suite_meta_args(_data: &Path) -> Vec<String> {
     assert!(std::env::var_os("TESSERA_TEST_META").is_none(), "TESSERA_TEST_META needs the `postgres` feature");
     Vec::new()
+}
+
+/// Under the PostgreSQL run, runs `sql` in the schema of the servers on
+/// `data` (a test's edit of their stored state); the first column of each
+/// row it returns, as text.
+#[cfg(feature = "postgres")]
+pub fn suite_sql(data: &Path, sql: &str) -> Vec<String> {
+    let meta = suite_meta_args(data);
+    let url = meta.get(1).expect("suite_sql is for the PostgreSQL run (TESSERA_TEST_META=postgres)");
+    pg::query_texts(url, sql)
+}
+
+#[cfg(not(feature = "postgres"))]
+pub fn suite_sql(_data: &Path, _sql: &str) -> Vec<String> {
+    panic!("suite_sql needs the `postgres` feature")
 }
 
 impl Drop for Server {

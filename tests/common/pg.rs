@@ -100,3 +100,21 @@ pub fn migrate(url: &str) -> String {
     assert!(out.status.success(), "tessera migrate: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Runs `sql` (one or more statements) at `url`; the first column of each
+/// row returned, as text.
+pub fn query_texts(url: &str, sql: &str) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let messages = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        messages
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).unwrap_or_default().to_string()),
+                _ => None,
+            })
+            .collect()
+    })
+}
