@@ -28,7 +28,8 @@ fi
 echo "== the S3 integration tests again, every server a gateway over PostgreSQL"
 # TESSERA_TEST_META=postgres (tests/common/mod.rs): every test file but
 # those about redb itself (tests of meta.redb in these files say so and
-# return); docs/scale-out.md says which files are left out and why.
+# return) and the PostgreSQL-only ones (gateways, pg_meta), which ran above;
+# docs/scale-out.md says which files are left out and why.
 pg_suite=(s3_api multipart versioning tagging cors lifecycle limits security credentials fuzz instant console transfer
     dedup access_control users stalled tls kill_loop crash operations open_files corruption soak)
 # The soak's load lasts 30 s here (75 s in the redb run above).

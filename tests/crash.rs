@@ -29,7 +29,7 @@ fn get(server: &Server, key: &str) -> Vec<u8> {
 }
 
 fn files_in(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).count()
 }
 
 #[test]
@@ -48,7 +48,7 @@ fn put_interrupted_by_kill9_leaves_the_old_object() {
 
     let server = Server::start(dir.path());
     assert!(get(&server, "/crash/obj") == old, "the object must be the old version, byte for byte");
-    assert_eq!(files_in(&dir.path().join("tmp")), 0, "start-up empties tmp/");
+    assert_eq!(files_in(&common::tmp_dir(dir.path())), 0, "start-up empties the temp folder");
 }
 
 #[test]
@@ -172,7 +172,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 /// refuses to start and says why, unless the operator accepts the rollback.
 #[test]
 fn a_database_behind_acknowledged_commits_is_refused() {
-    if common::redb_only("a meta.redb rolled back to an older copy") {
+    if common::skip_unless_redb("a meta.redb rolled back to an older copy") {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -203,7 +203,7 @@ fn a_database_behind_acknowledged_commits_is_refused() {
 /// error naming meta.redb.
 #[test]
 fn a_flipped_byte_in_the_database_header_never_loses_writes_silently() {
-    if common::redb_only("a flipped byte in meta.redb's header") {
+    if common::skip_unless_redb("a flipped byte in meta.redb's header") {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

@@ -165,6 +165,7 @@ fn start_logged(data: &Path, log: &Path, extra: &[&str]) -> Logged {
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .args(extra)
+        .args(common::suite_backend_args(data, extra))
         .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
         .env("TESSERA_SECRET_KEY", SECRET_KEY)
         .env("TESSERA_LOG", "info")

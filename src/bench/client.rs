@@ -44,8 +44,10 @@ pub const MAX_DOC: usize = 8 * 1024 * 1024;
 pub enum Error {
     #[error("{op}: connection: {detail}")]
     Transport { op: &'static str, detail: String },
-    /// The TLS handshake failed (an untrusted certificate, no common
-    /// protocol): trying again cannot help.
+    /// TLS refused the connection while it was being made (an untrusted
+    /// certificate, no common protocol, an alert from the server): trying
+    /// again cannot help. A connection lost during the handshake is
+    /// `Transport`, and retried.
     #[error("{op}: TLS handshake: {detail}")]
     Handshake { op: &'static str, detail: String },
     #[error("{op}: HTTP {status} {code}")]
@@ -164,9 +166,12 @@ impl S3 {
     pub async fn send(&self, req: Request) -> Result<Response<Incoming>, Error> {
         let op = req.op;
         let request = self.sign(req)?;
-        self.http.request(request).await.map_err(|e| match is_tls_failure(&e) {
-            true => Error::Handshake { op, detail: error_chain(&e) },
-            false => Error::Transport { op, detail: error_chain(&e) },
+        self.http.request(request).await.map_err(|e| {
+            let detail = error_chain(&e);
+            match e.is_connect() && is_tls_failure(&e) {
+                true => Error::Handshake { op, detail },
+                false => Error::Transport { op, detail },
+            }
         })
     }
 
@@ -349,8 +354,11 @@ impl RawConn {
         let stream: Box<dyn RawStream> = match tls {
             None => Box::new(tcp),
             Some((connector, name)) => {
-                let handshake = connector.connect(name.clone(), tcp).await;
-                Box::new(handshake.map_err(|e| Error::Handshake { op, detail: error_chain(&e) })?)
+                let handshake = connector.connect(name.clone(), tcp).await.map_err(|e| match is_tls_failure(&e) {
+                    true => Error::Handshake { op, detail: error_chain(&e) },
+                    false => transport(op, "TLS handshake", &e),
+                });
+                Box::new(handshake?)
             }
         };
         Ok(RawConn { op, stream, buf: Vec::new() })
@@ -546,6 +554,7 @@ mod tests {
         while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
             let mut chunk = [0u8; 1024];
             let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the client closed before the end of the head");
             buf.extend_from_slice(&chunk[..n]);
         }
         let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
@@ -556,7 +565,9 @@ mod tests {
             s.flush().await.unwrap();
             let mut chunk = vec![0u8; 65536];
             while got < len {
-                got += s.read(&mut chunk).await.unwrap();
+                let n = s.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the client closed after {got} body bytes of {len}");
+                got += n;
             }
         }
         s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\netag: \"x\"\r\n\r\nbody").await.unwrap();
@@ -594,18 +605,9 @@ mod tests {
     /// socket did not take; without a flush its last bytes never left, and
     /// `tessera cp` waited for a reply while the server waited for them
     /// (RequestTimeout after `--body-timeout`).
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_tls_body_reaches_the_server_whole_through_a_full_socket() {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap().self_signed(&key).unwrap();
-        let der = cert.der().clone();
-        let secret = rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
-        let server = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![der.clone()], secret)
-            .unwrap();
+        let (server, der) = tls_server();
         let client = crate::tls::client::config(&Trust::Pinned(der)).unwrap();
         let (near, far) = tokio::io::duplex(4096);
         let len = 1024 * 1024 + 5;
@@ -622,5 +624,55 @@ mod tests {
         let reply = reply.expect("the server answers once the whole body is there").unwrap();
         assert_eq!((reply.status, reply.continued, reply.body.as_str()), (200, true, "body"));
         assert_eq!(server.await.unwrap().1, len);
+    }
+
+    /// A TLS server config for `localhost` with a fresh self-signed
+    /// certificate, and that certificate.
+    fn tls_server() -> (rustls::ServerConfig, rustls_pki_types::CertificateDer<'static>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap().self_signed(&key).unwrap();
+        let der = cert.der().clone();
+        let secret = rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![der.clone()], secret)
+            .unwrap();
+        (config, der)
+    }
+
+    /// Opens a raw TLS connection to a listener whose one connection is
+    /// handled by `serve`; the error, if any.
+    async fn open_tls(
+        pinned: rustls_pki_types::CertificateDer<'static>,
+        serve: impl FnOnce(tokio::net::TcpStream) + Send + 'static,
+    ) -> Option<Error> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move { serve(listener.accept().await.unwrap().0) });
+        let client = crate::tls::client::config(&Trust::Pinned(pinned)).unwrap();
+        let tls = (TlsConnector::from(Arc::new(client)), ServerName::try_from("localhost").unwrap());
+        RawConn::open("PutObject", &host, Some(&tls)).await.err()
+    }
+
+    /// A certificate the client does not trust is a handshake failure (not
+    /// retried); a connection the server drops during the handshake is a
+    /// transport error (retried).
+    #[tokio::test]
+    async fn only_a_refused_tls_handshake_is_final() {
+        let (server, _) = tls_server();
+        let (_, other) = tls_server();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let refused = open_tls(other, move |tcp| {
+            tokio::spawn(async move { acceptor.accept(tcp).await.err() });
+        });
+        let refused = refused.await.expect("an untrusted certificate fails");
+        assert!(matches!(refused, Error::Handshake { .. }), "{refused}");
+        assert!(refused.to_string().contains("certificate"), "{refused}");
+
+        let (_, der) = tls_server();
+        let dropped = open_tls(der, drop).await.expect("a dropped connection fails");
+        assert!(matches!(dropped, Error::Transport { .. }), "{dropped}");
     }
 }

@@ -15,7 +15,8 @@ use crate::bench::xml;
 /// The endpoint option every command shares.
 #[derive(Debug, Clone, Args)]
 pub struct EndpointArgs {
-    /// The S3 endpoint (http:// only).
+    /// The S3 endpoint: http://, or https:// with the certificate checked
+    /// against AWS_CA_BUNDLE's CAs, else the system's.
     #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://127.0.0.1:9000")]
     pub endpoint: String,
 }

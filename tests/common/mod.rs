@@ -166,7 +166,7 @@ pub fn on_postgres() -> bool {
 /// For a test of redb itself (its file, its header, its repair, its pages):
 /// the PostgreSQL run has nothing of it to test. Says so and returns true
 /// there, so the test returns; false on redb.
-pub fn redb_only(what: &str) -> bool {
+pub fn skip_unless_redb(what: &str) -> bool {
     let skip = on_postgres();
     if skip {
         eprintln!("not run over PostgreSQL (no meta.redb): {what}");
@@ -181,7 +181,7 @@ pub fn redb_only(what: &str) -> bool {
 #[cfg(feature = "postgres")]
 pub fn suite_meta_args(data: &Path) -> Vec<String> {
     static SCHEMAS: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
-    if std::env::var("TESSERA_TEST_META").as_deref() != Ok("postgres") {
+    if !on_postgres() {
         return Vec::new();
     }
     let mut schemas = SCHEMAS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
