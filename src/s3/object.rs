@@ -2,6 +2,7 @@
 
 use std::ops::Range;
 
+use bytes::Bytes;
 use http::{Response, StatusCode};
 
 use super::error::{S3Error, S3ErrorCode, S3Result};
@@ -85,13 +86,31 @@ pub(super) fn with_key(e: S3Error, req: &S3Request) -> S3Error {
 /// The object (or the version `versionId` names) a read request is about,
 /// and the `x-amz-version-id` to answer with.
 pub(super) async fn load(state: &AppState, req: &S3Request) -> S3Result<(ObjectRecord, Option<VersionId>)> {
+    let (record, id, _) = load_reading(state, req, false).await?;
+    Ok((record, id))
+}
+
+/// [`load`], and with `small_body` the bytes of an object held wholly in
+/// small bodies, read in the same lookup (`Store::get_version_reading`).
+/// What reading them found is told only to a requester the object allows.
+async fn load_reading(
+    state: &AppState,
+    req: &S3Request,
+    small_body: bool,
+) -> S3Result<(ObjectRecord, Option<VersionId>, Option<Bytes>)> {
     let (bucket, key) = (req.bucket()?, req.key()?);
     let version = versioning::requested(req)?;
-    let found = state.store.lookup(|s| s.get_version(bucket, key, version)).await;
-    let (record, bucket_versioning) = found.map_err(|e| req.access.hide_missing(with_key(e.into(), req)))?;
+    let found = state.store.lookup(|s| s.get_version_reading(bucket, key, version, small_body)).await;
+    let (record, bucket_versioning, body) = found.map_err(|e| req.access.hide_missing(with_key(e.into(), req)))?;
     req.access.check_object(&req.principal, &record)?;
     let id = versioning::of_read(&record, bucket_versioning);
-    Ok((record, id))
+    // A body gone (NotFound) is left to the read of the span, which retries.
+    let body = match body {
+        Some(Err(e)) if e.kind() != std::io::ErrorKind::NotFound => return Err(S3Error::internal(e)),
+        Some(Err(_)) | None => None,
+        Some(Ok(bytes)) => Some(bytes),
+    };
+    Ok((record, id, body))
 }
 
 /// GetObject and HeadObject: conditional headers, then `partNumber` or
@@ -100,14 +119,19 @@ pub(super) async fn load(state: &AppState, req: &S3Request) -> S3Result<(ObjectR
 /// record and opening them: the object changed, so it is looked up again.
 pub async fn get(state: &AppState, req: S3Request, head_only: bool) -> S3Result<Response<Body>> {
     const ATTEMPTS: usize = 3;
+    // A whole GET of a small object reads its bytes with its record.
+    let whole = !head_only && req.header("range").is_none() && req.route.params.part_number.is_none();
     for _ in 0..ATTEMPTS {
-        let (record, version) = load(state, &req).await?;
+        let (record, version, small) = load_reading(state, &req, whole).await?;
         let (head, span) = match prepare(&req, &record, version)? {
             Prepared::Answer(response) => return Ok(response),
             Prepared::Send(head, span) => (head, span),
         };
         if head_only || span.is_empty() {
             return head.body(body::empty()).map_err(S3Error::internal);
+        }
+        if let Some(bytes) = small.filter(|bytes| span == (0..bytes.len() as u64)) {
+            return head.body(body::full(bytes)).map_err(S3Error::internal);
         }
         if let Some(content) = open_content(state, record.blobs, span).await? {
             return head.body(content).map_err(S3Error::internal);

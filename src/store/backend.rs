@@ -170,6 +170,23 @@ impl Store {
         }
     }
 
+    /// [`Self::read`] and [`Self::with_blob_source`] in one snapshot: a
+    /// record and the small bodies it names, read together (over
+    /// PostgreSQL one transaction instead of two).
+    pub(super) fn read_with_blobs<T>(
+        &self,
+        f: impl Fn(&dyn MetaRead, &dyn BlobSource) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        match &self.meta {
+            Meta::Redb { db, .. } => {
+                let snapshot = Snapshot(db.get()?.begin_read()?);
+                f(&RedbRead(&snapshot.0), &snapshot)
+            }
+            #[cfg(feature = "postgres")]
+            Meta::Postgres { ctx, .. } => pg_snapshot(ctx, |txn| f(txn, txn)).and_then(|read| read),
+        }
+    }
+
     /// Runs `f` as one write transaction and commits it. Blocking.
     pub(super) fn commit<T, E, F>(&self, f: F) -> Result<T, E>
     where

@@ -400,6 +400,39 @@ impl Store {
         })
     }
 
+    /// [`Store::get_version`], and with `small_body` the bytes of an object
+    /// held wholly in small bodies in the database, from the same snapshot:
+    /// a whole GET of a small object then reads once (over PostgreSQL, one
+    /// transaction instead of two). `None` for an object with a file, an
+    /// empty one or a large one; an error is what reading found (a checksum
+    /// that does not match).
+    pub fn get_version_reading(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+        small_body: bool,
+    ) -> StoreResult<(ObjectRecord, schema::Versioning, Option<std::io::Result<bytes::Bytes>>)> {
+        self.read_with_blobs(|txn, blobs| {
+            let versioning = bucket_versioning(txn, bucket)?;
+            let record = versions::read_version(txn, (bucket, key), version)?;
+            let body = small_body.then(|| self.small_body(&record, blobs)).flatten();
+            Ok((record, versioning, body))
+        })
+    }
+
+    /// The bytes of `record` if they are all small bodies (inline spans)
+    /// and few enough to read at once.
+    fn small_body(&self, record: &ObjectRecord, blobs: &dyn read::BlobSource) -> Option<std::io::Result<bytes::Bytes>> {
+        if record.size == 0 || !record.blobs.iter().all(|span| span.inline) {
+            return None;
+        }
+        match read::open(&self.layout, &record.blobs, 0..record.size, blobs) {
+            Ok(opened) => opened.read_small(),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
     /// Changes a version of an object (the current one without `version`)
     /// in place, as tagging does: no new version is made. A delete marker
     /// cannot be changed (`StoreError::DeleteMarker`). Returns the record

@@ -146,14 +146,22 @@ async fn apply(store: &mut Arc<Store>, dir: &Path, model: &mut Model, op: Op) {
     }
 }
 
-/// The bytes of a version, as a GET with its id reads them.
+/// The bytes of a version, as a GET with its id reads them. A whole GET
+/// reads a small object's bytes with its record: those must be the same.
 fn read_version(store: &Store, name: &str, id: VersionId) -> Result<Vec<u8>, StoreError> {
     let (record, _) = store.get_version("b", name, Some(id))?;
     let opened = store.open_range(&record.blobs, 0..record.size).unwrap_or_else(|e| panic!("{name}: {e}"));
-    Ok(match opened.read_small() {
+    let bytes = match opened.read_small() {
         Some(read) => read.unwrap_or_else(|e| panic!("{name}: {e}")).to_vec(),
         None => Vec::new(),
-    })
+    };
+    let (_, _, with_record) = store.get_version_reading("b", name, Some(id), true)?;
+    let all_small = record.size > 0 && record.blobs.iter().all(|span| span.inline);
+    match with_record {
+        Some(read) => assert_eq!(read.unwrap_or_else(|e| panic!("{name}: {e}")), bytes, "{name}: read with its record"),
+        None => assert!(!all_small, "{name}: a small object's bytes come with its record"),
+    }
+    Ok(bytes)
 }
 
 /// Every version of every key, as the store lists them: (key, id, marker, latest).
