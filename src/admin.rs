@@ -33,6 +33,15 @@ pub struct BackupArgs {
     /// running server writes it, so it is a path on the server's machine.
     #[arg(long)]
     pub out: PathBuf,
+    /// The metadata database of gateways (`serve --meta`): back up its
+    /// tables and the blob files of `--data`, the folder they share, beside
+    /// running gateways. Load the backup with `tessera restore`.
+    #[arg(long, value_name = "URL", value_parser = crate::config::parse_meta_url)]
+    pub meta: Option<crate::config::MetaUrl>,
+    /// PEM file of the CAs that sign the metadata database's certificate
+    /// (default: the system's CAs).
+    #[arg(long, value_name = "FILE", requires = "meta")]
+    pub meta_ca: Option<PathBuf>,
 }
 
 /// What a running server writes into its data folder at start and removes
@@ -114,18 +123,16 @@ fn reachable(listen: SocketAddr) -> SocketAddr {
     }
 }
 
-/// `tessera backup`: offline when the database is free, else through the server.
+/// `tessera backup`: from the database of gateways with `--meta`; else
+/// offline when the redb database is free, or through the server holding it.
 pub fn backup(args: BackupArgs) -> anyhow::Result<()> {
     let out = std::path::absolute(&args.out).context("resolving --out")?;
-    let (report, how) = match backup_offline(&args.data, &out) {
-        Ok(report) => (report, "offline".to_string()),
-        Err(BackupError::Locked) => {
-            let info = ServerInfo::read(&Layout::existing(&args.data))
-                .context("a server holds the database, but its address is unknown")?;
-            let report = through_server(&args.data, &info, &out)?;
-            (report, format!("by the server at {}", info.listen))
+    let (report, how) = match &args.meta {
+        Some(meta) => {
+            let report = crate::meta_cli::backup(meta, args.meta_ca.as_deref(), &args.data, &out)?;
+            (report, format!("from the database at {meta}"))
         }
-        Err(e) => return Err(anyhow!(e).context("backup failed")),
+        None => backup_of_redb(&args.data, &out)?,
     };
     println!(
         "Backup of {} written to {} ({how}): {} objects, {} blob files ({} hard-linked), {} bytes, {:.2} s",
@@ -138,6 +145,24 @@ pub fn backup(args: BackupArgs) -> anyhow::Result<()> {
         report.seconds
     );
     Ok(())
+}
+
+/// Offline when the database is free, else through the server holding it;
+/// the report and how it was taken.
+fn backup_of_redb(data: &Path, out: &Path) -> anyhow::Result<(BackupReport, String)> {
+    if data.join("gateways").is_dir() && !Layout::existing(data).db_path().exists() {
+        bail!("{} is the folder of gateways over PostgreSQL: give --meta URL, the database they use", data.display());
+    }
+    Ok(match backup_offline(data, out) {
+        Ok(report) => (report, "offline".to_string()),
+        Err(BackupError::Locked) => {
+            let info = ServerInfo::read(&Layout::existing(data))
+                .context("a server holds the database, but its address is unknown")?;
+            let report = through_server(data, &info, out)?;
+            (report, format!("by the server at {}", info.listen))
+        }
+        Err(e) => return Err(anyhow!(e).context("backup failed")),
+    })
 }
 
 /// Asks the running server to write the backup, signed as root.

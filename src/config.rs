@@ -24,7 +24,8 @@ pub enum Command {
     /// Measure an S3 endpoint (throughput, latency, small objects, listing) and this machine's limits.
     Bench(crate::bench::BenchArgs),
     /// Write a consistent backup of a data folder, from a running server (asked
-    /// through its admin API) or a stopped one.
+    /// through its admin API) or a stopped one; with `--meta`, of gateways
+    /// over PostgreSQL, beside them.
     Backup(crate::admin::BackupArgs),
     /// Check every blob of a stopped server's data folder (with `--meta`, of
     /// the folder gateways share, beside them) against its block checksums;
@@ -51,6 +52,11 @@ pub enum Command {
     /// running it again is harmless. See docs/scale-out.md.
     #[command(after_help = MIGRATE_HELP)]
     Migrate(crate::meta_cli::MigrateArgs),
+    /// Load a backup of gateways over PostgreSQL (`tessera backup --meta`)
+    /// into an empty database. A backup of a server over redb needs none:
+    /// serve its folder.
+    #[command(after_help = MIGRATE_HELP)]
+    Restore(crate::meta_cli::RestoreArgs),
 }
 
 /// How log lines are written (`serve --log-format`).

@@ -31,6 +31,7 @@ fn main() -> anyhow::Result<()> {
         Command::Mb(args) => tessera::transfer::run_companion(Companion::Mb(args)),
         Command::Rm(args) => tessera::transfer::run_companion(Companion::Rm(args)),
         Command::Migrate(args) => tessera::meta_cli::migrate(args),
+        Command::Restore(args) => tessera::meta_cli::restore(args),
     }
 }
 

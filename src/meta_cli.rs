@@ -47,9 +47,68 @@ pub fn scrub(meta: &MetaUrl, ca: Option<&Path>, data: &Path) -> anyhow::Result<S
     with_metadata_store(meta, ca, data, |store| Ok(crate::store::scrub::scrub_pass(store, store.layout(), None)?))
 }
 
+/// `tessera backup --meta URL --data DIR`: the tables and the blob files
+/// of gateways, beside them (`store/pg/backup.rs`).
+pub fn backup(
+    meta: &MetaUrl,
+    ca: Option<&Path>,
+    data: &Path,
+    out: &Path,
+) -> anyhow::Result<crate::store::BackupReport> {
+    if !data.join("blobs").is_dir() {
+        anyhow::bail!("{} is not a blob folder of gateways (no blobs/ in it)", data.display());
+    }
+    with_metadata_store(meta, ca, data, |store| Ok(store.backup(out)?))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// The database to load the backup into: it must hold no Tessera data
+    /// and run no gateway; its schema is created if missing.
+    #[arg(long, env = "TESSERA_META", hide_env_values = true, value_name = "URL", value_parser = crate::config::parse_meta_url)]
+    pub meta: MetaUrl,
+    /// PEM file of the CAs that sign the database's certificate (default:
+    /// the system's CAs).
+    #[arg(long, value_name = "FILE")]
+    pub meta_ca: Option<PathBuf>,
+    /// The folder `tessera backup --meta` wrote. It holds the blob files:
+    /// serve it afterwards (`tessera serve --meta URL --data BACKUP`), or
+    /// move it where the gateways' folder goes.
+    #[arg(long, value_name = "BACKUP")]
+    pub from: PathBuf,
+}
+
+/// `tessera restore`: loads a backup of gateways into an empty database.
+#[cfg(feature = "postgres")]
+pub fn restore(args: RestoreArgs) -> anyhow::Result<()> {
+    use crate::store::pg;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let report = runtime.block_on(async {
+        let pool = pool(&args.meta, args.meta_ca.as_deref(), 1)?;
+        anyhow::Ok(pg::backup::restore(&pool, &args.from).await?)
+    })?;
+    println!(
+        "Restored {} into the database at {}: {} tables, {} rows, {} objects. Serve it: \
+         tessera serve --meta URL --data {}",
+        args.from.display(),
+        args.meta,
+        report.tables,
+        report.rows,
+        report.objects,
+        args.from.display()
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "postgres"))]
+pub fn restore(_args: RestoreArgs) -> anyhow::Result<()> {
+    anyhow::bail!("this tessera was built without the `postgres` feature: `tessera restore` is not available")
+}
+
 /// Runs `f` on a store over the database `meta` that only reads and
 /// changes metadata (`tessera user`, `tessera stats` and `tessera scrub`
-/// with `--meta`), on a runtime of its own.
+/// with `--meta`) or copies it (`tessera backup --meta`), on a runtime of
+/// its own, with two connections (a backup's snapshot and its hold).
 #[cfg(feature = "postgres")]
 pub fn with_metadata_store<T>(
     meta: &MetaUrl,
@@ -60,7 +119,7 @@ pub fn with_metadata_store<T>(
     use crate::store::pg::{self, txn::PgContext, RetryPolicy};
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let pool = runtime.block_on(async {
-        let pool = pool(meta, ca, 1)?;
+        let pool = pool(meta, ca, 2)?;
         pg::check_schema(&pool).await.map(|_| pool)
     })?;
     let ctx = PgContext { pool, runtime: runtime.handle().clone(), policy: RetryPolicy::default() };

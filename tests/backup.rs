@@ -1,7 +1,10 @@
 //! `tessera backup` against the real binary: a backup taken while the server
 //! runs under PUT/DELETE load, and one of a stopped server's folder, are each
 //! served by `tessera serve --data BACKUP` with every object byte-exact; the
-//! admin endpoint answers only to root signatures.
+//! admin endpoint answers only to root signatures. In the PostgreSQL run the
+//! servers are gateways: `tessera backup --meta` copies their tables and
+//! files beside them, and `tessera restore` loads the tables into a new
+//! database before the backup folder is served.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -19,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{blob_files, pattern, Client, Req, Server, ACCESS_KEY, SECRET_KEY};
+use common::{blob_files, on_postgres, pattern, suite_meta_args, Client, Req, Server, ACCESS_KEY, SECRET_KEY};
 use md5::{Digest, Md5};
 
 /// Bodies above this live in blob files, not in the database (store/blob.rs).
@@ -46,6 +49,7 @@ fn run_backup(data: &Path, out: &Path) -> Output {
         .arg(data)
         .arg("--out")
         .arg(out)
+        .args(suite_meta_args(data))
         .env("TESSERA_ACCESS_KEY", ACCESS_KEY)
         .env("TESSERA_SECRET_KEY", SECRET_KEY)
         .env("TESSERA_LOG", "warn")
@@ -58,6 +62,57 @@ fn backup_ok(data: &Path, out: &Path) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success(), "backup failed: {stdout} {}", String::from_utf8_lossy(&output.stderr));
     stdout
+}
+
+/// A server on the backup `out`: over PostgreSQL, once `tessera restore`
+/// has loaded its tables into the (empty) database of that folder.
+fn serve_backup(out: &Path) -> Server {
+    if on_postgres() {
+        let output = restore(out, out);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "restore failed: {stdout} {}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.contains("Restored"), "{stdout}");
+    }
+    Server::start(out)
+}
+
+/// `tessera restore --from BACKUP` into the database of the suite's
+/// servers on `data`.
+fn restore(backup: &Path, data: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["restore", "--from"])
+        .arg(backup)
+        .args(suite_meta_args(data))
+        .env("TESSERA_LOG", "warn")
+        .output()
+        .expect("run tessera restore")
+}
+
+trait StderrText {
+    fn stderr_text(&self) -> String;
+}
+
+impl StderrText for Output {
+    fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// The file whose presence says a backup is complete.
+fn completed_by(out: &Path) -> PathBuf {
+    match on_postgres() {
+        true => out.join("metadata").join("manifest"),
+        false => out.join("meta.redb"),
+    }
+}
+
+/// How `tessera backup` says it took a backup of a running server.
+fn taken_while_running() -> &'static str {
+    if on_postgres() {
+        "from the database at"
+    } else {
+        "by the server at"
+    }
 }
 
 /// Every (key, size) of bucket `bkt` (fewer than 1,000 keys: one page).
@@ -191,7 +246,7 @@ fn backup_of_a_running_server_under_put_delete_load_is_complete_and_consistent()
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     let ops: usize = load.into_iter().map(|h| h.join().expect("load thread")).sum();
-    assert!(report.contains("by the server at"), "{report}");
+    assert!(report.contains(taken_while_running()), "{report}");
     assert!(ops > 10, "the load ran ({ops} operations)");
 
     // Blobs freed during the backup were deferred, not leaked: they go once it ends.
@@ -206,7 +261,7 @@ fn backup_of_a_running_server_under_put_delete_load_is_complete_and_consistent()
     }
     server.terminate();
 
-    let restored = Server::start(&out);
+    let restored = serve_backup(&out);
     let keys = check_every_object(&restored, &written.lock().expect("lock"), 0);
     for key in &stable {
         assert!(keys.contains(key), "{key}, acknowledged before the backup, is missing from it");
@@ -221,12 +276,15 @@ fn backup_of_a_stopped_servers_folder_is_served_whole() {
     let part = pattern(64 * 1024, 7);
     let query = format!("partNumber=1&uploadId={upload_id}");
     assert_eq!(client.send(Req::new("PUT", "/bkt/upload").query(&query).body(&part)).status, 200);
-    assert!(data.join("server-info").is_file(), "a running server announces itself");
+    // The server's own folder: the data folder, or over PostgreSQL its gateway's.
+    let own = common::tmp_dir(&data).parent().expect("own folder").to_path_buf();
+    assert!(own.join("server-info").is_file(), "a running server announces itself");
     assert!(server.terminate().success());
-    assert!(!data.join("server-info").exists(), "a clean stop removes server-info");
+    assert!(!own.join("server-info").exists(), "a clean stop removes server-info");
 
     let report = backup_ok(&data, &out);
-    assert!(report.contains("offline") && report.contains("40 objects"), "{report}");
+    let how = if on_postgres() { "from the database at" } else { "offline" };
+    assert!(report.contains(how) && report.contains("40 objects"), "{report}");
     // A non-empty --out is refused, and left alone.
     let again = run_backup(&data, &out);
     assert!(!again.status.success(), "a second backup into the same folder must be refused");
@@ -247,7 +305,13 @@ fn backup_of_a_stopped_servers_folder_is_served_whole() {
     assert!(!failed.status.success() && stderr.contains(&*blob.file_name().to_string_lossy()), "{stderr}");
     assert_eq!(std::fs::read_dir(&damaged).map(|d| d.count()).unwrap_or(0), 0, "a failed backup is emptied");
 
-    let restored = Server::start(&out);
+    let restored = serve_backup(&out);
+    if on_postgres() {
+        let again = restore(&out, &out);
+        assert!(!again.status.success() && again.stderr_text().contains("is running"), "{}", again.stderr_text());
+        let incomplete = restore(&damaged, &dir.path().join("fresh"));
+        assert!(!incomplete.status.success() && incomplete.stderr_text().contains("not a complete backup"));
+    }
     let keys = check_every_object(&restored, &written.lock().expect("lock"), 1);
     assert_eq!(keys, stable.into_iter().collect::<HashSet<_>>());
     let parts = restored.client().send(Req::new("GET", "/bkt/upload").query(&format!("uploadId={upload_id}")));
@@ -279,5 +343,5 @@ fn admin_endpoint_refuses_unsigned_and_wrongly_signed_requests() {
 
     let root = server.client().send(Req::new("POST", "/_tessera/admin/backup").query(&query));
     assert_eq!(root.status, 200, "{}", root.text());
-    assert!(out.join("meta.redb").is_file());
+    assert!(completed_by(&out).is_file());
 }

@@ -4,7 +4,7 @@
 //! credentials are accepted; anything else is `AccessDenied`.
 //!
 //! `POST /_tessera/admin/backup?out=<absolute path on the server>` writes a
-//! consistent backup of the data folder (see `store/redb_meta/backup.rs`); `tessera
+//! consistent backup of the data folder (see `store/backup.rs`); `tessera
 //! backup` sends it when a running server holds the database.
 
 use http::request::Parts;

@@ -12,9 +12,10 @@
 //! the transaction. Over PostgreSQL, request work that waits for the
 //! database takes a turn first ([`Turns`]), so waiting parks no thread.
 //! Reads of redb tables that have not moved behind
-//! [`MetaRead`] (backup, the full-disk check of spare pages, the sweeps of
-//! one node) find no redb database in a store over PostgreSQL and answer
-//! `Unavailable`.
+//! [`MetaRead`] (the full-disk check of spare pages, the sweeps of one
+//! node) find no redb database in a store over PostgreSQL and answer
+//! `Unavailable`; a backup has a way of its own on each backend
+//! (`backup.rs`).
 
 use std::io;
 use std::sync::Arc;

@@ -12,17 +12,19 @@
 )]
 
 mod backend;
+mod backup;
 pub mod blob;
 mod content;
 mod error;
 mod redb_meta;
 use backend::Meta;
+pub use backup::{BackupError, BackupReport};
 use commit_mark::CommitMark;
 pub use error::{Chain, OpenError, StoreError, StoreResult};
 #[cfg(test)]
 use redb_meta::faults;
-use redb_meta::{backup, commit, commit_mark, dbslot};
-pub use redb_meta::{backup_offline, pack, BackupError, BackupReport};
+pub use redb_meta::{backup_offline, pack};
+use redb_meta::{commit, commit_mark, dbslot};
 pub mod digest;
 pub(crate) mod gc;
 mod hasher;
@@ -103,7 +105,7 @@ pub struct Store {
     layout: Layout,
     space: Arc<Space>,
     /// Closed while a backup runs: freed blob files wait (see `backup.rs`).
-    unlink_gate: backup::UnlinkGate,
+    unlink_gate: redb_meta::backup::UnlinkGate,
     /// When a body write was last admitted (ms): background hashing waits
     /// for the server to be idle (`hasher.rs`).
     last_write_ms: std::sync::atomic::AtomicI64,

@@ -5,7 +5,8 @@
 //! - freed blobs: a write that frees a blob file records it in
 //!   `dead_blobs`; the file is unlinked only once it has been dead for
 //!   `--unlink-grace`, since a GET on another gateway may have read the
-//!   metadata before the free and open the file after it;
+//!   metadata before the free and open the file after it, and never while
+//!   a backup holds unlinking (`backup.rs`);
 //! - orphaned blobs: a gateway that dies between a blob file's rename and
 //!   the commit that references it leaves a file no row names; files older
 //!   than `--orphan-grace` that neither `blobs` nor `dead_blobs` know are
@@ -224,15 +225,7 @@ impl Chores {
     }
 
     async fn freed_before_grace(&self) -> Result<Vec<BlobId>, PgError> {
-        const DUE: &str = "SELECT id FROM dead_blobs \
-             WHERE freed_at < now() - $1::float8 * interval '1 second' ORDER BY id LIMIT $2";
-        let client = self.pool.get().await?;
-        let limit = i64::try_from(BATCH).unwrap_or(i64::MAX);
-        let rows = client
-            .query(DUE, &[&self.settings.unlink_grace.as_secs_f64(), &limit])
-            .await
-            .map_err(|e| PgError::query("reading freed blobs", &e))?;
-        Ok(rows.iter().filter_map(|row| blob_id(row.get(0))).collect())
+        freed_due(&self.pool, self.settings.unlink_grace).await
     }
 
     async fn forget_freed(&self, ids: &[BlobId]) -> Result<(), PgError> {
@@ -280,6 +273,23 @@ impl Chores {
         let rows = client.query(KNOWN, &[&id_params(ids)]).await.map_err(|e| PgError::query("reading blobs", &e))?;
         Ok(rows.iter().filter_map(|row| blob_id(row.get(0))).collect())
     }
+}
+
+/// Up to [`BATCH`] blobs freed at least `grace` ago, none while a backup
+/// holds unlinking (`backup.rs`).
+pub(super) async fn freed_due(pool: &Pool, grace: Duration) -> Result<Vec<BlobId>, PgError> {
+    let due = format!(
+        "SELECT id FROM dead_blobs WHERE freed_at < now() - $1::float8 * interval '1 second' AND {} \
+         ORDER BY id LIMIT $2",
+        super::backup::NO_BACKUP_HOLD
+    );
+    let client = pool.get().await?;
+    let limit = i64::try_from(BATCH).unwrap_or(i64::MAX);
+    let rows = client
+        .query(&due, &[&grace.as_secs_f64(), &limit])
+        .await
+        .map_err(|e| PgError::query("reading freed blobs", &e))?;
+    Ok(rows.iter().filter_map(|row| blob_id(row.get(0))).collect())
 }
 
 /// Unlinks the files of `ids` (one already gone counts as unlinked);

@@ -5,12 +5,14 @@
 //! transaction until it commits, `txn` is the store's table operations
 //! over it (`MetaTxn`), `gateway` the registry of running gateways, and
 //! `chores` the background work run once across them under `lease`s
-//! (`scrubbing` the scrub's part of it).
+//! (`scrubbing` the scrub's part of it), and `backup` their backups and restores.
 
 mod redact;
 pub use redact::redact;
 
 // Everything that talks to a database needs the `postgres` feature's crates.
+#[cfg(feature = "postgres")]
+pub mod backup;
 #[cfg(feature = "postgres")]
 pub mod chores;
 #[cfg(feature = "postgres")]

@@ -84,7 +84,7 @@ pub(crate) fn run_blocking<T, E>(
 /// (but each such wait parks a thread: requests reach the database through
 /// a turn on a blocking thread instead, `backend.rs`). Panics on a
 /// current-thread runtime, which the server does not use.
-fn wait<F: std::future::Future>(runtime: &Handle, future: F) -> F::Output {
+pub(super) fn wait<F: std::future::Future>(runtime: &Handle, future: F) -> F::Output {
     tokio::task::block_in_place(|| runtime.block_on(future))
 }
 
@@ -680,7 +680,7 @@ impl MetaTxn for PgTxn<'_> {
 
 #[cfg(test)]
 #[path = "txn_tests.rs"]
-mod rule_tests;
+pub(super) mod rule_tests;
 
 #[cfg(test)]
 mod tests {

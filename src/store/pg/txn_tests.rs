@@ -26,10 +26,10 @@ use crate::store::UPLOAD_ID_LEN;
 
 /// A schema of its own in the test cluster (dropped at the end), migrated,
 /// with the runtime that drives its connections.
-struct TestSchema {
-    ctx: PgContext,
+pub(in crate::store::pg) struct TestSchema {
+    pub ctx: PgContext,
     name: String,
-    runtime: tokio::runtime::Runtime,
+    pub runtime: tokio::runtime::Runtime,
 }
 
 /// Which database of the test cluster a schema is made in.
@@ -45,7 +45,7 @@ enum Database {
 const ICU_DATABASE: &str = "tessera_icu";
 
 impl TestSchema {
-    fn create(policy: RetryPolicy) -> Option<TestSchema> {
+    pub fn create(policy: RetryPolicy) -> Option<TestSchema> {
         TestSchema::create_in(Database::Default, policy)
     }
 

@@ -1,5 +1,6 @@
-//! `tessera backup`: a consistent, self-contained copy of a data folder,
-//! taken while the server runs (or, offline, of a stopped server's folder).
+//! `tessera backup` of a redb data folder, taken while the server runs (or,
+//! offline, of a stopped server's folder); what both backends share is in
+//! `store/backup.rs`.
 //!
 //! What it writes into `OUT/`, and nothing else (no orphan, no temp file, no
 //! credentials): `meta.redb`, every table copied from ONE redb read
@@ -23,12 +24,13 @@
 //! transaction only while copying tables, not while copying blob files.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use redb::{Database, Key, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, Value};
 
+use crate::store::backup::{copy_blobs, discard_partial, prepare_out, BackupError, BackupReport};
 use crate::store::layout::{fsync_dir, packed_position, BlobId, Layout};
 use crate::store::schema;
 use crate::store::{Store, StoreError, StoreResult};
@@ -38,37 +40,6 @@ use crate::store::{Store, StoreError, StoreResult};
 const BATCH_BYTES: usize = 32 * 1024 * 1024;
 /// redb's page cache for the backup's own database (see `dbslot.rs`).
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
-
-/// What a backup wrote.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BackupReport {
-    pub objects: u64,
-    /// Blob files written (hard-linked or copied).
-    pub blobs: u64,
-    /// Of those, how many are hard links.
-    pub linked: u64,
-    /// Bytes of the blob files and of `meta.redb`.
-    pub bytes: u64,
-    pub seconds: f64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum BackupError {
-    /// The output folder is unusable (not empty, inside the data folder...).
-    #[error("{0}")]
-    Refused(String),
-    /// Offline backup: a running server holds `meta.redb`.
-    #[error("a running server holds the metadata database")]
-    Locked,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<std::io::Error> for BackupError {
-    fn from(e: std::io::Error) -> Self {
-        BackupError::Store(e.into())
-    }
-}
 
 /// Pauses blob unlinking while backups run (see the module comment).
 #[derive(Default)]
@@ -123,8 +94,8 @@ impl Store {
         Paused(self)
     }
 
-    /// Writes a consistent backup of the running store into `out`. Blocking.
-    pub fn backup(&self, out: &Path) -> Result<BackupReport, BackupError> {
+    /// [`Store::backup`] of a store over redb. Blocking.
+    pub(in crate::store) fn backup_redb(&self, out: &Path) -> Result<BackupReport, BackupError> {
         let started = Instant::now();
         let dst = prepare_out(out, self.layout.root())?;
         let _paused = self.pause_unlinking();
@@ -158,23 +129,6 @@ pub fn backup_offline(data: &Path, out: &Path) -> Result<BackupReport, BackupErr
     written.inspect_err(|_| discard_partial(&dst))
 }
 
-/// Empties the output folder of a failed backup, so that it can be retried
-/// there. Everything in it is ours: it was empty or absent at the start.
-/// The folder itself stays (it may be a mount point).
-fn discard_partial(dst: &Layout) {
-    let Ok(entries) = fs::read_dir(dst.root()) else { return };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let removed = match entry.file_type().map(|t| t.is_dir()) {
-            Ok(true) => fs::remove_dir_all(&path),
-            _ => fs::remove_file(&path),
-        };
-        if let Err(e) = removed {
-            tracing::warn!(path = %path.display(), error = %e, "could not remove part of a failed backup");
-        }
-    }
-}
-
 /// The whole backup from an open snapshot: tables, blobs, then the rename
 /// that completes it. The snapshot is dropped once the tables are copied.
 fn write_backup(
@@ -198,26 +152,6 @@ fn write_backup(
     fsync_dir(dst.root())?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
-}
-
-/// Refuses an existing non-empty `out` and one inside the data folder (the
-/// backup would copy itself into the next one), then creates its layout.
-fn prepare_out(out: &Path, data: &Path) -> Result<Layout, BackupError> {
-    let refuse = |why: &str| Err(BackupError::Refused(format!("{}: {why}", out.display())));
-    match fs::read_dir(out).map(|mut entries| entries.next().is_some()) {
-        Ok(true) => return refuse("exists and is not empty"),
-        Ok(false) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return refuse(&e.to_string()),
-    }
-    let data = fs::canonicalize(data)?;
-    if let Some(parent) = out.parent().and_then(|p| fs::canonicalize(p).ok()) {
-        if parent.starts_with(&data) {
-            return refuse("is inside the data folder");
-        }
-    }
-    fs::create_dir_all(out)?;
-    Ok(Layout::create(out)?)
 }
 
 /// Copies every table of `schema.rs` into `dst`. A table missing from this
@@ -314,41 +248,6 @@ fn referenced_files(db: &Database) -> StoreResult<(u64, Vec<BlobId>)> {
     Ok((objects, files))
 }
 
-/// Links (or copies) each blob file, then fsyncs the folders it wrote into.
-fn copy_blobs(src: &Layout, dst: &Layout, ids: &[BlobId], report: &mut BackupReport) -> StoreResult<()> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    for &id in ids {
-        let (from, to) = (src.blob_path(id), dst.blob_path(id));
-        report.bytes += link_or_copy(&from, &to, &mut report.linked)
-            .map_err(|e| StoreError::caused(format!("backing up blob {}", from.display()), e))?;
-        report.blobs += 1;
-        let dir = dst.blob_dir(id);
-        if !dirs.contains(&dir) {
-            dirs.push(dir);
-        }
-    }
-    for dir in &dirs {
-        fsync_dir(dir)?;
-    }
-    Ok(())
-}
-
-/// A hard link when the filesystem allows it (the source file is already
-/// durable), else a copy, fsynced. A missing source is an error: the
-/// snapshot references it, so the backup would not be complete.
-fn link_or_copy(from: &Path, to: &Path, linked: &mut u64) -> std::io::Result<u64> {
-    let len = fs::metadata(from)?.len();
-    match fs::hard_link(from, to) {
-        Ok(()) => *linked += 1,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(e),
-        Err(_) => {
-            fs::copy(from, to)?;
-            fs::File::open(to)?.sync_all()?;
-        }
-    }
-    Ok(len)
-}
-
 #[cfg(test)]
 mod tests {
     use redb::{MultimapTableHandle, TableHandle};
@@ -392,39 +291,5 @@ mod tests {
             assert!(copied.contains(name), "table {name} is not copied by backup::copy_tables");
         }
         assert_eq!(src_multi, copied_multi, "multimap tables are not copied");
-    }
-
-    /// Across filesystems (/dev/shm is tmpfs here) the blob is copied, else linked.
-    #[test]
-    fn blobs_are_linked_on_one_filesystem_and_copied_across() {
-        use std::os::unix::fs::MetadataExt;
-        let src = tempfile::tempdir().expect("tempdir");
-        let from = src.path().join("blob");
-        fs::write(&from, b"immutable bytes").expect("write");
-        let shm = Path::new("/dev/shm");
-        let across =
-            shm.is_dir() && fs::metadata(shm).map(|m| m.dev()).ok() != fs::metadata(&from).map(|m| m.dev()).ok();
-        let dst = if across { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.expect("tempdir");
-        let (to, mut linked) = (dst.path().join("blob"), 0);
-        assert_eq!(link_or_copy(&from, &to, &mut linked).expect("link or copy"), 15);
-        assert_eq!(fs::read(&to).expect("read"), b"immutable bytes");
-        assert_eq!(linked, u64::from(!across), "across filesystems: {across}");
-        let same = src.path().join("linked");
-        link_or_copy(&from, &same, &mut linked).expect("link");
-        assert_eq!(fs::metadata(&same).expect("stat").ino(), fs::metadata(&from).expect("stat").ino());
-        assert!(link_or_copy(&src.path().join("gone"), &src.path().join("x"), &mut linked).is_err());
-    }
-
-    #[test]
-    fn refuses_a_non_empty_out_and_one_inside_the_data_folder() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        let store = Store::open(&data).expect("open");
-        let full = dir.path().join("full");
-        fs::create_dir(&full).expect("mkdir");
-        fs::write(full.join("x"), b"x").expect("write");
-        assert!(matches!(store.backup(&full), Err(BackupError::Refused(_))));
-        assert!(matches!(store.backup(&data.join("inside")), Err(BackupError::Refused(_))));
-        store.close();
     }
 }

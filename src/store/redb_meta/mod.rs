@@ -16,7 +16,7 @@ pub(super) mod faults;
 pub mod pack;
 pub(super) mod txn;
 
-pub use backup::{backup_offline, BackupError, BackupReport};
+pub use backup::backup_offline;
 
 use std::path::Path;
 
