@@ -30,7 +30,7 @@ echo "== the S3 integration tests again, every server a gateway over PostgreSQL"
 # those about redb itself (tests of meta.redb in these files say so and
 # return) and the PostgreSQL-only ones (gateways, pg_meta), which ran above;
 # docs/scale-out.md says which files are left out and why.
-pg_suite=(s3_api multipart versioning tagging cors lifecycle limits security credentials fuzz instant console transfer backup
+pg_suite=(s3_api multipart versioning tagging cors lifecycle limits security credentials fuzz instant console transfer backup disk_full
     dedup access_control users stalled tls kill_loop crash operations open_files corruption soak)
 # The soak's load lasts 30 s here (75 s in the redb run above).
 if cargo nextest --version >/dev/null 2>&1; then

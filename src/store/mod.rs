@@ -172,7 +172,7 @@ impl Store {
     /// Refuses, before any byte is received, a write that adds data while
     /// the disk is full (see `space.rs`). Costs one atomic load unless full.
     /// A `small` body (announced at most `INLINE_MAX` bytes) is packed into
-    /// the database, so it may still go into the database's own free pages.
+    /// the database, so it may still fit ([`Store::small_bodies_fit`]).
     pub async fn admit_write(self: &Arc<Self>, small: bool) -> StoreResult<()> {
         self.note_write();
         match self.space.check() {
@@ -198,10 +198,20 @@ impl Store {
             other => other,
         };
         match refused {
-            Err(StoreError::StorageFull) if small && self.spare_database_bytes()? >= self.space.reserve_bytes() => {
-                Ok(())
-            }
+            Err(StoreError::StorageFull) if small && self.small_bodies_fit()? => Ok(()),
             other => other,
+        }
+    }
+
+    /// Whether small bodies still fit although the data folder is full:
+    /// over redb they go into the database file's own free pages, if it
+    /// keeps at least the reserve's size free besides; over PostgreSQL they
+    /// are rows of a database elsewhere, and its disk is its own business.
+    fn small_bodies_fit(&self) -> StoreResult<bool> {
+        match &self.meta {
+            Meta::Redb { .. } => Ok(self.spare_database_bytes()? >= self.space.reserve_bytes()),
+            #[cfg(feature = "postgres")]
+            Meta::Postgres { .. } => Ok(true),
         }
     }
 
