@@ -109,7 +109,7 @@ async fn backup(state: &AppState, query: &Query) -> S3Result<Response<Body>> {
             .with_extra("ArgumentName", "out")
     })?;
     tracing::info!(out = %out.display(), "backup started");
-    let report = state.store.run(move |s| s.backup(&out).map_err(backup_error)).await?;
+    let report = state.store.backup_beside_requests(out).await.map_err(backup_error)?;
     tracing::info!(objects = report.objects, blobs = report.blobs, bytes = report.bytes, "backup done");
     xml_response(report_xml(&report))
 }

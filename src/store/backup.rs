@@ -11,6 +11,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::store::layout::{fsync_dir, BlobId, Layout};
 use crate::store::{Store, StoreError, StoreResult};
@@ -50,6 +51,12 @@ impl From<std::io::Error> for BackupError {
     }
 }
 
+/// The fewest `--meta-pool` connections of a gateway that backs up through
+/// its admin endpoint: the backup's two (its snapshot, its hold), and the
+/// two the gateway keeps for its claim and leases.
+#[cfg(feature = "postgres")]
+const GATEWAY_BACKUP_POOL: usize = 4;
+
 impl Store {
     /// Writes a consistent backup of the running store into `out`. Blocking.
     pub fn backup(&self, out: &Path) -> Result<BackupReport, BackupError> {
@@ -58,6 +65,25 @@ impl Store {
             #[cfg(feature = "postgres")]
             super::Meta::Postgres { ctx, .. } => super::pg::backup::backup(self, ctx, out),
         }
+    }
+
+    /// [`Store::backup`] for a running server (the admin endpoint), on a
+    /// blocking thread. It takes no request turn (`backend.rs`): it may run
+    /// for hours, mostly copying files, and must not hold a slot that S3
+    /// requests wait for.
+    pub async fn backup_beside_requests(self: &Arc<Self>, out: PathBuf) -> Result<BackupReport, BackupError> {
+        #[cfg(feature = "postgres")]
+        if let super::Meta::Postgres { ctx, .. } = &self.meta {
+            if ctx.pool.size() < GATEWAY_BACKUP_POOL {
+                return Err(BackupError::Refused(format!(
+                    "a backup through a gateway takes 2 of its --meta-pool connections, and it has {}: \
+                     give it at least {GATEWAY_BACKUP_POOL}, or run `tessera backup --meta` beside it",
+                    ctx.pool.size()
+                )));
+            }
+        }
+        let store = self.clone();
+        super::off_reactor(move || store.backup(&out)).await
     }
 }
 

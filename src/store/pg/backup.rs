@@ -93,6 +93,17 @@ pub(crate) fn backup(store: &Store, ctx: &PgContext, out: &Path) -> Result<Backu
 
 fn write_backup(ctx: &PgContext, src: &Layout, dst: &Layout, started: Instant) -> Result<BackupReport, BackupError> {
     let hold = Hold::take(ctx)?;
+    let written = write_under_hold(ctx, src, dst, started);
+    hold.release(ctx);
+    written
+}
+
+fn write_under_hold(
+    ctx: &PgContext,
+    src: &Layout,
+    dst: &Layout,
+    started: Instant,
+) -> Result<BackupReport, BackupError> {
     let dir = dst.root().join(METADATA_DIR);
     fs::create_dir(&dir)?;
     let snapshot = wait(&ctx.runtime, dump_tables(&ctx.pool, &dir))?;
@@ -101,7 +112,6 @@ fn write_backup(ctx: &PgContext, src: &Layout, dst: &Layout, started: Instant) -
     report.bytes += snapshot.tables.iter().map(|t| t.bytes).sum::<u64>();
     snapshot.write_manifest(&dir)?;
     fsync_dir(dst.root())?;
-    hold.release(ctx);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -148,13 +158,26 @@ async fn dump_tables(pool: &Pool, dir: &Path) -> Result<Snapshot, BackupError> {
         .await
         .map_err(read("reading version_seq"))?;
     snapshot.version_seq = seq.get(0);
-    const FILES: &str =
-        "SELECT id FROM blobs WHERE NOT EXISTS (SELECT 1 FROM blob_bodies WHERE blob_bodies.id = blobs.id)";
-    let files = txn.query(FILES, &[]).await.map_err(read("listing blob files"))?;
-    snapshot.files =
-        files.iter().filter_map(|row| blob_id(row.get(0))).filter(|id| packed_position(*id).is_none()).collect();
+    snapshot.files = blob_files(&txn).await?;
     txn.commit().await.map_err(read("ending the backup's snapshot"))?;
     Ok(snapshot)
+}
+
+/// The blob files the snapshot's rows name: every blob whose body is not
+/// a row. Streamed, so memory holds 16 bytes per file, not a driver row.
+async fn blob_files(txn: &Transaction<'_>) -> Result<Vec<BlobId>, BackupError> {
+    const FILES: &str =
+        "SELECT id FROM blobs WHERE NOT EXISTS (SELECT 1 FROM blob_bodies WHERE blob_bodies.id = blobs.id)";
+    let failed = |e: tokio_postgres::Error| PgError::query("listing blob files", &e);
+    let rows = txn.query_raw(FILES, std::iter::empty::<i32>()).await.map_err(failed)?;
+    let mut rows = std::pin::pin!(rows);
+    let mut files = Vec::new();
+    while let Some(row) = rows.next().await {
+        let row = row.map_err(failed)?;
+        let id = row.try_get::<_, &[u8]>(0).map_err(failed)?;
+        files.extend(blob_id(id).filter(|id| packed_position(*id).is_none()));
+    }
+    Ok(files)
 }
 
 /// Streams `COPY table TO STDOUT` into `path` (owner-only: `users` holds
@@ -192,6 +215,7 @@ impl Snapshot {
         for t in &self.tables {
             fs::File::open(dir.join(format!("{}.copy", t.name)))?.sync_all()?;
         }
+        fsync_dir(dir)?;
         let tmp = dir.join(format!("{MANIFEST}.tmp"));
         let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         file.write_all(self.manifest().as_bytes())?;
@@ -233,13 +257,19 @@ struct Hold {
 }
 
 impl Hold {
+    /// Takes a hold, and forgets the expired holds of backups that died.
     fn take(ctx: &PgContext) -> Result<Hold, BackupError> {
         const TAKE: &str = "INSERT INTO leases (name, holder, expires_at) \
              VALUES ($1, $2, now() + $3::float8 * interval '1 second')";
+        const FORGET_EXPIRED: &str = "DELETE FROM leases WHERE substr(name, 1, 7) = 'backup/' AND expires_at < now()";
         let name = format!("backup/{:032x}", new_blob_id()?);
         let holder = format!("tessera backup (pid {})", std::process::id());
         wait(&ctx.runtime, async {
             let client = ctx.pool.get().await?;
+            client
+                .execute(FORGET_EXPIRED, &[])
+                .await
+                .map_err(|e| PgError::query("forgetting expired backup holds", &e))?;
             client
                 .execute(TAKE, &[&name, &holder, &HOLD_TTL.as_secs_f64()])
                 .await
@@ -266,7 +296,7 @@ impl Hold {
 }
 
 impl Drop for Hold {
-    /// A failed backup stops renewing; its hold expires.
+    /// Stops renewing in any case: a hold not released expires.
     fn drop(&mut self) {
         self.renewer.abort();
     }
@@ -313,6 +343,7 @@ pub async fn restore(pool: &Pool, from: &Path) -> Result<RestoreReport, BackupEr
         .await
         .map_err(|e| PgError::query("starting the restore", &e))?;
     refuse_unless_empty(&txn).await?;
+    forget_what_ran_before(&txn).await?;
     let mut rows = 0;
     for table in &snapshot.tables {
         rows += load_table(&txn, table, &dir.join(format!("{}.copy", table.name))).await?;
@@ -379,6 +410,15 @@ async fn refuse_unless_empty(txn: &Transaction<'_>) -> Result<(), BackupError> {
             )));
         }
     }
+    Ok(())
+}
+
+/// Clears what the database's earlier gateways left: freed blobs (their
+/// ids could name files of the backup, which the collection would then
+/// unlink) and leases (chores' cursors, expired holds).
+async fn forget_what_ran_before(txn: &Transaction<'_>) -> Result<(), BackupError> {
+    let failed = |e: tokio_postgres::Error| PgError::query("clearing dead_blobs and leases", &e);
+    txn.batch_execute("DELETE FROM dead_blobs; DELETE FROM leases").await.map_err(failed)?;
     Ok(())
 }
 
