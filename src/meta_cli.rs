@@ -180,7 +180,8 @@ impl Gateway {
     /// Resolves if another process takes this gateway's id (its claim
     /// expired): the gateway must then stop.
     pub async fn lost(&self) {
-        crate::store::pg::gateway::keep(self.pool.clone(), self.claim.clone()).await
+        let store = self.store.clone();
+        crate::store::pg::gateway::keep(self.pool.clone(), self.claim.clone(), move || store.last_change_ms()).await
     }
 
     /// Stops the background chores and gives the id up at a clean stop.

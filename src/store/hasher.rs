@@ -37,8 +37,20 @@ const RESCAN: Duration = Duration::from_secs(300);
 /// Starts the background hasher: it works once no body write was admitted
 /// for `idle`.
 pub fn spawn_content_hasher(store: Arc<Store>, idle: Duration) {
-    spawn_hasher_while(store, idle, RESCAN, || true);
+    spawn_hasher_while(store, idle, RESCAN, || true, None);
 }
+
+/// Over a shared database, how a hasher learns of bodies committed through
+/// other gateways (`pg/chores.rs`): a mark taken before a pass, then asked
+/// whether a body was committed after it. Answers are best effort: on an
+/// error a mark is `None` and a question `false` (the rescan still comes).
+pub(crate) struct Elsewhere {
+    pub mark: Box<dyn Fn() -> Option<f64> + Send>,
+    pub written_since: Box<dyn Fn(f64) -> bool + Send>,
+}
+
+/// How often a hasher waiting for writes asks [`Elsewhere`].
+const ASK_ELSEWHERE: Duration = Duration::from_secs(2);
 
 /// How long a hasher that may not run waits before asking again.
 const WAIT_TO_RUN: Duration = Duration::from_secs(2);
@@ -58,27 +70,41 @@ enum Pass {
 /// [`spawn_content_hasher`] that hashes a blob only while `may_run` says
 /// so (over a shared database: while this gateway holds the hashing
 /// lease, `pg/chores.rs`). It is asked before each blob. After a pass
-/// that found nothing more, the next starts at a write of this process or
-/// after `rescan` (over a shared database, other gateways' writes are not
-/// seen: only the rescan finds them).
+/// that found nothing more, the next starts at a write of this process,
+/// at a body committed `elsewhere` since the pass began, or after `rescan`.
 pub(crate) fn spawn_hasher_while(
     store: Arc<Store>,
     idle: Duration,
     rescan: Duration,
     may_run: impl Fn() -> bool + Send + 'static,
+    elsewhere: Option<Elsewhere>,
 ) {
     let spawned = std::thread::Builder::new().name("content-hasher".into()).spawn(move || {
         let mut after = 0;
+        let mut mark = None;
         loop {
             if !may_run() {
                 std::thread::sleep(WAIT_TO_RUN);
                 continue;
             }
             let pass_start = now_ms();
+            if after == 0 {
+                // A pass from the start: what is committed after this mark, it may not see.
+                mark = elsewhere.as_ref().and_then(|e| (e.mark)());
+            }
             let (next, pause) = match hash_some(&store, idle, after, &may_run) {
                 Ok(Pass::After(last)) => (last, Duration::from_millis(10)),
                 Ok(Pass::Done) => {
-                    store.wait_for_writes_since(pass_start, idle, rescan);
+                    // Asking `may_run` also keeps a lease it stands for while waiting;
+                    // losing it ends the wait (the loop then waits to run again).
+                    let woken = || {
+                        !may_run()
+                            || match (&elsewhere, mark) {
+                                (Some(e), Some(mark)) => (e.written_since)(mark),
+                                _ => false,
+                            }
+                    };
+                    store.wait_for_writes_since(pass_start, idle, rescan, woken);
                     (0, Duration::ZERO)
                 }
                 Ok(Pass::DoneWithFailures) => (0, AFTER_FAILURE),
@@ -139,20 +165,33 @@ impl Store {
         self.note_change();
     }
 
-    /// Marks a change that may leave content to hash (a write, a freed blob
-    /// whose content a merged copy still holds).
+    /// Marks a change that may leave content to hash (a write admitted or
+    /// committed, a freed blob whose content a merged copy still holds).
     pub(super) fn note_change(&self) {
         self.last_change_ms.store(now_ms(), Ordering::Relaxed);
     }
 
-    /// Returns once something changed after `since` (ms) and the server
-    /// has been idle for `idle` since, or after `rescan`.
-    fn wait_for_writes_since(&self, since: i64, idle: Duration, rescan: Duration) {
+    /// When a change was last marked (ms; gateways report it, `pg/gateway.rs`).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code, reason = "gateways report it"))]
+    pub(crate) fn last_change_ms(&self) -> i64 {
+        self.last_change_ms.load(Ordering::Relaxed)
+    }
+
+    /// Returns once something changed after `since` (ms), here or (asked
+    /// every [`ASK_ELSEWHERE`]) `elsewhere`, and the server has been idle
+    /// for `idle` since; or after `rescan`.
+    fn wait_for_writes_since(&self, since: i64, idle: Duration, rescan: Duration, elsewhere: impl Fn() -> bool) {
         let step = idle.clamp(Duration::from_millis(50), Duration::from_secs(1));
-        let deadline = std::time::Instant::now() + rescan;
-        while std::time::Instant::now() < deadline {
+        let started = std::time::Instant::now();
+        let (mut asked, mut changed) = (started, false);
+        while started.elapsed() < rescan {
             std::thread::sleep(step);
-            if self.last_change_ms.load(Ordering::Relaxed) >= since && self.idle_for(idle) {
+            changed = changed || self.last_change_ms.load(Ordering::Relaxed) >= since;
+            if !changed && asked.elapsed() >= ASK_ELSEWHERE {
+                asked = std::time::Instant::now();
+                changed = elsewhere();
+            }
+            if changed && self.idle_for(idle) {
                 return;
             }
         }

@@ -537,7 +537,11 @@ impl Store {
         move |end| match end {
             Settled::Committed(((_, fate), dead)) => {
                 match fate {
-                    NewBlobFate::Stored => file.keep(),
+                    NewBlobFate::Stored => {
+                        file.keep();
+                        // Other gateways' hashers learn of it through this one's claim (`pg/gateway.rs`).
+                        store.note_change();
+                    }
                     NewBlobFate::Shared => drop(file),
                 }
                 let dead = dead.clone();

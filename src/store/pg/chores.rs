@@ -57,10 +57,13 @@ pub struct ChoreSettings {
 
 /// The lease of background hashing (its own thread, not a [`Chore`]).
 const HASHING: &str = "content-hashing";
-/// How often the hashing gateway looks for blobs written through others:
-/// it sees only its own writes come. A pass reads a few rows per blob.
-/// Shorter than the lease (30 s), so the holder keeps it between passes.
-const HASHING_RESCAN: Duration = Duration::from_secs(20);
+/// The longest the hashing gateway waits between passes when no body was
+/// committed since its last pass began: here, or through other gateways,
+/// which say so in their `gateways` row (`last_write_at`, set at the claim
+/// renewal after a commit, `gateway.rs`). A pass reads a few rows per
+/// blob, so an idle cluster does not rescan more often than this. The
+/// holder renews its lease (30 s) every few seconds meanwhile.
+const HASHING_RESCAN: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, Copy)]
 enum Chore {
@@ -117,7 +120,8 @@ pub fn spawn(store: Arc<Store>, pool: Pool, holder: &str, settings: ChoreSetting
     let stopped = Arc::new(AtomicBool::new(false));
     if !settings.hash_after_idle.is_zero() {
         let may_hash = leased_while(&pool, holder, &stopped);
-        hasher::spawn_hasher_while(store.clone(), settings.hash_after_idle, HASHING_RESCAN, may_hash);
+        let elsewhere = writes_elsewhere(&pool);
+        hasher::spawn_hasher_while(store.clone(), settings.hash_after_idle, HASHING_RESCAN, may_hash, Some(elsewhere));
     }
     if !settings.scrub_interval.is_zero() {
         let (interval, rate) = (settings.scrub_interval, settings.scrub_rate);
@@ -145,6 +149,36 @@ fn leased_while(pool: &Pool, holder: &str, stopped: &Arc<AtomicBool>) -> impl Fn
             }
         }
     }
+}
+
+/// How the hasher learns of bodies committed through any gateway: a mark
+/// is the database's clock (seconds), and a gateway's `last_write_at`
+/// after it means a body committed after it. Asked from the hasher's own
+/// thread.
+fn writes_elsewhere(pool: &Pool) -> hasher::Elsewhere {
+    const NOW: &str = "SELECT extract(epoch FROM now())::float8";
+    const SINCE: &str =
+        "SELECT EXISTS (SELECT 1 FROM gateways WHERE extract(epoch FROM last_write_at)::float8 > $1::float8)";
+    let (pool_for_mark, runtime) = (pool.clone(), tokio::runtime::Handle::current());
+    let mark = move || runtime.block_on(ask_for_writes::<f64>(&pool_for_mark, NOW, &[])).ok();
+    let (pool, runtime) = (pool.clone(), tokio::runtime::Handle::current());
+    let written_since = move |at: f64| runtime.block_on(ask_for_writes::<bool>(&pool, SINCE, &[&at])).unwrap_or(false);
+    hasher::Elsewhere { mark: Box::new(mark), written_since: Box::new(written_since) }
+}
+
+/// One value from `sql`; an error is logged at debug level (asked every
+/// few seconds: the hasher's rescan still comes).
+async fn ask_for_writes<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+    pool: &Pool,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<T, PgError> {
+    let read = async {
+        let client = pool.get().await?;
+        let row = client.query_one(sql, params).await.map_err(|e| PgError::query("asking for writes", &e))?;
+        row.try_get(0).map_err(|e| PgError::query("asking for writes", &e))
+    };
+    read.await.inspect_err(|e| tracing::debug!(error = %e, "hashing: could not ask for writes"))
 }
 
 impl Running {

@@ -63,8 +63,12 @@ const CLAIM: &str = "INSERT INTO gateways (id, host, pid, started_at, expires_at
 const TAKE_OVER: &str = "UPDATE gateways SET pid = $3, started_at = now(), \
      expires_at = now() + $4::float8 * interval '1 second' WHERE id = $1 AND host = $2 AND pid = $5";
 const HOLDER: &str = "SELECT host, pid, expires_at::text FROM gateways WHERE id = $1";
-const RENEW: &str =
-    "UPDATE gateways SET expires_at = now() + $4::float8 * interval '1 second' WHERE id = $1 AND host = $2 AND pid = $3";
+/// `$5`: whether this gateway committed a body since its last renewal;
+/// then `last_write_at` becomes now, after that commit, by the database's
+/// clock (what other gateways' hashers compare with, `chores.rs`).
+const RENEW: &str = "UPDATE gateways SET expires_at = now() + $4::float8 * interval '1 second', \
+     last_write_at = CASE WHEN $5::bool THEN now() ELSE last_write_at END \
+     WHERE id = $1 AND host = $2 AND pid = $3";
 const RELEASE: &str = "DELETE FROM gateways WHERE id = $1 AND host = $2 AND pid = $3";
 
 /// Takes the id `id` for this process: free, expired, or held by a process
@@ -122,11 +126,12 @@ fn process_runs(pid: i32) -> bool {
 
 /// Extends the claim; `false` if another process has taken the id since
 /// (this one's claim expired meanwhile, say while the database was away).
-pub async fn renew(pool: &Pool, claim: &Claim) -> Result<bool, PgError> {
+/// `wrote`: a body was committed through this gateway since the last renewal.
+pub async fn renew(pool: &Pool, claim: &Claim, wrote: bool) -> Result<bool, PgError> {
     let ttl = CLAIM_TTL.as_secs_f64();
     let client = pool.get().await?;
     let renewed = client
-        .execute(RENEW, &[&claim.id, &claim.host, &claim.pid, &ttl])
+        .execute(RENEW, &[&claim.id, &claim.host, &claim.pid, &ttl, &wrote])
         .await
         .map_err(|e| PgError::query("renewing the gateway id", &e))?;
     Ok(renewed == 1)
@@ -145,12 +150,16 @@ pub async fn release(pool: &Pool, claim: &Claim) -> Result<(), PgError> {
 /// Renews the claim every [`RENEW_EVERY`] until it is lost to another
 /// process; then returns, and the gateway must stop using its folder.
 /// A database that does not answer is retried: the claim stays this
-/// process's until another one takes it.
-pub async fn keep(pool: Pool, claim: Claim) {
+/// process's until another one takes it. Each renewal also says whether
+/// `last_change_ms` (the store's last committed body, ms) moved since the
+/// last renewal that got through.
+pub async fn keep(pool: Pool, claim: Claim, last_change_ms: impl Fn() -> i64) {
+    let mut reported = last_change_ms();
     loop {
         tokio::time::sleep(RENEW_EVERY).await;
-        match renew(&pool, &claim).await {
-            Ok(true) => {}
+        let changed = last_change_ms();
+        match renew(&pool, &claim, changed != reported).await {
+            Ok(true) => reported = changed,
             Ok(false) => {
                 tracing::error!(gateway_id = %claim.id, "another process took this gateway's id: stopping");
                 return;

@@ -79,7 +79,8 @@ pub(in crate::store) struct Paused<'a>(&'a Store);
 
 impl Drop for Paused<'_> {
     fn drop(&mut self) {
-        if self.0.unlink_gate.resume() {
+        // Over PostgreSQL freed files wait in the database for a chore, not here.
+        if self.0.unlink_gate.resume() && matches!(self.0.meta, crate::store::Meta::Redb { .. }) {
             if let Err(e) = self.0.unlink_dead_blobs() {
                 tracing::warn!(error = %e.chain(), "freeing blobs deferred by a backup failed; retried at next start");
             }
