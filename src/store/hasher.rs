@@ -51,6 +51,12 @@ pub(crate) struct Elsewhere {
 
 /// How often a hasher waiting for writes asks [`Elsewhere`].
 const ASK_ELSEWHERE: Duration = Duration::from_secs(2);
+/// The shortest time between a pass and the next one woken by writes
+/// elsewhere: a busy cluster's gateways report writes at each claim
+/// renewal, and a pass reads a few rows per blob.
+const ELSEWHERE_GAP: Duration = Duration::from_secs(20);
+/// How often a waiting hasher renews the lease `may_run` stands for (30 s).
+const KEEP_LEASE_EVERY: Duration = Duration::from_secs(10);
 
 /// How long a hasher that may not run waits before asking again.
 const WAIT_TO_RUN: Duration = Duration::from_secs(2);
@@ -89,21 +95,14 @@ pub(crate) fn spawn_hasher_while(
             }
             let pass_start = now_ms();
             if after == 0 {
-                // A pass from the start: what is committed after this mark, it may not see.
-                mark = elsewhere.as_ref().and_then(|e| (e.mark)());
+                // A pass from the start: what is committed after this mark, it
+                // may not see. Without a mark, any write ever made wakes it.
+                mark = elsewhere.as_ref().map(|e| (e.mark)().unwrap_or(0.0));
             }
             let (next, pause) = match hash_some(&store, idle, after, &may_run) {
                 Ok(Pass::After(last)) => (last, Duration::from_millis(10)),
                 Ok(Pass::Done) => {
-                    // Asking `may_run` also keeps a lease it stands for while waiting;
-                    // losing it ends the wait (the loop then waits to run again).
-                    let woken = || {
-                        !may_run()
-                            || match (&elsewhere, mark) {
-                                (Some(e), Some(mark)) => (e.written_since)(mark),
-                                _ => false,
-                            }
-                    };
+                    let woken = woken_early(&may_run, elsewhere.as_ref().zip(mark));
                     store.wait_for_writes_since(pass_start, idle, rescan, woken);
                     (0, Duration::ZERO)
                 }
@@ -119,6 +118,28 @@ pub(crate) fn spawn_hasher_while(
     });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "could not start the background hasher");
+    }
+}
+
+/// While a hasher waits after a pass: whether to start the next one
+/// before a write of this process or the rescan. It keeps the lease that
+/// `may_run` stands for (asked every [`KEEP_LEASE_EVERY`]; lost, the wait
+/// ends and the loop waits to run again), and once [`ELSEWHERE_GAP`] has
+/// passed, asks whether a body was committed `elsewhere` after the mark.
+fn woken_early<'a>(may_run: &'a impl Fn() -> bool, elsewhere: Option<(&'a Elsewhere, f64)>) -> impl Fn() -> bool + 'a {
+    let began = std::time::Instant::now();
+    let lease_kept = std::cell::Cell::new(began);
+    move || {
+        if lease_kept.get().elapsed() >= KEEP_LEASE_EVERY {
+            lease_kept.set(std::time::Instant::now());
+            if !may_run() {
+                return true;
+            }
+        }
+        match elsewhere {
+            Some((e, mark)) if began.elapsed() >= ELSEWHERE_GAP => (e.written_since)(mark),
+            _ => false,
+        }
     }
 }
 

@@ -551,7 +551,10 @@ impl Store {
                     (false, Err(_)) => store.free_blobs(dead),
                 }
             }
-            Settled::InDoubt => file.keep(),
+            Settled::InDoubt => {
+                file.keep();
+                store.note_change();
+            }
             Settled::RolledBack => drop(file),
         }
     }

@@ -154,11 +154,14 @@ fn leased_while(pool: &Pool, holder: &str, stopped: &Arc<AtomicBool>) -> impl Fn
 /// How the hasher learns of bodies committed through any gateway: a mark
 /// is the database's clock (seconds), and a gateway's `last_write_at`
 /// after it means a body committed after it. Asked from the hasher's own
-/// thread.
+/// thread. A gateway stopped or killed before its renewal reported a
+/// commit leaves it to the rescan.
 fn writes_elsewhere(pool: &Pool) -> hasher::Elsewhere {
     const NOW: &str = "SELECT extract(epoch FROM now())::float8";
+    // A second of margin: on CockroachDB or YugabyteDB the mark and a
+    // renewal may read the clocks of two nodes (at most one extra pass).
     const SINCE: &str =
-        "SELECT EXISTS (SELECT 1 FROM gateways WHERE extract(epoch FROM last_write_at)::float8 > $1::float8)";
+        "SELECT EXISTS (SELECT 1 FROM gateways WHERE extract(epoch FROM last_write_at)::float8 > $1::float8 - 1.0)";
     let (pool_for_mark, runtime) = (pool.clone(), tokio::runtime::Handle::current());
     let mark = move || runtime.block_on(ask_for_writes::<f64>(&pool_for_mark, NOW, &[])).ok();
     let (pool, runtime) = (pool.clone(), tokio::runtime::Handle::current());
