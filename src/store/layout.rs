@@ -51,9 +51,11 @@ impl Layout {
         let blobs = self.root.join("blobs");
         fs::create_dir_all(&blobs)?;
         for fan in 0..=255u8 {
-            let dir = blobs.join(format!("{fan:02x}"));
-            if !dir.exists() {
-                fs::create_dir(&dir)?;
+            // Gateways started at once on a new shared folder race here: a
+            // folder another one just made is as good as one made here.
+            match fs::create_dir(blobs.join(format!("{fan:02x}"))) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
             }
         }
         fsync_dir(&blobs)?;
@@ -163,4 +165,29 @@ pub fn new_blob_id() -> io::Result<BlobId> {
 /// a power loss can forget a rename even though the file's data was synced.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateways_creating_one_layout_at_once_all_succeed() {
+        for round in 0..20 {
+            let root = tempfile::tempdir().unwrap();
+            let starts: Vec<_> = (0..4)
+                .map(|gateway| {
+                    let root = root.path().to_path_buf();
+                    std::thread::spawn(move || {
+                        Layout::create_for_gateway(&root, &format!("g{gateway}")).map(|_| ())
+                    })
+                })
+                .collect();
+            for start in starts {
+                let made = start.join().unwrap();
+                assert!(made.is_ok(), "round {round}: {made:?}");
+            }
+            assert!(root.path().join("blobs/ff").is_dir());
+        }
+    }
 }
