@@ -150,7 +150,7 @@ pub fn backup(args: BackupArgs) -> anyhow::Result<()> {
 /// Offline when the database is free, else through the server holding it;
 /// the report and how it was taken.
 fn backup_of_redb(data: &Path, out: &Path) -> anyhow::Result<(BackupReport, String)> {
-    if data.join("gateways").is_dir() && !Layout::existing(data).db_path().exists() {
+    if Layout::existing(data).is_shared_by_gateways() {
         bail!("{} is the folder of gateways over PostgreSQL: give --meta URL, the database they use", data.display());
     }
     Ok(match backup_offline(data, out) {

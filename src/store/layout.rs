@@ -68,6 +68,13 @@ impl Layout {
         Layout { root: root.to_path_buf(), own: root.to_path_buf() }
     }
 
+    /// Whether the folder is the blob folder of gateways sharing a metadata
+    /// database, so not a one-node folder: it has gateways' folders and no
+    /// redb database.
+    pub fn is_shared_by_gateways(&self) -> bool {
+        self.root.join("gateways").is_dir() && !self.db_path().exists()
+    }
+
     /// Where a running server announces its address (see `admin.rs`).
     pub fn server_info_path(&self) -> PathBuf {
         self.own.join("server-info")
@@ -178,9 +185,7 @@ mod tests {
             let starts: Vec<_> = (0..4)
                 .map(|gateway| {
                     let root = root.path().to_path_buf();
-                    std::thread::spawn(move || {
-                        Layout::create_for_gateway(&root, &format!("g{gateway}")).map(|_| ())
-                    })
+                    std::thread::spawn(move || Layout::create_for_gateway(&root, &format!("g{gateway}")).map(|_| ()))
                 })
                 .collect();
             for start in starts {

@@ -124,7 +124,7 @@ impl Store {
     /// [`Store::open`]; with `accept_rollback`, a database found behind the
     /// commits already acknowledged (see `commit_mark.rs`) is served anyway.
     pub fn open_with(root: &Path, accept_rollback: bool) -> StoreResult<Arc<Store>> {
-        if root.join("gateways").is_dir() && !Layout::existing(root).db_path().exists() {
+        if Layout::existing(root).is_shared_by_gateways() {
             return Err(StoreError::SharedFolder(root.display().to_string()));
         }
         let layout = create_layout(root, None)?;

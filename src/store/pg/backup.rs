@@ -38,32 +38,22 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio_postgres::{IsolationLevel, Transaction};
 
-use super::schema::SCHEMA_VERSION;
+use super::schema::{SCHEMA_VERSION, TABLES_V1};
 use super::txn::{wait, PgContext};
 use super::{blob_id, PgError, Pool};
 use crate::store::backup::{copy_blobs, discard_partial, prepare_out, BackupError, BackupReport};
 use crate::store::layout::{fsync_dir, new_blob_id, packed_position, BlobId, Layout};
 use crate::store::Store;
 
-/// The tables a backup copies, in the order `tessera restore` loads them.
-pub const BACKED_UP: &[&str] = &[
-    "buckets",
-    "objects",
-    "versions",
-    "blobs",
-    "blob_crcs",
-    "blob_bodies",
-    "content",
-    "blob_content",
-    "content_holders",
-    "uploads",
-    "parts",
-    "completed_uploads",
-    "users",
-];
-
 /// The tables a backup leaves out (see the module comment).
 pub const LEFT_OUT: &[&str] = &["tessera_schema", "gateways", "leases", "dead_blobs"];
+
+/// The tables a backup copies: every other table, in creation order, which
+/// is the order `tessera restore` loads them (a new table is backed up
+/// unless it is added to [`LEFT_OUT`]).
+pub fn backed_up() -> Vec<&'static str> {
+    TABLES_V1.iter().copied().filter(|table| !LEFT_OUT.contains(table)).collect()
+}
 
 /// The folder of `OUT` the tables and the manifest go to.
 pub const METADATA_DIR: &str = "metadata";
@@ -135,7 +125,7 @@ struct Snapshot {
     files: Vec<BlobId>,
 }
 
-/// Dumps every table of [`BACKED_UP`] into `dir` from one snapshot.
+/// Dumps every table of [`backed_up`] into `dir` from one snapshot.
 async fn dump_tables(pool: &Pool, dir: &Path) -> Result<Snapshot, BackupError> {
     let mut client = pool.get().await?;
     let txn = client
@@ -146,7 +136,7 @@ async fn dump_tables(pool: &Pool, dir: &Path) -> Result<Snapshot, BackupError> {
         .await
         .map_err(|e| PgError::query("starting the backup's snapshot", &e))?;
     let mut snapshot = Snapshot::default();
-    for &name in BACKED_UP {
+    for name in backed_up() {
         let (rows, bytes) = dump_table(&txn, name, &dir.join(format!("{name}.copy"))).await?;
         snapshot.tables.push(TableDump { name: name.to_string(), rows, bytes });
     }
@@ -210,11 +200,10 @@ impl Snapshot {
         text
     }
 
-    /// Writes the manifest into `dir` durably, after the dumps it names.
+    /// Writes the manifest into `dir` durably, after the dumps it names
+    /// (each fsynced by [`dump_table`]; the folder's fsync makes their names
+    /// durable before the manifest's).
     fn write_manifest(&self, dir: &Path) -> std::io::Result<()> {
-        for t in &self.tables {
-            fs::File::open(dir.join(format!("{}.copy", t.name)))?.sync_all()?;
-        }
         fsync_dir(dir)?;
         let tmp = dir.join(format!("{MANIFEST}.tmp"));
         let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
@@ -358,7 +347,7 @@ pub async fn restore(pool: &Pool, from: &Path) -> Result<RestoreReport, BackupEr
 }
 
 /// The manifest of the complete backup in `from`, naming every table of
-/// [`BACKED_UP`] and written by a build of this schema version.
+/// [`backed_up`] and written by a build of this schema version.
 fn read_manifest(from: &Path, dir: &Path) -> Result<Snapshot, BackupError> {
     let refuse = |why: String| BackupError::Refused(format!("{}: {why}", from.display()));
     let text = match fs::read_to_string(dir.join(MANIFEST)) {
@@ -385,8 +374,9 @@ fn read_manifest(from: &Path, dir: &Path) -> Result<Snapshot, BackupError> {
         )));
     }
     let named: Vec<&str> = snapshot.tables.iter().map(|t| t.name.as_str()).collect();
-    if named != BACKED_UP {
-        return Err(refuse(format!("{METADATA_DIR}/{MANIFEST} names the tables {named:?}, not {BACKED_UP:?}")));
+    let expected = backed_up();
+    if named != expected {
+        return Err(refuse(format!("{METADATA_DIR}/{MANIFEST} names the tables {named:?}, not {expected:?}")));
     }
     Ok(snapshot)
 }
@@ -402,7 +392,7 @@ async fn refuse_unless_empty(txn: &Transaction<'_>) -> Result<(), BackupError> {
             "gateway {id} is running on this database: stop every gateway first"
         )));
     }
-    for table in BACKED_UP {
+    for table in backed_up() {
         let found = txn.query_opt(&format!("SELECT 1 FROM {table} LIMIT 1"), &[]).await.map_err(read)?;
         if found.is_some() {
             return Err(BackupError::Refused(format!(
@@ -452,21 +442,21 @@ async fn load_table(txn: &Transaction<'_>, table: &TableDump, path: &Path) -> Re
 mod tests {
     use super::*;
     use crate::store::pg::chores::freed_due;
-    use crate::store::pg::schema::TABLES_V1;
     use crate::store::pg::txn::rule_tests::TestSchema;
     use crate::store::pg::RetryPolicy;
 
     #[test]
-    fn every_table_is_backed_up_or_left_out_on_purpose() {
-        for table in TABLES_V1 {
-            assert!(BACKED_UP.contains(table) != LEFT_OUT.contains(table), "{table}: in neither list or both");
+    fn tables_left_out_exist_and_the_rest_are_backed_up() {
+        for table in LEFT_OUT {
+            assert!(TABLES_V1.contains(table), "{table} is left out but is no table");
         }
-        assert_eq!(BACKED_UP.len() + LEFT_OUT.len(), TABLES_V1.len());
+        assert_eq!(backed_up().len() + LEFT_OUT.len(), TABLES_V1.len());
+        assert!(backed_up().contains(&"users") && !backed_up().contains(&"leases"));
     }
 
     #[test]
     fn a_manifest_reads_back_as_written_and_a_damaged_one_not_at_all() {
-        let tables = BACKED_UP.iter().map(|&name| TableDump { name: name.into(), rows: 3, bytes: 70 }).collect();
+        let tables = backed_up().into_iter().map(|name| TableDump { name: name.into(), rows: 3, bytes: 70 }).collect();
         let snapshot = Snapshot { tables, objects: 12, version_seq: 99, files: Vec::new() };
         let text = snapshot.manifest();
         assert_eq!(Snapshot::parse_manifest(&text), Some((SCHEMA_VERSION, snapshot)));

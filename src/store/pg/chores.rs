@@ -163,25 +163,27 @@ fn writes_elsewhere(pool: &Pool) -> hasher::Elsewhere {
     const SINCE: &str =
         "SELECT EXISTS (SELECT 1 FROM gateways WHERE extract(epoch FROM last_write_at)::float8 > $1::float8 - 1.0)";
     let (pool_for_mark, runtime) = (pool.clone(), tokio::runtime::Handle::current());
-    let mark = move || runtime.block_on(ask_for_writes::<f64>(&pool_for_mark, NOW, &[])).ok();
+    let mark = move || runtime.block_on(ask_for_writes(&pool_for_mark, NOW, &[]))?.try_get(0).ok();
     let (pool, runtime) = (pool.clone(), tokio::runtime::Handle::current());
-    let written_since = move |at: f64| runtime.block_on(ask_for_writes::<bool>(&pool, SINCE, &[&at])).unwrap_or(false);
+    let written_since = move |at: f64| {
+        let row = runtime.block_on(ask_for_writes(&pool, SINCE, &[&at]));
+        row.and_then(|row| row.try_get(0).ok()).unwrap_or(false)
+    };
     hasher::Elsewhere { mark: Box::new(mark), written_since: Box::new(written_since) }
 }
 
-/// One value from `sql`; an error is logged at debug level (asked every
-/// few seconds: the hasher's rescan still comes).
-async fn ask_for_writes<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+/// The one row `sql` returns; `None` on an error, logged at debug level
+/// (asked every few seconds: the hasher's rescan still comes).
+async fn ask_for_writes(
     pool: &Pool,
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> Result<T, PgError> {
-    let read = async {
+) -> Option<tokio_postgres::Row> {
+    let asked = async {
         let client = pool.get().await?;
-        let row = client.query_one(sql, params).await.map_err(|e| PgError::query("asking for writes", &e))?;
-        row.try_get(0).map_err(|e| PgError::query("asking for writes", &e))
+        client.query_one(sql, params).await.map_err(|e| PgError::query("asking for writes", &e))
     };
-    read.await.inspect_err(|e| tracing::debug!(error = %e, "hashing: could not ask for writes"))
+    asked.await.inspect_err(|e| tracing::debug!(error = %e, "hashing: could not ask for writes")).ok()
 }
 
 impl Running {
@@ -243,7 +245,7 @@ impl Chores {
     async fn unlink_freed(&self, chore: Chore) -> anyhow::Result<()> {
         let mut unlinked = 0;
         loop {
-            let due = self.freed_before_grace().await?;
+            let due = freed_due(&self.pool, self.settings.unlink_grace).await?;
             let (store, full) = (self.store.clone(), due.len() == BATCH);
             let (removed, failed) = tokio::task::spawn_blocking(move || unlink(&store, &due)).await?;
             self.forget_freed(&removed).await?;
@@ -259,10 +261,6 @@ impl Chores {
             tracing::info!(unlinked, "unlinked freed blob files");
         }
         Ok(())
-    }
-
-    async fn freed_before_grace(&self) -> Result<Vec<BlobId>, PgError> {
-        freed_due(&self.pool, self.settings.unlink_grace).await
     }
 
     async fn forget_freed(&self, ids: &[BlobId]) -> Result<(), PgError> {
